@@ -1,0 +1,124 @@
+// The differentiable op set. Every op checks its inputs once here (ShapeError / DTypeError /
+// IndexError naming the op and the shapes), dispatches to a CPU kernel on raw pointers, and records
+// its backward when an input requires grad. f32 everywhere; bf16 where noted.
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "lmforge/core/autograd.h"
+#include "lmforge/core/runtime.h"
+#include "lmforge/core/tensor.h"
+
+namespace lmf {
+
+// ---- matmul / linear (oneDNN) ------------------------------------------------------------------
+enum class Activation { none, relu, gelu, gelu_tanh, silu, tanh };
+
+// a [.., M, K] x b [.., K, N] -> [.., M, N]; batch dims broadcast; 1-D b is a vector.
+// trans_a / trans_b use the transposed last two dims without copying. f32 and bf16 (bf16 inputs
+// give a bf16 result, accumulated in f32).
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+// y = act(x W^T + b); W is [out, in] as in torch.nn.Linear. Bias and activation fused in oneDNN.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(),
+              Activation act = Activation::none);
+
+// ---- elementwise (broadcasting) ----------------------------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double s);
+Tensor mul(const Tensor& a, double s);
+Tensor neg(const Tensor& a);
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor sqrt(const Tensor& a);
+Tensor pow(const Tensor& a, double exponent);
+Tensor relu(const Tensor& a);
+Tensor gelu(const Tensor& a, bool tanh_approx = false);  // erf (HF "gelu") or tanh ("gelu_new")
+Tensor silu(const Tensor& a);
+Tensor tanh(const Tensor& a);
+Tensor sigmoid(const Tensor& a);
+Tensor activation(const Tensor& a, Activation act);
+
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator+(const Tensor& a, double s) { return add(a, s); }
+inline Tensor operator-(const Tensor& a, double s) { return add(a, -s); }
+inline Tensor operator*(const Tensor& a, double s) { return mul(a, s); }
+inline Tensor operator/(const Tensor& a, double s) { return mul(a, 1.0 / s); }
+inline Tensor operator*(double s, const Tensor& a) { return mul(a, s); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+
+// ---- reductions --------------------------------------------------------------------------------
+Tensor sum(const Tensor& a);  // all elements -> scalar
+Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor mean(const Tensor& a);
+Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor max(const Tensor& a, int64_t dim, bool keepdim = false);     // values (grad to argmax)
+Tensor argmax(const Tensor& a, int64_t dim, bool keepdim = false);  // i64, not differentiable
+
+// ---- softmax and normalisation -----------------------------------------------------------------
+Tensor softmax(const Tensor& a, int64_t dim = -1);
+Tensor log_softmax(const Tensor& a, int64_t dim = -1);
+// Normalises over the last dim; weight/bias [H] are optional (undefined = none).
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
+
+// ---- indexing, shape and masking ---------------------------------------------------------------
+// weight [V, H], ids integer [...] -> [..., H]; backward scatter-adds into weight. Ids outside
+// [0, V) throw IndexError. Rows equal to padding_idx get no gradient (torch semantics).
+Tensor embedding(const Tensor& weight, const Tensor& ids, int64_t padding_idx = -1);
+// Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p); identity when
+// !training or p == 0. Draws from `gen` (default generator when null).
+Tensor dropout(const Tensor& x, double p, bool training, Generator* gen = nullptr);
+Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);  // torch.gather
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);  // mask bool, broadcast
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);     // cond bool, broadcast
+
+// ---- losses ------------------------------------------------------------------------------------
+enum class Reduction { none, mean, sum };
+// logits [N, C] (or [C]), targets integer [N]; torch.nn.functional.cross_entropy semantics:
+// targets == ignore_index contribute nothing and are excluded from the mean; label smoothing as in
+// torch (eps/C spread over all classes).
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100,
+                     double label_smoothing = 0.0, Reduction reduction = Reduction::mean);
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean);
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets,
+                                        Reduction reduction = Reduction::mean);
+
+// ---- attention and positions -------------------------------------------------------------------
+struct AttentionOptions {
+  // HF-style key padding mask [B, Tk] (bool or integer; nonzero = attend). Optional.
+  Tensor key_padding_mask;
+  // Extra mask broadcastable to [B, H, Tq, Tk]: bool (true = attend) or float (added to scores).
+  Tensor attn_mask;
+  bool causal = false;        // query i attends keys j <= i + (Tk - Tq)
+  double scale = 0.0;         // 0 -> 1/sqrt(D)
+  double dropout_p = 0.0;     // dropout on the probabilities (training only)
+  bool training = false;
+  bool return_probs = false;  // fill AttentionResult::probs [B, H, Tq, Tk] (for heatmaps)
+};
+struct AttentionResult {
+  Tensor out;    // [B, H, Tq, Dv]
+  Tensor probs;  // [B, H, Tq, Tk] when requested; never requires grad
+};
+// q [B, H, Tq, D], k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv]; Hkv divides H (grouped-query heads:
+// query head h uses kv head h / (H / Hkv)). Fused: scores, mask, softmax, dropout, weighted sum;
+// backward recomputes nothing from outside. Fully masked rows give zeros.
+AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const AttentionOptions& opt = {});
+// Rotary position embedding, HF LLaMA convention (rotate_half over the two halves of D):
+// x [B, H, T, D], positions integer [T] (or [B, T]); theta the base (10000 for LLaMA).
+Tensor rotary_embedding(const Tensor& x, const Tensor& positions, double theta = 10000.0);
+// Sinusoidal encoding [T, D] as in "Attention Is All You Need" / d2l:
+// P[t, 2i] = sin(t / 10000^(2i/D)), P[t, 2i+1] = cos(t / 10000^(2i/D)).
+Tensor sinusoidal_position_encoding(int64_t length, int64_t dim);
+
+}  // namespace lmf
