@@ -1,15 +1,18 @@
 // Indexing, shape and masking ops: embedding, concat/split/chunk/stack, gather, masked_fill and
 // where. Checks and autograd here; the data movement is in kernels/cpu/index.
+#include "kernels/cpu/index.h"
+
 #include <numeric>
 
-#include "kernels/cpu/index.h"
 #include "lmforge/ops/ops.h"
 
 namespace lmf {
 
 namespace {
 
-bool is_index_dtype(DType t) { return t == DType::i32 || t == DType::i64; }
+bool is_index_dtype(DType t) {
+  return t == DType::i32 || t == DType::i64;
+}
 
 // Position of the first value of integer tensor `ids` (contiguous) outside [lo, hi), or -1.
 int64_t first_out_of_range(const Tensor& ids, int64_t lo, int64_t hi) {
@@ -58,10 +61,11 @@ Tensor embedding(const Tensor& weight, const Tensor& ids, int64_t padding_idx) {
   Tensor idc = ids.contiguous();
   const int64_t bad = first_out_of_range(idc, 0, vocab);
   if (bad >= 0) {
-    fail<IndexError>("embedding: id {} at position {} of ids {} is out of range for a vocabulary "
-                     "of size {}",
-                     static_cast<int64_t>(idc.to(DType::i64).data<int64_t>()[bad]),
-                     position_str(bad, idc.shape()), ids.describe(), vocab);
+    fail<IndexError>(
+        "embedding: id {} at position {} of ids {} is out of range for a vocabulary "
+        "of size {}",
+        static_cast<int64_t>(idc.to(DType::i64).data<int64_t>()[bad]),
+        position_str(bad, idc.shape()), ids.describe(), vocab);
   }
   Tensor w = weight.detach().contiguous();
   Shape out_shape = ids.shape();
@@ -210,10 +214,11 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor idc = iv.contiguous();
   const int64_t bad = first_out_of_range(idc, 0, xv.size(d));
   if (bad >= 0) {
-    fail<IndexError>("gather: index value {} at position {} of index {} is out of range for dim "
-                     "{} of x {} (size {})",
-                     idc.data<int64_t>()[bad], position_str(bad, idc.shape()),
-                     shape_str(index.shape()), d, shape_str(x.shape()), xv.size(d));
+    fail<IndexError>(
+        "gather: index value {} at position {} of index {} is out of range for dim "
+        "{} of x {} (size {})",
+        idc.data<int64_t>()[bad], position_str(bad, idc.shape()), shape_str(index.shape()), d,
+        shape_str(x.shape()), xv.size(d));
   }
   Tensor out = Tensor::empty(idc.shape(), x.dtype());
   const int rank = static_cast<int>(xv.dim());

@@ -1,9 +1,10 @@
 // Losses: cross_entropy (fused log-softmax + nll + label smoothing), mse_loss and
 // binary_cross_entropy_with_logits. Computed in f32 (other float dtypes round-trip through f32).
+#include "kernels/cpu/loss.h"
+
 #include <cmath>
 #include <limits>
 
-#include "kernels/cpu/loss.h"
 #include "lmforge/ops/ops.h"
 
 namespace lmf {
@@ -61,9 +62,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   int64_t valid = 0;
   const int64_t bad = cpu::loss_check_targets(t.data<int64_t>(), n, c, ignore_index, &valid);
   if (bad >= 0) {
-    fail<IndexError>("cross_entropy: target {} at position {} is out of range for {} classes "
-                     "(logits {}; ignore_index is {})",
-                     t.data<int64_t>()[bad], bad, c, shape_str(logits.shape()), ignore_index);
+    fail<IndexError>(
+        "cross_entropy: target {} at position {} is out of range for {} classes "
+        "(logits {}; ignore_index is {})",
+        t.data<int64_t>()[bad], bad, c, shape_str(logits.shape()), ignore_index);
   }
   Tensor x = logits.detach().contiguous();
   Tensor row_loss = Tensor::empty(targets.shape(), DType::f32);
@@ -101,7 +103,8 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
     out = Tensor::empty(input.shape(), DType::f32);
     cpu::loss_mse_forward(a.data<float>(), b.data<float>(), n, out.data<float>());
   } else {
-    out = reduced(cpu::loss_mse_forward(a.data<float>(), b.data<float>(), n, nullptr), n, reduction);
+    out =
+        reduced(cpu::loss_mse_forward(a.data<float>(), b.data<float>(), n, nullptr), n, reduction);
   }
   const bool need_a = input.requires_grad(), need_b = target.requires_grad();
   const Shape shape = input.shape();

@@ -9,7 +9,9 @@
 namespace lmf::test {
 namespace {
 
-Shape row_major(const Shape& s) { return contiguous_strides(s); }
+Shape row_major(const Shape& s) {
+  return contiguous_strides(s);
+}
 
 // Flat index -> multi-index in `shape`.
 Shape unravel(int64_t flat, const Shape& shape) {
@@ -34,7 +36,9 @@ double bcast_at(const Ref& r, const Shape& idx) {
   return r[f];
 }
 
-Tensor ids_i64(std::vector<int64_t> v, const Shape& s) { return Tensor::from_vector(v, s); }
+Tensor ids_i64(std::vector<int64_t> v, const Shape& s) {
+  return Tensor::from_vector(v, s);
+}
 
 // ---- embedding ---------------------------------------------------------------------------------
 
@@ -91,23 +95,22 @@ std::vector<Ref> split_ref(const Ref& x, const std::vector<int64_t>& sizes, int6
 
 // Split then concatenated back in reverse order (exercises every piece's backward).
 OpCase split_case(std::string name, Shape shape, std::vector<int64_t> sizes, int64_t dim) {
-  return OpCase{
-      .name = std::move(name),
-      .dtypes = {DType::f32, DType::bf16},
-      .inputs = [shape] { return std::vector<Tensor>{randn(shape)}; },
-      .op =
-          [sizes, dim](const std::vector<Tensor>& in) {
-            auto ps = split(in[0], sizes, dim);
-            std::reverse(ps.begin(), ps.end());
-            return concat(ps, dim);
-          },
-      .reference =
-          [sizes, dim](const std::vector<Ref>& in) {
-            auto ps = split_ref(in[0], sizes, dim);
-            std::reverse(ps.begin(), ps.end());
-            return concat_ref(ps, dim);
-          },
-      .grad_inputs = {0}};
+  return OpCase{.name = std::move(name),
+                .dtypes = {DType::f32, DType::bf16},
+                .inputs = [shape] { return std::vector<Tensor>{randn(shape)}; },
+                .op =
+                    [sizes, dim](const std::vector<Tensor>& in) {
+                      auto ps = split(in[0], sizes, dim);
+                      std::reverse(ps.begin(), ps.end());
+                      return concat(ps, dim);
+                    },
+                .reference =
+                    [sizes, dim](const std::vector<Ref>& in) {
+                      auto ps = split_ref(in[0], sizes, dim);
+                      std::reverse(ps.begin(), ps.end());
+                      return concat_ref(ps, dim);
+                    },
+                .grad_inputs = {0}};
 }
 
 OpCase chunk_case(std::string name, Shape shape, int64_t chunks, std::vector<int64_t> expect_sizes,
@@ -212,34 +215,30 @@ Ref where_ref(const Ref& c, const Ref& a, const Ref& b) {
 }
 
 OpCase masked_fill_case(std::string name, Shape x_shape, Shape mask_shape, double value) {
-  return OpCase{.name = std::move(name),
-                .dtypes = {DType::f32, DType::bf16},
-                .inputs =
-                    [x_shape, mask_shape] {
-                      return std::vector<Tensor>{randn(x_shape), bernoulli(mask_shape, 0.4)};
-                    },
-                .op = [value](const std::vector<Tensor>& in) {
-                  return masked_fill(in[0], in[1], value);
-                },
-                .reference =
-                    [value](const std::vector<Ref>& in) {
-                      return where_ref(in[1], Ref({}, value), in[0]);
-                    },
-                .grad_inputs = {0}};
+  return OpCase{
+      .name = std::move(name),
+      .dtypes = {DType::f32, DType::bf16},
+      .inputs =
+          [x_shape, mask_shape] {
+            return std::vector<Tensor>{randn(x_shape), bernoulli(mask_shape, 0.4)};
+          },
+      .op = [value](const std::vector<Tensor>& in) { return masked_fill(in[0], in[1], value); },
+      .reference =
+          [value](const std::vector<Ref>& in) { return where_ref(in[1], Ref({}, value), in[0]); },
+      .grad_inputs = {0}};
 }
 
 OpCase where_case(std::string name, Shape c_shape, Shape a_shape, Shape b_shape) {
-  return OpCase{.name = std::move(name),
-                .dtypes = {DType::f32, DType::bf16},
-                .inputs =
-                    [c_shape, a_shape, b_shape] {
-                      return std::vector<Tensor>{bernoulli(c_shape, 0.5), randn(a_shape),
-                                                 randn(b_shape)};
-                    },
-                .op = [](const std::vector<Tensor>& in) { return where(in[0], in[1], in[2]); },
-                .reference =
-                    [](const std::vector<Ref>& in) { return where_ref(in[0], in[1], in[2]); },
-                .grad_inputs = {1, 2}};
+  return OpCase{
+      .name = std::move(name),
+      .dtypes = {DType::f32, DType::bf16},
+      .inputs =
+          [c_shape, a_shape, b_shape] {
+            return std::vector<Tensor>{bernoulli(c_shape, 0.5), randn(a_shape), randn(b_shape)};
+          },
+      .op = [](const std::vector<Tensor>& in) { return where(in[0], in[1], in[2]); },
+      .reference = [](const std::vector<Ref>& in) { return where_ref(in[0], in[1], in[2]); },
+      .grad_inputs = {1, 2}};
 }
 
 LMF_REGISTER_OP_CASES({
@@ -247,8 +246,8 @@ LMF_REGISTER_OP_CASES({
            .dtypes = {DType::f32, DType::bf16},
            .inputs =
                [] {
-                 return std::vector<Tensor>{
-                     randn({10, 6}), ids_i64({3, 1, 3, 9, 0, 3, 1, 7, 7, 2}, {2, 5})};
+                 return std::vector<Tensor>{randn({10, 6}),
+                                            ids_i64({3, 1, 3, 9, 0, 3, 1, 7, 7, 2}, {2, 5})};
                },
            .op = [](const std::vector<Tensor>& in) { return embedding(in[0], in[1]); },
            .reference = [](const std::vector<Ref>& in) { return embedding_ref(in[0], in[1]); },
@@ -257,8 +256,7 @@ LMF_REGISTER_OP_CASES({
            .inputs =
                [] {
                  return std::vector<Tensor>{
-                     randn({7, 5}),
-                     Tensor::from_vector<int32_t>({6, 0, 0, 4, 2, 6, 1}, {7})};
+                     randn({7, 5}), Tensor::from_vector<int32_t>({6, 0, 0, 4, 2, 6, 1}, {7})};
                },
            .op = [](const std::vector<Tensor>& in) { return embedding(in[0], in[1]); },
            .reference = [](const std::vector<Ref>& in) { return embedding_ref(in[0], in[1]); },
@@ -277,7 +275,10 @@ LMF_REGISTER_OP_CASES({
     concat_case("concat/last_dim_unequal", {{2, 3, 5}, {2, 3, 1}, {2, 3, 2}}, -1),
     concat_case("concat/single_input", {{3, 4}}, 1),
     OpCase{.name = "concat/non_contiguous_inputs",
-           .inputs = [] { return std::vector<Tensor>{randn({4, 3}), randn({4, 2})}; },
+           .inputs =
+               [] {
+                 return std::vector<Tensor>{randn({4, 3}), randn({4, 2})};
+               },
            .op =
                [](const std::vector<Tensor>& in) {
                  return concat({in[0].transpose(0, 1), in[1].transpose(0, 1)}, 0);
@@ -288,7 +289,8 @@ LMF_REGISTER_OP_CASES({
                  for (const Ref& x : in) {
                    Ref t({x.shape[1], x.shape[0]});
                    for (int64_t i = 0; i < x.shape[0]; ++i)
-                     for (int64_t j = 0; j < x.shape[1]; ++j) t[j * x.shape[0] + i] = x[i * x.shape[1] + j];
+                     for (int64_t j = 0; j < x.shape[1]; ++j)
+                       t[j * x.shape[0] + i] = x[i * x.shape[1] + j];
                    ts.push_back(t);
                  }
                  return concat_ref(ts, 0);

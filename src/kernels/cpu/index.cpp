@@ -22,11 +22,21 @@ struct Bytes {
 template <class Fn>
 void visit_size(size_t elem_size, Fn&& fn) {
   switch (elem_size) {
-    case 1: fn(uint8_t{}); break;
-    case 2: fn(uint16_t{}); break;
-    case 4: fn(uint32_t{}); break;
-    case 8: fn(uint64_t{}); break;
-    default: fn(Bytes<16>{}); break;  // not produced by any dtype today
+    case 1:
+      fn(uint8_t{});
+      break;
+    case 2:
+      fn(uint16_t{});
+      break;
+    case 4:
+      fn(uint32_t{});
+      break;
+    case 8:
+      fn(uint64_t{});
+      break;
+    default:
+      fn(Bytes<16>{});
+      break;  // not produced by any dtype today
   }
 }
 
@@ -43,7 +53,8 @@ template <class Idx>
 void embedding_forward(const void* weight, size_t row_bytes, const Idx* ids, int64_t n, void* out) {
   const auto* w = static_cast<const char*>(weight);
   auto* o = static_cast<char*>(out);
-#pragma omp parallel for schedule(static) if (n * static_cast<int64_t>(row_bytes) > 4 * kParallelMin)
+#pragma omp parallel for schedule(static) if (n * static_cast <int64_t>(row_bytes) > \
+                                              4 * kParallelMin)
   for (int64_t i = 0; i < n; ++i)
     std::memcpy(o + i * row_bytes, w + static_cast<int64_t>(ids[i]) * row_bytes, row_bytes);
 }
@@ -112,8 +123,7 @@ void gather_typed(const T* x, int rank, const int64_t* index_shape, const int64_
       for (int64_t k = 0; k < a.n; ++k) {
         const int64_t row = (o * a.n + k) * a.inner;
         const T* xo = x + a.outer_off[o];
-        for (int64_t i = i0; i < i1; ++i)
-          out[row + i] = xo[index[row + i] * sd + a.inner_off[i]];
+        for (int64_t i = i0; i < i1; ++i) out[row + i] = xo[index[row + i] * sd + a.inner_off[i]];
       }
     }
   }
@@ -130,8 +140,7 @@ void parallel_runs(int rank, const int64_t* shape_in, const std::array<const int
     if (shape_in[d] == 0) return;
     if (shape_in[d] == 1) continue;
     bool merge = !shape.empty();
-    for (size_t k = 0; k < K && merge; ++k)
-      merge = st[k].back() == st_in[k][d] * shape_in[d];
+    for (size_t k = 0; k < K && merge; ++k) merge = st[k].back() == st_in[k][d] * shape_in[d];
     if (merge) {
       shape.back() *= shape_in[d];
       for (size_t k = 0; k < K; ++k) st[k].back() = st_in[k][d];
@@ -151,7 +160,8 @@ void parallel_runs(int rank, const int64_t* shape_in, const std::array<const int
   int64_t rows = 1;
   for (int d = 0; d < r - 1; ++d) rows *= shape[d];
   // Long single runs are cut into pieces so that they still use every thread.
-  const int64_t piece = rows == 1 ? std::max<int64_t>(4096, n / (4 * omp_get_max_threads()) + 1) : n;
+  const int64_t piece =
+      rows == 1 ? std::max<int64_t>(4096, n / (4 * omp_get_max_threads()) + 1) : n;
   const int64_t pieces = (n + piece - 1) / piece;
 #pragma omp parallel for collapse(2) schedule(static) if (rows * n > kParallelMin)
   for (int64_t row = 0; row < rows; ++row) {
@@ -234,7 +244,8 @@ void index_scatter_add(const float* grad, int rank, const int64_t* index_shape,
       float* gxo = grad_x + a.outer_off[o];
       for (int64_t k = 0; k < a.n; ++k) {
         const int64_t row = (o * a.n + k) * a.inner;
-        for (int64_t i = i0; i < i1; ++i) gxo[index[row + i] * sd + a.inner_off[i]] += grad[row + i];
+        for (int64_t i = i0; i < i1; ++i)
+          gxo[index[row + i] * sd + a.inner_off[i]] += grad[row + i];
       }
     }
   }
@@ -250,20 +261,20 @@ void index_where(int rank, const int64_t* shape, const bool* cond, const int64_t
     const T* pa = static_cast<const T*>(a);
     const T* pb = static_cast<const T*>(b);
     T* po = static_cast<T*>(out);
-    parallel_runs<4>(rank, shape, {cond_strides, a_strides, b_strides, out_strides.data()},
-                     [&](const std::array<int64_t, 4>& off, int64_t n,
-                         const std::array<int64_t, 4>& in) {
-                       const bool* c = cond + off[0];
-                       const T* xa = pa + off[1];
-                       const T* xb = pb + off[2];
-                       T* o = po + off[3];
-                       if (in[0] == 1 && in[1] == 1 && in[2] == 1 && in[3] == 1) {
-                         for (int64_t k = 0; k < n; ++k) o[k] = c[k] ? xa[k] : xb[k];
-                       } else {
-                         for (int64_t k = 0; k < n; ++k)
-                           o[k * in[3]] = c[k * in[0]] ? xa[k * in[1]] : xb[k * in[2]];
-                       }
-                     });
+    parallel_runs<4>(
+        rank, shape, {cond_strides, a_strides, b_strides, out_strides.data()},
+        [&](const std::array<int64_t, 4>& off, int64_t n, const std::array<int64_t, 4>& in) {
+          const bool* c = cond + off[0];
+          const T* xa = pa + off[1];
+          const T* xb = pb + off[2];
+          T* o = po + off[3];
+          if (in[0] == 1 && in[1] == 1 && in[2] == 1 && in[3] == 1) {
+            for (int64_t k = 0; k < n; ++k) o[k] = c[k] ? xa[k] : xb[k];
+          } else {
+            for (int64_t k = 0; k < n; ++k)
+              o[k * in[3]] = c[k * in[0]] ? xa[k * in[1]] : xb[k * in[2]];
+          }
+        });
   });
 }
 

@@ -29,6 +29,39 @@ inline float vexp(float x) {
   return p * std::bit_cast<float>(e << 23);
 }
 
+// Row helpers, compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time.
+#define LMF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+LMF_CLONES float row_max(const float* x, int64_t c) {
+  float m = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < c; ++j) m = std::max(m, x[j]);
+  return m;
+}
+
+LMF_CLONES float row_sum_exp(const float* x, int64_t c, float m) {
+  float s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < c; ++j) s += vexp(x[j] - m);
+  return s;
+}
+
+LMF_CLONES double row_sum(const float* x, int64_t c) {
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < c; ++j) s += x[j];
+  return s;
+}
+
+// g[j] = w (exp(x[j] - lse) - off): the softmax part of the cross-entropy gradient.
+LMF_CLONES void row_softmax_grad(const float* x, int64_t c, float lse, float w, float off,
+                                 float* g) {
+#pragma omp simd
+  for (int64_t j = 0; j < c; ++j) g[j] = w * (vexp(x[j] - lse) - off);
+}
+
+#undef LMF_CLONES
+
 inline float sigmoid(float x) {
   const float e = std::exp(-std::abs(x));
   return x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
@@ -41,17 +74,8 @@ void loss_cross_entropy_forward(const float* x, const int64_t* targets, int64_t 
 #pragma omp parallel for schedule(static) if (n * c > kParallelMin)
   for (int64_t r = 0; r < n; ++r) {
     const float* xr = x + r * c;
-    float m = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : m)
-    for (int64_t j = 0; j < c; ++j) m = std::max(m, xr[j]);
-    float s = 0;
-    double sx = 0;
-#pragma omp simd reduction(+ : s, sx)
-    for (int64_t j = 0; j < c; ++j) {
-      s += vexp(xr[j] - m);
-      sx += xr[j];
-    }
-    const float l = m + std::log(s);
+    const float m = row_max(xr, c);
+    const float l = m + std::log(row_sum_exp(xr, c, m));
     lse[r] = l;
     const int64_t t = targets[r];
     if (t == ignore_index) {
@@ -59,7 +83,7 @@ void loss_cross_entropy_forward(const float* x, const int64_t* targets, int64_t 
       continue;
     }
     const double nll = static_cast<double>(l) - xr[t];
-    const double smooth = static_cast<double>(l) - sx / static_cast<double>(c);
+    const double smooth = eps == 0.0f ? 0.0 : static_cast<double>(l) - row_sum(xr, c) / c;
     row_loss[r] = static_cast<float>((1.0 - eps) * nll + eps * smooth);
   }
 }
@@ -70,7 +94,6 @@ void loss_cross_entropy_backward(const float* x, const int64_t* targets, const f
   const float off = eps / static_cast<float>(c);
 #pragma omp parallel for schedule(static) if (n * c > kParallelMin)
   for (int64_t r = 0; r < n; ++r) {
-    const float* xr = x + r * c;
     float* gr = gx + r * c;
     const int64_t t = targets[r];
     if (t == ignore_index) {
@@ -78,9 +101,7 @@ void loss_cross_entropy_backward(const float* x, const int64_t* targets, const f
       continue;
     }
     const float w = gout[r * gstride] * scale;
-    const float l = lse[r];
-#pragma omp simd
-    for (int64_t j = 0; j < c; ++j) gr[j] = w * (vexp(xr[j] - l) - off);
+    row_softmax_grad(x + r * c, c, lse[r], w, off, gr);
     gr[t] -= w * (1.0f - eps);
   }
 }

@@ -22,8 +22,8 @@ void random_dropout_forward(const float* x, int64_t n, double p, float scale, ui
   const uint64_t base = splitmix64(seed);
 #pragma omp parallel for simd if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
-    const bool k = (splitmix64(base ^ static_cast<uint64_t>(i) * 0xd1b54a32d192ed03ull) >> 11) >=
-                   threshold;
+    const bool k =
+        (splitmix64(base ^ static_cast<uint64_t>(i) * 0xd1b54a32d192ed03ull) >> 11) >= threshold;
     keep[i] = k;
     out[i] = k ? x[i] * scale : 0.0f;
   }
