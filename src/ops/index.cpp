@@ -36,7 +36,7 @@ void check_defined(const Tensor& t, const char* op, const char* what) {
 }
 
 // out = cond ? a : b over `shape`; all three are views already broadcast (expanded) to `shape`.
-Tensor select(const Tensor& cond, const Tensor& a, const Tensor& b, const Shape& shape) {
+Tensor select_strided(const Tensor& cond, const Tensor& a, const Tensor& b, const Shape& shape) {
   Tensor out = Tensor::empty(shape, a.dtype());
   cpu::index_where(static_cast<int>(shape.size()), shape.data(), cond.data<bool>(),
                    cond.strides().data(), a.data_ptr(), a.strides().data(), b.data_ptr(),
@@ -249,10 +249,10 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
             shape_str(shape));
   const Tensor m = mask.detach().expand(shape);
   const Tensor fill = Tensor::scalar(value, x.dtype()).expand(shape);
-  Tensor out = select(m, fill, x.detach(), shape);
+  Tensor out = select_strided(m, fill, x.detach(), shape);
   record(out, "masked_fill", {x}, [m, shape](const Tensor& g) {
     const Tensor zero = Tensor::scalar(0.0, g.dtype()).expand(shape);
-    return std::vector<Tensor>{select(m, zero, g, shape)};
+    return std::vector<Tensor>{select_strided(m, zero, g, shape)};
   });
   return out;
 }
@@ -268,14 +268,14 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const Shape shape =
       broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   const Tensor c = cond.detach().expand(shape);
-  Tensor out = select(c, a.detach().expand(shape), b.detach().expand(shape), shape);
+  Tensor out = select_strided(c, a.detach().expand(shape), b.detach().expand(shape), shape);
   const Shape a_shape = a.shape(), b_shape = b.shape();
   const bool need_a = a.requires_grad(), need_b = b.requires_grad();
   record(out, "where", {a, b}, [c, shape, a_shape, b_shape, need_a, need_b](const Tensor& g) {
     const Tensor zero = Tensor::scalar(0.0, g.dtype()).expand(shape);
     std::vector<Tensor> grads(2);
-    if (need_a) grads[0] = sum_to(select(c, g, zero, shape), a_shape);
-    if (need_b) grads[1] = sum_to(select(c, zero, g, shape), b_shape);
+    if (need_a) grads[0] = sum_to(select_strided(c, g, zero, shape), a_shape);
+    if (need_b) grads[1] = sum_to(select_strided(c, zero, g, shape), b_shape);
     return grads;
   });
   return out;
