@@ -1,0 +1,218 @@
+#include "kernels/cpu/norm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/elementwise.h"
+
+namespace lmf::kernels {
+
+namespace {
+
+inline float ld(float v) { return v; }
+inline float ld(bf16_t v) { return from_bf16(v.bits); }
+inline void st(float& d, float v) { d = v; }
+inline void st(bf16_t& d, float v) { d.bits = to_bf16(v); }
+
+// Row sum and sum of squared deviations from `shift`, each in eight double lanes.
+template <class T>
+double row_sum(const T* x, int64_t n) {
+  double acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += ld(x[i + j]);
+  for (; i < n; ++i) acc[i & 7] += ld(x[i]);
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+template <class T>
+double row_sq_dev(const T* x, int64_t n, double shift) {
+  double acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) {
+      const double d = ld(x[i + j]) - shift;
+      acc[j] += d * d;
+    }
+  for (; i < n; ++i) {
+    const double d = ld(x[i]) - shift;
+    acc[i & 7] += d * d;
+  }
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+// f32 dot-like sums over a row (gradient terms; f32 lanes are accurate enough there).
+constexpr int kLanes = 16;
+template <class F>
+float lane_sum(int64_t n, F f) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += f(i + j);
+  float s = 0;
+  for (; i < n; ++i) s += f(i);
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  return s;
+}
+
+bool parallel(int64_t rows, int64_t cols) { return rows > 1 && rows * cols > kParallelGrain / 4; }
+
+// Per-thread [cols] double partials for the weight/bias gradients, summed at the end.
+struct Partials {
+  int64_t cols;
+  std::vector<double> buf;
+  Partials(int64_t c, int n) : cols(c), buf(static_cast<size_t>(c) * 2 * n, 0.0) {}
+  double* gw(int t) { return buf.data() + static_cast<size_t>(t) * 2 * cols; }
+  double* gb(int t) { return gw(t) + cols; }
+};
+
+}  // namespace
+
+template <class T>
+void layer_norm_fwd(const T* x, const T* w, const T* b, T* y, float* mean, float* rstd,
+                    int64_t rows, int64_t cols, float eps) {
+#pragma omp parallel for if (parallel(rows, cols)) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    const double mu = row_sum(xr, cols) / static_cast<double>(cols);
+    const double var = row_sq_dev(xr, cols, mu) / static_cast<double>(cols);
+    const float rs = static_cast<float>(1.0 / std::sqrt(var + eps));
+    // The mean as f32 hi + lo: x - hi is exact for x near the mean, so a large common offset
+    // (mean >> std) does not cost the normalised values their precision.
+    const float m = static_cast<float>(mu);
+    const float lo = static_cast<float>((mu - m) * rs);
+    mean[r] = m;
+    rstd[r] = rs;
+    if (w && b) {
+      for (int64_t c = 0; c < cols; ++c)
+        st(yr[c], ((ld(xr[c]) - m) * rs - lo) * ld(w[c]) + ld(b[c]));
+    } else if (w) {
+      for (int64_t c = 0; c < cols; ++c) st(yr[c], ((ld(xr[c]) - m) * rs - lo) * ld(w[c]));
+    } else if (b) {
+      for (int64_t c = 0; c < cols; ++c) st(yr[c], (ld(xr[c]) - m) * rs - lo + ld(b[c]));
+    } else {
+      for (int64_t c = 0; c < cols; ++c) st(yr[c], (ld(xr[c]) - m) * rs - lo);
+    }
+  }
+}
+
+template <class T>
+void layer_norm_bwd(const T* x, const T* w, const float* mean, const float* rstd, const T* gy,
+                    T* gx, float* gw, float* gb, int64_t rows, int64_t cols) {
+  const bool par = parallel(rows, cols);
+  const int nt = par ? omp_get_max_threads() : 1;
+  const bool need_wb = gw || gb;
+  Partials part(need_wb ? cols : 0, nt);
+#pragma omp parallel num_threads(nt) if (par)
+  {
+    const int tid = omp_get_thread_num();
+    double* pw = need_wb ? part.gw(tid) : nullptr;
+    double* pb = need_wb ? part.gb(tid) : nullptr;
+    std::vector<float> xh(cols), g(cols);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = x + r * cols;
+      const T* gr = gy + r * cols;
+      const float m = mean[r], rs = rstd[r];
+      for (int64_t c = 0; c < cols; ++c) {
+        xh[c] = (ld(xr[c]) - m) * rs;
+        g[c] = w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]);
+      }
+      const float inv_n = 1.f / static_cast<float>(cols);
+      const float a = lane_sum(cols, [&](int64_t c) { return g[c]; }) * inv_n;
+      const float bsum = lane_sum(cols, [&](int64_t c) { return g[c] * xh[c]; }) * inv_n;
+      T* gxr = gx + r * cols;
+      for (int64_t c = 0; c < cols; ++c) st(gxr[c], rs * (g[c] - a - xh[c] * bsum));
+      if (need_wb)
+        for (int64_t c = 0; c < cols; ++c) {
+          const float gv = ld(gr[c]);
+          pw[c] += gv * xh[c];
+          pb[c] += gv;
+        }
+    }
+  }
+  if (!need_wb) return;
+  for (int64_t c = 0; c < cols; ++c) {
+    double sw = 0, sb = 0;
+    for (int t = 0; t < nt; ++t) sw += part.gw(t)[c], sb += part.gb(t)[c];
+    if (gw) gw[c] = static_cast<float>(sw);
+    if (gb) gb[c] = static_cast<float>(sb);
+  }
+}
+
+template <class T>
+void rms_norm_fwd(const T* x, const T* w, T* y, float* rstd, int64_t rows, int64_t cols,
+                  float eps) {
+#pragma omp parallel for if (parallel(rows, cols)) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    const double ms = row_sq_dev(xr, cols, 0.0) / static_cast<double>(cols);
+    const float rs = static_cast<float>(1.0 / std::sqrt(ms + eps));
+    rstd[r] = rs;
+    if (w) {
+      // HF rounds the normalised value to the input dtype before multiplying by the weight.
+      for (int64_t c = 0; c < cols; ++c) {
+        T h;
+        st(h, ld(xr[c]) * rs);
+        st(yr[c], ld(w[c]) * ld(h));
+      }
+    } else {
+      for (int64_t c = 0; c < cols; ++c) st(yr[c], ld(xr[c]) * rs);
+    }
+  }
+}
+
+template <class T>
+void rms_norm_bwd(const T* x, const T* w, const float* rstd, const T* gy, T* gx, float* gw,
+                  int64_t rows, int64_t cols) {
+  const bool par = parallel(rows, cols);
+  const int nt = par ? omp_get_max_threads() : 1;
+  Partials part(gw ? cols : 0, nt);
+#pragma omp parallel num_threads(nt) if (par)
+  {
+    const int tid = omp_get_thread_num();
+    double* pw = gw ? part.gw(tid) : nullptr;
+    std::vector<float> g(cols), xv(cols);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = x + r * cols;
+      const T* gr = gy + r * cols;
+      const float rs = rstd[r];
+      for (int64_t c = 0; c < cols; ++c) {
+        xv[c] = ld(xr[c]);
+        g[c] = w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]);
+      }
+      // y = g . x * rs  =>  dx = rs * g - x * rs^3 * mean(g x)
+      const float dot = lane_sum(cols, [&](int64_t c) { return g[c] * xv[c]; });
+      const float k = dot * rs * rs * rs / static_cast<float>(cols);
+      T* gxr = gx + r * cols;
+      for (int64_t c = 0; c < cols; ++c) st(gxr[c], rs * g[c] - xv[c] * k);
+      if (pw)
+        for (int64_t c = 0; c < cols; ++c) pw[c] += ld(gr[c]) * xv[c] * rs;
+    }
+  }
+  if (!gw) return;
+  for (int64_t c = 0; c < cols; ++c) {
+    double s = 0;
+    for (int t = 0; t < nt; ++t) s += part.gw(t)[c];
+    gw[c] = static_cast<float>(s);
+  }
+}
+
+#define LMF_INSTANTIATE(T)                                                                       \
+  template void layer_norm_fwd<T>(const T*, const T*, const T*, T*, float*, float*, int64_t,    \
+                                  int64_t, float);                                             \
+  template void layer_norm_bwd<T>(const T*, const T*, const float*, const float*, const T*, T*, \
+                                  float*, float*, int64_t, int64_t);                           \
+  template void rms_norm_fwd<T>(const T*, const T*, T*, float*, int64_t, int64_t, float);        \
+  template void rms_norm_bwd<T>(const T*, const T*, const float*, const T*, T*, float*, int64_t, \
+                                int64_t);
+LMF_INSTANTIATE(float)
+LMF_INSTANTIATE(bf16_t)
+#undef LMF_INSTANTIATE
+
+}  // namespace lmf::kernels

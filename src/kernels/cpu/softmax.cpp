@@ -1,0 +1,196 @@
+#include "kernels/cpu/softmax.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/elementwise.h"
+
+namespace lmf::kernels {
+
+namespace {
+
+inline float ld(float v) { return v; }
+inline float ld(bf16_t v) { return from_bf16(v.bits); }
+inline void st(float& d, float v) { d = v; }
+inline void st(bf16_t& d, float v) { d.bits = to_bf16(v); }
+
+constexpr int kLanes = 16;
+constexpr int64_t kInnerBlock = 64;
+
+inline float lanes_max(const float* a) {
+  float m = a[0];
+  for (int j = 1; j < kLanes; ++j) m = a[j] > m ? a[j] : m;
+  return m;
+}
+inline float lanes_sum(const float* a) {
+  float s = 0;
+  for (int j = 0; j < kLanes; ++j) s += a[j];
+  return s;
+}
+
+// One contiguous row held in f32 (x may alias y for f32).
+void row_softmax(const float* x, float* y, int64_t n, bool log) {
+  float acc[kLanes];
+  for (int j = 0; j < kLanes; ++j) acc[j] = -__builtin_inff();
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  float m = lanes_max(acc);
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  if (m == -__builtin_inff()) m = 0.f;  // all -inf: exp gives 0/0 = NaN like torch
+  for (int j = 0; j < kLanes; ++j) acc[j] = 0.f;
+  if (log) {
+    for (i = 0; i + kLanes <= n; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) acc[j] += vm::exp(x[i + j] - m);
+    float s = lanes_sum(acc);
+    for (; i < n; ++i) s += vm::exp(x[i] - m);
+    const float shift = m + std::log(s);
+    for (i = 0; i < n; ++i) y[i] = x[i] - shift;
+    return;
+  }
+  for (i = 0; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const float e = vm::exp(x[i + j] - m);
+      y[i + j] = e;
+      acc[j] += e;
+    }
+  float s = lanes_sum(acc);
+  for (; i < n; ++i) {
+    const float e = vm::exp(x[i] - m);
+    y[i] = e;
+    s += e;
+  }
+  const float inv = 1.f / s;
+  for (i = 0; i < n; ++i) y[i] *= inv;
+}
+
+void row_softmax_bwd(const float* y, const float* gy, float* gx, int64_t n, bool log) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  if (log) {
+    for (; i + kLanes <= n; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) acc[j] += gy[i + j];
+    float s = lanes_sum(acc);
+    for (; i < n; ++i) s += gy[i];
+    for (i = 0; i < n; ++i) gx[i] = gy[i] - vm::exp(y[i]) * s;
+    return;
+  }
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += gy[i + j] * y[i + j];
+  float s = lanes_sum(acc);
+  for (; i < n; ++i) s += gy[i] * y[i];
+  for (i = 0; i < n; ++i) gx[i] = y[i] * (gy[i] - s);
+}
+
+template <class T>
+void to_f32(const T* x, float* buf, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) buf[i] = ld(x[i]);
+}
+template <class T>
+void from_f32(const float* buf, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) st(y[i], buf[i]);
+}
+
+}  // namespace
+
+template <class T>
+void softmax_fwd(const T* x, T* y, int64_t outer, int64_t red, int64_t inner, bool log) {
+  const bool par = outer * red * inner > kParallelGrain / 4;
+  if (inner == 1) {
+#pragma omp parallel if (par)
+    {
+      std::vector<float> buf(std::is_same_v<T, float> ? 0 : red);
+#pragma omp for schedule(static)
+      for (int64_t o = 0; o < outer; ++o) {
+        if constexpr (std::is_same_v<T, float>) {
+          row_softmax(x + o * red, y + o * red, red, log);
+        } else {
+          to_f32(x + o * red, buf.data(), red);
+          row_softmax(buf.data(), buf.data(), red, log);
+          from_f32(buf.data(), y + o * red, red);
+        }
+      }
+    }
+    return;
+  }
+  // Middle dim: blocks of kInnerBlock columns, each reduced along r with vector loops over i.
+  const int64_t nb = (inner + kInnerBlock - 1) / kInnerBlock;
+#pragma omp parallel for if (par) schedule(static)
+  for (int64_t t = 0; t < outer * nb; ++t) {
+    const int64_t o = t / nb, c0 = (t % nb) * kInnerBlock;
+    const int64_t len = std::min(kInnerBlock, inner - c0);
+    const T* xb = x + o * red * inner + c0;
+    T* yb = y + o * red * inner + c0;
+    float m[kInnerBlock], s[kInnerBlock];
+    for (int64_t i = 0; i < len; ++i) m[i] = -__builtin_inff(), s[i] = 0.f;
+    for (int64_t r = 0; r < red; ++r)
+      for (int64_t i = 0; i < len; ++i) {
+        const float v = ld(xb[r * inner + i]);
+        m[i] = v > m[i] ? v : m[i];
+      }
+    for (int64_t i = 0; i < len; ++i) m[i] = m[i] == -__builtin_inff() ? 0.f : m[i];
+    for (int64_t r = 0; r < red; ++r)
+      for (int64_t i = 0; i < len; ++i) s[i] += vm::exp(ld(xb[r * inner + i]) - m[i]);
+    for (int64_t i = 0; i < len; ++i) s[i] = log ? m[i] + std::log(s[i]) : 1.f / s[i];
+    for (int64_t r = 0; r < red; ++r)
+      for (int64_t i = 0; i < len; ++i) {
+        const float v = ld(xb[r * inner + i]);
+        st(yb[r * inner + i], log ? v - s[i] : vm::exp(v - m[i]) * s[i]);
+      }
+  }
+}
+
+template <class T>
+void softmax_bwd(const T* y, const T* gy, T* gx, int64_t outer, int64_t red, int64_t inner,
+                 bool log) {
+  const bool par = outer * red * inner > kParallelGrain / 4;
+  if (inner == 1) {
+#pragma omp parallel if (par)
+    {
+      const int64_t bn = std::is_same_v<T, float> ? 0 : red;
+      std::vector<float> by(bn), bg(bn);
+#pragma omp for schedule(static)
+      for (int64_t o = 0; o < outer; ++o) {
+        if constexpr (std::is_same_v<T, float>) {
+          row_softmax_bwd(y + o * red, gy + o * red, gx + o * red, red, log);
+        } else {
+          to_f32(y + o * red, by.data(), red);
+          to_f32(gy + o * red, bg.data(), red);
+          row_softmax_bwd(by.data(), bg.data(), bg.data(), red, log);
+          from_f32(bg.data(), gx + o * red, red);
+        }
+      }
+    }
+    return;
+  }
+  const int64_t nb = (inner + kInnerBlock - 1) / kInnerBlock;
+#pragma omp parallel for if (par) schedule(static)
+  for (int64_t t = 0; t < outer * nb; ++t) {
+    const int64_t o = t / nb, c0 = (t % nb) * kInnerBlock;
+    const int64_t len = std::min(kInnerBlock, inner - c0);
+    const int64_t base = o * red * inner + c0;
+    float s[kInnerBlock];
+    for (int64_t i = 0; i < len; ++i) s[i] = 0.f;
+    for (int64_t r = 0; r < red; ++r)
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t k = base + r * inner + i;
+        s[i] += log ? ld(gy[k]) : ld(gy[k]) * ld(y[k]);
+      }
+    for (int64_t r = 0; r < red; ++r)
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t k = base + r * inner + i;
+        const float yv = ld(y[k]), g = ld(gy[k]);
+        st(gx[k], log ? g - vm::exp(yv) * s[i] : yv * (g - s[i]));
+      }
+  }
+}
+
+template void softmax_fwd<float>(const float*, float*, int64_t, int64_t, int64_t, bool);
+template void softmax_fwd<bf16_t>(const bf16_t*, bf16_t*, int64_t, int64_t, int64_t, bool);
+template void softmax_bwd<float>(const float*, const float*, float*, int64_t, int64_t, int64_t,
+                                 bool);
+template void softmax_bwd<bf16_t>(const bf16_t*, const bf16_t*, bf16_t*, int64_t, int64_t,
+                                  int64_t, bool);
+
+}  // namespace lmf::kernels
