@@ -8,10 +8,10 @@ namespace lmf::kernels {
 namespace {
 
 // Loads/stores as f32 whatever the storage type; bf16 rounds to nearest even on store.
-inline float ld(float v) { return v; }
-inline float ld(bf16_t v) { return from_bf16(v.bits); }
-inline void st(float& d, float v) { d = v; }
-inline void st(bf16_t& d, float v) { d.bits = to_bf16(v); }
+LMF_ALWAYS_INLINE float ld(float v) { return v; }
+LMF_ALWAYS_INLINE float ld(bf16_t v) { return from_bf16(v.bits); }
+LMF_ALWAYS_INLINE void st(float& d, float v) { d = v; }
+LMF_ALWAYS_INLINE void st(bf16_t& d, float v) { d.bits = to_bf16(v); }
 
 struct Add { float operator()(float a, float b) const { return a + b; } };
 struct Sub { float operator()(float a, float b) const { return a - b; } };
@@ -37,31 +37,29 @@ struct Swap {
 
 template <class T, class F>
 void map2(const T* a, const T* b, T* out, int64_t n, F f) {
-#pragma omp parallel for if (n > kParallelGrain) schedule(static)
-  for (int64_t i = 0; i < n; ++i) st(out[i], f(ld(a[i]), ld(b[i])));
+  for_range(n, kParallelGrain, [=](int64_t i) LMF_INLINE_LAMBDA { st(out[i], f(ld(a[i]), ld(b[i]))); });
 }
 
 template <class T, class F>
 void map2_row(const T* a, const T* b, T* out, int64_t rows, int64_t cols, F f) {
-#pragma omp parallel for if (rows * cols > kParallelGrain && rows > 1) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* ar = a + r * cols;
-    T* o = out + r * cols;
-    for (int64_t c = 0; c < cols; ++c) st(o[c], f(ld(ar[c]), ld(b[c])));
-  }
+  for_range(rows, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(cols, 1)),
+            [=](int64_t r) LMF_INLINE_LAMBDA {
+              const T* ar = a + r * cols;
+              T* o = out + r * cols;
+              for (int64_t c = 0; c < cols; ++c) st(o[c], f(ld(ar[c]), ld(b[c])));
+            });
 }
 
 template <class T, class F>
 void map1(const T* x, T* y, int64_t n, F f) {
-#pragma omp parallel for if (n > kParallelGrain) schedule(static)
-  for (int64_t i = 0; i < n; ++i) st(y[i], f(ld(x[i])));
+  for_range(n, kParallelGrain, [=](int64_t i) LMF_INLINE_LAMBDA { st(y[i], f(ld(x[i]))); });
 }
 
 // gx = gy * d(x, y).
 template <class T, class D>
 void map_bwd(const T* x, const T* y, const T* gy, T* gx, int64_t n, D d) {
-#pragma omp parallel for if (n > kParallelGrain) schedule(static)
-  for (int64_t i = 0; i < n; ++i) st(gx[i], ld(gy[i]) * d(ld(x[i]), ld(y[i])));
+  for_range(n, kParallelGrain,
+            [=](int64_t i) LMF_INLINE_LAMBDA { st(gx[i], ld(gy[i]) * d(ld(x[i]), ld(y[i]))); });
 }
 
 constexpr float kSqrt1_2 = 0.70710678118654752f;
@@ -69,12 +67,19 @@ constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 constexpr float kSqrt2OverPi = 0.79788456080286536f;
 constexpr float kGeluC = 0.044715f;
 
-inline float gelu_erf(float x) { return 0.5f * x * (1.f + vm::erf(x * kSqrt1_2)); }
-inline float gelu_tanh(float x) {
+LMF_ALWAYS_INLINE float gelu_erf(float x) { return 0.5f * x * (1.f + vm::erf(x * kSqrt1_2)); }
+LMF_ALWAYS_INLINE float gelu_tanh(float x) {
   return 0.5f * x * (1.f + vm::tanh(kSqrt2OverPi * (x + kGeluC * x * x * x)));
 }
 
 }  // namespace
+
+bool cpu_has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+  return has;
+}
 
 template <class T>
 void binary_same(BinOp op, const T* a, const T* b, T* out, int64_t n) {

@@ -1,15 +1,58 @@
 // Elementwise CPU kernels on raw pointers: binary arithmetic (same shape, row broadcast, scalar,
 // strided runs) and unary math with their backward. f32 and bf16 (bf16 computed in f32, RNE).
 #pragma once
+#include <omp.h>
+
 #include <bit>
 #include <cstdint>
 
 #include "lmforge/core/dtype.h"
 
+// Hot loops are built twice, for the baseline ISA and for AVX-512 + FMA, and picked at run time
+// (the build never assumes AVX-512). Helpers used inside them must inline into either build.
+#define LMF_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define LMF_ALWAYS_INLINE __attribute__((always_inline)) inline
+#define LMF_INLINE_LAMBDA __attribute__((always_inline))
+
 namespace lmf::kernels {
 
 // Sizes above this run on the OpenMP pool; below, one thread (fork/join costs more).
 inline constexpr int64_t kParallelGrain = 32768;
+
+// True when the CPU has AVX-512 F/BW/VL/DQ and FMA (checked once).
+bool cpu_has_avx512();
+
+template <class Body>
+LMF_TARGET_AVX512 void run_range_avx512(int64_t b, int64_t e, const Body& body) {
+  for (int64_t i = b; i < e; ++i) body(i);
+}
+template <class Body>
+void run_range_base(int64_t b, int64_t e, const Body& body) {
+  for (int64_t i = b; i < e; ++i) body(i);
+}
+// body(i) for i in [b, e) on this thread, in the AVX-512 build when the CPU has it. body should
+// be an LMF_INLINE_LAMBDA whose callees are LMF_ALWAYS_INLINE, so that all of it is compiled (and
+// vectorised) for the ISA of the loop it lands in.
+template <class Body>
+void run_range(int64_t b, int64_t e, const Body& body) {
+  if (cpu_has_avx512())
+    run_range_avx512(b, e, body);
+  else
+    run_range_base(b, e, body);
+}
+// body(i) for i in [0, n), split into one contiguous range per thread when n > grain.
+template <class Body>
+void for_range(int64_t n, int64_t grain, const Body& body) {
+  if (n <= grain || omp_get_max_threads() == 1) {
+    run_range(0, n, body);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    run_range(n * t / nt, n * (t + 1) / nt, body);
+  }
+}
 
 enum class BinOp : uint8_t { add, sub, mul, div };
 enum class UnOp : uint8_t {
@@ -37,10 +80,10 @@ void unary_backward(UnOp op, const T* x, const T* y, const T* gy, T* gx, int64_t
 // ---- Vectorisable f32 math (branch-free, no libm calls; GCC auto-vectorises loops of these) ----
 namespace vm {
 
-inline float bits_to_float(uint32_t u) { return std::bit_cast<float>(u); }
+LMF_ALWAYS_INLINE float bits_to_float(uint32_t u) { return std::bit_cast<float>(u); }
 
 // exp(x) with ~2 ulp error: 2^n * P(r), r = x - n ln2, |r| <= ln2/2. exp(-inf) = 0, exp(inf) = inf.
-inline float exp(float x) {
+LMF_ALWAYS_INLINE float exp(float x) {
   const float xc = x > 88.3762626647949f ? 88.3762626647949f : (x < -87.33654f ? -87.33654f : x);
   const float t = xc * 1.44269504088896341f + 12582912.f;
   const float n = t - 12582912.f;
@@ -62,7 +105,7 @@ inline float exp(float x) {
 }
 
 // tanh via a [13/6] rational approximation on [-9, 9] (saturates to +-1 beyond), ~2 ulp.
-inline float tanh(float x) {
+LMF_ALWAYS_INLINE float tanh(float x) {
   const float xc = x > 9.f ? 9.f : (x < -9.f ? -9.f : x);
   const float x2 = xc * xc;
   float p = -2.76076847742355e-16f;
@@ -82,7 +125,7 @@ inline float tanh(float x) {
 }
 
 // erf via Abramowitz-Stegun 7.1.26 refined (|error| < 2e-7 absolute), odd symmetry.
-inline float erf(float x) {
+LMF_ALWAYS_INLINE float erf(float x) {
   const float ax = x < 0.f ? -x : x;
   const float t = 1.f / (1.f + 0.3275911f * ax);
   float p = 1.061405429f;
@@ -105,17 +148,17 @@ inline float erf(float x) {
   return ax < 0.5f ? small : big;
 }
 
-inline float sigmoid(float x) { return 1.f / (1.f + exp(-x)); }
+LMF_ALWAYS_INLINE float sigmoid(float x) { return 1.f / (1.f + exp(-x)); }
 
 }  // namespace vm
 
 // Branch-free f32 -> bf16 (RNE, NaN stays NaN); vectorises unlike a branching version.
-inline uint16_t to_bf16(float f) {
+LMF_ALWAYS_INLINE uint16_t to_bf16(float f) {
   const uint32_t u = std::bit_cast<uint32_t>(f);
   const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   const uint32_t nan = (u >> 16) | 0x40u;
   return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan : r);
 }
-inline float from_bf16(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+LMF_ALWAYS_INLINE float from_bf16(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 
 }  // namespace lmf::kernels

@@ -12,14 +12,14 @@ namespace lmf::kernels {
 
 namespace {
 
-inline float ld(float v) { return v; }
-inline float ld(bf16_t v) { return from_bf16(v.bits); }
-inline void st(float& d, float v) { d = v; }
-inline void st(bf16_t& d, float v) { d.bits = to_bf16(v); }
+LMF_ALWAYS_INLINE float ld(float v) { return v; }
+LMF_ALWAYS_INLINE float ld(bf16_t v) { return from_bf16(v.bits); }
+LMF_ALWAYS_INLINE void st(float& d, float v) { d = v; }
+LMF_ALWAYS_INLINE void st(bf16_t& d, float v) { d.bits = to_bf16(v); }
 
 // Row sum and sum of squared deviations from `shift`, each in eight double lanes.
 template <class T>
-double row_sum(const T* x, int64_t n) {
+LMF_ALWAYS_INLINE double row_sum(const T* x, int64_t n) {
   double acc[8] = {};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -28,7 +28,7 @@ double row_sum(const T* x, int64_t n) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 template <class T>
-double row_sq_dev(const T* x, int64_t n, double shift) {
+LMF_ALWAYS_INLINE double row_sq_dev(const T* x, int64_t n, double shift) {
   double acc[8] = {};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -46,7 +46,7 @@ double row_sq_dev(const T* x, int64_t n, double shift) {
 // f32 dot-like sums over a row (gradient terms; f32 lanes are accurate enough there).
 constexpr int kLanes = 16;
 template <class F>
-float lane_sum(int64_t n, F f) {
+LMF_ALWAYS_INLINE float lane_sum(int64_t n, F f) {
   float acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -57,7 +57,18 @@ float lane_sum(int64_t n, F f) {
   return s;
 }
 
-bool parallel(int64_t rows, int64_t cols) { return rows > 1 && rows * cols > kParallelGrain / 4; }
+// Row count above which rows are split over threads (about kParallelGrain / 4 elements).
+int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kParallelGrain / 4 / cols); }
+// Splits [0, rows) over threads like for_range, also passing the thread index (for partials).
+template <class Body>
+void for_rows_tid(int64_t rows, int nt, const Body& body) {
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int64_t n = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t b = rows * t / n, e = rows * (t + 1) / n;
+    run_range(b, e, [&](int64_t r) LMF_INLINE_LAMBDA { body(r, static_cast<int>(t)); });
+  }
+}
 
 // Per-thread [cols] double partials for the weight/bias gradients, summed at the end.
 struct Partials {
@@ -73,8 +84,7 @@ struct Partials {
 template <class T>
 void layer_norm_fwd(const T* x, const T* w, const T* b, T* y, float* mean, float* rstd,
                     int64_t rows, int64_t cols, float eps) {
-#pragma omp parallel for if (parallel(rows, cols)) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
+  for_range(rows, row_grain(cols), [=](int64_t r) LMF_INLINE_LAMBDA {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
     const double mu = row_sum(xr, cols) / static_cast<double>(cols);
@@ -96,44 +106,41 @@ void layer_norm_fwd(const T* x, const T* w, const T* b, T* y, float* mean, float
     } else {
       for (int64_t c = 0; c < cols; ++c) st(yr[c], (ld(xr[c]) - m) * rs - lo);
     }
-  }
+  });
 }
 
 template <class T>
 void layer_norm_bwd(const T* x, const T* w, const float* mean, const float* rstd, const T* gy,
                     T* gx, float* gw, float* gb, int64_t rows, int64_t cols) {
-  const bool par = parallel(rows, cols);
-  const int nt = par ? omp_get_max_threads() : 1;
+  const int nt = rows > row_grain(cols) ? omp_get_max_threads() : 1;
   const bool need_wb = gw || gb;
   Partials part(need_wb ? cols : 0, nt);
-#pragma omp parallel num_threads(nt) if (par)
-  {
-    const int tid = omp_get_thread_num();
-    double* pw = need_wb ? part.gw(tid) : nullptr;
-    double* pb = need_wb ? part.gb(tid) : nullptr;
-    std::vector<float> xh(cols), g(cols);
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* xr = x + r * cols;
-      const T* gr = gy + r * cols;
-      const float m = mean[r], rs = rstd[r];
-      for (int64_t c = 0; c < cols; ++c) {
-        xh[c] = (ld(xr[c]) - m) * rs;
-        g[c] = w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]);
-      }
-      const float inv_n = 1.f / static_cast<float>(cols);
-      const float a = lane_sum(cols, [&](int64_t c) { return g[c]; }) * inv_n;
-      const float bsum = lane_sum(cols, [&](int64_t c) { return g[c] * xh[c]; }) * inv_n;
-      T* gxr = gx + r * cols;
-      for (int64_t c = 0; c < cols; ++c) st(gxr[c], rs * (g[c] - a - xh[c] * bsum));
-      if (need_wb)
-        for (int64_t c = 0; c < cols; ++c) {
-          const float gv = ld(gr[c]);
-          pw[c] += gv * xh[c];
-          pb[c] += gv;
-        }
+  for_rows_tid(rows, nt, [&](int64_t r, int tid) LMF_INLINE_LAMBDA {
+    const T* xr = x + r * cols;
+    const T* gr = gy + r * cols;
+    const float m = mean[r], rs = rstd[r];
+    const float inv_n = 1.f / static_cast<float>(cols);
+    const float a = lane_sum(cols, [&](int64_t c) LMF_INLINE_LAMBDA { return w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]); });
+    const float bsum = lane_sum(cols, [&](int64_t c) LMF_INLINE_LAMBDA {
+      const float g = w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]);
+      return g * (ld(xr[c]) - m) * rs;
+    });
+    const float am = a * inv_n, bm = bsum * inv_n;
+    T* gxr = gx + r * cols;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float g = w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]);
+      st(gxr[c], rs * (g - am - (ld(xr[c]) - m) * rs * bm));
     }
-  }
+    if (need_wb) {
+      double* pw = part.gw(tid);
+      double* pb = part.gb(tid);
+      for (int64_t c = 0; c < cols; ++c) {
+        const float gv = ld(gr[c]);
+        pw[c] += gv * ((ld(xr[c]) - m) * rs);
+        pb[c] += gv;
+      }
+    }
+  });
   if (!need_wb) return;
   for (int64_t c = 0; c < cols; ++c) {
     double sw = 0, sb = 0;
@@ -146,8 +153,7 @@ void layer_norm_bwd(const T* x, const T* w, const float* mean, const float* rstd
 template <class T>
 void rms_norm_fwd(const T* x, const T* w, T* y, float* rstd, int64_t rows, int64_t cols,
                   float eps) {
-#pragma omp parallel for if (parallel(rows, cols)) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
+  for_range(rows, row_grain(cols), [=](int64_t r) LMF_INLINE_LAMBDA {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
     const double ms = row_sq_dev(xr, cols, 0.0) / static_cast<double>(cols);
@@ -163,38 +169,33 @@ void rms_norm_fwd(const T* x, const T* w, T* y, float* rstd, int64_t rows, int64
     } else {
       for (int64_t c = 0; c < cols; ++c) st(yr[c], ld(xr[c]) * rs);
     }
-  }
+  });
 }
 
 template <class T>
 void rms_norm_bwd(const T* x, const T* w, const float* rstd, const T* gy, T* gx, float* gw,
                   int64_t rows, int64_t cols) {
-  const bool par = parallel(rows, cols);
-  const int nt = par ? omp_get_max_threads() : 1;
+  const int nt = rows > row_grain(cols) ? omp_get_max_threads() : 1;
   Partials part(gw ? cols : 0, nt);
-#pragma omp parallel num_threads(nt) if (par)
-  {
-    const int tid = omp_get_thread_num();
-    double* pw = gw ? part.gw(tid) : nullptr;
-    std::vector<float> g(cols), xv(cols);
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* xr = x + r * cols;
-      const T* gr = gy + r * cols;
-      const float rs = rstd[r];
-      for (int64_t c = 0; c < cols; ++c) {
-        xv[c] = ld(xr[c]);
-        g[c] = w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]);
-      }
-      // y = g . x * rs  =>  dx = rs * g - x * rs^3 * mean(g x)
-      const float dot = lane_sum(cols, [&](int64_t c) { return g[c] * xv[c]; });
-      const float k = dot * rs * rs * rs / static_cast<float>(cols);
-      T* gxr = gx + r * cols;
-      for (int64_t c = 0; c < cols; ++c) st(gxr[c], rs * g[c] - xv[c] * k);
-      if (pw)
-        for (int64_t c = 0; c < cols; ++c) pw[c] += ld(gr[c]) * xv[c] * rs;
+  for_rows_tid(rows, nt, [&](int64_t r, int tid) LMF_INLINE_LAMBDA {
+    const T* xr = x + r * cols;
+    const T* gr = gy + r * cols;
+    const float rs = rstd[r];
+    // y = g . x * rs  =>  dx = rs * g - x * rs^3 * mean(g x)
+    const float dot = lane_sum(cols, [&](int64_t c) LMF_INLINE_LAMBDA {
+      return (w ? ld(gr[c]) * ld(w[c]) : ld(gr[c])) * ld(xr[c]);
+    });
+    const float k = dot * rs * rs * rs / static_cast<float>(cols);
+    T* gxr = gx + r * cols;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float g = w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]);
+      st(gxr[c], rs * g - ld(xr[c]) * k);
     }
-  }
+    if (gw) {
+      double* pw = part.gw(tid);
+      for (int64_t c = 0; c < cols; ++c) pw[c] += ld(gr[c]) * ld(xr[c]) * rs;
+    }
+  });
   if (!gw) return;
   for (int64_t c = 0; c < cols; ++c) {
     double s = 0;

@@ -10,15 +10,15 @@ namespace lmf::kernels {
 
 namespace {
 
-inline double ldd(float v) { return v; }
-inline double ldd(double v) { return v; }
-inline double ldd(bf16_t v) { return from_bf16(v.bits); }
-inline double ldd(int32_t v) { return v; }
-inline double ldd(int64_t v) { return static_cast<double>(v); }
+LMF_ALWAYS_INLINE double ldd(float v) { return v; }
+LMF_ALWAYS_INLINE double ldd(double v) { return v; }
+LMF_ALWAYS_INLINE double ldd(bf16_t v) { return from_bf16(v.bits); }
+LMF_ALWAYS_INLINE double ldd(int32_t v) { return v; }
+LMF_ALWAYS_INLINE double ldd(int64_t v) { return static_cast<double>(v); }
 
 // Sum of n contiguous values in eight double lanes (vectorises without reassociation flags).
 template <class In>
-double row_sum(const In* x, int64_t n) {
+LMF_ALWAYS_INLINE double row_sum(const In* x, int64_t n) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -37,32 +37,34 @@ void sum_ori(const In* x, double* out, int64_t outer, int64_t red, int64_t inner
   if (inner == 1 && outer == 1) {
     const int64_t nc = (red + kChunk - 1) / kChunk;
     std::vector<double> part(std::max<int64_t>(nc, 1), 0.0);
-#pragma omp parallel for if (nc > 1) schedule(static)
-    for (int64_t c = 0; c < nc; ++c)
-      part[c] = row_sum(x + c * kChunk, std::min(kChunk, red - c * kChunk));
+    double* pp = part.data();
+    for_range(nc, 1, [=](int64_t c) LMF_INLINE_LAMBDA {
+      pp[c] = row_sum(x + c * kChunk, std::min(kChunk, red - c * kChunk));
+    });
     double s = 0;
     for (double p : part) s += p;
     out[0] = s;
     return;
   }
   if (inner == 1) {
-#pragma omp parallel for if (outer * red > kParallelGrain) schedule(static)
-    for (int64_t o = 0; o < outer; ++o) out[o] = row_sum(x + o * red, red);
+    for_range(outer, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(red, 1)),
+              [=](int64_t o) LMF_INLINE_LAMBDA { out[o] = row_sum(x + o * red, red); });
     return;
   }
   const int64_t nb = (inner + kInnerBlock - 1) / kInnerBlock;
-#pragma omp parallel for if (outer * red * inner > kParallelGrain) schedule(static)
-  for (int64_t t = 0; t < outer * nb; ++t) {
-    const int64_t o = t / nb, c0 = (t % nb) * kInnerBlock;
-    const int64_t len = std::min(kInnerBlock, inner - c0);
-    double acc[kInnerBlock];
-    for (int64_t i = 0; i < len; ++i) acc[i] = 0;
-    for (int64_t r = 0; r < red; ++r) {
-      const In* xr = x + (o * red + r) * inner + c0;
-      for (int64_t i = 0; i < len; ++i) acc[i] += ldd(xr[i]);
-    }
-    for (int64_t i = 0; i < len; ++i) out[o * inner + c0 + i] = acc[i];
-  }
+  const int64_t work = red * std::min(inner, kInnerBlock);
+  for_range(outer * nb, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(work, 1)),
+            [=](int64_t t) LMF_INLINE_LAMBDA {
+              const int64_t o = t / nb, c0 = (t % nb) * kInnerBlock;
+              const int64_t len = std::min(kInnerBlock, inner - c0);
+              double acc[kInnerBlock];
+              for (int64_t i = 0; i < len; ++i) acc[i] = 0;
+              for (int64_t r = 0; r < red; ++r) {
+                const In* xr = x + (o * red + r) * inner + c0;
+                for (int64_t i = 0; i < len; ++i) acc[i] += ldd(xr[i]);
+              }
+              for (int64_t i = 0; i < len; ++i) out[o * inner + c0 + i] = acc[i];
+            });
 }
 
 template <class T>

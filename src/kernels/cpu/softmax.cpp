@@ -10,27 +10,27 @@ namespace lmf::kernels {
 
 namespace {
 
-inline float ld(float v) { return v; }
-inline float ld(bf16_t v) { return from_bf16(v.bits); }
-inline void st(float& d, float v) { d = v; }
-inline void st(bf16_t& d, float v) { d.bits = to_bf16(v); }
+LMF_ALWAYS_INLINE float ld(float v) { return v; }
+LMF_ALWAYS_INLINE float ld(bf16_t v) { return from_bf16(v.bits); }
+LMF_ALWAYS_INLINE void st(float& d, float v) { d = v; }
+LMF_ALWAYS_INLINE void st(bf16_t& d, float v) { d.bits = to_bf16(v); }
 
 constexpr int kLanes = 16;
 constexpr int64_t kInnerBlock = 64;
 
-inline float lanes_max(const float* a) {
+LMF_ALWAYS_INLINE float lanes_max(const float* a) {
   float m = a[0];
   for (int j = 1; j < kLanes; ++j) m = a[j] > m ? a[j] : m;
   return m;
 }
-inline float lanes_sum(const float* a) {
+LMF_ALWAYS_INLINE float lanes_sum(const float* a) {
   float s = 0;
   for (int j = 0; j < kLanes; ++j) s += a[j];
   return s;
 }
 
 // One contiguous row held in f32 (x may alias y for f32).
-void row_softmax(const float* x, float* y, int64_t n, bool log) {
+LMF_ALWAYS_INLINE void row_softmax(const float* x, float* y, int64_t n, bool log) {
   float acc[kLanes];
   for (int j = 0; j < kLanes; ++j) acc[j] = -__builtin_inff();
   int64_t i = 0;
@@ -65,7 +65,7 @@ void row_softmax(const float* x, float* y, int64_t n, bool log) {
   for (i = 0; i < n; ++i) y[i] *= inv;
 }
 
-void row_softmax_bwd(const float* y, const float* gy, float* gx, int64_t n, bool log) {
+LMF_ALWAYS_INLINE void row_softmax_bwd(const float* y, const float* gy, float* gx, int64_t n, bool log) {
   float acc[kLanes] = {};
   int64_t i = 0;
   if (log) {
@@ -84,40 +84,42 @@ void row_softmax_bwd(const float* y, const float* gy, float* gx, int64_t n, bool
 }
 
 template <class T>
-void to_f32(const T* x, float* buf, int64_t n) {
+LMF_ALWAYS_INLINE void to_f32(const T* x, float* buf, int64_t n) {
   for (int64_t i = 0; i < n; ++i) buf[i] = ld(x[i]);
 }
 template <class T>
-void from_f32(const float* buf, T* y, int64_t n) {
+LMF_ALWAYS_INLINE void from_f32(const float* buf, T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) st(y[i], buf[i]);
 }
 
 }  // namespace
 
+// Rows of at most this many bf16 elements are converted through a stack buffer.
+constexpr int64_t kStackRow = 4096;
+
+// Row count above which rows are split over threads (about kParallelGrain / 4 elements).
+static int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kParallelGrain / 4 / cols); }
+
 template <class T>
 void softmax_fwd(const T* x, T* y, int64_t outer, int64_t red, int64_t inner, bool log) {
-  const bool par = outer * red * inner > kParallelGrain / 4;
   if (inner == 1) {
-#pragma omp parallel if (par)
-    {
-      std::vector<float> buf(std::is_same_v<T, float> ? 0 : red);
-#pragma omp for schedule(static)
-      for (int64_t o = 0; o < outer; ++o) {
-        if constexpr (std::is_same_v<T, float>) {
-          row_softmax(x + o * red, y + o * red, red, log);
-        } else {
-          to_f32(x + o * red, buf.data(), red);
-          row_softmax(buf.data(), buf.data(), red, log);
-          from_f32(buf.data(), y + o * red, red);
-        }
+    for_range(outer, row_grain(red), [=](int64_t o) LMF_INLINE_LAMBDA {
+      if constexpr (std::is_same_v<T, float>) {
+        row_softmax(x + o * red, y + o * red, red, log);
+      } else {
+        float stack[kStackRow];
+        std::vector<float> heap(red > kStackRow ? red : 0);
+        float* buf = red > kStackRow ? heap.data() : stack;
+        to_f32(x + o * red, buf, red);
+        row_softmax(buf, buf, red, log);
+        from_f32(buf, y + o * red, red);
       }
-    }
+    });
     return;
   }
   // Middle dim: blocks of kInnerBlock columns, each reduced along r with vector loops over i.
   const int64_t nb = (inner + kInnerBlock - 1) / kInnerBlock;
-#pragma omp parallel for if (par) schedule(static)
-  for (int64_t t = 0; t < outer * nb; ++t) {
+  for_range(outer * nb, row_grain(red * kInnerBlock), [=](int64_t t) LMF_INLINE_LAMBDA {
     const int64_t o = t / nb, c0 = (t % nb) * kInnerBlock;
     const int64_t len = std::min(kInnerBlock, inner - c0);
     const T* xb = x + o * red * inner + c0;
@@ -138,35 +140,31 @@ void softmax_fwd(const T* x, T* y, int64_t outer, int64_t red, int64_t inner, bo
         const float v = ld(xb[r * inner + i]);
         st(yb[r * inner + i], log ? v - s[i] : vm::exp(v - m[i]) * s[i]);
       }
-  }
+  });
 }
 
 template <class T>
 void softmax_bwd(const T* y, const T* gy, T* gx, int64_t outer, int64_t red, int64_t inner,
                  bool log) {
-  const bool par = outer * red * inner > kParallelGrain / 4;
   if (inner == 1) {
-#pragma omp parallel if (par)
-    {
-      const int64_t bn = std::is_same_v<T, float> ? 0 : red;
-      std::vector<float> by(bn), bg(bn);
-#pragma omp for schedule(static)
-      for (int64_t o = 0; o < outer; ++o) {
-        if constexpr (std::is_same_v<T, float>) {
-          row_softmax_bwd(y + o * red, gy + o * red, gx + o * red, red, log);
-        } else {
-          to_f32(y + o * red, by.data(), red);
-          to_f32(gy + o * red, bg.data(), red);
-          row_softmax_bwd(by.data(), bg.data(), bg.data(), red, log);
-          from_f32(bg.data(), gx + o * red, red);
-        }
+    for_range(outer, row_grain(red), [=](int64_t o) LMF_INLINE_LAMBDA {
+      if constexpr (std::is_same_v<T, float>) {
+        row_softmax_bwd(y + o * red, gy + o * red, gx + o * red, red, log);
+      } else {
+        float stack[2 * kStackRow];
+        std::vector<float> heap(red > kStackRow ? 2 * red : 0);
+        float* by = red > kStackRow ? heap.data() : stack;
+        float* bg = by + red;
+        to_f32(y + o * red, by, red);
+        to_f32(gy + o * red, bg, red);
+        row_softmax_bwd(by, bg, bg, red, log);
+        from_f32(bg, gx + o * red, red);
       }
-    }
+    });
     return;
   }
   const int64_t nb = (inner + kInnerBlock - 1) / kInnerBlock;
-#pragma omp parallel for if (par) schedule(static)
-  for (int64_t t = 0; t < outer * nb; ++t) {
+  for_range(outer * nb, row_grain(red * kInnerBlock), [=](int64_t t) LMF_INLINE_LAMBDA {
     const int64_t o = t / nb, c0 = (t % nb) * kInnerBlock;
     const int64_t len = std::min(kInnerBlock, inner - c0);
     const int64_t base = o * red * inner + c0;
@@ -183,7 +181,7 @@ void softmax_bwd(const T* y, const T* gy, T* gx, int64_t outer, int64_t red, int
         const float yv = ld(y[k]), g = ld(gy[k]);
         st(gx[k], log ? g - vm::exp(yv) * s[i] : yv * (g - s[i]));
       }
-  }
+  });
 }
 
 template void softmax_fwd<float>(const float*, float*, int64_t, int64_t, int64_t, bool);
