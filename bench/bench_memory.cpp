@@ -8,10 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dnnl.hpp>
 #include <functional>
 #include <vector>
-
-#include <dnnl.hpp>
 
 #include "../src/kernels/cpu/elementwise.h"
 #include "../src/kernels/cpu/norm.h"
@@ -25,8 +24,7 @@ namespace {
 constexpr int kReps = 7;
 
 double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Medians (seconds) of fns run alternately: warm-up once each, then kReps rounds.
@@ -55,7 +53,8 @@ void header() {
 }
 void row(const char* name, double bytes, double op_s, double kern_s, double dnnl_s) {
   const double gb = 1e-9 * bytes;
-  const double op = gb / op_s, kern = kern_s > 0 ? gb / kern_s : 0, dn = dnnl_s > 0 ? gb / dnnl_s : 0;
+  const double op = gb / op_s, kern = kern_s > 0 ? gb / kern_s : 0,
+               dn = dnnl_s > 0 ? gb / dnnl_s : 0;
   char dnb[16] = "-", ratio[16] = "-";
   if (dnnl_s > 0) {
     std::snprintf(dnb, sizeof dnb, "%.1f", dn);
@@ -86,8 +85,8 @@ double memcpy_gbs(size_t bytes) {
   return 2e-9 * bytes / medians({copy})[0];
 }
 
-dnnl::memory::desc md2(int64_t r, int64_t c, dnnl::memory::data_type dt =
-                                                 dnnl::memory::data_type::f32) {
+dnnl::memory::desc md2(int64_t r, int64_t c,
+                       dnnl::memory::data_type dt = dnnl::memory::data_type::f32) {
   return dnnl::memory::desc({r, c}, dt, dnnl::memory::format_tag::ab);
 }
 
@@ -99,8 +98,8 @@ Tensor wrap(std::vector<float>& v, const Shape& s) {
 void bench_layer_norm(dnnl::engine& eng, dnnl::stream& strm, int64_t rows, int64_t cols) {
   using namespace dnnl;
   const int64_t n = rows * cols;
-  std::vector<float> x(n), y(n), gy(n), gx(n), w(cols, 1.1f), b(cols, 0.1f), mean(rows),
-      var(rows), gw(cols), gb(cols);
+  std::vector<float> x(n), y(n), gy(n), gx(n), w(cols, 1.1f), b(cols, 0.1f), mean(rows), var(rows),
+      gw(cols), gb(cols);
   fill(x, 4.f);
   fill(gy, 1.f);
   Tensor tx = wrap(x, {rows, cols}), tw = wrap(w, {cols}), tb = wrap(b, {cols});
@@ -108,8 +107,8 @@ void bench_layer_norm(dnnl::engine& eng, dnnl::stream& strm, int64_t rows, int64
 
   auto md = md2(rows, cols);
   const auto flags = normalization_flags::use_scale | normalization_flags::use_shift;
-  layer_normalization_forward::primitive_desc fpd(
-      {prop_kind::forward_training, md, 1e-5f, flags}, eng);
+  layer_normalization_forward::primitive_desc fpd({prop_kind::forward_training, md, 1e-5f, flags},
+                                                  eng);
   layer_normalization_forward fwd(fpd);
   memory mx(md, eng, x.data()), my(md, eng, y.data()), mgy(md, eng, gy.data()),
       mgx(md, eng, gx.data());
@@ -117,18 +116,28 @@ void bench_layer_norm(dnnl::engine& eng, dnnl::stream& strm, int64_t rows, int64
   memory mw(vd, eng, w.data()), mb(vd, eng, b.data());
   memory mm(fpd.mean_desc(), eng, mean.data()), mv(fpd.variance_desc(), eng, var.data());
   memory mgw(vd, eng, gw.data()), mgb(vd, eng, gb.data());
-  layer_normalization_backward::primitive_desc bpd({prop_kind::backward, md, md, 1e-5f, flags},
-                                                   eng, fpd);
+  layer_normalization_backward::primitive_desc bpd({prop_kind::backward, md, md, 1e-5f, flags}, eng,
+                                                   fpd);
   layer_normalization_backward bwd(bpd);
   auto dnnl_fwd = [&] {
-    fwd.execute(strm, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_DST, my}, {DNNL_ARG_SCALE, mw},
-                       {DNNL_ARG_SHIFT, mb}, {DNNL_ARG_MEAN, mm}, {DNNL_ARG_VARIANCE, mv}});
+    fwd.execute(strm, {{DNNL_ARG_SRC, mx},
+                       {DNNL_ARG_DST, my},
+                       {DNNL_ARG_SCALE, mw},
+                       {DNNL_ARG_SHIFT, mb},
+                       {DNNL_ARG_MEAN, mm},
+                       {DNNL_ARG_VARIANCE, mv}});
     strm.wait();
   };
   auto dnnl_bwd = [&] {
-    bwd.execute(strm, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mgy}, {DNNL_ARG_SCALE, mw}, {DNNL_ARG_SHIFT, mb},
-                       {DNNL_ARG_MEAN, mm}, {DNNL_ARG_VARIANCE, mv}, {DNNL_ARG_DIFF_SRC, mgx},
-                       {DNNL_ARG_DIFF_SCALE, mgw}, {DNNL_ARG_DIFF_SHIFT, mgb}});
+    bwd.execute(strm, {{DNNL_ARG_SRC, mx},
+                       {DNNL_ARG_DIFF_DST, mgy},
+                       {DNNL_ARG_SCALE, mw},
+                       {DNNL_ARG_SHIFT, mb},
+                       {DNNL_ARG_MEAN, mm},
+                       {DNNL_ARG_VARIANCE, mv},
+                       {DNNL_ARG_DIFF_SRC, mgx},
+                       {DNNL_ARG_DIFF_SCALE, mgw},
+                       {DNNL_ARG_DIFF_SHIFT, mgb}});
     strm.wait();
   };
   auto kern_fwd = [&] {
@@ -276,12 +285,14 @@ int main(int argc, char** argv) {
   const double t0 = now_s();
   g_peak = memcpy_gbs(size_t(256) << 20);
   const double l3 = memcpy_gbs(size_t(32) << 20);
-  std::printf("threads %d; memcpy 256 MB: %.1f GB/s (read+write; the %% column's peak); "
-              "memcpy 32 MB: %.1f GB/s\n",
-              threads, g_peak, l3);
-  std::printf("op = public lmforge op (allocates its output), kern = lmforge kernel into a "
-              "preallocated buffer, oneDNN = bare primitive (preallocated); medians of %d\n",
-              kReps);
+  std::printf(
+      "threads %d; memcpy 256 MB: %.1f GB/s (read+write; the %% column's peak); "
+      "memcpy 32 MB: %.1f GB/s\n",
+      threads, g_peak, l3);
+  std::printf(
+      "op = public lmforge op (allocates its output), kern = lmforge kernel into a "
+      "preallocated buffer, oneDNN = bare primitive (preallocated); medians of %d\n",
+      kReps);
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream strm(eng);
   header();

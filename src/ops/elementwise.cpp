@@ -1,8 +1,9 @@
 // Elementwise ops: broadcasting binary arithmetic, scalar ops and unary math, with backward.
+#include "kernels/cpu/elementwise.h"
+
 #include <array>
 
 #include "core/strided.h"
-#include "kernels/cpu/elementwise.h"
 #include "lmforge/ops/ops.h"
 
 namespace lmf {
@@ -12,7 +13,9 @@ namespace {
 using kernels::BinOp;
 using kernels::UnOp;
 
-bool is_f32_or_bf16(DType d) { return d == DType::f32 || d == DType::bf16; }
+bool is_f32_or_bf16(DType d) {
+  return d == DType::f32 || d == DType::bf16;
+}
 
 void check_float(const char* op, const Tensor& a) {
   LMF_CHECK(a.defined(), ValueError, "{}: input is an undefined tensor", op);
@@ -133,10 +136,14 @@ Tensor binary_forward(BinOp op, const Tensor& a, const Tensor& b, const Shape& o
 
 const char* binop_name(BinOp op) {
   switch (op) {
-    case BinOp::add: return "add";
-    case BinOp::sub: return "sub";
-    case BinOp::mul: return "mul";
-    case BinOp::div: return "div";
+    case BinOp::add:
+      return "add";
+    case BinOp::sub:
+      return "sub";
+    case BinOp::mul:
+      return "mul";
+    case BinOp::div:
+      return "div";
   }
   return "binary";
 }
@@ -196,10 +203,9 @@ Tensor unary(UnOp op, const char* name, const Tensor& a, float p = 0.f) {
     Tensor gx = Tensor::empty(x.shape(), x.dtype());
     visit_float(x.dtype(), [&](auto z) {
       using T = decltype(z);
-      kernels::unary_backward(op, static_cast<const T*>(x.data_ptr()),
-                              static_cast<const T*>(yd.data_ptr()),
-                              static_cast<const T*>(gc.data_ptr()), static_cast<T*>(gx.data_ptr()),
-                              gx.numel(), p);
+      kernels::unary_backward(
+          op, static_cast<const T*>(x.data_ptr()), static_cast<const T*>(yd.data_ptr()),
+          static_cast<const T*>(gc.data_ptr()), static_cast<T*>(gx.data_ptr()), gx.numel(), p);
     });
     return std::vector<Tensor>{gx};
   });
@@ -208,39 +214,69 @@ Tensor unary(UnOp op, const char* name, const Tensor& a, float p = 0.f) {
 
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary(BinOp::add, a, b); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinOp::sub, a, b); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinOp::mul, a, b); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary(BinOp::div, a, b); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary(BinOp::add, a, b);
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary(BinOp::sub, a, b);
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary(BinOp::mul, a, b);
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary(BinOp::div, a, b);
+}
 Tensor add(const Tensor& a, double s) {
   return unary(UnOp::add_scalar, "add", a, static_cast<float>(s));
 }
 Tensor mul(const Tensor& a, double s) {
   return unary(UnOp::mul_scalar, "mul", a, static_cast<float>(s));
 }
-Tensor neg(const Tensor& a) { return unary(UnOp::neg, "neg", a); }
-Tensor exp(const Tensor& a) { return unary(UnOp::exp, "exp", a); }
-Tensor log(const Tensor& a) { return unary(UnOp::log, "log", a); }
-Tensor sqrt(const Tensor& a) { return unary(UnOp::sqrt, "sqrt", a); }
+Tensor neg(const Tensor& a) {
+  return unary(UnOp::neg, "neg", a);
+}
+Tensor exp(const Tensor& a) {
+  return unary(UnOp::exp, "exp", a);
+}
+Tensor log(const Tensor& a) {
+  return unary(UnOp::log, "log", a);
+}
+Tensor sqrt(const Tensor& a) {
+  return unary(UnOp::sqrt, "sqrt", a);
+}
 Tensor pow(const Tensor& a, double exponent) {
   return unary(UnOp::pow, "pow", a, static_cast<float>(exponent));
 }
-Tensor relu(const Tensor& a) { return unary(UnOp::relu, "relu", a); }
+Tensor relu(const Tensor& a) {
+  return unary(UnOp::relu, "relu", a);
+}
 Tensor gelu(const Tensor& a, bool tanh_approx) {
   return tanh_approx ? unary(UnOp::gelu_tanh, "gelu_tanh", a) : unary(UnOp::gelu, "gelu", a);
 }
-Tensor silu(const Tensor& a) { return unary(UnOp::silu, "silu", a); }
-Tensor tanh(const Tensor& a) { return unary(UnOp::tanh, "tanh", a); }
-Tensor sigmoid(const Tensor& a) { return unary(UnOp::sigmoid, "sigmoid", a); }
+Tensor silu(const Tensor& a) {
+  return unary(UnOp::silu, "silu", a);
+}
+Tensor tanh(const Tensor& a) {
+  return unary(UnOp::tanh, "tanh", a);
+}
+Tensor sigmoid(const Tensor& a) {
+  return unary(UnOp::sigmoid, "sigmoid", a);
+}
 
 Tensor activation(const Tensor& a, Activation act) {
   switch (act) {
-    case Activation::none: return a;
-    case Activation::relu: return relu(a);
-    case Activation::gelu: return gelu(a, false);
-    case Activation::gelu_tanh: return gelu(a, true);
-    case Activation::silu: return silu(a);
-    case Activation::tanh: return tanh(a);
+    case Activation::none:
+      return a;
+    case Activation::relu:
+      return relu(a);
+    case Activation::gelu:
+      return gelu(a, false);
+    case Activation::gelu_tanh:
+      return gelu(a, true);
+    case Activation::silu:
+      return silu(a);
+    case Activation::tanh:
+      return tanh(a);
   }
   fail<ValueError>("activation: unknown Activation value {}", static_cast<int>(act));
 }

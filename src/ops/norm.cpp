@@ -1,5 +1,6 @@
 // layer_norm and rms_norm over the last dim, f32 and bf16, with backward for x, weight and bias.
 #include "kernels/cpu/norm.h"
+
 #include "lmforge/ops/ops.h"
 
 namespace lmf {
@@ -9,8 +10,7 @@ namespace {
 void check_input(const char* op, const Tensor& x) {
   LMF_CHECK(x.defined(), ValueError, "{}: input is an undefined tensor", op);
   LMF_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::bf16, DTypeError,
-            "{}: got {}; supported dtypes are f32 and bf16 (convert with .to())", op,
-            x.describe());
+            "{}: got {}; supported dtypes are f32 and bf16 (convert with .to())", op, x.describe());
   LMF_CHECK(x.dim() >= 1, ShapeError, "{}: input {} needs at least one dim", op, x.describe());
 }
 
@@ -21,8 +21,8 @@ Tensor check_param(const char* op, const char* what, const Tensor& p, const Tens
   LMF_CHECK(p.dim() == 1 && p.shape()[0] == h, ShapeError,
             "{}: {} has shape {} but the input {} normalises a last dim of {}; expected [{}]", op,
             what, shape_str(p.shape()), x.describe(), h, h);
-  LMF_CHECK(is_floating(p.dtype()), DTypeError, "{}: {} is {}; expected a floating dtype", op,
-            what, p.describe());
+  LMF_CHECK(is_floating(p.dtype()), DTypeError, "{}: {} is {}; expected a floating dtype", op, what,
+            p.describe());
   return p.to(x.dtype()).contiguous();
 }
 
@@ -86,8 +86,8 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& weight, double eps) {
   Tensor rstd = Tensor::empty({rows});
   visit_float(x.dtype(), [&](auto z) {
     using T = decltype(z);
-    kernels::rms_norm_fwd(ptr<T>(x), ptr<T>(wd), static_cast<T*>(y.data_ptr()),
-                          rstd.data<float>(), rows, cols, static_cast<float>(eps));
+    kernels::rms_norm_fwd(ptr<T>(x), ptr<T>(wd), static_cast<T*>(y.data_ptr()), rstd.data<float>(),
+                          rows, cols, static_cast<float>(eps));
   });
   if (!needs_grad({x_in, w})) return y;
   const bool gw = w.defined() && w.requires_grad();
@@ -98,8 +98,8 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& weight, double eps) {
     visit_float(x.dtype(), [&](auto z) {
       using T = decltype(z);
       kernels::rms_norm_bwd(ptr<T>(x), ptr<T>(wd), rstd.data<float>(), ptr<T>(gc),
-                            static_cast<T*>(gx.data_ptr()), gw ? dw.data<float>() : nullptr,
-                            rows, cols);
+                            static_cast<T*>(gx.data_ptr()), gw ? dw.data<float>() : nullptr, rows,
+                            cols);
     });
     if (gw) dw = dw.to(x.dtype());
     return std::vector<Tensor>{gx, dw};

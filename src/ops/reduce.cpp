@@ -1,7 +1,8 @@
 // Reductions: sum / mean over all or some dims (double accumulation), max values and argmax.
+#include "kernels/cpu/reduce.h"
+
 #include <algorithm>
 
-#include "kernels/cpu/reduce.h"
 #include "lmforge/ops/ops.h"
 
 namespace lmf {
@@ -109,9 +110,8 @@ Tensor sum_or_mean(const char* op, const Tensor& a, const std::vector<int64_t>& 
   if (!needs_grad({a})) return out;
   const Shape in_shape = a.shape(), keep_shape = reduced_shape(a.shape(), dims, true);
   record(out, op, {a}, [=](const Tensor& g) {
-    Tensor gi = g.reshape(keep_shape).expand(in_shape).contiguous();
-    if (mean) gi = mul(gi, scale);
-    return std::vector<Tensor>{gi};
+    const Tensor gs = mean ? mul(g, scale) : g;  // scale the small tensor, then broadcast
+    return std::vector<Tensor>{gs.reshape(keep_shape).expand(in_shape).contiguous()};
   });
   return out;
 }
@@ -126,11 +126,15 @@ void split_at(const Shape& s, int64_t d, int64_t& outer, int64_t& red, int64_t& 
 
 }  // namespace
 
-Tensor sum(const Tensor& a) { return sum_or_mean("sum", a, {}, false, false); }
+Tensor sum(const Tensor& a) {
+  return sum_or_mean("sum", a, {}, false, false);
+}
 Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_or_mean("sum", a, dims, keepdim, false);
 }
-Tensor mean(const Tensor& a) { return sum_or_mean("mean", a, {}, false, true); }
+Tensor mean(const Tensor& a) {
+  return sum_or_mean("mean", a, {}, false, true);
+}
 Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_or_mean("mean", a, dims, keepdim, true);
 }
@@ -188,9 +192,15 @@ Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) {
       kernels::max_ori<bf16_t>(static_cast<const bf16_t*>(x.data_ptr()), nullptr, pi, outer, red,
                                inner);
       break;
-    case DType::i32: kernels::max_ori<int32_t>(x.data<int32_t>(), nullptr, pi, outer, red, inner); break;
-    case DType::i64: kernels::max_ori<int64_t>(x.data<int64_t>(), nullptr, pi, outer, red, inner); break;
-    default: kernels::max_ori<float>(x.data<float>(), nullptr, pi, outer, red, inner); break;
+    case DType::i32:
+      kernels::max_ori<int32_t>(x.data<int32_t>(), nullptr, pi, outer, red, inner);
+      break;
+    case DType::i64:
+      kernels::max_ori<int64_t>(x.data<int64_t>(), nullptr, pi, outer, red, inner);
+      break;
+    default:
+      kernels::max_ori<float>(x.data<float>(), nullptr, pi, outer, red, inner);
+      break;
   }
   return idx;
 }

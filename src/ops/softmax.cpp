@@ -1,5 +1,6 @@
 // softmax / log_softmax over any dim (last dim is the fast path), f32 and bf16, with backward.
 #include "kernels/cpu/softmax.h"
+
 #include "lmforge/ops/ops.h"
 
 namespace lmf {
@@ -9,8 +10,7 @@ namespace {
 Tensor softmax_impl(const char* op, const Tensor& a, int64_t dim, bool log) {
   LMF_CHECK(a.defined(), ValueError, "{}: input is an undefined tensor", op);
   LMF_CHECK(a.dtype() == DType::f32 || a.dtype() == DType::bf16, DTypeError,
-            "{}: got {}; supported dtypes are f32 and bf16 (convert with .to())", op,
-            a.describe());
+            "{}: got {}; supported dtypes are f32 and bf16 (convert with .to())", op, a.describe());
   const int64_t d = a.dim() == 0 ? 0 : wrap_dim(dim, a.dim(), op);
   int64_t outer = 1, red = a.dim() == 0 ? 1 : a.shape()[d], inner = 1;
   for (int64_t i = 0; i < d; ++i) outer *= a.shape()[i];
@@ -35,8 +35,8 @@ Tensor softmax_impl(const char* op, const Tensor& a, int64_t dim, bool log) {
                            static_cast<const bf16_t*>(gc.data_ptr()),
                            static_cast<bf16_t*>(gx.data_ptr()), outer, red, inner, log);
     else
-      kernels::softmax_bwd(yd.data<float>(), gc.data<float>(), gx.data<float>(), outer, red,
-                           inner, log);
+      kernels::softmax_bwd(yd.data<float>(), gc.data<float>(), gx.data<float>(), outer, red, inner,
+                           log);
     return std::vector<Tensor>{gx};
   });
   return y;
@@ -44,7 +44,9 @@ Tensor softmax_impl(const char* op, const Tensor& a, int64_t dim, bool log) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& a, int64_t dim) { return softmax_impl("softmax", a, dim, false); }
+Tensor softmax(const Tensor& a, int64_t dim) {
+  return softmax_impl("softmax", a, dim, false);
+}
 Tensor log_softmax(const Tensor& a, int64_t dim) {
   return softmax_impl("log_softmax", a, dim, true);
 }

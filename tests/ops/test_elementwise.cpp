@@ -43,10 +43,18 @@ Ref map1(const Ref& a, const Fn1& f) {
   return r;
 }
 
-double radd(double a, double b) { return a + b; }
-double rsub(double a, double b) { return a - b; }
-double rmul(double a, double b) { return a * b; }
-double rdiv(double a, double b) { return a / b; }
+double radd(double a, double b) {
+  return a + b;
+}
+double rsub(double a, double b) {
+  return a - b;
+}
+double rmul(double a, double b) {
+  return a * b;
+}
+double rdiv(double a, double b) {
+  return a / b;
+}
 
 // Normal values pushed at least 0.1 away from zero (kinks of relu, poles of div).
 Tensor away_from_zero(const Shape& s) {
@@ -54,7 +62,9 @@ Tensor away_from_zero(const Shape& s) {
   for (float& x : v) x += x < 0 ? -0.1f : 0.1f;
   return Tensor::from_vector(v, s);
 }
-Tensor positive(const Shape& s) { return rand(s, 0.5, 2.0); }
+Tensor positive(const Shape& s) {
+  return rand(s, 0.5, 2.0);
+}
 
 const std::vector<DType> kBoth{DType::f32, DType::bf16};
 
@@ -86,13 +96,19 @@ OpCase unary_case(const std::string& name, Fn1 ref, std::function<Tensor(Tensor)
   return c;
 }
 
-Tensor normal(const Shape& s) { return randn(s); }
+Tensor normal(const Shape& s) {
+  return randn(s);
+}
 
-double gelu_erf_ref(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+double gelu_erf_ref(double x) {
+  return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+}
 double gelu_tanh_ref(double x) {
   return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
 }
-double sigmoid_ref(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double sigmoid_ref(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
 
 auto op_add = [](Tensor a, Tensor b) { return add(a, b); };
 auto op_sub = [](Tensor a, Tensor b) { return sub(a, b); };
@@ -124,44 +140,57 @@ LMF_REGISTER_OP_CASES({
     binary_case("div/row", rdiv, op_div, {2, 3, 4}, {4}, true),
     binary_case("div/bcast_both", rdiv, op_div, {2, 1, 4}, {3, 1}, true),
     binary_case("div/scalar_tensor", rdiv, op_div, {2, 3}, {}, true),
-    unary_case("add_scalar", [](double x) { return x + 1.5; },
-               [](Tensor a) { return add(a, 1.5); }, normal),
-    unary_case("sub_scalar", [](double x) { return x - 0.25; },
-               [](Tensor a) { return a - 0.25; }, normal),
-    unary_case("mul_scalar", [](double x) { return x * -3.0; },
-               [](Tensor a) { return mul(a, -3.0); }, normal),
-    unary_case("div_scalar", [](double x) { return x / 4.0; },
-               [](Tensor a) { return a / 4.0; }, normal),
-    unary_case("neg", [](double x) { return -x; }, [](Tensor a) { return -a; }, normal),
-    unary_case("exp", [](double x) { return std::exp(x); }, [](Tensor a) { return exp(a); },
-               normal),
-    unary_case("exp/large", [](double x) { return std::exp(x); }, [](Tensor a) { return exp(a); },
-               normal, {300, 200}),
-    unary_case("log", [](double x) { return std::log(x); }, [](Tensor a) { return log(a); },
-               positive),
-    unary_case("sqrt", [](double x) { return std::sqrt(x); }, [](Tensor a) { return sqrt(a); },
-               positive),
-    unary_case("pow/square", [](double x) { return x * x; }, [](Tensor a) { return pow(a, 2.0); },
-               normal),
-    unary_case("pow/cube", [](double x) { return x * x * x; },
-               [](Tensor a) { return pow(a, 3.0); }, normal),
-    unary_case("pow/fractional", [](double x) { return std::pow(x, -1.5); },
-               [](Tensor a) { return pow(a, -1.5); }, positive),
-    unary_case("relu", [](double x) { return x > 0 ? x : 0.0; }, [](Tensor a) { return relu(a); },
-               away_from_zero),
-    unary_case("gelu", gelu_erf_ref, [](Tensor a) { return gelu(a); }, normal),
-    unary_case("gelu/wide", gelu_erf_ref, [](Tensor a) { return gelu(a); },
-               [](const Shape& s) { return randn(s, 0.0, 4.0); }, {300, 200}),
-    unary_case("gelu_tanh", gelu_tanh_ref, [](Tensor a) { return gelu(a, true); }, normal),
-    unary_case("silu", [](double x) { return x * sigmoid_ref(x); },
-               [](Tensor a) { return silu(a); }, normal),
-    unary_case("tanh", [](double x) { return std::tanh(x); }, [](Tensor a) { return tanh(a); },
-               [](const Shape& s) { return randn(s, 0.0, 2.0); }),
-    unary_case("sigmoid", sigmoid_ref, [](Tensor a) { return sigmoid(a); },
-               [](const Shape& s) { return randn(s, 0.0, 3.0); }),
-    unary_case("exp/transposed", [](double x) { return std::exp(x); },
-               [](Tensor a) { return exp(a); },
-               [](const Shape& s) { return randn(s).transpose(0, 2); }),
+    unary_case(
+        "add_scalar", [](double x) { return x + 1.5; }, [](Tensor a) { return add(a, 1.5); },
+        normal),
+    unary_case(
+        "sub_scalar", [](double x) { return x - 0.25; }, [](Tensor a) { return a - 0.25; }, normal),
+    unary_case(
+        "mul_scalar", [](double x) { return x * -3.0; }, [](Tensor a) { return mul(a, -3.0); },
+        normal),
+    unary_case(
+        "div_scalar", [](double x) { return x / 4.0; }, [](Tensor a) { return a / 4.0; }, normal),
+    unary_case(
+        "neg", [](double x) { return -x; }, [](Tensor a) { return -a; }, normal),
+    unary_case(
+        "exp", [](double x) { return std::exp(x); }, [](Tensor a) { return exp(a); }, normal),
+    unary_case(
+        "exp/large", [](double x) { return std::exp(x); }, [](Tensor a) { return exp(a); }, normal,
+        {300, 200}),
+    unary_case(
+        "log", [](double x) { return std::log(x); }, [](Tensor a) { return log(a); }, positive),
+    unary_case(
+        "sqrt", [](double x) { return std::sqrt(x); }, [](Tensor a) { return sqrt(a); }, positive),
+    unary_case(
+        "pow/square", [](double x) { return x * x; }, [](Tensor a) { return pow(a, 2.0); }, normal),
+    unary_case(
+        "pow/cube", [](double x) { return x * x * x; }, [](Tensor a) { return pow(a, 3.0); },
+        normal),
+    unary_case(
+        "pow/fractional", [](double x) { return std::pow(x, -1.5); },
+        [](Tensor a) { return pow(a, -1.5); }, positive),
+    unary_case(
+        "relu", [](double x) { return x > 0 ? x : 0.0; }, [](Tensor a) { return relu(a); },
+        away_from_zero),
+    unary_case(
+        "gelu", gelu_erf_ref, [](Tensor a) { return gelu(a); }, normal),
+    unary_case(
+        "gelu/wide", gelu_erf_ref, [](Tensor a) { return gelu(a); },
+        [](const Shape& s) { return randn(s, 0.0, 4.0); }, {300, 200}),
+    unary_case(
+        "gelu_tanh", gelu_tanh_ref, [](Tensor a) { return gelu(a, true); }, normal),
+    unary_case(
+        "silu", [](double x) { return x * sigmoid_ref(x); }, [](Tensor a) { return silu(a); },
+        normal),
+    unary_case(
+        "tanh", [](double x) { return std::tanh(x); }, [](Tensor a) { return tanh(a); },
+        [](const Shape& s) { return randn(s, 0.0, 2.0); }),
+    unary_case(
+        "sigmoid", sigmoid_ref, [](Tensor a) { return sigmoid(a); },
+        [](const Shape& s) { return randn(s, 0.0, 3.0); }),
+    unary_case(
+        "exp/transposed", [](double x) { return std::exp(x); }, [](Tensor a) { return exp(a); },
+        [](const Shape& s) { return randn(s).transpose(0, 2); }),
 });
 
 }  // namespace
@@ -173,7 +202,8 @@ void expect_throw_with(Fn fn, std::initializer_list<const char*> parts) {
     fn();
     ADD_FAILURE() << "no exception thrown";
   } catch (const E& e) {
-    for (const char* p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    for (const char* p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
   }
 }
 

@@ -23,8 +23,10 @@ Ref reduce_ref(const Ref& a, std::vector<int64_t> dims, bool keepdim,
   int64_t count = 1;
   for (int64_t d = 0; d < rank; ++d) {
     keep_shape.push_back(reduced(d) ? 1 : a.shape[d]);
-    if (!reduced(d)) out_shape.push_back(a.shape[d]);
-    else if (keepdim) out_shape.push_back(1);
+    if (!reduced(d))
+      out_shape.push_back(a.shape[d]);
+    else if (keepdim)
+      out_shape.push_back(1);
     if (reduced(d)) count *= a.shape[d];
   }
   Ref acc(keep_shape, init);
@@ -72,8 +74,10 @@ Ref argmax_ref(const Ref& a, int64_t dim, bool keepdim, bool values) {
   const int64_t red = a.shape[d];
   Shape out;
   for (int64_t i = 0; i < rank; ++i)
-    if (i != d) out.push_back(a.shape[i]);
-    else if (keepdim) out.push_back(1);
+    if (i != d)
+      out.push_back(a.shape[i]);
+    else if (keepdim)
+      out.push_back(1);
   Ref r(out);
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
@@ -136,7 +140,9 @@ TEST(Reduce, DimOutOfRangeThrowsIndexError) {
   }
 }
 
-TEST(Reduce, RepeatedDimThrows) { EXPECT_THROW(sum(randn({2, 3}), {1, -1}), IndexError); }
+TEST(Reduce, RepeatedDimThrows) {
+  EXPECT_THROW(sum(randn({2, 3}), {1, -1}), IndexError);
+}
 
 TEST(Reduce, IntegerSumThrowsDTypeError) {
   EXPECT_THROW(sum(Tensor::arange(5)), DTypeError);

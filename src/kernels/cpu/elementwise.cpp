@@ -2,29 +2,50 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 namespace lmf::kernels {
 
 namespace {
 
 // Loads/stores as f32 whatever the storage type; bf16 rounds to nearest even on store.
-LMF_ALWAYS_INLINE float ld(float v) { return v; }
-LMF_ALWAYS_INLINE float ld(bf16_t v) { return from_bf16(v.bits); }
-LMF_ALWAYS_INLINE void st(float& d, float v) { d = v; }
-LMF_ALWAYS_INLINE void st(bf16_t& d, float v) { d.bits = to_bf16(v); }
+LMF_ALWAYS_INLINE float ld(float v) {
+  return v;
+}
+LMF_ALWAYS_INLINE float ld(bf16_t v) {
+  return from_bf16(v.bits);
+}
+LMF_ALWAYS_INLINE void st(float& d, float v) {
+  d = v;
+}
+LMF_ALWAYS_INLINE void st(bf16_t& d, float v) {
+  d.bits = to_bf16(v);
+}
 
-struct Add { float operator()(float a, float b) const { return a + b; } };
-struct Sub { float operator()(float a, float b) const { return a - b; } };
-struct Mul { float operator()(float a, float b) const { return a * b; } };
-struct Div { float operator()(float a, float b) const { return a / b; } };
+struct Add {
+  float operator()(float a, float b) const { return a + b; }
+};
+struct Sub {
+  float operator()(float a, float b) const { return a - b; }
+};
+struct Mul {
+  float operator()(float a, float b) const { return a * b; }
+};
+struct Div {
+  float operator()(float a, float b) const { return a / b; }
+};
 
 template <class Fn>
 void with_binop(BinOp op, Fn&& fn) {
   switch (op) {
-    case BinOp::add: return fn(Add{});
-    case BinOp::sub: return fn(Sub{});
-    case BinOp::mul: return fn(Mul{});
-    case BinOp::div: return fn(Div{});
+    case BinOp::add:
+      return fn(Add{});
+    case BinOp::sub:
+      return fn(Sub{});
+    case BinOp::mul:
+      return fn(Mul{});
+    case BinOp::div:
+      return fn(Div{});
   }
 }
 
@@ -37,7 +58,8 @@ struct Swap {
 
 template <class T, class F>
 void map2(const T* a, const T* b, T* out, int64_t n, F f) {
-  for_range(n, kParallelGrain, [=](int64_t i) LMF_INLINE_LAMBDA { st(out[i], f(ld(a[i]), ld(b[i]))); });
+  for_range(n, kParallelGrain,
+            [=](int64_t i) LMF_INLINE_LAMBDA { st(out[i], f(ld(a[i]), ld(b[i]))); });
 }
 
 template <class T, class F>
@@ -67,7 +89,9 @@ constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 constexpr float kSqrt2OverPi = 0.79788456080286536f;
 constexpr float kGeluC = 0.044715f;
 
-LMF_ALWAYS_INLINE float gelu_erf(float x) { return 0.5f * x * (1.f + vm::erf(x * kSqrt1_2)); }
+LMF_ALWAYS_INLINE float gelu_erf(float x) {
+  return 0.5f * x * (1.f + vm::erf(x * kSqrt1_2));
+}
 LMF_ALWAYS_INLINE float gelu_tanh(float x) {
   return 0.5f * x * (1.f + vm::tanh(kSqrt2OverPi * (x + kGeluC * x * x * x)));
 }
@@ -75,9 +99,13 @@ LMF_ALWAYS_INLINE float gelu_tanh(float x) {
 }  // namespace
 
 bool cpu_has_avx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+  static const bool has = [] {
+    const char* off = std::getenv("LMFORGE_DISABLE_AVX512");  // to test the baseline build
+    if (off && *off && *off != '0') return false;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("fma");
+  }();
   return has;
 }
 
@@ -128,32 +156,48 @@ void binary_run(BinOp op, const T* a, int64_t sa, const T* b, int64_t sb, T* out
 template <class T>
 void unary(UnOp op, const T* x, T* y, int64_t n, float p) {
   switch (op) {
-    case UnOp::neg: return map1(x, y, n, [](float v) { return -v; });
-    case UnOp::exp: return map1(x, y, n, [](float v) { return vm::exp(v); });
-    case UnOp::log: return map1(x, y, n, [](float v) { return std::log(v); });
-    case UnOp::sqrt: return map1(x, y, n, [](float v) { return std::sqrt(v); });
+    case UnOp::neg:
+      return map1(x, y, n, [](float v) { return -v; });
+    case UnOp::exp:
+      return map1(x, y, n, [](float v) { return vm::exp(v); });
+    case UnOp::log:
+      return map1(x, y, n, [](float v) { return std::log(v); });
+    case UnOp::sqrt:
+      return map1(x, y, n, [](float v) { return std::sqrt(v); });
     case UnOp::pow:
       if (p == 2.f) return map1(x, y, n, [](float v) { return v * v; });
       if (p == 1.f) return map1(x, y, n, [](float v) { return v; });
       return map1(x, y, n, [p](float v) { return std::pow(v, p); });
-    case UnOp::relu: return map1(x, y, n, [](float v) { return v > 0.f ? v : 0.f; });
-    case UnOp::gelu: return map1(x, y, n, [](float v) { return gelu_erf(v); });
-    case UnOp::gelu_tanh: return map1(x, y, n, [](float v) { return gelu_tanh(v); });
-    case UnOp::silu: return map1(x, y, n, [](float v) { return v * vm::sigmoid(v); });
-    case UnOp::tanh: return map1(x, y, n, [](float v) { return vm::tanh(v); });
-    case UnOp::sigmoid: return map1(x, y, n, [](float v) { return vm::sigmoid(v); });
-    case UnOp::add_scalar: return map1(x, y, n, [p](float v) { return v + p; });
-    case UnOp::mul_scalar: return map1(x, y, n, [p](float v) { return v * p; });
+    case UnOp::relu:
+      return map1(x, y, n, [](float v) { return v > 0.f ? v : 0.f; });
+    case UnOp::gelu:
+      return map1(x, y, n, [](float v) { return gelu_erf(v); });
+    case UnOp::gelu_tanh:
+      return map1(x, y, n, [](float v) { return gelu_tanh(v); });
+    case UnOp::silu:
+      return map1(x, y, n, [](float v) { return v * vm::sigmoid(v); });
+    case UnOp::tanh:
+      return map1(x, y, n, [](float v) { return vm::tanh(v); });
+    case UnOp::sigmoid:
+      return map1(x, y, n, [](float v) { return vm::sigmoid(v); });
+    case UnOp::add_scalar:
+      return map1(x, y, n, [p](float v) { return v + p; });
+    case UnOp::mul_scalar:
+      return map1(x, y, n, [p](float v) { return v * p; });
   }
 }
 
 template <class T>
 void unary_backward(UnOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, float p) {
   switch (op) {
-    case UnOp::neg: return map_bwd(x, y, gy, gx, n, [](float, float) { return -1.f; });
-    case UnOp::exp: return map_bwd(x, y, gy, gx, n, [](float, float o) { return o; });
-    case UnOp::log: return map_bwd(x, y, gy, gx, n, [](float v, float) { return 1.f / v; });
-    case UnOp::sqrt: return map_bwd(x, y, gy, gx, n, [](float, float o) { return 0.5f / o; });
+    case UnOp::neg:
+      return map_bwd(x, y, gy, gx, n, [](float, float) { return -1.f; });
+    case UnOp::exp:
+      return map_bwd(x, y, gy, gx, n, [](float, float o) { return o; });
+    case UnOp::log:
+      return map_bwd(x, y, gy, gx, n, [](float v, float) { return 1.f / v; });
+    case UnOp::sqrt:
+      return map_bwd(x, y, gy, gx, n, [](float, float o) { return 0.5f / o; });
     case UnOp::pow:
       if (p == 2.f) return map_bwd(x, y, gy, gx, n, [](float v, float) { return 2.f * v; });
       return map_bwd(x, y, gy, gx, n, [p](float v, float) { return p * std::pow(v, p - 1.f); });
@@ -175,11 +219,14 @@ void unary_backward(UnOp op, const T* x, const T* y, const T* gy, T* gx, int64_t
         const float s = vm::sigmoid(v);
         return s * (1.f + v * (1.f - s));
       });
-    case UnOp::tanh: return map_bwd(x, y, gy, gx, n, [](float, float o) { return 1.f - o * o; });
+    case UnOp::tanh:
+      return map_bwd(x, y, gy, gx, n, [](float, float o) { return 1.f - o * o; });
     case UnOp::sigmoid:
       return map_bwd(x, y, gy, gx, n, [](float, float o) { return o * (1.f - o); });
-    case UnOp::add_scalar: return map_bwd(x, y, gy, gx, n, [](float, float) { return 1.f; });
-    case UnOp::mul_scalar: return map_bwd(x, y, gy, gx, n, [p](float, float) { return p; });
+    case UnOp::add_scalar:
+      return map_bwd(x, y, gy, gx, n, [](float, float) { return 1.f; });
+    case UnOp::mul_scalar:
+      return map_bwd(x, y, gy, gx, n, [p](float, float) { return p; });
   }
 }
 

@@ -19,7 +19,8 @@ namespace lmf::kernels {
 // Sizes above this run on the OpenMP pool; below, one thread (fork/join costs more).
 inline constexpr int64_t kParallelGrain = 32768;
 
-// True when the CPU has AVX-512 F/BW/VL/DQ and FMA (checked once).
+// True when the CPU has AVX-512 F/BW/VL/DQ and FMA (checked once); LMFORGE_DISABLE_AVX512=1
+// forces the baseline build (for tests and comparisons).
 bool cpu_has_avx512();
 
 template <class Body>
@@ -56,23 +57,38 @@ void for_range(int64_t n, int64_t grain, const Body& body) {
 
 enum class BinOp : uint8_t { add, sub, mul, div };
 enum class UnOp : uint8_t {
-  neg, exp, log, sqrt, pow, relu, gelu, gelu_tanh, silu, tanh, sigmoid, add_scalar, mul_scalar
+  neg,
+  exp,
+  log,
+  sqrt,
+  pow,
+  relu,
+  gelu,
+  gelu_tanh,
+  silu,
+  tanh,
+  sigmoid,
+  add_scalar,
+  mul_scalar
 };
 
 // out[i] = a[i] op b[i].
-template <class T> void binary_same(BinOp op, const T* a, const T* b, T* out, int64_t n);
+template <class T>
+void binary_same(BinOp op, const T* a, const T* b, T* out, int64_t n);
 // out[r, c] = a[r, c] op b[c] (b repeated over rows); swapped: out[r, c] = b[c] op a[r, c].
 template <class T>
 void binary_row(BinOp op, const T* a, const T* b, T* out, int64_t rows, int64_t cols, bool swapped);
 // out[i] = a[i] op s; swapped: out[i] = s op a[i].
-template <class T> void binary_scalar(BinOp op, const T* a, float s, T* out, int64_t n, bool swapped);
+template <class T>
+void binary_scalar(BinOp op, const T* a, float s, T* out, int64_t n, bool swapped);
 // One strided run: out[k*so] = a[k*sa] op b[k*sb], k < n (single-threaded; callers split work).
 template <class T>
 void binary_run(BinOp op, const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t so,
                 int64_t n);
 
 // y[i] = f(x[i]); p is the exponent (pow) or scalar (add_scalar, mul_scalar).
-template <class T> void unary(UnOp op, const T* x, T* y, int64_t n, float p = 0.f);
+template <class T>
+void unary(UnOp op, const T* x, T* y, int64_t n, float p = 0.f);
 // gx[i] = gy[i] * f'(x[i]); y is the forward output (used by exp, sqrt, tanh, sigmoid).
 template <class T>
 void unary_backward(UnOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, float p = 0.f);
@@ -80,7 +96,9 @@ void unary_backward(UnOp op, const T* x, const T* y, const T* gy, T* gx, int64_t
 // ---- Vectorisable f32 math (branch-free, no libm calls; GCC auto-vectorises loops of these) ----
 namespace vm {
 
-LMF_ALWAYS_INLINE float bits_to_float(uint32_t u) { return std::bit_cast<float>(u); }
+LMF_ALWAYS_INLINE float bits_to_float(uint32_t u) {
+  return std::bit_cast<float>(u);
+}
 
 // exp(x) with ~2 ulp error: 2^n * P(r), r = x - n ln2, |r| <= ln2/2. exp(-inf) = 0, exp(inf) = inf.
 LMF_ALWAYS_INLINE float exp(float x) {
@@ -142,13 +160,15 @@ LMF_ALWAYS_INLINE float erf(float x) {
            x2 * (-0.37612638903183754f +
                  x2 * (0.11283791670955126f +
                        x2 * (-0.026866170645131252f +
-                             x2 * (0.005223977625442188f +
-                                   x2 * (-0.0008548327023450852f + x2 * 0.00012055332981789664f))))));
+                             x2 * (0.005223977625442188f + x2 * (-0.0008548327023450852f +
+                                                                 x2 * 0.00012055332981789664f))))));
   const float big = x < 0.f ? -e : e;
   return ax < 0.5f ? small : big;
 }
 
-LMF_ALWAYS_INLINE float sigmoid(float x) { return 1.f / (1.f + exp(-x)); }
+LMF_ALWAYS_INLINE float sigmoid(float x) {
+  return 1.f / (1.f + exp(-x));
+}
 
 }  // namespace vm
 
@@ -159,6 +179,8 @@ LMF_ALWAYS_INLINE uint16_t to_bf16(float f) {
   const uint32_t nan = (u >> 16) | 0x40u;
   return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan : r);
 }
-LMF_ALWAYS_INLINE float from_bf16(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+LMF_ALWAYS_INLINE float from_bf16(uint16_t h) {
+  return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
+}
 
 }  // namespace lmf::kernels

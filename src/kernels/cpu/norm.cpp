@@ -12,10 +12,18 @@ namespace lmf::kernels {
 
 namespace {
 
-LMF_ALWAYS_INLINE float ld(float v) { return v; }
-LMF_ALWAYS_INLINE float ld(bf16_t v) { return from_bf16(v.bits); }
-LMF_ALWAYS_INLINE void st(float& d, float v) { d = v; }
-LMF_ALWAYS_INLINE void st(bf16_t& d, float v) { d.bits = to_bf16(v); }
+LMF_ALWAYS_INLINE float ld(float v) {
+  return v;
+}
+LMF_ALWAYS_INLINE float ld(bf16_t v) {
+  return from_bf16(v.bits);
+}
+LMF_ALWAYS_INLINE void st(float& d, float v) {
+  d = v;
+}
+LMF_ALWAYS_INLINE void st(bf16_t& d, float v) {
+  d.bits = to_bf16(v);
+}
 
 // Row sum and sum of squared deviations from `shift`, each in eight double lanes.
 template <class T>
@@ -58,7 +66,9 @@ LMF_ALWAYS_INLINE float lane_sum(int64_t n, F f) {
 }
 
 // Row count above which rows are split over threads (about kParallelGrain / 4 elements).
-int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kParallelGrain / 4 / cols); }
+int64_t row_grain(int64_t cols) {
+  return std::max<int64_t>(1, kParallelGrain / 4 / cols);
+}
 // Splits [0, rows) over threads like for_range, also passing the thread index (for partials).
 template <class Body>
 void for_rows_tid(int64_t rows, int nt, const Body& body) {
@@ -120,7 +130,8 @@ void layer_norm_bwd(const T* x, const T* w, const float* mean, const float* rstd
     const T* gr = gy + r * cols;
     const float m = mean[r], rs = rstd[r];
     const float inv_n = 1.f / static_cast<float>(cols);
-    const float a = lane_sum(cols, [&](int64_t c) LMF_INLINE_LAMBDA { return w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]); });
+    const float a = lane_sum(
+        cols, [&](int64_t c) LMF_INLINE_LAMBDA { return w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]); });
     const float bsum = lane_sum(cols, [&](int64_t c) LMF_INLINE_LAMBDA {
       const float g = w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]);
       return g * (ld(xr[c]) - m) * rs;
@@ -205,10 +216,10 @@ void rms_norm_bwd(const T* x, const T* w, const float* rstd, const T* gy, T* gx,
 }
 
 #define LMF_INSTANTIATE(T)                                                                       \
-  template void layer_norm_fwd<T>(const T*, const T*, const T*, T*, float*, float*, int64_t,    \
-                                  int64_t, float);                                             \
-  template void layer_norm_bwd<T>(const T*, const T*, const float*, const float*, const T*, T*, \
-                                  float*, float*, int64_t, int64_t);                           \
+  template void layer_norm_fwd<T>(const T*, const T*, const T*, T*, float*, float*, int64_t,     \
+                                  int64_t, float);                                               \
+  template void layer_norm_bwd<T>(const T*, const T*, const float*, const float*, const T*, T*,  \
+                                  float*, float*, int64_t, int64_t);                             \
   template void rms_norm_fwd<T>(const T*, const T*, T*, float*, int64_t, int64_t, float);        \
   template void rms_norm_bwd<T>(const T*, const T*, const float*, const T*, T*, float*, int64_t, \
                                 int64_t);

@@ -10,11 +10,21 @@ namespace lmf::kernels {
 
 namespace {
 
-LMF_ALWAYS_INLINE double ldd(float v) { return v; }
-LMF_ALWAYS_INLINE double ldd(double v) { return v; }
-LMF_ALWAYS_INLINE double ldd(bf16_t v) { return from_bf16(v.bits); }
-LMF_ALWAYS_INLINE double ldd(int32_t v) { return v; }
-LMF_ALWAYS_INLINE double ldd(int64_t v) { return static_cast<double>(v); }
+LMF_ALWAYS_INLINE double ldd(float v) {
+  return v;
+}
+LMF_ALWAYS_INLINE double ldd(double v) {
+  return v;
+}
+LMF_ALWAYS_INLINE double ldd(bf16_t v) {
+  return from_bf16(v.bits);
+}
+LMF_ALWAYS_INLINE double ldd(int32_t v) {
+  return v;
+}
+LMF_ALWAYS_INLINE double ldd(int64_t v) {
+  return static_cast<double>(v);
+}
 
 // Sum of n contiguous values in eight double lanes (vectorises without reassociation flags).
 template <class In>

@@ -11,14 +11,14 @@ namespace lmf::kernels {
 template <class In>
 void sum_ori(const In* x, double* out, int64_t outer, int64_t red, int64_t inner);
 // y[i] = x[i] * scale, rounded to T.
-template <class T> void from_double(const double* x, T* y, int64_t n, double scale);
+template <class T>
+void from_double(const double* x, T* y, int64_t n, double scale);
 // Max over r of x[o, r, i]: values and/or indices (either may be null). First maximum wins; NaN
 // counts as the largest value (torch semantics).
 template <class T>
 void max_ori(const T* x, T* vals, int64_t* idx, int64_t outer, int64_t red, int64_t inner);
 // out (zeroed by the caller) [o, idx[o, i], i] = g[o, i]; the backward of max.
 template <class T>
-void scatter_ori(const T* g, const int64_t* idx, T* out, int64_t outer, int64_t red,
-                 int64_t inner);
+void scatter_ori(const T* g, const int64_t* idx, T* out, int64_t outer, int64_t red, int64_t inner);
 
 }  // namespace lmf::kernels

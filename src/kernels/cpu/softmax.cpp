@@ -10,10 +10,18 @@ namespace lmf::kernels {
 
 namespace {
 
-LMF_ALWAYS_INLINE float ld(float v) { return v; }
-LMF_ALWAYS_INLINE float ld(bf16_t v) { return from_bf16(v.bits); }
-LMF_ALWAYS_INLINE void st(float& d, float v) { d = v; }
-LMF_ALWAYS_INLINE void st(bf16_t& d, float v) { d.bits = to_bf16(v); }
+LMF_ALWAYS_INLINE float ld(float v) {
+  return v;
+}
+LMF_ALWAYS_INLINE float ld(bf16_t v) {
+  return from_bf16(v.bits);
+}
+LMF_ALWAYS_INLINE void st(float& d, float v) {
+  d = v;
+}
+LMF_ALWAYS_INLINE void st(bf16_t& d, float v) {
+  d.bits = to_bf16(v);
+}
 
 constexpr int kLanes = 16;
 constexpr int64_t kInnerBlock = 64;
@@ -65,7 +73,8 @@ LMF_ALWAYS_INLINE void row_softmax(const float* x, float* y, int64_t n, bool log
   for (i = 0; i < n; ++i) y[i] *= inv;
 }
 
-LMF_ALWAYS_INLINE void row_softmax_bwd(const float* y, const float* gy, float* gx, int64_t n, bool log) {
+LMF_ALWAYS_INLINE void row_softmax_bwd(const float* y, const float* gy, float* gx, int64_t n,
+                                       bool log) {
   float acc[kLanes] = {};
   int64_t i = 0;
   if (log) {
@@ -98,7 +107,9 @@ LMF_ALWAYS_INLINE void from_f32(const float* buf, T* y, int64_t n) {
 constexpr int64_t kStackRow = 4096;
 
 // Row count above which rows are split over threads (about kParallelGrain / 4 elements).
-static int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kParallelGrain / 4 / cols); }
+static int64_t row_grain(int64_t cols) {
+  return std::max<int64_t>(1, kParallelGrain / 4 / cols);
+}
 
 template <class T>
 void softmax_fwd(const T* x, T* y, int64_t outer, int64_t red, int64_t inner, bool log) {
@@ -188,7 +199,7 @@ template void softmax_fwd<float>(const float*, float*, int64_t, int64_t, int64_t
 template void softmax_fwd<bf16_t>(const bf16_t*, bf16_t*, int64_t, int64_t, int64_t, bool);
 template void softmax_bwd<float>(const float*, const float*, float*, int64_t, int64_t, int64_t,
                                  bool);
-template void softmax_bwd<bf16_t>(const bf16_t*, const bf16_t*, bf16_t*, int64_t, int64_t,
-                                  int64_t, bool);
+template void softmax_bwd<bf16_t>(const bf16_t*, const bf16_t*, bf16_t*, int64_t, int64_t, int64_t,
+                                  bool);
 
 }  // namespace lmf::kernels
