@@ -1,6 +1,6 @@
 // Memory-bound op throughput: GB/s (bytes read + written) of layer_norm, softmax, gelu and add
 // against the machine's memcpy bandwidth and the bare oneDNN primitive for the same work.
-// Usage: bench_memory [threads=2]. Medians of 7 alternating runs.
+// Usage: bench_memory [threads=2] [workload substring]. Medians of 7 alternating runs.
 #include <omp.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <cstring>
 #include <dnnl.hpp>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "../src/kernels/cpu/elementwise.h"
@@ -296,14 +297,18 @@ int main(int argc, char** argv) {
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream strm(eng);
   header();
-  bench_layer_norm(eng, strm, 32 * 128, 768);
-  bench_softmax(eng, strm, 32 * 12 * 128, 128);
-  bench_softmax(eng, strm, 8 * 12 * 512, 512);
-  bench_gelu(eng, strm, 32 * 128, 3072, false);
-  bench_gelu(eng, strm, 32 * 128, 3072, true);
-  bench_add(eng, strm, 32 * 128, 768, false);
-  bench_add(eng, strm, 32 * 128, 3072, false);
-  bench_add(eng, strm, 32 * 128, 3072, true);
+  const std::string only = argc > 2 ? argv[2] : "";
+  auto want = [&](const char* w) {
+    return only.empty() || std::string(w).find(only) != std::string::npos;
+  };
+  if (want("layer_norm")) bench_layer_norm(eng, strm, 32 * 128, 768);
+  if (want("softmax")) bench_softmax(eng, strm, 32 * 12 * 128, 128);
+  if (want("softmax")) bench_softmax(eng, strm, 8 * 12 * 512, 512);
+  if (want("gelu")) bench_gelu(eng, strm, 32 * 128, 3072, false);
+  if (want("gelu")) bench_gelu(eng, strm, 32 * 128, 3072, true);
+  if (want("add")) bench_add(eng, strm, 32 * 128, 768, false);
+  if (want("add")) bench_add(eng, strm, 32 * 128, 3072, false);
+  if (want("add")) bench_add(eng, strm, 32 * 128, 3072, true);
   std::printf("total %.1f s\n", now_s() - t0);
   return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/elementwise.h"
@@ -25,44 +26,62 @@ LMF_ALWAYS_INLINE void st(bf16_t& d, float v) {
   d.bits = to_bf16(v);
 }
 
-// Row sum and sum of squared deviations from `shift`, each in eight double lanes.
+// Mean and variance in one pass: sums of d and d^2 for d = x - x[0], in double (omp simd
+// reductions vectorise them). Shifting by a sample keeps S2/n - (S1/n)^2 free of cancellation
+// when |mean| >> std.
 template <class T>
-LMF_ALWAYS_INLINE double row_sum(const T* x, int64_t n) {
-  double acc[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += ld(x[i + j]);
-  for (; i < n; ++i) acc[i & 7] += ld(x[i]);
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-template <class T>
-LMF_ALWAYS_INLINE double row_sq_dev(const T* x, int64_t n, double shift) {
-  double acc[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) {
-      const double d = ld(x[i + j]) - shift;
-      acc[j] += d * d;
-    }
-  for (; i < n; ++i) {
+LMF_ALWAYS_INLINE void row_moments(const T* x, int64_t n, double& mean, double& var) {
+  const double shift = ld(x[0]);
+  double s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+  for (int64_t i = 0; i < n; ++i) {
     const double d = ld(x[i]) - shift;
-    acc[i & 7] += d * d;
+    s1 += d;
+    s2 += d * d;
   }
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  const double m = s1 / static_cast<double>(n);
+  mean = shift + m;
+  var = std::max(0.0, s2 / static_cast<double>(n) - m * m);
 }
 
-// f32 dot-like sums over a row (gradient terms; f32 lanes are accurate enough there).
-constexpr int kLanes = 16;
+// Mean of squares in double.
+template <class T>
+LMF_ALWAYS_INLINE double row_mean_sq(const T* x, int64_t n) {
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = ld(x[i]);
+    s += v * v;
+  }
+  return s / static_cast<double>(n);
+}
+
+// f32 sums of f(i) over a row (gradient terms; f32 is accurate enough there).
 template <class F>
 LMF_ALWAYS_INLINE float lane_sum(int64_t n, F f) {
-  float acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) acc[j] += f(i + j);
   float s = 0;
-  for (; i < n; ++i) s += f(i);
-  for (int j = 0; j < kLanes; ++j) s += acc[j];
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += f(i);
   return s;
+}
+
+// gy * w (or gy without a weight); HW is a compile-time flag so that the row loops have no
+// conditional load and vectorise.
+template <bool HW, class T>
+LMF_ALWAYS_INLINE float wgrad(const T* gr, const T* w, int64_t c) {
+  if constexpr (HW)
+    return ld(gr[c]) * ld(w[c]);
+  else
+    return ld(gr[c]);
+}
+
+// Calls fn(std::bool_constant<w != nullptr>).
+template <class T, class Fn>
+void with_weight(const T* w, Fn&& fn) {
+  if (w)
+    fn(std::true_type{});
+  else
+    fn(std::false_type{});
 }
 
 // Row count above which rows are split over threads (about kParallelGrain / 4 elements).
@@ -97,8 +116,8 @@ void layer_norm_fwd(const T* x, const T* w, const T* b, T* y, float* mean, float
   for_range(rows, row_grain(cols), [=](int64_t r) LMF_INLINE_LAMBDA {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
-    const double mu = row_sum(xr, cols) / static_cast<double>(cols);
-    const double var = row_sq_dev(xr, cols, mu) / static_cast<double>(cols);
+    double mu, var;
+    row_moments(xr, cols, mu, var);
     const float rs = static_cast<float>(1.0 / std::sqrt(var + eps));
     // The mean as f32 hi + lo: x - hi is exact for x near the mean, so a large common offset
     // (mean >> std) does not cost the normalised values their precision.
@@ -125,32 +144,32 @@ void layer_norm_bwd(const T* x, const T* w, const float* mean, const float* rstd
   const int nt = rows > row_grain(cols) ? omp_get_max_threads() : 1;
   const bool need_wb = gw || gb;
   Partials part(need_wb ? cols : 0, nt);
-  for_rows_tid(rows, nt, [&](int64_t r, int tid) LMF_INLINE_LAMBDA {
-    const T* xr = x + r * cols;
-    const T* gr = gy + r * cols;
-    const float m = mean[r], rs = rstd[r];
-    const float inv_n = 1.f / static_cast<float>(cols);
-    const float a = lane_sum(
-        cols, [&](int64_t c) LMF_INLINE_LAMBDA { return w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]); });
-    const float bsum = lane_sum(cols, [&](int64_t c) LMF_INLINE_LAMBDA {
-      const float g = w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]);
-      return g * (ld(xr[c]) - m) * rs;
-    });
-    const float am = a * inv_n, bm = bsum * inv_n;
-    T* gxr = gx + r * cols;
-    for (int64_t c = 0; c < cols; ++c) {
-      const float g = w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]);
-      st(gxr[c], rs * (g - am - (ld(xr[c]) - m) * rs * bm));
-    }
-    if (need_wb) {
-      double* pw = part.gw(tid);
-      double* pb = part.gb(tid);
-      for (int64_t c = 0; c < cols; ++c) {
-        const float gv = ld(gr[c]);
-        pw[c] += gv * ((ld(xr[c]) - m) * rs);
-        pb[c] += gv;
+  with_weight(w, [&](auto has_w) {
+    constexpr bool HW = decltype(has_w)::value;
+    for_rows_tid(rows, nt, [&](int64_t r, int tid) LMF_INLINE_LAMBDA {
+      const T* xr = x + r * cols;
+      const T* gr = gy + r * cols;
+      const float m = mean[r], rs = rstd[r];
+      const float inv_n = 1.f / static_cast<float>(cols);
+      const float a =
+          lane_sum(cols, [=](int64_t c) LMF_INLINE_LAMBDA { return wgrad<HW>(gr, w, c); });
+      const float bsum = lane_sum(cols, [=](int64_t c) LMF_INLINE_LAMBDA {
+        return wgrad<HW>(gr, w, c) * (ld(xr[c]) - m) * rs;
+      });
+      const float am = a * inv_n, bm = bsum * inv_n;
+      T* gxr = gx + r * cols;
+      for (int64_t c = 0; c < cols; ++c)
+        st(gxr[c], rs * (wgrad<HW>(gr, w, c) - am - (ld(xr[c]) - m) * rs * bm));
+      if (need_wb) {
+        double* pw = part.gw(tid);
+        double* pb = part.gb(tid);
+        for (int64_t c = 0; c < cols; ++c) {
+          const float gv = ld(gr[c]);
+          pw[c] += gv * ((ld(xr[c]) - m) * rs);
+          pb[c] += gv;
+        }
       }
-    }
+    });
   });
   if (!need_wb) return;
   for (int64_t c = 0; c < cols; ++c) {
@@ -167,7 +186,7 @@ void rms_norm_fwd(const T* x, const T* w, T* y, float* rstd, int64_t rows, int64
   for_range(rows, row_grain(cols), [=](int64_t r) LMF_INLINE_LAMBDA {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
-    const double ms = row_sq_dev(xr, cols, 0.0) / static_cast<double>(cols);
+    const double ms = row_mean_sq(xr, cols);
     const float rs = static_cast<float>(1.0 / std::sqrt(ms + eps));
     rstd[r] = rs;
     if (w) {
@@ -188,24 +207,23 @@ void rms_norm_bwd(const T* x, const T* w, const float* rstd, const T* gy, T* gx,
                   int64_t rows, int64_t cols) {
   const int nt = rows > row_grain(cols) ? omp_get_max_threads() : 1;
   Partials part(gw ? cols : 0, nt);
-  for_rows_tid(rows, nt, [&](int64_t r, int tid) LMF_INLINE_LAMBDA {
-    const T* xr = x + r * cols;
-    const T* gr = gy + r * cols;
-    const float rs = rstd[r];
-    // y = g . x * rs  =>  dx = rs * g - x * rs^3 * mean(g x)
-    const float dot = lane_sum(cols, [&](int64_t c) LMF_INLINE_LAMBDA {
-      return (w ? ld(gr[c]) * ld(w[c]) : ld(gr[c])) * ld(xr[c]);
+  with_weight(w, [&](auto has_w) {
+    constexpr bool HW = decltype(has_w)::value;
+    for_rows_tid(rows, nt, [&](int64_t r, int tid) LMF_INLINE_LAMBDA {
+      const T* xr = x + r * cols;
+      const T* gr = gy + r * cols;
+      const float rs = rstd[r];
+      // y = g . x * rs  =>  dx = rs * g - x * rs^3 * mean(g x)
+      const float dot = lane_sum(
+          cols, [=](int64_t c) LMF_INLINE_LAMBDA { return wgrad<HW>(gr, w, c) * ld(xr[c]); });
+      const float k = dot * rs * rs * rs / static_cast<float>(cols);
+      T* gxr = gx + r * cols;
+      for (int64_t c = 0; c < cols; ++c) st(gxr[c], rs * wgrad<HW>(gr, w, c) - ld(xr[c]) * k);
+      if (gw) {
+        double* pw = part.gw(tid);
+        for (int64_t c = 0; c < cols; ++c) pw[c] += ld(gr[c]) * ld(xr[c]) * rs;
+      }
     });
-    const float k = dot * rs * rs * rs / static_cast<float>(cols);
-    T* gxr = gx + r * cols;
-    for (int64_t c = 0; c < cols; ++c) {
-      const float g = w ? ld(gr[c]) * ld(w[c]) : ld(gr[c]);
-      st(gxr[c], rs * g - ld(xr[c]) * k);
-    }
-    if (gw) {
-      double* pw = part.gw(tid);
-      for (int64_t c = 0; c < cols; ++c) pw[c] += ld(gr[c]) * ld(xr[c]) * rs;
-    }
   });
   if (!gw) return;
   for (int64_t c = 0; c < cols; ++c) {

@@ -23,73 +23,44 @@ LMF_ALWAYS_INLINE void st(bf16_t& d, float v) {
   d.bits = to_bf16(v);
 }
 
-constexpr int kLanes = 16;
 constexpr int64_t kInnerBlock = 64;
 
-LMF_ALWAYS_INLINE float lanes_max(const float* a) {
-  float m = a[0];
-  for (int j = 1; j < kLanes; ++j) m = a[j] > m ? a[j] : m;
-  return m;
-}
-LMF_ALWAYS_INLINE float lanes_sum(const float* a) {
-  float s = 0;
-  for (int j = 0; j < kLanes; ++j) s += a[j];
-  return s;
-}
-
-// One contiguous row held in f32 (x may alias y for f32).
+// One contiguous row held in f32 (x may alias y). Reductions are omp simd so they vectorise.
 LMF_ALWAYS_INLINE void row_softmax(const float* x, float* y, int64_t n, bool log) {
-  float acc[kLanes];
-  for (int j = 0; j < kLanes; ++j) acc[j] = -__builtin_inff();
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
-  float m = lanes_max(acc);
-  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  float m = -__builtin_inff();
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
   if (m == -__builtin_inff()) m = 0.f;  // all -inf: exp gives 0/0 = NaN like torch
-  for (int j = 0; j < kLanes; ++j) acc[j] = 0.f;
+  float s = 0.f;
   if (log) {
-    for (i = 0; i + kLanes <= n; i += kLanes)
-      for (int j = 0; j < kLanes; ++j) acc[j] += vm::exp(x[i + j] - m);
-    float s = lanes_sum(acc);
-    for (; i < n; ++i) s += vm::exp(x[i] - m);
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += vm::exp(x[i] - m);
     const float shift = m + std::log(s);
-    for (i = 0; i < n; ++i) y[i] = x[i] - shift;
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] - shift;
     return;
   }
-  for (i = 0; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      const float e = vm::exp(x[i + j] - m);
-      y[i + j] = e;
-      acc[j] += e;
-    }
-  float s = lanes_sum(acc);
-  for (; i < n; ++i) {
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
     const float e = vm::exp(x[i] - m);
     y[i] = e;
     s += e;
   }
   const float inv = 1.f / s;
-  for (i = 0; i < n; ++i) y[i] *= inv;
+  for (int64_t i = 0; i < n; ++i) y[i] *= inv;
 }
 
 LMF_ALWAYS_INLINE void row_softmax_bwd(const float* y, const float* gy, float* gx, int64_t n,
                                        bool log) {
-  float acc[kLanes] = {};
-  int64_t i = 0;
+  float s = 0.f;
   if (log) {
-    for (; i + kLanes <= n; i += kLanes)
-      for (int j = 0; j < kLanes; ++j) acc[j] += gy[i + j];
-    float s = lanes_sum(acc);
-    for (; i < n; ++i) s += gy[i];
-    for (i = 0; i < n; ++i) gx[i] = gy[i] - vm::exp(y[i]) * s;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += gy[i];
+    for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] - vm::exp(y[i]) * s;
     return;
   }
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) acc[j] += gy[i + j] * y[i + j];
-  float s = lanes_sum(acc);
-  for (; i < n; ++i) s += gy[i] * y[i];
-  for (i = 0; i < n; ++i) gx[i] = y[i] * (gy[i] - s);
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += gy[i] * y[i];
+  for (int64_t i = 0; i < n; ++i) gx[i] = y[i] * (gy[i] - s);
 }
 
 template <class T>
