@@ -262,7 +262,7 @@ bool view_strides(const Tensor& t, const Shape& shape, Shape& out) {
   const Shape& os = t.shape();
   const Shape& ost = t.strides();
   out.assign(shape.size(), 0);
-  if (t.numel() == 0) {
+  if (t.numel() == 0 || os.empty()) {  // empty or a scalar: any shape of that numel is a view
     out = contiguous_strides(shape);
     return true;
   }

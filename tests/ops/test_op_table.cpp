@@ -30,6 +30,11 @@ struct Param {
   DType dtype;
 };
 
+// Failure messages name the case ("add/row f32") instead of dumping the struct's bytes.
+void PrintTo(const Param& p, std::ostream* os) {
+  *os << op_registry()[p.index].name << " " << dtype_name(p.dtype);
+}
+
 std::string param_name(const testing::TestParamInfo<Param>& info) {
   std::string n = op_registry()[info.param.index].name + "_" +
                   std::string(dtype_name(info.param.dtype));

@@ -1,0 +1,110 @@
+// layer_norm and rms_norm over the last dim, f32 and bf16, with backward for x, weight and bias.
+#include "kernels/cpu/norm.h"
+
+#include "lmforge/ops/ops.h"
+
+namespace lmf {
+
+namespace {
+
+void check_input(const char* op, const Tensor& x) {
+  LMF_CHECK(x.defined(), ValueError, "{}: input is an undefined tensor", op);
+  LMF_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::bf16, DTypeError,
+            "{}: got {}; supported dtypes are f32 and bf16 (convert with .to())", op, x.describe());
+  LMF_CHECK(x.dim() >= 1, ShapeError, "{}: input {} needs at least one dim", op, x.describe());
+}
+
+// Weight/bias must be [H]; returned contiguous in x's dtype (differentiably converted).
+Tensor check_param(const char* op, const char* what, const Tensor& p, const Tensor& x) {
+  if (!p.defined()) return p;
+  const int64_t h = x.shape().back();
+  LMF_CHECK(p.dim() == 1 && p.shape()[0] == h, ShapeError,
+            "{}: {} has shape {} but the input {} normalises a last dim of {}; expected [{}]", op,
+            what, shape_str(p.shape()), x.describe(), h, h);
+  LMF_CHECK(is_floating(p.dtype()), DTypeError, "{}: {} is {}; expected a floating dtype", op, what,
+            p.describe());
+  return p.to(x.dtype()).contiguous();
+}
+
+template <class T>
+const T* ptr(const Tensor& t) {
+  return t.defined() ? static_cast<const T*>(t.data_ptr()) : nullptr;
+}
+
+template <class Fn>
+void visit_float(DType d, Fn&& fn) {
+  if (d == DType::bf16)
+    fn(bf16_t{});
+  else
+    fn(float{});
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, double eps) {
+  check_input("layer_norm", x_in);
+  const Tensor w = check_param("layer_norm", "weight", weight, x_in);
+  const Tensor b = check_param("layer_norm", "bias", bias, x_in);
+  const int64_t cols = x_in.shape().back(), rows = cols == 0 ? 0 : x_in.numel() / cols;
+  const Tensor x = x_in.detach().contiguous();
+  const Tensor wd = w.defined() ? w.detach() : w, bd = b.defined() ? b.detach() : b;
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  Tensor mean = Tensor::empty({rows}), rstd = Tensor::empty({rows});
+  visit_float(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    kernels::layer_norm_fwd(ptr<T>(x), ptr<T>(wd), ptr<T>(bd), static_cast<T*>(y.data_ptr()),
+                            mean.data<float>(), rstd.data<float>(), rows, cols,
+                            static_cast<float>(eps));
+  });
+  if (!needs_grad({x_in, w, b})) return y;
+  const bool gw = w.defined() && w.requires_grad(), gb = b.defined() && b.requires_grad();
+  record(y, "layer_norm", {x_in, w, b}, [=](const Tensor& g) {
+    const Tensor gc = g.to(x.dtype()).contiguous();
+    Tensor gx = Tensor::empty(x.shape(), x.dtype());
+    Tensor dw = gw ? Tensor::empty({cols}) : Tensor(), db = gb ? Tensor::empty({cols}) : Tensor();
+    visit_float(x.dtype(), [&](auto z) {
+      using T = decltype(z);
+      kernels::layer_norm_bwd(ptr<T>(x), ptr<T>(wd), mean.data<float>(), rstd.data<float>(),
+                              ptr<T>(gc), static_cast<T*>(gx.data_ptr()),
+                              gw ? dw.data<float>() : nullptr, gb ? db.data<float>() : nullptr,
+                              rows, cols);
+    });
+    if (gw) dw = dw.to(x.dtype());
+    if (gb) db = db.to(x.dtype());
+    return std::vector<Tensor>{gx, dw, db};
+  });
+  return y;
+}
+
+Tensor rms_norm(const Tensor& x_in, const Tensor& weight, double eps) {
+  check_input("rms_norm", x_in);
+  const Tensor w = check_param("rms_norm", "weight", weight, x_in);
+  const int64_t cols = x_in.shape().back(), rows = cols == 0 ? 0 : x_in.numel() / cols;
+  const Tensor x = x_in.detach().contiguous();
+  const Tensor wd = w.defined() ? w.detach() : w;
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  Tensor rstd = Tensor::empty({rows});
+  visit_float(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    kernels::rms_norm_fwd(ptr<T>(x), ptr<T>(wd), static_cast<T*>(y.data_ptr()), rstd.data<float>(),
+                          rows, cols, static_cast<float>(eps));
+  });
+  if (!needs_grad({x_in, w})) return y;
+  const bool gw = w.defined() && w.requires_grad();
+  record(y, "rms_norm", {x_in, w}, [=](const Tensor& g) {
+    const Tensor gc = g.to(x.dtype()).contiguous();
+    Tensor gx = Tensor::empty(x.shape(), x.dtype());
+    Tensor dw = gw ? Tensor::empty({cols}) : Tensor();
+    visit_float(x.dtype(), [&](auto z) {
+      using T = decltype(z);
+      kernels::rms_norm_bwd(ptr<T>(x), ptr<T>(wd), rstd.data<float>(), ptr<T>(gc),
+                            static_cast<T*>(gx.data_ptr()), gw ? dw.data<float>() : nullptr, rows,
+                            cols);
+    });
+    if (gw) dw = dw.to(x.dtype());
+    return std::vector<Tensor>{gx, dw};
+  });
+  return y;
+}
+
+}  // namespace lmf
