@@ -178,6 +178,36 @@ TEST(AdamW, FirstStepMovesEachWeightByLrTimesSignOfGradient) {
   EXPECT_NEAR(v[2], 2.9f, 1e-5);
 }
 
+TEST(AdamW, LargeParameterMatchesFloat64Reference) {
+  // 40003 elements: several OpenMP chunks, the SIMD path and a scalar tail.
+  const int64_t n = 40003;
+  manual_seed(21);
+  Tensor p = randn({n}).set_requires_grad(true);
+  std::vector<double> w(n), m(n, 0.0), v(n, 0.0);
+  for (int64_t i = 0; i < n; ++i) w[i] = p.data<float>()[i];
+  AdamWOptions o;
+  o.lr = 0.01;
+  o.weight_decay = 0.1;
+  AdamW opt(std::vector<Tensor>{p}, o);
+  for (int step = 1; step <= 3; ++step) {
+    Tensor g = randn({n}, 0.0, 0.1 * step);
+    p.set_grad(g);
+    opt.step();
+    const float* gp = g.data<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      w[i] *= 1.0 - o.lr * o.weight_decay;
+      m[i] = o.beta1 * m[i] + (1 - o.beta1) * gp[i];
+      v[i] = o.beta2 * v[i] + (1 - o.beta2) * double(gp[i]) * gp[i];
+      const double mh = m[i] / (1 - std::pow(o.beta1, step));
+      const double vh = std::sqrt(v[i]) / std::sqrt(1 - std::pow(o.beta2, step));
+      w[i] -= o.lr * mh / (vh + o.eps);
+    }
+  }
+  const float* got = p.data<float>();
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_NEAR(got[i], w[i], 1e-6 * std::max(1.0, std::fabs(w[i]))) << i;
+}
+
 TEST(AdamW, DecoupledWeightDecayWithZeroGradient) {
   Tensor p = Tensor::from_vector<float>({2.f}, {1}).set_requires_grad(true);
   AdamWOptions o;
