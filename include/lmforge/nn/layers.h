@@ -1,0 +1,87 @@
+// Basic layers with torch/HF parameter names and shapes: Linear, Embedding, LayerNorm, RMSNorm,
+// Dropout. Default initialisation follows HF's _init_weights for BERT-family models: weights
+// N(0, 0.02), biases 0, norm weights 1 (models re-initialise with their config's range).
+#pragma once
+#include "lmforge/nn/module.h"
+#include "lmforge/ops/ops.h"
+
+namespace lmf::nn {
+
+inline constexpr double kDefaultInitStd = 0.02;  // HF config.initializer_range default
+
+// y = x W^T + b; weight [out, in], bias [out].
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  Tensor forward(const Tensor& x, Activation act = Activation::none) const;
+  Tensor& weight() { return *weight_; }
+  const Tensor& weight() const { return *weight_; }
+  Tensor bias() const { return bias_ ? *bias_ : Tensor(); }
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+
+ private:
+  int64_t in_, out_;
+  Tensor* weight_;
+  Tensor* bias_ = nullptr;
+};
+
+// Lookup table weight [num_embeddings, dim]; padding_idx (>= 0) starts at zero and gets no grad.
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num_embeddings, int64_t dim, int64_t padding_idx = -1);
+  Tensor forward(const Tensor& ids) const;
+  Tensor& weight() { return *weight_; }
+  const Tensor& weight() const { return *weight_; }
+  int64_t num_embeddings() const { return num_; }
+  int64_t dim() const { return dim_; }
+  int64_t padding_idx() const { return padding_idx_; }
+
+ private:
+  int64_t num_, dim_, padding_idx_;
+  Tensor* weight_;
+};
+
+// Normalises the last dim; torch's default eps 1e-5 (BERT passes its layer_norm_eps, 1e-12).
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t dim, double eps = 1e-5, bool affine = true, bool bias = true);
+  Tensor forward(const Tensor& x) const;
+  Tensor weight() const { return weight_ ? *weight_ : Tensor(); }
+  Tensor bias() const { return bias_ ? *bias_ : Tensor(); }
+  double eps() const { return eps_; }
+
+ private:
+  int64_t dim_;
+  double eps_;
+  Tensor* weight_ = nullptr;
+  Tensor* bias_ = nullptr;
+};
+
+// x / sqrt(mean(x^2) + eps) * weight (LLaMA); weight [dim].
+class RMSNorm : public Module {
+ public:
+  explicit RMSNorm(int64_t dim, double eps = 1e-6);
+  Tensor forward(const Tensor& x) const;
+  Tensor& weight() { return *weight_; }
+  const Tensor& weight() const { return *weight_; }
+  double eps() const { return eps_; }
+
+ private:
+  int64_t dim_;
+  double eps_;
+  Tensor* weight_;
+};
+
+// Inverted dropout in training mode, identity in eval mode. No parameters.
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.1);
+  Tensor forward(const Tensor& x) const;
+  double p() const { return p_; }
+
+ private:
+  double p_;
+};
+
+}  // namespace lmf::nn

@@ -1,0 +1,108 @@
+// Forward passes of every nn module, composed from lmf ops (which record autograd). Kept apart
+// from construction so that building and loading module trees never depends on op kernels.
+#include <numeric>
+
+#include "lmforge/nn/attention.h"
+#include "lmforge/nn/feed_forward.h"
+#include "lmforge/nn/layers.h"
+
+namespace lmf::nn {
+
+namespace {
+void check_last_dim(const char* who, const Tensor& x, int64_t dim) {
+  LMF_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == dim, ShapeError,
+            "{}: input must be [..., {}], got {}", who, dim,
+            x.defined() ? x.describe() : "undefined");
+}
+}  // namespace
+
+Tensor Linear::forward(const Tensor& x, Activation act) const {
+  check_last_dim("Linear", x, in_);
+  return linear(x, *weight_, bias(), act);
+}
+
+Tensor Embedding::forward(const Tensor& ids) const {
+  return embedding(*weight_, ids, padding_idx_);
+}
+
+Tensor LayerNorm::forward(const Tensor& x) const {
+  check_last_dim("LayerNorm", x, dim_);
+  return layer_norm(x, weight(), bias(), eps_);
+}
+
+Tensor RMSNorm::forward(const Tensor& x) const {
+  check_last_dim("RMSNorm", x, dim_);
+  return rms_norm(x, *weight_, eps_);
+}
+
+Tensor Dropout::forward(const Tensor& x) const {
+  return dropout(x, p_, is_training());
+}
+
+namespace {
+// [B, T, heads * head_dim] -> [B, heads, T, head_dim] (a view).
+Tensor split_heads(const Tensor& x, int64_t heads, int64_t head_dim) {
+  return x.reshape({x.size(0), x.size(1), heads, head_dim}).permute({0, 2, 1, 3});
+}
+Tensor default_positions(int64_t past, int64_t length) {
+  std::vector<int64_t> pos(length);
+  std::iota(pos.begin(), pos.end(), past);
+  return Tensor::from_vector(pos, {length});
+}
+}  // namespace
+
+AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInputs& in) const {
+  const AttentionConfig& c = cfg_;
+  LMF_CHECK(x.defined() && x.dim() == 3 && x.size(2) == c.dim, ShapeError,
+            "MultiHeadAttention: x must be [B, T, {}], got {}", c.dim,
+            x.defined() ? x.describe() : "undefined");
+  const bool cross = in.context.defined();
+  if (cross)
+    LMF_CHECK(in.context.dim() == 3 && in.context.size(0) == x.size(0) &&
+                  in.context.size(2) == c.kv_input_dim,
+              ShapeError, "MultiHeadAttention: context must be [{}, Tk, {}], got {}", x.size(0),
+              c.kv_input_dim, in.context.describe());
+  const int64_t past = in.cache ? in.cache->length() : 0;
+  Tensor q = split_heads(q_->forward(x), c.n_heads, c.head_dim);
+  Tensor k, v;
+  if (cross && in.cache && past > 0) {  // encoder keys/values computed on an earlier call
+    k = in.cache->k;
+    v = in.cache->v;
+  } else {
+    const Tensor& src = cross ? in.context : x;
+    k = split_heads(k_->forward(src), c.n_kv_heads, c.head_dim);
+    v = split_heads(v_->forward(src), c.n_kv_heads, c.head_dim);
+  }
+  if (c.rope_theta > 0 && !cross) {  // rotary applies to self-attention only
+    Tensor pos = in.positions.defined() ? in.positions : default_positions(past, x.size(1));
+    q = rotary_embedding(q, pos, c.rope_theta);
+    k = rotary_embedding(k, pos, c.rope_theta);
+  }
+  if (in.cache && !cross) {
+    if (past > 0) {
+      k = concat({in.cache->k, k}, 2);
+      v = concat({in.cache->v, v}, 2);
+    }
+    in.cache->k = k;
+    in.cache->v = v;
+  } else if (in.cache && cross && past == 0) {
+    in.cache->k = k;
+    in.cache->v = v;
+  }
+  AttentionOptions opt = in.options;
+  opt.dropout_p = c.dropout;
+  opt.training = is_training();
+  AttentionResult r = scaled_dot_product_attention(q, k, v, opt);
+  Tensor merged =
+      r.out.permute({0, 2, 1, 3}).reshape({x.size(0), x.size(1), c.n_heads * c.head_dim});
+  r.out = o_ ? o_->forward(merged) : merged;
+  return r;
+}
+
+Tensor FeedForward::forward(const Tensor& x) const {
+  check_last_dim("FeedForward", x, cfg_.dim);
+  if (cfg_.gated) return down_->forward(gate_->forward(x, cfg_.act) * up_->forward(x));
+  return down_->forward(up_->forward(x, cfg_.act));
+}
+
+}  // namespace lmf::nn
