@@ -118,27 +118,44 @@ __attribute__((target_clones("avx512f", "default"))) void softmax_backward_rows(
   }
 }
 
-// Sets masked scores of query row i of block (b, h) to -inf and adds the float bias.
-void apply_mask_row(float* s, const AttentionDims& d, const AttentionMask& mk, int64_t b,
-                    int64_t h, int64_t i) {
-  const int64_t tk = d.Tk;
-  if (mk.key_padding) {
-    const bool* kp = mk.key_padding + b * tk;
-    for (int64_t j = 0; j < tk; ++j) s[j] = kp[j] ? s[j] : kNegInf;
-  }
-  const int64_t base = b * mk.strides[0] + h * mk.strides[1] + i * mk.strides[2];
-  const int64_t sj = mk.strides[3];
-  if (mk.allow) {
-    const bool* a = mk.allow + base;
-    for (int64_t j = 0; j < tk; ++j) s[j] = a[j * sj] ? s[j] : kNegInf;
-  }
-  if (mk.bias) {
-    const float* a = mk.bias + base;
-    for (int64_t j = 0; j < tk; ++j) s[j] += a[j * sj];
-  }
-  if (mk.causal) {
-    const int64_t first_masked = std::max<int64_t>(0, i + (tk - d.Tq) + 1);
-    for (int64_t j = first_masked; j < tk; ++j) s[j] = kNegInf;
+// Masks for one (b, h) block: the key padding row as an additive 0 / -inf bias, the rest as given.
+struct BlockMask {
+  const float* pad_bias = nullptr;  // [Tk] or null
+  const bool* allow = nullptr;      // row i at allow + i * row_stride, key j at j * key_stride
+  const float* bias = nullptr;      // likewise
+  int64_t row_stride = 0, key_stride = 0;
+  bool causal = false;
+  int64_t causal_offset = 0;        // Tk - Tq: query i sees keys j <= i + causal_offset
+};
+
+// Applies `m` to the scores s[rows, n] of one block: masked scores become -inf.
+__attribute__((target_clones("avx512f", "default"))) void apply_mask(float* __restrict s,
+                                                                     int64_t rows, int64_t n,
+                                                                     const BlockMask& m) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* __restrict x = s + i * n;
+    if (m.pad_bias) {
+      const float* __restrict pb = m.pad_bias;
+      for (int64_t j = 0; j < n; ++j) x[j] += pb[j];
+    }
+    if (m.allow) {
+      const uint8_t* __restrict a = reinterpret_cast<const uint8_t*>(m.allow + i * m.row_stride);
+      if (m.key_stride == 1) {
+        for (int64_t j = 0; j < n; ++j) x[j] = a[j] != 0 ? x[j] : kNegInf;
+      } else {
+        for (int64_t j = 0; j < n; ++j) x[j] = a[j * m.key_stride] != 0 ? x[j] : kNegInf;
+      }
+    }
+    if (m.bias) {
+      const float* __restrict a = m.bias + i * m.row_stride;
+      if (m.key_stride == 1) {
+        for (int64_t j = 0; j < n; ++j) x[j] += a[j];
+      } else {
+        for (int64_t j = 0; j < n; ++j) x[j] += a[j * m.key_stride];
+      }
+    }
+    if (m.causal)
+      for (int64_t j = std::max<int64_t>(0, i + m.causal_offset + 1); j < n; ++j) x[j] = kNegInf;
   }
 }
 
@@ -158,6 +175,8 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
   const bool dropout = dropout_p > 0.0f;
   const bool masked = has_mask(mask);
   const float keep_scale = dropout ? 1.0f / (1.0f - dropout_p) : 1.0f;
+  std::vector<float> pad_bias(mask.key_padding ? d.B * d.Tk : 0);
+  for (size_t e = 0; e < pad_bias.size(); ++e) pad_bias[e] = mask.key_padding[e] ? 0.0f : kNegInf;
 #pragma omp parallel num_threads(num_threads())
   {
     std::vector<float> own(probs ? 0 : tt), dropped(dropout ? tt : 0);
@@ -167,8 +186,17 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
       float* s = probs ? probs + bh * tt : own.data();
       gemm('N', 'T', d.Tq, d.Tk, d.D, scale, q + bh * d.Tq * d.D, d.D, k + kv * d.Tk * d.D, d.D, s,
            d.Tk);
-      if (masked)
-        for (int64_t i = 0; i < d.Tq; ++i) apply_mask_row(s + i * d.Tk, d, mask, b, h, i);
+      if (masked) {
+        const int64_t base = b * mask.strides[0] + h * mask.strides[1];
+        BlockMask bm{mask.key_padding ? pad_bias.data() + b * d.Tk : nullptr,
+                     mask.allow ? mask.allow + base : nullptr,
+                     mask.bias ? mask.bias + base : nullptr,
+                     mask.strides[2],
+                     mask.strides[3],
+                     mask.causal,
+                     d.Tk - d.Tq};
+        apply_mask(s, d.Tq, d.Tk, bm);
+      }
       softmax_rows(s, d.Tq, d.Tk);
       const float* p = s;
       if (dropout) {
