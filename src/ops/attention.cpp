@@ -1,9 +1,10 @@
 // scaled_dot_product_attention: checks, mask preparation, dispatch to the fused CPU kernel and
 // the backward node. Non-f32 inputs run through f32 (the conversions carry the gradients).
+#include "kernels/cpu/attention.h"
+
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/attention.h"
 #include "lmforge/ops/ops.h"
 
 namespace lmf {
@@ -63,12 +64,12 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Atten
 
 AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
                               const AttentionOptions& o) {
-  kernels::AttentionDims d{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3),
-                           v.size(3)};
+  kernels::AttentionDims d{q.size(0), q.size(1), k.size(1), q.size(2),
+                           k.size(2), q.size(3), v.size(3)};
   const float scale =
-      o.scale != 0.0 ? static_cast<float>(o.scale)
-                     : (d.D > 0 ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.D)))
-                                : 1.0f);
+      o.scale != 0.0
+          ? static_cast<float>(o.scale)
+          : (d.D > 0 ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.D))) : 1.0f);
   const Shape score_shape{d.B, d.H, d.Tq, d.Tk};
 
   kernels::AttentionMask mask;
@@ -105,8 +106,8 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
     for (auto& s : seeds) s = default_generator().next_u64();
   }
   kernels::attention_forward(d, mask, scale, qc.data<float>(), kc.data<float>(), vc.data<float>(),
-                             out.data<float>(), probs.defined() ? probs.data<float>() : nullptr,
-                             p, seeds.data(), dropout ? keep.data<uint8_t>() : nullptr);
+                             out.data<float>(), probs.defined() ? probs.data<float>() : nullptr, p,
+                             seeds.data(), dropout ? keep.data<uint8_t>() : nullptr);
 
   AttentionResult r;
   if (o.return_probs) r.probs = grad ? probs.clone() : probs;
@@ -115,11 +116,10 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
       const Tensor go = g.to(DType::f32).contiguous();
       Tensor dq = Tensor::empty(qc.shape()), dk = Tensor::empty(kc.shape()),
              dv = Tensor::empty(vc.shape());
-      kernels::attention_backward(d, scale, qc.data<float>(), kc.data<float>(), vc.data<float>(),
-                                  probs.data<float>(),
-                                  keep.defined() ? keep.data<uint8_t>() : nullptr, p,
-                                  go.data<float>(), dq.data<float>(), dk.data<float>(),
-                                  dv.data<float>());
+      kernels::attention_backward(
+          d, scale, qc.data<float>(), kc.data<float>(), vc.data<float>(), probs.data<float>(),
+          keep.defined() ? keep.data<uint8_t>() : nullptr, p, go.data<float>(), dq.data<float>(),
+          dk.data<float>(), dv.data<float>());
       return std::vector<Tensor>{dq, dk, dv};
     });
   }

@@ -1,5 +1,6 @@
 // Position encodings: rotary embedding (differentiable in x) and the sinusoidal table.
 #include "kernels/cpu/rope.h"
+
 #include "lmforge/ops/ops.h"
 
 namespace lmf {

@@ -1,10 +1,10 @@
 // scaled_dot_product_attention: op-table cases against a float64 reference (masks, causal, GQA,
 // cross-attention, probabilities), dropout behaviour, bad-input errors and PyTorch goldens.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "ops/op_harness.h"
 
@@ -13,8 +13,8 @@ namespace {
 
 // How the op-table case maps its inputs (q, k, v, then optional masks) onto AttentionOptions.
 struct AttnCase {
-  int kp = -1;            // input index of key_padding_mask
-  int mask = -1;          // input index of attn_mask
+  int kp = -1;    // input index of key_padding_mask
+  int mask = -1;  // input index of attn_mask
   bool causal = false;
   double scale = 0.0;
   bool probs = false;     // the op returns result.probs instead of result.out
@@ -50,7 +50,8 @@ Ref permute_bthd(const Ref& x) {
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < H; ++h)
-        for (int64_t d = 0; d < D; ++d) y[((b * H + h) * T + t) * D + d] = x[((b * T + t) * H + h) * D + d];
+        for (int64_t d = 0; d < D; ++d)
+          y[((b * H + h) * T + t) * D + d] = x[((b * T + t) * H + h) * D + d];
   return y;
 }
 
@@ -141,43 +142,59 @@ LMF_REGISTER_OP_CASES({
       c.dtypes = {DType::f32, DType::bf16};
       return c;
     }(),
-    attention_case("key_padding_bool", 2, 2, 2, 4, 6, 4, 4, {.kp = 3},
-                   [] { return std::vector<Tensor>{bool_tensor({1, 1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 1},
-                                                               {2, 6})}; }),
+    attention_case(
+        "key_padding_bool", 2, 2, 2, 4, 6, 4, 4, {.kp = 3},
+        [] {
+          return std::vector<Tensor>{bool_tensor({1, 1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 1}, {2, 6})};
+        }),
     attention_case("key_padding_int", 2, 2, 2, 4, 4, 4, 4, {.kp = 3},
-                   [] { return std::vector<Tensor>{
-                            Tensor::from_vector<int64_t>({1, 1, 1, 0, 1, 1, 0, 0}, {2, 4})}; }),
+                   [] {
+                     return std::vector<Tensor>{
+                         Tensor::from_vector<int64_t>({1, 1, 1, 0, 1, 1, 0, 0}, {2, 4})};
+                   }),
     attention_case("causal_square", 2, 2, 2, 5, 5, 4, 4, {.causal = true}),
     attention_case("causal_cache", 2, 2, 2, 3, 7, 4, 4, {.causal = true}),
     attention_case("cross", 2, 3, 3, 3, 7, 4, 5),
     attention_case("gqa_h4_kv2", 2, 4, 2, 4, 5, 4, 3),
-    attention_case("gqa_h4_kv1_causal_padding", 2, 4, 1, 4, 6, 4, 4, {.kp = 3, .causal = true},
-                   [] { return std::vector<Tensor>{bool_tensor({1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0},
-                                                               {2, 6})}; }),
+    attention_case(
+        "gqa_h4_kv1_causal_padding", 2, 4, 1, 4, 6, 4, 4, {.kp = 3, .causal = true},
+        [] {
+          return std::vector<Tensor>{bool_tensor({1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0}, {2, 6})};
+        }),
     attention_case("float_mask", 2, 2, 2, 4, 5, 4, 4, {.mask = 3},
-                   [] { return std::vector<Tensor>{randn({2, 1, 4, 5})}; }),
+                   [] {
+                     return std::vector<Tensor>{randn({2, 1, 4, 5})};
+                   }),
     attention_case("float_mask_2d", 2, 2, 2, 4, 5, 4, 4, {.mask = 3},
-                   [] { return std::vector<Tensor>{randn({4, 5})}; }),
-    attention_case("bool_mask", 1, 2, 2, 3, 4, 4, 4, {.mask = 3},
-                   [] { return std::vector<Tensor>{bool_tensor({1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1,
-                                                                1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 1, 1},
-                                                               {1, 2, 3, 4})}; },
-                   true),
+                   [] {
+                     return std::vector<Tensor>{randn({4, 5})};
+                   }),
+    attention_case(
+        "bool_mask", 1, 2, 2, 3, 4, 4, 4, {.mask = 3},
+        [] {
+          return std::vector<Tensor>{
+              bool_tensor({1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 1, 1},
+                          {1, 2, 3, 4})};
+        },
+        true),
     attention_case("custom_scale", 2, 2, 2, 4, 4, 4, 4, {.scale = 0.3}),
     // Row 1 of batch 0 has no key to attend (bool mask), and batch 1 is padded out entirely.
-    attention_case("fully_masked_rows", 2, 2, 2, 3, 4, 4, 4, {.kp = 3, .mask = 4},
-                   [] { return std::vector<Tensor>{
-                            bool_tensor({1, 1, 1, 1, 0, 0, 0, 0}, {2, 4}),
-                            bool_tensor({1, 1, 0, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-                                         1, 1, 1, 1},
-                                        {2, 1, 3, 4})}; },
-                   true),
+    attention_case(
+        "fully_masked_rows", 2, 2, 2, 3, 4, 4, 4, {.kp = 3, .mask = 4},
+        [] {
+          return std::vector<Tensor>{
+              bool_tensor({1, 1, 1, 1, 0, 0, 0, 0}, {2, 4}),
+              bool_tensor({1, 1, 0, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+                          {2, 1, 3, 4})};
+        },
+        true),
     attention_case("causal_more_queries_than_keys", 1, 2, 2, 5, 3, 4, 4, {.causal = true}),
     attention_case("permuted_inputs", 2, 3, 3, 4, 5, 4, 4, {.permuted = true}),
-    attention_case("probs_gqa_causal_padding", 2, 4, 2, 4, 6, 4, 4,
-                   {.kp = 3, .causal = true, .probs = true},
-                   [] { return std::vector<Tensor>{bool_tensor({1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0},
-                                                               {2, 6})}; }),
+    attention_case(
+        "probs_gqa_causal_padding", 2, 4, 2, 4, 6, 4, 4, {.kp = 3, .causal = true, .probs = true},
+        [] {
+          return std::vector<Tensor>{bool_tensor({1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0}, {2, 6})};
+        }),
 });
 
 // ---- plain tests -------------------------------------------------------------------------------
@@ -345,7 +362,8 @@ TEST(AttentionDropout, BackwardMatchesFiniteDifferencesWithFixedSeed) {
         return s;
       };
       const double num = (f(plus) - f(minus)) / (2 * h);
-      EXPECT_NEAR(g[e], num, 5e-3 * std::max(1.0, std::abs(num))) << "input " << which << "[" << e << "]";
+      EXPECT_NEAR(g[e], num, 5e-3 * std::max(1.0, std::abs(num)))
+          << "input " << which << "[" << e << "]";
     }
   }
 }
@@ -394,8 +412,8 @@ TEST(AttentionGolden, MatchesTorchGqaPaddingCausal) {
 TEST(RopeGolden, MatchesHfRotateHalfFormula) {
   const nlohmann::json g = load_goldens().at("rope");
   const Tensor x = from_json(g.at("x"));
-  const Tensor pos = Tensor::from_vector(g.at("positions").get<std::vector<int64_t>>(),
-                                         {x.size(2)});
+  const Tensor pos =
+      Tensor::from_vector(g.at("positions").get<std::vector<int64_t>>(), {x.size(2)});
   const Tensor out = rotary_embedding(x, pos, g.at("theta").get<double>());
   expect_all_close(out, from_json(g.at("out")), 1e-5, "rope out");
 }

@@ -57,11 +57,18 @@ OpCase sinusoidal_case(int64_t T, int64_t D) {
 }
 
 LMF_REGISTER_OP_CASES({
-    rope_case("positions_1d", {2, 3, 5, 8},
-              [] { return Tensor::from_vector<int64_t>({0, 3, 7, 100, 2}, {5}); }, 10000.0),
-    rope_case("positions_2d_i32", {2, 2, 4, 6},
-              [] { return Tensor::from_vector<int32_t>({0, 1, 2, 3, 9, 10, 11, 12}, {2, 4}); },
-              500.0),
+    rope_case(
+        "positions_1d", {2, 3, 5, 8},
+        [] {
+          return Tensor::from_vector<int64_t>({0, 3, 7, 100, 2}, {5});
+        },
+        10000.0),
+    rope_case(
+        "positions_2d_i32", {2, 2, 4, 6},
+        [] {
+          return Tensor::from_vector<int32_t>({0, 1, 2, 3, 9, 10, 11, 12}, {2, 4});
+        },
+        500.0),
     sinusoidal_case(7, 8),
     sinusoidal_case(5, 7),
 });

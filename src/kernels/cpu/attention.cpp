@@ -125,7 +125,7 @@ struct BlockMask {
   const float* bias = nullptr;      // likewise
   int64_t row_stride = 0, key_stride = 0;
   bool causal = false;
-  int64_t causal_offset = 0;        // Tk - Tq: query i sees keys j <= i + causal_offset
+  int64_t causal_offset = 0;  // Tk - Tq: query i sees keys j <= i + causal_offset
 };
 
 // Applies `m` to the scores s[rows, n] of one block: masked scores become -inf.
