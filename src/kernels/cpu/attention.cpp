@@ -17,7 +17,6 @@ namespace lmf::kernels {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-constexpr int kLanes = 16;  // partial sums/maxima kept in 16 lanes so that loops vectorise
 
 // Row-major C[M,N] = alpha op(A) op(B) (beta = 0) on the calling thread (oneDNN runs a call made
 // inside an OpenMP region sequentially).
@@ -50,59 +49,27 @@ void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const 
   return tiny ? 0.0f : p * pow2;
 }
 
-[[gnu::always_inline]] inline float row_max(const float* x, int64_t n) {
-  float acc[kLanes];
-  std::fill(acc, acc + kLanes, kNegInf);
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] = acc[l] > x[j + l] ? acc[l] : x[j + l];
-  float m = kNegInf;
-  for (int l = 0; l < kLanes; ++l) m = std::max(m, acc[l]);
-  for (; j < n; ++j) m = std::max(m, x[j]);
-  return m;
-}
-
-// In place: x <- exp(x - max) and returns the sum.
-[[gnu::always_inline]] inline float exp_shift_sum(float* x, int64_t n, float m) {
-  float acc[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const float e = exp_nonpos(x[j + l] - m);
-      x[j + l] = e;
-      acc[l] += e;
-    }
-  float s = 0;
-  for (; j < n; ++j) {
-    x[j] = exp_nonpos(x[j] - m);
-    s += x[j];
-  }
-  for (int l = 0; l < kLanes; ++l) s += acc[l];
-  return s;
-}
-
-[[gnu::always_inline]] inline float dot(const float* a, const float* b, int64_t n) {
-  float acc[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += a[j + l] * b[j + l];
-  float s = 0;
-  for (; j < n; ++j) s += a[j] * b[j];
-  for (int l = 0; l < kLanes; ++l) s += acc[l];
-  return s;
-}
-
 // Softmax of each row of s[rows, n] in place; a row whose scores are all -inf becomes zeros.
+// OpenMP simd reductions vectorise the row max / sums without -ffast-math.
 __attribute__((target_clones("avx512f", "default"))) void softmax_rows(float* s, int64_t rows,
                                                                        int64_t n) {
   for (int64_t i = 0; i < rows; ++i) {
     float* x = s + i * n;
-    const float m = row_max(x, n);
+    float m = kNegInf;
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < n; ++j) m = x[j] > m ? x[j] : m;
     if (m == kNegInf) {
       std::fill(x, x + n, 0.0f);
       continue;
     }
-    const float inv = 1.0f / exp_shift_sum(x, n, m);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; ++j) {
+      x[j] = exp_nonpos(x[j] - m);
+      sum += x[j];
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
     for (int64_t j = 0; j < n; ++j) x[j] *= inv;
   }
 }
@@ -113,7 +80,10 @@ __attribute__((target_clones("avx512f", "default"))) void softmax_backward_rows(
   for (int64_t i = 0; i < rows; ++i) {
     const float* pr = p + i * n;
     float* g = ds + i * n;
-    const float c = dot(pr, g, n);
+    float c = 0.0f;
+#pragma omp simd reduction(+ : c)
+    for (int64_t j = 0; j < n; ++j) c += pr[j] * g[j];
+#pragma omp simd
     for (int64_t j = 0; j < n; ++j) g[j] = pr[j] * (g[j] - c) * scale;
   }
 }
