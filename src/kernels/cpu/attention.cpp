@@ -1,0 +1,224 @@
+#include "kernels/cpu/attention.h"
+
+#include <dnnl.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "lmforge/core/error.h"
+#include "lmforge/core/runtime.h"
+
+namespace lmf::kernels {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Row-major C[M,N] = alpha op(A) op(B) (beta = 0) on the calling thread (oneDNN runs a call made
+// inside an OpenMP region sequentially).
+void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    return;
+  }
+  const dnnl_status_t st = dnnl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, c, ldc);
+  if (st != dnnl_success) fail<Error>("attention: oneDNN sgemm failed with status {}", int(st));
+}
+
+// exp(x) for x <= 0 to about 1 ulp (Cephes polynomial), exactly 0 below -87 (and for -inf);
+// branch-free so that the row loops vectorise.
+[[gnu::always_inline]] inline float exp_nonpos(float x) {
+  const bool tiny = x < -87.0f;
+  x = tiny ? -87.0f : x;
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const float pow2 = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  return tiny ? 0.0f : p * pow2;
+}
+
+// Softmax of each row of s[rows, n] in place; a row whose scores are all -inf becomes zeros.
+// OpenMP simd reductions vectorise the row max / sums without -ffast-math.
+__attribute__((target_clones("avx512f", "default"))) void softmax_rows(float* s, int64_t rows,
+                                                                       int64_t n) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* x = s + i * n;
+    float m = kNegInf;
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < n; ++j) m = x[j] > m ? x[j] : m;
+    if (m == kNegInf) {
+      std::fill(x, x + n, 0.0f);
+      continue;
+    }
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; ++j) {
+      x[j] = exp_nonpos(x[j] - m);
+      sum += x[j];
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) x[j] *= inv;
+  }
+}
+
+// ds[rows, n] <- p * (ds - rowsum(ds * p)) * scale: the softmax backward with the score scale.
+__attribute__((target_clones("avx512f", "default"))) void softmax_backward_rows(
+    const float* p, float* ds, int64_t rows, int64_t n, float scale) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* pr = p + i * n;
+    float* g = ds + i * n;
+    float c = 0.0f;
+#pragma omp simd reduction(+ : c)
+    for (int64_t j = 0; j < n; ++j) c += pr[j] * g[j];
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) g[j] = pr[j] * (g[j] - c) * scale;
+  }
+}
+
+// Masks for one (b, h) block: the key padding row as an additive 0 / -inf bias, the rest as given.
+struct BlockMask {
+  const float* pad_bias = nullptr;  // [Tk] or null
+  const bool* allow = nullptr;      // row i at allow + i * row_stride, key j at j * key_stride
+  const float* bias = nullptr;      // likewise
+  int64_t row_stride = 0, key_stride = 0;
+  bool causal = false;
+  int64_t causal_offset = 0;  // Tk - Tq: query i sees keys j <= i + causal_offset
+};
+
+// Applies `m` to the scores s[rows, n] of one block: masked scores become -inf.
+__attribute__((target_clones("avx512f", "default"))) void apply_mask(float* __restrict s,
+                                                                     int64_t rows, int64_t n,
+                                                                     const BlockMask& m) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* __restrict x = s + i * n;
+    if (m.pad_bias) {
+      const float* __restrict pb = m.pad_bias;
+      for (int64_t j = 0; j < n; ++j) x[j] += pb[j];
+    }
+    if (m.allow) {
+      const uint8_t* __restrict a = reinterpret_cast<const uint8_t*>(m.allow + i * m.row_stride);
+      if (m.key_stride == 1) {
+        for (int64_t j = 0; j < n; ++j) x[j] = a[j] != 0 ? x[j] : kNegInf;
+      } else {
+        for (int64_t j = 0; j < n; ++j) x[j] = a[j * m.key_stride] != 0 ? x[j] : kNegInf;
+      }
+    }
+    if (m.bias) {
+      const float* __restrict a = m.bias + i * m.row_stride;
+      if (m.key_stride == 1) {
+        for (int64_t j = 0; j < n; ++j) x[j] += a[j];
+      } else {
+        for (int64_t j = 0; j < n; ++j) x[j] += a[j * m.key_stride];
+      }
+    }
+    if (m.causal)
+      for (int64_t j = std::max<int64_t>(0, i + m.causal_offset + 1); j < n; ++j) x[j] = kNegInf;
+  }
+}
+
+bool has_mask(const AttentionMask& mk) {
+  return mk.key_padding || mk.allow || mk.bias || mk.causal;
+}
+
+}  // namespace
+
+// Scratch memory: Tq*Tk floats per thread (probabilities when not saved, dropped probabilities).
+// Saved probabilities cost B*H*Tq*Tk floats (25 MB for BERT-base at B=32, T=128; 4 GB for B=8,
+// H=32, T=2048), which is why inference without return_probs keeps them per thread only.
+void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale,
+                       const float* q, const float* k, const float* v, float* out, float* probs,
+                       float dropout_p, const uint64_t* seeds, uint8_t* drop_keep) {
+  const int64_t blocks = d.B * d.H, group = d.H / d.Hkv, tt = d.Tq * d.Tk;
+  const bool dropout = dropout_p > 0.0f;
+  const bool masked = has_mask(mask);
+  const float keep_scale = dropout ? 1.0f / (1.0f - dropout_p) : 1.0f;
+  std::vector<float> pad_bias(mask.key_padding ? d.B * d.Tk : 0);
+  for (size_t e = 0; e < pad_bias.size(); ++e) pad_bias[e] = mask.key_padding[e] ? 0.0f : kNegInf;
+#pragma omp parallel num_threads(num_threads())
+  {
+    std::vector<float> own(probs ? 0 : tt), dropped(dropout ? tt : 0);
+#pragma omp for schedule(dynamic)
+    for (int64_t bh = 0; bh < blocks; ++bh) {
+      const int64_t b = bh / d.H, h = bh % d.H, kv = b * d.Hkv + h / group;
+      float* s = probs ? probs + bh * tt : own.data();
+      gemm('N', 'T', d.Tq, d.Tk, d.D, scale, q + bh * d.Tq * d.D, d.D, k + kv * d.Tk * d.D, d.D, s,
+           d.Tk);
+      if (masked) {
+        const int64_t base = b * mask.strides[0] + h * mask.strides[1];
+        BlockMask bm{mask.key_padding ? pad_bias.data() + b * d.Tk : nullptr,
+                     mask.allow ? mask.allow + base : nullptr,
+                     mask.bias ? mask.bias + base : nullptr,
+                     mask.strides[2],
+                     mask.strides[3],
+                     mask.causal,
+                     d.Tk - d.Tq};
+        apply_mask(s, d.Tq, d.Tk, bm);
+      }
+      softmax_rows(s, d.Tq, d.Tk);
+      const float* p = s;
+      if (dropout) {
+        Generator gen(seeds[bh]);
+        uint8_t* keep = drop_keep + bh * tt;
+        for (int64_t e = 0; e < tt; ++e) {
+          keep[e] = gen.uniform() >= dropout_p;
+          dropped[e] = keep[e] ? s[e] * keep_scale : 0.0f;
+        }
+        p = dropped.data();
+      }
+      gemm('N', 'N', d.Tq, d.Dv, d.Tk, 1.0f, p, d.Tk, v + kv * d.Tk * d.Dv, d.Dv,
+           out + bh * d.Tq * d.Dv, d.Dv);
+    }
+  }
+}
+
+// One block per (b, kv head): the `group` query heads sharing it are contiguous in q, so their
+// rows stack into one [group*Tq, .] operand and the sums over the group fall out of the GEMMs.
+void attention_backward(const AttentionDims& d, float scale, const float* q, const float* k,
+                        const float* v, const float* probs, const uint8_t* drop_keep,
+                        float dropout_p, const float* dout, float* dq, float* dk, float* dv) {
+  const int64_t blocks = d.B * d.Hkv, group = d.H / d.Hkv;
+  const int64_t rows = group * d.Tq, n = rows * d.Tk;
+  const bool dropout = dropout_p > 0.0f;
+  const float keep_scale = dropout ? 1.0f / (1.0f - dropout_p) : 1.0f;
+#pragma omp parallel num_threads(num_threads())
+  {
+    std::vector<float> ds(n), dropped(dropout ? n : 0);
+#pragma omp for schedule(dynamic)
+    for (int64_t bk = 0; bk < blocks; ++bk) {
+      const int64_t qoff = bk * rows;  // first query row (over B*H*Tq) of this group
+      const float* p = probs + qoff * d.Tk;
+      const float* go = dout + qoff * d.Dv;
+      const float* kb = k + bk * d.Tk * d.D;
+      const float* vb = v + bk * d.Tk * d.Dv;
+      const uint8_t* keep = dropout ? drop_keep + qoff * d.Tk : nullptr;
+      const float* pd = p;
+      if (dropout) {
+        for (int64_t e = 0; e < n; ++e) dropped[e] = keep[e] ? p[e] * keep_scale : 0.0f;
+        pd = dropped.data();
+      }
+      gemm('T', 'N', d.Tk, d.Dv, rows, 1.0f, pd, d.Tk, go, d.Dv, dv + bk * d.Tk * d.Dv, d.Dv);
+      gemm('N', 'T', rows, d.Tk, d.Dv, 1.0f, go, d.Dv, vb, d.Dv, ds.data(), d.Tk);
+      if (dropout)
+        for (int64_t e = 0; e < n; ++e) ds[e] = keep[e] ? ds[e] * keep_scale : 0.0f;
+      softmax_backward_rows(p, ds.data(), rows, d.Tk, scale);
+      gemm('N', 'N', rows, d.D, d.Tk, 1.0f, ds.data(), d.Tk, kb, d.D, dq + qoff * d.D, d.D);
+      gemm('T', 'N', d.Tk, d.D, rows, 1.0f, ds.data(), d.Tk, q + qoff * d.D, d.D,
+           dk + bk * d.Tk * d.D, d.D);
+    }
+  }
+}
+
+}  // namespace lmf::kernels
