@@ -262,7 +262,7 @@ bool view_strides(const Tensor& t, const Shape& shape, Shape& out) {
   const Shape& os = t.shape();
   const Shape& ost = t.strides();
   out.assign(shape.size(), 0);
-  if (t.numel() == 0) {
+  if (t.numel() == 0 || os.empty()) {  // no elements, or one element of a 0-D tensor
     out = contiguous_strides(shape);
     return true;
   }
