@@ -11,12 +11,18 @@ namespace {
 
 cpu::GemmAct gemm_act(Activation act) {
   switch (act) {
-    case Activation::none: return cpu::GemmAct::none;
-    case Activation::relu: return cpu::GemmAct::relu;
-    case Activation::gelu: return cpu::GemmAct::gelu_erf;
-    case Activation::gelu_tanh: return cpu::GemmAct::gelu_tanh;
-    case Activation::silu: return cpu::GemmAct::silu;
-    case Activation::tanh: return cpu::GemmAct::tanh;
+    case Activation::none:
+      return cpu::GemmAct::none;
+    case Activation::relu:
+      return cpu::GemmAct::relu;
+    case Activation::gelu:
+      return cpu::GemmAct::gelu_erf;
+    case Activation::gelu_tanh:
+      return cpu::GemmAct::gelu_tanh;
+    case Activation::silu:
+      return cpu::GemmAct::silu;
+    case Activation::tanh:
+      return cpu::GemmAct::tanh;
   }
   return cpu::GemmAct::none;
 }
@@ -98,8 +104,7 @@ Tensor gemm_raw(Tensor a, Tensor b, bool ta, bool tb, Tensor bias = Tensor(),
     d.bias_type = bias.dtype();
   }
   simplify_batch(d);
-  cpu::gemm(d, a.data_ptr(), b.data_ptr(), d.has_bias ? bias.data_ptr() : nullptr,
-            out.data_ptr());
+  cpu::gemm(d, a.data_ptr(), b.data_ptr(), d.has_bias ? bias.data_ptr() : nullptr, out.data_ptr());
   return out;
 }
 
@@ -114,10 +119,10 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   record(out, "matmul", {a, b},
          [a = a.detach(), b = b.detach(), ta, tb, need_a, need_b](const Tensor& g) {
            Tensor ga, gb;
-           if (need_a) ga = sum_to(ta ? gemm_raw(b, g, tb, true) : gemm_raw(g, b, false, !tb),
-                                   a.shape());
-           if (need_b) gb = sum_to(tb ? gemm_raw(g, a, true, ta) : gemm_raw(a, g, !ta, false),
-                                   b.shape());
+           if (need_a)
+             ga = sum_to(ta ? gemm_raw(b, g, tb, true) : gemm_raw(g, b, false, !tb), a.shape());
+           if (need_b)
+             gb = sum_to(tb ? gemm_raw(g, a, true, ta) : gemm_raw(a, g, !ta, false), b.shape());
            return std::vector<Tensor>{ga, gb};
          });
   return out;
@@ -125,8 +130,8 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b, bool ta, bool tb) {
 
 void check_float_pair(const char* op, const Tensor& a, const Tensor& b) {
   LMF_CHECK(a.defined() && b.defined(), ValueError, "{}: an operand is an undefined tensor", op);
-  LMF_CHECK(a.dtype() == b.dtype(), DTypeError, "{}: operands {} and {} have different dtypes",
-            op, a.describe(), b.describe());
+  LMF_CHECK(a.dtype() == b.dtype(), DTypeError, "{}: operands {} and {} have different dtypes", op,
+            a.describe(), b.describe());
   LMF_CHECK(a.dtype() == DType::f32 || a.dtype() == DType::bf16, DTypeError,
             "{}: operands {} and {} must be f32 or bf16", op, a.describe(), b.describe());
 }
@@ -145,8 +150,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   Tensor b2 = b_vec ? b.unsqueeze(1) : b;
   const int64_t k_a = ta ? a2.size(-2) : a2.size(-1);
   const int64_t k_b = tb ? b2.size(-1) : b2.size(-2);
-  LMF_CHECK(k_a == k_b, ShapeError,
-            "matmul: cannot multiply {} by {}: inner dims {} and {} differ",
+  LMF_CHECK(k_a == k_b, ShapeError, "matmul: cannot multiply {} by {}: inner dims {} and {} differ",
             describe_t(a, ta), describe_t(b, tb), k_a, k_b);
   const Shape a_batch(a2.shape().begin(), a2.shape().end() - 2);
   const Shape b_batch(b2.shape().begin(), b2.shape().end() - 2);

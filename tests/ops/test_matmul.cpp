@@ -64,13 +64,18 @@ Ref ref_matmul(const Ref& a0, const Ref& b0, bool ta, bool tb) {
 
 double ref_act(Activation act, double x) {
   switch (act) {
-    case Activation::none: return x;
-    case Activation::relu: return x > 0 ? x : 0;
-    case Activation::gelu: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    case Activation::none:
+      return x;
+    case Activation::relu:
+      return x > 0 ? x : 0;
+    case Activation::gelu:
+      return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
     case Activation::gelu_tanh:
       return 0.5 * x * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
-    case Activation::silu: return x / (1 + std::exp(-x));
-    case Activation::tanh: return std::tanh(x);
+    case Activation::silu:
+      return x / (1 + std::exp(-x));
+    case Activation::tanh:
+      return std::tanh(x);
   }
   return x;
 }
@@ -153,10 +158,15 @@ LMF_REGISTER_OP_CASES({
     mm_case("batched_times_2d_trans_b", {2, 4, 6}, {5, 6}, false, true),
     mm_case("broadcast_trans_both", {3, 1, 6, 4}, {2, 5, 6}, true, true),
     mm_view_case("transposed_view",
-                 [] { return std::vector<Tensor>{randn({7, 5}).transpose(0, 1), randn({7, 3})}; }),
-    mm_view_case("transposed_view_trans_a",
-                 [] { return std::vector<Tensor>{randn({7, 5}).transpose(0, 1), randn({5, 3})}; },
-                 true, false),
+                 [] {
+                   return std::vector<Tensor>{randn({7, 5}).transpose(0, 1), randn({7, 3})};
+                 }),
+    mm_view_case(
+        "transposed_view_trans_a",
+        [] {
+          return std::vector<Tensor>{randn({7, 5}).transpose(0, 1), randn({5, 3})};
+        },
+        true, false),
     mm_view_case("permuted_heads",
                  [] {
                    return std::vector<Tensor>{randn({2, 5, 3, 4}).permute({0, 2, 1, 3}),
@@ -169,8 +179,7 @@ LMF_REGISTER_OP_CASES({
                  }),
     mm_view_case("expanded_batch",
                  [] {
-                   return std::vector<Tensor>{randn({1, 4, 6}).expand({3, 4, 6}),
-                                              randn({3, 6, 5})};
+                   return std::vector<Tensor>{randn({1, 4, 6}).expand({3, 4, 6}), randn({3, 6, 5})};
                  }),
     linear_case("2d_bias", {6, 8}, 5, true, Activation::none),
     linear_case("3d_bias", {2, 3, 8}, 5, true, Activation::none),
@@ -196,15 +205,24 @@ void expect_error(Fn&& fn, std::vector<std::string> parts) {
 }
 
 TEST(MatmulErrors, InnerDimMismatchNamesOpAndShapes) {
-  expect_error<ShapeError>([] { matmul(randn({2, 3}), randn({4, 5})); },
-                           {"matmul", "[2, 3]", "[4, 5]"});
-  expect_error<ShapeError>([] { matmul(randn({2, 3}), randn({2, 5}), false, true); },
-                           {"matmul", "[2, 3]", "[2, 5]"});
+  expect_error<ShapeError>(
+      [] {
+        matmul(randn({2, 3}), randn({4, 5}));
+      },
+      {"matmul", "[2, 3]", "[4, 5]"});
+  expect_error<ShapeError>(
+      [] {
+        matmul(randn({2, 3}), randn({2, 5}), false, true);
+      },
+      {"matmul", "[2, 3]", "[2, 5]"});
 }
 
 TEST(MatmulErrors, BatchDimsThatDoNotBroadcast) {
-  expect_error<ShapeError>([] { matmul(randn({2, 3, 4}), randn({3, 4, 5})); },
-                           {"matmul", "[2, 3, 4]", "[3, 4, 5]"});
+  expect_error<ShapeError>(
+      [] {
+        matmul(randn({2, 3, 4}), randn({3, 4, 5}));
+      },
+      {"matmul", "[2, 3, 4]", "[3, 4, 5]"});
 }
 
 TEST(MatmulErrors, ScalarOperand) {
@@ -212,22 +230,40 @@ TEST(MatmulErrors, ScalarOperand) {
 }
 
 TEST(MatmulErrors, MixedAndIntegerDtypes) {
-  expect_error<DTypeError>([] { matmul(randn({2, 3}), randn({3, 2}).to(DType::bf16)); },
-                           {"matmul", "f32[2, 3]", "bf16[3, 2]"});
-  expect_error<DTypeError>([] { matmul(randint({2, 3}, 0, 5), randint({3, 2}, 0, 5)); },
-                           {"matmul", "i64[2, 3]"});
+  expect_error<DTypeError>(
+      [] {
+        matmul(randn({2, 3}), randn({3, 2}).to(DType::bf16));
+      },
+      {"matmul", "f32[2, 3]", "bf16[3, 2]"});
+  expect_error<DTypeError>(
+      [] {
+        matmul(randint({2, 3}, 0, 5), randint({3, 2}, 0, 5));
+      },
+      {"matmul", "i64[2, 3]"});
 }
 
 TEST(LinearErrors, BadShapesAndDtypes) {
-  expect_error<ShapeError>([] { linear(randn({4, 7}), randn({5, 8})); },
-                           {"linear", "[4, 7]", "[5, 8]"});
+  expect_error<ShapeError>(
+      [] {
+        linear(randn({4, 7}), randn({5, 8}));
+      },
+      {"linear", "[4, 7]", "[5, 8]"});
   expect_error<ShapeError>([] { linear(randn({4, 8}), randn({8})); }, {"linear", "[8]"});
-  expect_error<ShapeError>([] { linear(randn({4, 8}), randn({5, 8}), randn({4})); },
-                           {"linear", "[4]", "[5, 8]"});
+  expect_error<ShapeError>(
+      [] {
+        linear(randn({4, 8}), randn({5, 8}), randn({4}));
+      },
+      {"linear", "[4]", "[5, 8]"});
   expect_error<DTypeError>(
-      [] { linear(randn({4, 8}), randn({5, 8}), randn({5}).to(DType::bf16)); }, {"linear"});
-  expect_error<DTypeError>([] { linear(randint({4, 8}, 0, 3), randint({5, 8}, 0, 3)); },
-                           {"linear", "i64"});
+      [] {
+        linear(randn({4, 8}), randn({5, 8}), randn({5}).to(DType::bf16));
+      },
+      {"linear"});
+  expect_error<DTypeError>(
+      [] {
+        linear(randint({4, 8}, 0, 3), randint({5, 8}, 0, 3));
+      },
+      {"linear", "i64"});
 }
 
 // The training path (unfused activation, kept pre-activation) must give the fused path's output.
@@ -246,7 +282,8 @@ TEST(Linear, TrainingPathMatchesFusedInference) {
     ASSERT_TRUE(trained.requires_grad());
     ASSERT_EQ(trained.shape(), fused.shape());
     const auto f = fused.to_vector<float>(), t = trained.to_vector<float>();
-    for (size_t i = 0; i < f.size(); ++i) ASSERT_NEAR(f[i], t[i], 1e-5 * std::max(1.f, std::abs(f[i])));
+    for (size_t i = 0; i < f.size(); ++i)
+      ASSERT_NEAR(f[i], t[i], 1e-5 * std::max(1.f, std::abs(f[i])));
   }
 }
 
@@ -262,8 +299,8 @@ TEST(Matmul, EmptyInnerDimGivesZerosAndLinearGivesActivatedBias) {
 TEST(Matmul, Bf16BackwardGivesBf16GradientsNearF32) {
   manual_seed(3);
   Tensor a = randn({2, 8, 16}), w = randn({12, 16}, 0.0, 0.3), bias = randn({12});
-  std::vector<Tensor> f32{a, w, bias}, b16{a.to(DType::bf16), w.to(DType::bf16),
-                                           bias.to(DType::bf16)};
+  std::vector<Tensor> f32{a, w, bias},
+      b16{a.to(DType::bf16), w.to(DType::bf16), bias.to(DType::bf16)};
   for (auto* set : {&f32, &b16})
     for (auto& t : *set) t = t.detach().set_requires_grad(true);
   Tensor seed = randn({2, 8, 12});
@@ -294,7 +331,8 @@ TEST(Matmul, LargerProductMatchesNaiveLoop) {
   Tensor c = matmul(a, b, false, true);
   const Ref want = ref_matmul(to_ref(a), to_ref(b), false, true);
   const Ref got = to_ref(c);
-  for (int64_t i = 0; i < got.numel(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4 * std::max(1.0, std::abs(want[i])));
+  for (int64_t i = 0; i < got.numel(); ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-4 * std::max(1.0, std::abs(want[i])));
 }
 
 }  // namespace

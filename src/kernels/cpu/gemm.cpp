@@ -51,9 +51,9 @@ void canonical_strides(int64_t rows, int64_t cols, int64_t& rs, int64_t& cs) {
   if (rows == 1 && cols == 1) {
     rs = cs = 1;
   } else if (rows == 1) {
-    if (cs == 1) rs = cols; else rs = 1;
+    rs = cs == 1 ? cols : 1;
   } else if (cols == 1) {
-    if (rs == 1) cs = rows; else cs = 1;
+    cs = rs == 1 ? rows : 1;
   }
 }
 
@@ -76,12 +76,18 @@ memory::desc operand_md(const GemmDesc& d, const std::vector<int64_t>& bstrides,
 
 dnnl::algorithm eltwise_alg(GemmAct act) {
   switch (act) {
-    case GemmAct::relu: return dnnl::algorithm::eltwise_relu;
-    case GemmAct::gelu_erf: return dnnl::algorithm::eltwise_gelu_erf;
-    case GemmAct::gelu_tanh: return dnnl::algorithm::eltwise_gelu_tanh;
-    case GemmAct::silu: return dnnl::algorithm::eltwise_swish;
-    case GemmAct::tanh: return dnnl::algorithm::eltwise_tanh;
-    case GemmAct::none: break;
+    case GemmAct::relu:
+      return dnnl::algorithm::eltwise_relu;
+    case GemmAct::gelu_erf:
+      return dnnl::algorithm::eltwise_gelu_erf;
+    case GemmAct::gelu_tanh:
+      return dnnl::algorithm::eltwise_gelu_tanh;
+    case GemmAct::silu:
+      return dnnl::algorithm::eltwise_swish;
+    case GemmAct::tanh:
+      return dnnl::algorithm::eltwise_tanh;
+    case GemmAct::none:
+      break;
   }
   return dnnl::algorithm::undef;
 }
@@ -113,14 +119,10 @@ std::shared_ptr<const Entry> create_entry(const GemmDesc& d) {
 }
 
 std::shared_ptr<const Entry> lookup(const GemmDesc& d) {
-  std::vector<int64_t> key{d.m,    d.n,
-                           d.k,    d.a_rs,
-                           d.a_cs, d.b_rs,
-                           d.b_cs, d.c_rs,
-                           static_cast<int64_t>(d.ab_type), static_cast<int64_t>(d.c_type),
-                           d.has_bias ? static_cast<int64_t>(d.bias_type) : -1,
-                           static_cast<int64_t>(d.act), d.accumulate, num_threads(),
-                           static_cast<int64_t>(d.batch.size())};
+  const int64_t bias_type = d.has_bias ? static_cast<int64_t>(d.bias_type) : -1;
+  std::vector<int64_t> key{d.m, d.n, d.k, d.a_rs, d.a_cs, d.b_rs, d.b_cs, d.c_rs};
+  key.insert(key.end(), {static_cast<int64_t>(d.ab_type), static_cast<int64_t>(d.c_type), bias_type,
+                         static_cast<int64_t>(d.act), d.accumulate, num_threads()});
   for (size_t i = 0; i < d.batch.size(); ++i) {
     key.insert(key.end(),
                {d.batch[i], d.a_batch_strides[i], d.b_batch_strides[i], d.c_batch_strides[i]});
@@ -135,23 +137,30 @@ std::shared_ptr<const Entry> lookup(const GemmDesc& d) {
 
 float act_value(GemmAct act, float x) {
   switch (act) {
-    case GemmAct::none: return x;
-    case GemmAct::relu: return x > 0 ? x : 0.0f;
-    case GemmAct::gelu_erf: return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
+    case GemmAct::none:
+      return x;
+    case GemmAct::relu:
+      return x > 0 ? x : 0.0f;
+    case GemmAct::gelu_erf:
+      return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
     case GemmAct::gelu_tanh: {
       const float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
       return 0.5f * x * (1.0f + std::tanh(u));
     }
-    case GemmAct::silu: return x / (1.0f + std::exp(-x));
-    case GemmAct::tanh: return std::tanh(x);
+    case GemmAct::silu:
+      return x / (1.0f + std::exp(-x));
+    case GemmAct::tanh:
+      return std::tanh(x);
   }
   return x;
 }
 
 float act_derivative(GemmAct act, float x) {
   switch (act) {
-    case GemmAct::none: return 1.0f;
-    case GemmAct::relu: return x > 0 ? 1.0f : 0.0f;
+    case GemmAct::none:
+      return 1.0f;
+    case GemmAct::relu:
+      return x > 0 ? 1.0f : 0.0f;
     case GemmAct::gelu_erf:
       return 0.5f * (1.0f + std::erf(x * 0.70710678118654752f)) +
              x * 0.39894228040143268f * std::exp(-0.5f * x * x);
@@ -221,13 +230,14 @@ void gemm(const GemmDesc& desc, const void* a, const void* b, const void* bias, 
         {DNNL_ARG_SRC, memory(e->a_md, engine(), const_cast<void*>(a))},
         {DNNL_ARG_WEIGHTS, memory(e->b_md, engine(), const_cast<void*>(b))},
         {DNNL_ARG_DST, memory(e->c_md, engine(), c)}};
-    if (d.has_bias) args.emplace(DNNL_ARG_BIAS, memory(e->bias_md, engine(), const_cast<void*>(bias)));
+    if (d.has_bias)
+      args.emplace(DNNL_ARG_BIAS, memory(e->bias_md, engine(), const_cast<void*>(bias)));
     e->prim.execute(stream(), args);
     stream().wait();
   } catch (const dnnl::error& err) {
     fail<Error>("gemm: oneDNN failed for m={} n={} k={} batch [{}] ({}): {}", d.m, d.n, d.k,
-                fmt::join(d.batch, ", "), dnnl_type(d.ab_type) == memory::data_type::bf16 ? "bf16" : "f32",
-                err.what());
+                fmt::join(d.batch, ", "),
+                dnnl_type(d.ab_type) == memory::data_type::bf16 ? "bf16" : "f32", err.what());
   }
 }
 
@@ -248,8 +258,7 @@ void activation_forward(GemmAct act, DType t, const void* z, void* y, int64_t n)
   for (int64_t i = 0; i < n; ++i) store(t, y, i, act_value(act, load(t, z, i)));
 }
 
-void activation_backward(GemmAct act, DType t, const void* z, const void* dy, void* dz,
-                         int64_t n) {
+void activation_backward(GemmAct act, DType t, const void* z, const void* dy, void* dz, int64_t n) {
   if (t == DType::f32) {
     const float* zf = static_cast<const float*>(z);
     const float* dyf = static_cast<const float*>(dy);
