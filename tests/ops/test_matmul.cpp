@@ -337,3 +337,30 @@ TEST(Matmul, LargerProductMatchesNaiveLoop) {
 
 }  // namespace
 }  // namespace lmf::test
+
+namespace lmf::test {
+namespace {
+
+// Kernel features the ops do not reach yet: accumulate (sum post-op), bf16 in / f32 out, and a
+// stride-0 broadcast batch operand.
+TEST(GemmKernel, AccumulatesBf16ProductsIntoF32WithBroadcastBatch) {
+  const int64_t batch = 3, m = 4, n = 5, k = 6;
+  manual_seed(5);
+  Tensor a = randn({batch, m, k}).to(DType::bf16), b = randn({k, n}).to(DType::bf16);
+  Tensor c0 = randn({batch, m, n}), c = c0.clone();
+  cpu::GemmDesc d;
+  d.m = m, d.n = n, d.k = k;
+  d.batch = {batch};
+  d.a_batch_strides = {m * k}, d.b_batch_strides = {0}, d.c_batch_strides = {m * n};
+  d.a_rs = k, d.a_cs = 1, d.b_rs = n, d.b_cs = 1, d.c_rs = n;
+  d.ab_type = DType::bf16, d.c_type = DType::f32;
+  d.accumulate = true;
+  cpu::gemm(d, a.data_ptr(), b.data_ptr(), nullptr, c.data_ptr());
+  const Ref prod = ref_matmul(to_ref(a), to_ref(b), false, false);
+  const Ref got = to_ref(c), before = to_ref(c0);
+  for (int64_t i = 0; i < got.numel(); ++i)
+    ASSERT_NEAR(got[i], before[i] + prod[i], 1e-4 * std::max(1.0, std::abs(prod[i]))) << i;
+}
+
+}  // namespace
+}  // namespace lmf::test
