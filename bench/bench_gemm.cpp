@@ -83,13 +83,21 @@ Result bench(const Workload& w, DType dt, int reps) {
   run_lmf();  // warm-up: primitive creation, page faults, JIT
   bare.run();
   std::vector<double> tl, tb;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = Clock::now();
+  auto time_lmf = [&] {
+    const auto t0 = Clock::now();
     Tensor y = run_lmf();
     tl.push_back(seconds_since(t0));
-    t0 = Clock::now();
+  };
+  auto time_bare = [&] {
+    const auto t0 = Clock::now();
     bare.run();
     tb.push_back(seconds_since(t0));
+  };
+  for (int r = 0; r < reps; ++r) {  // alternate, and flip which goes first each round
+    if (r % 2 == 0)
+      time_lmf(), time_bare();
+    else
+      time_bare(), time_lmf();
   }
   return {median(tl) * 1e3, median(tb) * 1e3, *std::min_element(tl.begin(), tl.end()) * 1e3,
           *std::min_element(tb.begin(), tb.end()) * 1e3, 2.0 * w.m * w.n * w.k};
@@ -130,7 +138,7 @@ std::string cpu_name() {
 int main() {
   const auto t_start = Clock::now();
   const int threads = lmf::num_threads();
-  const int reps = 7;
+  const int reps = 9;
   const std::vector<Workload> loads{
       {"gemm 4096x3072x768 (matmul)", 4096, 3072, 768, false, Activation::none},
       {"BERT QKV proj (linear+bias)", 4096, 2304, 768, true, Activation::none},
