@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <numeric>
 
 #include "core/strided.h"
@@ -65,17 +67,74 @@ Shape broadcast_strides(const Tensor& t, const Shape& shape) {
 
 // ---- Storage ---------------------------------------------------------------------------------
 
+namespace {
+
+// Freed CPU blocks of at least kLargeBlock bytes are kept (kCacheLimit bytes in all) and handed
+// out again for requests of the same or a slightly smaller size. Op outputs are allocated and
+// freed constantly, and fresh memory is page-faulted in 4 KiB at a time: measured here, a new
+// 19-48 MB GEMM output cost 8-20 ms against a 50-110 ms GEMM.
+constexpr size_t kLargeBlock = size_t{1} << 20;
+constexpr size_t kCacheLimit = size_t{1} << 30;
+
+class LargeBlockCache {
+ public:
+  static LargeBlockCache& get() {
+    static auto* cache = new LargeBlockCache();  // never destroyed: storages may outlive statics
+    return *cache;
+  }
+  // A cached block of at least `capacity` bytes (and at most 1/8 more), or null; on success
+  // `capacity` becomes the block's size.
+  void* take(size_t& capacity) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = blocks_.lower_bound(capacity);
+    if (it == blocks_.end() || it->first > capacity + capacity / 8) return nullptr;
+    void* p = it->second;
+    capacity = it->first;
+    bytes_ -= it->first;
+    blocks_.erase(it);
+    return p;
+  }
+  // Keeps a freed block, evicting the largest cached ones when over the limit.
+  void put(void* p, size_t capacity) {
+    std::vector<void*> evicted;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      blocks_.emplace(capacity, p);
+      bytes_ += capacity;
+      while (bytes_ > kCacheLimit) {
+        auto last = std::prev(blocks_.end());
+        bytes_ -= last->first;
+        evicted.push_back(last->second);
+        blocks_.erase(last);
+      }
+    }
+    for (void* e : evicted) std::free(e);
+  }
+
+ private:
+  std::mutex mu_;
+  std::multimap<size_t, void*> blocks_;
+  size_t bytes_ = 0;
+};
+
+}  // namespace
+
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   LMF_CHECK(device == Device::cpu, Error, "device {} is not built into this lmforge",
             device_name(device));
   auto s = std::shared_ptr<Storage>(new Storage());
-  const size_t rounded = std::max<size_t>(64, (nbytes + 63) / 64 * 64);
-  s->data_ = std::aligned_alloc(64, rounded);
+  size_t capacity = std::max<size_t>(64, (nbytes + 63) / 64 * 64);
+  const bool large = capacity >= kLargeBlock;
+  s->data_ = large ? LargeBlockCache::get().take(capacity) : nullptr;
+  if (!s->data_) s->data_ = std::aligned_alloc(64, capacity);
   if (!s->data_) fail("out of memory allocating {} bytes", nbytes);
   s->nbytes_ = nbytes;
   s->device_ = device;
   void* p = s->data_;
-  s->release_ = [p] { std::free(p); };
+  if (large)
+    s->release_ = [p, capacity] { LargeBlockCache::get().put(p, capacity); };
+  else
+    s->release_ = [p] { std::free(p); };
   return s;
 }
 

@@ -1,0 +1,41 @@
+// Batched GEMM on raw pointers through oneDNN's matmul primitive: any operand strides (so
+// transposes and broadcast batches cost no copy), f32/bf16, fused bias, activation and accumulate.
+// Primitives are created once per configuration and cached (creation costs milliseconds).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "lmforge/core/dtype.h"
+
+namespace lmf::cpu {
+
+enum class GemmAct : uint8_t { none, relu, gelu_erf, gelu_tanh, silu, tanh };
+
+// C[b] (+)= act(A[b] · B[b] + bias) for every batch index b. A is logically [m, k] with element
+// (i, p) at a[i*a_rs + p*a_cs]; B is [k, n] likewise; C is [m, n] with unit column stride.
+// Batch dims are the output's; a batch stride of 0 broadcasts that operand over the dim.
+// One of each operand's two matrix strides should be 1 for the fast oneDNN paths.
+struct GemmDesc {
+  int64_t m = 0, n = 0, k = 0;
+  std::vector<int64_t> batch;  // at most 10 dims
+  std::vector<int64_t> a_batch_strides, b_batch_strides, c_batch_strides;
+  int64_t a_rs = 0, a_cs = 1, b_rs = 0, b_cs = 1, c_rs = 0;
+  DType ab_type = DType::f32;    // f32 or bf16, both operands
+  DType c_type = DType::f32;     // f32, or bf16 when ab_type is bf16
+  DType bias_type = DType::f32;  // f32 or bf16; bias is [n], shared by all rows and batches
+  bool has_bias = false;
+  GemmAct act = GemmAct::none;
+  bool accumulate = false;  // C += act(...) (oneDNN sum post-op, applied before act)
+};
+
+void gemm(const GemmDesc& d, const void* a, const void* b, const void* bias, void* c);
+
+// Number of cached oneDNN primitives (for tests and benchmarks).
+size_t gemm_cache_size();
+
+// y = act(z) and dz = act'(z) * dy over n contiguous elements of type `t` (f32 or bf16); the
+// unfused path linear uses when it must keep the pre-activation for the backward.
+void activation_forward(GemmAct act, DType t, const void* z, void* y, int64_t n);
+void activation_backward(GemmAct act, DType t, const void* z, const void* dy, void* dz, int64_t n);
+
+}  // namespace lmf::cpu
