@@ -58,18 +58,37 @@ Tensor add_same_shape(const Tensor& a, const Tensor& b) {
 }
 }  // namespace
 
+namespace {
+// True when nothing but `t` refers to its memory, so it may be taken over or updated in place.
+bool sole_owner(const Tensor& t) {
+  return t.handle_count() == 1 && t.is_contiguous() && t.offset() == 0 &&
+         t.storage().use_count() == 1 && t.nbytes() == t.storage()->nbytes();
+}
+}  // namespace
+
 void accumulate_grad(const Tensor& t, const Tensor& g) {
   LMF_CHECK(g.shape() == t.shape(), AutogradError,
             "gradient of shape {} does not match tensor {} (a backward function is wrong)",
             shape_str(g.shape()), t.describe());
-  Tensor cur = t.grad();
+  Tensor& cur = t.impl()->grad;
   if (!cur.defined()) {
-    // Own the memory: the incoming gradient may alias another buffer.
-    Tensor owned = Tensor::empty(t.shape(), t.dtype());
-    owned.copy_(g);
-    const_cast<Tensor&>(t).set_grad(owned);
+    // Take the incoming gradient over when nothing else can see it; otherwise own a copy.
+    if (g.dtype() == t.dtype() && sole_owner(g)) {
+      cur = g.detach();
+    } else {
+      Tensor owned = Tensor::empty(t.shape(), t.dtype());
+      owned.copy_(g);
+      cur = owned;
+    }
+  } else if (cur.dtype() == DType::f32 && g.dtype() == DType::f32 && sole_owner(cur) &&
+             g.is_contiguous()) {
+    float* c = cur.data<float>();  // in place, like torch's .grad += g
+    const float* x = g.data<float>();
+    const int64_t n = cur.numel();
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) c[i] += x[i];
   } else {
-    const_cast<Tensor&>(t).set_grad(add_same_shape(cur, g));
+    cur = add_same_shape(cur, g);
   }
 }
 

@@ -25,6 +25,15 @@ int& thread_count() {
   }();
   return n;
 }
+// Applies a valid LMFORGE_NUM_THREADS at load time, so OpenMP and oneDNN use it even before the
+// first call to num_threads(); an invalid value is reported by num_threads() with a clear error.
+const bool kEnvApplied = [] {
+  const char* env = std::getenv("LMFORGE_NUM_THREADS");
+  char* end = nullptr;
+  const long n = env ? std::strtol(env, &end, 10) : 0;
+  if (env && end != env && *end == '\0' && n > 0 && n <= 4096) omp_set_num_threads(static_cast<int>(n));
+  return true;
+}();
 uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 }  // namespace
 

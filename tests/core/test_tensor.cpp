@@ -91,3 +91,26 @@ TEST(Autograd, ViewBackwardAndAccumulation) {
     EXPECT_FALSE(x.reshape({6}).requires_grad());
   }
 }
+
+TEST(Autograd, LeafGradientsNeverAliasEachOtherOrTheSeed) {
+  // clone's backward passes the incoming gradient through unchanged; two leaves fed by the same
+  // gradient tensor must still get separate .grad buffers, and the user's seed must stay intact.
+  Tensor a = Tensor::ones({4}).set_requires_grad(true);
+  Tensor seed = Tensor::full({4}, 2.0);
+  a.clone().backward(seed);
+  a.grad().fill_(7.0);
+  EXPECT_EQ(seed.to_vector<float>(), (std::vector<float>{2, 2, 2, 2}));
+  Tensor b = Tensor::ones({2}).set_requires_grad(true);
+  Tensor c = Tensor::ones({2}).set_requires_grad(true);
+  Tensor g = Tensor::full({2}, 3.0);
+  b.clone().backward(g);
+  c.clone().backward(g);
+  b.grad().fill_(0.0);
+  EXPECT_EQ(c.grad().to_vector<float>(), (std::vector<float>{3, 3}));
+  EXPECT_EQ(g.to_vector<float>(), (std::vector<float>{3, 3}));
+  // Accumulation into an existing gradient held by the user does not change the user's copy.
+  Tensor held = c.grad();
+  c.clone().backward(g);
+  EXPECT_EQ(held.to_vector<float>(), (std::vector<float>{3, 3}));
+  EXPECT_EQ(c.grad().to_vector<float>(), (std::vector<float>{6, 6}));
+}

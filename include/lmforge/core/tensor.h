@@ -131,6 +131,7 @@ class Tensor {
 
   TensorImpl* impl() const { return impl_.get(); }
   bool same(const Tensor& o) const { return impl_ == o.impl_; }
+  long handle_count() const { return impl_.use_count(); }  // handles sharing this tensor
 
  private:
   std::shared_ptr<TensorImpl> impl_;
