@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake libdnnl-dev nlohmann-json3-dev libcli11-dev libfmt-dev
       libutf8proc-dev libpcre2-dev libsentencepiece-dev libcpp-httplib-dev
-      libgtest-dev libbenchmark-dev)
+      libgtest-dev libbenchmark-dev clang libclang-rt-14-dev libomp-dev python3)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
