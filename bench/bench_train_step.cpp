@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include <sys/resource.h>
 
 #include "lmforge/core/runtime.h"
 #include "lmforge/models/bert.h"
@@ -59,11 +58,18 @@ int main(int argc, char** argv) {
     times.push_back(dt);
     loss = l;
   }
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
+  // Peak RSS from /proc (VmHWM belongs to this process image; getrusage's ru_maxrss survives
+  // exec and would report the parent's size when started from Python).
+  double peak_mb = 0;
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::strncmp(line, "VmHWM:", 6) == 0) peak_mb = std::atof(line + 6) / 1024.0;
+    std::fclose(f);
+  }
   std::printf("{\"impl\": \"lmforge\", \"threads\": %d, \"times_s\": [", lmf::num_threads());
   for (size_t i = 0; i < times.size(); ++i) std::printf("%s%.4f", i ? ", " : "", times[i]);
   std::printf("], \"loss\": %.5f, \"params\": %lld, \"peak_rss_mb\": %.0f}\n", loss,
-              static_cast<long long>(model.num_parameters()), ru.ru_maxrss / 1024.0);
+              static_cast<long long>(model.num_parameters()), peak_mb);
   return 0;
 }
