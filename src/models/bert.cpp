@@ -1,11 +1,10 @@
 #include "lmforge/models/bert.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
 #include "lmforge/io/checkpoint.h"
+#include "lmforge/io/json.h"
 #include "lmforge/nn/init.h"
 
 namespace lmf::models {
@@ -132,15 +131,7 @@ EncoderFamily family_from_model_type(const std::string& mt, const std::string& o
                    origin, mt);
 }
 
-}  // namespace
-
-BertConfig BertConfig::from_json(const std::string& text, const std::string& origin) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    fail<ValueError>("{}: not valid JSON ({})", origin, e.what());
-  }
+BertConfig config_from_json(const json& j, const std::string& origin) {
   LMF_CHECK(j.is_object(), ValueError, "{}: expected a JSON object, got {}", origin,
             j.type_name());
   JsonReader r{j, origin};
@@ -168,7 +159,7 @@ BertConfig BertConfig::from_json(const std::string& text, const std::string& ori
               origin);
     fam = known->family;
   }
-  BertConfig c = defaults(fam);
+  BertConfig c = BertConfig::defaults(fam);
   c.architectures = archs;
   r.get("vocab_size", c.vocab_size);
   r.get("hidden_size", c.hidden_size);
@@ -247,13 +238,20 @@ BertConfig BertConfig::from_json(const std::string& text, const std::string& ori
   return c;
 }
 
+}  // namespace
+
+BertConfig BertConfig::from_json(const std::string& text, const std::string& origin) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    fail<ValueError>("{}: not valid JSON ({})", origin, e.what());
+  }
+  return config_from_json(j, origin);
+}
+
 BertConfig BertConfig::from_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  LMF_CHECK(f.good(), IoError, "cannot open model config '{}'; a Hugging Face model folder has a "
-            "config.json next to its weights", path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return from_json(ss.str(), path);
+  return config_from_json(io::read_json_file(path), path);
 }
 
 double BertConfig::head_dropout() const {

@@ -282,8 +282,17 @@ TEST(BertLoad, StrictLoadRefusesMissingKeys) {
   EXPECT_THROW(create_model(fixture("bert_mlm"), opt), ValueError);
 }
 
-TEST(BertLoad, MissingFolderIsAnIoError) {
+TEST(BertLoad, MissingFolderOrBrokenConfigFileIsAnIoError) {
   EXPECT_THROW(create_model(fixture("no_such_model")), IoError);
+  const std::string dir = ::testing::TempDir() + "lmf_bert_broken";
+  fs::create_directories(dir);
+  std::ofstream(dir + "/config.json") << "{\"model_type\": \"bert\",\n  \"hidden_size\": }";
+  try {
+    create_model(dir);
+    FAIL() << "expected IoError";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json:2:"), std::string::npos) << e.what();
+  }
 }
 
 // ---- config -------------------------------------------------------------------------------------

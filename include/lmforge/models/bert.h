@@ -77,7 +77,8 @@ struct BertConfig {
   // Parses config.json text; `origin` names the file in errors. ValueError naming the key for a
   // wrong type, an unknown model_type or hidden_act, or a position_embedding_type not "absolute".
   static BertConfig from_json(const std::string& text, const std::string& origin = "config.json");
-  static BertConfig from_file(const std::string& path);  // IoError when unreadable
+  // IoError when unreadable or not JSON (with line:column), else as from_json.
+  static BertConfig from_file(const std::string& path);
   int64_t embed_dim() const { return embedding_size > 0 ? embedding_size : hidden_size; }
   double head_dropout() const;  // the classifier dropout HF uses for this family
   void validate() const;        // ValueError naming the field
