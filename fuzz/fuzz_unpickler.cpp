@@ -19,7 +19,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else {
       auto zeros = lmf::Storage::allocate(256);
       std::memset(zeros->data(), 0, 256);
-      auto resolve = [&](const std::string&) { return lmf::io::detail::StorageBytes{zeros, 0, 256}; };
+      auto resolve = [&](const std::string&) {
+        return lmf::io::detail::StorageBytes{zeros, 0, 256};
+      };
       lmf::io::detail::unpickle_state_dict(data, size, resolve, "fuzz", lmf::DType::f16);
     }
   } catch (const lmf::Error&) {

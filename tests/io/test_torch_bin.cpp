@@ -63,9 +63,9 @@ TEST(IoTorchBin, KeepsTiedStoragesStridesAndOffsetsZeroCopy) {
   EXPECT_EQ(wt.strides(), (Shape{1, 4}));
   EXPECT_FALSE(wt.is_contiguous());
   EXPECT_EQ(sd.at("cols").strides(), (Shape{6, 1}));
-  EXPECT_EQ(static_cast<char*>(sd.at("cols").data_ptr()) -
-                static_cast<char*>(sd.at("rows").data_ptr()),
-            (2 - 6) * 4);  // rows starts at element 6, cols at element 2 of the same storage
+  EXPECT_EQ(
+      static_cast<char*>(sd.at("cols").data_ptr()) - static_cast<char*>(sd.at("rows").data_ptr()),
+      (2 - 6) * 4);  // rows starts at element 6, cols at element 2 of the same storage
 }
 
 TEST(IoTorchBin, ConversionKeepsTiesShared) {
@@ -143,7 +143,10 @@ StateDict unpickle(const std::string& pkl) {
   auto zeros = Storage::allocate(64);
   std::memset(zeros->data(), 0, 64);
   return detail::unpickle_state_dict(
-      u8(pkl), pkl.size(), [&](const std::string&) { return detail::StorageBytes{zeros, 0, 64}; },
+      u8(pkl), pkl.size(),
+      [&](const std::string&) {
+        return detail::StorageBytes{zeros, 0, 64};
+      },
       "test.pkl", DType::f32);
 }
 
@@ -153,14 +156,15 @@ std::string str(const std::string& v) {
   for (int i = 0; i < 4; ++i) out += static_cast<char>((v.size() >> (8 * i)) & 0xff);
   return out + v;
 }
-std::string int1(int v) { return std::string("K") + static_cast<char>(v); }
+std::string int1(int v) {
+  return std::string("K") + static_cast<char>(v);
+}
 const std::string kTuple2 = "\x86", kTuple1 = "\x85", kFalse = "\x89";
 
 // {'w': _rebuild_tensor_v2(<16-float storage>, ... up to the storage offset argument.
-const std::string kTensorPrefix = "\x80\x02}" + str("w") +
-                                  "ctorch._utils\n_rebuild_tensor_v2\n((" + str("storage") +
-                                  "ctorch\nFloatStorage\n" + str("0") + str("cpu") + int1(16) +
-                                  "tQ";
+const std::string kTensorPrefix = "\x80\x02}" + str("w") + "ctorch._utils\n_rebuild_tensor_v2\n((" +
+                                  str("storage") + "ctorch\nFloatStorage\n" + str("0") +
+                                  str("cpu") + int1(16) + "tQ";
 const std::string kHooks = "ccollections\nOrderedDict\n)R";
 
 TEST(IoUnpickler, BuildsTensorsFromHandWrittenOpcodes) {
@@ -197,6 +201,10 @@ TEST(IoUnpickler, MalformedOrHostilePicklesAreIoErrors) {
       "negative size");
   has(kTensorPrefix + int1(0) + int1(2) + kTuple1 + int1(1) + kTuple1 + kFalse + "NNNtRs.",
       "takes 6 or 7 arguments");
+  const std::string big = "\x8a\x08" + std::string(7, '\0') + "\x40";  // 2^62 as LONG1
+  has(kTensorPrefix + int1(0) + big + big + kTuple2 + int1(0) + int1(0) + kTuple2 + kFalse +
+          "NtRs.",
+      "too many elements");
   has("ctorch\nFloatStorage\n)R.", "a call to torch.FloatStorage");
 }
 
