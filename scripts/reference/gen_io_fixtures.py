@@ -80,7 +80,8 @@ def zip_bytes(entries, compress=zipfile.ZIP_STORED):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compress) as z:
         for name, data in entries:
-            z.writestr(name, data)
+            z.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data,
+                       compress_type=compress)
     return buf.getvalue()
 
 
@@ -143,6 +144,13 @@ def main():
         f.write(zip64_bytes(torch_entries(td)))
     check = zipfile.ZipFile(path("tied_zip64.bin"))
     assert check.testzip() is None
+
+    # A module's state_dict carries _metadata, pickled as BUILD state on the OrderedDict.
+    torch.manual_seed(8)
+    module_sd = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2)).state_dict()
+    assert hasattr(module_sd, "_metadata")
+    torch.save(module_sd, path("module.bin"))
+    goldens["module"] = golden(module_sd)
 
     # What our writer must reproduce byte for byte (names chosen to exercise the ordering).
     g = torch.Generator().manual_seed(6)

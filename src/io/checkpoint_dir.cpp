@@ -27,8 +27,7 @@ StateDict load_sharded_index(const std::string& index_path, std::optional<DType>
   std::map<std::string, StateDict> shards;
   StateDict out;
   for (const auto& [name, v] : j["weight_map"].items()) {
-    LMF_CHECK(v.is_string(), IoError, "{}: weight_map['{}'] must be a file name", index_path,
-              name);
+    LMF_CHECK(v.is_string(), IoError, "{}: weight_map['{}'] must be a file name", index_path, name);
     const std::string file = v.get<std::string>();
     const fs::path rel(file);
     bool escapes = file.empty() || rel.is_absolute();

@@ -25,7 +25,8 @@ std::shared_ptr<Storage> map_file(const std::string& path) {
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   const int err = errno;
   ::close(fd);
-  if (p == MAP_FAILED) fail<IoError>("cannot map '{}' ({} bytes): {}", path, size, std::strerror(err));
+  if (p == MAP_FAILED)
+    fail<IoError>("cannot map '{}' ({} bytes): {}", path, size, std::strerror(err));
   return Storage::wrap(p, size, [p, size] { ::munmap(p, size); });
 }
 
@@ -37,26 +38,46 @@ std::shared_ptr<Storage> copy_to_storage(const uint8_t* data, size_t size) {
 
 size_t stored_size(StoredType t) {
   switch (t) {
-    case StoredType::f64: case StoredType::i64: return 8;
-    case StoredType::f32: case StoredType::i32: return 4;
-    case StoredType::f16: case StoredType::bf16: case StoredType::i16: return 2;
-    case StoredType::i8: case StoredType::u8: case StoredType::boolean: return 1;
+    case StoredType::f64:
+    case StoredType::i64:
+      return 8;
+    case StoredType::f32:
+    case StoredType::i32:
+      return 4;
+    case StoredType::f16:
+    case StoredType::bf16:
+    case StoredType::i16:
+      return 2;
+    case StoredType::i8:
+    case StoredType::u8:
+    case StoredType::boolean:
+      return 1;
   }
   return 1;
 }
 
 std::string_view stored_name(StoredType t) {
   switch (t) {
-    case StoredType::f32: return "F32";
-    case StoredType::f16: return "F16";
-    case StoredType::bf16: return "BF16";
-    case StoredType::f64: return "F64";
-    case StoredType::i64: return "I64";
-    case StoredType::i32: return "I32";
-    case StoredType::i16: return "I16";
-    case StoredType::i8: return "I8";
-    case StoredType::u8: return "U8";
-    case StoredType::boolean: return "BOOL";
+    case StoredType::f32:
+      return "F32";
+    case StoredType::f16:
+      return "F16";
+    case StoredType::bf16:
+      return "BF16";
+    case StoredType::f64:
+      return "F64";
+    case StoredType::i64:
+      return "I64";
+    case StoredType::i32:
+      return "I32";
+    case StoredType::i16:
+      return "I16";
+    case StoredType::i8:
+      return "I8";
+    case StoredType::u8:
+      return "U8";
+    case StoredType::boolean:
+      return "BOOL";
   }
   return "?";
 }
@@ -64,15 +85,25 @@ std::string_view stored_name(StoredType t) {
 namespace {
 std::optional<DType> native_dtype(StoredType t) {
   switch (t) {
-    case StoredType::f32: return DType::f32;
-    case StoredType::f16: return DType::f16;
-    case StoredType::bf16: return DType::bf16;
-    case StoredType::i64: return DType::i64;
-    case StoredType::i32: return DType::i32;
-    case StoredType::i8: return DType::i8;
-    case StoredType::u8: return DType::u8;
-    case StoredType::boolean: return DType::boolean;
-    case StoredType::f64: case StoredType::i16: return std::nullopt;
+    case StoredType::f32:
+      return DType::f32;
+    case StoredType::f16:
+      return DType::f16;
+    case StoredType::bf16:
+      return DType::bf16;
+    case StoredType::i64:
+      return DType::i64;
+    case StoredType::i32:
+      return DType::i32;
+    case StoredType::i8:
+      return DType::i8;
+    case StoredType::u8:
+      return DType::u8;
+    case StoredType::boolean:
+      return DType::boolean;
+    case StoredType::f64:
+    case StoredType::i16:
+      return std::nullopt;
   }
   return std::nullopt;
 }

@@ -18,7 +18,9 @@ std::shared_ptr<Storage> map_file(const std::string& path);
 // Copies `size` bytes into a fresh 64-byte aligned Storage.
 std::shared_ptr<Storage> copy_to_storage(const uint8_t* data, size_t size);
 
-inline uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+inline uint16_t le16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
 inline uint32_t le32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
          (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);

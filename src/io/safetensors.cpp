@@ -24,9 +24,9 @@ constexpr uint64_t kMaxHeader = 100'000'000;  // the limit the reference impleme
 
 std::optional<StoredType> parse_dtype(const std::string& s) {
   static const std::pair<const char*, StoredType> table[] = {
-      {"F32", StoredType::f32}, {"F16", StoredType::f16},   {"BF16", StoredType::bf16},
-      {"F64", StoredType::f64}, {"I64", StoredType::i64},   {"I32", StoredType::i32},
-      {"I16", StoredType::i16}, {"I8", StoredType::i8},     {"U8", StoredType::u8},
+      {"F32", StoredType::f32},     {"F16", StoredType::f16}, {"BF16", StoredType::bf16},
+      {"F64", StoredType::f64},     {"I64", StoredType::i64}, {"I32", StoredType::i32},
+      {"I16", StoredType::i16},     {"I8", StoredType::i8},   {"U8", StoredType::u8},
       {"BOOL", StoredType::boolean}};
   for (const auto& [name, t] : table)
     if (s == name) return t;
@@ -115,8 +115,9 @@ Parsed parse(const uint8_t* data, size_t size, const std::string& file) {
     uint64_t numel = 1;
     for (const auto& d : js) {
       const uint64_t dim = as_count(d, what, "shape");
-      LMF_CHECK(dim <= static_cast<uint64_t>(INT64_MAX) && !__builtin_mul_overflow(numel, dim, &numel),
-                IoError, "{}: shape {} has too many elements", what, js.dump());
+      LMF_CHECK(
+          dim <= static_cast<uint64_t>(INT64_MAX) && !__builtin_mul_overflow(numel, dim, &numel),
+          IoError, "{}: shape {} has too many elements", what, js.dump());
       info.shape.push_back(static_cast<int64_t>(dim));
     }
     const json& jo = v["data_offsets"];
@@ -131,8 +132,8 @@ Parsed parse(const uint8_t* data, size_t size, const std::string& file) {
               what, e, e + h.data_start, data_size);
     uint64_t nbytes = 0;
     LMF_CHECK(!__builtin_mul_overflow(numel, detail::stored_size(*st), &nbytes) && nbytes == e - b,
-              IoError, "{}: {} {} needs {} x {} bytes but data_offsets [{}, {}] hold {} bytes", what,
-              ds, js.dump(), numel, detail::stored_size(*st), b, e, e - b);
+              IoError, "{}: {} {} needs {} x {} bytes but data_offsets [{}, {}] hold {} bytes",
+              what, ds, js.dump(), numel, detail::stored_size(*st), b, e, e - b);
     LMF_CHECK(numel <= static_cast<uint64_t>(INT64_MAX), IoError, "{}: too many elements", what);
     info.begin = b;
     info.end = e;
@@ -173,28 +174,44 @@ StateDict load_from_storage(const std::shared_ptr<Storage>& storage, const std::
 
 int dtype_rank(DType t) {  // the reference writer's ordering: larger alignment first
   switch (t) {
-    case DType::i64: return 9;
-    case DType::f32: return 7;
-    case DType::i32: return 6;
-    case DType::bf16: return 5;
-    case DType::f16: return 4;
-    case DType::i8: return 2;
-    case DType::u8: return 1;
-    case DType::boolean: return 0;
+    case DType::i64:
+      return 9;
+    case DType::f32:
+      return 7;
+    case DType::i32:
+      return 6;
+    case DType::bf16:
+      return 5;
+    case DType::f16:
+      return 4;
+    case DType::i8:
+      return 2;
+    case DType::u8:
+      return 1;
+    case DType::boolean:
+      return 0;
   }
   return 0;
 }
 
 std::string_view st_name(DType t) {
   switch (t) {
-    case DType::f32: return "F32";
-    case DType::bf16: return "BF16";
-    case DType::f16: return "F16";
-    case DType::i8: return "I8";
-    case DType::u8: return "U8";
-    case DType::i32: return "I32";
-    case DType::i64: return "I64";
-    case DType::boolean: return "BOOL";
+    case DType::f32:
+      return "F32";
+    case DType::bf16:
+      return "BF16";
+    case DType::f16:
+      return "F16";
+    case DType::i8:
+      return "I8";
+    case DType::u8:
+      return "U8";
+    case DType::i32:
+      return "I32";
+    case DType::i64:
+      return "I64";
+    case DType::boolean:
+      return "BOOL";
   }
   return "?";
 }
@@ -255,8 +272,8 @@ std::string serialize_safetensors(const StateDict& tensors,
     return dtype_rank(a.second.dtype()) > dtype_rank(b.second.dtype());
   });
   std::string header = "{";
-  const auto& meta = metadata.empty() ? std::map<std::string, std::string>{{"format", "pt"}}
-                                      : metadata;
+  const auto& meta =
+      metadata.empty() ? std::map<std::string, std::string>{{"format", "pt"}} : metadata;
   header += "\"__metadata__\":{";
   bool first = true;
   for (const auto& [k, v] : meta) {
@@ -268,9 +285,9 @@ std::string serialize_safetensors(const StateDict& tensors,
   size_t offset = 0;
   for (const auto& [name, t] : items) {
     header += ',' + json_string(*name, "tensor name");
-    header += fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
-                          st_name(t.dtype()), fmt::join(t.shape(), ","), offset,
-                          offset + t.nbytes());
+    header +=
+        fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+                    st_name(t.dtype()), fmt::join(t.shape(), ","), offset, offset + t.nbytes());
     offset += t.nbytes();
   }
   header += '}';

@@ -15,13 +15,14 @@ StateDict load_archive(const std::shared_ptr<Storage>& file, const std::string& 
   const auto* data = static_cast<const uint8_t*>(file->data());
   const size_t size = file->nbytes();
   if (size < 4 || detail::le32(data) != 0x04034b50) {
-    const bool legacy = (size >= 2 && data[0] == 0x80) ||
-                        (size >= 262 && std::memcmp(data + 257, "ustar", 5) == 0);
+    const bool legacy =
+        (size >= 2 && data[0] == 0x80) || (size >= 262 && std::memcmp(data + 257, "ustar", 5) == 0);
     if (legacy)
-      fail<IoError>("{}: legacy torch.save format (torch < 1.6 or "
-                    "_use_new_zipfile_serialization=False) is not supported; re-save it with a "
-                    "recent torch (torch.save(torch.load(f), f)) or convert it to safetensors",
-                    what);
+      fail<IoError>(
+          "{}: legacy torch.save format (torch < 1.6 or "
+          "_use_new_zipfile_serialization=False) is not supported; re-save it with a "
+          "recent torch (torch.save(torch.load(f), f)) or convert it to safetensors",
+          what);
     fail<IoError>("{}: not a torch.save checkpoint (no zip signature at byte 0)", what);
   }
   detail::ZipReader zip(data, size, what);
@@ -63,8 +64,7 @@ StateDict load_torch_bin(const std::string& path, std::optional<DType> convert_t
   return load_archive(detail::map_file(path), path, convert_to);
 }
 
-StateDict load_torch_bin_buffer(const uint8_t* data, size_t size,
-                                std::optional<DType> convert_to) {
+StateDict load_torch_bin_buffer(const uint8_t* data, size_t size, std::optional<DType> convert_to) {
   return load_archive(detail::copy_to_storage(data, size), "<memory>", convert_to);
 }
 

@@ -16,10 +16,26 @@ constexpr size_t kMaxMemo = size_t{1} << 22;
 constexpr size_t kMaxMarks = size_t{1} << 16;
 constexpr size_t kMaxRank = 64;
 
-enum class Kind : uint8_t { none, boolean, integer, floating, string, tuple, list, dict, global,
-                            storage, tensor };
-enum class Callable : uint8_t { ordered_dict, rebuild_tensor, rebuild_parameter,
-                                rebuild_parameter_with_state, storage_type };
+enum class Kind : uint8_t {
+  none,
+  boolean,
+  integer,
+  floating,
+  string,
+  tuple,
+  list,
+  dict,
+  global,
+  storage,
+  tensor
+};
+enum class Callable : uint8_t {
+  ordered_dict,
+  rebuild_tensor,
+  rebuild_parameter,
+  rebuild_parameter_with_state,
+  storage_type
+};
 
 // One unpickled value. Values live in an arena and refer to each other by pointer, so shared and
 // even cyclic references (legal in pickles) cost nothing and nothing is freed recursively.
@@ -29,25 +45,36 @@ struct Obj {
   double f = 0;
   std::string s;  // string; global: "module.name"
   Callable callable = Callable::ordered_dict;
-  StoredType stype = StoredType::f32;  // storage-type globals
-  std::vector<Obj*> items;                     // tuple, list
-  std::vector<std::pair<Obj*, Obj*>> pairs;    // dict
+  StoredType stype = StoredType::f32;        // storage-type globals
+  std::vector<Obj*> items;                   // tuple, list
+  std::vector<std::pair<Obj*, Obj*>> pairs;  // dict
   Tensor tensor;
 };
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::none: return "None";
-    case Kind::boolean: return "bool";
-    case Kind::integer: return "int";
-    case Kind::floating: return "float";
-    case Kind::string: return "str";
-    case Kind::tuple: return "tuple";
-    case Kind::list: return "list";
-    case Kind::dict: return "dict";
-    case Kind::global: return "global";
-    case Kind::storage: return "storage";
-    case Kind::tensor: return "tensor";
+    case Kind::none:
+      return "None";
+    case Kind::boolean:
+      return "bool";
+    case Kind::integer:
+      return "int";
+    case Kind::floating:
+      return "float";
+    case Kind::string:
+      return "str";
+    case Kind::tuple:
+      return "tuple";
+    case Kind::list:
+      return "list";
+    case Kind::dict:
+      return "dict";
+    case Kind::global:
+      return "global";
+    case Kind::storage:
+      return "storage";
+    case Kind::tensor:
+      return "tensor";
   }
   return "?";
 }
@@ -63,7 +90,11 @@ class Unpickler {
  public:
   Unpickler(const uint8_t* data, size_t size, const StorageResolver& resolve,
             const std::string& what, std::optional<DType> convert_to)
-      : begin_(data), p_(data), end_(data + size), resolve_(resolve), what_(what),
+      : begin_(data),
+        p_(data),
+        end_(data + size),
+        resolve_(resolve),
+        what_(what),
         convert_to_(convert_to) {}
 
   StateDict run() {
@@ -78,9 +109,10 @@ class Unpickler {
         fail<IoError>("{}: state dict key of type {} (keys must be strings)", what_,
                       kind_name(k->kind));
       if (v->kind != Kind::tensor)
-        fail<IoError>("{}: state dict entry '{}' is a {}, not a tensor; lmforge loads flat state "
-                      "dicts (torch.save(model.state_dict(), ...))",
-                      what_, printable(k->s), kind_name(v->kind));
+        fail<IoError>(
+            "{}: state dict entry '{}' is a {}, not a tensor; lmforge loads flat state "
+            "dicts (torch.save(model.state_dict(), ...))",
+            what_, printable(k->s), kind_name(v->kind));
       out[k->s] = v->tensor;
     }
     return out;
@@ -105,9 +137,10 @@ class Unpickler {
                   fmt::format(f, std::forward<Args>(args)...));
   }
   [[noreturn]] void refuse(const std::string& thing) {
-    fail<IoError>("{}: refusing to unpickle {}: pytorch_model.bin may only contain tensors; "
-                  "convert it with safetensors",
-                  what_, thing);
+    fail<IoError>(
+        "{}: refusing to unpickle {}: pytorch_model.bin may only contain tensors; "
+        "convert it with safetensors",
+        what_, thing);
   }
 
   const uint8_t* take(size_t n) {
@@ -181,11 +214,11 @@ class Unpickler {
 
   Obj* global(const std::string& module, const std::string& name) {
     static const std::pair<const char*, StoredType> storages[] = {
-        {"FloatStorage", StoredType::f32},   {"HalfStorage", StoredType::f16},
+        {"FloatStorage", StoredType::f32},     {"HalfStorage", StoredType::f16},
         {"BFloat16Storage", StoredType::bf16}, {"DoubleStorage", StoredType::f64},
-        {"LongStorage", StoredType::i64},    {"IntStorage", StoredType::i32},
-        {"ShortStorage", StoredType::i16},   {"CharStorage", StoredType::i8},
-        {"ByteStorage", StoredType::u8},     {"BoolStorage", StoredType::boolean}};
+        {"LongStorage", StoredType::i64},      {"IntStorage", StoredType::i32},
+        {"ShortStorage", StoredType::i16},     {"CharStorage", StoredType::i8},
+        {"ByteStorage", StoredType::u8},       {"BoolStorage", StoredType::boolean}};
     Obj* o = make(Kind::global);
     o->s = module + "." + name;
     if (module == "collections" && name == "OrderedDict") {
@@ -266,22 +299,27 @@ class Unpickler {
     Shape shape, strides;
     uint64_t last = offset < 0 ? 0 : static_cast<uint64_t>(offset);
     bool empty = false, overflow = offset < 0;
+    uint64_t numel = 1;  // stride-0 (expanded) views may exceed the storage, but must fit int64
     for (size_t d = 0; d < a[2]->items.size(); ++d) {
       const int64_t n = as_int(a[2]->items[d], "size"), s = as_int(a[3]->items[d], "stride");
       if (n < 0 || s < 0) bad("negative size {} or stride {}", n, s);
       shape.push_back(n);
       strides.push_back(s);
       uint64_t ext = 0;
-      if (n == 0) empty = true;
-      else if (__builtin_mul_overflow(static_cast<uint64_t>(n - 1), static_cast<uint64_t>(s), &ext) ||
+      if (__builtin_mul_overflow(numel, static_cast<uint64_t>(n), &numel) || numel > INT64_MAX)
+        bad("tensor of size {} has too many elements", shape_str(shape));
+      if (n == 0)
+        empty = true;
+      else if (__builtin_mul_overflow(static_cast<uint64_t>(n - 1), static_cast<uint64_t>(s),
+                                      &ext) ||
                __builtin_add_overflow(last, ext, &last))
         overflow = true;
     }
     if (!empty && (overflow || last >= static_cast<uint64_t>(rec.numel)))
-      fail<IoError>("{}: tensor of size {} stride {} at offset {} reaches past storage '{}' of {} "
-                    "elements",
-                    what_, shape_str(shape), shape_str(strides), offset, printable(rec.key),
-                    rec.numel);
+      fail<IoError>(
+          "{}: tensor of size {} stride {} at offset {} reaches past storage '{}' of {} "
+          "elements",
+          what_, shape_str(shape), shape_str(strides), offset, printable(rec.key), rec.numel);
     const Tensor& flat = storage_tensor(static_cast<size_t>(a[0]->i));
     Obj* o = make(Kind::tensor);
     o->tensor = flat.alias_with(shape, strides, flat.offset() + (empty ? 0 : offset));
@@ -290,7 +328,8 @@ class Unpickler {
 
   Obj* call(Obj* fn, Obj* args) {
     if (fn->kind != Kind::global) bad("REDUCE on a {}", kind_name(fn->kind));
-    if (args->kind != Kind::tuple) bad("REDUCE arguments are a {}, not a tuple", kind_name(args->kind));
+    if (args->kind != Kind::tuple)
+      bad("REDUCE arguments are a {}, not a tuple", kind_name(args->kind));
     const auto& a = args->items;
     switch (fn->callable) {
       case Callable::ordered_dict:
@@ -321,21 +360,33 @@ class Unpickler {
         if (v > 5) bad("pickle protocol {} is newer than 5", v);
         return nullptr;
       }
-      case 0x95: take(8); return nullptr;  // FRAME: a hint only
-      case '.': {                          // STOP
+      case 0x95:
+        take(8);
+        return nullptr;  // FRAME: a hint only
+      case '.': {        // STOP
         Obj* r = pop();
         return r;
       }
-      case 'N': push(make(Kind::none)); return nullptr;
-      case 0x88: push(make_int(1, Kind::boolean)); return nullptr;  // NEWTRUE
-      case 0x89: push(make_int(0, Kind::boolean)); return nullptr;  // NEWFALSE
-      case 'J': {  // BININT
+      case 'N':
+        push(make(Kind::none));
+        return nullptr;
+      case 0x88:
+        push(make_int(1, Kind::boolean));
+        return nullptr;  // NEWTRUE
+      case 0x89:
+        push(make_int(0, Kind::boolean));
+        return nullptr;  // NEWFALSE
+      case 'J': {        // BININT
         push(make_int(static_cast<int32_t>(le32(take(4)))));
         return nullptr;
       }
-      case 'K': push(make_int(*take(1))); return nullptr;     // BININT1
-      case 'M': push(make_int(le16(take(2)))); return nullptr;  // BININT2
-      case 0x8a: {                                              // LONG1
+      case 'K':
+        push(make_int(*take(1)));
+        return nullptr;  // BININT1
+      case 'M':
+        push(make_int(le16(take(2))));
+        return nullptr;  // BININT2
+      case 0x8a: {       // LONG1
         const uint8_t n = *take(1);
         if (n > 8) bad("integer of {} bytes does not fit in 64 bits", n);
         const uint8_t* q = take(n);
@@ -354,17 +405,31 @@ class Unpickler {
         push(o);
         return nullptr;
       }
-      case 'X': push(string(le32(take(4)))); return nullptr;   // BINUNICODE
-      case 0x8c: push(string(*take(1))); return nullptr;       // SHORT_BINUNICODE
-      case 0x8d: push(string(le64(take(8)))); return nullptr;  // BINUNICODE8
-      case ')': push(tuple({})); return nullptr;               // EMPTY_TUPLE
-      case ']': push(make(Kind::list)); return nullptr;        // EMPTY_LIST
-      case '}': push(make(Kind::dict)); return nullptr;        // EMPTY_DICT
-      case '(':                                                // MARK
+      case 'X':
+        push(string(le32(take(4))));
+        return nullptr;  // BINUNICODE
+      case 0x8c:
+        push(string(*take(1)));
+        return nullptr;  // SHORT_BINUNICODE
+      case 0x8d:
+        push(string(le64(take(8))));
+        return nullptr;  // BINUNICODE8
+      case ')':
+        push(tuple({}));
+        return nullptr;  // EMPTY_TUPLE
+      case ']':
+        push(make(Kind::list));
+        return nullptr;  // EMPTY_LIST
+      case '}':
+        push(make(Kind::dict));
+        return nullptr;  // EMPTY_DICT
+      case '(':          // MARK
         if (marks_.size() >= kMaxMarks) bad("more than {} nested MARKs", kMaxMarks);
         marks_.push_back(stack_.size());
         return nullptr;
-      case 't': push(tuple(pop_mark())); return nullptr;  // TUPLE
+      case 't':
+        push(tuple(pop_mark()));
+        return nullptr;  // TUPLE
       case 0x85:
       case 0x86:
       case 0x87: {  // TUPLE1..3
@@ -403,12 +468,22 @@ class Unpickler {
         for (size_t k = 0; k < items.size(); k += 2) d->pairs.emplace_back(items[k], items[k + 1]);
         return nullptr;
       }
-      case 'q': memo_put(*take(1)); return nullptr;            // BINPUT
-      case 'r': memo_put(le32(take(4))); return nullptr;       // LONG_BINPUT
-      case 0x94: memo_put(memo_.size()); return nullptr;       // MEMOIZE
-      case 'h': push(memo_get(*take(1))); return nullptr;      // BINGET
-      case 'j': push(memo_get(le32(take(4)))); return nullptr;  // LONG_BINGET
-      case 'c': {                                              // GLOBAL
+      case 'q':
+        memo_put(*take(1));
+        return nullptr;  // BINPUT
+      case 'r':
+        memo_put(le32(take(4)));
+        return nullptr;  // LONG_BINPUT
+      case 0x94:
+        memo_put(memo_.size());
+        return nullptr;  // MEMOIZE
+      case 'h':
+        push(memo_get(*take(1)));
+        return nullptr;  // BINGET
+      case 'j':
+        push(memo_get(le32(take(4))));
+        return nullptr;  // LONG_BINGET
+      case 'c': {        // GLOBAL
         std::string module = line();
         std::string name = line();
         push(global(module, name));
@@ -439,12 +514,20 @@ class Unpickler {
         push(persistent_load(pid));
         return nullptr;
       }
-      case 'i': refuse("opcode INST (arbitrary object construction)");
-      case 'o': refuse("opcode OBJ (arbitrary object construction)");
-      case 0x81: refuse("opcode NEWOBJ (arbitrary object construction)");
-      case 0x92: refuse("opcode NEWOBJ_EX (arbitrary object construction)");
-      case 0x82: case 0x83: case 0x84: refuse("opcode EXT (extension registry lookup)");
-      case 'P': refuse("opcode PERSID (text persistent id)");
+      case 'i':
+        refuse("opcode INST (arbitrary object construction)");
+      case 'o':
+        refuse("opcode OBJ (arbitrary object construction)");
+      case 0x81:
+        refuse("opcode NEWOBJ (arbitrary object construction)");
+      case 0x92:
+        refuse("opcode NEWOBJ_EX (arbitrary object construction)");
+      case 0x82:
+      case 0x83:
+      case 0x84:
+        refuse("opcode EXT (extension registry lookup)");
+      case 'P':
+        refuse("opcode PERSID (text persistent id)");
       default:
         refuse(fmt::format("opcode 0x{:02x} ('{}')", op, printable(std::string(1, char(op)))));
     }

@@ -9,7 +9,9 @@ constexpr uint32_t kLocalSig = 0x04034b50, kCentralSig = 0x02014b50, kEndSig = 0
                    kEnd64Sig = 0x06064b50, kLocator64Sig = 0x07064b50;
 
 // a + b <= limit without overflow.
-bool fits(uint64_t a, uint64_t b, uint64_t limit) { return a <= limit && b <= limit - a; }
+bool fits(uint64_t a, uint64_t b, uint64_t limit) {
+  return a <= limit && b <= limit - a;
+}
 }  // namespace
 
 ZipReader::ZipReader(const uint8_t* data, size_t size, std::string what) : what_(std::move(what)) {
@@ -35,8 +37,8 @@ ZipReader::ZipReader(const uint8_t* data, size_t size, std::string what) : what_
               "{}: zip directory fields overflow but there is no ZIP64 locator", w);
     const uint64_t z64 = le64(data + eocd - 20 + 8);
     LMF_CHECK(fits(z64, 56, eocd - 20) && le32(data + z64) == kEnd64Sig, IoError,
-              "{}: ZIP64 end-of-central-directory record at byte {} is missing or out of range",
-              w, z64);
+              "{}: ZIP64 end-of-central-directory record at byte {} is missing or out of range", w,
+              z64);
     count = le64(data + z64 + 32);
     cd_size = le64(data + z64 + 40);
     cd_offset = le64(data + z64 + 48);
@@ -44,8 +46,8 @@ ZipReader::ZipReader(const uint8_t* data, size_t size, std::string what) : what_
   LMF_CHECK(fits(cd_offset, cd_size, size), IoError,
             "{}: zip central directory [{}, +{}) lies outside the {}-byte file (truncated?)", w,
             cd_offset, cd_size, size);
-  LMF_CHECK(count <= cd_size / 46, IoError,
-            "{}: zip directory claims {} entries in {} bytes", w, count, cd_size);
+  LMF_CHECK(count <= cd_size / 46, IoError, "{}: zip directory claims {} entries in {} bytes", w,
+            count, cd_size);
   const uint8_t* cd = data + cd_offset;
   uint64_t pos = 0;
   for (uint64_t i = 0; i < count; ++i) {
@@ -96,8 +98,8 @@ ZipReader::ZipReader(const uint8_t* data, size_t size, std::string what) : what_
     LMF_CHECK(e.method != 0 || csize == usize, IoError,
               "{}: stored zip entry '{}' has compressed size {} != size {}", w, printable(e.name),
               csize, usize);
-    LMF_CHECK(index_.emplace(e.name, entries_.size()).second, IoError, "{}: zip entry '{}' appears twice", w,
-              printable(e.name));
+    LMF_CHECK(index_.emplace(e.name, entries_.size()).second, IoError,
+              "{}: zip entry '{}' appears twice", w, printable(e.name));
     e.data_offset = start;
     e.size = e.method == 0 ? usize : csize;
     entries_.push_back(std::move(e));

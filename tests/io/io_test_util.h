@@ -57,6 +57,8 @@ inline std::vector<double> values(const Tensor& t) {
   return out;
 }
 
-inline const uint8_t* u8(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+inline const uint8_t* u8(const std::string& s) {
+  return reinterpret_cast<const uint8_t*>(s.data());
+}
 
 }  // namespace lmf::io::test

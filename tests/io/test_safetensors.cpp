@@ -153,8 +153,10 @@ TEST(IoSafetensors, SavedBytesAreIdenticalToThePythonPackage) {
 TEST(IoSafetensors, SaveIsAtomicAndRoundTripsViewsAndMetadata) {
   TempDir dir;
   Tensor base = Tensor::from_vector(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3});
-  StateDict sd{{"t", base.transpose(0, 1)}, {"n", base.narrow(1, 1, 2)},
-               {"e", Tensor::zeros({0, 3})}, {"ids", Tensor::arange(4)}};
+  StateDict sd{{"t", base.transpose(0, 1)},
+               {"n", base.narrow(1, 1, 2)},
+               {"e", Tensor::zeros({0, 3})},
+               {"ids", Tensor::arange(4)}};
   save_safetensors(dir / "m.safetensors", sd, {{"format", "pt"}, {"note", "a\nb\"c"}});
   EXPECT_FALSE(std::filesystem::exists(dir / "m.safetensors.tmp"));
   const auto back = load_safetensors(dir / "m.safetensors", std::nullopt);
@@ -199,14 +201,16 @@ TEST(IoSafetensors, MalformedHeadersAreIoErrorsWithUsefulMessages) {
   expect_io_error(st_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", "1234"),
                   "ends at byte 8 of the data section");
   expect_io_error(st_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                          R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", d8),
+                          R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                          d8),
                   "overlap");
   expect_io_error(st_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", d8),
                   "needs 3 x 4 bytes");
   expect_io_error(st_file(R"({"a":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})", d8),
                   "F8_E4M3");
   expect_io_error(st_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                          R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", d8),
+                          R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                          d8),
                   "appears twice");
   expect_io_error(st_file(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", d8),
                   "non-negative");
@@ -214,7 +218,8 @@ TEST(IoSafetensors, MalformedHeadersAreIoErrorsWithUsefulMessages) {
                   "end before they begin");
   expect_io_error(st_file(R"({"a":{"dtype":"F32","shape":[1]}})", d8), "no 'data_offsets'");
   expect_io_error(st_file(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],)"
-                          R"("data_offsets":[0,8]}})", d8),
+                          R"("data_offsets":[0,8]}})",
+                          d8),
                   "too many elements");
   expect_io_error(st_file(R"({"__metadata__":{"a":1}})", ""), "must be a string");
   expect_io_error(st_file(R"({"b":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})", "\x01\x02"),
