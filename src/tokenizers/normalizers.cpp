@@ -39,7 +39,7 @@ class BertNormalizer final : public Normalizer {
     }
     if (strip_ && has_non_ascii(s.get())) {
       s.nfd();
-      s.filter([](char32_t c) { return !is_nonspacing_mark(c); });
+      s.filter([](char32_t c) { return !is_bert_accent_mark(c); });
     }
     if (lower_) s.lowercase();
   }

@@ -9,12 +9,8 @@ namespace lmf::tok {
 namespace {
 
 bool is_bert_punct(char32_t c) {
-  if (c < 0x80)
-    return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
-           (c >= 123 && c <= 126);
-  return is_unicode_punctuation(c);
+  return is_bert_punctuation(c);
 }
-
 // Splits on a char predicate with a delimiter behaviour.
 void split_pred(PreTokenizedString& pts, bool (*pred)(char32_t), SplitBehavior b) {
   pts.split([&](size_t, NormalizedString&& s, std::vector<NormalizedString>& out) {
