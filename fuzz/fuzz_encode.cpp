@@ -11,9 +11,9 @@
 
 namespace {
 lmf::tok::Tokenizer& tokenizer() {
-  static lmf::tok::Tokenizer t = lmf::tok::Tokenizer::from_file(
-      std::filesystem::path(__FILE__).parent_path() / ".." / "tests" / "fixtures" / "tokenizers" /
-      "wp_trained_a.json");
+  static lmf::tok::Tokenizer t =
+      lmf::tok::Tokenizer::from_file(std::filesystem::path(__FILE__).parent_path() / ".." /
+                                     "tests" / "fixtures" / "tokenizers" / "wp_trained_a.json");
   return t;
 }
 }  // namespace

@@ -27,7 +27,8 @@ std::string dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void print_json(const std::string& text, const Encoding& e, const std::optional<std::string>& pair) {
+void print_json(const std::string& text, const Encoding& e,
+                const std::optional<std::string>& pair) {
   nlohmann::json j;
   j["text"] = text;
   if (pair) j["pair"] = *pair;
@@ -44,7 +45,8 @@ void print_json(const std::string& text, const Encoding& e, const std::optional<
   fmt::print("{}\n", dump(j));
 }
 
-void print_table(const std::string& text, const Encoding& e, const std::optional<std::string>& pair) {
+void print_table(const std::string& text, const Encoding& e,
+                 const std::optional<std::string>& pair) {
   fmt::print("text: {}\n", dump(text));
   if (pair) fmt::print("pair: {}\n", dump(*pair));
   size_t width = 5;
@@ -55,8 +57,8 @@ void print_table(const std::string& text, const Encoding& e, const std::optional
   }
   fmt::print("  {:>4}  {:<{}}  {:>7}  {:>4}  {}\n", "#", "token", width, "id", "type", "offsets");
   for (size_t i = 0; i < e.size(); ++i)
-    fmt::print("  {:>4}  {:<{}}  {:>7}  {:>4}  {}-{}\n", i, shown[i], width, e.ids[i], e.type_ids[i],
-               e.offsets[i].first, e.offsets[i].second);
+    fmt::print("  {:>4}  {:<{}}  {:>7}  {:>4}  {}-{}\n", i, shown[i], width, e.ids[i],
+               e.type_ids[i], e.offsets[i].first, e.offsets[i].second);
   fmt::print("  {} tokens", e.size());
   if (!e.overflowing.empty()) fmt::print(", {} overflowing windows", e.overflowing.size());
   fmt::print("\n\n");
@@ -67,7 +69,8 @@ void print_table(const std::string& text, const Encoding& e, const std::optional
 CLI::App* add_tokenize_command(CLI::App& app, TokenizeOptions& opt) {
   auto* c = app.add_subcommand(
       "tokenize",
-      "Tokenize text with a model's tokenizer (tokenizer.json, or vocab.txt + tokenizer_config.json)\n"
+      "Tokenize text with a model's tokenizer (tokenizer.json, or vocab.txt + "
+      "tokenizer_config.json)\n"
       "and print tokens, ids, type ids and character offsets. Text comes from the arguments, from\n"
       "--file (one text per line), or from stdin lines.\n"
       "Example: lmforge tokenize --model models/all-MiniLM-L6-v2 \"Hello, world!\"");
@@ -93,8 +96,8 @@ int run_tokenize_command(const TokenizeOptions& opt) {
     tok.set_truncation(p);
   }
   auto one = [&](const std::string& text) {
-    const Encoding e = opt.pair ? tok.encode(text, *opt.pair, !opt.no_special)
-                                : tok.encode(text, !opt.no_special);
+    const Encoding e =
+        opt.pair ? tok.encode(text, *opt.pair, !opt.no_special) : tok.encode(text, !opt.no_special);
     if (opt.json)
       print_json(text, e, opt.pair);
     else

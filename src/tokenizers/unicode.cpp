@@ -142,8 +142,7 @@ std::string class_body(const CpRange (&t)[N]) {
 }
 
 utf8proc_category_t cat(char32_t c) {
-  return c > 0x10FFFF ? UTF8PROC_CATEGORY_CN
-                      : utf8proc_category(static_cast<utf8proc_int32_t>(c));
+  return c > 0x10FFFF ? UTF8PROC_CATEGORY_CN : utf8proc_category(static_cast<utf8proc_int32_t>(c));
 }
 // Alphabetic chars outside L*/Nl/M* (Other_Alphabetic symbols: circled/squared letters).
 bool other_alphabetic_symbol(char32_t c) {
@@ -154,8 +153,8 @@ bool other_alphabetic_symbol(char32_t c) {
 
 bool is_whitespace(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 bool is_numeric(char32_t c) {
@@ -182,14 +181,18 @@ bool is_unicode_punctuation(char32_t c) {
   return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
 }
 
-bool is_bert_punctuation(char32_t c) { return in(kBertPunct, c); }
+bool is_bert_punctuation(char32_t c) {
+  return in(kBertPunct, c);
+}
 
 bool is_bert_control(char32_t c) {
   if (c < 0x80) return (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F;
   return in(kBertControl, c);
 }
 
-bool is_bert_whitespace(char32_t c) { return c == '\t' || c == '\n' || c == '\r' || is_whitespace(c); }
+bool is_bert_whitespace(char32_t c) {
+  return c == '\t' || c == '\n' || c == '\r' || is_whitespace(c);
+}
 
 bool is_chinese_char(char32_t c) {
   return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
@@ -198,8 +201,12 @@ bool is_chinese_char(char32_t c) {
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
-bool is_nonspacing_mark(char32_t c) { return c >= 0x300 && in(kStripAccentMark, c); }
-bool is_bert_accent_mark(char32_t c) { return c >= 0x300 && in(kBertStripMark, c); }
+bool is_nonspacing_mark(char32_t c) {
+  return c >= 0x300 && in(kStripAccentMark, c);
+}
+bool is_bert_accent_mark(char32_t c) {
+  return c >= 0x300 && in(kBertStripMark, c);
+}
 
 const std::string& onig_class_ranges(char which) {
   static const std::string w = class_body(kOnigWord), s = class_body(kOnigSpace),

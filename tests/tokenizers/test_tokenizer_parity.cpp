@@ -13,9 +13,9 @@
 
 namespace {
 
-using nlohmann::json;
 using lmf::tok::Encoding;
 using lmf::tok::Tokenizer;
+using nlohmann::json;
 namespace fs = std::filesystem;
 
 const fs::path kDir = fs::path(LMF_FIXTURES_DIR) / "tokenizers";
@@ -42,7 +42,9 @@ const std::vector<std::string>& corpus() {
   return lines;
 }
 
-std::string show(const std::string& s) { return json(s).dump(); }
+std::string show(const std::string& s) {
+  return json(s).dump();
+}
 
 std::vector<int64_t> words_of(const Encoding& e) {
   std::vector<int64_t> w;
@@ -62,7 +64,8 @@ template <class A, class B>
 std::string diff_vec(const std::string& field, const A& got, const B& want) {
   const size_t n = std::max<size_t>(got.size(), want.size());
   for (size_t i = 0; i < n; ++i) {
-    if (i >= got.size() || i >= want.size() || static_cast<int64_t>(got[i]) != want[i].template get<int64_t>()) {
+    if (i >= got.size() || i >= want.size() ||
+        static_cast<int64_t>(got[i]) != want[i].template get<int64_t>()) {
       std::ostringstream os;
       os << field << " differ at index " << i << " (sizes " << got.size() << " vs " << want.size()
          << "): got " << (i < got.size() ? std::to_string(static_cast<int64_t>(got[i])) : "<none>")
@@ -117,7 +120,7 @@ lmf::tok::TruncationParams trunc_from(const json& t) {
                : s == "only_second" ? lmf::tok::TruncationStrategy::OnlySecond
                                     : lmf::tok::TruncationStrategy::LongestFirst;
   p.direction = t.value("direction", "right") == "left" ? lmf::tok::Direction::Left
-                                                         : lmf::tok::Direction::Right;
+                                                        : lmf::tok::Direction::Right;
   return p;
 }
 
@@ -131,10 +134,12 @@ void run_parity(Tokenizer& tok, const std::string& name) {
   size_t checked = 0;
   for (size_t i = 0; i < g["single"].size(); ++i) {
     const Encoding e = tok.encode(lines[i]);
-    m.add("single line " + std::to_string(i) + " " + show(lines[i]), compare(e, g["single"][i], false));
+    m.add("single line " + std::to_string(i) + " " + show(lines[i]),
+          compare(e, g["single"][i], false));
     const std::string dec = tok.decode(e.ids, true);
     if (dec != g["decode"][i].get<std::string>())
-      m.add("decode line " + std::to_string(i), "got " + show(dec) + ", expected " + g["decode"][i].dump());
+      m.add("decode line " + std::to_string(i),
+            "got " + show(dec) + ", expected " + g["decode"][i].dump());
     if (i < g["decode_keep"].size()) {
       const std::string keep = tok.decode(e.ids, false);
       if (keep != g["decode_keep"][i].get<std::string>())
@@ -155,15 +160,15 @@ void run_parity(Tokenizer& tok, const std::string& name) {
   const uint32_t pad_id = tok.token_to_id("[PAD]").value_or(0);
   for (const auto& v : gv["variants"]) {
     const std::string vname = v["name"];
-    tok.set_truncation(v["trunc"].is_null() ? std::nullopt
-                                            : std::optional(trunc_from(v["trunc"])));
+    tok.set_truncation(v["trunc"].is_null() ? std::nullopt : std::optional(trunc_from(v["trunc"])));
     if (v["pad"].is_null()) {
       tok.set_padding(std::nullopt);
     } else {
       lmf::tok::PaddingParams pp;
       const json& pj = v["pad"];
       if (!pj["length"].is_null()) pp.fixed_length = pj["length"].get<size_t>();
-      if (pj.contains("pad_to_multiple_of")) pp.pad_to_multiple_of = pj["pad_to_multiple_of"].get<size_t>();
+      if (pj.contains("pad_to_multiple_of"))
+        pp.pad_to_multiple_of = pj["pad_to_multiple_of"].get<size_t>();
       if (pj.value("direction", "right") == "left") pp.direction = lmf::tok::Direction::Left;
       pp.pad_type_id = pj.value("pad_type_id", 0);
       pp.pad_id = pad_id;
@@ -175,7 +180,8 @@ void run_parity(Tokenizer& tok, const std::string& name) {
     std::vector<std::string> errors(items.size());
     if (v["batch"].get<bool>()) {
       std::vector<std::pair<std::string, std::string>> in;
-      for (const auto& it : items) in.emplace_back(lines[it[0].get<size_t>()], lines[it[1].get<size_t>()]);
+      for (const auto& it : items)
+        in.emplace_back(lines[it[0].get<size_t>()], lines[it[1].get<size_t>()]);
       got = tok.encode_batch(in);
     } else {
       for (size_t k = 0; k < items.size(); ++k) {
@@ -192,7 +198,9 @@ void run_parity(Tokenizer& tok, const std::string& name) {
       const std::string where = vname + " item " + std::to_string(k) + " " + items[k].dump();
       const json& want = v["encs"][k];
       if (want.contains("error")) {
-        if (errors[k].empty()) m.add(where, "HF raised '" + want["error"].get<std::string>() + "' but lmforge did not throw");
+        if (errors[k].empty())
+          m.add(where,
+                "HF raised '" + want["error"].get<std::string>() + "' but lmforge did not throw");
       } else if (!errors[k].empty()) {
         m.add(where, "lmforge threw '" + errors[k] + "' but HF encoded it");
       } else {
@@ -219,8 +227,7 @@ TEST(TokenizerParity, MiniLMTokenizerJson) {
 
 TEST(TokenizerParity, MiniLMLegacyVocabTxt) {
   const fs::path dir = minilm_dir();
-  if (!fs::exists(dir / "vocab.txt"))
-    GTEST_SKIP() << "all-MiniLM-L6-v2 not installed at " << dir;
+  if (!fs::exists(dir / "vocab.txt")) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed at " << dir;
   // Only vocab.txt + tokenizer_config.json + special_tokens_map.json (as transformers builds it).
   const fs::path tmp = fs::temp_directory_path() / "lmf_minilm_legacy";
   fs::create_directories(tmp);

@@ -15,7 +15,9 @@ namespace {
 using namespace lmf::tok;
 const std::filesystem::path kDir = std::filesystem::path(LMF_FIXTURES_DIR) / "tokenizers";
 
-Tokenizer trained() { return Tokenizer::from_file(kDir / "wp_trained_a.json"); }
+Tokenizer trained() {
+  return Tokenizer::from_file(kDir / "wp_trained_a.json");
+}
 
 TEST(TokNormalizedString, AlignmentsSurviveNfdFilterAndLowercase) {
   NormalizedString s("Éa İb");
@@ -54,7 +56,9 @@ TEST(TokNormalizedString, SplitBehaviours) {
 
 TEST(TokUtf8, SanitizeReplacesMaximalSubpartsLikePython) {
   // Python: b"...".decode("utf-8", "replace")
-  EXPECT_EQ(sanitize_utf8("a\xE2\x82" "b"), "a\uFFFDb");
+  EXPECT_EQ(sanitize_utf8("a\xE2\x82"
+                          "b"),
+            "a\uFFFDb");
   EXPECT_EQ(sanitize_utf8("\xF0\x80"), "\uFFFD\uFFFD");
   EXPECT_EQ(sanitize_utf8("\xED\xA0\x80"), "\uFFFD\uFFFD\uFFFD");
   EXPECT_EQ(sanitize_utf8("\xC0\xAF"), "\uFFFD\uFFFD");
