@@ -68,3 +68,21 @@ SplitBehavior split_behavior_from_json(const json& j, std::string_view where);
 void trim_byte_level_offsets(Encoding& e, bool add_prefix_space);
 
 }  // namespace lmf::tok
+
+namespace lmf::tok {
+// Builders used by the legacy loaders (BERT vocab.txt, and by the other half for RoBERTa).
+std::unique_ptr<Normalizer> make_bert_normalizer(bool clean_text, bool handle_chinese_chars,
+                                                 std::optional<bool> strip_accents,
+                                                 bool lowercase);
+std::unique_ptr<PreTokenizer> make_bert_pre_tokenizer();
+std::unique_ptr<PostProcessor> make_bert_processing(std::pair<std::string, uint32_t> cls,
+                                                    std::pair<std::string, uint32_t> sep);
+std::unique_ptr<PostProcessor> make_roberta_processing(std::pair<std::string, uint32_t> cls,
+                                                       std::pair<std::string, uint32_t> sep,
+                                                       bool trim_offsets, bool add_prefix_space);
+std::unique_ptr<Decoder> make_wordpiece_decoder(std::string prefix, bool cleanup);
+// Special tokens named in tokenizer_config.json / special_tokens_map.json (unk, sep, pad, cls,
+// mask, bos, eos, additional_special_tokens), strings or {"content": ...} objects.
+std::vector<AddedToken> special_tokens_from_config(const json& tokenizer_config,
+                                                   const json& special_tokens_map);
+}  // namespace lmf::tok
