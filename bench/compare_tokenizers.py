@@ -54,7 +54,7 @@ def hf_worker(tok_path, text_path, threads, mode):
     tok = Tokenizer.from_file(tok_path)
     tok.no_truncation()
     tok.no_padding()
-    with open(text_path, encoding="utf-8") as f:
+    with open(text_path, encoding="utf-8", newline="") as f:  # keep '\r' as lmforge does
         lines = f.read().split("\n")
     t0 = time.perf_counter()
     encs = tok.encode_batch(lines)

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <queue>
 #include <sstream>
 
 #include "lmforge/core/error.h"
@@ -263,7 +262,12 @@ std::unique_ptr<BPE> BPE::from_files(const std::string& vocab_json, const std::s
 
 std::vector<BPE::Symbol> BPE::merge_word(std::string_view w) const {
   std::vector<Symbol> word;
-  word.reserve(w.size());
+  merge_word_into(w, word);
+  return word;
+}
+
+void BPE::merge_word_into(std::string_view w, std::vector<Symbol>& word) const {
+  word.clear();
   const bool affixes = options_.continuing_subword_prefix || options_.end_of_word_suffix;
   std::optional<Symbol> unk;
   std::string s;
@@ -325,7 +329,7 @@ std::vector<BPE::Symbol> BPE::merge_word(std::string_view w) const {
     }
   }
   if (unk) word.push_back(*unk);
-  if (word.size() < 2) return word;
+  if (word.size() < 2) return;
 
   // HF word.rs merge_all: a min-heap of (rank, pos) over a doubly linked list of symbols.
   struct Node {
@@ -334,23 +338,31 @@ std::vector<BPE::Symbol> BPE::merge_word(std::string_view w) const {
   };
   struct Merge {
     uint32_t rank, pos, new_id;
-    bool operator<(const Merge& o) const {  // priority_queue pops the largest: invert
+    bool operator<(const Merge& o) const {  // the heap pops the largest: invert
       return rank != o.rank ? rank > o.rank : pos > o.pos;
     }
   };
   const int32_t n = static_cast<int32_t>(word.size());
-  std::vector<Node> sym(n);
-  std::vector<Merge> heap_storage;
-  heap_storage.reserve(n);
+  thread_local std::vector<Node> t_sym;
+  thread_local std::vector<Merge> t_queue;
+  std::vector<Node>& sym = t_sym;
+  std::vector<Merge>& queue = t_queue;  // a binary heap (std::push_heap / pop_heap)
+  sym.resize(n);
+  queue.clear();
   for (int32_t i = 0; i < n; ++i) sym[i] = {word[i].id, word[i].len, i - 1, i + 1 < n ? i + 1 : -1};
   for (int32_t i = 0; i + 1 < n; ++i) {
     if (auto* m = merges_->get(sym[i].id, sym[i + 1].id))
-      heap_storage.push_back({m->rank, static_cast<uint32_t>(i), m->new_id});
+      queue.push_back({m->rank, static_cast<uint32_t>(i), m->new_id});
   }
-  std::priority_queue<Merge> queue(std::less<Merge>(), std::move(heap_storage));
+  std::make_heap(queue.begin(), queue.end());
+  auto push = [&queue](const Merge& m) {
+    queue.push_back(m);
+    std::push_heap(queue.begin(), queue.end());
+  };
   while (!queue.empty()) {
-    Merge top = queue.top();
-    queue.pop();
+    std::pop_heap(queue.begin(), queue.end());
+    Merge top = queue.back();
+    queue.pop_back();
     Node& cur = sym[top.pos];
     if (cur.len == 0 || cur.next == -1) continue;
     const int32_t next_pos = cur.next;
@@ -364,26 +376,16 @@ std::vector<BPE::Symbol> BPE::merge_word(std::string_view w) const {
     if (right.next > -1 && right.next < n) sym[right.next].prev = static_cast<int32_t>(top.pos);
     if (cur.prev >= 0) {
       if (auto* pm = merges_->get(sym[cur.prev].id, cur.id))
-        queue.push({pm->rank, static_cast<uint32_t>(cur.prev), pm->new_id});
+        push({pm->rank, static_cast<uint32_t>(cur.prev), pm->new_id});
     }
     if (cur.next >= 0 && cur.next < n) {
       if (auto* nm = merges_->get(cur.id, sym[cur.next].id))
-        queue.push({nm->rank, top.pos, nm->new_id});
+        push({nm->rank, top.pos, nm->new_id});
     }
   }
   word.clear();
   for (const Node& s2 : sym)
     if (s2.len != 0) word.push_back({s2.id, s2.len});
-  return word;
-}
-
-std::vector<BPE::Symbol> BPE::symbols_cached(std::string_view piece) const {
-  if (options_.cache_capacity == 0 || piece.size() >= kCacheMaxWordBytes) return merge_word(piece);
-  WordCache& cache = t_caches.by_model[cache_key_];
-  if (auto it = cache.find(piece); it != cache.end()) return it->second;
-  auto word = merge_word(piece);
-  if (cache.size() < options_.cache_capacity) cache.emplace(std::string(piece), word);
-  return word;
 }
 
 std::vector<Token> BPE::tokenize(std::string_view piece) const {
@@ -395,15 +397,29 @@ std::vector<Token> BPE::tokenize(std::string_view piece) const {
       return out;
     }
   }
-  auto word = symbols_cached(piece);
-  out.reserve(word.size());
-  size_t pos = 0;
-  for (const Symbol& s : word) {
-    // Offsets are clamped: HF counts byte-fallback bytes of a prefixed char past the piece.
-    size_t b = std::min(pos, piece.size()), e = std::min(pos + s.len, piece.size());
-    out.push_back({s.id, vocab_r_[s.id], b, e});
-    pos += s.len;
+  auto emit = [&](const std::vector<Symbol>& word) {
+    out.reserve(word.size());
+    size_t pos = 0;
+    for (const Symbol& s : word) {
+      // Offsets are clamped: HF counts byte-fallback bytes of a prefixed char past the piece.
+      size_t b = std::min(pos, piece.size()), e = std::min(pos + s.len, piece.size());
+      out.push_back({s.id, vocab_r_[s.id], b, e});
+      pos += s.len;
+    }
+  };
+  const bool cacheable = options_.cache_capacity > 0 && piece.size() < kCacheMaxWordBytes;
+  WordCache* cache = nullptr;
+  if (cacheable) {
+    cache = &t_caches.by_model[cache_key_];
+    if (auto it = cache->find(piece); it != cache->end()) {
+      emit(it->second);
+      return out;
+    }
   }
+  thread_local std::vector<Symbol> word;
+  merge_word_into(piece, word);
+  emit(word);
+  if (cache && cache->size() < options_.cache_capacity) cache->emplace(std::string(piece), word);
   return out;
 }
 

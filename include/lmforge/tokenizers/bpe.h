@@ -66,7 +66,7 @@ class BPE final : public Model {
 
  private:
   struct PairMap;
-  std::vector<Symbol> symbols_cached(std::string_view piece) const;
+  void merge_word_into(std::string_view piece, std::vector<Symbol>& word) const;
 
   Vocab vocab_;
   std::vector<std::string> vocab_r_;  // id -> token
