@@ -3,16 +3,18 @@
 on our own corpus and writes them plus goldens (ids, tokens, offsets, decoded text, per-piece
 model output) under tests/fixtures/tokenizers/.
 
-Regenerate:  pip install tokenizers && python scripts/reference/gen_bpe_unigram_goldens.py
+Regenerate:  pip install tokenizers sentencepiece && python scripts/reference/gen_bpe_unigram_goldens.py
 The corpus is tests/fixtures/tokenizers/corpus.txt when present, else make_corpus() below
 (deterministic, >= 2000 varied lines). Outputs (each < 1 MB):
-  bpe_tokenizer.json, bpe_goldens.json, unigram_tokenizer.json, unigram_goldens.json
+  bpe_tokenizer.json, bpe_goldens.json, unigram_tokenizer.json, unigram_goldens.json,
+  unigram_spm.model + unigram_spm_goldens.json (a SentencePiece model and its own encodings)
 """
 import json
 import os
 import random
 import sys
 
+os.environ["RAYON_NUM_THREADS"] = "1"  # deterministic Unigram training
 from tokenizers import (Tokenizer, decoders, models, normalizers, pre_tokenizers, processors,
                         trainers)
 
@@ -279,11 +281,38 @@ def unigram(lines, rng):
     })
 
 
+def spm(lines, rng):
+    import tempfile
+    import sentencepiece as sp
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "c.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(l for l in lines if l.strip()))
+        sp.SentencePieceTrainer.train(input=os.path.join(d, "c.txt"), model_prefix=os.path.join(d, "m"),
+                                      vocab_size=600, model_type="unigram", byte_fallback=True,
+                                      character_coverage=0.995, seed_sentencepiece_size=20000,
+                                      num_threads=1, minloglevel=2)
+        with open(os.path.join(d, "m.model"), "rb") as f:
+            blob = f.read()
+    with open(os.path.join(OUT, "unigram_spm.model"), "wb") as f:
+        f.write(blob)
+    proc = sp.SentencePieceProcessor(model_proto=blob)
+    texts = [t for t in EXTRA if "\x00" not in t] + pick(lines, rng, 150)
+    out = []
+    for t in texts:
+        ids = proc.encode(t)
+        out.append({"text": t, "ids": ids, "pieces": [proc.id_to_piece(i) for i in ids],
+                    "decoded": proc.decode(ids)})
+    write("unigram_spm_goldens.json", {"unk_id": proc.unk_id(), "bos_id": proc.bos_id(),
+                                       "eos_id": proc.eos_id(), "vocab_size": proc.get_piece_size(),
+                                       "encodings": out})
+
+
 def main():
     lines = load_corpus()
     assert len(lines) >= 2000
     bpe(lines, random.Random(7))
     unigram(lines, random.Random(8))
+    spm(lines, random.Random(9))
 
 
 if __name__ == "__main__":

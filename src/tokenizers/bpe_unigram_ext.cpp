@@ -178,10 +178,10 @@ bool load_sentencepiece_folder(const std::filesystem::path& dir, const json& con
     return true;
   };
   auto seq = [](const char* id, int type) {
-    return json{{"Sequence", {{"id", id}, {"type_id", type}}}};
+    return json{{"Sequence", {{"id", id}, {"type_id", static_cast<unsigned>(type)}}}};
   };
   auto sp_tok = [](const std::string& t, int type) {
-    return json{{"SpecialToken", {{"id", t}, {"type_id", type}}}};
+    return json{{"SpecialToken", {{"id", t}, {"type_id", static_cast<unsigned>(type)}}}};
   };
   if (cls.find("Albert") != std::string::npos && add_special("[CLS]") && add_special("[SEP]")) {
     single = {sp_tok("[CLS]", 0), seq("A", 0), sp_tok("[SEP]", 0)};
