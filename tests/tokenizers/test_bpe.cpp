@@ -2,6 +2,7 @@
 // on every pre-tokenized piece of the golden texts (bpe_goldens.json, byte-level GPT-2 style).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -9,8 +10,6 @@
 #include "lmforge/core/error.h"
 #include "lmforge/tokenizers/bpe.h"
 #include "lmforge/tokenizers/tokenizer.h"
-
-#include <filesystem>
 
 namespace lmf::tok {
 namespace {
@@ -81,8 +80,8 @@ TEST(BpeModel, ByteFallbackUsesHexTokens) {
 }
 
 TEST(BpeModel, PrefixSuffixAndIgnoreMerges) {
-  Vocab v{{"a", 0}, {"##b", 1}, {"##c</w>", 2}, {"a##b", 9}, {"ab", 3}, {"ab##c</w>", 4},
-          {"abc</w>", 5}, {"abc", 6}};
+  Vocab v{{"a", 0},  {"##b", 1},       {"##c</w>", 2}, {"a##b", 9},
+          {"ab", 3}, {"ab##c</w>", 4}, {"abc</w>", 5}, {"abc", 6}};
   BpeOptions o;
   o.continuing_subword_prefix = "##";
   o.end_of_word_suffix = "</w>";
@@ -161,8 +160,8 @@ TEST(BpeModel, LegacyRobertaFolderMatchesHfGoldens) {
     std::ofstream m(dir / "merges.txt");
     m << "#version: 0.2\n";
     for (const auto& e : tj["model"]["merges"])
-      m << (e.is_string() ? e.get<std::string>() : e[0].get<std::string>() + " " +
-                                                       e[1].get<std::string>())
+      m << (e.is_string() ? e.get<std::string>()
+                          : e[0].get<std::string>() + " " + e[1].get<std::string>())
         << "\n";
   }
   std::ofstream(dir / "tokenizer_config.json")

@@ -38,8 +38,9 @@ nlohmann::json pre_tokenize(const PreTokenizer& p, const std::string& text) {
 }
 
 PrependScheme scheme_of(const std::string& s) {
-  return s == "first" ? PrependScheme::First : s == "never" ? PrependScheme::Never
-                                                            : PrependScheme::Always;
+  return s == "first"   ? PrependScheme::First
+         : s == "never" ? PrependScheme::Never
+                        : PrependScheme::Always;
 }
 
 TEST(Metaspace, PreTokenizerMatchesHfForEveryScheme) {
@@ -64,8 +65,8 @@ TEST(Metaspace, PreTokenizerMatchesHfForEveryScheme) {
 TEST(Metaspace, HandPickedSplits) {
   MetaspacePreTokenizer p;
   auto r = pre_tokenize(p, "Hey   friend!");
-  EXPECT_EQ(r, nlohmann::json::parse(
-                   R"([["▁Hey",[0,3]],["▁",[3,4]],["▁",[4,5]],["▁friend!",[5,13]]])"));
+  EXPECT_EQ(
+      r, nlohmann::json::parse(R"([["▁Hey",[0,3]],["▁",[3,4]],["▁",[4,5]],["▁friend!",[5,13]]])"));
   MetaspacePreTokenizer nosplit(U'_', PrependScheme::Never, false);
   EXPECT_EQ(pre_tokenize(nosplit, "a b"), nlohmann::json::parse(R"([["a_b",[0,3]]])"));
 }
