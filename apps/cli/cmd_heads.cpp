@@ -16,7 +16,7 @@ namespace lmf::cli {
 
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // One input: a plain text line (a JSON string) or a JSONL object.
 std::vector<json> read_inputs(const HeadInputs& in) {
