@@ -105,9 +105,8 @@ class Tokenizer {
   // Encodes on all threads (LMFORGE_NUM_THREADS); batch padding applies across the batch.
   std::vector<Encoding> encode_batch(const std::vector<std::string>& texts,
                                      bool add_special_tokens = true) const;
-  std::vector<Encoding> encode_batch(
-      const std::vector<std::pair<std::string, std::string>>& pairs,
-      bool add_special_tokens = true) const;
+  std::vector<Encoding> encode_batch(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                     bool add_special_tokens = true) const;
 
   std::string decode(std::span<const uint32_t> ids, bool skip_special_tokens = true) const;
   std::vector<std::string> decode_batch(const std::vector<std::vector<uint32_t>>& ids,
