@@ -107,7 +107,7 @@ HeadPipeline::HeadPipeline(const std::string& model_dir, const std::string& task
 tok::Encoding HeadPipeline::encode(std::string_view text, std::optional<std::string_view> pair,
                                    std::optional<tok::TruncationParams> truncation) const {
   std::lock_guard<std::mutex> lock(encode_mutex_);
-  auto& tk = const_cast<tok::Tokenizer&>(tokenizer_);
+  tok::Tokenizer& tk = tokenizer_;
   const auto saved = tk.truncation();
   if (truncation) tk.set_truncation(truncation);
   struct Restore {

@@ -48,7 +48,7 @@ class HeadPipeline {
   models::ModelOutput forward(const tok::Encoding& enc) const;
 
   std::unique_ptr<models::EncoderModel> model_;
-  tok::Tokenizer tokenizer_;
+  mutable tok::Tokenizer tokenizer_;  // encode() sets its truncation under encode_mutex_
   SpecialTokens special_;
   models::LoadReport report_;
   std::string task_;
