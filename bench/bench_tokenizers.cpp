@@ -1,0 +1,85 @@
+// One timed pass of a tokenizer over a text file (one input per line), printed as a JSON line
+// for bench/compare_tokenizers.py, which runs it against HF tokenizers.
+// Usage: bench_tokenizers TOKENIZER_JSON TEXT_FILE single|batch
+//        bench_tokenizers - TEXT_FILE split   (GPT-2 pattern: hand scanner vs PCRE2-JIT, MB/s)
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "lmforge/tokenizers/byte_level.h"
+#include "lmforge/tokenizers/tokenizer.h"
+
+namespace {
+
+std::vector<std::string> read_lines(const char* path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string all = ss.str();
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos <= all.size()) {
+    size_t nl = all.find('\n', pos);
+    if (nl == std::string::npos) nl = all.size();
+    lines.emplace_back(all, pos, nl - pos);
+    pos = nl + 1;
+  }
+  return lines;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int split_bench(const std::vector<std::string>& lines) {
+  size_t bytes = 0;
+  for (auto& l : lines) bytes += l.size();
+  std::vector<lmf::tok::Match> m;
+  for (int which = 0; which < 2; ++which) {
+    double best = 1e30;
+    size_t pieces = 0;
+    for (int r = 0; r < 5; ++r) {
+      pieces = 0;
+      auto t0 = std::chrono::steady_clock::now();
+      for (auto& l : lines) {
+        which == 0 ? lmf::tok::gpt2_split(l, m) : lmf::tok::gpt2_split_pcre2(l, m);
+        pieces += m.size();
+      }
+      best = std::min(best, seconds_since(t0));
+    }
+    std::printf("%-14s %8.1f MB/s  (%zu pieces)\n", which == 0 ? "hand scanner" : "PCRE2-JIT",
+                bytes / best / 1e6, pieces);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: %s TOKENIZER_JSON TEXT_FILE single|batch|split\n", argv[0]);
+    return 2;
+  }
+  auto lines = read_lines(argv[2]);
+  std::string mode = argv[3];
+  if (mode == "split") return split_bench(lines);
+  try {
+    auto tok = lmf::tok::Tokenizer::from_file(argv[1]);
+    size_t tokens = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    if (mode == "single") {
+      for (auto& l : lines) tokens += tok.encode(l).size();
+    } else {
+      for (auto& e : tok.encode_batch(lines)) tokens += e.size();
+    }
+    double dt = seconds_since(t0);
+    std::printf("{\"seconds\": %.6f, \"tokens\": %zu}\n", dt, tokens);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_tokenizers: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
