@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "commands.h"
 #include "lmforge/core/runtime.h"
 #include "lmforge/train/report.h"
 #include "lmforge/train/toy_demo.h"
@@ -64,6 +65,12 @@ int run_demo(const lmf::train::ToyDemoOptions& opt, bool json, const std::string
   return last < first ? 0 : 3;
 }
 
+// Every subcommand besides demo; the task heads' registrar joins this list.
+const lmf::cli::Registrar kRegistrars[] = {
+    lmf::cli::register_embed_commands,
+    lmf::cli::register_inspect_command,
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,14 +108,20 @@ int main(int argc, char** argv) {
   d->add_option("--metrics", metrics_path, "write per-step metrics as JSON lines to this file");
   d->add_option("--plot", plot_path, "write the loss curve as an SVG picture to this file");
 
+  lmf::cli::Commands commands;
+  for (auto reg : kRegistrars) reg(app, commands);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int rc = app.exit(e);  // prints help, the version, or the usage error
+    return rc == 0 ? 0 : 2;
   }
   try {
     if (threads > 0) lmf::set_num_threads(threads);
     if (*d) return run_demo(demo, json, metrics_path, plot_path);
+    for (const auto& c : commands)
+      if (*c.app) return c.run();
   } catch (const lmf::Error& e) {
     fmt::print(stderr, "lmforge: error: {}\n", e.what());
     return 2;
