@@ -16,32 +16,40 @@ using nlohmann::json;
 // A named container with no parameters of its own ("attention", "cls.predictions", ...).
 struct Container : nn::Module {};
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.rfind(p, 0) == 0;
+}
 bool ends_with(const std::string& s, const std::string& p) {
   return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
 
-bool is_integer(DType t) { return !is_floating(t) && t != DType::boolean; }
+bool is_integer(DType t) {
+  return !is_floating(t) && t != DType::boolean;
+}
 
 }  // namespace
 
 const char* family_name(EncoderFamily f) {
   switch (f) {
-    case EncoderFamily::bert: return "bert";
-    case EncoderFamily::roberta: return "roberta";
-    case EncoderFamily::albert: return "albert";
-    case EncoderFamily::electra: return "electra";
+    case EncoderFamily::bert:
+      return "bert";
+    case EncoderFamily::roberta:
+      return "roberta";
+    case EncoderFamily::albert:
+      return "albert";
+    case EncoderFamily::electra:
+      return "electra";
   }
   return "?";
 }
 
 Activation parse_activation(const std::string& name) {
   static const std::map<std::string, Activation> kActs = {
-      {"gelu", Activation::gelu},          {"gelu_python", Activation::gelu},
-      {"gelu_new", Activation::gelu_tanh}, {"gelu_pytorch_tanh", Activation::gelu_tanh},
+      {"gelu", Activation::gelu},           {"gelu_python", Activation::gelu},
+      {"gelu_new", Activation::gelu_tanh},  {"gelu_pytorch_tanh", Activation::gelu_tanh},
       {"gelu_fast", Activation::gelu_tanh}, {"relu", Activation::relu},
-      {"silu", Activation::silu},          {"swish", Activation::silu},
-      {"tanh", Activation::tanh},          {"linear", Activation::none}};
+      {"silu", Activation::silu},           {"swish", Activation::silu},
+      {"tanh", Activation::tanh},           {"linear", Activation::none}};
   auto it = kActs.find(name);
   if (it != kActs.end()) return it->second;
   std::vector<std::string> names;
@@ -55,7 +63,8 @@ BertConfig BertConfig::defaults(EncoderFamily f) {
   BertConfig c;
   c.family = f;
   switch (f) {
-    case EncoderFamily::bert: break;
+    case EncoderFamily::bert:
+      break;
     case EncoderFamily::roberta:
       c.vocab_size = 50265;
       c.pad_token_id = 1;
@@ -123,17 +132,17 @@ struct JsonReader {
 };
 
 EncoderFamily family_from_model_type(const std::string& mt, const std::string& origin) {
-  for (EncoderFamily f : {EncoderFamily::bert, EncoderFamily::roberta, EncoderFamily::albert,
-                          EncoderFamily::electra})
+  for (EncoderFamily f :
+       {EncoderFamily::bert, EncoderFamily::roberta, EncoderFamily::albert, EncoderFamily::electra})
     if (mt == family_name(f)) return f;
-  fail<ValueError>("{}: model_type '{}' is not an encoder of the BERT family; supported: bert, "
-                   "roberta, albert, electra",
-                   origin, mt);
+  fail<ValueError>(
+      "{}: model_type '{}' is not an encoder of the BERT family; supported: bert, "
+      "roberta, albert, electra",
+      origin, mt);
 }
 
 BertConfig config_from_json(const json& j, const std::string& origin) {
-  LMF_CHECK(j.is_object(), ValueError, "{}: expected a JSON object, got {}", origin,
-            j.type_name());
+  LMF_CHECK(j.is_object(), ValueError, "{}: expected a JSON object, got {}", origin, j.type_name());
   JsonReader r{j, origin};
   std::vector<std::string> archs;
   if (const json* a = r.find("architectures")) {
@@ -149,10 +158,9 @@ BertConfig config_from_json(const json& j, const std::string& origin) {
   if (!model_type.empty()) {
     fam = family_from_model_type(model_type, origin);
   } else {
-    auto known = std::find_if(supported_architectures().begin(), supported_architectures().end(),
-                              [&](const Architecture& a) {
-                                return !archs.empty() && a.name == archs[0];
-                              });
+    auto known =
+        std::find_if(supported_architectures().begin(), supported_architectures().end(),
+                     [&](const Architecture& a) { return !archs.empty() && a.name == archs[0]; });
     LMF_CHECK(known != supported_architectures().end(), ValueError,
               "{}: no 'model_type' and no known 'architectures'; add \"model_type\": \"bert\" "
               "(or roberta, albert, electra)",
@@ -288,9 +296,8 @@ void BertConfig::validate() const {
   LMF_CHECK(num_hidden_groups <= num_hidden_layers, ValueError,
             "BertConfig.num_hidden_groups {} exceeds num_hidden_layers {}", num_hidden_groups,
             num_hidden_layers);
-  LMF_CHECK(summary_type == "first" || summary_type == "last" || summary_type == "mean",
-            ValueError, "BertConfig.summary_type '{}' is not supported (first, last, mean)",
-            summary_type);
+  LMF_CHECK(summary_type == "first" || summary_type == "last" || summary_type == "mean", ValueError,
+            "BertConfig.summary_type '{}' is not supported (first, last, mean)", summary_type);
   for (double p : {hidden_dropout_prob, attention_probs_dropout_prob, head_dropout(),
                    summary_first_dropout, summary_last_dropout})
     LMF_CHECK(p >= 0 && p < 1, ValueError, "BertConfig: dropout {} must lie in [0, 1)", p);
@@ -319,8 +326,10 @@ BertEmbeddings::BertEmbeddings(const BertConfig& c) : cfg_(c) {
 }
 
 Tensor create_position_ids_from_input_ids(const Tensor& ids, int64_t padding_idx) {
-  LMF_CHECK(ids.dim() == 2, ShapeError, "create_position_ids_from_input_ids: ids must be "
-            "[batch, seq], got {}", ids.describe());
+  LMF_CHECK(ids.dim() == 2, ShapeError,
+            "create_position_ids_from_input_ids: ids must be "
+            "[batch, seq], got {}",
+            ids.describe());
   const auto v = ids.to_vector<int64_t>();
   const int64_t b = ids.size(0), t = ids.size(1);
   std::vector<int64_t> pos(v.size());
@@ -367,7 +376,8 @@ Tensor BertEmbeddings::forward(const Tensor& ids, const Tensor& token_type_ids,
 BertLayer::BertLayer(const BertConfig& c) : cfg_(c) {
   const int64_t h = c.hidden_size;
   auto ln = [&] { return std::make_shared<nn::LayerNorm>(h, c.layer_norm_eps); };
-  auto attn_cfg = nn::AttentionConfig::bert(h, c.num_attention_heads, c.attention_probs_dropout_prob);
+  auto attn_cfg =
+      nn::AttentionConfig::bert(h, c.num_attention_heads, c.attention_probs_dropout_prob);
   if (c.family == EncoderFamily::albert) {
     attn_cfg.o_name = "dense";  // ALBERT keeps the output projection inside "attention"
     self_ = register_module("attention", std::make_shared<nn::MultiHeadAttention>(attn_cfg));
@@ -428,9 +438,10 @@ BertModel::BertModel(const BertConfig& c, bool add_pooling_layer)
     project_ = register_module("embeddings_project", std::make_shared<nn::Linear>(e, h));
   auto encoder = register_module("encoder", std::make_shared<Container>());
   if (c.family == EncoderFamily::albert) {
-    project_ = encoder->register_module("embedding_hidden_mapping_in",
-                                        std::make_shared<nn::Linear>(e, h));
-    auto groups = encoder->register_module("albert_layer_groups", std::make_shared<nn::ModuleList>());
+    project_ =
+        encoder->register_module("embedding_hidden_mapping_in", std::make_shared<nn::Linear>(e, h));
+    auto groups =
+        encoder->register_module("albert_layer_groups", std::make_shared<nn::ModuleList>());
     for (int64_t g = 0; g < c.num_hidden_groups; ++g) {
       auto group = groups->push_back(std::make_shared<Container>());
       auto list = group->register_module("albert_layers", std::make_shared<nn::ModuleList>());
@@ -471,8 +482,8 @@ void BertModel::init_pooler(uint64_t seed) {
 namespace {
 void check_inputs(const char* who, const EncoderInputs& in, int64_t rank) {
   const Tensor& ids = in.input_ids;
-  LMF_CHECK(ids.defined() && ids.dim() == rank, ShapeError, "{}: input_ids must be {}, got {}",
-            who, rank == 2 ? "[batch, seq]" : "[batch, choices, seq]",
+  LMF_CHECK(ids.defined() && ids.dim() == rank, ShapeError, "{}: input_ids must be {}, got {}", who,
+            rank == 2 ? "[batch, seq]" : "[batch, choices, seq]",
             ids.defined() ? ids.describe() : "undefined");
   LMF_CHECK(is_integer(ids.dtype()), DTypeError, "{}: input_ids must be integer, got {}", who,
             ids.describe());
@@ -517,9 +528,10 @@ ModelOutput BertModel::forward(const EncoderInputs& in, const EncoderLabels&) co
   } else {
     out.pooler_unavailable =
         pooler_ ? pooler_unavailable_
-                : fmt::format("this {} encoder has no pooler layer (HF builds it without one); "
-                              "use the first token (--pooling cls) or mean pooling instead",
-                              family_name(cfg_.family));
+                : fmt::format(
+                      "this {} encoder has no pooler layer (HF builds it without one); "
+                      "use the first token (--pooling cls) or mean pooling instead",
+                      family_name(cfg_.family));
   }
   return out;
 }
@@ -541,9 +553,12 @@ bool has_pooler_for(const BertConfig& c, EncoderHead head) {
     case EncoderHead::base:
     case EncoderHead::next_sentence:
     case EncoderHead::pretraining:
-    case EncoderHead::multiple_choice: return true;
-    case EncoderHead::sequence_classification: return c.family != EncoderFamily::roberta;
-    default: return false;
+    case EncoderHead::multiple_choice:
+      return true;
+    case EncoderHead::sequence_classification:
+      return c.family != EncoderFamily::roberta;
+    default:
+      return false;
   }
 }
 
@@ -582,7 +597,8 @@ MaskedLMHead build_lm_head(nn::Module& owner, BertModel& base, const BertConfig&
                            std::vector<std::pair<std::string, std::string>>& ties,
                            std::shared_ptr<nn::Module>* cls = nullptr) {
   const int64_t h = c.hidden_size, e = c.embed_dim(), v = c.vocab_size;
-  const std::string word = std::string(family_name(c.family)) + ".embeddings.word_embeddings.weight";
+  const std::string word =
+      std::string(family_name(c.family)) + ".embeddings.word_embeddings.weight";
   MaskedLMHead lm;
   std::string path;  // dotted path of the module holding decoder and bias
   std::shared_ptr<nn::Module> holder;
@@ -701,8 +717,9 @@ BertForPreTraining::BertForPreTraining(const BertConfig& c)
       break;
     }
     case EncoderFamily::roberta:
-      fail<ValueError>("RoBERTa has no pre-training head class in transformers; use "
-                       "RobertaForMaskedLM");
+      fail<ValueError>(
+          "RoBERTa has no pre-training head class in transformers; use "
+          "RobertaForMaskedLM");
   }
   init_except(*this, prefix_, c);
 }
@@ -717,8 +734,8 @@ ModelOutput BertForPreTraining::forward(const EncoderInputs& in,
       LMF_CHECK(labels.labels.shape() == o.logits.shape(), ShapeError,
                 "{}: labels {} must be [batch, seq] like input_ids", architecture(),
                 labels.labels.describe());
-      Tensor per = binary_cross_entropy_with_logits(o.logits, labels.labels.to(DType::f32),
-                                                    Reduction::none);
+      Tensor per =
+          binary_cross_entropy_with_logits(o.logits, labels.labels.to(DType::f32), Reduction::none);
       if (in.attention_mask.defined()) {
         Tensor active = in.attention_mask.to(DType::f32);
         o.loss = sum(per * active) / sum(active);
@@ -747,8 +764,7 @@ BertForSequenceClassification::BertForSequenceClassification(const BertConfig& c
     auto head = register_module("classifier", std::make_shared<Container>());
     dense_ = head->register_module("dense", std::make_shared<nn::Linear>(h, h));
     dropout_ = head->register_module("dropout", std::make_shared<nn::Dropout>(c.head_dropout()));
-    classifier_ =
-        head->register_module("out_proj", std::make_shared<nn::Linear>(h, c.num_labels));
+    classifier_ = head->register_module("out_proj", std::make_shared<nn::Linear>(h, c.num_labels));
   } else {
     dropout_ = register_module("dropout", std::make_shared<nn::Dropout>(c.head_dropout()));
     classifier_ = register_module("classifier", std::make_shared<nn::Linear>(h, c.num_labels));
@@ -762,9 +778,9 @@ Tensor sequence_classification_loss(const BertConfig& c, const Tensor& logits,
                                     const Tensor& labels) {
   std::string pt = c.problem_type;
   if (pt.empty())
-    pt = c.num_labels == 1              ? "regression"
-         : is_integer(labels.dtype())   ? "single_label_classification"
-                                        : "multi_label_classification";
+    pt = c.num_labels == 1            ? "regression"
+         : is_integer(labels.dtype()) ? "single_label_classification"
+                                      : "multi_label_classification";
   if (pt == "regression") {
     if (c.num_labels == 1)
       return mse_loss(logits.reshape({-1}), labels.to(DType::f32).reshape({-1}));
@@ -772,8 +788,7 @@ Tensor sequence_classification_loss(const BertConfig& c, const Tensor& logits,
   }
   if (pt == "single_label_classification") {
     LMF_CHECK(is_integer(labels.dtype()), DTypeError,
-              "single-label classification needs integer class labels, got {}",
-              labels.describe());
+              "single-label classification needs integer class labels, got {}", labels.describe());
     return cross_entropy(logits.reshape({-1, c.num_labels}), labels.reshape({-1}));
   }
   LMF_CHECK(pt == "multi_label_classification", ValueError,
@@ -799,8 +814,7 @@ ModelOutput BertForSequenceClassification::forward(const EncoderInputs& in,
   } else {
     o.logits = classifier_->forward(dropout_->forward(pooled(o)));
   }
-  if (labels.labels.defined())
-    o.loss = sequence_classification_loss(cfg_, o.logits, labels.labels);
+  if (labels.labels.defined()) o.loss = sequence_classification_loss(cfg_, o.logits, labels.labels);
   return o;
 }
 
@@ -897,7 +911,7 @@ ModelOutput BertForMultipleChoice::forward(const EncoderInputs& in,
     x = dropout_->forward(pooled(o));
   } else {  // ELECTRA sequence summary
     const Tensor& h = o.last_hidden_state;
-    x = cfg_.summary_type == "first" ? h.select(1, 0).contiguous()
+    x = cfg_.summary_type == "first"  ? h.select(1, 0).contiguous()
         : cfg_.summary_type == "last" ? h.select(1, h.size(1) - 1).contiguous()
                                       : mean(h, {1});
     x = dropout(x, cfg_.summary_first_dropout, is_training());
@@ -908,8 +922,7 @@ ModelOutput BertForMultipleChoice::forward(const EncoderInputs& in,
     x = dropout(x, cfg_.summary_last_dropout, is_training());
   }
   o.logits = classifier_->forward(x).reshape({b, choices});
-  if (labels.labels.defined())
-    o.loss = cross_entropy(o.logits, labels.labels.reshape({-1}));
+  if (labels.labels.defined()) o.loss = cross_entropy(o.logits, labels.labels.reshape({-1}));
   return o;
 }
 
@@ -941,9 +954,10 @@ std::string LoadReport::summary() const {
   if (!unexpected_keys.empty())
     s += fmt::format("unexpected keys (not used): {}\n", fmt::join(unexpected_keys, ", "));
   if (pooler_missing)
-    s += pooler_initialized ? "pooler: absent from the checkpoint, initialised from the given seed\n"
-                            : "pooler: absent from the checkpoint; pooler_output is refused "
-                              "(use cls or mean pooling)\n";
+    s += pooler_initialized
+             ? "pooler: absent from the checkpoint, initialised from the given seed\n"
+             : "pooler: absent from the checkpoint; pooler_output is refused "
+               "(use cls or mean pooling)\n";
   return s.empty() ? "all keys matched\n" : s;
 }
 
@@ -999,12 +1013,34 @@ LoadReport EncoderModel::load(const nn::StateDict& state, const LoadOptions& opt
             "{} does not match {} (strict load): missing keys [{}]; unexpected keys [{}]", origin,
             architecture(), fmt::join(rep.missing_keys, ", "),
             fmt::join(rep.unexpected_keys, ", "));
-  try {
+  std::map<std::string, Tensor> own_tensors = state_dict();
+  std::vector<std::string> shape_errors;
+  for (const auto& [k, t] : sd) {
+    auto it = own_tensors.find(k);
+    if (it != own_tensors.end() && it->second.shape() != t.shape())
+      shape_errors.push_back(fmt::format("'{}': checkpoint {} vs model {}", k, shape_str(t.shape()),
+                                         shape_str(it->second.shape())));
+  }
+  LMF_CHECK(shape_errors.empty(), ShapeError,
+            "{} does not match its config for {} (check hidden_size, vocab_size, num_labels, ... "
+            "in config.json): {}",
+            origin, architecture(), fmt::join(shape_errors, "; "));
+  if (opt.zero_copy) {
+    NoGradGuard no_grad;
+    for (const auto& [k, t] : sd) {
+      if (!own.count(k)) continue;
+      Tensor& slot = parameter(k);
+      if (t.dtype() == slot.dtype() && t.is_contiguous() && t.device() == slot.device()) {
+        const bool grad = slot.requires_grad();
+        slot = t.detach();
+        slot.set_requires_grad(grad);
+      } else {
+        slot.copy_(t);
+      }
+    }
+    for (const auto& [target, source] : tied_) parameter(target) = parameter(source);
+  } else {
     load_state_dict(sd, false);
-  } catch (const ShapeError& e) {
-    fail<ShapeError>("{} does not match its config for {} (check hidden_size, vocab_size, "
-                     "num_labels, ... in config.json): {}",
-                     origin, architecture(), e.what());
   }
   BertModel& base = encoder();
   if (base.has_pooler()) {
@@ -1089,10 +1125,18 @@ std::unique_ptr<EncoderModel> create_model(const BertConfig& c, const std::strin
             family_name(arch->family), family_name(c.family));
   std::unique_ptr<EncoderModel> m;
   switch (arch->head) {
-    case EncoderHead::base: m = std::make_unique<BertModel>(c); break;
-    case EncoderHead::masked_lm: m = std::make_unique<BertForMaskedLM>(c); break;
-    case EncoderHead::next_sentence: m = std::make_unique<BertForNextSentencePrediction>(c); break;
-    case EncoderHead::pretraining: m = std::make_unique<BertForPreTraining>(c); break;
+    case EncoderHead::base:
+      m = std::make_unique<BertModel>(c);
+      break;
+    case EncoderHead::masked_lm:
+      m = std::make_unique<BertForMaskedLM>(c);
+      break;
+    case EncoderHead::next_sentence:
+      m = std::make_unique<BertForNextSentencePrediction>(c);
+      break;
+    case EncoderHead::pretraining:
+      m = std::make_unique<BertForPreTraining>(c);
+      break;
     case EncoderHead::sequence_classification:
       m = std::make_unique<BertForSequenceClassification>(c);
       break;
@@ -1102,7 +1146,9 @@ std::unique_ptr<EncoderModel> create_model(const BertConfig& c, const std::strin
     case EncoderHead::question_answering:
       m = std::make_unique<BertForQuestionAnswering>(c);
       break;
-    case EncoderHead::multiple_choice: m = std::make_unique<BertForMultipleChoice>(c); break;
+    case EncoderHead::multiple_choice:
+      m = std::make_unique<BertForMultipleChoice>(c);
+      break;
   }
   m->eval();
   return m;

@@ -225,8 +225,7 @@ TEST(BertLoad, HeadFromBaseCheckpointAddsPrefixAndReportsNewHead) {
 TEST(BertLoad, MlmDecoderIsTiedToWordEmbeddings) {
   LoadReport rep;
   auto model = create_model(fixture("bert_mlm"), {}, &rep);
-  EXPECT_NE(std::find(rep.tied_keys.begin(), rep.tied_keys.end(),
-                      "cls.predictions.decoder.weight"),
+  EXPECT_NE(std::find(rep.tied_keys.begin(), rep.tied_keys.end(), "cls.predictions.decoder.weight"),
             rep.tied_keys.end());
   auto sd = model->state_dict();
   EXPECT_TRUE(sd.at("cls.predictions.decoder.weight")
@@ -234,8 +233,8 @@ TEST(BertLoad, MlmDecoderIsTiedToWordEmbeddings) {
   EXPECT_TRUE(sd.at("cls.predictions.decoder.bias").same(sd.at("cls.predictions.bias")));
   auto electra = create_model(fixture("electra_mlm"));
   auto esd = electra->state_dict();
-  EXPECT_TRUE(esd.at("generator_lm_head.weight")
-                  .same(esd.at("electra.embeddings.word_embeddings.weight")));
+  EXPECT_TRUE(
+      esd.at("generator_lm_head.weight").same(esd.at("electra.embeddings.word_embeddings.weight")));
 }
 
 TEST(BertLoad, LegacyGammaBetaNamesAreRenamed) {
@@ -273,6 +272,27 @@ TEST(BertLoad, ShapeMismatchWithConfigNamesTheKey) {
     EXPECT_NE(std::string(e.what()).find("embeddings.word_embeddings.weight"), std::string::npos)
         << e.what();
   }
+}
+
+TEST(BertLoad, ZeroCopySharesCheckpointMemoryAndKeepsTies) {
+  auto sd = io::load_checkpoint_dir(fixture("bert_mlm"));
+  BertConfig c = BertConfig::from_file(fixture("bert_mlm") + "/config.json");
+  auto shared = create_model(c);
+  shared->load(sd);
+  const std::string word = "bert.embeddings.word_embeddings.weight";
+  auto own = shared->state_dict();
+  EXPECT_EQ(own.at(word).data_ptr(), sd.at(word).data_ptr());
+  EXPECT_TRUE(own.at("cls.predictions.decoder.weight").same(own.at(word)));
+  EXPECT_TRUE(own.at("cls.predictions.decoder.bias").same(own.at("cls.predictions.bias")));
+  LoadOptions copy;
+  copy.zero_copy = false;
+  auto copied = create_model(c);
+  copied->load(sd, copy);
+  EXPECT_NE(copied->state_dict().at(word).data_ptr(), sd.at(word).data_ptr());
+  const json golden = read_golden("bert_mlm");
+  NoGradGuard no_grad;
+  EXPECT_EQ(shared->forward(inputs_of(golden, false)).logits.to_vector<float>(),
+            copied->forward(inputs_of(golden, false)).logits.to_vector<float>());
 }
 
 TEST(BertLoad, StrictLoadRefusesMissingKeys) {
@@ -330,8 +350,7 @@ TEST(BertConfigJson, BadConfigsAreValueErrorsNamingTheKey) {
   EXPECT_NE(msg(R"({"model_type": "bert", "position_embedding_type": "relative_key"})")
                 .find("relative_key"),
             std::string::npos);
-  EXPECT_NE(msg(R"({"model_type": "bert", "hidden_act": "mish"})").find("mish"),
-            std::string::npos);
+  EXPECT_NE(msg(R"({"model_type": "bert", "hidden_act": "mish"})").find("mish"), std::string::npos);
   EXPECT_NE(msg(R"({"model_type": "bert", "hidden_size": 30, "num_attention_heads": 4})")
                 .find("multiple"),
             std::string::npos);

@@ -55,7 +55,7 @@ struct BertConfig {
   int64_t pad_token_id = 0;
   int64_t num_labels = 2;
   std::string position_embedding_type = "absolute";  // the only one supported
-  int64_t embedding_size = 0;    // ALBERT/ELECTRA factorised embedding width E; 0: hidden_size
+  int64_t embedding_size = 0;     // ALBERT/ELECTRA factorised embedding width E; 0: hidden_size
   int64_t num_hidden_groups = 1;  // ALBERT: distinct layer groups shared across the depth
   int64_t inner_group_num = 1;    // ALBERT: layers per group
   std::optional<double> classifier_dropout;  // BERT/RoBERTa/ELECTRA; none: hidden_dropout_prob
@@ -100,17 +100,17 @@ struct EncoderLabels {
   // (single label), [B, num_labels] float (multi-label) or float (regression); multiple choice
   // [B]; ELECTRA discriminator [B, T] of 0/1.
   Tensor labels;
-  Tensor next_sentence_label;  // NSP (BERT) / sentence order (ALBERT) [B]
+  Tensor next_sentence_label;             // NSP (BERT) / sentence order (ALBERT) [B]
   Tensor start_positions, end_positions;  // question answering [B]
 };
 
 struct ModelOutput {
-  Tensor loss;                     // scalar when labels were given
-  Tensor logits;                   // the head's logits (MLM [B,T,V], classes [B,L], tokens
-                                   // [B,T,L], NSP [B,2], choices [B,C], discriminator [B,T])
-  Tensor seq_relationship_logits;  // *ForPreTraining: NSP (BERT) / SOP (ALBERT) [B, 2]
-  Tensor start_logits, end_logits;  // question answering [B, T]
-  Tensor last_hidden_state;         // [B, T, H]
+  Tensor loss;                        // scalar when labels were given
+  Tensor logits;                      // the head's logits (MLM [B,T,V], classes [B,L], tokens
+                                      // [B,T,L], NSP [B,2], choices [B,C], discriminator [B,T])
+  Tensor seq_relationship_logits;     // *ForPreTraining: NSP (BERT) / SOP (ALBERT) [B, 2]
+  Tensor start_logits, end_logits;    // question answering [B, T]
+  Tensor last_hidden_state;           // [B, T, H]
   std::vector<Tensor> hidden_states;  // on request: input of layer 1, then each layer's output
   std::vector<Tensor> attentions;     // on request: [B, heads, T, T] per layer
   Tensor pooler;                      // [B, H]; undefined when unavailable (see pooler_output)
@@ -128,6 +128,9 @@ struct LoadOptions {
   // random, unlike HF); with a seed the pooler is initialised N(0, initializer_range) from it.
   std::optional<uint64_t> pooler_init_seed;
   bool strict = false;  // ValueError when any key is missing or unexpected
+  // f32 parameters become the checkpoint's tensors (views of its private, copy-on-write mmap)
+  // instead of copies, so loading does not double the memory; other dtypes are converted copies.
+  bool zero_copy = true;
 };
 
 struct LoadReport {
@@ -136,9 +139,9 @@ struct LoadReport {
   std::vector<std::string> tied_keys;        // shared with another key (e.g. MLM decoder)
   std::vector<std::string> renamed_keys;     // legacy "old -> new" (gamma/beta)
   std::string prefix_change;                 // "" or e.g. "added 'bert.'" / "removed 'bert.'"
-  bool pooler_missing = false;      // the model has a pooler the checkpoint lacks
-  bool pooler_initialized = false;  // ... and it was initialised from pooler_init_seed
-  std::string summary() const;      // human-readable, like HF's load warnings
+  bool pooler_missing = false;               // the model has a pooler the checkpoint lacks
+  bool pooler_initialized = false;           // ... and it was initialised from pooler_init_seed
+  std::string summary() const;               // human-readable, like HF's load warnings
 };
 
 class BertModel;
