@@ -3,6 +3,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,3 +52,22 @@ void check_utf8(const std::string& s, const std::string& where);
 std::string ellipsize(const std::string& s, size_t width);
 
 }  // namespace lmf::cli
+
+// ---- lmforge tokenize (apps/cli/cmd_tokenize.cpp, from the tokenizers branch) ------------------
+
+struct TokenizeOptions {
+  std::string model;               // model folder or tokenizer.json file
+  std::vector<std::string> texts;  // positional; empty: --file or stdin lines
+  std::string file;                // one text per line ("-" = stdin)
+  std::optional<std::string> pair;
+  std::optional<size_t> max_length;
+  size_t stride = 0;
+  bool json = false;
+  bool no_special = false;
+};
+
+// `lmforge tokenize`: registers the sub-command and its options (bound to `opt`).
+CLI::App* add_tokenize_command(CLI::App& app, TokenizeOptions& opt);
+// Runs it: prints a table per text, or one JSON object per line with --json. Throws lmf::Error
+// on bad input (missing folder, bad tokenizer.json, unreadable file).
+int run_tokenize_command(const TokenizeOptions& opt);

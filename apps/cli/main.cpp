@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 
 #include "commands.h"
 #include "lmforge/core/runtime.h"
@@ -65,10 +66,17 @@ int run_demo(const lmf::train::ToyDemoOptions& opt, bool json, const std::string
   return last < first ? 0 : 3;
 }
 
+void register_tokenize_command(CLI::App& app, lmf::cli::Commands& out) {
+  auto opt = std::make_shared<TokenizeOptions>();
+  CLI::App* sub = add_tokenize_command(app, *opt);
+  out.push_back({sub, [opt] { return run_tokenize_command(*opt); }});
+}
+
 // Every subcommand besides demo; the task heads' registrar joins this list.
 const lmf::cli::Registrar kRegistrars[] = {
     lmf::cli::register_embed_commands,
     lmf::cli::register_inspect_command,
+    register_tokenize_command,
 };
 
 }  // namespace

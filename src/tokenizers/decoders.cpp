@@ -39,7 +39,8 @@ std::string wordpiece_cleanup(std::string s) {
 
 class WordPieceDecoder final : public Decoder {
  public:
-  WordPieceDecoder(std::string prefix, bool cleanup) : prefix_(std::move(prefix)), cleanup_(cleanup) {}
+  WordPieceDecoder(std::string prefix, bool cleanup)
+      : prefix_(std::move(prefix)), cleanup_(cleanup) {}
   std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
     for (size_t i = 0; i < tokens.size(); ++i) {
       auto& t = tokens[i];
@@ -101,7 +102,8 @@ class StripDecoder final : public Decoder {
 
 class ReplaceDecoder final : public Decoder {
  public:
-  ReplaceDecoder(PatternSpec p, std::string content) : p_(std::move(p)), content_(std::move(content)) {}
+  ReplaceDecoder(PatternSpec p, std::string content)
+      : p_(std::move(p)), content_(std::move(content)) {}
   std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
     for (auto& t : tokens) {
       std::string out;
@@ -209,7 +211,8 @@ std::unique_ptr<Decoder> decoder_from_json(const json& j) {
   if (type == "ByteFallback") return std::make_unique<ByteFallback>();
   if (type == "Sequence") {
     const json& list = get_key(j, "decoders", "decoder.Sequence");
-    LMF_CHECK(list.is_array(), ValueError, "tokenizer.json: decoder.Sequence.decoders must be a list");
+    LMF_CHECK(list.is_array(), ValueError,
+              "tokenizer.json: decoder.Sequence.decoders must be a list");
     std::vector<std::unique_ptr<Decoder>> v;
     for (const auto& d : list)
       if (auto p = decoder_from_json(d)) v.push_back(std::move(p));

@@ -72,8 +72,7 @@ void trim_byte_level_offsets(Encoding& e, bool add_prefix_space);
 namespace lmf::tok {
 // Builders used by the legacy loaders (BERT vocab.txt, and by the other half for RoBERTa).
 std::unique_ptr<Normalizer> make_bert_normalizer(bool clean_text, bool handle_chinese_chars,
-                                                 std::optional<bool> strip_accents,
-                                                 bool lowercase);
+                                                 std::optional<bool> strip_accents, bool lowercase);
 std::unique_ptr<PreTokenizer> make_bert_pre_tokenizer();
 std::unique_ptr<PostProcessor> make_bert_processing(std::pair<std::string, uint32_t> cls,
                                                     std::pair<std::string, uint32_t> sep);

@@ -17,8 +17,8 @@ const json& get_key(const json& j, std::string_view key, std::string_view where)
 
 std::string get_string(const json& j, std::string_view key, std::string_view where) {
   const json& v = get_key(j, key, where);
-  LMF_CHECK(v.is_string(), ValueError, "tokenizer.json: {}.{} must be a string, got {}", where,
-            key, v.type_name());
+  LMF_CHECK(v.is_string(), ValueError, "tokenizer.json: {}.{} must be a string, got {}", where, key,
+            v.type_name());
   return v.get<std::string>();
 }
 
@@ -26,8 +26,8 @@ bool get_bool(const json& j, std::string_view key, bool dflt) {
   if (!j.is_object()) return dflt;
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return dflt;
-  LMF_CHECK(it->is_boolean(), ValueError, "tokenizer.json: '{}' must be true or false, got {}",
-            key, it->type_name());
+  LMF_CHECK(it->is_boolean(), ValueError, "tokenizer.json: '{}' must be true or false, got {}", key,
+            it->type_name());
   return it->get<bool>();
 }
 
@@ -66,9 +66,10 @@ SplitBehavior split_behavior_from_json(const json& j, std::string_view where) {
   if (s == "MergedWithPrevious") return SplitBehavior::MergedWithPrevious;
   if (s == "MergedWithNext") return SplitBehavior::MergedWithNext;
   if (s == "Contiguous") return SplitBehavior::Contiguous;
-  fail<ValueError>("tokenizer.json: {}.behavior '{}' is not one of Removed, Isolated, "
-                   "MergedWithPrevious, MergedWithNext, Contiguous",
-                   where, s);
+  fail<ValueError>(
+      "tokenizer.json: {}.behavior '{}' is not one of Removed, Isolated, "
+      "MergedWithPrevious, MergedWithNext, Contiguous",
+      where, s);
 }
 
 }  // namespace lmf::tok

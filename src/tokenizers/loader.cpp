@@ -69,9 +69,10 @@ std::optional<TruncationParams> truncation_from_json(const json& j) {
     else if (s == "OnlySecond")
       p.strategy = TruncationStrategy::OnlySecond;
     else
-      fail<ValueError>("tokenizer.json: truncation.strategy '{}' is not LongestFirst, OnlyFirst "
-                       "or OnlySecond",
-                       s);
+      fail<ValueError>(
+          "tokenizer.json: truncation.strategy '{}' is not LongestFirst, OnlyFirst "
+          "or OnlySecond",
+          s);
   }
   return p;
 }
@@ -209,7 +210,8 @@ std::vector<AddedToken> special_tokens_from_config(const json& cfg, const json& 
     for (const char* key : {"unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
                             "bos_token", "eos_token"})
       if (src->contains(key)) take((*src)[key]);
-    if (src->contains("additional_special_tokens") && (*src)["additional_special_tokens"].is_array())
+    if (src->contains("additional_special_tokens") &&
+        (*src)["additional_special_tokens"].is_array())
       for (const auto& v : (*src)["additional_special_tokens"]) take(v);
   }
   return out;
@@ -243,8 +245,8 @@ Tokenizer Tokenizer::from_pretrained(const std::filesystem::path& dir) {
     if (cfg.contains("strip_accents") && cfg["strip_accents"].is_boolean())
       strip = cfg["strip_accents"].get<bool>();
     t.set_model(WordPiece::from_vocab_file(dir / "vocab.txt", str("unk_token", "[UNK]")));
-    t.set_normalizer(make_bert_normalizer(true, get_bool(cfg, "tokenize_chinese_chars", true),
-                                          strip, lower));
+    t.set_normalizer(
+        make_bert_normalizer(true, get_bool(cfg, "tokenize_chinese_chars", true), strip, lower));
     t.set_pre_tokenizer(make_bert_pre_tokenizer());
     t.set_decoder(make_wordpiece_decoder("##", true));
     std::vector<AddedToken> specials;
@@ -264,9 +266,10 @@ Tokenizer Tokenizer::from_pretrained(const std::filesystem::path& dir) {
     t.set_post_processor(make_bert_processing({cls, t.token_to_id(cls).value_or(2)},
                                               {sep, t.token_to_id(sep).value_or(3)}));
   } else if (!load_legacy_ext(dir, cfg, stm, t)) {
-    fail<IoError>("'{}' has no tokenizer.json, vocab.txt, vocab.json + merges.txt or "
-                  "SentencePiece .model file",
-                  dir.string());
+    fail<IoError>(
+        "'{}' has no tokenizer.json, vocab.txt, vocab.json + merges.txt or "
+        "SentencePiece .model file",
+        dir.string());
   }
   t.set_clean_up_tokenization_spaces(get_bool(cfg, "clean_up_tokenization_spaces", false));
   return t;

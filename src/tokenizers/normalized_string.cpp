@@ -82,8 +82,7 @@ void NormalizedString::transform_range(size_t b, size_t e, const std::vector<Cha
   normalized_.replace(b, e - b, out);
   alignments_.erase(alignments_.begin() + static_cast<ptrdiff_t>(b),
                     alignments_.begin() + static_cast<ptrdiff_t>(e));
-  alignments_.insert(alignments_.begin() + static_cast<ptrdiff_t>(b), aligns.begin(),
-                     aligns.end());
+  alignments_.insert(alignments_.begin() + static_cast<ptrdiff_t>(b), aligns.begin(), aligns.end());
 }
 
 void NormalizedString::transform(const std::vector<CharChange>& changes, size_t initial_offset) {
@@ -213,7 +212,8 @@ std::vector<CharChange> decompose(const std::string& s, bool compat) {
     }
     size_t j = i;
     while (j < out.size() && ccc(out[j].c) != 0) ++j;
-    std::stable_sort(out.begin() + static_cast<ptrdiff_t>(i), out.begin() + static_cast<ptrdiff_t>(j),
+    std::stable_sort(out.begin() + static_cast<ptrdiff_t>(i),
+                     out.begin() + static_cast<ptrdiff_t>(j),
                      [](const CharChange& a, const CharChange& b) { return ccc(a.c) < ccc(b.c); });
     i = j;
   }
@@ -297,9 +297,15 @@ void lrstrip(NormalizedString& s, bool left, bool right) {
 }
 }  // namespace
 
-void NormalizedString::lstrip() { lrstrip(*this, true, false); }
-void NormalizedString::rstrip() { lrstrip(*this, false, true); }
-void NormalizedString::strip() { lrstrip(*this, true, true); }
+void NormalizedString::lstrip() {
+  lrstrip(*this, true, false);
+}
+void NormalizedString::rstrip() {
+  lrstrip(*this, false, true);
+}
+void NormalizedString::strip() {
+  lrstrip(*this, true, true);
+}
 
 void NormalizedString::replace(const std::vector<Match>& matches, std::string_view content) {
   std::string out;

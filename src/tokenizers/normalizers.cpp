@@ -39,7 +39,7 @@ class BertNormalizer final : public Normalizer {
     }
     if (strip_ && has_non_ascii(s.get())) {
       s.nfd();
-      s.filter([](char32_t c) { return !is_nonspacing_mark(c); });
+      s.filter([](char32_t c) { return !is_bert_accent_mark(c); });
     }
     if (lower_) s.lowercase();
   }
@@ -59,10 +59,18 @@ class UnicodeNormalizer final : public Normalizer {
   explicit UnicodeNormalizer(Form f) : f_(f) {}
   void normalize(NormalizedString& s) const override {
     switch (f_) {
-      case NFD: s.nfd(); break;
-      case NFKD: s.nfkd(); break;
-      case NFC: s.nfc(); break;
-      case NFKC: s.nfkc(); break;
+      case NFD:
+        s.nfd();
+        break;
+      case NFKD:
+        s.nfkd();
+        break;
+      case NFC:
+        s.nfc();
+        break;
+      case NFKC:
+        s.nfkc();
+        break;
     }
   }
 
@@ -153,14 +161,15 @@ std::unique_ptr<Normalizer> normalizer_from_json(const json& j) {
     return std::make_unique<Strip>(get_bool(j, "strip_left", false),
                                    get_bool(j, "strip_right", false));
   if (type == "Replace")
-    return std::make_unique<Replace>(PatternSpec(get_key(j, "pattern", "normalizer.Replace"),
-                                                 "normalizer.Replace"),
-                                     get_string(j, "content", "normalizer.Replace"));
+    return std::make_unique<Replace>(
+        PatternSpec(get_key(j, "pattern", "normalizer.Replace"), "normalizer.Replace"),
+        get_string(j, "content", "normalizer.Replace"));
   if (type == "Prepend") return std::make_unique<Prepend>(get_string(j, "prepend", "Prepend"));
   if (type == "Sequence") {
     const json& list = get_key(j, "normalizers", "normalizer.Sequence");
-    LMF_CHECK(list.is_array(), ValueError, "tokenizer.json: normalizer.Sequence.normalizers "
-                                           "must be a list");
+    LMF_CHECK(list.is_array(), ValueError,
+              "tokenizer.json: normalizer.Sequence.normalizers "
+              "must be a list");
     std::vector<std::unique_ptr<Normalizer>> v;
     for (const auto& n : list)
       if (auto p = normalizer_from_json(n)) v.push_back(std::move(p));

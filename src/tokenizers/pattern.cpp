@@ -51,6 +51,45 @@ std::vector<Match> find_matches(std::string_view text, const std::function<bool(
   return out;
 }
 
+namespace {
+// Rewrites \w \s \d (and \W \S \D outside classes) into Oniguruma's classes, so a pattern
+// from tokenizer.json matches what HF's Oniguruma matches.
+std::string to_onig_semantics(std::string_view p) {
+  std::string out;
+  out.reserve(p.size());
+  bool in_class = false;
+  for (size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (c == '\\' && i + 1 < p.size()) {
+      const char n = p[i + 1];
+      const char lower = static_cast<char>(n | 0x20);
+      if ((lower == 'w' || lower == 's' || lower == 'd') && !(in_class && n != lower)) {
+        const std::string& body = onig_class_ranges(lower);
+        if (in_class)
+          out += body;
+        else
+          out += (n == lower ? "[" : "[^") + body + "]";
+      } else {
+        out += c;
+        out += n;
+      }
+      ++i;
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      if (i + 1 < p.size() && p[i + 1] == '^') out += p[++i];
+      if (i + 1 < p.size() && p[i + 1] == ']') out += p[++i];
+      continue;
+    }
+    if (in_class && c == ']') in_class = false;
+    out += c;
+  }
+  return out;
+}
+}  // namespace
+
 struct Regex::Impl {
   pcre2_code* code = nullptr;
   ~Impl() { pcre2_code_free(code); }
@@ -59,7 +98,8 @@ struct Regex::Impl {
 Regex::Regex(std::string_view pattern) : pattern_(pattern), impl_(std::make_unique<Impl>()) {
   int err = 0;
   PCRE2_SIZE err_off = 0;
-  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+  const std::string translated = to_onig_semantics(pattern);
+  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
                               PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &err_off, nullptr);
   if (!impl_->code) {
     PCRE2_UCHAR msg[256];
@@ -80,9 +120,16 @@ std::vector<Match> Regex::find_matches(std::string_view text) const {
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t start = 0;
   while (start <= text.size()) {
-    const int rc = pcre2_match(impl_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md,
-                               nullptr);
-    if (rc < 0) break;
+    const int rc =
+        pcre2_match(impl_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md, nullptr);
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc < 0) {
+      pcre2_match_data_free(md);
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(rc, msg, sizeof msg);
+      fail<ValueError>("regex '{}' failed on a {}-byte input: {}", pattern_, text.size(),
+                       reinterpret_cast<const char*>(msg));
+    }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t b = ov[0], e = ov[1];
     if (e > b) {

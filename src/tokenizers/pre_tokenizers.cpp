@@ -9,12 +9,8 @@ namespace lmf::tok {
 namespace {
 
 bool is_bert_punct(char32_t c) {
-  if (c < 0x80)
-    return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
-           (c >= 123 && c <= 126);
-  return is_unicode_punctuation(c);
+  return is_bert_punctuation(c);
 }
-
 // Splits on a char predicate with a delimiter behaviour.
 void split_pred(PreTokenizedString& pts, bool (*pred)(char32_t), SplitBehavior b) {
   pts.split([&](size_t, NormalizedString&& s, std::vector<NormalizedString>& out) {
@@ -92,8 +88,7 @@ class Digits final : public PreTokenizer {
  public:
   explicit Digits(bool individual) : individual_(individual) {}
   void pre_tokenize(PreTokenizedString& pts) const override {
-    split_pred(pts, is_numeric,
-               individual_ ? SplitBehavior::Isolated : SplitBehavior::Contiguous);
+    split_pred(pts, is_numeric, individual_ ? SplitBehavior::Isolated : SplitBehavior::Contiguous);
   }
 
  private:
@@ -124,8 +119,8 @@ class CharDelimiterSplit final : public PreTokenizer {
   explicit CharDelimiterSplit(char32_t d) : d_(d) {}
   void pre_tokenize(PreTokenizedString& pts) const override {
     pts.split([&](size_t, NormalizedString&& s, std::vector<NormalizedString>& out) {
-      auto m = find_matches(s.get(), std::function<bool(char32_t)>(
-                                         [&](char32_t c) { return c == d_; }));
+      auto m =
+          find_matches(s.get(), std::function<bool(char32_t)>([&](char32_t c) { return c == d_; }));
       for (auto& piece : s.split(m, SplitBehavior::Removed)) out.push_back(std::move(piece));
     });
   }

@@ -53,7 +53,8 @@ struct Special {
 
 Encoding special_encoding(const Special& s, uint32_t type_id) {
   Encoding e;
-  for (size_t k = 0; k < s.ids.size(); ++k) e.push_back(s.ids[k], s.tokens[k], {0, 0}, {}, type_id, 1);
+  for (size_t k = 0; k < s.ids.size(); ++k)
+    e.push_back(s.ids[k], s.tokens[k], {0, 0}, {}, type_id, 1);
   return e;
 }
 
@@ -78,9 +79,7 @@ class TemplateProcessing final : public PostProcessor {
           (t == &single_ ? added_single_ : added_pair_) += it->second.ids.size();
         }
   }
-  size_t added_tokens(bool is_pair) const override {
-    return is_pair ? added_pair_ : added_single_;
-  }
+  size_t added_tokens(bool is_pair) const override { return is_pair ? added_pair_ : added_single_; }
   std::vector<Encoding> process_encodings(std::vector<Encoding> encs,
                                           bool add_special) const override {
     const auto& tpl = encs.size() == 2 ? pair_ : single_;
@@ -115,9 +114,7 @@ class ClsSepProcessing final : public PostProcessor {
         roberta_(roberta),
         trim_(trim_offsets),
         prefix_space_(add_prefix_space) {}
-  size_t added_tokens(bool is_pair) const override {
-    return is_pair ? (roberta_ ? 4 : 3) : 2;
-  }
+  size_t added_tokens(bool is_pair) const override { return is_pair ? (roberta_ ? 4 : 3) : 2; }
   std::vector<Encoding> process_encodings(std::vector<Encoding> encs,
                                           bool add_special) const override {
     if (roberta_) {

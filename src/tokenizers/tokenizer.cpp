@@ -57,13 +57,21 @@ Tokenizer::~Tokenizer() = default;
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
-void Tokenizer::set_normalizer(std::unique_ptr<Normalizer> n) { normalizer_ = std::move(n); }
-void Tokenizer::set_pre_tokenizer(std::unique_ptr<PreTokenizer> p) { pre_tokenizer_ = std::move(p); }
-void Tokenizer::set_model(std::unique_ptr<Model> m) { model_ = std::move(m); }
+void Tokenizer::set_normalizer(std::unique_ptr<Normalizer> n) {
+  normalizer_ = std::move(n);
+}
+void Tokenizer::set_pre_tokenizer(std::unique_ptr<PreTokenizer> p) {
+  pre_tokenizer_ = std::move(p);
+}
+void Tokenizer::set_model(std::unique_ptr<Model> m) {
+  model_ = std::move(m);
+}
 void Tokenizer::set_post_processor(std::unique_ptr<PostProcessor> p) {
   post_processor_ = std::move(p);
 }
-void Tokenizer::set_decoder(std::unique_ptr<Decoder> d) { decoder_ = std::move(d); }
+void Tokenizer::set_decoder(std::unique_ptr<Decoder> d) {
+  decoder_ = std::move(d);
+}
 
 const Model& Tokenizer::model() const {
   LMF_CHECK(model_ != nullptr, ValueError, "tokenizer has no model (load a tokenizer first)");
@@ -161,7 +169,8 @@ bool word_after(std::string_view s, size_t begin) {
 namespace {
 // HF AddedVocabulary::find_matches for one string.
 template <class M>
-std::vector<Piece> find_added(std::string_view s, const M* m, const std::vector<AddedToken>& added) {
+std::vector<Piece> find_added(std::string_view s, const M* m,
+                              const std::vector<AddedToken>& added) {
   if (s.empty()) return {};
   if (!m) return {{std::nullopt, {0, s.size()}}};
   std::vector<Piece> out;
@@ -217,8 +226,7 @@ Encoding Tokenizer::encode_sequence(std::string_view raw, uint32_t type_id,
     text.assign(raw);
   } else {
     LMF_CHECK(invalid_utf8_ == InvalidUtf8::Replace, ValueError,
-              "input text is not valid UTF-8 (first bad byte near offset {})",
-              [&] {
+              "input text is not valid UTF-8 (first bad byte near offset {})", [&] {
                 size_t i = 0;
                 while (i < raw.size() && is_valid_utf8(raw.substr(0, i + 1))) ++i;
                 return i;
@@ -276,7 +284,8 @@ Encoding Tokenizer::encode_sequence(std::string_view raw, uint32_t type_id,
     const size_t shift = ns.offsets_original().first;
     for (const Token& t : *splits[w].tokens) {
       Offsets off{t.begin, t.end};
-      if (auto r = ns.convert_normalized(t.begin, t.end)) off = {shift + r->first, shift + r->second};
+      if (auto r = ns.convert_normalized(t.begin, t.end))
+        off = {shift + r->first, shift + r->second};
       if (offset_type == OffsetType::Char && off.first < text.size()) {
         const size_t s = char_of[off.first];
         size_t e;
@@ -358,8 +367,8 @@ Encoding Tokenizer::post_process(Encoding first, std::optional<Encoding> pair,
     const size_t n_added = post_processor_ ? post_processor_->added_tokens(pair.has_value()) : 0;
     if (add_special && n_added > 0) {
       LMF_CHECK(p.max_length >= n_added, ValueError,
-                "truncation max_length {} is smaller than the {} special tokens added", p.max_length,
-                n_added);
+                "truncation max_length {} is smaller than the {} special tokens added",
+                p.max_length, n_added);
       p.max_length -= n_added;
     }
     truncate_pair(first, pair, p);
@@ -446,7 +455,9 @@ size_t Tokenizer::vocab_size(bool with_added) const {
   return n;
 }
 
-bool Tokenizer::is_special_id(uint32_t id) const { return special_ids_.count(id) > 0; }
+bool Tokenizer::is_special_id(uint32_t id) const {
+  return special_ids_.count(id) > 0;
+}
 
 std::string Tokenizer::decode(std::span<const uint32_t> ids, bool skip_special) const {
   std::vector<std::string> tokens;

@@ -2,7 +2,10 @@
 // use (Rust char methods, the regex \w class, BERT's control/whitespace/CJK rules).
 #include "lmforge/tokenizers/unicode.h"
 
+#include <fmt/format.h>
 #include <utf8proc.h>
+
+#include <algorithm>
 
 namespace lmf::tok {
 
@@ -116,9 +119,30 @@ std::string sanitize_utf8(std::string_view s) {
 }
 
 namespace {
+struct CpRange {
+  char32_t lo, hi;
+};
+#include "unicode_tables.inc"
+
+template <size_t N>
+bool in(const CpRange (&t)[N], char32_t c) {
+  const CpRange* it =
+      std::upper_bound(t, t + N, c, [](char32_t v, const CpRange& r) { return v < r.lo; });
+  return it != t && c <= (it - 1)->hi;
+}
+
+template <size_t N>
+std::string class_body(const CpRange (&t)[N]) {
+  std::string s;
+  for (const auto& r : t) {
+    s += fmt::format("\\x{{{:X}}}", static_cast<uint32_t>(r.lo));
+    if (r.hi != r.lo) s += fmt::format("-\\x{{{:X}}}", static_cast<uint32_t>(r.hi));
+  }
+  return s;
+}
+
 utf8proc_category_t cat(char32_t c) {
-  return c > 0x10FFFF ? UTF8PROC_CATEGORY_CN
-                      : utf8proc_category(static_cast<utf8proc_int32_t>(c));
+  return c > 0x10FFFF ? UTF8PROC_CATEGORY_CN : utf8proc_category(static_cast<utf8proc_int32_t>(c));
 }
 // Alphabetic chars outside L*/Nl/M* (Other_Alphabetic symbols: circled/squared letters).
 bool other_alphabetic_symbol(char32_t c) {
@@ -129,8 +153,8 @@ bool other_alphabetic_symbol(char32_t c) {
 
 bool is_whitespace(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 bool is_numeric(char32_t c) {
@@ -149,11 +173,7 @@ bool is_alphanumeric(char32_t c) {
 bool is_word_char(char32_t c) {
   if (c < 0x80)
     return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '_';
-  const auto k = cat(c);
-  return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) ||
-         (k >= UTF8PROC_CATEGORY_MN && k <= UTF8PROC_CATEGORY_ME) || k == UTF8PROC_CATEGORY_ND ||
-         k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_PC || c == 0x200C || c == 0x200D ||
-         other_alphabetic_symbol(c);
+  return in(kRegexWord, c);
 }
 
 bool is_unicode_punctuation(char32_t c) {
@@ -161,14 +181,18 @@ bool is_unicode_punctuation(char32_t c) {
   return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
 }
 
-bool is_bert_control(char32_t c) {
-  if (c == '\t' || c == '\n' || c == '\r') return false;
-  const auto k = cat(c);
-  return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CO ||
-         k == UTF8PROC_CATEGORY_CS;
+bool is_bert_punctuation(char32_t c) {
+  return in(kBertPunct, c);
 }
 
-bool is_bert_whitespace(char32_t c) { return c == '\t' || c == '\n' || c == '\r' || is_whitespace(c); }
+bool is_bert_control(char32_t c) {
+  if (c < 0x80) return (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F;
+  return in(kBertControl, c);
+}
+
+bool is_bert_whitespace(char32_t c) {
+  return c == '\t' || c == '\n' || c == '\r' || is_whitespace(c);
+}
 
 bool is_chinese_char(char32_t c) {
   return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
@@ -177,6 +201,17 @@ bool is_chinese_char(char32_t c) {
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
-bool is_nonspacing_mark(char32_t c) { return c >= 0x300 && cat(c) == UTF8PROC_CATEGORY_MN; }
+bool is_nonspacing_mark(char32_t c) {
+  return c >= 0x300 && in(kStripAccentMark, c);
+}
+bool is_bert_accent_mark(char32_t c) {
+  return c >= 0x300 && in(kBertStripMark, c);
+}
+
+const std::string& onig_class_ranges(char which) {
+  static const std::string w = class_body(kOnigWord), s = class_body(kOnigSpace),
+                           d = class_body(kOnigDigit);
+  return which == 'w' ? w : which == 's' ? s : d;
+}
 
 }  // namespace lmf::tok

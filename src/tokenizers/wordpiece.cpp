@@ -37,7 +37,8 @@ WordPiece::WordPiece(const std::vector<std::pair<std::string, uint32_t>>& vocab,
     impl_->by_id[id] = tok;
   }
   for (const auto& [tok, id] : impl_->vocab)
-    if (!prefix_.empty() && tok.size() >= prefix_.size() && tok.compare(0, prefix_.size(), prefix_) == 0)
+    if (!prefix_.empty() && tok.size() >= prefix_.size() &&
+        tok.compare(0, prefix_.size(), prefix_) == 0)
       impl_->continuations.emplace(tok.substr(prefix_.size()), id);
   if (auto it = impl_->vocab.find(unk_); it != impl_->vocab.end()) impl_->unk_id = it->second;
 }
@@ -106,6 +107,8 @@ std::optional<std::string> WordPiece::id_to_token(uint32_t id) const {
   return it->second;
 }
 
-size_t WordPiece::vocab_size() const { return impl_->vocab.size(); }
+size_t WordPiece::vocab_size() const {
+  return impl_->vocab.size();
+}
 
 }  // namespace lmf::tok

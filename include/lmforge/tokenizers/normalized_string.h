@@ -104,8 +104,8 @@ class PreTokenizedString {
 
   // Calls fn(index, split, out) for every split without tokens; `out` receives the new pieces
   // (empty ones are dropped). Splits with tokens are kept as they are.
-  void split(const std::function<void(size_t, NormalizedString&&, std::vector<NormalizedString>&)>&
-                 fn);
+  void split(
+      const std::function<void(size_t, NormalizedString&&, std::vector<NormalizedString>&)>& fn);
   // Runs fn on every split without tokens.
   void normalize(const std::function<void(NormalizedString&)>& fn);
   // Gives every split without tokens the model's tokens.

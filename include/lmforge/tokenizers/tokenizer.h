@@ -52,7 +52,10 @@ struct PaddingParams {
 
 enum class OffsetType { Char, Byte };
 
-// What to do with input that is not valid UTF-8 (HF only accepts valid str).
+// What to do with input that is not valid UTF-8 (HF only accepts valid str). Replace (the
+// default) turns each ill-formed sequence into U+FFFD as Python's bytes.decode("utf-8",
+// "replace") does, then tokenizes (BertNormalizer's clean_text drops U+FFFD); offsets index the
+// repaired text. Throw raises ValueError instead.
 enum class InvalidUtf8 { Replace, Throw };
 
 class Tokenizer {
@@ -98,6 +101,8 @@ class Tokenizer {
   void set_clean_up_tokenization_spaces(bool on) { clean_up_spaces_ = on; }
   bool clean_up_tokenization_spaces() const { return clean_up_spaces_; }
 
+  // One text / a pair, as HF Tokenizer.encode: added tokens, normalizer, pre-tokenizer, model,
+  // truncation (with overflowing windows), post-processor, padding. Thread-safe (const).
   Encoding encode(std::string_view text, bool add_special_tokens = true,
                   OffsetType offsets = OffsetType::Char) const;
   Encoding encode(std::string_view text, std::string_view pair, bool add_special_tokens = true,
@@ -105,9 +110,8 @@ class Tokenizer {
   // Encodes on all threads (LMFORGE_NUM_THREADS); batch padding applies across the batch.
   std::vector<Encoding> encode_batch(const std::vector<std::string>& texts,
                                      bool add_special_tokens = true) const;
-  std::vector<Encoding> encode_batch(
-      const std::vector<std::pair<std::string, std::string>>& pairs,
-      bool add_special_tokens = true) const;
+  std::vector<Encoding> encode_batch(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                     bool add_special_tokens = true) const;
 
   std::string decode(std::span<const uint32_t> ids, bool skip_special_tokens = true) const;
   std::vector<std::string> decode_batch(const std::vector<std::vector<uint32_t>>& ids,

@@ -27,6 +27,8 @@ bool is_alphanumeric(char32_t c);
 bool is_word_char(char32_t c);
 // Unicode general category P* (what HF calls punctuation), and Rust's is_ascii_punctuation.
 bool is_unicode_punctuation(char32_t c);
+// BERT punctuation as HF measures it (ASCII punctuation or P* of its Unicode tables).
+bool is_bert_punctuation(char32_t c);
 // Rust char::is_numeric (Nd, Nl, No).
 bool is_numeric(char32_t c);
 // BERT's notion of a control char (Cc/Cf/Cn/Co except \t \n \r) and of whitespace.
@@ -34,7 +36,12 @@ bool is_bert_control(char32_t c);
 bool is_bert_whitespace(char32_t c);
 // CJK ideograph blocks as BERT defines them.
 bool is_chinese_char(char32_t c);
-// Mn (non-spacing mark), what StripAccents removes.
+// The marks HF's StripAccents normalizer removes (combining marks), and the ones
+// BertNormalizer's strip_accents removes (non-spacing marks of an older Unicode).
 bool is_nonspacing_mark(char32_t c);
+bool is_bert_accent_mark(char32_t c);
+// PCRE2 class body (escaped ranges, no brackets) for Oniguruma's \w, \s or \d ('w', 's', 'd'):
+// HF runs Split/Replace regexes on Oniguruma, whose classes differ from PCRE2's.
+const std::string& onig_class_ranges(char which);
 
 }  // namespace lmf::tok
