@@ -68,6 +68,8 @@ int main(int argc, char** argv) {
   if (mode == "split") return split_bench(lines);
   try {
     auto tok = lmf::tok::Tokenizer::from_file(argv[1]);
+    tok.set_truncation(std::nullopt);  // as the HF side (no_truncation / no_padding)
+    tok.set_padding(std::nullopt);
     size_t tokens = 0;
     auto t0 = std::chrono::steady_clock::now();
     if (mode == "single") {

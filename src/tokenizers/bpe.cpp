@@ -30,15 +30,20 @@ inline size_t utf8_len(unsigned char b) {
 inline uint32_t decode_cp(std::string_view s) {
   auto u = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(s[i])); };
   switch (s.size()) {
-    case 1: return u(0);
-    case 2: return ((u(0) & 0x1F) << 6) | (u(1) & 0x3F);
-    case 3: return ((u(0) & 0x0F) << 12) | ((u(1) & 0x3F) << 6) | (u(2) & 0x3F);
-    default: return ((u(0) & 0x07) << 18) | ((u(1) & 0x3F) << 12) | ((u(2) & 0x3F) << 6) |
-                    (u(3) & 0x3F);
+    case 1:
+      return u(0);
+    case 2:
+      return ((u(0) & 0x1F) << 6) | (u(1) & 0x3F);
+    case 3:
+      return ((u(0) & 0x0F) << 12) | ((u(1) & 0x3F) << 6) | (u(2) & 0x3F);
+    default:
+      return ((u(0) & 0x07) << 18) | ((u(1) & 0x3F) << 12) | ((u(2) & 0x3F) << 6) | (u(3) & 0x3F);
   }
 }
 
-std::string byte_token(unsigned char b) { return fmt::format("<0x{:02X}>", b); }
+std::string byte_token(unsigned char b) {
+  return fmt::format("<0x{:02X}>", b);
+}
 
 std::string read_text(const std::string& path, const char* what) {
   std::ifstream f(path, std::ios::binary);
@@ -87,8 +92,8 @@ Vocab vocab_from_json(const nlohmann::json& v, const char* where) {
 
 std::atomic<uint64_t> g_next_cache_key{1};
 
-using WordCache = std::unordered_map<std::string, std::vector<BPE::Symbol>, StringHash,
-                                     std::equal_to<>>;
+using WordCache =
+    std::unordered_map<std::string, std::vector<BPE::Symbol>, StringHash, std::equal_to<>>;
 struct ThreadCaches {
   std::unordered_map<uint64_t, WordCache> by_model;
 };
@@ -138,7 +143,8 @@ struct BPE::PairMap {
 
 BPE::BPE(Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges,
          BpeOptions options)
-    : vocab_(std::move(vocab)), options_(std::move(options)),
+    : vocab_(std::move(vocab)),
+      options_(std::move(options)),
       cache_key_(g_next_cache_key.fetch_add(1)) {
   uint32_t max_id = 0;
   for (auto& [tok, id] : vocab_) max_id = std::max(max_id, id);
@@ -152,8 +158,8 @@ BPE::BPE(Vocab vocab, const std::vector<std::pair<std::string, std::string>>& me
     has_id_[id] = 1;
   }
 
-  size_t prefix_len = options_.continuing_subword_prefix ? options_.continuing_subword_prefix->size()
-                                                          : 0;
+  size_t prefix_len =
+      options_.continuing_subword_prefix ? options_.continuing_subword_prefix->size() : 0;
   merges_ = std::make_unique<PairMap>(merges.size());
   std::string joined;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
@@ -223,8 +229,7 @@ std::unique_ptr<BPE> BPE::from_json(const nlohmann::json& m) {
       merges.push_back(split_merge(e.get_ref<const std::string&>(), i));
     } else {
       LMF_CHECK(e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string(), ValueError,
-                "BPE model: merge {} must be \"a b\" or [\"a\", \"b\"], got {}", i + 1,
-                e.dump());
+                "BPE model: merge {} must be \"a b\" or [\"a\", \"b\"], got {}", i + 1, e.dump());
       merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
     }
   }
@@ -379,8 +384,7 @@ void BPE::merge_word_into(std::string_view w, std::vector<Symbol>& word) const {
         push({pm->rank, static_cast<uint32_t>(cur.prev), pm->new_id});
     }
     if (cur.next >= 0 && cur.next < n) {
-      if (auto* nm = merges_->get(cur.id, sym[cur.next].id))
-        push({nm->rank, top.pos, nm->new_id});
+      if (auto* nm = merges_->get(cur.id, sym[cur.next].id)) push({nm->rank, top.pos, nm->new_id});
     }
   }
   word.clear();

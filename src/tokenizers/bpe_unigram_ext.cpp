@@ -59,11 +59,15 @@ PrependScheme prepend_scheme(const json& j, std::string_view where) {
   std::optional<PrependScheme> scheme;
   if (auto it = j.find("prepend_scheme"); it != j.end() && !it->is_null()) {
     std::string s = it->is_string() ? it->get<std::string>() : "";
-    if (s == "always") scheme = PrependScheme::Always;
-    else if (s == "first") scheme = PrependScheme::First;
-    else if (s == "never") scheme = PrependScheme::Never;
-    else fail<ValueError>("{}: prepend_scheme must be always, first or never, got {}", where,
-                          it->dump());
+    if (s == "always")
+      scheme = PrependScheme::Always;
+    else if (s == "first")
+      scheme = PrependScheme::First;
+    else if (s == "never")
+      scheme = PrependScheme::Never;
+    else
+      fail<ValueError>("{}: prepend_scheme must be always, first or never, got {}", where,
+                       it->dump());
   }
   // Files from older versions carry add_prefix_space instead.
   if (auto it = j.find("add_prefix_space"); it != j.end() && it->is_boolean() && !it->get<bool>()) {
@@ -84,8 +88,10 @@ std::string read_json_text(const std::filesystem::path& p) {
 // AddedToken object {"content": ...}).
 std::optional<AddedToken> special_from(const json& a, const json& b, const char* key) {
   const json* v = nullptr;
-  if (auto it = b.find(key); it != b.end() && !it->is_null()) v = &*it;
-  else if (auto it2 = a.find(key); it2 != a.end() && !it2->is_null()) v = &*it2;
+  if (auto it = b.find(key); it != b.end() && !it->is_null())
+    v = &*it;
+  else if (auto it2 = a.find(key); it2 != a.end() && !it2->is_null())
+    v = &*it2;
   if (!v) return std::nullopt;
   AddedToken t;
   t.special = true;
@@ -140,8 +146,10 @@ bool load_bpe_folder(const std::filesystem::path& dir, const json& config, const
                 dir.string(), t);
       return *i;
     };
-    json pp = {{"type", "RobertaProcessing"}, {"sep", {"</s>", id("</s>")}},
-               {"cls", {"<s>", id("<s>")}}, {"trim_offsets", true},
+    json pp = {{"type", "RobertaProcessing"},
+               {"sep", {"</s>", id("</s>")}},
+               {"cls", {"<s>", id("<s>")}},
+               {"trim_offsets", true},
                {"add_prefix_space", prefix}};
     tok.set_post_processor(post_processor_from_json(pp));
   } else {
@@ -178,10 +186,10 @@ bool load_sentencepiece_folder(const std::filesystem::path& dir, const json& con
     return true;
   };
   auto seq = [](const char* id, int type) {
-    return json{{"Sequence", {{"id", id}, {"type_id", type}}}};
+    return json{{"Sequence", {{"id", id}, {"type_id", static_cast<unsigned>(type)}}}};
   };
   auto sp_tok = [](const std::string& t, int type) {
-    return json{{"SpecialToken", {{"id", t}, {"type_id", type}}}};
+    return json{{"SpecialToken", {{"id", t}, {"type_id", static_cast<unsigned>(type)}}}};
   };
   if (cls.find("Albert") != std::string::npos && add_special("[CLS]") && add_special("[SEP]")) {
     single = {sp_tok("[CLS]", 0), seq("A", 0), sp_tok("[SEP]", 0)};
@@ -189,7 +197,8 @@ bool load_sentencepiece_folder(const std::filesystem::path& dir, const json& con
   } else {
     const bool bos = get_bool(config, "add_bos_token", cls.find("Llama") != std::string::npos);
     const bool eos = get_bool(config, "add_eos_token", cls.find("Llama") == std::string::npos);
-    std::string b = sp->bos_id() ? piece(sp->bos_id()) : "", e = sp->eos_id() ? piece(sp->eos_id()) : "";
+    std::string b = sp->bos_id() ? piece(sp->bos_id()) : "",
+                e = sp->eos_id() ? piece(sp->eos_id()) : "";
     for (int half = 0; half < 2; ++half) {
       json& t = half == 0 ? single : pair;
       for (int s = 0; s < 1 + half; ++s) {
@@ -201,9 +210,10 @@ bool load_sentencepiece_folder(const std::filesystem::path& dir, const json& con
   }
   json sp_map = json::object();
   for (auto& s : special) sp_map[s["id"].get<std::string>()] = s;
-  tok.set_post_processor(post_processor_from_json(
-      {{"type", "TemplateProcessing"}, {"single", single}, {"pair", pair},
-       {"special_tokens", sp_map}}));
+  tok.set_post_processor(post_processor_from_json({{"type", "TemplateProcessing"},
+                                                   {"single", single},
+                                                   {"pair", pair},
+                                                   {"special_tokens", sp_map}}));
   return true;
 }
 

@@ -58,14 +58,18 @@ inline Cls unicode_cls(char32_t c) {
     case UTF8PROC_CATEGORY_LL:
     case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_LO: return kL;
+    case UTF8PROC_CATEGORY_LO:
+      return kL;
     case UTF8PROC_CATEGORY_ND:
     case UTF8PROC_CATEGORY_NL:
-    case UTF8PROC_CATEGORY_NO: return kN;
+    case UTF8PROC_CATEGORY_NO:
+      return kN;
     case UTF8PROC_CATEGORY_ZS:
     case UTF8PROC_CATEGORY_ZL:
-    case UTF8PROC_CATEGORY_ZP: return kS;
-    default: return kO;
+    case UTF8PROC_CATEGORY_ZP:
+      return kS;
+    default:
+      return kO;
   }
 }
 
@@ -133,11 +137,17 @@ struct Pcre2Gpt2 {
 
 }  // namespace
 
-const std::string& byte_level_char(uint8_t b) { return byte_map().chars[b]; }
+const std::string& byte_level_char(uint8_t b) {
+  return byte_map().chars[b];
+}
 
-char32_t byte_level_cp(uint8_t b) { return byte_map().cps[b]; }
+char32_t byte_level_cp(uint8_t b) {
+  return byte_map().cps[b];
+}
 
-int byte_level_byte(char32_t c) { return c < 512 ? byte_map().bytes[c] : -1; }
+int byte_level_byte(char32_t c) {
+  return c < 512 ? byte_map().bytes[c] : -1;
+}
 
 std::string to_byte_level(std::string_view text) {
   const auto& m = byte_map();

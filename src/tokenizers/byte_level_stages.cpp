@@ -36,7 +36,9 @@ void ByteLevelPreTokenizer::pre_tokenize(PreTokenizedString& pts) const {
   pts.normalize(transform_to_byte_level);
 }
 
-void ByteLevelNormalizer::normalize(NormalizedString& s) const { transform_to_byte_level(s); }
+void ByteLevelNormalizer::normalize(NormalizedString& s) const {
+  transform_to_byte_level(s);
+}
 
 std::vector<std::string> ByteLevelDecoder::decode_chain(std::vector<std::string> tokens) const {
   std::string bytes;

@@ -6,8 +6,7 @@
 
 namespace lmf::tok {
 
-MetaspacePreTokenizer::MetaspacePreTokenizer(char32_t replacement, PrependScheme scheme,
-                                             bool split)
+MetaspacePreTokenizer::MetaspacePreTokenizer(char32_t replacement, PrependScheme scheme, bool split)
     : scheme_(scheme), split_(split) {
   append_utf8(rep_, replacement);
 }

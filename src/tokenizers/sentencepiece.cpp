@@ -63,7 +63,9 @@ std::optional<std::string> SentencePiece::id_to_token(uint32_t id) const {
   return impl_->sp.IdToPiece(static_cast<int>(id));
 }
 
-size_t SentencePiece::vocab_size() const { return impl_->sp.GetPieceSize(); }
+size_t SentencePiece::vocab_size() const {
+  return impl_->sp.GetPieceSize();
+}
 
 namespace {
 std::optional<uint32_t> opt_id(int id) {
@@ -71,10 +73,18 @@ std::optional<uint32_t> opt_id(int id) {
 }
 }  // namespace
 
-std::optional<uint32_t> SentencePiece::unk_id() const { return opt_id(impl_->sp.unk_id()); }
-std::optional<uint32_t> SentencePiece::bos_id() const { return opt_id(impl_->sp.bos_id()); }
-std::optional<uint32_t> SentencePiece::eos_id() const { return opt_id(impl_->sp.eos_id()); }
-std::optional<uint32_t> SentencePiece::pad_id() const { return opt_id(impl_->sp.pad_id()); }
+std::optional<uint32_t> SentencePiece::unk_id() const {
+  return opt_id(impl_->sp.unk_id());
+}
+std::optional<uint32_t> SentencePiece::bos_id() const {
+  return opt_id(impl_->sp.bos_id());
+}
+std::optional<uint32_t> SentencePiece::eos_id() const {
+  return opt_id(impl_->sp.eos_id());
+}
+std::optional<uint32_t> SentencePiece::pad_id() const {
+  return opt_id(impl_->sp.pad_id());
+}
 
 std::unique_ptr<Unigram> SentencePiece::to_unigram() const {
   const int n = impl_->sp.GetPieceSize();
@@ -90,8 +100,7 @@ std::unique_ptr<Unigram> SentencePiece::to_unigram() const {
                                    unk ? std::optional<size_t>(*unk) : std::nullopt, has_bytes);
 }
 
-std::vector<std::string> SentencePieceDecoder::decode_chain(
-    std::vector<std::string> tokens) const {
+std::vector<std::string> SentencePieceDecoder::decode_chain(std::vector<std::string> tokens) const {
   return {sp_->decode_pieces(tokens)};
 }
 

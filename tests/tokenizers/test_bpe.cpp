@@ -2,12 +2,14 @@
 // on every pre-tokenized piece of the golden texts (bpe_goldens.json, byte-level GPT-2 style).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "lmforge/core/error.h"
 #include "lmforge/tokenizers/bpe.h"
+#include "lmforge/tokenizers/tokenizer.h"
 
 namespace lmf::tok {
 namespace {
@@ -78,8 +80,8 @@ TEST(BpeModel, ByteFallbackUsesHexTokens) {
 }
 
 TEST(BpeModel, PrefixSuffixAndIgnoreMerges) {
-  Vocab v{{"a", 0}, {"##b", 1}, {"##c</w>", 2}, {"a##b", 9}, {"ab", 3}, {"ab##c</w>", 4},
-          {"abc</w>", 5}, {"abc", 6}};
+  Vocab v{{"a", 0},  {"##b", 1},       {"##c</w>", 2}, {"a##b", 9},
+          {"ab", 3}, {"ab##c</w>", 4}, {"abc</w>", 5}, {"abc", 6}};
   BpeOptions o;
   o.continuing_subword_prefix = "##";
   o.end_of_word_suffix = "</w>";
@@ -144,6 +146,41 @@ TEST(BpeModel, MatchesHfOnEveryGoldenPiece) {
   EXPECT_EQ(m->token_to_id("<s>"), 0u);
   EXPECT_EQ(m->id_to_token(0), "<s>");
   EXPECT_FALSE(m->id_to_token(1u << 30).has_value());
+}
+
+// A RoBERTa folder with only vocab.json + merges.txt (+ configs) encodes like the tokenizer.json
+// with RobertaProcessing that produced the RoBERTa goldens.
+TEST(BpeModel, LegacyRobertaFolderMatchesHfGoldens) {
+  auto tj = read_fixture("bpe_tokenizer.json");
+  auto gj = read_fixture("bpe_goldens.json");
+  auto dir = std::filesystem::path(::testing::TempDir()) / "lmf_roberta_folder";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "vocab.json") << tj["model"]["vocab"].dump();
+  {
+    std::ofstream m(dir / "merges.txt");
+    m << "#version: 0.2\n";
+    for (const auto& e : tj["model"]["merges"])
+      m << (e.is_string() ? e.get<std::string>()
+                          : e[0].get<std::string>() + " " + e[1].get<std::string>())
+        << "\n";
+  }
+  std::ofstream(dir / "tokenizer_config.json")
+      << R"({"tokenizer_class": "RobertaTokenizer", "add_prefix_space": true})";
+  std::ofstream(dir / "special_tokens_map.json")
+      << R"({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
+            "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>"})";
+  auto tok = Tokenizer::from_pretrained(dir);
+  size_t n = 0;
+  for (const auto& g : gj["roberta"]["single"]) {
+    auto e = tok.encode(g["text"].get<std::string>());
+    EXPECT_EQ(e.ids, g["ids"].get<std::vector<uint32_t>>()) << g["text"];
+    std::vector<std::vector<size_t>> offs;
+    for (auto& o : e.offsets) offs.push_back({o.first, o.second});
+    EXPECT_EQ(offs, g["offsets"].get<std::vector<std::vector<size_t>>>()) << g["text"];
+    EXPECT_EQ(tok.decode(e.ids, true), g["decoded"].get<std::string>());
+    ++n;
+  }
+  EXPECT_GT(n, 100u);
 }
 
 }  // namespace

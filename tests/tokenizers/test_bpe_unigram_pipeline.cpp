@@ -34,7 +34,8 @@ std::string diff(const Tokenizer& tok, const Encoding& e, const json& g, bool wi
   for (auto& w : e.word_ids) words.push_back(w ? int64_t(*w) : -1);
   if (words != g["word_ids"].get<std::vector<int64_t>>()) return "word_ids";
   if (tok.decode(e.ids, true) != g["decoded"].get<std::string>()) return "decoded";
-  if (with_special_decode && tok.decode(e.ids, false) != g["decoded_with_special"].get<std::string>())
+  if (with_special_decode &&
+      tok.decode(e.ids, false) != g["decoded_with_special"].get<std::string>())
     return "decoded_with_special";
   return "";
 }
@@ -44,7 +45,8 @@ size_t check_all(const Tokenizer& tok, const json& single, const json& pair, con
   for (const auto& g : single) {
     std::string text = g["text"];
     std::string d = diff(tok, tok.encode(text), g, g.contains("decoded_with_special"));
-    if (!d.empty() && diffs++ < 5) ADD_FAILURE() << what << ": " << d << " differ for '" << text << "'";
+    if (!d.empty() && diffs++ < 5)
+      ADD_FAILURE() << what << ": " << d << " differ for '" << text << "'";
     ++n;
   }
   for (const auto& g : pair) {

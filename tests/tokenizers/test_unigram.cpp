@@ -20,7 +20,7 @@ nlohmann::json read_fixture(const std::string& name) {
 }
 
 std::vector<std::pair<std::string, double>> doc_pieces() {
-  return {{"<unk>", 0.0}, {"a", 0.0},  {"b", 0.0},   {"c", 0.0},   {"d", 0.0},
+  return {{"<unk>", 0.0}, {"a", 0.0},  {"b", 0.0},   {"c", 0.0},    {"d", 0.0},
           {"cd", 1.0},    {"ab", 2.0}, {"abc", 5.0}, {"abcd", 10.0}};
 }
 

@@ -1,11 +1,10 @@
 // Byte-pair-encoding model with Hugging Face `tokenizers` semantics (GPT-2/RoBERTa byte-level,
 // continuing prefixes, end-of-word suffixes, byte fallback, unk fusing, ignore_merges).
 #pragma once
-#include <nlohmann/json_fwd.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>

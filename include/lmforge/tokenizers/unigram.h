@@ -2,10 +2,9 @@
 // trie of scored pieces, consecutive unknown chars fused into one unk token, optional byte
 // fallback (<0xAB> pieces).
 #pragma once
-#include <nlohmann/json_fwd.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
