@@ -45,10 +45,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     const std::string v = argv[++i];
-    if (k == "--model") model_dir = v;
-    else if (k == "--batch") batch = std::atoll(v.c_str());
-    else if (k == "--seq") seq = std::atoll(v.c_str());
-    else if (k == "--iters") iters = std::atoll(v.c_str());
+    if (k == "--model")
+      model_dir = v;
+    else if (k == "--batch")
+      batch = std::atoll(v.c_str());
+    else if (k == "--seq")
+      seq = std::atoll(v.c_str());
+    else if (k == "--iters")
+      iters = std::atoll(v.c_str());
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;

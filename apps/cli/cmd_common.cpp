@@ -14,8 +14,8 @@ namespace lmf::cli {
 namespace fs = std::filesystem;
 
 void check_model_dir(const std::string& dir) {
-  const bool is_default = fs::path(dir).lexically_normal() ==
-                          fs::path(kDefaultModelDir).lexically_normal();
+  const bool is_default =
+      fs::path(dir).lexically_normal() == fs::path(kDefaultModelDir).lexically_normal();
   if (fs::is_directory(dir) && fs::exists(fs::path(dir) / "config.json")) return;
   if (is_default)
     fail<IoError>(
@@ -55,8 +55,8 @@ void check_utf8(const std::string& s, const std::string& where) {
     } else if ((c & 0xF8) == 0xF0) {
       len = 4, cp = c & 0x07;
     } else {
-      fail<ValueError>("{}: invalid UTF-8 at byte {} (0x{:02x}); convert the input to UTF-8",
-                       where, i, c);
+      fail<ValueError>("{}: invalid UTF-8 at byte {} (0x{:02x}); convert the input to UTF-8", where,
+                       i, c);
     }
     LMF_CHECK(i + len <= n, ValueError, "{}: truncated UTF-8 sequence at byte {}", where, i);
     for (size_t k = 1; k < len; ++k) {
@@ -64,8 +64,8 @@ void check_utf8(const std::string& s, const std::string& where) {
                 "{}: invalid UTF-8 at byte {}; convert the input to UTF-8", where, i);
       cp = (cp << 6) | (p[i + k] & 0x3F);
     }
-    const bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-                          (len == 4 && cp < 0x10000);
+    const bool overlong =
+        (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
     LMF_CHECK(!overlong && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF), ValueError,
               "{}: invalid UTF-8 at byte {}; convert the input to UTF-8", where, i);
     i += len;
@@ -143,8 +143,8 @@ std::vector<std::string> read_inputs(const InputOptions& in, const std::string& 
     fail<ValueError>("no input: give the {}s as arguments, with --file FILE, or on standard input",
                      what);
   }
-  LMF_CHECK(!texts.empty(), ValueError,
-            "empty input: no {} to process (blank lines are skipped)", what);
+  LMF_CHECK(!texts.empty(), ValueError, "empty input: no {} to process (blank lines are skipped)",
+            what);
   return texts;
 }
 

@@ -29,9 +29,10 @@ struct ModelOptions {
 };
 
 void add_model_options(CLI::App* sub, ModelOptions& m, bool model_required) {
-  auto* opt = sub->add_option("--model,-m", m.model,
-                              model_required ? "model folder (Hugging Face or sentence-transformers)"
-                                             : "model folder (default: ./models/all-MiniLM-L6-v2)");
+  auto* opt =
+      sub->add_option("--model,-m", m.model,
+                      model_required ? "model folder (Hugging Face or sentence-transformers)"
+                                     : "model folder (default: ./models/all-MiniLM-L6-v2)");
   if (model_required) opt->required();
   sub->add_option("--pooling", m.pooling,
                   "cls | mean | max | pooler (default: the folder's 1_Pooling config, else mean)")
@@ -70,7 +71,9 @@ std::string model_name(const ModelOptions& m) {
   return p.filename().string();
 }
 
-std::string jstr(const std::string& s) { return nlohmann::json(s).dump(); }
+std::string jstr(const std::string& s) {
+  return nlohmann::json(s).dump();
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -85,6 +88,7 @@ std::vector<float> row(const Tensor& t, int64_t i) {
 // ---- embed ------------------------------------------------------------------------------------
 
 int run_embed(const ModelOptions& m, const InputOptions& in) {
+  check_model_dir(m.model.empty() ? kDefaultModelDir : m.model);
   const auto texts = read_inputs(in, "sentence");
   const auto emb = load_embedder(m);
   const auto t0 = std::chrono::steady_clock::now();
@@ -93,10 +97,11 @@ int run_embed(const ModelOptions& m, const InputOptions& in) {
   std::vector<std::string> names;
   for (auto p : emb.pooling()) names.push_back(tasks::pooling_name(p));
   if (m.json) {
-    fmt::print("{{\"model\": {}, \"pooling\": {}, \"normalized\": {}, \"dimension\": {}, "
-               "\"embeddings\": [",
-               jstr(model_name(m)), jstr(fmt::format("{}", fmt::join(names, "+"))),
-               emb.normalize(), emb.dimension());
+    fmt::print(
+        "{{\"model\": {}, \"pooling\": {}, \"normalized\": {}, \"dimension\": {}, "
+        "\"embeddings\": [",
+        jstr(model_name(m)), jstr(fmt::format("{}", fmt::join(names, "+"))), emb.normalize(),
+        emb.dimension());
     for (size_t i = 0; i < texts.size(); ++i)
       fmt::print("{}\n  {{\"text\": {}, \"embedding\": [{}]}}", i ? "," : "", jstr(texts[i]),
                  fmt::join(row(v, static_cast<int64_t>(i)), ", "));
@@ -110,7 +115,8 @@ int run_embed(const ModelOptions& m, const InputOptions& in) {
     double norm = 0;
     for (float x : r) norm += double(x) * x;
     std::vector<std::string> head;
-    for (size_t d = 0; d < std::min<size_t>(6, r.size()); ++d) head.push_back(fmt::format("{:+.4f}", r[d]));
+    for (size_t d = 0; d < std::min<size_t>(6, r.size()); ++d)
+      head.push_back(fmt::format("{:+.4f}", r[d]));
     fmt::print("{:>3}  {}\n     [{} ... {:+.4f}]  norm {:.4f}\n", i + 1, ellipsize(texts[i], 72),
                fmt::join(head, " "), r.back(), std::sqrt(norm));
   }
@@ -121,9 +127,10 @@ int run_embed(const ModelOptions& m, const InputOptions& in) {
 // ---- similarity -------------------------------------------------------------------------------
 
 int run_similarity(const ModelOptions& m, const InputOptions& in) {
+  check_model_dir(m.model.empty() ? kDefaultModelDir : m.model);
   const auto texts = read_inputs(in, "sentence");
-  LMF_CHECK(texts.size() >= 2, ValueError,
-            "similarity needs at least two sentences, got {}", texts.size());
+  LMF_CHECK(texts.size() >= 2, ValueError, "similarity needs at least two sentences, got {}",
+            texts.size());
   const auto emb = load_embedder(m);
   const Tensor v = emb.encode(texts);
   const Tensor sim = tasks::cosine_similarity_matrix(v, v).contiguous();
@@ -138,8 +145,7 @@ int run_similarity(const ModelOptions& m, const InputOptions& in) {
     return 0;
   }
   fmt::print("cosine similarity with {} ({})\n\n", model_name(m), emb.describe());
-  for (int64_t i = 0; i < n; ++i)
-    fmt::print("  [{}] {}\n", i + 1, ellipsize(texts[size_t(i)], 90));
+  for (int64_t i = 0; i < n; ++i) fmt::print("  [{}] {}\n", i + 1, ellipsize(texts[size_t(i)], 90));
   struct Pair {
     int64_t a, b;
     float s;
@@ -147,7 +153,8 @@ int run_similarity(const ModelOptions& m, const InputOptions& in) {
   std::vector<Pair> pairs;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = i + 1; j < n; ++j) pairs.push_back({i, j, row(sim, i)[size_t(j)]});
-  std::stable_sort(pairs.begin(), pairs.end(), [](const Pair& x, const Pair& y) { return x.s > y.s; });
+  std::stable_sort(pairs.begin(), pairs.end(),
+                   [](const Pair& x, const Pair& y) { return x.s > y.s; });
   fmt::print("\n");
   if (n <= 12) {
     fmt::print("      ");
@@ -205,8 +212,8 @@ int run_search(const ModelOptions& m, const SearchOptions& s) {
   const bool demo = s.queries.empty() && s.docs.empty();
   LMF_CHECK(!s.queries.empty() || demo, ValueError,
             "--docs given without a query: add --query \"...\" (repeatable)");
-  std::vector<std::string> docs = s.docs.empty() ? kDemoDocs
-                                                 : read_text_file(s.docs, s.format, s.field);
+  std::vector<std::string> docs =
+      s.docs.empty() ? kDemoDocs : read_text_file(s.docs, s.format, s.field);
   LMF_CHECK(!docs.empty(), ValueError, "'{}' holds no documents (blank lines are skipped)", s.docs);
   std::vector<std::string> queries = demo ? kDemoQueries : s.queries;
   for (size_t i = 0; i < queries.size(); ++i) {
@@ -229,7 +236,8 @@ int run_search(const ModelOptions& m, const SearchOptions& s) {
     const auto scores = row(sim, static_cast<int64_t>(q));
     std::vector<size_t> idx(docs.size());
     std::iota(idx.begin(), idx.end(), size_t{0});
-    std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+    std::stable_sort(idx.begin(), idx.end(),
+                     [&](size_t a, size_t b) { return scores[a] > scores[b]; });
     idx.resize(k);
     ranked.push_back(idx);
   }
@@ -259,8 +267,9 @@ int run_search(const ModelOptions& m, const SearchOptions& s) {
                  ellipsize(docs[ranked[q][r]], 96));
   }
   if (demo)
-    fmt::print("\nyour own: lmforge search --docs FILE --query \"...\" [--top-k K]  "
-               "(FILE: one document per line, or JSONL with a \"text\" field)\n");
+    fmt::print(
+        "\nyour own: lmforge search --docs FILE --query \"...\" [--top-k K]  "
+        "(FILE: one document per line, or JSONL with a \"text\" field)\n");
   return 0;
 }
 
@@ -317,14 +326,15 @@ void register_embed_commands(CLI::App& app, Commands& out) {
     sub->add_option("sentences", in->args, "sentences to compare (else --file or standard input)");
     add_model_options(sub, *m, false);
     add_input_options(sub, *in);
-    sub->footer(std::string(kInputHelp) + kModelHelp +
-                "OUTPUT\n"
-                "  Human: the numbered sentences, the matrix (up to 12 sentences) and the most\n"
-                "  similar pairs. --json: {\"model\", \"sentences\", \"similarity\": [[...]]}.\n" +
-                kExitHelp +
-                "EXAMPLES\n"
-                "  lmforge similarity \"A man is eating food.\" \"A man eats bread.\" \"It is raining.\"\n"
-                "  lmforge similarity --model DIR --file sentences.txt --json\n");
+    sub->footer(
+        std::string(kInputHelp) + kModelHelp +
+        "OUTPUT\n"
+        "  Human: the numbered sentences, the matrix (up to 12 sentences) and the most\n"
+        "  similar pairs. --json: {\"model\", \"sentences\", \"similarity\": [[...]]}.\n" +
+        kExitHelp +
+        "EXAMPLES\n"
+        "  lmforge similarity \"A man is eating food.\" \"A man eats bread.\" \"It is raining.\"\n"
+        "  lmforge similarity --model DIR --file sentences.txt --json\n");
     out.push_back({sub, [m, in] { return run_similarity(*m, *in); }});
   }
   {

@@ -32,7 +32,8 @@ void print_keys(const char* title, const std::vector<std::string>& keys) {
   fmt::print("{} ({}):\n", title, keys.size());
   const size_t shown = std::min<size_t>(keys.size(), 20);
   for (size_t i = 0; i < shown; ++i) fmt::print("    {}\n", keys[i]);
-  if (keys.size() > shown) fmt::print("    ... and {} more (--json lists all)\n", keys.size() - shown);
+  if (keys.size() > shown)
+    fmt::print("    ... and {} more (--json lists all)\n", keys.size() - shown);
 }
 
 int run_inspect(const InspectOptions& o) {
@@ -76,9 +77,10 @@ int run_inspect(const InspectOptions& o) {
     return 0;
   }
   fmt::print("model folder   {}\n", info.dir);
-  fmt::print("architecture   {} (model_type {}; config.architectures: {})\n", info.architecture,
-             models::family_name(c.family),
-             c.architectures.empty() ? "none" : fmt::format("{}", fmt::join(c.architectures, ", ")));
+  fmt::print(
+      "architecture   {} (model_type {}; config.architectures: {})\n", info.architecture,
+      models::family_name(c.family),
+      c.architectures.empty() ? "none" : fmt::format("{}", fmt::join(c.architectures, ", ")));
   fmt::print("shape          {} layers, hidden {}, {} heads, intermediate {}, {}\n",
              c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
              c.hidden_act_name);
@@ -108,7 +110,8 @@ int run_inspect(const InspectOptions& o) {
   print_keys("  missing keys (newly initialised)", info.report.missing_keys);
   print_keys("  unexpected keys (not used)", info.report.unexpected_keys);
   if (!info.report.tied_keys.empty()) print_keys("  tied keys", info.report.tied_keys);
-  if (!info.report.renamed_keys.empty()) print_keys("  renamed legacy keys", info.report.renamed_keys);
+  if (!info.report.renamed_keys.empty())
+    print_keys("  renamed legacy keys", info.report.renamed_keys);
   return 0;
 }
 

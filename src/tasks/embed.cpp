@@ -62,7 +62,8 @@ StLayout read_st_layout(const fs::path& dir) {
     const std::string type = m["type"].get<std::string>();
     const std::string path =
         m.contains("path") && m["path"].is_string() ? m["path"].get<std::string>() : "";
-    const std::string kind = type.substr(type.rfind('.') == std::string::npos ? 0 : type.rfind('.') + 1);
+    const std::string kind =
+        type.substr(type.rfind('.') == std::string::npos ? 0 : type.rfind('.') + 1);
     const fs::path mdir = path.empty() ? dir : dir / path;
     if (kind == "Transformer") {
       have_transformer = true;
@@ -176,7 +177,9 @@ SentenceEmbedder SentenceEmbedder::from_pretrained(const std::string& dir,
   return e;
 }
 
-const models::BertConfig& SentenceEmbedder::config() const { return model_->config(); }
+const models::BertConfig& SentenceEmbedder::config() const {
+  return model_->config();
+}
 
 int64_t SentenceEmbedder::dimension() const {
   return config().hidden_size * static_cast<int64_t>(pooling_.size());
@@ -185,9 +188,9 @@ int64_t SentenceEmbedder::dimension() const {
 std::string SentenceEmbedder::describe() const {
   std::vector<std::string> names;
   for (Pooling p : pooling_) names.push_back(pooling_name(p));
-  return fmt::format("pooling {}, {}, {} dimensions, max {} tokens{} ({})",
-                     fmt::join(names, "+"), normalize_ ? "L2-normalized" : "not normalized",
-                     dimension(), max_length_, truncate_ ? "" : " (no truncation)",
+  return fmt::format("pooling {}, {}, {} dimensions, max {} tokens{} ({})", fmt::join(names, "+"),
+                     normalize_ ? "L2-normalized" : "not normalized", dimension(), max_length_,
+                     truncate_ ? "" : " (no truncation)",
                      st_layout_ ? "sentence-transformers folder" : "plain model folder");
 }
 

@@ -24,8 +24,8 @@ void write(const fs::path& p, const std::string& text) {
 // A model folder: a tiny HF checkpoint (bert_base has a pooler, bert_mlm none) plus a 64-token
 // WordPiece vocabulary matching its vocab_size.
 fs::path make_folder(const std::string& name, const std::string& fixture) {
-  const fs::path dir = fs::temp_directory_path() / ("lmf_embed_" + name + "_" +
-                                                    std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("lmf_embed_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   const fs::path src = fs::path(LMF_FIXTURES_DIR) / "bert" / fixture;
@@ -34,7 +34,8 @@ fs::path make_folder(const std::string& name, const std::string& fixture) {
   std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
   for (char c = 'a'; c <= 'z'; ++c) vocab += std::string(1, c) + "\n";
   for (char c = 'a'; c <= 'z'; ++c) vocab += "##" + std::string(1, c) + "\n";
-  for (const char* w : {"the", "cat", "dog", "sat", "on", "mat", "."}) vocab += std::string(w) + "\n";
+  for (const char* w : {"the", "cat", "dog", "sat", "on", "mat", "."})
+    vocab += std::string(w) + "\n";
   write(dir / "vocab.txt", vocab);
   return dir;
 }
@@ -43,8 +44,7 @@ fs::path make_folder(const std::string& name, const std::string& fixture) {
 Tensor hidden_of(const tasks::SentenceEmbedder& e, const std::string& text) {
   const auto enc = e.tokenize({text})[0];
   std::vector<int64_t> ids(enc.ids.begin(), enc.ids.end());
-  auto m = models::create_model(
-      (fs::path(LMF_FIXTURES_DIR) / "bert" / "bert_base").string(), {});
+  auto m = models::create_model((fs::path(LMF_FIXTURES_DIR) / "bert" / "bert_base").string(), {});
   NoGradGuard g;
   return dynamic_cast<models::BertModel&>(*m).forward(
       Tensor::from_vector(ids, {1, static_cast<int64_t>(ids.size())}));

@@ -14,8 +14,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path model_dir() { return fs::path(LMF_FIXTURES_DIR).parent_path().parent_path() / "models" /
-                              "all-MiniLM-L6-v2"; }
+fs::path model_dir() {
+  return fs::path(LMF_FIXTURES_DIR).parent_path().parent_path() / "models" / "all-MiniLM-L6-v2";
+}
 
 struct Goldens {
   std::vector<std::string> sentences;

@@ -19,14 +19,14 @@ struct DTypeCount {
 struct ModelInfo {
   std::string dir;
   models::BertConfig config;
-  std::string architecture;   // the HF class lmforge built (config.architectures[0] or the base)
-  int64_t parameters = 0;     // each shared (tied) tensor counted once
+  std::string architecture;  // the HF class lmforge built (config.architectures[0] or the base)
+  int64_t parameters = 0;    // each shared (tied) tensor counted once
   std::vector<std::string> weight_files;  // relative to dir
   std::string weight_format;  // "safetensors", "safetensors (sharded)", "pytorch .bin", ...
   std::map<std::string, DTypeCount> dtypes;  // stored dtype name ("F32", "BF16", ...) -> count
   models::LoadReport report;
-  std::string pooler;         // one line: present and loaded / absent and refused / no pooler
-  std::string tokenizer;      // one line: which files, vocabulary size, or why it failed to load
+  std::string pooler;     // one line: present and loaded / absent and refused / no pooler
+  std::string tokenizer;  // one line: which files, vocabulary size, or why it failed to load
   std::vector<std::string> st_modules;  // sentence-transformers modules.json types, if any
 };
 
