@@ -2,11 +2,10 @@
 // BERT-base-shaped BertModel, lmforge side. Prints one JSON line; bench/compare_encoder.py
 // alternates it with PyTorch + transformers (and ONNX Runtime).
 // Usage: bench_encoder (--model DIR | --random-base) [--batch 32] [--seq 128] [--iters 5]
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,10 +17,13 @@
 
 namespace {
 
+// VmHWM of this process image: getrusage's ru_maxrss keeps the parent's peak across fork + exec,
+// so it would report the Python driver's memory instead.
 double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  return 0.0;
 }
 
 double since(std::chrono::steady_clock::time_point t) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side encoder inference benchmark: lmforge (bench_encoder, a subprocess), PyTorch +
 transformers (in this process) and ONNX Runtime (in this process, when `pip install onnxruntime
-onnx` worked; the model is exported with torch.onnx), alternating rounds, same threads.
+onnx onnxscript` worked; the model is exported with torch.onnx), alternating rounds, same threads.
 
 Models: the real all-MiniLM-L6-v2 (./models/all-MiniLM-L6-v2, skipped when absent) and a
 BERT-base-shaped BertModel(BertConfig()) with random weights on each side. Workloads: throughput
@@ -92,6 +92,15 @@ def ort_runner(sess, cfg, batch, seq):
     return run
 
 
+def peak_rss_mb():
+    """VmHWM of this process (ru_maxrss would include the parent's peak, inherited over fork)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def probe(args):
     """Fresh process: load one implementation, run the batch-32 workload twice, print peak RSS."""
     torch.set_num_threads(args.threads)
@@ -103,7 +112,7 @@ def probe(args):
         run = ort_runner(ort_session(args.onnx_path, args.threads), cfg, 32, 128)
     run()
     run()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_rss_mb())
 
 
 def probe_rss(args, kind, which, onnx_path=None):
@@ -143,9 +152,11 @@ def main():
         try:
             import onnxruntime  # noqa: F401
             import onnx  # noqa: F401
+            import onnxscript  # noqa: F401 - torch.onnx.export needs it
             have_ort = True
         except ImportError:
-            print("ONNX Runtime skipped: `pip install onnxruntime onnx` did not make it importable")
+            print("ONNX Runtime skipped: `pip install onnxruntime onnx onnxscript` did not make "
+                  "them importable")
     env = dict(os.environ, LMFORGE_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
     models = []
     if os.path.exists(os.path.join(a.model, "model.safetensors")):
