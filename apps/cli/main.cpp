@@ -2,7 +2,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 
+#include "commands.h"
 #include "lmforge/core/runtime.h"
 #include "lmforge/train/report.h"
 #include "lmforge/train/toy_demo.h"
@@ -33,8 +35,9 @@ int run_demo(const lmf::train::ToyDemoOptions& opt, bool json, const std::string
   auto res = lmf::train::run_toy_demo(opt, [&](const lmf::train::ToyDemoStep& s) {
     if (!json) bar.update(s.step, s.loss, s.lr, s.tokens_per_s);
     if (metrics.is_open())
-      metrics << fmt::format(R"({{"step": {}, "loss": {:.6f}, "lr": {:.6g}, "tokens_per_s": {:.1f}}})",
-                             s.step, s.loss, s.lr, s.tokens_per_s)
+      metrics << fmt::format(
+                     R"({{"step": {}, "loss": {:.6f}, "lr": {:.6g}, "tokens_per_s": {:.1f}}})",
+                     s.step, s.loss, s.lr, s.tokens_per_s)
               << "\n";
   });
   if (!json) bar.finish();
@@ -54,15 +57,29 @@ int run_demo(const lmf::train::ToyDemoOptions& opt, bool json, const std::string
   } else {
     fmt::print("\nloss: {:.4f} (step 1) -> {:.4f} (step {}); trained in {:.1f} s, {} parameters\n",
                first, last, opt.steps, res.seconds, res.parameters);
-    fmt::print("held-out (512 fresh sequences): loss {:.4f}, token accuracy {:.1f} %, "
-               "whole-sequence accuracy {:.1f} %\n\n",
-               res.eval_loss, 100 * res.eval_token_accuracy, 100 * res.eval_sequence_accuracy);
+    fmt::print(
+        "held-out (512 fresh sequences): loss {:.4f}, token accuracy {:.1f} %, "
+        "whole-sequence accuracy {:.1f} %\n\n",
+        res.eval_loss, 100 * res.eval_token_accuracy, 100 * res.eval_sequence_accuracy);
     for (const auto& [in, out] : res.examples)
       fmt::print("  input  {}\n  output {}\n\n", seq_str(in), seq_str(out));
     if (!plot_path.empty()) fmt::print("loss curve written to {}\n", plot_path);
   }
   return last < first ? 0 : 3;
 }
+
+void register_tokenize_command(CLI::App& app, lmf::cli::Commands& out) {
+  auto opt = std::make_shared<TokenizeOptions>();
+  CLI::App* sub = add_tokenize_command(app, *opt);
+  out.push_back({sub, [opt] { return run_tokenize_command(*opt); }});
+}
+
+// Every subcommand besides demo; the task heads' registrar joins this list.
+const lmf::cli::Registrar kRegistrars[] = {
+    lmf::cli::register_embed_commands,
+    lmf::cli::register_inspect_command,
+    register_tokenize_command,
+};
 
 }  // namespace
 
@@ -89,26 +106,45 @@ int main(int argc, char** argv) {
   d->add_option("--task", demo.task, "reverse | copy")
       ->check(CLI::IsMember({"reverse", "copy"}))
       ->capture_default_str();
-  d->add_option("--steps", demo.steps, "optimizer steps")->check(CLI::Range(1, 1000000))->capture_default_str();
-  d->add_option("--batch", demo.batch, "sequences per step")->check(CLI::Range(1, 4096))->capture_default_str();
-  d->add_option("--seq-len", demo.seq_len, "symbols per sequence")->check(CLI::Range(1, 512))->capture_default_str();
-  d->add_option("--hidden", demo.hidden, "model width")->check(CLI::Range(4, 4096))->capture_default_str();
-  d->add_option("--layers", demo.layers, "encoder layers")->check(CLI::Range(1, 48))->capture_default_str();
-  d->add_option("--heads", demo.heads, "attention heads (must divide --hidden)")->check(CLI::Range(1, 64))->capture_default_str();
-  d->add_option("--lr", demo.lr, "peak learning rate (linear warmup, linear decay)")->capture_default_str();
+  d->add_option("--steps", demo.steps, "optimizer steps")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  d->add_option("--batch", demo.batch, "sequences per step")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  d->add_option("--seq-len", demo.seq_len, "symbols per sequence")
+      ->check(CLI::Range(1, 512))
+      ->capture_default_str();
+  d->add_option("--hidden", demo.hidden, "model width")
+      ->check(CLI::Range(4, 4096))
+      ->capture_default_str();
+  d->add_option("--layers", demo.layers, "encoder layers")
+      ->check(CLI::Range(1, 48))
+      ->capture_default_str();
+  d->add_option("--heads", demo.heads, "attention heads (must divide --hidden)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  d->add_option("--lr", demo.lr, "peak learning rate (linear warmup, linear decay)")
+      ->capture_default_str();
   d->add_option("--seed", demo.seed, "random seed (runs are reproducible)")->capture_default_str();
   d->add_flag("--json", json, "print one JSON object instead of the human report");
   d->add_option("--metrics", metrics_path, "write per-step metrics as JSON lines to this file");
   d->add_option("--plot", plot_path, "write the loss curve as an SVG picture to this file");
 
+  lmf::cli::Commands commands;
+  for (auto reg : kRegistrars) reg(app, commands);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int rc = app.exit(e);  // prints help, the version, or the usage error
+    return rc == 0 ? 0 : 2;
   }
   try {
     if (threads > 0) lmf::set_num_threads(threads);
     if (*d) return run_demo(demo, json, metrics_path, plot_path);
+    for (const auto& c : commands)
+      if (*c.app) return c.run();
   } catch (const lmf::Error& e) {
     fmt::print(stderr, "lmforge: error: {}\n", e.what());
     return 2;

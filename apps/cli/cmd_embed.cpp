@@ -1,0 +1,371 @@
+// lmforge embed | similarity | search: sentence embeddings, their cosine matrix, and semantic
+// search over a document collection (a built-in demo collection when none is given).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "commands.h"
+#include "lmforge/tasks/embed.h"
+
+namespace lmf::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Options every embedding command shares.
+struct ModelOptions {
+  std::string model;
+  std::string pooling;
+  bool normalize = false, no_normalize = false;
+  int64_t max_length = 0;
+  bool no_truncate = false;
+  int64_t batch_size = 32;
+  bool json = false;
+};
+
+void add_model_options(CLI::App* sub, ModelOptions& m, bool model_required) {
+  auto* opt =
+      sub->add_option("--model,-m", m.model,
+                      model_required ? "model folder (Hugging Face or sentence-transformers)"
+                                     : "model folder (default: ./models/all-MiniLM-L6-v2)");
+  if (model_required) opt->required();
+  sub->add_option("--pooling", m.pooling,
+                  "cls | mean | max | pooler (default: the folder's 1_Pooling config, else mean)")
+      ->check(CLI::IsMember({"cls", "mean", "max", "mean_sqrt_len", "pooler"}));
+  auto* n = sub->add_flag("--normalize", m.normalize,
+                          "L2-normalize the embeddings (default: only with a Normalize module)");
+  sub->add_flag("--no-normalize", m.no_normalize, "do not L2-normalize")->excludes(n);
+  sub->add_option("--max-length", m.max_length,
+                  "tokens per text, special tokens included (default: the folder's "
+                  "max_seq_length, else the model's limit)")
+      ->check(CLI::Range(2, 1 << 20));
+  sub->add_flag("--no-truncate", m.no_truncate,
+                "refuse texts longer than --max-length instead of cutting them");
+  sub->add_option("--batch-size", m.batch_size, "texts per forward pass")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  sub->add_flag("--json", m.json, "print JSON instead of the human-readable report");
+}
+
+tasks::SentenceEmbedder load_embedder(const ModelOptions& m) {
+  const std::string dir = m.model.empty() ? kDefaultModelDir : m.model;
+  check_model_dir(dir);
+  tasks::EmbedderOptions o;
+  if (!m.pooling.empty()) o.pooling = tasks::parse_pooling(m.pooling);
+  if (m.normalize) o.normalize = true;
+  if (m.no_normalize) o.normalize = false;
+  if (m.max_length > 0) o.max_length = m.max_length;
+  o.truncate = !m.no_truncate;
+  o.batch_size = m.batch_size;
+  return tasks::SentenceEmbedder::from_pretrained(dir, o);
+}
+
+std::string model_name(const ModelOptions& m) {
+  fs::path p = fs::path(m.model.empty() ? kDefaultModelDir : m.model).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return p.filename().string();
+}
+
+std::string jstr(const std::string& s) {
+  return nlohmann::json(s).dump();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::vector<float> row(const Tensor& t, int64_t i) {
+  const int64_t w = t.size(1);
+  const float* p = t.data<float>() + i * w;
+  return {p, p + w};
+}
+
+// ---- embed ------------------------------------------------------------------------------------
+
+int run_embed(const ModelOptions& m, const InputOptions& in) {
+  check_model_dir(m.model.empty() ? kDefaultModelDir : m.model);
+  const auto texts = read_inputs(in, "sentence");
+  const auto emb = load_embedder(m);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Tensor v = emb.encode(texts);
+  const double secs = seconds_since(t0);
+  std::vector<std::string> names;
+  for (auto p : emb.pooling()) names.push_back(tasks::pooling_name(p));
+  if (m.json) {
+    fmt::print(
+        "{{\"model\": {}, \"pooling\": {}, \"normalized\": {}, \"dimension\": {}, "
+        "\"embeddings\": [",
+        jstr(model_name(m)), jstr(fmt::format("{}", fmt::join(names, "+"))), emb.normalize(),
+        emb.dimension());
+    for (size_t i = 0; i < texts.size(); ++i)
+      fmt::print("{}\n  {{\"text\": {}, \"embedding\": [{}]}}", i ? "," : "", jstr(texts[i]),
+                 fmt::join(row(v, static_cast<int64_t>(i)), ", "));
+    fmt::print("\n]}}\n");
+    return 0;
+  }
+  fmt::print("model {}: {}\n{} text(s) embedded in {:.2f} s\n\n", model_name(m), emb.describe(),
+             texts.size(), secs);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto r = row(v, static_cast<int64_t>(i));
+    double norm = 0;
+    for (float x : r) norm += double(x) * x;
+    std::vector<std::string> head;
+    for (size_t d = 0; d < std::min<size_t>(6, r.size()); ++d)
+      head.push_back(fmt::format("{:+.4f}", r[d]));
+    fmt::print("{:>3}  {}\n     [{} ... {:+.4f}]  norm {:.4f}\n", i + 1, ellipsize(texts[i], 72),
+               fmt::join(head, " "), r.back(), std::sqrt(norm));
+  }
+  fmt::print("\n(use --json for every value)\n");
+  return 0;
+}
+
+// ---- similarity -------------------------------------------------------------------------------
+
+int run_similarity(const ModelOptions& m, const InputOptions& in) {
+  check_model_dir(m.model.empty() ? kDefaultModelDir : m.model);
+  const auto texts = read_inputs(in, "sentence");
+  LMF_CHECK(texts.size() >= 2, ValueError, "similarity needs at least two sentences, got {}",
+            texts.size());
+  const auto emb = load_embedder(m);
+  const Tensor v = emb.encode(texts);
+  const Tensor sim = tasks::cosine_similarity_matrix(v, v).contiguous();
+  const auto n = static_cast<int64_t>(texts.size());
+  if (m.json) {
+    fmt::print("{{\"model\": {}, \"sentences\": [", jstr(model_name(m)));
+    for (int64_t i = 0; i < n; ++i) fmt::print("{}{}", i ? ", " : "", jstr(texts[size_t(i)]));
+    fmt::print("],\n \"similarity\": [");
+    for (int64_t i = 0; i < n; ++i)
+      fmt::print("{}\n  [{}]", i ? "," : "", fmt::join(row(sim, i), ", "));
+    fmt::print("\n]}}\n");
+    return 0;
+  }
+  fmt::print("cosine similarity with {} ({})\n\n", model_name(m), emb.describe());
+  for (int64_t i = 0; i < n; ++i) fmt::print("  [{}] {}\n", i + 1, ellipsize(texts[size_t(i)], 90));
+  struct Pair {
+    int64_t a, b;
+    float s;
+  };
+  std::vector<Pair> pairs;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = i + 1; j < n; ++j) pairs.push_back({i, j, row(sim, i)[size_t(j)]});
+  std::stable_sort(pairs.begin(), pairs.end(),
+                   [](const Pair& x, const Pair& y) { return x.s > y.s; });
+  fmt::print("\n");
+  if (n <= 12) {
+    fmt::print("      ");
+    for (int64_t j = 0; j < n; ++j) fmt::print("{:>7}", fmt::format("[{}]", j + 1));
+    fmt::print("\n");
+    for (int64_t i = 0; i < n; ++i) {
+      fmt::print("{:>6}", fmt::format("[{}]", i + 1));
+      for (float s : row(sim, i)) fmt::print("{:>7.3f}", s);
+      fmt::print("\n");
+    }
+    fmt::print("\n");
+  }
+  const size_t shown = std::min<size_t>(pairs.size(), n <= 12 ? 3 : 10);
+  fmt::print("most similar pairs:\n");
+  for (size_t k = 0; k < shown; ++k)
+    fmt::print("  {:.3f}  [{}] {}  <->  [{}] {}\n", pairs[k].s, pairs[k].a + 1,
+               ellipsize(texts[size_t(pairs[k].a)], 40), pairs[k].b + 1,
+               ellipsize(texts[size_t(pairs[k].b)], 40));
+  return 0;
+}
+
+// ---- search -----------------------------------------------------------------------------------
+
+const std::vector<std::string> kDemoDocs = {
+    "The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889.",
+    "To bake bread, mix flour, water, yeast and salt, let the dough rise, then bake it in a hot "
+    "oven.",
+    "Regular exercise strengthens the heart and lowers blood pressure.",
+    "The stock market fell sharply after the central bank raised interest rates.",
+    "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar and oxygen.",
+    "A goalkeeper's job is to stop the ball from crossing the goal line.",
+    "Python is a popular programming language for data science and machine learning.",
+    "Mount Everest, at 8,849 metres, is the highest mountain above sea level.",
+    "Cats are independent pets that sleep for most of the day.",
+    "To reset your password, click 'Forgot password' on the sign-in page and follow the link in "
+    "the email.",
+    "The Great Barrier Reef, off the coast of Australia, is the world's largest coral reef system.",
+    "Jazz grew out of blues and ragtime in New Orleans in the early twentieth century.",
+};
+const std::vector<std::string> kDemoQueries = {
+    "How do I make homemade bread?",
+    "I can't log in to my account anymore",
+    "Which peak is the tallest on Earth?",
+};
+
+struct SearchOptions {
+  std::vector<std::string> queries;
+  std::string docs;
+  std::string format = "auto";
+  std::string field = "text";
+  int64_t top_k = 3;
+};
+
+int run_search(const ModelOptions& m, const SearchOptions& s) {
+  const bool demo = s.queries.empty() && s.docs.empty();
+  LMF_CHECK(!s.queries.empty() || demo, ValueError,
+            "--docs given without a query: add --query \"...\" (repeatable)");
+  std::vector<std::string> docs =
+      s.docs.empty() ? kDemoDocs : read_text_file(s.docs, s.format, s.field);
+  LMF_CHECK(!docs.empty(), ValueError, "'{}' holds no documents (blank lines are skipped)", s.docs);
+  std::vector<std::string> queries = demo ? kDemoQueries : s.queries;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    check_utf8(queries[i], fmt::format("query {}", i + 1));
+    LMF_CHECK(queries[i].find_first_not_of(" \t\r\n") != std::string::npos, ValueError,
+              "query {} is empty", i + 1);
+  }
+  const auto t_load = std::chrono::steady_clock::now();
+  const auto emb = load_embedder(m);
+  const double load_s = seconds_since(t_load);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Tensor dv = emb.encode(docs);
+  const Tensor qv = emb.encode(queries);
+  const double embed_s = seconds_since(t0);
+  const Tensor sim = tasks::cosine_similarity_matrix(qv, dv).contiguous();
+  const size_t k = std::min<size_t>(static_cast<size_t>(s.top_k), docs.size());
+
+  std::vector<std::vector<size_t>> ranked;
+  for (size_t q = 0; q < queries.size(); ++q) {
+    const auto scores = row(sim, static_cast<int64_t>(q));
+    std::vector<size_t> idx(docs.size());
+    std::iota(idx.begin(), idx.end(), size_t{0});
+    std::stable_sort(idx.begin(), idx.end(),
+                     [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+    idx.resize(k);
+    ranked.push_back(idx);
+  }
+  if (m.json) {
+    fmt::print("{{\"model\": {}, \"documents\": {}, \"queries\": [", jstr(model_name(m)),
+               docs.size());
+    for (size_t q = 0; q < queries.size(); ++q) {
+      const auto scores = row(sim, static_cast<int64_t>(q));
+      fmt::print("{}\n  {{\"query\": {}, \"results\": [", q ? "," : "", jstr(queries[q]));
+      for (size_t r = 0; r < k; ++r)
+        fmt::print("{}{{\"rank\": {}, \"score\": {}, \"index\": {}, \"text\": {}}}", r ? ", " : "",
+                   r + 1, scores[ranked[q][r]], ranked[q][r], jstr(docs[ranked[q][r]]));
+      fmt::print("]}}");
+    }
+    fmt::print("\n]}}\n");
+    return 0;
+  }
+  fmt::print("lmforge search: semantic search with {} ({})\n", model_name(m), emb.describe());
+  fmt::print("{} documents{}, {} queries; model loaded in {:.2f} s, texts embedded in {:.2f} s\n",
+             docs.size(), demo ? " (built-in demo collection)" : "", queries.size(), load_s,
+             embed_s);
+  for (size_t q = 0; q < queries.size(); ++q) {
+    const auto scores = row(sim, static_cast<int64_t>(q));
+    fmt::print("\nquery: \"{}\"\n", queries[q]);
+    for (size_t r = 0; r < k; ++r)
+      fmt::print("  {}. {:.3f}  {}\n", r + 1, scores[ranked[q][r]],
+                 ellipsize(docs[ranked[q][r]], 96));
+  }
+  if (demo)
+    fmt::print(
+        "\nyour own: lmforge search --docs FILE --query \"...\" [--top-k K]  "
+        "(FILE: one document per line, or JSONL with a \"text\" field)\n");
+  return 0;
+}
+
+constexpr const char* kInputHelp =
+    "INPUT\n"
+    "  Texts come from the arguments, else --file FILE, else standard input: one text per line\n"
+    "  (blank lines skipped), or JSON lines {\"text\": \"...\"} (--field picks another key).\n"
+    "  Input must be UTF-8.\n";
+constexpr const char* kModelHelp =
+    "MODEL\n"
+    "  A Hugging Face encoder folder (BERT, RoBERTa, ALBERT, ELECTRA: config.json, tokenizer,\n"
+    "  model.safetensors or pytorch_model.bin). A sentence-transformers folder (modules.json)\n"
+    "  brings its own pooling, normalisation and max_seq_length, so the embeddings equal\n"
+    "  SentenceTransformer.encode's; other folders default to mean pooling, not normalised.\n"
+    "  --pooling pooler uses the model's pooler (tanh(dense(CLS))) and is refused when the\n"
+    "  checkpoint has none (e.g. one saved from a masked-LM model).\n";
+constexpr const char* kExitHelp =
+    "EXIT STATUS\n"
+    "  0 success; 2 bad input or model (missing folder, unknown architecture, empty input,\n"
+    "  invalid UTF-8, over-long text with --no-truncate); 1 internal error.\n";
+
+}  // namespace
+
+void register_embed_commands(CLI::App& app, Commands& out) {
+  {
+    auto m = std::make_shared<ModelOptions>();
+    auto in = std::make_shared<InputOptions>();
+    auto* sub = app.add_subcommand(
+        "embed",
+        "Sentence embeddings: one vector per input text, pooled from an encoder's hidden states\n"
+        "(cls | mean | max | pooler), optionally L2-normalised.");
+    sub->add_option("texts", in->args, "texts to embed (else --file or standard input)");
+    add_model_options(sub, *m, true);
+    add_input_options(sub, *in);
+    sub->footer(std::string(kInputHelp) + kModelHelp +
+                "OUTPUT\n"
+                "  Human: the settings, then per text its first values, last value and norm.\n"
+                "  --json: {\"model\", \"pooling\", \"normalized\", \"dimension\",\n"
+                "  \"embeddings\": [{\"text\", \"embedding\": [...]}]} with every value.\n" +
+                kExitHelp +
+                "EXAMPLES\n"
+                "  lmforge embed --model models/all-MiniLM-L6-v2 \"A man is eating food.\"\n"
+                "  lmforge embed -m models/all-MiniLM-L6-v2 --json --file sentences.txt\n"
+                "  cat docs.jsonl | lmforge embed -m DIR --pooling cls --normalize --json\n");
+    out.push_back({sub, [m, in] { return run_embed(*m, *in); }});
+  }
+  {
+    auto m = std::make_shared<ModelOptions>();
+    auto in = std::make_shared<InputOptions>();
+    auto* sub = app.add_subcommand(
+        "similarity",
+        "Cosine similarity of every pair of sentences (bi-encoder): a matrix and the most\n"
+        "similar pairs.");
+    sub->add_option("sentences", in->args, "sentences to compare (else --file or standard input)");
+    add_model_options(sub, *m, false);
+    add_input_options(sub, *in);
+    sub->footer(
+        std::string(kInputHelp) + kModelHelp +
+        "OUTPUT\n"
+        "  Human: the numbered sentences, the matrix (up to 12 sentences) and the most\n"
+        "  similar pairs. --json: {\"model\", \"sentences\", \"similarity\": [[...]]}.\n" +
+        kExitHelp +
+        "EXAMPLES\n"
+        "  lmforge similarity \"A man is eating food.\" \"A man eats bread.\" \"It is raining.\"\n"
+        "  lmforge similarity --model DIR --file sentences.txt --json\n");
+    out.push_back({sub, [m, in] { return run_similarity(*m, *in); }});
+  }
+  {
+    auto m = std::make_shared<ModelOptions>();
+    auto s = std::make_shared<SearchOptions>();
+    auto* sub = app.add_subcommand(
+        "search",
+        "Semantic search: rank documents by cosine similarity to each query. Without --query\n"
+        "and --docs it runs a demo: 3 queries over a built-in collection of 12 sentences.");
+    add_model_options(sub, *m, false);
+    sub->add_option("--query,-q", s->queries, "a query (repeatable)");
+    sub->add_option("--docs,-d", s->docs,
+                    "documents, one per line or JSONL (default: the built-in demo collection)");
+    sub->add_option("--format", s->format, "--docs format: auto | text | jsonl")
+        ->check(CLI::IsMember({"auto", "text", "jsonl"}))
+        ->capture_default_str();
+    sub->add_option("--field", s->field, "the JSONL field holding the text")->capture_default_str();
+    sub->add_option("--top-k,-k", s->top_k, "results per query")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    sub->footer(std::string(kModelHelp) +
+                "OUTPUT\n"
+                "  Human: per query the top-k documents with their cosine scores.\n"
+                "  --json: {\"model\", \"documents\", \"queries\": [{\"query\", \"results\":\n"
+                "  [{\"rank\", \"score\", \"index\" (0-based line), \"text\"}]}]}.\n" +
+                kExitHelp +
+                "EXAMPLES\n"
+                "  lmforge search                      # the demo, default model\n"
+                "  lmforge search --docs faq.txt -q \"how do I reset my password\" -k 5\n");
+    out.push_back({sub, [m, s] { return run_search(*m, *s); }});
+  }
+}
+
+}  // namespace lmf::cli

@@ -1,0 +1,122 @@
+#include "lmforge/tasks/inspect.h"
+
+#include <filesystem>
+#include <set>
+
+#include "lmforge/io/checkpoint.h"
+#include "lmforge/io/json.h"
+#include "lmforge/tokenizers/tokenizer.h"
+
+namespace lmf::tasks {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void count_safetensors(const fs::path& file, ModelInfo& info) {
+  for (const auto& t : io::read_safetensors_header(file.string())) {
+    auto& c = info.dtypes[t.stored_dtype];
+    ++c.tensors;
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    c.elements += n;
+    c.bytes += static_cast<int64_t>(t.end - t.begin);
+  }
+}
+
+void count_torch_bin(const fs::path& file, ModelInfo& info) {
+  for (const auto& [name, t] : io::load_torch_bin(file.string(), std::nullopt)) {
+    auto& c = info.dtypes[std::string(dtype_name(t.dtype()))];
+    ++c.tensors;
+    c.elements += t.numel();
+    c.bytes += static_cast<int64_t>(t.nbytes());
+  }
+}
+
+// The shard files an index lists, in order, each once.
+std::vector<std::string> shard_files(const fs::path& index) {
+  const nlohmann::json j = io::read_json_file(index.string());
+  LMF_CHECK(j.contains("weight_map") && j["weight_map"].is_object(), ValueError,
+            "{}: no \"weight_map\" object", index.string());
+  std::set<std::string> files;
+  for (const auto& [k, v] : j["weight_map"].items())
+    if (v.is_string()) files.insert(v.get<std::string>());
+  return {files.begin(), files.end()};
+}
+
+void read_weights(const fs::path& dir, ModelInfo& info) {
+  if (fs::exists(dir / "model.safetensors")) {
+    info.weight_format = "safetensors";
+    info.weight_files = {"model.safetensors"};
+    count_safetensors(dir / "model.safetensors", info);
+  } else if (fs::exists(dir / "model.safetensors.index.json")) {
+    info.weight_format = "safetensors (sharded)";
+    info.weight_files = shard_files(dir / "model.safetensors.index.json");
+    for (const auto& f : info.weight_files) count_safetensors(dir / f, info);
+  } else if (fs::exists(dir / "pytorch_model.bin")) {
+    info.weight_format = "pytorch .bin";
+    info.weight_files = {"pytorch_model.bin"};
+    count_torch_bin(dir / "pytorch_model.bin", info);
+  } else if (fs::exists(dir / "pytorch_model.bin.index.json")) {
+    info.weight_format = "pytorch .bin (sharded)";
+    info.weight_files = shard_files(dir / "pytorch_model.bin.index.json");
+    for (const auto& f : info.weight_files) count_torch_bin(dir / f, info);
+  }
+}
+
+std::string describe_tokenizer(const fs::path& dir) {
+  const char* file = fs::exists(dir / "tokenizer.json") ? "tokenizer.json"
+                     : fs::exists(dir / "vocab.txt")    ? "vocab.txt"
+                     : fs::exists(dir / "vocab.json")   ? "vocab.json + merges.txt"
+                                                        : nullptr;
+  if (file == nullptr) return "none (no tokenizer.json or vocab.txt): the folder can't take text";
+  try {
+    const tok::Tokenizer t = tok::Tokenizer::from_pretrained(dir);
+    return fmt::format("{} ({} tokens)", file, t.vocab_size());
+  } catch (const Error& e) {
+    return fmt::format("{} fails to load: {}", file, e.what());
+  }
+}
+
+}  // namespace
+
+ModelInfo inspect_model(const std::string& dir) {
+  LMF_CHECK(fs::is_directory(dir), IoError, "model folder '{}' does not exist or is not a folder",
+            dir);
+  ModelInfo info;
+  info.dir = dir;
+  const fs::path root(dir);
+  if (fs::exists(root / "modules.json")) {
+    const nlohmann::json mods = io::read_json_file((root / "modules.json").string());
+    if (mods.is_array())
+      for (const auto& m : mods)
+        if (m.is_object() && m.contains("type") && m["type"].is_string())
+          info.st_modules.push_back(m["type"].get<std::string>());
+  }
+  info.config = models::BertConfig::from_file((root / "config.json").string());
+  auto model = models::create_model(dir, {}, &info.report);
+  info.architecture = model->architecture();
+  info.parameters = model->num_parameters();
+  read_weights(root, info);
+  const models::BertModel& base = model->encoder();
+  bool pooler_weights = false;
+  for (const auto& k : info.report.unexpected_keys)
+    pooler_weights = pooler_weights || k.find("pooler.") != std::string::npos;
+  if (!base.has_pooler())
+    info.pooler = fmt::format(
+        "none: {} is built without a pooler; {}", info.architecture,
+        pooler_weights
+            ? "the checkpoint's pooler weights load when it is used as an encoder (lmforge embed)"
+            : "the checkpoint has no pooler weights either, so as an encoder (lmforge embed) "
+              "pooler_output is refused: use --pooling cls or mean");
+  else if (info.report.pooler_missing && !info.report.pooler_initialized)
+    info.pooler =
+        "absent from the checkpoint: pooler_output and --pooling pooler are refused (HF would "
+        "initialise it at random on every load); use --pooling cls or mean";
+  else
+    info.pooler = "present, loaded from the checkpoint";
+  info.tokenizer = describe_tokenizer(root);
+  return info;
+}
+
+}  // namespace lmf::tasks
