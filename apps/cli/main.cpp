@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "commands_heads.h"
 #include "lmforge/core/runtime.h"
 #include "lmforge/train/report.h"
 #include "lmforge/train/toy_demo.h"
@@ -74,7 +75,7 @@ void register_tokenize_command(CLI::App& app, lmf::cli::Commands& out) {
   out.push_back({sub, [opt] { return run_tokenize_command(*opt); }});
 }
 
-// Every subcommand besides demo; the task heads' registrar joins this list.
+// Every subcommand besides demo and the task heads (HeadCommands below).
 const lmf::cli::Registrar kRegistrars[] = {
     lmf::cli::register_embed_commands,
     lmf::cli::register_inspect_command,
@@ -133,6 +134,8 @@ int main(int argc, char** argv) {
 
   lmf::cli::Commands commands;
   for (auto reg : kRegistrars) reg(app, commands);
+  lmf::cli::HeadCommands heads;
+  heads.add_to(app);  // fill-mask, classify, ner, qa, nsp
 
   try {
     app.parse(argc, argv);
@@ -145,6 +148,7 @@ int main(int argc, char** argv) {
     if (*d) return run_demo(demo, json, metrics_path, plot_path);
     for (const auto& c : commands)
       if (*c.app) return c.run();
+    if (int rc = heads.run(); rc >= 0) return rc;
   } catch (const lmf::Error& e) {
     fmt::print(stderr, "lmforge: error: {}\n", e.what());
     return 2;
