@@ -256,7 +256,7 @@ int run_nsp(const std::string& model_dir, const NspCliOptions& opt, const HeadIn
 
 void HeadCommands::add_to(CLI::App& app) {
   auto common = [&](CLI::App* c, const char* what) {
-    c->add_option("model", model_dir, "Hugging Face model folder (config.json, weights, tokenizer)")
+    c->add_option("model,--model,-m", model_dir, "Hugging Face model folder (config.json, weights, tokenizer)")
         ->required()
         ->check(CLI::ExistingDirectory);
     c->add_option("inputs", in.texts, what);

@@ -20,7 +20,7 @@ TEST(ToyDemo, EncoderLearnsToReverseSequencesToNearZeroLoss) {
   EXPECT_LT(r.losses.back(), 0.05);
   EXPECT_LT(r.eval_loss, 0.05);
   EXPECT_GT(r.eval_token_accuracy, 0.99);
-  EXPECT_LT(r.seconds, 30.0);
+  EXPECT_LT(r.seconds, 120.0);  // ~1.5 s on an idle 2-core machine; generous for loaded CI hosts
 }
 
 TEST(ToyDemo, SameSeedGivesBitIdenticalLosses) {
