@@ -1,5 +1,7 @@
 #include "kernels/cpu/attention.h"
 
+#include "kernels/cpu/elementwise.h"
+
 #include <dnnl.h>
 #include <omp.h>
 
@@ -31,24 +33,6 @@ void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const 
   if (st != dnnl_success) fail<Error>("attention: oneDNN sgemm failed with status {}", int(st));
 }
 
-// exp(x) for x <= 0 to about 1 ulp (Cephes polynomial), exactly 0 below -87 (and for -inf);
-// branch-free so that the row loops vectorise.
-[[gnu::always_inline]] inline float exp_nonpos(float x) {
-  const bool tiny = x < -87.0f;
-  x = tiny ? -87.0f : x;
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const float pow2 = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
-  return tiny ? 0.0f : p * pow2;
-}
-
 // Softmax of each row of s[rows, n] in place; a row whose scores are all -inf becomes zeros.
 // OpenMP simd reductions vectorise the row max / sums without -ffast-math.
 __attribute__((target_clones("avx512f", "default"))) void softmax_rows(float* s, int64_t rows,
@@ -65,7 +49,7 @@ __attribute__((target_clones("avx512f", "default"))) void softmax_rows(float* s,
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < n; ++j) {
-      x[j] = exp_nonpos(x[j] - m);
+      x[j] = kernels::vm::exp(x[j] - m);
       sum += x[j];
     }
     const float inv = 1.0f / sum;

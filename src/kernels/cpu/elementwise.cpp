@@ -8,19 +8,6 @@ namespace lmf::kernels {
 
 namespace {
 
-// Loads/stores as f32 whatever the storage type; bf16 rounds to nearest even on store.
-LMF_ALWAYS_INLINE float ld(float v) {
-  return v;
-}
-LMF_ALWAYS_INLINE float ld(bf16_t v) {
-  return from_bf16(v.bits);
-}
-LMF_ALWAYS_INLINE void st(float& d, float v) {
-  d = v;
-}
-LMF_ALWAYS_INLINE void st(bf16_t& d, float v) {
-  d.bits = to_bf16(v);
-}
 
 struct Add {
   float operator()(float a, float b) const { return a + b; }

@@ -183,4 +183,18 @@ LMF_ALWAYS_INLINE float from_bf16(uint16_t h) {
   return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
 }
 
+// Loads/stores as f32 whatever the storage type; bf16 rounds to nearest even on store.
+LMF_ALWAYS_INLINE float ld(float v) {
+  return v;
+}
+LMF_ALWAYS_INLINE float ld(bf16_t v) {
+  return from_bf16(v.bits);
+}
+LMF_ALWAYS_INLINE void st(float& d, float v) {
+  d = v;
+}
+LMF_ALWAYS_INLINE void st(bf16_t& d, float v) {
+  d.bits = to_bf16(v);
+}
+
 }  // namespace lmf::kernels

@@ -1,5 +1,7 @@
 #include "kernels/cpu/loss.h"
 
+#include "kernels/cpu/elementwise.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -10,24 +12,6 @@ namespace lmf::cpu {
 namespace {
 
 constexpr int64_t kParallelMin = 32768;
-
-// exp for f32 that GCC vectorises (Cephes polynomial, ~1 ulp on the clamped range); inputs below
-// -87.3 return the smallest normal instead of 0, which no sum of exps can notice.
-inline float vexp(float x) {
-  x = std::min(std::max(x, -87.33654f), 88.0f);
-  const float t = x * 1.44269504088896341f + 12582912.0f;  // round(x log2 e) via 1.5 * 2^23
-  const float fn = t - 12582912.0f;
-  const float r = (x - fn * 0.693359375f) + fn * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t e = static_cast<int32_t>(fn) + 127;
-  return p * std::bit_cast<float>(e << 23);
-}
 
 // Row helpers, compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time.
 #define LMF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -42,7 +26,7 @@ LMF_CLONES float row_max(const float* x, int64_t c) {
 LMF_CLONES float row_sum_exp(const float* x, int64_t c, float m) {
   float s = 0;
 #pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < c; ++j) s += vexp(x[j] - m);
+  for (int64_t j = 0; j < c; ++j) s += kernels::vm::exp(x[j] - m);
   return s;
 }
 
@@ -57,7 +41,7 @@ LMF_CLONES double row_sum(const float* x, int64_t c) {
 LMF_CLONES void row_softmax_grad(const float* x, int64_t c, float lse, float w, float off,
                                  float* g) {
 #pragma omp simd
-  for (int64_t j = 0; j < c; ++j) g[j] = w * (vexp(x[j] - lse) - off);
+  for (int64_t j = 0; j < c; ++j) g[j] = w * (kernels::vm::exp(x[j] - lse) - off);
 }
 
 #undef LMF_CLONES

@@ -13,18 +13,6 @@ namespace lmf::kernels {
 
 namespace {
 
-LMF_ALWAYS_INLINE float ld(float v) {
-  return v;
-}
-LMF_ALWAYS_INLINE float ld(bf16_t v) {
-  return from_bf16(v.bits);
-}
-LMF_ALWAYS_INLINE void st(float& d, float v) {
-  d = v;
-}
-LMF_ALWAYS_INLINE void st(bf16_t& d, float v) {
-  d.bits = to_bf16(v);
-}
 
 // Mean and variance in one pass: sums of d and d^2 for d = x - x[0], in double (omp simd
 // reductions vectorise them). Shifting by a sample keeps S2/n - (S1/n)^2 free of cancellation

@@ -10,18 +10,6 @@ namespace lmf::kernels {
 
 namespace {
 
-LMF_ALWAYS_INLINE float ld(float v) {
-  return v;
-}
-LMF_ALWAYS_INLINE float ld(bf16_t v) {
-  return from_bf16(v.bits);
-}
-LMF_ALWAYS_INLINE void st(float& d, float v) {
-  d = v;
-}
-LMF_ALWAYS_INLINE void st(bf16_t& d, float v) {
-  d.bits = to_bf16(v);
-}
 
 constexpr int64_t kInnerBlock = 64;
 
