@@ -47,10 +47,51 @@ std::optional<Offsets> NormalizedString::original_to_normalized(size_t b, size_t
   return std::nullopt;
 }
 
+namespace {
+size_t encoded_len(char32_t c) {
+  return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+}
+bool is_ascii(std::string_view s) {
+  for (unsigned char b : s)
+    if (b >= 0x80) return false;
+  return true;
+}
+}  // namespace
+
+bool NormalizedString::rewrite_in_place(size_t b, size_t e, const std::vector<CharChange>& changes) {
+  size_t off = b, k = 0;
+  for (; off < e && k < changes.size(); ++k) {
+    const size_t n = utf8_len(static_cast<unsigned char>(normalized_[off]));
+    if (changes[k].change != 0 || off + n > e || encoded_len(changes[k].c) != n) return false;
+    off += n;
+  }
+  if (off != e || k != changes.size()) return false;
+  off = b;
+  std::string buf;
+  for (const CharChange& ch : changes) {
+    const size_t n = utf8_len(static_cast<unsigned char>(normalized_[off]));
+    if (n == 1) {
+      normalized_[off] = static_cast<char>(ch.c);
+    } else {
+      buf.clear();
+      append_utf8(buf, ch.c);
+      for (size_t j = 0; j < n; ++j) {
+        normalized_[off + j] = buf[j];
+        if (j) alignments_[off + j] = alignments_[off];
+      }
+    }
+    off += n;
+  }
+  return true;
+}
+
 void NormalizedString::transform_range(size_t b, size_t e, const std::vector<CharChange>& changes,
                                        size_t initial_offset) {
+  // Every change replaces one char by one of the same byte length: same result, in place.
+  if (initial_offset == 0 && rewrite_in_place(b, e, changes)) return;
   // Sizes of the input chars being replaced, consumed in order by the changes.
-  std::vector<uint8_t> old_sizes;
+  thread_local std::vector<uint8_t> old_sizes;
+  old_sizes.clear();
   for (size_t i = b; i < e;) {
     const size_t n = utf8_len(static_cast<unsigned char>(normalized_[i]));
     old_sizes.push_back(static_cast<uint8_t>(n));
@@ -61,8 +102,8 @@ void NormalizedString::transform_range(size_t b, size_t e, const std::vector<Cha
     offset += old_sizes[next_old];
   std::string out;
   std::vector<Offsets> aligns;
-  out.reserve(e - b);
-  aligns.reserve(e - b);
+  out.reserve(e - b + changes.size());
+  aligns.reserve(e - b + changes.size());
   for (const CharChange& ch : changes) {
     Offsets align{0, 0};
     if (ch.change > 0) {
@@ -78,6 +119,11 @@ void NormalizedString::transform_range(size_t b, size_t e, const std::vector<Cha
     const size_t before = out.size();
     append_utf8(out, ch.c);
     aligns.insert(aligns.end(), out.size() - before, align);
+  }
+  if (b == 0 && e == normalized_.size()) {
+    normalized_ = std::move(out);
+    alignments_ = std::move(aligns);
+    return;
   }
   normalized_.replace(b, e - b, out);
   alignments_.erase(alignments_.begin() + static_cast<ptrdiff_t>(b),
@@ -144,6 +190,11 @@ void NormalizedString::append(std::string_view s) {
 }
 
 void NormalizedString::lowercase() {
+  if (is_ascii(normalized_)) {  // 1:1 bytes: alignments unchanged
+    for (char& ch : normalized_)
+      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+    return;
+  }
   std::vector<CharChange> changes;
   changes.reserve(normalized_.size());
   for (size_t i = 0; i < normalized_.size();) {
