@@ -136,7 +136,8 @@ void NormalizedString::transform(const std::vector<CharChange>& changes, size_t 
 }
 
 void NormalizedString::filter(const std::function<bool(char32_t)>& keep) {
-  std::vector<CharChange> changes;
+  thread_local std::vector<CharChange> changes;
+  changes.clear();
   changes.reserve(normalized_.size());
   int removed = 0;
   size_t removed_start = 0;
@@ -159,7 +160,8 @@ void NormalizedString::filter(const std::function<bool(char32_t)>& keep) {
 }
 
 void NormalizedString::map(const std::function<char32_t(char32_t)>& f) {
-  std::vector<CharChange> changes;
+  thread_local std::vector<CharChange> changes;
+  changes.clear();
   changes.reserve(normalized_.size());
   for (size_t i = 0; i < normalized_.size();) changes.push_back({f(next_char(normalized_, i)), 0});
   transform(changes, 0);
@@ -195,7 +197,8 @@ void NormalizedString::lowercase() {
       if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
     return;
   }
-  std::vector<CharChange> changes;
+  thread_local std::vector<CharChange> changes;
+  changes.clear();
   changes.reserve(normalized_.size());
   for (size_t i = 0; i < normalized_.size();) {
     const char32_t c = next_char(normalized_, i);
