@@ -67,18 +67,25 @@ bool NormalizedString::rewrite_in_place(size_t b, size_t e, const std::vector<Ch
   }
   if (off != e || k != changes.size()) return false;
   off = b;
-  std::string buf;
   for (const CharChange& ch : changes) {
     const size_t n = utf8_len(static_cast<unsigned char>(normalized_[off]));
+    char* p = normalized_.data() + off;
+    const char32_t c = ch.c;
     if (n == 1) {
-      normalized_[off] = static_cast<char>(ch.c);
+      p[0] = static_cast<char>(c);
     } else {
-      buf.clear();
-      append_utf8(buf, ch.c);
-      for (size_t j = 0; j < n; ++j) {
-        normalized_[off + j] = buf[j];
-        if (j) alignments_[off + j] = alignments_[off];
+      if (n == 2) {
+        p[0] = static_cast<char>(0xC0 | (c >> 6));
+      } else if (n == 3) {
+        p[0] = static_cast<char>(0xE0 | (c >> 12));
+        p[1] = static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      } else {
+        p[0] = static_cast<char>(0xF0 | (c >> 18));
+        p[1] = static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+        p[2] = static_cast<char>(0x80 | ((c >> 6) & 0x3F));
       }
+      p[n - 1] = static_cast<char>(0x80 | (c & 0x3F));
+      for (size_t j = 1; j < n; ++j) alignments_[off + j] = alignments_[off];
     }
     off += n;
   }
@@ -477,7 +484,8 @@ void PreTokenizedString::split(
     const std::function<void(size_t, NormalizedString&&, std::vector<NormalizedString>&)>& fn) {
   std::vector<Split> next;
   next.reserve(splits_.size() * 2);
-  std::vector<NormalizedString> pieces;
+  thread_local std::vector<NormalizedString> t_pieces;  // keeps its capacity across calls
+  std::vector<NormalizedString> pieces = std::move(t_pieces);
   for (size_t i = 0; i < splits_.size(); ++i) {
     if (splits_[i].tokens) {
       next.push_back(std::move(splits_[i]));
@@ -485,9 +493,13 @@ void PreTokenizedString::split(
     }
     pieces.clear();
     fn(i, std::move(splits_[i].normalized), pieces);
+    if (next.size() + pieces.size() > next.capacity())
+      next.reserve(std::max(next.size() + pieces.size(), next.capacity() * 2));
     for (auto& p : pieces)
       if (!p.empty()) next.push_back({std::move(p), std::nullopt});
   }
+  pieces.clear();
+  t_pieces = std::move(pieces);
   splits_ = std::move(next);
 }
 
