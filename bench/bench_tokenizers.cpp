@@ -1,6 +1,8 @@
 // One timed pass of a tokenizer over a text file (one input per line), printed as a JSON line
 // for bench/compare_tokenizers.py, which runs it against HF tokenizers.
 // Usage: bench_tokenizers TOKENIZER_JSON TEXT_FILE single|batch
+//        bench_tokenizers TOKENIZER_JSON TEXT_FILE dump  (one hash line per input: ids, tokens,
+//        offsets, word ids; diff two builds' dumps to check a change is byte-identical)
 //        bench_tokenizers - TEXT_FILE split   (GPT-2 pattern: hand scanner vs PCRE2-JIT, MB/s)
 #include <chrono>
 #include <cstdio>
@@ -60,7 +62,7 @@ int split_bench(const std::vector<std::string>& lines) {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: %s TOKENIZER_JSON TEXT_FILE single|batch|split\n", argv[0]);
+    std::fprintf(stderr, "usage: %s TOKENIZER_JSON TEXT_FILE single|batch|dump|split\n", argv[0]);
     return 2;
   }
   auto lines = read_lines(argv[2]);
@@ -70,14 +72,34 @@ int main(int argc, char** argv) {
     auto tok = lmf::tok::Tokenizer::from_file(argv[1]);
     tok.set_truncation(std::nullopt);  // as the HF side (no_truncation / no_padding)
     tok.set_padding(std::nullopt);
+    if (mode == "dump") {
+      for (auto& l : lines) {
+        const auto e = tok.encode(l);
+        uint64_t h = 1469598103934665603ull;
+        auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+        for (size_t i = 0; i < e.size(); ++i) {
+          mix(e.ids[i]);
+          mix(e.offsets[i].first);
+          mix(e.offsets[i].second);
+          mix(e.word_ids[i].value_or(~0u));
+          for (unsigned char c : e.tokens[i]) mix(c);
+        }
+        std::printf("%zu %016llx\n", e.size(), static_cast<unsigned long long>(h));
+      }
+      return 0;
+    }
     size_t tokens = 0;
     auto t0 = std::chrono::steady_clock::now();
+    double dt;
     if (mode == "single") {
       for (auto& l : lines) tokens += tok.encode(l).size();
+      dt = seconds_since(t0);
     } else {
-      for (auto& e : tok.encode_batch(lines)) tokens += e.size();
+      // Timed up to the results, as the HF side (freeing them is not part of encoding).
+      auto encs = tok.encode_batch(lines);
+      dt = seconds_since(t0);
+      for (auto& e : encs) tokens += e.size();
     }
-    double dt = seconds_since(t0);
     std::printf("{\"seconds\": %.6f, \"tokens\": %zu}\n", dt, tokens);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_tokenizers: %s\n", e.what());

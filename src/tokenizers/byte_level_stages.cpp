@@ -10,8 +10,8 @@ namespace lmf::tok {
 namespace {
 void transform_to_byte_level(NormalizedString& ns) {
   const std::string& s = ns.get();
-  std::vector<CharChange> changes;
-  changes.reserve(s.size());
+  thread_local std::vector<CharChange> changes;
+  changes.clear();
   for (size_t i = 0; i < s.size();) {
     size_t n = std::min(utf8_len(static_cast<unsigned char>(s[i])), s.size() - i);
     for (size_t k = 0; k < n; ++k)

@@ -47,10 +47,58 @@ std::optional<Offsets> NormalizedString::original_to_normalized(size_t b, size_t
   return std::nullopt;
 }
 
+namespace {
+size_t encoded_len(char32_t c) {
+  return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+}
+bool is_ascii(std::string_view s) {
+  for (unsigned char b : s)
+    if (b >= 0x80) return false;
+  return true;
+}
+}  // namespace
+
+bool NormalizedString::rewrite_in_place(size_t b, size_t e, const std::vector<CharChange>& changes) {
+  size_t off = b, k = 0;
+  for (; off < e && k < changes.size(); ++k) {
+    const size_t n = utf8_len(static_cast<unsigned char>(normalized_[off]));
+    if (changes[k].change != 0 || off + n > e || encoded_len(changes[k].c) != n) return false;
+    off += n;
+  }
+  if (off != e || k != changes.size()) return false;
+  off = b;
+  for (const CharChange& ch : changes) {
+    const size_t n = utf8_len(static_cast<unsigned char>(normalized_[off]));
+    char* p = normalized_.data() + off;
+    const char32_t c = ch.c;
+    if (n == 1) {
+      p[0] = static_cast<char>(c);
+    } else {
+      if (n == 2) {
+        p[0] = static_cast<char>(0xC0 | (c >> 6));
+      } else if (n == 3) {
+        p[0] = static_cast<char>(0xE0 | (c >> 12));
+        p[1] = static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      } else {
+        p[0] = static_cast<char>(0xF0 | (c >> 18));
+        p[1] = static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+        p[2] = static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      }
+      p[n - 1] = static_cast<char>(0x80 | (c & 0x3F));
+      for (size_t j = 1; j < n; ++j) alignments_[off + j] = alignments_[off];
+    }
+    off += n;
+  }
+  return true;
+}
+
 void NormalizedString::transform_range(size_t b, size_t e, const std::vector<CharChange>& changes,
                                        size_t initial_offset) {
+  // Every change replaces one char by one of the same byte length: same result, in place.
+  if (initial_offset == 0 && rewrite_in_place(b, e, changes)) return;
   // Sizes of the input chars being replaced, consumed in order by the changes.
-  std::vector<uint8_t> old_sizes;
+  thread_local std::vector<uint8_t> old_sizes;
+  old_sizes.clear();
   for (size_t i = b; i < e;) {
     const size_t n = utf8_len(static_cast<unsigned char>(normalized_[i]));
     old_sizes.push_back(static_cast<uint8_t>(n));
@@ -61,8 +109,8 @@ void NormalizedString::transform_range(size_t b, size_t e, const std::vector<Cha
     offset += old_sizes[next_old];
   std::string out;
   std::vector<Offsets> aligns;
-  out.reserve(e - b);
-  aligns.reserve(e - b);
+  out.reserve(e - b + changes.size());
+  aligns.reserve(e - b + changes.size());
   for (const CharChange& ch : changes) {
     Offsets align{0, 0};
     if (ch.change > 0) {
@@ -79,6 +127,11 @@ void NormalizedString::transform_range(size_t b, size_t e, const std::vector<Cha
     append_utf8(out, ch.c);
     aligns.insert(aligns.end(), out.size() - before, align);
   }
+  if (b == 0 && e == normalized_.size()) {
+    normalized_ = std::move(out);
+    alignments_ = std::move(aligns);
+    return;
+  }
   normalized_.replace(b, e - b, out);
   alignments_.erase(alignments_.begin() + static_cast<ptrdiff_t>(b),
                     alignments_.begin() + static_cast<ptrdiff_t>(e));
@@ -90,7 +143,8 @@ void NormalizedString::transform(const std::vector<CharChange>& changes, size_t 
 }
 
 void NormalizedString::filter(const std::function<bool(char32_t)>& keep) {
-  std::vector<CharChange> changes;
+  thread_local std::vector<CharChange> changes;
+  changes.clear();
   changes.reserve(normalized_.size());
   int removed = 0;
   size_t removed_start = 0;
@@ -113,7 +167,8 @@ void NormalizedString::filter(const std::function<bool(char32_t)>& keep) {
 }
 
 void NormalizedString::map(const std::function<char32_t(char32_t)>& f) {
-  std::vector<CharChange> changes;
+  thread_local std::vector<CharChange> changes;
+  changes.clear();
   changes.reserve(normalized_.size());
   for (size_t i = 0; i < normalized_.size();) changes.push_back({f(next_char(normalized_, i)), 0});
   transform(changes, 0);
@@ -144,7 +199,13 @@ void NormalizedString::append(std::string_view s) {
 }
 
 void NormalizedString::lowercase() {
-  std::vector<CharChange> changes;
+  if (is_ascii(normalized_)) {  // 1:1 bytes: alignments unchanged
+    for (char& ch : normalized_)
+      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+    return;
+  }
+  thread_local std::vector<CharChange> changes;
+  changes.clear();
   changes.reserve(normalized_.size());
   for (size_t i = 0; i < normalized_.size();) {
     const char32_t c = next_char(normalized_, i);
@@ -423,7 +484,8 @@ void PreTokenizedString::split(
     const std::function<void(size_t, NormalizedString&&, std::vector<NormalizedString>&)>& fn) {
   std::vector<Split> next;
   next.reserve(splits_.size() * 2);
-  std::vector<NormalizedString> pieces;
+  thread_local std::vector<NormalizedString> t_pieces;  // keeps its capacity across calls
+  std::vector<NormalizedString> pieces = std::move(t_pieces);
   for (size_t i = 0; i < splits_.size(); ++i) {
     if (splits_[i].tokens) {
       next.push_back(std::move(splits_[i]));
@@ -431,9 +493,13 @@ void PreTokenizedString::split(
     }
     pieces.clear();
     fn(i, std::move(splits_[i].normalized), pieces);
+    if (next.size() + pieces.size() > next.capacity())
+      next.reserve(std::max(next.size() + pieces.size(), next.capacity() * 2));
     for (auto& p : pieces)
       if (!p.empty()) next.push_back({std::move(p), std::nullopt});
   }
+  pieces.clear();
+  t_pieces = std::move(pieces);
   splits_ = std::move(next);
 }
 

@@ -22,7 +22,8 @@ class BertNormalizer final : public Normalizer {
       }
     }
     if (chinese_ && has_non_ascii(s.get())) {
-      std::vector<CharChange> changes;
+      thread_local std::vector<CharChange> changes;
+      changes.clear();
       bool any = false;
       for (size_t i = 0; i < s.get().size();) {
         const char32_t c = next_char(s.get(), i);

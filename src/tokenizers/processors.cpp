@@ -29,7 +29,8 @@ void trim_byte_level_offsets(Encoding& e, bool add_prefix_space) {
   auto spacey = [](char32_t c) { return c == 0x120 || is_whitespace(c); };
   for (size_t i = 0; i < e.tokens.size(); ++i) {
     const std::string& t = e.tokens[i];
-    std::vector<char32_t> chars;
+    thread_local std::vector<char32_t> chars;
+    chars.clear();
     for (size_t k = 0; k < t.size();) chars.push_back(next_char(t, k));
     size_t lead = 0, trail = 0;
     while (lead < chars.size() && spacey(chars[lead])) ++lead;

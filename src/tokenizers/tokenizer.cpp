@@ -241,7 +241,13 @@ Encoding Tokenizer::encode_sequence(std::string_view raw, uint32_t type_id,
     NormalizedString whole(text);
     auto run = [&](NormalizedString&& s, const AddedMatcher* m, std::vector<Split>& out) {
       for (const Piece& p : find_added(s.get(), m, added_)) {
-        NormalizedString piece = s.slice(p.range.first, p.range.second);
+        // The whole string as one piece: slice() would copy it unchanged.
+        const auto& al = s.alignments();
+        const bool whole_piece = p.range.first == 0 && p.range.second == s.size() &&
+                                 !al.empty() && al.front().first == 0 &&
+                                 al.back().second == s.original().size();
+        NormalizedString piece =
+            whole_piece ? std::move(s) : s.slice(p.range.first, p.range.second);
         if (piece.empty()) continue;
         std::optional<std::vector<Token>> toks;
         if (p.added) {
@@ -266,36 +272,48 @@ Encoding Tokenizer::encode_sequence(std::string_view raw, uint32_t type_id,
   if (pre_tokenizer_) pre_tokenizer_->pre_tokenize(pts);
   pts.tokenize(*model_);
 
-  // Offsets back to the original text; chars as HF's Python API.
-  std::vector<uint32_t> char_of;
-  if (offset_type == OffsetType::Char) {
-    char_of.resize(text.size());
+  // Offsets back to the original text; chars as HF's Python API (char = byte on ASCII text).
+  thread_local std::vector<uint32_t> char_table;
+  const bool ascii = std::all_of(text.begin(), text.end(),
+                                 [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (offset_type == OffsetType::Char && !ascii) {
+    char_table.resize(text.size());
     uint32_t ci = 0;
     for (size_t i = 0; i < text.size(); ++ci) {
       const size_t n = std::min(utf8_len(static_cast<unsigned char>(text[i])), text.size() - i);
-      for (size_t k = 0; k < n; ++k) char_of[i + k] = ci;
+      for (size_t k = 0; k < n; ++k) char_table[i + k] = ci;
       i += n;
     }
   }
+  auto char_of = [&](size_t b) { return ascii ? b : size_t{char_table[b]}; };
   Encoding enc;
-  const auto& splits = pts.splits();
+  auto& splits = pts.splits();
+  size_t n_tokens = 0;
+  for (const auto& sp : splits) n_tokens += sp.tokens->size();
+  enc.ids.reserve(n_tokens);
+  enc.type_ids.reserve(n_tokens);
+  enc.tokens.reserve(n_tokens);
+  enc.offsets.reserve(n_tokens);
+  enc.word_ids.reserve(n_tokens);
+  enc.special_tokens_mask.reserve(n_tokens);
+  enc.attention_mask.reserve(n_tokens);
   for (size_t w = 0; w < splits.size(); ++w) {
     const NormalizedString& ns = splits[w].normalized;
     const size_t shift = ns.offsets_original().first;
-    for (const Token& t : *splits[w].tokens) {
+    for (Token& t : *splits[w].tokens) {
       Offsets off{t.begin, t.end};
       if (auto r = ns.convert_normalized(t.begin, t.end))
         off = {shift + r->first, shift + r->second};
       if (offset_type == OffsetType::Char && off.first < text.size()) {
-        const size_t s = char_of[off.first];
+        const size_t s = char_of(off.first);
         size_t e;
         if (off.second < text.size())
-          e = char_of[off.second];
+          e = char_of(off.second);
         else
-          e = off.second >= 1 && off.second - 1 < text.size() ? char_of[off.second - 1] + 1 : s + 1;
+          e = off.second >= 1 && off.second - 1 < text.size() ? char_of(off.second - 1) + 1 : s + 1;
         off = {s, e};
       }
-      enc.push_back(t.id, t.value, off, static_cast<uint32_t>(w), type_id);
+      enc.push_back(t.id, std::move(t.value), off, static_cast<uint32_t>(w), type_id);
     }
   }
   return enc;

@@ -2,6 +2,7 @@
 // continuation pieces keyed without their prefix so lookups never build strings.
 #include "lmforge/tokenizers/wordpiece.h"
 
+#include <cstring>
 #include <fstream>
 #include <unordered_map>
 
@@ -16,11 +17,68 @@ struct SvHash {
   size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 using Map = std::unordered_map<std::string, uint32_t, SvHash, std::equal_to<>>;
+
+// Read-only open-addressing table string -> id for the tokenize() hot loop: keys in one arena,
+// a cheap word-at-a-time hash, no allocation or pointer chasing per lookup.
+class FlatMap {
+ public:
+  explicit FlatMap(const Map& m) {
+    size_t cap = 16;
+    while (cap < m.size() * 2 + 16) cap <<= 1;
+    slots_.assign(cap, Slot{});
+    mask_ = cap - 1;
+    for (const auto& [key, id] : m) {
+      const uint64_t h = hash(key);
+      size_t i = h & mask_;
+      while (slots_[i].len != kEmpty) i = (i + 1) & mask_;
+      slots_[i] = {static_cast<uint32_t>(h >> 32), static_cast<uint32_t>(arena_.size()),
+                   static_cast<uint32_t>(key.size()), id};
+      arena_ += key;
+    }
+  }
+  const uint32_t* find(std::string_view s) const {
+    const uint64_t h = hash(s);
+    const auto tag = static_cast<uint32_t>(h >> 32);
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const Slot& sl = slots_[i];
+      if (sl.len == kEmpty) return nullptr;
+      if (sl.tag == tag && sl.len == s.size() &&
+          std::memcmp(arena_.data() + sl.off, s.data(), s.size()) == 0)
+        return &sl.id;
+    }
+  }
+
+ private:
+  static constexpr uint32_t kEmpty = ~0u;
+  struct Slot {
+    uint32_t tag = 0, off = 0, len = kEmpty, id = 0;
+  };
+  static uint64_t hash(std::string_view s) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (s.size() * 0xC2B2AE3D27D4EB4Full);
+    size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+      uint64_t v;
+      std::memcpy(&v, s.data() + i, 8);
+      h = (h ^ v) * 0xFF51AFD7ED558CCDull;
+      h ^= h >> 32;
+    }
+    uint64_t v = 0;
+    std::memcpy(&v, s.data() + i, s.size() - i);
+    h = (h ^ v) * 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 29;
+    h *= 0xFF51AFD7ED558CCDull;
+    return h ^ (h >> 32);
+  }
+  std::vector<Slot> slots_;
+  std::string arena_;
+  size_t mask_ = 0;
+};
 }  // namespace
 
 struct WordPiece::Impl {
   Map vocab;          // every token
   Map continuations;  // tokens that start with the prefix, keyed without it
+  std::optional<FlatMap> fast_vocab, fast_continuations;  // the same, for tokenize()
   std::unordered_map<uint32_t, std::string> by_id;
   std::optional<uint32_t> unk_id;
 };
@@ -41,6 +99,8 @@ WordPiece::WordPiece(const std::vector<std::pair<std::string, uint32_t>>& vocab,
         tok.compare(0, prefix_.size(), prefix_) == 0)
       impl_->continuations.emplace(tok.substr(prefix_.size()), id);
   if (auto it = impl_->vocab.find(unk_); it != impl_->vocab.end()) impl_->unk_id = it->second;
+  impl_->fast_vocab.emplace(impl_->vocab);
+  impl_->fast_continuations.emplace(impl_->continuations);
 }
 
 WordPiece::~WordPiece() = default;
@@ -75,14 +135,19 @@ std::vector<Token> WordPiece::tokenize(std::string_view s) const {
   size_t start = 0;
   while (start < s.size()) {
     size_t end = s.size();
-    const Map& table = start == 0 || prefix_.empty() ? impl_->vocab : impl_->continuations;
+    const FlatMap& table =
+        start == 0 || prefix_.empty() ? *impl_->fast_vocab : *impl_->fast_continuations;
     bool found = false;
     while (start < end) {
-      auto it = table.find(s.substr(start, end - start));
-      if (it != table.end()) {
-        std::string value = start == 0 ? std::string(s.substr(0, end))
-                                       : prefix_ + std::string(s.substr(start, end - start));
-        out.push_back(Token{it->second, std::move(value), start, end});
+      if (const uint32_t* id = table.find(s.substr(start, end - start))) {
+        std::string value;
+        if (start == 0) {
+          value.assign(s.data(), end);
+        } else {
+          value.reserve(prefix_.size() + end - start);
+          value.append(prefix_).append(s.data() + start, end - start);
+        }
+        out.push_back(Token{*id, std::move(value), start, end});
         found = true;
         break;
       }

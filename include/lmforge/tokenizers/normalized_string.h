@@ -83,6 +83,10 @@ class NormalizedString {
                                       SplitBehavior behavior) const;
 
  private:
+  // transform_range when every change is 0 and keeps its char's byte length (false otherwise,
+  // nothing changed).
+  bool rewrite_in_place(size_t b, size_t e, const std::vector<CharChange>& changes);
+
   std::string original_, normalized_;
   std::vector<Offsets> alignments_;
   size_t shift_ = 0;
