@@ -1,5 +1,6 @@
 #include "lmforge/models/bert.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -926,7 +927,35 @@ ModelOutput BertForMultipleChoice::forward(const EncoderInputs& in,
   return o;
 }
 
+namespace {
+// Set while create_model(model_dir) builds a model whose weights the checkpoint will replace, so
+// that 100M random draws are not made only to be thrown away (9 s for BERT-base).
+thread_local bool g_skip_init = false;
+struct SkipInitScope {
+  SkipInitScope() { g_skip_init = true; }
+  ~SkipInitScope() { g_skip_init = false; }
+};
+
+// HF's _init_weights for one parameter the checkpoint did not provide, decided by its name.
+void init_missing_parameter(nn::Module& m, const std::string& key, const BertConfig& c) {
+  Tensor& t = m.parameter(key);
+  const auto ends_with = [&](std::string_view suffix) {
+    return key.size() >= suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (ends_with("bias")) {
+    nn::init::zeros_(t);
+  } else if (key.find("LayerNorm") != std::string::npos) {
+    nn::init::ones_(t);
+  } else {
+    nn::init::normal_(t, 0.0, c.initializer_range);
+    if (ends_with("word_embeddings.weight") && c.pad_token_id >= 0 && c.pad_token_id < t.size(0))
+      t.select(0, c.pad_token_id).zero_();
+  }
+}
+}  // namespace
+
 void init_bert_weights(nn::Module& m, const BertConfig& c) {
+  if (g_skip_init) return;
   NoGradGuard no_grad;
   m.apply([&](nn::Module& mod) {
     if (auto* lin = dynamic_cast<nn::Linear*>(&mod)) {
@@ -1157,8 +1186,24 @@ std::unique_ptr<EncoderModel> create_model(const BertConfig& c, const std::strin
 std::unique_ptr<EncoderModel> create_model(const std::string& model_dir, const LoadOptions& opt,
                                            LoadReport* report) {
   BertConfig c = BertConfig::from_file(model_dir + "/config.json");
-  auto m = create_model(c, opt.architecture);
+  std::unique_ptr<EncoderModel> m;
+  {
+    SkipInitScope skip;  // the checkpoint replaces these weights; missing ones are set below
+    m = create_model(c, opt.architecture);
+  }
   LoadReport rep = m->load(io::load_checkpoint_dir(model_dir), opt, model_dir);
+  {
+    NoGradGuard no_grad;
+    const auto pooler = m->encoder().pooler_keys();
+    for (const auto& key : rep.missing_keys) {
+      const bool seeded_pooler =
+          rep.pooler_initialized &&
+          std::any_of(pooler.begin(), pooler.end(), [&](const std::string& k) {
+            return key.size() >= k.size() && key.compare(key.size() - k.size(), k.size(), k) == 0;
+          });
+      if (!seeded_pooler) init_missing_parameter(*m, key, c);
+    }
+  }
   if (report) *report = std::move(rep);
   return m;
 }
