@@ -21,19 +21,11 @@ void replace_all(std::string& s, std::string_view from, std::string_view to) {
   s = std::move(out);
 }
 
-// HF decoders::wordpiece::cleanup.
+// HF decoders::wordpiece::cleanup: transformers' clean_up_tokenization plus " do not" ->
+// " don't" (no replacement can create or break another's match, so the order is free).
 std::string wordpiece_cleanup(std::string s) {
-  replace_all(s, " .", ".");
-  replace_all(s, " ?", "?");
-  replace_all(s, " !", "!");
-  replace_all(s, " ,", ",");
-  replace_all(s, " ' ", "'");
-  replace_all(s, " n't", "n't");
-  replace_all(s, " 'm", "'m");
+  s = clean_up_tokenization(std::move(s));
   replace_all(s, " do not", " don't");
-  replace_all(s, " 's", "'s");
-  replace_all(s, " 've", "'ve");
-  replace_all(s, " 're", "'re");
   return s;
 }
 
