@@ -134,17 +134,21 @@ void Encoding::merge_with(Encoding pair, bool growing_offsets) {
   overflowing = std::move(over);
 }
 
+void Encoding::reserve(size_t n) {
+  ids.reserve(n);
+  type_ids.reserve(n);
+  tokens.reserve(n);
+  offsets.reserve(n);
+  word_ids.reserve(n);
+  special_tokens_mask.reserve(n);
+  attention_mask.reserve(n);
+}
+
 Encoding Encoding::merge(std::vector<Encoding> encodings, bool growing_offsets) {
   Encoding out;
   size_t n = 0;
   for (const auto& e : encodings) n += e.size();
-  out.ids.reserve(n);
-  out.type_ids.reserve(n);
-  out.tokens.reserve(n);
-  out.word_ids.reserve(n);
-  out.offsets.reserve(n);
-  out.special_tokens_mask.reserve(n);
-  out.attention_mask.reserve(n);
+  out.reserve(n);
   for (auto& e : encodings) out.merge_with(std::move(e), growing_offsets);
   return out;
 }

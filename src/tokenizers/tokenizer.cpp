@@ -290,13 +290,7 @@ Encoding Tokenizer::encode_sequence(std::string_view raw, uint32_t type_id,
   auto& splits = pts.splits();
   size_t n_tokens = 0;
   for (const auto& sp : splits) n_tokens += sp.tokens->size();
-  enc.ids.reserve(n_tokens);
-  enc.type_ids.reserve(n_tokens);
-  enc.tokens.reserve(n_tokens);
-  enc.offsets.reserve(n_tokens);
-  enc.word_ids.reserve(n_tokens);
-  enc.special_tokens_mask.reserve(n_tokens);
-  enc.attention_mask.reserve(n_tokens);
+  enc.reserve(n_tokens);
   for (size_t w = 0; w < splits.size(); ++w) {
     const NormalizedString& ns = splits[w].normalized;
     const size_t shift = ns.offsets_original().first;

@@ -2,6 +2,8 @@
 // on every pre-tokenized piece of the golden texts (bpe_goldens.json, byte-level GPT-2 style).
 #include <gtest/gtest.h>
 
+#include "tokenizers/fixture_json.h"
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -13,14 +15,6 @@
 
 namespace lmf::tok {
 namespace {
-
-nlohmann::json read_fixture(const std::string& name) {
-  std::ifstream f(std::string(LMF_FIXTURES_DIR) + "/tokenizers/" + name);
-  EXPECT_TRUE(f.good()) << name;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return nlohmann::json::parse(ss.str());
-}
 
 std::vector<std::string> values(const std::vector<Token>& ts) {
   std::vector<std::string> v;

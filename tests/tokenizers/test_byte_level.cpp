@@ -2,6 +2,8 @@
 // pre_tokenize_str on the golden texts, and pattern corner cases.
 #include <gtest/gtest.h>
 
+#include "tokenizers/fixture_json.h"
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -10,13 +12,6 @@
 
 namespace lmf::tok {
 namespace {
-
-nlohmann::json read_fixture(const std::string& name) {
-  std::ifstream f(std::string(LMF_FIXTURES_DIR) + "/tokenizers/" + name);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return nlohmann::json::parse(ss.str());
-}
 
 std::vector<std::string> split_strings(std::string_view s, bool pcre = false) {
   std::vector<Match> m;

@@ -2,6 +2,8 @@
 // scheme) and decoder.
 #include <gtest/gtest.h>
 
+#include "tokenizers/fixture_json.h"
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -10,13 +12,6 @@
 
 namespace lmf::tok {
 namespace {
-
-nlohmann::json read_fixture(const std::string& name) {
-  std::ifstream f(std::string(LMF_FIXTURES_DIR) + "/tokenizers/" + name);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return nlohmann::json::parse(ss.str());
-}
 
 size_t chars_before(std::string_view s, size_t byte) {
   size_t n = 0;

@@ -2,6 +2,8 @@
 // differences against HF `tokenizers` on every golden piece (unigram_goldens.json).
 #include <gtest/gtest.h>
 
+#include "tokenizers/fixture_json.h"
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -11,13 +13,6 @@
 
 namespace lmf::tok {
 namespace {
-
-nlohmann::json read_fixture(const std::string& name) {
-  std::ifstream f(std::string(LMF_FIXTURES_DIR) + "/tokenizers/" + name);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return nlohmann::json::parse(ss.str());
-}
 
 std::vector<std::pair<std::string, double>> doc_pieces() {
   return {{"<unk>", 0.0}, {"a", 0.0},  {"b", 0.0},   {"c", 0.0},    {"d", 0.0},

@@ -3,6 +3,8 @@
 // "A </s>") and the HF-style Unigram conversion.
 #include <gtest/gtest.h>
 
+#include "tokenizers/fixture_json.h"
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -17,13 +19,6 @@ namespace lmf::tok {
 namespace {
 
 const std::string kDir = std::string(LMF_FIXTURES_DIR) + "/tokenizers/";
-
-nlohmann::json read_fixture(const std::string& name) {
-  std::ifstream f(kDir + name);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return nlohmann::json::parse(ss.str());
-}
 
 TEST(UnigramSentencePiece, MatchesPythonSentencePiece) {
   auto g = read_fixture("unigram_spm_goldens.json");

@@ -33,6 +33,7 @@ struct Encoding {
   std::vector<SequenceRange> sequence_ranges;
 
   size_t size() const { return ids.size(); }
+  void reserve(size_t n);  // every per-token array
   bool empty() const { return ids.empty(); }
   // Per token: the input sequence it came from, none for special and padding tokens.
   std::vector<std::optional<size_t>> sequence_ids() const;
