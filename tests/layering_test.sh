@@ -13,7 +13,7 @@ declare -A allowed=(
   [tokenizers]="core tokenizers"
   [models]="core ops nn io models"
   [tasks]="core ops nn io tokenizers models tasks"
-  [train]="core ops nn optim io tokenizers models train"
+  [train]="core ops nn optim io tokenizers models tasks train"
 )
 bad=0
 for layer in "${!allowed[@]}"; do

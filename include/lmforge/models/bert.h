@@ -82,6 +82,9 @@ struct BertConfig {
   int64_t embed_dim() const { return embedding_size > 0 ? embedding_size : hidden_size; }
   double head_dropout() const;  // the classifier dropout HF uses for this family
   void validate() const;        // ValueError naming the field
+  // config.json text as transformers' save_pretrained writes it for this family (model_type,
+  // architectures, every field from_json reads, id2label/label2id); from_json(to_json()) == *this.
+  std::string to_json() const;
 };
 
 // ---- inputs and outputs -------------------------------------------------------------------------
@@ -365,5 +368,10 @@ std::unique_ptr<EncoderModel> create_model(const BertConfig& c,
 std::unique_ptr<EncoderModel> create_model(const std::string& model_dir,
                                            const LoadOptions& opt = {},
                                            LoadReport* report = nullptr);
+
+// Writes `dir` (created if needed) as transformers' save_pretrained does: config.json with
+// architectures = [model.architecture()], and model.safetensors with every state-dict key except
+// tied copies (HF re-ties them on load). from_pretrained loads it with no missing keys.
+void save_pretrained(const EncoderModel& model, const std::string& dir);
 
 }  // namespace lmf::models
