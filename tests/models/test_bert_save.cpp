@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "lmforge/io/checkpoint.h"
+#include "lmforge/core/runtime.h"
 #include "lmforge/models/bert.h"
 
 namespace lmf::models {
@@ -177,6 +178,193 @@ TEST_P(BertSaveRoundTrip, HfFolderIsRewrittenByteForByte) {
 
 INSTANTIATE_TEST_SUITE_P(Tiny, BertSaveRoundTrip, ::testing::ValuesIn(bert_fixture_names()),
                          [](const auto& info) { return info.param; });
+
+
+// ---- to_json against transformers ---------------------------------------------------------------
+
+// all-MiniLM-L6-v2's config.json (written by transformers 4.8.2) and what transformers 5.24's
+// BertModel.from_pretrained(...).save_pretrained(...) writes for it: unknown keys kept,
+// _name_or_path dropped, version and dtype rewritten.
+constexpr const char* kMiniLmConfig = R"({
+  "_name_or_path": "nreimers/MiniLM-L6-H384-uncased",
+  "architectures": ["BertModel"],
+  "attention_probs_dropout_prob": 0.1, "gradient_checkpointing": false, "hidden_act": "gelu",
+  "hidden_dropout_prob": 0.1, "hidden_size": 384, "initializer_range": 0.02,
+  "intermediate_size": 1536, "layer_norm_eps": 1e-12, "max_position_embeddings": 512,
+  "model_type": "bert", "num_attention_heads": 12, "num_hidden_layers": 6, "pad_token_id": 0,
+  "position_embedding_type": "absolute", "transformers_version": "4.8.2", "type_vocab_size": 2,
+  "use_cache": true, "vocab_size": 30522})";
+constexpr const char* kMiniLmSavedByHf = R"({
+  "add_cross_attention": false,
+  "architectures": [
+    "BertModel"
+  ],
+  "attention_probs_dropout_prob": 0.1,
+  "bos_token_id": null,
+  "classifier_dropout": null,
+  "dtype": "float32",
+  "eos_token_id": null,
+  "gradient_checkpointing": false,
+  "hidden_act": "gelu",
+  "hidden_dropout_prob": 0.1,
+  "hidden_size": 384,
+  "initializer_range": 0.02,
+  "intermediate_size": 1536,
+  "is_decoder": false,
+  "layer_norm_eps": 1e-12,
+  "max_position_embeddings": 512,
+  "model_type": "bert",
+  "num_attention_heads": 12,
+  "num_hidden_layers": 6,
+  "pad_token_id": 0,
+  "position_embedding_type": "absolute",
+  "tie_word_embeddings": true,
+  "transformers_version": "5.24.0",
+  "type_vocab_size": 2,
+  "use_cache": true,
+  "vocab_size": 30522
+}
+)";
+
+TEST(BertConfigToJson, KeepsUnknownKeysAsTransformersDoes) {
+  const BertConfig c = BertConfig::from_json(kMiniLmConfig);
+  EXPECT_EQ(c.to_json(), kMiniLmSavedByHf);
+  expect_same_config(BertConfig::from_json(c.to_json()), c);
+}
+
+// Labels with non-ASCII names are escaped like Python's json.dumps (ensure_ascii) and sorted as
+// strings; problem_type is written when set (expected text from transformers' to_json_string).
+TEST(BertConfigToJson, LabelsAndProblemTypeAsTransformers) {
+  BertConfig c = BertConfig::defaults(EncoderFamily::bert);
+  c.vocab_size = 64;
+  c.hidden_size = 32;
+  c.num_hidden_layers = 1;
+  c.num_attention_heads = 4;
+  c.intermediate_size = 37;
+  c.id2label = {{0, "n\xc3\xa9gatif"}, {1, "positif"}, {2, "neutre"}};
+  c.label2id = {{"n\xc3\xa9gatif", 0}, {"positif", 1}, {"neutre", 2}};
+  c.num_labels = 3;
+  c.problem_type = "single_label_classification";
+  const std::string j = c.to_json();
+  EXPECT_NE(j.find("  \"id2label\": {\n    \"0\": \"n\\u00e9gatif\",\n    \"1\": \"positif\",\n"
+                   "    \"2\": \"neutre\"\n  },"),
+            std::string::npos)
+      << j;
+  EXPECT_NE(j.find("  \"label2id\": {\n    \"neutre\": 2,\n    \"n\\u00e9gatif\": 0,\n"
+                   "    \"positif\": 1\n  },"),
+            std::string::npos)
+      << j;
+  EXPECT_NE(j.find("\"problem_type\": \"single_label_classification\""), std::string::npos);
+  EXPECT_EQ(j.find("architectures"), std::string::npos);  // HF omits None
+  expect_same_config(BertConfig::from_json(j), c);
+  // Default labels are omitted; 12 labels without names get HF's LABEL_i, sorted as strings.
+  BertConfig d = BertConfig::defaults(EncoderFamily::roberta);
+  EXPECT_EQ(d.to_json().find("id2label"), std::string::npos);
+  d.num_labels = 12;
+  const BertConfig r = BertConfig::from_json(d.to_json());
+  EXPECT_EQ(r.num_labels, 12);
+  EXPECT_EQ(r.id2label.at(11), "LABEL_11");
+  EXPECT_EQ(r.label2id.at("LABEL_10"), 10);
+  EXPECT_LT(d.to_json().find("\"10\": \"LABEL_10\""), d.to_json().find("\"2\": \"LABEL_2\""));
+}
+
+// Fields that are not attributes of the family's config class are written only when they
+// differ from the default (transformers keeps them as extra attributes).
+TEST(BertConfigToJson, FamilyFieldsAndNonDefaultExtras) {
+  BertConfig e = BertConfig::defaults(EncoderFamily::electra);
+  json j = json::parse(e.to_json());
+  for (const char* k : {"embedding_size", "summary_type", "summary_use_proj",
+                        "summary_activation", "summary_last_dropout", "classifier_dropout"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  for (const char* k : {"summary_first_dropout", "summary_proj_to_labels", "num_hidden_groups",
+                        "classifier_dropout_prob", "position_embedding_type", "num_labels"})
+    EXPECT_FALSE(j.contains(k)) << k;
+  e.summary_first_dropout = 0.2;
+  e.summary_activation = "";  // none: HF's strict config refuses null, "" means identity
+  j = json::parse(e.to_json());
+  EXPECT_EQ(j.at("summary_first_dropout"), 0.2);
+  expect_same_config(BertConfig::from_json(e.to_json()), e);
+  BertConfig a = BertConfig::defaults(EncoderFamily::albert);
+  a.classifier_dropout = 0.3;
+  j = json::parse(a.to_json());
+  EXPECT_EQ(j.at("classifier_dropout_prob"), 0.1);
+  EXPECT_EQ(j.at("classifier_dropout"), 0.3);
+  EXPECT_EQ(j.at("bos_token_id"), 2);
+  EXPECT_FALSE(j.contains("use_cache"));
+  expect_same_config(BertConfig::from_json(a.to_json()), a);
+}
+
+// ---- saving rules -------------------------------------------------------------------------------
+
+// An MLM checkpoint loaded as BertModel without a seed has a refused pooler: saving leaves it
+// out (HF will report it missing), so the reload refuses pooler_output again rather than
+// presenting random weights as trained.
+TEST(BertSave, RefusedPoolerIsNotSaved) {
+  LoadOptions opt;
+  opt.architecture = "BertModel";
+  auto model = create_model(bert_fixture("bert_mlm"), opt);
+  TempDir tmp;
+  save_pretrained(*model, tmp.str());
+  const auto sd = io::load_safetensors(tmp.str() + "/model.safetensors");
+  EXPECT_FALSE(sd.count("pooler.dense.weight"));
+  EXPECT_TRUE(sd.count("encoder.layer.0.output.dense.weight"));
+  LoadReport rep;
+  auto again = create_model(tmp.str(), {}, &rep);
+  EXPECT_TRUE(rep.pooler_missing);
+  const json golden = json::parse(read_text(bert_fixture("bert_mlm") + "/golden.json"));
+  NoGradGuard no_grad;
+  ModelOutput out = again->forward(inputs_of(golden.at("inputs"), false));
+  EXPECT_THROW(out.pooler_output(), ValueError);
+}
+
+// Seed-002 rule: a pooler initialised from pooler_init_seed is saved, so every later load (lmforge
+// or HF, see BertSaveFixtures/bert_base_seeded_pooler) gives the same pooler_output.
+TEST(BertSave, SeededPoolerIsSavedAndReloadsDeterministically) {
+  LoadOptions opt;
+  opt.architecture = "BertModel";
+  opt.pooler_init_seed = 7;
+  auto model = create_model(bert_fixture("bert_mlm"), opt);
+  TempDir tmp;
+  save_pretrained(*model, tmp.str());
+  const auto sd = io::load_safetensors(tmp.str() + "/model.safetensors");
+  ASSERT_TRUE(sd.count("pooler.dense.weight"));
+  ASSERT_TRUE(sd.count("pooler.dense.bias"));
+  LoadReport rep;
+  auto again = create_model(tmp.str(), {}, &rep);
+  EXPECT_FALSE(rep.pooler_missing);
+  EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
+  const json golden = json::parse(read_text(bert_fixture("bert_mlm") + "/golden.json"));
+  NoGradGuard no_grad;
+  const auto in = inputs_of(golden.at("inputs"), false);
+  EXPECT_EQ(model->forward(in).pooler_output().to_vector<float>(),
+            again->forward(in).pooler_output().to_vector<float>());
+}
+
+TEST(BertSave, OverwritesAFolderAndRefusesAFile) {
+  auto model = create_model(bert_fixture("bert_tokcls"));
+  TempDir tmp;
+  save_pretrained(*model, tmp.str());
+  save_pretrained(*model, tmp.str());  // again, over the first
+  EXPECT_EQ(read_text(tmp.str() + "/config.json"),
+            read_text(bert_fixture("bert_tokcls") + "/config.json"));
+  const std::string file = tmp.str() + "/config.json";
+  EXPECT_THROW(save_pretrained(*model, file), IoError);
+}
+
+// An untied MLM head is written whole (decoder.weight and decoder.bias), as HF writes it.
+TEST(BertSave, UntiedDecoderIsWritten) {
+  BertConfig c = BertConfig::from_file(bert_fixture("roberta_mlm") + "/config.json");
+  c.tie_word_embeddings = false;
+  manual_seed(3);
+  auto model = create_model(c, "RobertaForMaskedLM");
+  TempDir tmp;
+  save_pretrained(*model, tmp.str());
+  const auto sd = io::load_safetensors(tmp.str() + "/model.safetensors");
+  EXPECT_TRUE(sd.count("lm_head.decoder.weight"));
+  EXPECT_TRUE(sd.count("lm_head.decoder.bias"));
+  EXPECT_TRUE(sd.count("lm_head.bias"));
+  EXPECT_EQ(json::parse(read_text(tmp.str() + "/config.json")).at("tie_word_embeddings"), false);
+}
 
 }  // namespace
 }  // namespace lmf::models
