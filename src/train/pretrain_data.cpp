@@ -173,9 +173,8 @@ SpecialTokens SpecialTokens::from_tokenizer(const tok::Tokenizer& t) {
   auto find = [&](const char* what, std::initializer_list<const char*> names) {
     for (const char* n : names)
       if (auto id = t.token_to_id(n)) return static_cast<int32_t>(*id);
-    std::string list;
-    for (const char* n : names) list += std::string(list.empty() ? "" : " or ") + n;
-    fail<ValueError>("the tokenizer has no {} token ({}); pretraining needs it", what, list);
+    fail<ValueError>("the tokenizer has no {} token ({}); pretraining needs it", what,
+                     fmt::join(names, " or "));
   };
   SpecialTokens sp;
   sp.cls = find("classification/start", {"[CLS]", "<s>"});

@@ -305,3 +305,53 @@ TEST(PretrainFactory, RejectsInconsistentOptions) {
   o.train_files = {"/nonexistent.txt"};
   EXPECT_THROW(make_pretrain_objective(o), IoError);
 }
+
+TEST(PretrainSave, KeepsTheTrainedPoolerAndReloadsExactly) {
+  models::LoadOptions lo;
+  lo.architecture = "BertForPreTraining";
+  lo.pooler_init_seed = 7;
+  const auto& g = goldens()["bert_pretraining"];
+  const fs::path tokdir = fs::temp_directory_path() / "lmf_pretrain_save_tok";
+  fs::create_directories(tokdir);
+  fs::copy_file(fixture("tokenizers/wp_trained_a.json"), tokdir / "tokenizer.json",
+                fs::copy_options::overwrite_existing);
+  PretrainObjective::Config c;
+  c.tokenizer_dir = tokdir.string();
+  PretrainObjective obj(models::create_model(fixture("bert/bert_mlm"), lo),
+                        golden_special(g, 64), golden_instances(g), {}, c);
+  // One SGD-like update so the saved weights differ from both the checkpoint and the seed.
+  std::vector<Tensor> params;
+  for (auto& [n, t] : obj.parameters()) params.push_back(t);
+  optim::AdamW opt(params, optim::AdamWOptions{});
+  Generator rng(2);
+  const std::vector<int64_t> idx{0, 1, 2, 3};
+  obj.set_training(true);
+  obj.loss(idx, rng).loss.backward();
+  opt.step();
+
+  const fs::path dir = fs::temp_directory_path() / "lmf_pretrain_save_out";
+  fs::remove_all(dir);
+  obj.save_pretrained(dir.string());
+  EXPECT_TRUE(fs::exists(dir / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "tokenizer.json"));
+  models::LoadReport rep;
+  auto back = models::create_model(dir.string(), {}, &rep);
+  EXPECT_EQ(back->architecture(), "BertForPreTraining");
+  EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
+  EXPECT_FALSE(rep.pooler_missing);  // the seed-002 pitfall: the trained pooler is kept
+  for (const auto& [name, t] : obj.parameters())
+    EXPECT_EQ(back->parameter(name).to_vector<float>(), t.to_vector<float>()) << name;
+
+  // load_pretrained restores into the same parameter tensors (the optimizer keeps its handles).
+  PretrainObjective fresh(models::create_model(fixture("bert/bert_mlm"), lo),
+                          golden_special(g, 64), golden_instances(g), {}, c);
+  const auto before = fresh.parameters();
+  fresh.load_pretrained(dir.string());
+  const auto after = fresh.parameters();
+  ASSERT_EQ(before.size(), after.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_TRUE(before[i].second.same(after[i].second)) << before[i].first;
+    EXPECT_EQ(after[i].second.to_vector<float>(), obj.parameters()[i].second.to_vector<float>())
+        << after[i].first;
+  }
+}
