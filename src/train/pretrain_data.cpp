@@ -97,7 +97,8 @@ void check_not_empty(const std::vector<TextDocument>& docs, const std::string& p
 }
 
 bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 int64_t randint(Generator& rng, int64_t lo, int64_t hi) {  // inclusive, as Python's randint
@@ -141,16 +142,16 @@ std::vector<TextDocument> read_jsonl_documents(const std::string& path, const st
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {
-      fail<ValueError>("{}:{}: not valid JSON ({}); JSONL needs one JSON object per line", path,
-                       no, e.what());
+      fail<ValueError>("{}:{}: not valid JSON ({}); JSONL needs one JSON object per line", path, no,
+                       e.what());
     }
     LMF_CHECK(j.is_object(), ValueError, "{}:{}: expected a JSON object with a \"{}\" field", path,
               no, field);
     auto it = j.find(field);
     LMF_CHECK(it != j.end(), ValueError,
               "{}:{}: no \"{}\" field (choose the text field with --text-field)", path, no, field);
-    LMF_CHECK(it->is_string(), ValueError, "{}:{}: field \"{}\" must be a string, not {}", path,
-              no, field, it->type_name());
+    LMF_CHECK(it->is_string(), ValueError, "{}:{}: field \"{}\" must be a string, not {}", path, no,
+              field, it->type_name());
     TextDocument doc;
     for_each_line(it->get_ref<const std::string&>(), [&](std::string_view s, size_t) {
       const std::string_view t = trim(s);
@@ -163,7 +164,8 @@ std::vector<TextDocument> read_jsonl_documents(const std::string& path, const st
 }
 
 std::vector<TextDocument> read_documents(const std::string& path, const std::string& field) {
-  if (ends_with(path, ".jsonl") || ends_with(path, ".json")) return read_jsonl_documents(path, field);
+  if (ends_with(path, ".jsonl") || ends_with(path, ".json"))
+    return read_jsonl_documents(path, field);
   return read_text_documents(path);
 }
 
@@ -264,9 +266,10 @@ Recipe parse_recipe(const std::string& name) {
   if (name == "bert") return Recipe::bert;
   if (name == "albert") return Recipe::albert;
   if (name == "roberta") return Recipe::roberta;
-  fail<ValueError>("unknown pretraining recipe '{}'; use bert (MLM+NSP), albert (MLM+SOP) or "
-                   "roberta (MLM only, full sentences)",
-                   name);
+  fail<ValueError>(
+      "unknown pretraining recipe '{}'; use bert (MLM+NSP), albert (MLM+SOP) or "
+      "roberta (MLM only, full sentences)",
+      name);
 }
 
 namespace {
@@ -373,8 +376,8 @@ void instances_from_document(const std::vector<TokenizedDocument>& docs, size_t 
           for (int64_t j = 0; j < a_end; ++j) a.append(*chunk[j]);
           for (size_t j = a_end; j < chunk.size(); ++j) b.append(*chunk[j]);
         } else if (chunk[0]->ids.size() >= 2) {
-          const auto cut = static_cast<size_t>(
-              randint(rng, 1, static_cast<int64_t>(chunk[0]->ids.size()) - 1));
+          const auto cut =
+              static_cast<size_t>(randint(rng, 1, static_cast<int64_t>(chunk[0]->ids.size()) - 1));
           a.append(*chunk[0], 0, cut);
           b.append(*chunk[0], cut);
         }

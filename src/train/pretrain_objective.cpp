@@ -81,7 +81,8 @@ PretrainObjective::PretrainObjective(std::unique_ptr<models::EncoderModel> model
             model_->architecture());
   LMF_CHECK(model_->config().family != models::EncoderFamily::electra ||
                 h == models::EncoderHead::masked_lm,
-            ValueError, "ElectraForPreTraining is the RTD discriminator; use the ELECTRA objective");
+            ValueError,
+            "ElectraForPreTraining is the RTD discriminator; use the ELECTRA objective");
   LMF_CHECK(cfg_.eval_batch_size >= 1, ValueError, "eval_batch_size must be >= 1");
   const bool wants_sentence = has_sentence_task();
   for (const auto* set : {&train_, &eval_})
@@ -114,11 +115,17 @@ const char* PretrainObjective::sentence_task() const {
   return model_->config().family == models::EncoderFamily::albert ? "sop" : "nsp";
 }
 
-NamedTensors PretrainObjective::parameters() const { return model_->named_parameters(); }
+NamedTensors PretrainObjective::parameters() const {
+  return model_->named_parameters();
+}
 
-void PretrainObjective::set_training(bool on) { model_->train(on); }
+void PretrainObjective::set_training(bool on) {
+  model_->train(on);
+}
 
-int64_t PretrainObjective::num_examples() const { return static_cast<int64_t>(train_.size()); }
+int64_t PretrainObjective::num_examples() const {
+  return static_cast<int64_t>(train_.size());
+}
 
 int64_t PretrainObjective::example_length(int64_t i) const {
   LMF_CHECK(i >= 0 && i < num_examples(), IndexError, "example {} out of range [0, {})", i,
@@ -178,8 +185,8 @@ Objective::BatchLoss PretrainObjective::batch_loss(const PretrainBatch& batch) c
   out.parts["mlm_loss"] = mlm.item();
   out.loss = mlm;
   if (has_sentence_task()) {
-    LMF_CHECK(batch.sentence_labels.defined(), ValueError,
-              "{} needs sentence labels in the batch", model_->architecture());
+    LMF_CHECK(batch.sentence_labels.defined(), ValueError, "{} needs sentence labels in the batch",
+              model_->architecture());
     Tensor s = cross_entropy(f.seq_logits.reshape({-1, 2}), batch.sentence_labels.reshape({-1}));
     out.parts[std::string(sentence_task()) + "_loss"] = s.item();
     out.loss = add(mlm, s);
@@ -247,9 +254,9 @@ Metrics PretrainObjective::evaluate() {
 void PretrainObjective::save_pretrained(const std::string& dir) const {
   models::save_pretrained(*model_, dir);
   if (cfg_.tokenizer_dir.empty()) return;
-  for (const char* name : {"tokenizer.json", "vocab.txt", "tokenizer_config.json",
-                           "special_tokens_map.json", "vocab.json", "merges.txt", "spiece.model",
-                           "sentencepiece.bpe.model"}) {
+  for (const char* name :
+       {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+        "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model"}) {
     const fs::path src = fs::path(cfg_.tokenizer_dir) / name;
     if (!fs::exists(src)) continue;
     std::error_code ec;

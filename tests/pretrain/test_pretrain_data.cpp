@@ -48,9 +48,15 @@ SpecialTokens fake_special(int64_t vocab) {
 
 // Document d, sentence s: every token is 10 + d * 100 + s, so each token names its origin.
 constexpr int kDocs = 120;
-int32_t tok_id(int d, int s) { return 10 + d * 100 + s; }
-int doc_of(int32_t id) { return (id - 10) / 100; }
-int sent_of(int32_t id) { return (id - 10) % 100; }
+int32_t tok_id(int d, int s) {
+  return 10 + d * 100 + s;
+}
+int doc_of(int32_t id) {
+  return (id - 10) / 100;
+}
+int sent_of(int32_t id) {
+  return (id - 10) % 100;
+}
 
 std::vector<TokenizedDocument> origin_corpus(Generator& g, int sent_len_max = 8) {
   std::vector<TokenizedDocument> docs;
@@ -317,9 +323,12 @@ TEST(PretrainMasking, HfStatisticsOverManyTokens) {
       }
       ASSERT_EQ(labels[j], orig[j]);
       ++chosen;
-      if (ids[j] == sp.mask) ++to_mask;
-      else if (ids[j] == orig[j]) ++unchanged;
-      else ++random;
+      if (ids[j] == sp.mask)
+        ++to_mask;
+      else if (ids[j] == orig[j])
+        ++unchanged;
+      else
+        ++random;
     }
   }
   auto within = [](int64_t k, int64_t n, double p) {
@@ -426,4 +435,18 @@ TEST(PretrainTokens, WordStartsFromByteLevelVocabulary) {
   for (size_t j = 1; j < ids.size(); ++j)
     EXPECT_EQ(ws[j], enc.tokens[j].rfind("\xC4\xA0", 0) == 0 ? 1 : 0) << enc.tokens[j];
   EXPECT_EQ(ws[0], 1);
+}
+
+TEST(PretrainTokens, WordStartsFromSentencePieceVocabulary) {
+  const auto t = tok::Tokenizer::from_file(std::string(LMF_FIXTURES_DIR) +
+                                           "/tokenizers/unigram_tokenizer.json");
+  const auto enc = t.encode("hello wonderful worlds", false);
+  const std::vector<int32_t> ids(enc.ids.begin(), enc.ids.end());
+  const auto ws = word_starts(t, ids);
+  int64_t starts = 0;
+  for (size_t j = 1; j < ids.size(); ++j) {
+    EXPECT_EQ(ws[j], enc.tokens[j].rfind("\xE2\x96\x81", 0) == 0 ? 1 : 0) << enc.tokens[j];
+    starts += ws[j];
+  }
+  EXPECT_EQ(starts, 2);  // "wonderful" and "worlds" start words after the first
 }

@@ -20,7 +20,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixture(const std::string& rel) { return std::string(LMF_FIXTURES_DIR) + "/" + rel; }
+std::string fixture(const std::string& rel) {
+  return std::string(LMF_FIXTURES_DIR) + "/" + rel;
+}
 
 const nlohmann::json& goldens() {
   static const nlohmann::json j = [] {
@@ -143,8 +145,8 @@ TEST(PretrainObjectiveTest, SentenceTaskFollowsTheHead) {
   // Instances without sentence labels cannot feed an NSP head.
   auto model = models::create_model(fixture("bert/bert_pretraining"));
   auto inst = golden_instances(goldens()["roberta_mlm"]);
-  EXPECT_THROW(PretrainObjective(std::move(model), golden_special(goldens()["bert_pretraining"], 64),
-                                 inst, {}, {}),
+  EXPECT_THROW(PretrainObjective(std::move(model),
+                                 golden_special(goldens()["bert_pretraining"], 64), inst, {}, {}),
                ValueError);
 }
 
@@ -214,10 +216,14 @@ std::string scratch_dir(const std::string& family) {
   fs::copy_file(fixture(family == "roberta" ? "tokenizers/bpe_tokenizer.json"
                                             : "tokenizers/wp_trained_a.json"),
                 dir / "tokenizer.json", fs::copy_options::overwrite_existing);
-  nlohmann::json c = {{"model_type", family},   {"vocab_size", 3072},
-                      {"hidden_size", 64},      {"num_hidden_layers", 2},
-                      {"num_attention_heads", 4}, {"intermediate_size", 128},
-                      {"max_position_embeddings", 64}, {"hidden_dropout_prob", 0.0},
+  nlohmann::json c = {{"model_type", family},
+                      {"vocab_size", 3072},
+                      {"hidden_size", 64},
+                      {"num_hidden_layers", 2},
+                      {"num_attention_heads", 4},
+                      {"intermediate_size", 128},
+                      {"max_position_embeddings", 64},
+                      {"hidden_dropout_prob", 0.0},
                       {"attention_probs_dropout_prob", 0.0}};
   if (family == "roberta") c.update({{"pad_token_id", 1}, {"type_vocab_size", 1}});
   std::ofstream(dir / "config.json") << c.dump(1);
@@ -288,6 +294,27 @@ TEST(PretrainSmoke, RobertaRecipeMlmOnlyWithByteLevelTokenizer) {
   EXPECT_LT(after, before - 0.5) << before << " -> " << after;
 }
 
+TEST(PretrainFactory, EvalFilesAndJsonlInput) {
+  const fs::path dir = fs::temp_directory_path() / "lmf_pretrain_factory";
+  fs::create_directories(dir);
+  std::ofstream(dir / "train.jsonl") << "{\"body\": \"the film is good .\\nthe plot is thin .\"}\n"
+                                        "{\"body\": \"a fine cast .\\nbad jokes though .\"}\n";
+  std::ofstream(dir / "eval.txt") << "one sentence here .\nand another one .\n";
+  PretrainOptions o;
+  o.config_path = scratch_dir("bert") + "/config.json";
+  o.train_files = {(dir / "train.jsonl").string()};
+  o.text_field = "body";
+  o.eval_files = {(dir / "eval.txt").string()};
+  o.short_seq_prob = 0;
+  o.max_seq_length = 32;
+  auto obj = make_pretrain_objective(o);
+  EXPECT_GE(obj->num_examples(), 2);
+  ASSERT_EQ(obj->eval_instances().size(), 1u);  // one document, one [CLS] A [SEP] B [SEP]
+  const Metrics m = obj->evaluate();
+  EXPECT_GT(m.at("eval_masked_tokens"), 0);
+  EXPECT_TRUE(m.count("eval_nsp_accuracy"));
+}
+
 TEST(PretrainFactory, RejectsInconsistentOptions) {
   PretrainOptions o;
   o.train_files = {fixture("pretrain/corpus.txt")};
@@ -317,8 +344,8 @@ TEST(PretrainSave, KeepsTheTrainedPoolerAndReloadsExactly) {
                 fs::copy_options::overwrite_existing);
   PretrainObjective::Config c;
   c.tokenizer_dir = tokdir.string();
-  PretrainObjective obj(models::create_model(fixture("bert/bert_mlm"), lo),
-                        golden_special(g, 64), golden_instances(g), {}, c);
+  PretrainObjective obj(models::create_model(fixture("bert/bert_mlm"), lo), golden_special(g, 64),
+                        golden_instances(g), {}, c);
   // One SGD-like update so the saved weights differ from both the checkpoint and the seed.
   std::vector<Tensor> params;
   for (auto& [n, t] : obj.parameters()) params.push_back(t);
@@ -343,8 +370,8 @@ TEST(PretrainSave, KeepsTheTrainedPoolerAndReloadsExactly) {
     EXPECT_EQ(back->parameter(name).to_vector<float>(), t.to_vector<float>()) << name;
 
   // load_pretrained restores into the same parameter tensors (the optimizer keeps its handles).
-  PretrainObjective fresh(models::create_model(fixture("bert/bert_mlm"), lo),
-                          golden_special(g, 64), golden_instances(g), {}, c);
+  PretrainObjective fresh(models::create_model(fixture("bert/bert_mlm"), lo), golden_special(g, 64),
+                          golden_instances(g), {}, c);
   const auto before = fresh.parameters();
   fresh.load_pretrained(dir.string());
   const auto after = fresh.parameters();

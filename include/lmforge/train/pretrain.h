@@ -44,8 +44,8 @@ std::vector<TextDocument> read_documents(const std::string& path,
 // The special ids instance creation and masking need, and which ids are never masked.
 struct SpecialTokens {
   int32_t cls = -1, sep = -1, mask = -1, pad = -1;
-  int64_t vocab_size = 0;          // random replacements are drawn uniformly from [0, vocab_size)
-  std::vector<uint8_t> special;    // special[id] != 0: never chosen for masking (size vocab_size)
+  int64_t vocab_size = 0;        // random replacements are drawn uniformly from [0, vocab_size)
+  std::vector<uint8_t> special;  // special[id] != 0: never chosen for masking (size vocab_size)
   bool is_special(int32_t id) const {
     return id < 0 || (static_cast<size_t>(id) < special.size() && special[id] != 0);
   }
@@ -139,10 +139,10 @@ class PretrainObjective : public Objective {
  public:
   struct Config {
     MaskingOptions masking;
-    bool dynamic_masking = true;     // re-mask in loss() with its rng; false: masked when built
-    uint64_t seed = 42;              // static masking and the fixed eval masking
+    bool dynamic_masking = true;  // re-mask in loss() with its rng; false: masked when built
+    uint64_t seed = 42;           // static masking and the fixed eval masking
     int64_t eval_batch_size = 32;
-    std::string tokenizer_dir;       // tokenizer files copied by save_pretrained ("" : none)
+    std::string tokenizer_dir;  // tokenizer files copied by save_pretrained ("" : none)
   };
   PretrainObjective(std::unique_ptr<models::EncoderModel> model, SpecialTokens special,
                     std::vector<PretrainInstance> train, std::vector<PretrainInstance> eval,
@@ -181,10 +181,10 @@ class PretrainObjective : public Objective {
 
 // What `lmforge pretrain` needs to build an objective.
 struct PretrainOptions {
-  std::string model_dir;       // HF folder to continue from (with its pooler, or a seeded one)
-  std::string config_path;     // or a config.json to start from scratch
-  std::string tokenizer_dir;   // "" : model_dir (or the config's folder)
-  std::string recipe = "bert";   // bert (MLM+NSP) | albert (MLM+SOP) | roberta (MLM only)
+  std::string model_dir;        // HF folder to continue from (with its pooler, or a seeded one)
+  std::string config_path;      // or a config.json to start from scratch
+  std::string tokenizer_dir;    // "" : model_dir (or the config's folder)
+  std::string recipe = "bert";  // bert (MLM+NSP) | albert (MLM+SOP) | roberta (MLM only)
   int64_t max_seq_length = 128;
   double mlm_probability = 0.15;
   std::string masking = "dynamic";  // static | dynamic
