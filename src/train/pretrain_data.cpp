@@ -1,6 +1,7 @@
 // Pretraining data: text readers, tokenization with word starts, BERT/ALBERT/RoBERTa instance
 // creation (Google's create_pretraining_data.py algorithm) and HF-style MLM masking.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -154,13 +155,53 @@ std::vector<TextDocument> read_jsonl_documents(const std::string& path, const st
               field, it->type_name());
     TextDocument doc;
     for_each_line(it->get_ref<const std::string&>(), [&](std::string_view s, size_t) {
-      const std::string_view t = trim(s);
-      if (!t.empty()) doc.emplace_back(t);
+      for (auto& sentence : split_sentences(s)) doc.push_back(std::move(sentence));
     });
     if (!doc.empty()) docs.push_back(std::move(doc));
   });
   check_not_empty(docs, path);
   return docs;
+}
+
+std::vector<std::string> split_sentences(std::string_view text) {
+  static const char* kAbbrev[] = {"mr",  "mrs", "ms", "dr", "prof", "st",  "vs",  "etc", "e.g",
+                                  "i.e", "jr",  "sr", "no", "fig",  "inc", "ltd", "co"};
+  std::vector<std::string> out;
+  size_t begin = 0;
+  auto push = [&](size_t end) {
+    const std::string_view t = trim(text.substr(begin, end - begin));
+    if (!t.empty()) out.emplace_back(t);
+    begin = end;
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c != '.' && c != '!' && c != '?') continue;
+    size_t end = i + 1;
+    while (end < text.size() && std::string_view("\"')]").find(text[end]) != std::string_view::npos)
+      ++end;
+    if (end >= text.size() || (text[end] != ' ' && text[end] != '\t')) continue;
+    size_t next = end;
+    while (next < text.size() && (text[next] == ' ' || text[next] == '\t')) ++next;
+    if (next >= text.size()) continue;
+    const auto nc = static_cast<unsigned char>(text[next]);
+    if ((nc >= 'a' && nc <= 'z') || (nc >= '0' && nc <= '9')) continue;
+    if (c == '.') {  // an abbreviation or an initial is not a sentence end
+      size_t w = i;
+      while (w > begin && text[w - 1] != ' ' && text[w - 1] != '\t') --w;
+      std::string word(text.substr(w, i - w));
+      for (auto& ch : word) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      while (!word.empty() &&
+             std::string_view("\"'([").find(word.front()) != std::string_view::npos)
+        word.erase(word.begin());
+      bool abbrev = word.size() == 1 && std::isalpha(static_cast<unsigned char>(word[0]));
+      for (const char* a : kAbbrev) abbrev = abbrev || word == a;
+      if (abbrev) continue;
+    }
+    push(end);
+    i = end - 1;
+  }
+  push(text.size());
+  return out;
 }
 
 std::vector<TextDocument> read_documents(const std::string& path, const std::string& field) {

@@ -91,11 +91,14 @@ PretrainObjective::PretrainObjective(std::unique_ptr<models::EncoderModel> model
                 "{} needs instances {} a sentence label (use the {} recipe)",
                 model_->architecture(), wants_sentence ? "with" : "without",
                 wants_sentence ? sentence_task() : "roberta");
+  const models::BertConfig& mc = model_->config();
+  const int64_t max_len = mc.max_position_embeddings -
+                          (mc.family == models::EncoderFamily::roberta ? mc.pad_token_id + 1 : 0);
   for (const auto* set : {&train_, &eval_})
     for (const auto& in : *set)
-      LMF_CHECK(in.size() <= model_->config().max_position_embeddings, ValueError,
-                "an instance has {} tokens, more than max_position_embeddings {}", in.size(),
-                model_->config().max_position_embeddings);
+      LMF_CHECK(in.size() <= max_len, ValueError,
+                "an instance has {} tokens, more than the model's positions allow ({})", in.size(),
+                max_len);
   if (!cfg_.dynamic_masking) {
     Generator g(cfg_.seed);
     mask_all(train_, special_, cfg_.masking, g);

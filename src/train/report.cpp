@@ -82,8 +82,8 @@ void write_svg_plot(const std::string& path, const std::string& title, const std
     f << fmt::format("<text x='{}' y='{}' text-anchor='end'>{:.3g}</text>\n", kL - 6, ypix + 4, yv);
     f << fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#ddd'/>\n", kL, ypix, kW - kR,
                      ypix);
-    f << fmt::format("<text x='{}' y='{}' text-anchor='middle'>{:.0f}</text>\n", px(fx), kH - kB + 16,
-                     fx);
+    f << fmt::format("<text x='{}' y='{}' text-anchor='middle'>{:.0f}</text>\n", px(fx),
+                     kH - kB + 16, fx);
   }
   const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
   for (size_t k = 0; k < series.size(); ++k) {

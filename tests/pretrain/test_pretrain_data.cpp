@@ -123,6 +123,18 @@ TEST(PretrainRead, JsonlOneDocumentPerLineWithConfigurableField) {
   EXPECT_NE(e.find("docs.jsonl:3: no \"body\" field"), std::string::npos) << e;
 }
 
+TEST(PretrainRead, SplitSentencesOfRunningText) {
+  EXPECT_EQ(split_sentences("It rained. Then, e.g. in May, Mr. Smith left! Why? \"Yes.\" OK"),
+            (std::vector<std::string>{"It rained.", "Then, e.g. in May, Mr. Smith left!", "Why?",
+                                      "\"Yes.\"", "OK"}));
+  EXPECT_EQ(split_sentences("version 1.5 is out. it works"),
+            (std::vector<std::string>{"version 1.5 is out. it works"}));
+  EXPECT_EQ(split_sentences("  J. R. R. Tolkien wrote it.  "),
+            (std::vector<std::string>{"J. R. R. Tolkien wrote it."}));
+  const auto p = write_temp("para.jsonl", "{\"text\": \"One here. Two there.\\nThree.\"}\n");
+  EXPECT_EQ(read_jsonl_documents(p)[0], (TextDocument{"One here.", "Two there.", "Three."}));
+}
+
 TEST(PretrainRead, ErrorsNameTheFileAndLine) {
   const auto bad = write_temp("bad.txt", "fine\nbad \xC3\x28 byte\n");
   const std::string e = error_of([&] { read_text_documents(bad); });

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lmforge/core/runtime.h"
@@ -30,11 +31,16 @@ using TextDocument = std::vector<std::string>;
 // IoError when unreadable; ValueError naming file:line for invalid UTF-8, or when the file holds
 // no text at all.
 std::vector<TextDocument> read_text_documents(const std::string& path);
-// JSONL: one JSON object per line, `field` (a string) holds one document; its lines are its
-// sentences. ValueError naming file:line for bad JSON, a missing / non-string field, invalid
-// UTF-8, or no text at all.
+// JSONL: one JSON object per line, `field` (a string) holds one document; each of its lines is
+// cut into sentences by split_sentences(). ValueError naming file:line for bad JSON, a missing /
+// non-string field, invalid UTF-8, or no text at all.
 std::vector<TextDocument> read_jsonl_documents(const std::string& path,
                                                const std::string& field = "text");
+// A light sentence splitter for running text (JSONL documents are paragraphs, NSP/SOP need
+// sentences): cuts after '.', '!' or '?' (and closing quotes/brackets) followed by whitespace and
+// a character that is not a lowercase ASCII letter or a digit; keeps common abbreviations
+// ("e.g.", "Mr.", single capitals) together.
+std::vector<std::string> split_sentences(std::string_view text);
 // By extension: .jsonl / .json -> JSONL, anything else plain text.
 std::vector<TextDocument> read_documents(const std::string& path,
                                          const std::string& field = "text");
@@ -141,8 +147,8 @@ class PretrainObjective : public Objective {
     MaskingOptions masking;
     bool dynamic_masking = true;  // re-mask in loss() with its rng; false: masked when built
     uint64_t seed = 42;           // static masking and the fixed eval masking
-    int64_t eval_batch_size = 32;
-    std::string tokenizer_dir;  // tokenizer files copied by save_pretrained ("" : none)
+    int64_t eval_batch_size = 8;  // HF per_device_eval_batch_size
+    std::string tokenizer_dir;    // tokenizer files copied by save_pretrained ("" : none)
   };
   PretrainObjective(std::unique_ptr<models::EncoderModel> model, SpecialTokens special,
                     std::vector<PretrainInstance> train, std::vector<PretrainInstance> eval,
@@ -196,7 +202,7 @@ struct PretrainOptions {
   std::vector<std::string> eval_files;  // or:
   double eval_split = 0.0;              // fraction of the training documents held out
   std::string text_field = "text";      // JSONL field
-  int64_t eval_batch_size = 32;
+  int64_t eval_batch_size = 8;
 };
 
 // Reads, tokenizes, builds instances and the model. ValueError naming the option for
