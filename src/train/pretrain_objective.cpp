@@ -156,33 +156,88 @@ PretrainBatch PretrainObjective::make_batch(std::span<const int64_t> indices,
 }
 
 namespace {
-struct Forward {
-  Tensor mlm_logits;  // [B, T, V]
-  Tensor seq_logits;  // [B, 2] or undefined
-};
-
-Forward run(const models::EncoderModel& m, const PretrainBatch& b) {
-  models::EncoderInputs in;
-  in.input_ids = b.input_ids;
-  in.attention_mask = b.attention_mask;
-  in.token_type_ids = b.token_type_ids;
-  models::ModelOutput o = m.forward(in);
-  return {o.logits, o.seq_relationship_logits};
-}
-
 int64_t count_labels(const Tensor& labels) {
   const int64_t* p = labels.data<int64_t>();
   return std::count_if(p, p + labels.numel(), [](int64_t v) { return v != -100; });
 }
+
+// Parameter names of the MLM transform/decoder and the NSP/SOP classifier, per family.
+struct HeadNames {
+  std::string dense, norm, decoder, seq;
+};
+HeadNames head_names(const models::EncoderModel& m) {
+  using F = models::EncoderFamily;
+  switch (m.config().family) {
+    case F::bert:
+      return {"cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm",
+              "cls.predictions.decoder", "cls.seq_relationship"};
+    case F::roberta:
+      return {"lm_head.dense", "lm_head.layer_norm", "lm_head.decoder", ""};
+    case F::albert:
+      return {"predictions.dense", "predictions.LayerNorm", "predictions.decoder",
+              "sop_classifier.classifier"};
+    case F::electra:
+      return {"generator_predictions.dense", "generator_predictions.LayerNorm", "generator_lm_head",
+              ""};
+  }
+  return {};
+}
 }  // namespace
 
+PretrainObjective::Forward PretrainObjective::run(const PretrainBatch& b) const {
+  models::EncoderInputs in;
+  in.input_ids = b.input_ids;
+  in.attention_mask = b.attention_mask;
+  in.token_type_ids = b.token_type_ids;
+  Forward f;
+  if (!cfg_.sparse_mlm) {
+    models::ModelOutput o = model_->forward(in);
+    f.mlm_logits = o.logits.reshape({-1, o.logits.size(-1)});
+    f.mlm_labels = b.labels.reshape({-1});
+    f.seq_logits = o.seq_relationship_logits;
+    return f;
+  }
+  // The encoder once, then the MLM head only on the chosen positions (the loss ignores the
+  // others), and the sentence head on the pooler: the same loss, without the [B*T, V] logits.
+  models::EncoderModel& m = *model_;
+  const models::BertConfig& c = m.config();
+  models::ModelOutput o = m.encoder().forward(in);
+  Tensor h = o.last_hidden_state.reshape({-1, o.last_hidden_state.size(-1)});
+  std::vector<int64_t> rows, labels;
+  const int64_t* lab = b.labels.data<int64_t>();
+  for (int64_t i = 0; i < b.labels.numel(); ++i)
+    if (lab[i] != -100) rows.push_back(i), labels.push_back(lab[i]);
+  const HeadNames n = head_names(m);
+  const auto k = static_cast<int64_t>(rows.size());
+  if (k > 0) {
+    Tensor x = embedding(h, Tensor::from_vector(rows, {k}));  // row gather with scatter-add grad
+    const bool plain_gelu =
+        c.family == models::EncoderFamily::roberta || c.family == models::EncoderFamily::electra;
+    x = linear(x, m.parameter(n.dense + ".weight"), m.parameter(n.dense + ".bias"),
+               plain_gelu ? Activation::gelu : c.hidden_act);
+    x = layer_norm(x, m.parameter(n.norm + ".weight"), m.parameter(n.norm + ".bias"),
+                   c.layer_norm_eps);
+    f.mlm_logits = linear(x, m.parameter(n.decoder + ".weight"), m.parameter(n.decoder + ".bias"));
+  } else {
+    f.mlm_logits = mul(sum(h), 0.0).reshape({1, 1});  // keeps the graph; no label
+  }
+  f.mlm_labels = Tensor::from_vector(labels, {k});
+  if (has_sentence_task()) {
+    LMF_CHECK(o.pooler.defined(), ValueError, "{} needs the pooler: {}", m.architecture(),
+              o.pooler_unavailable);
+    Tensor p = o.pooler;
+    if (c.family == models::EncoderFamily::albert)
+      p = dropout(p, c.classifier_dropout_prob, m.is_training());
+    f.seq_logits = linear(p, m.parameter(n.seq + ".weight"), m.parameter(n.seq + ".bias"));
+  }
+  return f;
+}
+
 Objective::BatchLoss PretrainObjective::batch_loss(const PretrainBatch& batch) const {
-  Forward f = run(*model_, batch);
-  const int64_t v = f.mlm_logits.size(-1);
-  Tensor flat = f.mlm_logits.reshape({-1, v});
+  Forward f = run(batch);
   // No chosen token at all (possible for short sequences): zero loss, not NaN.
-  Tensor mlm = count_labels(batch.labels) > 0 ? cross_entropy(flat, batch.labels.reshape({-1}))
-                                              : mul(sum(flat), 0.0);
+  Tensor mlm = count_labels(f.mlm_labels) > 0 ? cross_entropy(f.mlm_logits, f.mlm_labels)
+                                              : mul(sum(f.mlm_logits), 0.0);
   BatchLoss out;
   out.tokens = batch.tokens;
   out.parts["mlm_loss"] = mlm.item();
@@ -214,16 +269,13 @@ Metrics PretrainObjective::evaluate() {
     std::vector<const PretrainInstance*> ptrs;
     for (int64_t i = start; i < end; ++i) ptrs.push_back(&eval_[i]);
     PretrainBatch b = collate(ptrs, special_.pad);
-    Forward f = run(*model_, b);
-    const int64_t v = f.mlm_logits.size(-1);
-    Tensor labels = b.labels.reshape({-1});
-    const int64_t k = count_labels(labels);
+    Forward f = run(b);
+    const int64_t k = count_labels(f.mlm_labels);
     if (k > 0) {
-      Tensor flat = f.mlm_logits.reshape({-1, v});
-      mlm_sum += cross_entropy(flat, labels, -100, 0.0, Reduction::sum).item();
+      mlm_sum += cross_entropy(f.mlm_logits, f.mlm_labels, -100, 0.0, Reduction::sum).item();
       masked += k;
-      const std::vector<int64_t> pred = argmax(flat, -1).to_vector<int64_t>();
-      const int64_t* lab = labels.data<int64_t>();
+      const std::vector<int64_t> pred = argmax(f.mlm_logits, -1).to_vector<int64_t>();
+      const int64_t* lab = f.mlm_labels.data<int64_t>();
       for (size_t j = 0; j < pred.size(); ++j) correct += lab[j] != -100 && pred[j] == lab[j];
     }
     if (has_sentence_task()) {
@@ -404,6 +456,7 @@ std::unique_ptr<PretrainObjective> make_pretrain_objective(const PretrainOptions
   c.dynamic_masking = o.masking == "dynamic";
   c.seed = o.seed;
   c.eval_batch_size = o.eval_batch_size;
+  c.sparse_mlm = o.sparse_mlm;
   c.tokenizer_dir = tok_dir;
   return std::make_unique<PretrainObjective>(std::move(model), std::move(sp), std::move(train),
                                              std::move(eval), std::move(c));

@@ -69,12 +69,13 @@ std::vector<PretrainInstance> golden_instances(const nlohmann::json& g) {
 }
 
 std::unique_ptr<PretrainObjective> golden_objective(const std::string& name, bool with_eval,
-                                                    int64_t eval_batch = 3) {
+                                                    int64_t eval_batch = 3, bool sparse = true) {
   const auto& g = goldens()[name];
   auto model = models::create_model(fixture("bert/" + name));
   const SpecialTokens sp = golden_special(g, model->config().vocab_size);
   PretrainObjective::Config c;
   c.eval_batch_size = eval_batch;
+  c.sparse_mlm = sparse;
   auto inst = golden_instances(g);
   return std::make_unique<PretrainObjective>(std::move(model), sp, inst,
                                              with_eval ? inst : std::vector<PretrainInstance>{}, c);
@@ -87,30 +88,59 @@ class PretrainGolden : public ::testing::TestWithParam<std::string> {};
 TEST_P(PretrainGolden, BatchLossMatchesTransformers) {
   const std::string name = GetParam();
   const auto& g = goldens()[name];
-  auto obj = golden_objective(name, false);
-  obj->set_training(false);
-  PretrainBatch b;
-  b.input_ids = tensor2d(g["input_ids"]);
-  b.attention_mask = tensor2d(g["attention_mask"]);
-  b.token_type_ids = tensor2d(g["token_type_ids"]);
-  b.labels = tensor2d(g["labels"]);
-  if (g.contains("sentence_labels"))
-    b.sentence_labels = Tensor::from_vector(g["sentence_labels"].get<std::vector<int64_t>>(),
-                                            {static_cast<int64_t>(g["sentence_labels"].size())});
-  const auto out = obj->batch_loss(b);
-  EXPECT_NEAR(out.loss.item(), g["loss"].get<double>(), 1e-4);
-  EXPECT_NEAR(out.parts.at("mlm_loss"), g["mlm_loss"].get<double>(), 1e-4);
-  if (g.contains("sentence_loss"))
-    EXPECT_NEAR(out.parts.at(std::string(obj->sentence_task()) + "_loss"),
-                g["sentence_loss"].get<double>(), 1e-4);
+  for (bool sparse : {true, false}) {
+    SCOPED_TRACE(sparse ? "MLM head on chosen positions" : "MLM head everywhere");
+    auto obj = golden_objective(name, false, 3, sparse);
+    obj->set_training(false);
+    PretrainBatch b;
+    b.input_ids = tensor2d(g["input_ids"]);
+    b.attention_mask = tensor2d(g["attention_mask"]);
+    b.token_type_ids = tensor2d(g["token_type_ids"]);
+    b.labels = tensor2d(g["labels"]);
+    if (g.contains("sentence_labels"))
+      b.sentence_labels = Tensor::from_vector(g["sentence_labels"].get<std::vector<int64_t>>(),
+                                              {static_cast<int64_t>(g["sentence_labels"].size())});
+    const auto out = obj->batch_loss(b);
+    EXPECT_NEAR(out.loss.item(), g["loss"].get<double>(), 1e-4);
+    EXPECT_NEAR(out.parts.at("mlm_loss"), g["mlm_loss"].get<double>(), 1e-4);
+    if (g.contains("sentence_loss"))
+      EXPECT_NEAR(out.parts.at(std::string(obj->sentence_task()) + "_loss"),
+                  g["sentence_loss"].get<double>(), 1e-4);
 
-  // The same rows collated by the objective (dynamic padding) give the same loss.
-  std::vector<const PretrainInstance*> ptrs;
-  for (const auto& in : obj->train_instances()) ptrs.push_back(&in);
-  const PretrainBatch c = collate(ptrs, obj->special_tokens().pad);
-  EXPECT_EQ(c.input_ids.to_vector<int64_t>(), b.input_ids.to_vector<int64_t>());
-  EXPECT_EQ(c.attention_mask.to_vector<int64_t>(), b.attention_mask.to_vector<int64_t>());
-  EXPECT_NEAR(obj->batch_loss(c).loss.item(), g["loss"].get<double>(), 1e-4);
+    // The same rows collated by the objective (dynamic padding) give the same loss.
+    std::vector<const PretrainInstance*> ptrs;
+    for (const auto& in : obj->train_instances()) ptrs.push_back(&in);
+    const PretrainBatch c = collate(ptrs, obj->special_tokens().pad);
+    EXPECT_EQ(c.input_ids.to_vector<int64_t>(), b.input_ids.to_vector<int64_t>());
+    EXPECT_EQ(c.attention_mask.to_vector<int64_t>(), b.attention_mask.to_vector<int64_t>());
+    EXPECT_NEAR(obj->batch_loss(c).loss.item(), g["loss"].get<double>(), 1e-4);
+  }
+}
+
+TEST_P(PretrainGolden, SparseMlmHeadGivesTheSameGradients) {
+  const std::string name = GetParam();
+  auto sparse = golden_objective(name, false, 3, true);
+  auto full = golden_objective(name, false, 3, false);
+  const std::vector<int64_t> idx{0, 1, 2, 3};
+  Generator r1(1), r2(1);
+  for (auto* o : {sparse.get(), full.get()}) {
+    o->set_training(false);
+    o->loss(idx, o == sparse.get() ? r1 : r2).loss.backward();
+  }
+  const auto ps = sparse->parameters(), pf = full->parameters();
+  ASSERT_EQ(ps.size(), pf.size());
+  for (size_t i = 0; i < ps.size(); ++i) {
+    ASSERT_EQ(ps[i].first, pf[i].first);
+    const Tensor gs = ps[i].second.grad(), gf = pf[i].second.grad();
+    ASSERT_EQ(gs.defined(), gf.defined()) << ps[i].first;
+    if (!gs.defined()) continue;
+    const auto a = gs.to_vector<float>(), b = gf.to_vector<float>();
+    double diff = 0, norm = 1e-12;
+    for (size_t j = 0; j < a.size(); ++j)
+      diff = std::max<double>(diff, std::abs(a[j] - b[j])),
+      norm = std::max<double>(norm, std::abs(b[j]));
+    EXPECT_LE(diff / norm, 1e-5) << ps[i].first;
+  }
 }
 
 TEST_P(PretrainGolden, EvaluateReportsTransformersMetrics) {

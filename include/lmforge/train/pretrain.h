@@ -148,7 +148,10 @@ class PretrainObjective : public Objective {
     bool dynamic_masking = true;  // re-mask in loss() with its rng; false: masked when built
     uint64_t seed = 42;           // static masking and the fixed eval masking
     int64_t eval_batch_size = 8;  // HF per_device_eval_batch_size
-    std::string tokenizer_dir;    // tokenizer files copied by save_pretrained ("" : none)
+    // The MLM head only on the chosen positions (same loss, no [B*T, V] logits); false: the
+    // model's own forward over every position, as transformers.
+    bool sparse_mlm = true;
+    std::string tokenizer_dir;  // tokenizer files copied by save_pretrained ("" : none)
   };
   PretrainObjective(std::unique_ptr<models::EncoderModel> model, SpecialTokens special,
                     std::vector<PretrainInstance> train, std::vector<PretrainInstance> eval,
@@ -172,6 +175,7 @@ class PretrainObjective : public Objective {
   PretrainBatch make_batch(std::span<const int64_t> indices, Generator& rng) const;
 
   models::EncoderModel& model() { return *model_; }
+  const Config& config() const { return cfg_; }
   const std::vector<PretrainInstance>& train_instances() const { return train_; }
   const std::vector<PretrainInstance>& eval_instances() const { return eval_; }
   const SpecialTokens& special_tokens() const { return special_; }
@@ -179,6 +183,13 @@ class PretrainObjective : public Objective {
   const char* sentence_task() const;  // "nsp", "sop" or ""
 
  private:
+  struct Forward {
+    Tensor mlm_logits;  // [N, V]: every position, or only the chosen ones (sparse_mlm)
+    Tensor mlm_labels;  // [N]
+    Tensor seq_logits;  // [B, 2] or undefined
+  };
+  Forward run(const PretrainBatch& b) const;
+
   std::unique_ptr<models::EncoderModel> model_;
   SpecialTokens special_;
   std::vector<PretrainInstance> train_, eval_;
@@ -203,6 +214,7 @@ struct PretrainOptions {
   double eval_split = 0.0;              // fraction of the training documents held out
   std::string text_field = "text";      // JSONL field
   int64_t eval_batch_size = 8;
+  bool sparse_mlm = true;  // see PretrainObjective::Config
 };
 
 // Reads, tokenizes, builds instances and the model. ValueError naming the option for
