@@ -53,12 +53,23 @@ std::string xml_escape(const std::string& in) {
   out.reserve(in.size());
   for (char c : in) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '\'': out += "&#39;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -66,7 +77,8 @@ std::string xml_escape(const std::string& in) {
 
 void write_text(const std::string& path, const std::string& text, const char* what) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) fail<IoError>("cannot write {} to '{}': check the folder exists and is writable", what, path);
+  if (!f)
+    fail<IoError>("cannot write {} to '{}': check the folder exists and is writable", what, path);
   f << text;
   f.flush();
   if (!f) fail<IoError>("writing {} to '{}' failed (disk full?)", what, path);
@@ -108,10 +120,10 @@ std::string svg_plot(const std::string& title, const std::string& x_label,
     const double fy = y0 + (y1 - y0) * i / 4, fx = x0 + (x1 - x0) * i / 4;
     const double yv = log_y ? std::pow(10.0, fy) : fy;
     const double ypix = kH - kB - (fy - y0) / (y1 - y0) * (kH - kT - kB);
-    out += fmt::format("<text x='{}' y='{}' text-anchor='end'>{:.3g}</text>\n", kL - 6, ypix + 4,
-                       yv);
-    out += fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#ddd'/>\n", kL, ypix,
-                       kW - kR, ypix);
+    out +=
+        fmt::format("<text x='{}' y='{}' text-anchor='end'>{:.3g}</text>\n", kL - 6, ypix + 4, yv);
+    out += fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#ddd'/>\n", kL, ypix, kW - kR,
+                       ypix);
     out += fmt::format("<text x='{}' y='{}' text-anchor='middle'>{:.4g}</text>\n", px(fx),
                        kH - kB + 16, fx);
   }
@@ -128,8 +140,8 @@ std::string svg_plot(const std::string& title, const std::string& x_label,
     out += fmt::format("<polyline fill='none' stroke='{}' stroke-width='1.5' points='{}'/>\n",
                        colors[k % 4], pts);
     if (npts == 1)  // a single point draws no line: mark it
-      out += fmt::format("<circle cx='{:.1f}' cy='{:.1f}' r='3' fill='{}'/>\n",
-                         px(s.x.front()), py(s.y.front()), colors[k % 4]);
+      out += fmt::format("<circle cx='{:.1f}' cy='{:.1f}' r='3' fill='{}'/>\n", px(s.x.front()),
+                         py(s.y.front()), colors[k % 4]);
     out += fmt::format("<text x='{}' y='{}' fill='{}'>{}</text>\n", kW - kR - 150,
                        kT + 16 * (k + 1), colors[k % 4], xml_escape(s.name));
   }

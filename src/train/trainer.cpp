@@ -47,12 +47,15 @@ uint64_t splitmix64(uint64_t x) {
 }
 // A seed derived from the run seed and a tag (the epoch for the sampler, kBatchRngTag for the
 // per-batch sampling generator), so the streams are independent and reproducible.
-uint64_t derive_seed(uint64_t seed, uint64_t tag) { return splitmix64(seed ^ splitmix64(tag)); }
+uint64_t derive_seed(uint64_t seed, uint64_t tag) {
+  return splitmix64(seed ^ splitmix64(tag));
+}
 
 uint64_t fingerprint(std::span<const int64_t> lengths) {  // FNV-1a over the example lengths
   uint64_t h = 0xcbf29ce484222325ULL;
   for (int64_t v : lengths)
-    for (int b = 0; b < 8; ++b) h = (h ^ ((static_cast<uint64_t>(v) >> (8 * b)) & 0xff)) * 0x100000001b3ULL;
+    for (int b = 0; b < 8; ++b)
+      h = (h ^ ((static_cast<uint64_t>(v) >> (8 * b)) & 0xff)) * 0x100000001b3ULL;
   return h;
 }
 
@@ -64,7 +67,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 // HF prefixes "eval_" when the metric name lacks it.
 std::string best_metric_key(const TrainerOptions& o) {
   return o.metric_for_best_model.rfind("eval_", 0) == 0 ? o.metric_for_best_model
-                                                         : "eval_" + o.metric_for_best_model;
+                                                        : "eval_" + o.metric_for_best_model;
 }
 bool greater_is_better(const TrainerOptions& o) {
   return o.greater_is_better.value_or(!ends_with(o.metric_for_best_model, "loss"));
@@ -95,8 +98,10 @@ void fsync_path(const fs::path& p, bool dir) {
 
 void fsync_tree(const fs::path& root) {
   for (const auto& e : fs::recursive_directory_iterator(root)) {
-    if (e.is_regular_file()) fsync_path(e.path(), false);
-    else if (e.is_directory()) fsync_path(e.path(), true);
+    if (e.is_regular_file())
+      fsync_path(e.path(), false);
+    else if (e.is_directory())
+      fsync_path(e.path(), true);
   }
   fsync_path(root, true);
 }
@@ -117,7 +122,8 @@ std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) 
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::smatch m;
     const std::string name = e.path().filename().string();
-    if (e.is_directory() && std::regex_match(name, m, re)) out.emplace_back(std::stoll(m[1]), e.path());
+    if (e.is_directory() && std::regex_match(name, m, re))
+      out.emplace_back(std::stoll(m[1]), e.path());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -134,7 +140,8 @@ void clean_leftovers(const fs::path& dir) {
       fs::remove_all(p);
     } else if (name.rfind(".old-checkpoint-", 0) == 0) {
       const fs::path target = dir / name.substr(5);
-      if (fs::exists(target / kStateFile)) fs::remove_all(p);
+      if (fs::exists(target / kStateFile))
+        fs::remove_all(p);
       else {
         fs::remove_all(target);
         fs::rename(p, target);
@@ -172,9 +179,12 @@ Generator::State rng_from_json(const json& j) {
 json entry_to_json(const Metrics& m) {
   json j = json::object();
   for (const auto& [k, v] : m) {
-    if ((k == "step") && v == std::floor(v)) j[k] = static_cast<int64_t>(v);
-    else if (std::isfinite(v)) j[k] = v;
-    else j[k] = nullptr;  // JSON has no NaN/inf
+    if ((k == "step") && v == std::floor(v))
+      j[k] = static_cast<int64_t>(v);
+    else if (std::isfinite(v))
+      j[k] = v;
+    else
+      j[k] = nullptr;  // JSON has no NaN/inf
   }
   return j;
 }
@@ -212,9 +222,12 @@ struct RunConfig {
 };
 
 json config_to_json(const RunConfig& c) {
-  return {{"num_examples", c.num_examples},     {"per_device_train_batch_size", c.batch},
-          {"gradient_accumulation_steps", c.accumulation}, {"seed", c.seed},
-          {"group_by_length", c.group_by_length}, {"example_lengths_hash", c.lengths_hash}};
+  return {{"num_examples", c.num_examples},
+          {"per_device_train_batch_size", c.batch},
+          {"gradient_accumulation_steps", c.accumulation},
+          {"seed", c.seed},
+          {"group_by_length", c.group_by_length},
+          {"example_lengths_hash", c.lengths_hash}};
 }
 
 // ValueError naming every field that differs between the checkpoint and this run.
@@ -222,8 +235,10 @@ void check_config(const json& saved, const RunConfig& now, const fs::path& ckpt)
   const json cur = config_to_json(now);
   std::vector<std::string> diffs;
   for (const auto& [k, v] : cur.items()) {
-    if (!saved.contains(k)) diffs.push_back(fmt::format("{} (missing in the checkpoint)", k));
-    else if (saved.at(k) != v) diffs.push_back(fmt::format("{} {} -> {}", k, saved.at(k).dump(), v.dump()));
+    if (!saved.contains(k))
+      diffs.push_back(fmt::format("{} (missing in the checkpoint)", k));
+    else if (saved.at(k) != v)
+      diffs.push_back(fmt::format("{} {} -> {}", k, saved.at(k).dump(), v.dump()));
   }
   if (!diffs.empty())
     fail<ValueError>(
@@ -285,8 +300,9 @@ void validate_options(const TrainerOptions& o) {
 
 TrainingPlan plan_training(const TrainerOptions& o, int64_t num_examples) {
   validate_options(o);
-  LMF_CHECK(num_examples > 0, ValueError,
-            "trainer: the training data is empty (0 examples); check the data file and its columns");
+  LMF_CHECK(
+      num_examples > 0, ValueError,
+      "trainer: the training data is empty (0 examples); check the data file and its columns");
   TrainingPlan p;
   p.num_examples = num_examples;
   const int64_t b = o.per_device_train_batch_size, acc = o.gradient_accumulation_steps;
@@ -300,9 +316,10 @@ TrainingPlan plan_training(const TrainerOptions& o, int64_t num_examples) {
         std::ceil(o.num_train_epochs * static_cast<double>(p.updates_per_epoch)));
     p.num_epochs = static_cast<int64_t>(std::ceil(o.num_train_epochs));
   }
-  p.warmup_steps = o.warmup_steps > 0 ? o.warmup_steps
-                                      : static_cast<int64_t>(std::ceil(
-                                            o.warmup_ratio * static_cast<double>(p.max_steps)));
+  p.warmup_steps =
+      o.warmup_steps > 0
+          ? o.warmup_steps
+          : static_cast<int64_t>(std::ceil(o.warmup_ratio * static_cast<double>(p.max_steps)));
   return p;
 }
 
@@ -389,9 +406,10 @@ void Trainer::prepare_output_dir() {
   {
     std::ofstream f(probe);
     if (!f)
-      fail<IoError>("trainer: output_dir '{}' is not writable; fix its permissions or choose "
-                    "another folder",
-                    out_.string());
+      fail<IoError>(
+          "trainer: output_dir '{}' is not writable; fix its permissions or choose "
+          "another folder",
+          out_.string());
   }
   fs::remove(probe, ec);
   clean_leftovers(out_);
@@ -424,16 +442,16 @@ json Trainer::state_json() const {
       {"step_in_epoch", st_.step_in_epoch},
       {"max_steps", plan_.max_steps},
       {"config", config_to_json(config_)},
-      {"rng", {{"default", rng_to_json(default_generator().state())},
-               {"batch", rng_to_json(batch_rng_.state())}}},
+      {"rng",
+       {{"default", rng_to_json(default_generator().state())},
+        {"batch", rng_to_json(batch_rng_.state())}}},
       {"scheduler", sched},
       {"optimizer_scalars", optim_scalars},
       {"best_metric", st_.best_metric ? json(*st_.best_metric) : json(nullptr)},
       {"best_global_step", st_.best_step},
-      {"best_model_checkpoint",
-       st_.best_step >= 0 && fs::exists(checkpoint_path(st_.best_step))
-           ? json(checkpoint_path(st_.best_step).string())
-           : json(nullptr)},
+      {"best_model_checkpoint", st_.best_step >= 0 && fs::exists(checkpoint_path(st_.best_step))
+                                    ? json(checkpoint_path(st_.best_step).string())
+                                    : json(nullptr)},
       {"early_stopping_patience_counter", st_.patience_counter},
       {"stopped_early", st_.stopped_early},
       {"total_loss", st_.total_loss},
@@ -488,9 +506,10 @@ void Trainer::restore(const json& j, const fs::path& ckpt) {
     st_.last_eval = entry_from_json(j.at("last_eval"));
     for (const auto& e : j.at("log_history")) st_.history.push_back(entry_from_json(e));
   } catch (const nlohmann::json::exception& e) {
-    fail<IoError>("resume: '{}' is damaged or from another version ({}); resume from an earlier "
-                  "checkpoint by deleting this one, or start a fresh run",
-                  (ckpt / kStateFile).string(), e.what());
+    fail<IoError>(
+        "resume: '{}' is damaged or from another version ({}); resume from an earlier "
+        "checkpoint by deleting this one, or start a fresh run",
+        (ckpt / kStateFile).string(), e.what());
   }
   LMF_CHECK(st_.epoch_index >= 0 && st_.step_in_epoch >= 0 &&
                 st_.step_in_epoch <= plan_.updates_per_epoch,
@@ -536,9 +555,10 @@ bool Trainer::evaluate() {
   obj_.set_training(true);
   const bool need_metric = o_.load_best_model_at_end || o_.early_stopping_patience > 0;
   if (m.empty()) {
-    LMF_CHECK(!need_metric, ValueError,
-              "trainer: load_best_model_at_end / early_stopping_patience need held-out data, but "
-              "the objective's evaluate() returned no metrics; add evaluation data or turn them off");
+    LMF_CHECK(
+        !need_metric, ValueError,
+        "trainer: load_best_model_at_end / early_stopping_patience need held-out data, but "
+        "the objective's evaluate() returned no metrics; add evaluation data or turn them off");
     return false;
   }
   st_.last_eval = m;
@@ -551,10 +571,11 @@ bool Trainer::evaluate() {
   if (it == m.end()) {
     std::vector<std::string> keys;
     for (const auto& kv : m) keys.push_back(kv.first);
-    LMF_CHECK(!need_metric, ValueError,
-              "trainer: metric_for_best_model '{}' is not among the evaluation metrics ({}); choose "
-              "one of them",
-              key, fmt::join(keys, ", "));
+    LMF_CHECK(
+        !need_metric, ValueError,
+        "trainer: metric_for_best_model '{}' is not among the evaluation metrics ({}); choose "
+        "one of them",
+        key, fmt::join(keys, ", "));
     return false;
   }
   const double v = it->second;
@@ -574,7 +595,8 @@ bool Trainer::evaluate() {
 
 void Trainer::save_checkpoint() {
   const std::string name = fmt::format("checkpoint-{}", st_.global_step);
-  const fs::path final_dir = out_ / name, tmp = out_ / (".tmp-" + name), old = out_ / (".old-" + name);
+  const fs::path final_dir = out_ / name, tmp = out_ / (".tmp-" + name),
+                 old = out_ / (".old-" + name);
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   obj_.save_pretrained(tmp.string());
@@ -604,8 +626,7 @@ void Trainer::rotate_checkpoints() {
   if (static_cast<int64_t>(all.size()) <= o_.save_total_limit) return;
   std::set<int64_t> protect = {all.back().first};
   if (st_.best_step >= 0) protect.insert(st_.best_step);
-  const int64_t keep =
-      std::max<int64_t>(o_.save_total_limit, static_cast<int64_t>(protect.size()));
+  const int64_t keep = std::max<int64_t>(o_.save_total_limit, static_cast<int64_t>(protect.size()));
   auto remaining = static_cast<int64_t>(all.size());
   for (const auto& [step, path] : all) {
     if (remaining <= keep) break;
@@ -621,7 +642,8 @@ void Trainer::write_plot() const {
   for (const Metrics& m : st_.history) {
     auto step = m.find("step");
     if (step == m.end()) continue;
-    if (auto l = m.find("loss"); l != m.end()) loss.x.push_back(step->second), loss.y.push_back(l->second);
+    if (auto l = m.find("loss"); l != m.end())
+      loss.x.push_back(step->second), loss.y.push_back(l->second);
     if (auto r = m.find("learning_rate"); r != m.end())
       lr.x.push_back(step->second), lr.y.push_back(r->second);
     for (const auto& [k, v] : m)
@@ -695,15 +717,16 @@ TrainResult Trainer::run() {
   const auto t0 = std::chrono::steady_clock::now();
   validate_options(o_);
   const int64_t n = obj_.num_examples();
-  LMF_CHECK(n > 0, ValueError,
-            "trainer: the training data is empty (0 examples); check the data file and its columns");
+  LMF_CHECK(
+      n > 0, ValueError,
+      "trainer: the training data is empty (0 examples); check the data file and its columns");
   plan_ = plan_training(o_, n);
   prepare_output_dir();
   lengths_.resize(n);
   for (int64_t i = 0; i < n; ++i) lengths_[i] = obj_.example_length(i);
 
-  config_ = {n, o_.per_device_train_batch_size, o_.gradient_accumulation_steps, o_.seed,
-             fingerprint(lengths_), o_.group_by_length};
+  config_ = {n,       o_.per_device_train_batch_size, o_.gradient_accumulation_steps,
+             o_.seed, fingerprint(lengths_),          o_.group_by_length};
   fs::path resume_from;
   json saved;
   if (o_.resume) {
@@ -833,9 +856,10 @@ TrainResult train(Objective& objective, const TrainerOptions& options,
   try {
     return t.run();
   } catch (const fs::filesystem_error& e) {
-    fail<IoError>("trainer: file system error in output_dir '{}': {}; check that it is writable "
-                  "and has free space",
-                  options.output_dir, e.what());
+    fail<IoError>(
+        "trainer: file system error in output_dir '{}': {}; check that it is writable "
+        "and has free space",
+        options.output_dir, e.what());
   }
 }
 

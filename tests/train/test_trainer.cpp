@@ -34,8 +34,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() /
-                     fmt::format("lmf_trainer_{}_{}", ::getpid(), name);
+  const fs::path d = fs::temp_directory_path() / fmt::format("lmf_trainer_{}_{}", ::getpid(), name);
   fs::remove_all(d);
   return d;
 }
@@ -115,8 +114,9 @@ class LinearObjective : public train::Objective {
 };
 
 // A tiny BERT sequence classifier (hidden 32, 2 layers) with dropout, on token sequences whose
-// label is decided by which half of the vocabulary its tokens come from; the batch rng randomly replaces later tokens
-// (exercising the sampling generator), dropout exercises the default generator.
+// label is decided by which half of the vocabulary its tokens come from; the batch rng randomly
+// replaces later tokens (exercising the sampling generator), dropout exercises the default
+// generator.
 class BertObjective : public train::Objective {
  public:
   static constexpr int64_t kVocab = 40, kEval = 32;
@@ -193,8 +193,7 @@ class BertObjective : public train::Objective {
     int64_t right = 0;
     for (int64_t r = 0; r < kEval; ++r)
       right += (logits[2 * r + 1] > logits[2 * r]) == (labels_[n_ + r] == 1);
-    return {{"eval_loss", out.loss.item()},
-            {"eval_accuracy", static_cast<double>(right) / kEval}};
+    return {{"eval_loss", out.loss.item()}, {"eval_accuracy", static_cast<double>(right) / kEval}};
   }
   void save_pretrained(const std::string& dir) const override { save_module(*model_, dir); }
   void load_pretrained(const std::string& dir) override { load_module(*model_, dir); }
@@ -299,7 +298,11 @@ TEST(Trainer, LearningRateScheduleMatchesHuggingFaceFormulas) {
   LinearObjective obj(40);
   std::vector<double> lrs, steps;
   auto r = train::train(obj, o, [&](const train::Metrics& m) {
-    if (m.count("learning_rate")) lrs.push_back(m.at("learning_rate")), steps.push_back(m.at("step"));
+    if (!m.count("learning_rate")) return;
+    lrs.push_back(m.at("learning_rate"));
+    steps.push_back(m.at("step"));
+    EXPECT_EQ(m.at("examples"), 4.0);  // BatchLoss.parts are averaged into the log
+    EXPECT_GT(m.at("grad_norm"), 0.0);
   });
   EXPECT_EQ(r.global_step, 12);
   ASSERT_EQ(lrs.size(), 12u);
@@ -388,7 +391,7 @@ TEST(Trainer, GroupByLengthBatchesSimilarLengthsAndServesEveryExampleOnce) {
   o.group_by_length = true;
   const auto e0 = train::epoch_order(lengths, o, 0), e1 = train::epoch_order(lengths, o, 1);
   EXPECT_EQ(e0, train::epoch_order(lengths, o, 0));  // reproducible
-  EXPECT_NE(e0, e1);                                  // reshuffled per epoch
+  EXPECT_NE(e0, e1);                                 // reshuffled per epoch
   EXPECT_LT(spread(e0), 0.25 * spread(random_order));
   EXPECT_EQ(lengths[e0[0]], *std::max_element(lengths.begin(), lengths.end()));  // longest first
 
@@ -423,6 +426,7 @@ TEST(Trainer, LossFallsAndLogsAreWritten) {
   o.warmup_ratio = 0.1;
   o.weight_decay = 0.01;
   o.logging_steps = 4;
+  o.progress = true;  // the bar goes to stderr
   BertObjective obj(96, 0.1);
   auto r = train::train(obj, o);
   EXPECT_EQ(r.global_step, 48);
