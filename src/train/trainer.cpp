@@ -686,7 +686,9 @@ void Trainer::train_step(const std::vector<int64_t>& order, int64_t u) {
               "trainer: Objective::loss must return a scalar loss, got {}",
               bl.loss.defined() ? bl.loss.describe() : "an undefined tensor");
     const double value = bl.loss.item();
-    Tensor scaled = micro == 1 ? bl.loss : mul(bl.loss, 1.0 / static_cast<double>(micro));
+    Tensor scaled = micro == 1
+                        ? bl.loss
+                        : div(bl.loss, Tensor::scalar(static_cast<double>(micro), bl.loss.dtype()));
     scaled.backward();
     step_loss += value / static_cast<double>(micro);
     st_.log_tokens += bl.tokens;
