@@ -326,7 +326,7 @@ int run_pair_cosine(const ModelOptions& m, const PairOptions& po, const InputOpt
   }
   fmt::print("cosine similarity with {} ({})\n\n", model_name(m), emb.describe());
   for (size_t i = 0; i < pairs.size(); ++i)
-    fmt::print("  {:.3f}  {}  <->  {}\n", cos[i], ellipsize(pairs[i].first, 50),
+    fmt::print("  {:6.3f}  {}  <->  {}\n", cos[i], ellipsize(pairs[i].first, 50),
                ellipsize(pairs[i].second, 50));
   return 0;
 }

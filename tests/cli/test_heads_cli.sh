@@ -60,6 +60,13 @@ assert len(j['pairs']) == 3 and all(abs(sum(p['scores']) - 1) < 1e-6 for p in j[
   || fail "two-label cross-encoder should give softmax rows: $out"
 "$bin" similarity -m "$fx/bert_ce" one two three | grep -c "<->" | grep -q 3 \
   || fail "cross-encoder with 3 sentences should score 3 pairs"
+out=$("$bin" similarity -m "$fx/bert_mlm" --pair "the old book" "the old book" --pair "Paris" \
+  "a guitar" --json) || fail "bi-encoder --pair exited $?"
+echo "$out" | python3 -c "import json,sys; j=json.loads(sys.stdin.read()); s=[p['score'] for p in j['pairs']]
+assert j['mode'] == 'bi-encoder' and abs(s[0] - 1) < 1e-5 and s[1] < 0.999, j" \
+  || fail "--pair with an embedding model should give the cosine per pair: $out"
+check_err_pre() { "$@" >/dev/null 2>&1 && fail "$* should fail"; return 0; }
+check_err_pre "$bin" similarity -m "$fx/bert_mlm" --pair a b --activation sigmoid
 "$bin" similarity --help | grep -q -- "--cross-encoder" || fail "similarity --help lacks --cross-encoder"
 
 check_err() {  # expected-text command...
