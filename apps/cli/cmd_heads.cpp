@@ -322,9 +322,10 @@ void HeadCommands::add_to(CLI::App& app) {
       ->capture_default_str();
   ner_cmd
       ->add_option("--stride", ner.stride,
-                   "tag texts longer than the model's max length in windows of that many tokens\n"
-                   "sharing N tokens, merging overlapping entities as HF's stride does (needs\n"
-                   "--aggregation other than none). Without it longer texts are truncated.")
+                   "tag texts longer than the model's max length in windows of that length,\n"
+                   "consecutive windows sharing N tokens; overlapping entities are merged as HF's\n"
+                   "stride does (needs --aggregation other than none). Without --stride longer\n"
+                   "texts are truncated to the max length.")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
 
   qa_cmd = app.add_subcommand(
