@@ -36,10 +36,10 @@ LR, WD, RTD_WEIGHT = 1e-3, 0.01, 50.0
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 V = 64
 LIKELY = 7  # a token the generator favours, placed at some masked positions
-COMMON = dict(vocab_size=V, embedding_size=16, max_position_embeddings=32, pad_token_id=PAD,
+COMMON = dict(vocab_size=V, embedding_size=12, max_position_embeddings=32, pad_token_id=PAD,
               initializer_range=0.1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-DISC = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
-GEN = dict(hidden_size=24, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24)
+DISC = dict(hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=30)
+GEN = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20)
 
 
 class Pair(torch.nn.Module):
