@@ -336,9 +336,11 @@ ElectraObjective::Pieces ElectraObjective::run(const ElectraBatch& batch, const 
     Tensor u = noise.contiguous();
     const float* lp = logits.data<float>();
     const float* up = u.data<float>();
-    for (size_t m = 0; m < positions.size(); ++m) {
-      const float* row = lp + positions[m] * static_cast<size_t>(v);
-      const float* un = up + m * static_cast<size_t>(v);
+    const auto n_pos = static_cast<int64_t>(positions.size());
+#pragma omp parallel for schedule(static) if (n_pos * v > (1 << 16))
+    for (int64_t m = 0; m < n_pos; ++m) {
+      const float* row = lp + positions[static_cast<size_t>(m)] * static_cast<size_t>(v);
+      const float* un = up + static_cast<size_t>(m * v);
       double best = -INFINITY;
       int64_t arg = 0;
       for (int64_t j = 0; j < v; ++j) {
@@ -349,7 +351,7 @@ ElectraObjective::Pieces ElectraObjective::run(const ElectraBatch& batch, const 
           arg = j;
         }
       }
-      corrupted[positions[m]] = arg;
+      corrupted[positions[static_cast<size_t>(m)]] = arg;
     }
   }
   p.active = batch.attention_mask.to_vector<int64_t>();
