@@ -1,15 +1,21 @@
-// lmforge embed | similarity | search: sentence embeddings, their cosine matrix, and semantic
-// search over a document collection (a built-in demo collection when none is given).
+// lmforge embed | similarity | search: sentence embeddings, their cosine matrix (or cross-encoder
+// scores of sentence pairs), and semantic search over a document collection (a built-in demo
+// collection when none is given).
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "commands.h"
 #include "lmforge/tasks/embed.h"
+#include "lmforge/tasks/heads.h"
 
 namespace lmf::cli {
 
@@ -126,8 +132,214 @@ int run_embed(const ModelOptions& m, const InputOptions& in) {
 
 // ---- similarity -------------------------------------------------------------------------------
 
-int run_similarity(const ModelOptions& m, const InputOptions& in) {
-  check_model_dir(m.model.empty() ? kDefaultModelDir : m.model);
+// The similarity options beyond the bi-encoder's: sentence pairs and the cross-encoder mode.
+struct PairOptions {
+  std::vector<std::string> pair_args;  // --pair A B, repeatable: flattened A1 B1 A2 B2 ...
+  bool cross_encoder = false;
+  std::string activation = "auto";  // auto | sigmoid | softmax | none
+};
+
+using TextPairs = std::vector<std::pair<std::string, std::string>>;
+
+// True when `dir` holds a sequence-classification checkpoint and is no sentence-transformers
+// bi-encoder folder (modules.json): the similarity command then scores pairs with it.
+bool is_cross_encoder_folder(const std::string& dir) {
+  if (fs::exists(fs::path(dir) / "modules.json")) return false;
+  std::ifstream f(fs::path(dir) / "config.json");
+  if (!f) return false;
+  const auto cfg = nlohmann::json::parse(f, nullptr, false);
+  if (!cfg.is_object() || !cfg.contains("architectures") || !cfg["architectures"].is_array())
+    return false;
+  for (const auto& a : cfg["architectures"]) {
+    const std::string suffix = "ForSequenceClassification";
+    if (a.is_string() && a.get<std::string>().size() > suffix.size() &&
+        a.get<std::string>().ends_with(suffix))
+      return true;
+  }
+  return false;
+}
+
+void check_pair(const std::pair<std::string, std::string>& p, const std::string& where) {
+  check_utf8(p.first, where);
+  check_utf8(p.second, where);
+  auto blank = [](const std::string& t) {
+    return t.find_first_not_of(" \t\r\n") == std::string::npos;
+  };
+  LMF_CHECK(!blank(p.first) && !blank(p.second), ValueError,
+            "{}: empty text in the pair; both sentences must be non-empty", where);
+}
+
+// Pairs from a file or stdin: "A<TAB>B" lines, JSON objects {"text": A, "text_pair": B} or JSON
+// arrays ["A", "B"]; blank lines are skipped.
+TextPairs parse_pair_lines(std::istream& is, const std::string& name) {
+  TextPairs out;
+  std::string line;
+  for (size_t n = 1; std::getline(is, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const std::string where = fmt::format("{} line {}", name, n);
+    const size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos) continue;
+    if (line[first] == '{' || line[first] == '[') {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      LMF_CHECK(!j.is_discarded(), ValueError, "{}: starts like JSON but does not parse", where);
+      if (j.is_array()) {
+        LMF_CHECK(j.size() == 2 && j[0].is_string() && j[1].is_string(), ValueError,
+                  "{}: a JSON array must hold exactly two strings [\"A\", \"B\"]", where);
+        out.emplace_back(j[0].get<std::string>(), j[1].get<std::string>());
+      } else {
+        auto str = [&](const char* k) {
+          LMF_CHECK(j.contains(k) && j[k].is_string(), ValueError,
+                    "{}: expected a JSON object with string fields \"text\" and \"text_pair\"",
+                    where);
+          return j[k].get<std::string>();
+        };
+        out.emplace_back(str("text"), str("text_pair"));
+      }
+    } else {
+      const size_t tab = line.find('\t');
+      LMF_CHECK(tab != std::string::npos, ValueError,
+                "{}: a pair line needs a tab between the two sentences (\"A<TAB>B\"), or use "
+                "JSON lines {{\"text\": A, \"text_pair\": B}}",
+                where);
+      out.emplace_back(line.substr(0, tab), line.substr(tab + 1));
+    }
+    check_pair(out.back(), where);
+  }
+  return out;
+}
+
+TextPairs read_pairs(const PairOptions& po, const InputOptions& in, bool cross) {
+  TextPairs pairs;
+  if (!po.pair_args.empty()) {
+    LMF_CHECK(po.pair_args.size() % 2 == 0, ValueError, "--pair takes two sentences: --pair A B");
+    for (size_t i = 0; i + 1 < po.pair_args.size(); i += 2) {
+      pairs.emplace_back(po.pair_args[i], po.pair_args[i + 1]);
+      check_pair(pairs.back(), fmt::format("--pair {}", i / 2 + 1));
+    }
+    return pairs;
+  }
+  if (!in.args.empty()) {  // sentences as arguments: every pair i < j
+    LMF_CHECK(in.args.size() >= 2, ValueError,
+              "similarity needs at least two sentences, got {}; or give --pair A B",
+              in.args.size());
+    for (size_t i = 0; i < in.args.size(); ++i)
+      for (size_t j = i + 1; j < in.args.size(); ++j) {
+        pairs.emplace_back(in.args[i], in.args[j]);
+        check_pair(pairs.back(), fmt::format("arguments {} and {}", i + 1, j + 1));
+      }
+    return pairs;
+  }
+  LMF_CHECK(cross, ValueError, "internal: pair lines are read in cross-encoder mode only");
+  if (!in.file.empty() && in.file != "-") {
+    LMF_CHECK(!fs::is_directory(in.file), IoError, "'{}' is a folder, not a text file", in.file);
+    std::ifstream f(in.file, std::ios::binary);
+    LMF_CHECK(f.good(), IoError, "cannot read '{}': no such file or no permission", in.file);
+    pairs = parse_pair_lines(f, in.file);
+  } else if (!in.file.empty() || !isatty(STDIN_FILENO)) {
+    pairs = parse_pair_lines(std::cin, "standard input");
+  } else {
+    fail<ValueError>(
+        "no input: give --pair A B, sentences as arguments, --file FILE or standard input with "
+        "one pair per line (\"A<TAB>B\" or JSON {{\"text\": A, \"text_pair\": B}})");
+  }
+  LMF_CHECK(!pairs.empty(), ValueError, "empty input: no sentence pairs (blank lines are skipped)");
+  return pairs;
+}
+
+int run_cross_encoder(const ModelOptions& m, const PairOptions& po, const InputOptions& in) {
+  const std::string dir = m.model.empty() ? kDefaultModelDir : m.model;
+  check_model_dir(dir);
+  const auto pairs = read_pairs(po, in, true);
+  tasks::CrossEncoder ce(dir);
+  tasks::CrossEncoderOptions o;
+  o.activation = po.activation == "auto" ? tasks::ScoreFunction::automatic
+                                         : tasks::parse_score_function(po.activation);
+  o.batch_size = static_cast<size_t>(m.batch_size);
+  if (m.max_length > 0) o.max_length = static_cast<size_t>(m.max_length);
+  const auto scores = ce.predict(pairs, o);
+  const auto f =
+      o.activation == tasks::ScoreFunction::automatic ? ce.default_activation() : o.activation;
+  const size_t L = ce.num_labels();
+  std::vector<std::string> labels;
+  for (size_t l = 0; l < L; ++l) labels.push_back(ce.label(static_cast<int64_t>(l)));
+  auto best = [&](const std::vector<double>& s) {
+    return static_cast<size_t>(std::max_element(s.begin(), s.end()) - s.begin());
+  };
+  if (m.json) {
+    nlohmann::ordered_json j = {{"model", model_name(m)},
+                                {"mode", "cross-encoder"},
+                                {"architecture", ce.model().architecture()},
+                                {"activation", tasks::score_function_name(f)},
+                                {"labels", labels}};
+    auto& arr = j["pairs"] = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < pairs.size(); ++i) {
+      nlohmann::ordered_json p = {{"text", pairs[i].first}, {"text_pair", pairs[i].second}};
+      if (L == 1) {
+        p["score"] = scores[i][0];
+      } else {
+        p["scores"] = scores[i];
+        p["label"] = labels[best(scores[i])];
+      }
+      arr.push_back(std::move(p));
+    }
+    fmt::print("{}\n", j.dump(1));
+    return 0;
+  }
+  fmt::print("cross-encoder scores with {} ({}, {} label{}, {})\n\n", model_name(m),
+             ce.model().architecture(), L, L == 1 ? "" : "s", tasks::score_function_name(f));
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    if (L == 1) {
+      fmt::print("  {:8.4f}  {}  <->  {}\n", scores[i][0], ellipsize(pairs[i].first, 50),
+                 ellipsize(pairs[i].second, 50));
+      continue;
+    }
+    std::string cols;
+    for (size_t l = 0; l < L; ++l) cols += fmt::format("{} {:.4f}  ", labels[l], scores[i][l]);
+    fmt::print("  [{}] {}  <->  {}\n      {}-> {}\n", i + 1, ellipsize(pairs[i].first, 50),
+               ellipsize(pairs[i].second, 50), cols, labels[best(scores[i])]);
+  }
+  return 0;
+}
+
+// Bi-encoder cosine of each given pair (--pair with an embedding model).
+int run_pair_cosine(const ModelOptions& m, const PairOptions& po, const InputOptions& in) {
+  const auto pairs = read_pairs(po, in, false);
+  const auto emb = load_embedder(m);
+  std::vector<std::string> a, b;
+  for (const auto& [x, y] : pairs) a.push_back(x), b.push_back(y);
+  const Tensor va = emb.encode(a), vb = emb.encode(b);
+  std::vector<float> cos;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const auto ra = row(va, static_cast<int64_t>(i)), rb = row(vb, static_cast<int64_t>(i));
+    double dot = 0, na = 0, nb = 0;
+    for (size_t d = 0; d < ra.size(); ++d)
+      dot += double(ra[d]) * rb[d], na += double(ra[d]) * ra[d], nb += double(rb[d]) * rb[d];
+    cos.push_back(static_cast<float>(dot / std::max(std::sqrt(na) * std::sqrt(nb), 1e-12)));
+  }
+  if (m.json) {
+    nlohmann::ordered_json j = {{"model", model_name(m)}, {"mode", "bi-encoder"}};
+    auto& arr = j["pairs"] = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < pairs.size(); ++i)
+      arr.push_back({{"text", pairs[i].first}, {"text_pair", pairs[i].second}, {"score", cos[i]}});
+    fmt::print("{}\n", j.dump(1));
+    return 0;
+  }
+  fmt::print("cosine similarity with {} ({})\n\n", model_name(m), emb.describe());
+  for (size_t i = 0; i < pairs.size(); ++i)
+    fmt::print("  {:6.3f}  {}  <->  {}\n", cos[i], ellipsize(pairs[i].first, 50),
+               ellipsize(pairs[i].second, 50));
+  return 0;
+}
+
+int run_similarity(const ModelOptions& m, const InputOptions& in, const PairOptions& po) {
+  const std::string dir = m.model.empty() ? kDefaultModelDir : m.model;
+  check_model_dir(dir);
+  if (po.cross_encoder || is_cross_encoder_folder(dir)) return run_cross_encoder(m, po, in);
+  LMF_CHECK(po.activation == "auto", ValueError,
+            "--activation applies to cross-encoders only; '{}' is an embedding model (add "
+            "--cross-encoder to score pairs with its classification head)",
+            dir);
+  if (!po.pair_args.empty()) return run_pair_cosine(m, po, in);
   const auto texts = read_inputs(in, "sentence");
   LMF_CHECK(texts.size() >= 2, ValueError, "similarity needs at least two sentences, got {}",
             texts.size());
@@ -319,23 +531,50 @@ void register_embed_commands(CLI::App& app, Commands& out) {
   {
     auto m = std::make_shared<ModelOptions>();
     auto in = std::make_shared<InputOptions>();
+    auto po = std::make_shared<PairOptions>();
     auto* sub = app.add_subcommand(
         "similarity",
         "Cosine similarity of every pair of sentences (bi-encoder): a matrix and the most\n"
-        "similar pairs.");
+        "similar pairs. With a sequence-classification model (cross-encoder), the score of\n"
+        "each sentence pair, as sentence-transformers' CrossEncoder.predict.");
     sub->add_option("sentences", in->args, "sentences to compare (else --file or standard input)");
     add_model_options(sub, *m, false);
     add_input_options(sub, *in);
+    sub->add_option("--pair", po->pair_args,
+                    "a sentence pair to score (repeatable): --pair \"A\" \"B\"")
+        ->expected(2)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    sub->add_flag("--cross-encoder", po->cross_encoder,
+                  "score pairs with the model's sequence-classification head (the default for a\n"
+                  "*ForSequenceClassification folder without modules.json)");
+    sub->add_option("--activation", po->activation,
+                    "cross-encoder scores: auto (sigmoid for 1 label, or config.json's\n"
+                    "sentence_transformers.activation_fn; softmax for several) | sigmoid |\n"
+                    "softmax | none (raw logits)")
+        ->check(CLI::IsMember({"auto", "sigmoid", "softmax", "none"}))
+        ->capture_default_str();
     sub->footer(
         std::string(kInputHelp) + kModelHelp +
+        "CROSS-ENCODER\n"
+        "  A *ForSequenceClassification folder (or --cross-encoder) scores sentence pairs: from\n"
+        "  --pair A B (repeatable), from sentences given as arguments (every pair), or from\n"
+        "  --file / standard input with one pair per line: \"A<TAB>B\", a JSON object\n"
+        "  {\"text\": A, \"text_pair\": B} or a JSON array [\"A\", \"B\"]. One label: sigmoid of\n"
+        "  the logit (CrossEncoder's default); several: softmax over the labels. --pair with an\n"
+        "  embedding model prints the cosine of each pair. --pooling and --normalize do not\n"
+        "  apply to cross-encoders; --max-length and --batch-size do.\n"
         "OUTPUT\n"
         "  Human: the numbered sentences, the matrix (up to 12 sentences) and the most\n"
-        "  similar pairs. --json: {\"model\", \"sentences\", \"similarity\": [[...]]}.\n" +
+        "  similar pairs. --json: {\"model\", \"sentences\", \"similarity\": [[...]]}.\n"
+        "  Pairs --json: {\"model\", \"mode\", \"pairs\": [{\"text\", \"text_pair\", \"score\"}]}\n"
+        "  (cross-encoders with several labels: \"scores\" per label and the best \"label\").\n" +
         kExitHelp +
         "EXAMPLES\n"
         "  lmforge similarity \"A man is eating food.\" \"A man eats bread.\" \"It is raining.\"\n"
-        "  lmforge similarity --model DIR --file sentences.txt --json\n");
-    out.push_back({sub, [m, in] { return run_similarity(*m, *in); }});
+        "  lmforge similarity --model DIR --file sentences.txt --json\n"
+        "  lmforge similarity -m CROSS_ENCODER --pair \"How old is Ann?\" \"Ann is 30.\" --json\n"
+        "  printf 'q1\\td1\\nq1\\td2\\n' | lmforge similarity -m CROSS_ENCODER\n");
+    out.push_back({sub, [m, in, po] { return run_similarity(*m, *in, *po); }});
   }
   {
     auto m = std::make_shared<ModelOptions>();

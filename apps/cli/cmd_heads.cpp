@@ -97,6 +97,12 @@ int run_fill_mask(const std::string& model_dir, const FillMaskCliOptions& opt,
   tasks::FillMask pipe(model_dir);
   tasks::FillMaskOptions o;
   o.top_k = opt.top_k;
+  if (opt.targets_given) {
+    o.targets = opt.targets;
+    if (o.targets.empty()) o.targets.emplace_back();
+    for (const auto& w : pipe.resolve_targets(o.targets).warnings)
+      fmt::print(stderr, "lmforge: warning: fill-mask: {}\n", w);
+  }
   for (size_t n = 0; n < items.size(); ++n) {
     const std::string text =
         items[n].is_object() ? field(items[n], "text", true, n + 1) : items[n].get<std::string>();
@@ -161,6 +167,7 @@ int run_ner(const std::string& model_dir, const NerCliOptions& opt, const HeadIn
   tasks::TokenClassificationOptions o;
   o.aggregation = tasks::parse_aggregation(opt.aggregation);
   o.ignore_labels = opt.ignore_labels;
+  if (opt.stride >= 0) o.stride = static_cast<size_t>(opt.stride);
   const bool grouped = o.aggregation != tasks::Aggregation::none;
   for (size_t n = 0; n < items.size(); ++n) {
     const std::string text =
@@ -176,10 +183,15 @@ int run_ner(const std::string& model_dir, const NerCliOptions& opt, const HeadIn
         j["end"] = x.end;
         e.push_back(std::move(j));
       }
-      print_json({{"text", text}, {"entities", std::move(e)}});
+      json j = {{"text", text}, {"entities", std::move(e)}};
+      if (o.stride) j["windows"] = pipe.windows_used();
+      print_json(j);
       continue;
     }
     fmt::print("{}\n", text);
+    if (o.stride && pipe.windows_used() > 1)
+      fmt::print("  ({} windows of {} tokens, stride {})\n", pipe.windows_used(),
+                 pipe.special_tokens().model_max_length, *o.stride);
     if (ents.empty()) fmt::print("  (no entities)\n");
     for (const auto& x : ents)
       fmt::print("  {:<8} {:<24} {}  [{}, {})\n", x.entity, x.word, pct(x.score), x.start, x.end);
@@ -256,7 +268,8 @@ int run_nsp(const std::string& model_dir, const NspCliOptions& opt, const HeadIn
 
 void HeadCommands::add_to(CLI::App& app) {
   auto common = [&](CLI::App* c, const char* what) {
-    c->add_option("model,--model,-m", model_dir, "Hugging Face model folder (config.json, weights, tokenizer)")
+    c->add_option("model,--model,-m", model_dir,
+                  "Hugging Face model folder (config.json, weights, tokenizer)")
         ->required()
         ->check(CLI::ExistingDirectory);
     c->add_option("inputs", in.texts, what);
@@ -273,6 +286,15 @@ void HeadCommands::add_to(CLI::App& app) {
   fill_mask_cmd->add_option("--top-k", fill_mask.top_k, "predictions per mask")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  targets_opt =
+      fill_mask_cmd
+          ->add_option(
+              "--targets", fill_mask.targets,
+              "score only these words, comma-separated (HF targets): a word not in the\n"
+              "vocabulary is replaced by its first token, with a warning; --top-k is capped\n"
+              "by the number of distinct targets")
+          ->delimiter(',')
+          ->expected(0, 1 << 20);
 
   classify_cmd = app.add_subcommand("classify",
                                     "Classify texts or text pairs with a sequence-classification "
@@ -298,6 +320,13 @@ void HeadCommands::add_to(CLI::App& app) {
       ->capture_default_str();
   ner_cmd->add_option("--ignore-labels", ner.ignore_labels, "labels left out of the output")
       ->capture_default_str();
+  ner_cmd
+      ->add_option("--stride", ner.stride,
+                   "tag texts longer than the model's max length in windows of that length,\n"
+                   "consecutive windows sharing N tokens; overlapping entities are merged as HF's\n"
+                   "stride does (needs --aggregation other than none). Without --stride longer\n"
+                   "texts are truncated to the max length.")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
 
   qa_cmd = app.add_subcommand(
       "qa",
@@ -332,7 +361,11 @@ void HeadCommands::add_to(CLI::App& app) {
 }
 
 int HeadCommands::run() const {
-  if (fill_mask_cmd && *fill_mask_cmd) return run_fill_mask(model_dir, fill_mask, in);
+  if (fill_mask_cmd && *fill_mask_cmd) {
+    FillMaskCliOptions fm = fill_mask;
+    fm.targets_given = targets_opt && targets_opt->count() > 0;
+    return run_fill_mask(model_dir, fm, in);
+  }
   if (classify_cmd && *classify_cmd) return run_classify(model_dir, classify, in);
   if (ner_cmd && *ner_cmd) return run_ner(model_dir, ner, in);
   if (qa_cmd && *qa_cmd) return run_qa(model_dir, qa, in);

@@ -8,7 +8,8 @@
 
 namespace CLI {
 class App;
-}
+class Option;
+}  // namespace CLI
 
 namespace lmf::cli {
 
@@ -21,6 +22,8 @@ struct HeadInputs {
 
 struct FillMaskCliOptions {
   size_t top_k = 5;
+  std::vector<std::string> targets;  // --targets w1,w2: score only these tokens
+  bool targets_given = false;        // --targets was on the command line (even if empty)
 };
 
 struct ClassifyCliOptions {
@@ -32,6 +35,7 @@ struct ClassifyCliOptions {
 struct NerCliOptions {
   std::string aggregation = "simple";  // none | simple | first | average | max
   std::vector<std::string> ignore_labels = {"O"};
+  int64_t stride = -1;  // -1: no windows (truncate to the model's length); else HF's stride
 };
 
 struct QaCliOptions {
@@ -69,6 +73,7 @@ struct HeadCommands {
   NspCliOptions nsp;
   CLI::App *fill_mask_cmd = nullptr, *classify_cmd = nullptr, *ner_cmd = nullptr, *qa_cmd = nullptr,
            *nsp_cmd = nullptr;
+  CLI::Option* targets_opt = nullptr;  // fill-mask --targets
 
   void add_to(CLI::App& app);
   int run() const;

@@ -4,12 +4,19 @@ heads) with WordPiece / byte-level BPE tokenizers trained here on our own senten
 outputs of transformers' pipelines on them (fill-mask, text-classification, token-classification,
 question-answering) plus next-sentence probabilities, in goldens.json.
 
+goldens_extra.json adds: sentence-transformers CrossEncoder.predict scores on a one-label
+(bert_ce) and a two-label (bert_cls) checkpoint, token classification with stride windows on a
+model with 32 positions (bert_ner_short), and fill-mask with targets. `--extra-only` regenerates
+just these, reusing the WordPiece tokenizer saved in bert_cls (no QA run, no transformers 4).
+
 transformers 5 dropped the question-answering pipeline, so the QA goldens come from the last
 release that has it (4.57.1), run in a subprocess on the same saved folder.
 
 Regenerate (from the repository root; torch, transformers 5, tokenizers installed):
     pip install --no-deps --target /tmp/tf4 transformers==4.57.1
     python3 scripts/reference/gen_pipeline_goldens.py [--tf4 /tmp/tf4]
+    python3 scripts/reference/gen_pipeline_goldens.py --extra-only   # goldens_extra.json only
+(--extra-only needs sentence-transformers: pip install sentence-transformers)
 """
 import argparse
 import json
@@ -229,10 +236,121 @@ LONG_CONTEXT = (
     "Yuki Tanaka described the bridge in a letter, and the letter was found in Lima last week.")
 
 
+# ---- goldens_extra.json: cross-encoder, NER with stride windows, fill-mask targets ---------------
+
+CE_PAIRS = [
+    ("Where does Maria live?", "Maria lives in Paris with her brother."),
+    ("Who repaired the bicycle?", "The old bicycle was repaired by John Smith near Berlin."),
+    ("Did Pedro really travel to Cairo?", "It's strange weather in Lagos today."),
+    ("a", "b"),
+    ("São Paulo is large and bright at night!", "Zürich is small."),
+    ("The famous bridge over the river in Lima.", "The famous bridge over the river in Lima."),
+]
+
+
+def cross_encoder_goldens(d, pairs):
+    import torch
+    from sentence_transformers import CrossEncoder
+    ce = CrossEncoder(d, device="cpu")
+    out = {"num_labels": ce.num_labels, "pairs": [list(p) for p in pairs]}
+    out["default"] = clean(ce.predict(pairs, batch_size=4).tolist())
+    out["identity"] = clean(ce.predict(pairs, activation_fn=torch.nn.Identity()).tolist())
+    if ce.num_labels > 1:
+        out["softmax"] = clean(ce.predict(pairs, apply_softmax=True).tolist())
+    return out
+
+
+def ner_stride_goldens(d, texts, strides):
+    from transformers import pipeline
+    cases = []
+    for strategy in ["simple", "first", "average", "max"]:
+        for stride in strides:
+            p = pipeline("token-classification", model=d, device="cpu",
+                         aggregation_strategy=strategy, stride=stride)
+            for text in texts:
+                n = len(p.tokenizer(text, truncation=True, stride=stride,
+                                    return_overflowing_tokens=True)["input_ids"])
+                cases.append({"text": text, "aggregation_strategy": strategy, "stride": stride,
+                              "windows": n, "result": clean(p(text))})
+    p = pipeline("token-classification", model=d, device="cpu", aggregation_strategy="simple")
+    for text in texts[:2]:  # no stride: truncated to model_max_length
+        cases.append({"text": text, "aggregation_strategy": "simple", "stride": None,
+                      "windows": 1, "result": clean(p(text))})
+    return cases
+
+
+def fill_mask_target_goldens(d, cases):
+    from transformers import pipeline
+    p = pipeline("fill-mask", model=d, device="cpu")
+    out = []
+    for text, targets, k in cases:
+        r = p(text, targets=targets, top_k=k)
+        rows = r if r and isinstance(r[0], list) else [r]
+        out.append({"text": text, "targets": targets, "top_k": k, "result": clean(rows)})
+    return out
+
+
+def long_text(n):
+    words = []
+    for i in range(n):
+        f, l = FIRST[(i * 5) % len(FIRST)], LAST[(i * 3) % len(LAST)]
+        p, t = PLACES[(i * 7) % len(PLACES)], THINGS[i % len(THINGS)]
+        words.append([f"{f} {l} met", f"in {p} with the", f"{t}, then", f"{f} went to {p}."][i % 4])
+    return " ".join(words)
+
+
+def extra_goldens(wp, bl_dir):
+    from transformers import (AutoTokenizer, BertForSequenceClassification,
+                              BertForTokenClassification)
+    g = {}
+    import transformers, sentence_transformers
+    g["transformers"] = transformers.__version__
+    g["sentence_transformers"] = sentence_transformers.__version__
+    d = save("bert_ce", BertForSequenceClassification, bert_config(wp, num_labels=1), wp, 8)
+    long_a = long_text(60)
+    g["cross_encoder"] = cross_encoder_goldens(d, CE_PAIRS + [(long_a, long_a[::-1])])
+    g["cross_encoder_2"] = cross_encoder_goldens(str(OUT / "bert_cls"), CE_PAIRS)
+
+    short = AutoTokenizer.from_pretrained(str(OUT / "bert_cls"), model_max_length=32)
+    ner_labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    cfg = bert_config(short, id2label=dict(enumerate(ner_labels)),
+                      label2id={l: i for i, l in enumerate(ner_labels)})
+    cfg.max_position_embeddings = 32
+    d = save("bert_ner_short", BertForTokenClassification, cfg, short, 12, corpus()[:40])
+    texts = [long_text(12), long_text(20) + " Maria Lopez lives in São Paulo.",
+             "Omar   Novak  bought a camera in  New York yesterday. " * 4]
+    g["ner_stride"] = {"model": "bert_ner_short", "cases": ner_stride_goldens(d, texts, [4, 12])}
+
+    g["fill_mask_targets"] = {"model": "bert_mlm", "cases": fill_mask_target_goldens(
+        str(OUT / "bert_mlm"), [
+            ("Alice [MASK] the old book in Paris yesterday.", ["found", "sold", "bought"], 5),
+            ("Alice [MASK] the old book in Paris yesterday.", ["found", "sold", "bought"], 2),
+            ("The [MASK] was painted by Bob near Berlin.", ["Paris", "book", "book", "map"], 5),
+            ("The [MASK] was painted by Bob near Berlin.", ["xylophone", "guitar"], 5),
+            ("Hannah [MASK] the [MASK] guitar after lunch.", ["old", "sold", "new"], 2),
+            ("Omar found it at [MASK].", ["night", "\u200b", "zzz"], 5),
+        ])}
+    g["roberta_fill_mask_targets"] = {"model": "roberta_mlm", "cases": fill_mask_target_goldens(
+        bl_dir, [
+            ("Alice <mask> the old book in Paris yesterday.", [" found", "Ġsold", "bought"], 5),
+            ("The <mask> was painted by Bob near Berlin.", ["book", " map", " xylophone"], 3),
+        ])}
+    (OUT / "goldens_extra.json").write_text(json.dumps(g, ensure_ascii=False, indent=1) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tf4", default="/tmp/tf4", help="pip --target dir with transformers 4.57.1")
+    ap.add_argument("--extra-only", action="store_true",
+                    help="only goldens_extra.json (reuses the tokenizer saved in bert_cls)")
     args = ap.parse_args()
+    if args.extra_only:
+        import torch
+        from transformers import AutoTokenizer
+        torch.set_num_threads(1)
+        extra_goldens(AutoTokenizer.from_pretrained(str(OUT / "bert_cls")),
+                      str(OUT / "roberta_mlm"))
+        return
     import torch
     import transformers
     from transformers import (BertForMaskedLM, BertForNextSentencePrediction,
@@ -365,6 +483,7 @@ def main():
     ])}
 
     (OUT / "goldens.json").write_text(json.dumps(g, ensure_ascii=False, indent=1) + "\n")
+    extra_goldens(wp, str(OUT / "roberta_mlm"))
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(ROOT)}: {p.stat().st_size} bytes")

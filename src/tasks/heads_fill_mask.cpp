@@ -1,5 +1,7 @@
 // Fill-mask as transformers' FillMaskPipeline: softmax over the vocabulary at each mask position,
 // top-k tokens, and the input decoded with the prediction in place of that mask.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <numeric>
 
@@ -27,6 +29,37 @@ FillMask::FillMask(const std::string& model_dir, const models::LoadOptions& opt)
             special_.mask_token, model_dir);
 }
 
+ResolvedTargets FillMask::resolve_targets(const std::vector<std::string>& targets) const {
+  ResolvedTargets r;
+  for (const auto& target : targets) {
+    if (auto id = tokenizer_.token_to_id(target)) {
+      r.ids.push_back(*id);
+      continue;
+    }
+    tok::Encoding enc;
+    {
+      std::lock_guard<std::mutex> lock(encode_mutex_);
+      enc = tokenizer_.encode(target, false);
+    }
+    if (enc.ids.empty()) {
+      r.warnings.push_back(fmt::format(
+          "the target \"{}\" is not in the vocabulary and gives no token; ignoring it", target));
+      continue;
+    }
+    r.ids.push_back(enc.ids.front());
+    r.warnings.push_back(fmt::format(
+        "the target \"{}\" is not in the vocabulary; using its first token \"{}\" instead", target,
+        tokenizer_.id_to_token(enc.ids.front()).value_or(enc.tokens.front())));
+  }
+  std::sort(r.ids.begin(), r.ids.end());
+  r.ids.erase(std::unique(r.ids.begin(), r.ids.end()), r.ids.end());
+  LMF_CHECK(!r.ids.empty(), ValueError,
+            "fill-mask: none of the {} target(s) gives a token of the vocabulary; give words "
+            "the tokenizer knows (e.g. --targets paris,london)",
+            targets.size());
+  return r;
+}
+
 std::vector<std::vector<FillMaskPrediction>> FillMask::operator()(
     std::string_view text, const FillMaskOptions& opt) const {
   LMF_CHECK(opt.top_k >= 1, ValueError, "fill-mask: top_k must be >= 1 (got {})", opt.top_k);
@@ -41,14 +74,26 @@ std::vector<std::vector<FillMaskPrediction>> FillMask::operator()(
   const auto out = forward(enc);
   const auto logits = logits_row(out.logits);
   const size_t V = static_cast<size_t>(out.logits.size(-1));
-  const size_t k = std::min(opt.top_k, V);
+  // Candidates: the whole vocabulary, or the target ids.
+  std::vector<size_t> candidates;
+  if (!opt.targets.empty()) {
+    for (uint32_t id : resolve_targets(opt.targets).ids) {
+      LMF_CHECK(id < V, ValueError,
+                "fill-mask: target token id {} is outside the model's {} output logits", id, V);
+      candidates.push_back(id);
+    }
+  } else {
+    candidates.resize(V);
+    std::iota(candidates.begin(), candidates.end(), size_t{0});
+  }
+  const size_t k = std::min(opt.top_k, candidates.size());
   const bool single = masks.size() == 1;
 
   std::vector<std::vector<FillMaskPrediction>> rows;
-  std::vector<size_t> order(V);
+  std::vector<size_t> order;
   for (size_t m : masks) {
     const auto probs = softmax(logits.data() + m * V, V);
-    std::iota(order.begin(), order.end(), size_t{0});
+    order = candidates;
     std::partial_sort(
         order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
         [&](size_t a, size_t b) { return probs[a] != probs[b] ? probs[a] > probs[b] : a < b; });

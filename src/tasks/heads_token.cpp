@@ -79,7 +79,58 @@ std::vector<TokenEntity> TokenClassification::operator()(
   const std::string text = tok::sanitize_utf8(raw_text);
   tok::TruncationParams trunc;
   trunc.max_length = special_.model_max_length;
-  const auto enc = encode(text, std::nullopt, trunc);
+  if (opt.stride) {
+    LMF_CHECK(opt.aggregation != Aggregation::none, ValueError,
+              "ner: stride windows need an aggregation strategy (simple, first, average or max), "
+              "not none: overlapping windows are merged entity by entity");
+    LMF_CHECK(*opt.stride < special_.model_max_length, ValueError,
+              "ner: stride {} must be less than the model's max length {} (minus the special "
+              "tokens); use a smaller --stride",
+              *opt.stride, special_.model_max_length);
+    trunc.stride = *opt.stride;
+  }
+  tok::Encoding first;
+  try {
+    first = encode(text, std::nullopt, trunc);
+  } catch (const ValueError& e) {
+    fail<ValueError>(
+        "ner: cannot split the text into windows of {} tokens overlapping by {} ({}); use a "
+        "smaller --stride",
+        special_.model_max_length, trunc.stride, e.what());
+  }
+  std::vector<const tok::Encoding*> windows{&first};
+  if (opt.stride)
+    for (const auto& o : first.overflowing) windows.push_back(&o);
+  windows_ = windows.size();
+  std::vector<TokenEntity> all;
+  for (const auto* w : windows) {
+    auto ents = window_entities(text, *w, opt);
+    all.insert(all.end(), std::make_move_iterator(ents.begin()),
+               std::make_move_iterator(ents.end()));
+  }
+  if (windows.size() < 2 || all.empty()) return all;
+  // HF aggregate_overlapping_entities: sorted by start (stable); of entities overlapping the
+  // kept one, the longer wins, then the higher score.
+  std::stable_sort(all.begin(), all.end(),
+                   [](const TokenEntity& a, const TokenEntity& b) { return a.start < b.start; });
+  std::vector<TokenEntity> merged;
+  TokenEntity prev = all.front();
+  for (auto& e : all) {
+    if (prev.start <= e.start && e.start < prev.end) {
+      const size_t len = e.end - e.start, prev_len = prev.end - prev.start;
+      if (len > prev_len || (len == prev_len && e.score > prev.score)) prev = e;
+    } else {
+      merged.push_back(std::move(prev));
+      prev = std::move(e);
+    }
+  }
+  merged.push_back(std::move(prev));
+  return merged;
+}
+
+std::vector<TokenEntity> TokenClassification::window_entities(
+    const std::string& text, const tok::Encoding& enc,
+    const TokenClassificationOptions& opt) const {
   const auto out = forward(enc);
   const auto logits = logits_row(out.logits);
   const size_t L = static_cast<size_t>(out.logits.size(-1));

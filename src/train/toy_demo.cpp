@@ -21,8 +21,7 @@ struct Batch {
 Batch make_batch(Generator& gen, int64_t batch, int64_t len, int64_t vocab, bool reverse) {
   std::vector<int64_t> ids(batch * len), labels(batch * len);
   for (int64_t b = 0; b < batch; ++b)
-    for (int64_t i = 0; i < len; ++i)
-      ids[b * len + i] = static_cast<int64_t>(gen.next_u64() % vocab);
+    for (int64_t i = 0; i < len; ++i) ids[b * len + i] = static_cast<int64_t>(gen.next_u64() % vocab);
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t i = 0; i < len; ++i)
       labels[b * len + i] = ids[b * len + (reverse ? len - 1 - i : i)];
@@ -113,9 +112,9 @@ ToyDemoResult run_toy_demo(const ToyDemoOptions& opt,
     }
     seq_right += all;
     if (s < 3)
-      res.examples.push_back(
-          {std::vector<int64_t>(ids.begin() + s * opt.seq_len, ids.begin() + (s + 1) * opt.seq_len),
-           pred});
+      res.examples.push_back({std::vector<int64_t>(ids.begin() + s * opt.seq_len,
+                                                   ids.begin() + (s + 1) * opt.seq_len),
+                              pred});
   }
   res.eval_token_accuracy = static_cast<double>(right) / static_cast<double>(kEval * opt.seq_len);
   res.eval_sequence_accuracy = static_cast<double>(seq_right) / kEval;

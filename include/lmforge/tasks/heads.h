@@ -65,7 +65,16 @@ struct FillMaskPrediction {
 };
 
 struct FillMaskOptions {
-  size_t top_k = 5;
+  size_t top_k = 5;  // with targets: at most the number of distinct target tokens
+  // HF's targets: when not empty, only these tokens are scored (probabilities still from the
+  // softmax over the whole vocabulary). See FillMask::resolve_targets.
+  std::vector<std::string> targets;
+};
+
+// Target words resolved to token ids, with what HF would warn about.
+struct ResolvedTargets {
+  std::vector<uint32_t> ids;          // distinct, ascending
+  std::vector<std::string> warnings;  // one per target not in the vocabulary
 };
 
 // *ForMaskedLM (and BERT/ALBERT *ForPreTraining).
@@ -76,6 +85,11 @@ class FillMask : public HeadPipeline {
   // no mask token.
   std::vector<std::vector<FillMaskPrediction>> operator()(std::string_view text,
                                                           const FillMaskOptions& opt = {}) const;
+  // As HF get_target_ids: a target that is a vocabulary entry (added tokens included) is used
+  // as is; otherwise it is tokenized without special tokens and its first token is used (a
+  // warning names the replacement), or it is skipped with a warning when it gives no token.
+  // ValueError when no target is left.
+  ResolvedTargets resolve_targets(const std::vector<std::string>& targets) const;
 };
 
 // ---- text classification ------------------------------------------------------------------------
@@ -107,6 +121,34 @@ class TextClassification : public HeadPipeline {
   std::string label(int64_t id) const;     // id2label, "LABEL_<id>" when absent
 };
 
+// ---- cross-encoder -----------------------------------------------------------------------------
+
+struct CrossEncoderOptions {
+  // automatic: config.json's sentence_transformers.activation_fn (Sigmoid or Identity) or
+  // sigmoid for one label (CrossEncoder's default); softmax over the labels for several
+  // (CrossEncoder.predict(apply_softmax=True)). none: the raw logits.
+  ScoreFunction activation = ScoreFunction::automatic;
+  size_t batch_size = 32;
+  std::optional<size_t> max_length;  // pair tokens incl. specials; none: model_max_length
+};
+
+// Scores sentence pairs with a sequence-classification model like sentence-transformers'
+// CrossEncoder.predict: `[CLS] a [SEP] b [SEP]` truncated longest-first, padded in batches.
+class CrossEncoder : public HeadPipeline {
+ public:
+  explicit CrossEncoder(const std::string& model_dir, const models::LoadOptions& opt = {});
+  // One row of num_labels scores per pair, in input order. ValueError for an empty text.
+  std::vector<std::vector<double>> predict(
+      const std::vector<std::pair<std::string, std::string>>& pairs,
+      const CrossEncoderOptions& opt = {}) const;
+  ScoreFunction default_activation() const;  // what automatic resolves to for this model
+  size_t num_labels() const;
+  std::string label(int64_t id) const;  // id2label, "LABEL_<id>" when absent
+
+ private:
+  ScoreFunction config_activation_ = ScoreFunction::automatic;
+};
+
 // ---- token classification -----------------------------------------------------------------------
 
 enum class Aggregation { none, simple, first, average, max };
@@ -124,14 +166,29 @@ struct TokenEntity {
 struct TokenClassificationOptions {
   Aggregation aggregation = Aggregation::none;
   std::vector<std::string> ignore_labels = {"O"};
+  // HF's stride: none truncates the input to model_max_length tokens. Set, the whole text is
+  // tagged in windows of model_max_length tokens, consecutive windows sharing `stride` tokens;
+  // each window is aggregated on its own, then overlapping entities are merged (HF
+  // aggregate_overlapping_entities: the longer one wins, then the higher score). Needs an
+  // aggregation other than none and stride < model_max_length.
+  std::optional<size_t> stride;
 };
 
 class TokenClassification : public HeadPipeline {
  public:
   explicit TokenClassification(const std::string& model_dir, const models::LoadOptions& opt = {});
-  // Special tokens are skipped; input longer than model_max_length is truncated as HF does.
+  // Special tokens are skipped; input longer than model_max_length is truncated as HF does
+  // unless opt.stride asks for windows.
   std::vector<TokenEntity> operator()(std::string_view text,
                                       const TokenClassificationOptions& opt = {}) const;
+  // How many windows the last call to operator() used (for reporting).
+  size_t windows_used() const { return windows_; }
+
+ private:
+  // Entities of one window (aggregated and filtered); offsets index `text`.
+  std::vector<TokenEntity> window_entities(const std::string& text, const tok::Encoding& enc,
+                                           const TokenClassificationOptions& opt) const;
+  mutable size_t windows_ = 0;
 };
 
 // ---- question answering -------------------------------------------------------------------------

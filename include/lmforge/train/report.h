@@ -1,10 +1,11 @@
-// User-facing training output: a terminal progress bar with loss, lr, tokens/s and ETA, and a
-// self-contained SVG loss curve.
+// User-facing training output: a terminal progress bar with loss, lr, tokens/s and ETA, SVG line
+// charts, and a self-contained HTML page of charts (inline SVG, no scripts).
 #pragma once
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lmf::train {
@@ -30,8 +31,22 @@ struct Series {
   std::string name;
   std::vector<double> x, y;
 };
-// Writes an SVG line chart (log-scale y when `log_y`) of the series; IoError when unwritable.
+// An SVG line chart (log-scale y when `log_y`) of the series; text is XML-escaped.
+std::string svg_plot(const std::string& title, const std::string& x_label,
+                     const std::string& y_label, const std::vector<Series>& series, bool log_y);
+// Writes svg_plot(...) to `path`; IoError when unwritable.
 void write_svg_plot(const std::string& path, const std::string& title, const std::string& x_label,
                     const std::string& y_label, const std::vector<Series>& series, bool log_y);
+
+struct Chart {
+  std::string title, x_label, y_label;
+  std::vector<Series> series;
+  bool log_y = false;
+};
+// Writes a self-contained HTML page: `title`, a table of the `summary` (key, value) rows, then each
+// chart as inline SVG. No scripts, no external resources. IoError when unwritable.
+void write_html_report(const std::string& path, const std::string& title,
+                       const std::vector<Chart>& charts,
+                       const std::vector<std::pair<std::string, std::string>>& summary = {});
 
 }  // namespace lmf::train

@@ -54,7 +54,9 @@ class Objective {
   // Writes the trained model(s) as Hugging Face folder(s) (config.json with architectures and
   // id2label, model.safetensors, tokenizer files) that transformers loads with no missing keys.
   virtual void save_pretrained(const std::string& dir) const = 0;
-  // Restores the weights written by save_pretrained(dir) exactly (used by --resume).
+  // Restores the weights written by save_pretrained(dir) exactly (used by --resume). train()
+  // calls it before parameters() on resume, and at the end for load_best_model_at_end (then it
+  // must copy into the existing parameter tensors, e.g. nn::Module::load_state_dict).
   virtual void load_pretrained(const std::string& dir) = 0;
 };
 
@@ -97,6 +99,23 @@ struct TrainResult {
   double train_samples_per_second = 0, train_tokens_per_second = 0;
   bool stopped_early = false;
 };
+
+// Step arithmetic of HF Trainer (transformers 5.x set_initial_training_values) for a data set.
+struct TrainingPlan {
+  int64_t num_examples = 0;
+  int64_t batches_per_epoch = 0;  // ceil(num_examples / batch): the last partial batch is kept
+  int64_t updates_per_epoch = 0;  // max(ceil(batches_per_epoch / accumulation), 1)
+  int64_t max_steps = 0;          // options.max_steps, else ceil(epochs * updates_per_epoch)
+  int64_t num_epochs = 0;         // epochs the loop may start (the last may stop early)
+  int64_t warmup_steps = 0;       // options.warmup_steps, else ceil(warmup_ratio * max_steps)
+};
+// ValueError naming the option for nonsense values (batch 0, unknown scheduler, ...).
+void validate_options(const TrainerOptions& options);
+TrainingPlan plan_training(const TrainerOptions& options, int64_t num_examples);
+// The example order of epoch `epoch` (0-based): a permutation seeded from (seed, epoch), or with
+// group_by_length HF's get_length_grouped_indices on it. Batches are consecutive slices.
+std::vector<int64_t> epoch_order(std::span<const int64_t> lengths, const TrainerOptions& options,
+                                 int64_t epoch);
 
 // Runs the training. Writes output_dir/metrics.jsonl (one JSON object per log/eval event),
 // output_dir/training_curves.html (self-contained plot of loss, lr and eval metrics),
