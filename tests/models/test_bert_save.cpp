@@ -320,26 +320,34 @@ TEST(BertSave, RefusedPoolerIsNotSaved) {
 }
 
 // Seed-002 rule: a pooler initialised from pooler_init_seed is saved, so every later load (lmforge
-// or HF, see BertSaveFixtures/bert_base_seeded_pooler) gives the same pooler_output.
+// or HF, see Tiny/BertSaveFixtures/*_seeded_pooler) gives the same pooler_output.
 TEST(BertSave, SeededPoolerIsSavedAndReloadsDeterministically) {
-  LoadOptions opt;
-  opt.architecture = "BertModel";
-  opt.pooler_init_seed = 7;
-  auto model = create_model(bert_fixture("bert_mlm"), opt);
-  TempDir tmp;
-  save_pretrained(*model, tmp.str());
-  const auto sd = io::load_safetensors(tmp.str() + "/model.safetensors");
-  ASSERT_TRUE(sd.count("pooler.dense.weight"));
-  ASSERT_TRUE(sd.count("pooler.dense.bias"));
-  LoadReport rep;
-  auto again = create_model(tmp.str(), {}, &rep);
-  EXPECT_FALSE(rep.pooler_missing);
-  EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
   const json golden = json::parse(read_text(bert_fixture("bert_mlm") + "/golden.json"));
-  NoGradGuard no_grad;
-  const auto in = inputs_of(golden.at("inputs"), false);
-  EXPECT_EQ(model->forward(in).pooler_output().to_vector<float>(),
-            again->forward(in).pooler_output().to_vector<float>());
+  for (const char* arch : {"BertModel", "BertForPreTraining"}) {
+    LoadOptions opt;
+    opt.architecture = arch;
+    opt.pooler_init_seed = 7;
+    LoadReport first;
+    auto model = create_model(bert_fixture("bert_mlm"), opt, &first);
+    EXPECT_TRUE(first.pooler_initialized) << arch;
+    TempDir tmp;
+    save_pretrained(*model, tmp.str());
+    const auto sd = io::load_safetensors(tmp.str() + "/model.safetensors");
+    const std::string p = std::string(arch) == "BertModel" ? "" : "bert.";
+    EXPECT_TRUE(sd.count(p + "pooler.dense.weight")) << arch;
+    EXPECT_TRUE(sd.count(p + "pooler.dense.bias")) << arch;
+    LoadReport rep;
+    auto again = create_model(tmp.str(), {}, &rep);
+    EXPECT_FALSE(rep.pooler_missing) << arch;
+    EXPECT_TRUE(rep.missing_keys.empty()) << arch << ": " << rep.summary();
+    NoGradGuard no_grad;
+    const auto in = inputs_of(golden.at("inputs"), false);
+    const ModelOutput a = model->forward(in), b = again->forward(in);
+    EXPECT_EQ(a.pooler_output().to_vector<float>(), b.pooler_output().to_vector<float>()) << arch;
+    if (a.seq_relationship_logits.defined())
+      EXPECT_EQ(a.seq_relationship_logits.to_vector<float>(),
+                b.seq_relationship_logits.to_vector<float>());
+  }
 }
 
 TEST(BertSave, OverwritesAFolderAndRefusesAFile) {
@@ -454,6 +462,7 @@ const std::vector<SaveCase>& save_cases() {
       {"bert_mlm_untied", "BertForMaskedLM", F::bert, 13,
        [](BertConfig& c) { c.tie_word_embeddings = false; }},
       {"bert_base_seeded_pooler", "BertModel", F::bert, 14},  // see build_case
+      {"bert_pretraining_seeded_pooler", "BertForPreTraining", F::bert, 15},
       {"roberta_mlm", "RobertaForMaskedLM", F::roberta, 21},
       {"roberta_tokcls", "RobertaForTokenClassification", F::roberta, 22,
        [](BertConfig& c) {
@@ -508,18 +517,19 @@ void perturb(EncoderModel& m) {
   }
 }
 
-// Builds a case's model. bert_base_seeded_pooler is the seed-002 rule: a BertForMaskedLM is
-// saved, loaded back as BertModel with pooler_init_seed, and that model is the one saved.
+// Builds a case's model. *_seeded_pooler is the seed-002 rule: a BertForMaskedLM is saved,
+// loaded back as the case's class with pooler_init_seed (BertForPreTraining: the NSP head is
+// initialised as a missing key), and that model is the one saved, pooler included.
 std::unique_ptr<EncoderModel> build_case(const SaveCase& sc) {
   BertConfig c = tiny_config(sc);
   manual_seed(sc.seed);
-  if (sc.name == "bert_base_seeded_pooler") {
+  if (sc.name.ends_with("_seeded_pooler")) {
     auto mlm = create_model(c, "BertForMaskedLM");
     perturb(*mlm);
     TempDir tmp;
     save_pretrained(*mlm, tmp.str());
     LoadOptions opt;
-    opt.architecture = "BertModel";
+    opt.architecture = sc.architecture;
     opt.pooler_init_seed = 7;
     opt.zero_copy = false;  // the folder is removed below
     LoadReport rep;
@@ -644,7 +654,8 @@ TEST_P(BertSaveFixtures, TransformersLoadsWhatLmforgeSaved) {
       << sc.name << ": config.json differs from the one transformers loaded";
   EXPECT_EQ(sha256_hex(read_text(dir + "/model.safetensors")),
             expected.at("sha256").at("model.safetensors"))
-      << sc.name << ": model.safetensors differs from the one transformers loaded";
+      << sc.name << ": model.safetensors differs from the one transformers loaded (if the "
+      << "initialisation changed on purpose, rerun scripts/reference/gen_save_goldens.py)";
   for (const char* k : {"missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"})
     EXPECT_TRUE(expected.at("loading_info").at(k).empty()) << sc.name << ": HF " << k;
   EXPECT_EQ(inputs_json(in), expected.at("inputs"));
