@@ -7,6 +7,7 @@
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
 #include "lmforge/nn/init.h"
+#include "models/bert_json.h"
 
 namespace lmf::models {
 
@@ -142,35 +143,6 @@ EncoderFamily family_from_model_type(const std::string& mt, const std::string& o
       origin, mt);
 }
 
-// The keys of `j` that config_from_json does not read, kept raw for to_json as transformers keeps
-// unknown attributes. Left out like transformers: _name_or_path, the version and dtype it
-// rewrites, num_labels (id2label stands for it) and base-config keys at their default value.
-std::map<std::string, std::string> config_extra_keys(const json& j, EncoderFamily fam) {
-  static const std::set<std::string> kRead = {
-      "architectures", "model_type", "vocab_size", "hidden_size", "num_hidden_layers",
-      "num_attention_heads", "intermediate_size", "hidden_act", "hidden_dropout_prob",
-      "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
-      "initializer_range", "layer_norm_eps", "pad_token_id", "num_hidden_groups",
-      "inner_group_num", "classifier_dropout", "classifier_dropout_prob", "problem_type",
-      "tie_word_embeddings", "summary_type", "summary_use_proj", "summary_proj_to_labels",
-      "summary_activation", "summary_first_dropout", "summary_last_dropout", "id2label",
-      "label2id", "num_labels", "_name_or_path", "transformers_version", "dtype", "torch_dtype"};
-  static const json kBaseDefaults = {{"chunk_size_feed_forward", 0},
-                                     {"is_encoder_decoder", false},
-                                     {"output_attentions", false},
-                                     {"output_hidden_states", false},
-                                     {"return_dict", true}};
-  std::map<std::string, std::string> extra;
-  for (const auto& [k, v] : j.items()) {
-    if (kRead.count(k)) continue;
-    if (k == "embedding_size" && (fam == EncoderFamily::albert || fam == EncoderFamily::electra))
-      continue;
-    if (kBaseDefaults.contains(k) && kBaseDefaults.at(k) == v) continue;
-    extra[k] = v.dump();
-  }
-  return extra;
-}
-
 BertConfig config_from_json(const json& j, const std::string& origin) {
   LMF_CHECK(j.is_object(), ValueError, "{}: expected a JSON object, got {}", origin, j.type_name());
   JsonReader r{j, origin};
@@ -268,7 +240,7 @@ BertConfig config_from_json(const json& j, const std::string& origin) {
     c.num_labels = static_cast<int64_t>(c.id2label.size());
   else
     r.get("num_labels", c.num_labels);
-  c.extra = config_extra_keys(j, fam);
+  c.extra = detail::config_extra_keys(j, fam);
   try {
     c.validate();
   } catch (const ValueError& e) {

@@ -11,6 +11,7 @@
 
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/models/bert.h"
+#include "models/bert_json.h"
 
 namespace lmf::models {
 
@@ -20,33 +21,6 @@ using nlohmann::json;
 
 // The transformers version whose config.json this file reproduces.
 constexpr const char* kTransformersVersion = "5.24.0";
-
-// Keys transformers writes for every config of the family although lmforge does not model them
-// (config.extra overrides them when the loaded config.json had other values).
-json family_fixed_keys(EncoderFamily f) {
-  json j = json::object();
-  switch (f) {
-    case EncoderFamily::bert:
-    case EncoderFamily::electra:
-      j["bos_token_id"] = nullptr;
-      j["eos_token_id"] = nullptr;
-      break;
-    case EncoderFamily::roberta:
-      j["bos_token_id"] = 0;
-      j["eos_token_id"] = 2;
-      break;
-    case EncoderFamily::albert:
-      j["bos_token_id"] = 2;
-      j["eos_token_id"] = 3;
-      break;
-  }
-  if (f != EncoderFamily::albert) {
-    j["add_cross_attention"] = false;
-    j["is_decoder"] = false;
-    j["use_cache"] = true;
-  }
-  return j;
-}
 
 // id2label as HF holds it: num_labels entries "LABEL_i" unless given.
 std::map<int64_t, std::string> effective_id2label(const BertConfig& c) {
@@ -79,14 +53,77 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     fail<IoError>("cannot write '{}' (fsync/rename of '{}'): {}", path, tmp, std::strerror(err));
   }
+  const auto dir = std::filesystem::path(path).parent_path();  // persist the rename itself
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
 }
 
 }  // namespace
 
+namespace detail {
+
+json family_fixed_keys(EncoderFamily f) {
+  json j = json::object();
+  switch (f) {
+    case EncoderFamily::bert:
+    case EncoderFamily::electra:
+      j["bos_token_id"] = nullptr;
+      j["eos_token_id"] = nullptr;
+      break;
+    case EncoderFamily::roberta:
+      j["bos_token_id"] = 0;
+      j["eos_token_id"] = 2;
+      break;
+    case EncoderFamily::albert:
+      j["bos_token_id"] = 2;
+      j["eos_token_id"] = 3;
+      break;
+  }
+  if (f != EncoderFamily::albert) {
+    j["add_cross_attention"] = false;
+    j["is_decoder"] = false;
+    j["use_cache"] = true;
+  }
+  return j;
+}
+
+std::map<std::string, std::string> config_extra_keys(const json& j, EncoderFamily fam) {
+  const json fixed = family_fixed_keys(fam);
+  static const std::set<std::string> kRead = {
+      "architectures", "model_type", "vocab_size", "hidden_size", "num_hidden_layers",
+      "num_attention_heads", "intermediate_size", "hidden_act", "hidden_dropout_prob",
+      "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
+      "initializer_range", "layer_norm_eps", "pad_token_id", "num_hidden_groups",
+      "inner_group_num", "classifier_dropout", "classifier_dropout_prob", "problem_type",
+      "tie_word_embeddings", "summary_type", "summary_use_proj", "summary_proj_to_labels",
+      "summary_activation", "summary_first_dropout", "summary_last_dropout", "id2label",
+      "label2id", "num_labels", "_name_or_path", "transformers_version", "dtype", "torch_dtype"};
+  static const json kBaseDefaults = {{"chunk_size_feed_forward", 0},
+                                     {"is_encoder_decoder", false},
+                                     {"output_attentions", false},
+                                     {"output_hidden_states", false},
+                                     {"return_dict", true}};
+  std::map<std::string, std::string> extra;
+  for (const auto& [k, v] : j.items()) {
+    if (kRead.count(k)) continue;
+    if (k == "embedding_size" && (fam == EncoderFamily::albert || fam == EncoderFamily::electra))
+      continue;
+    if (kBaseDefaults.contains(k) && kBaseDefaults.at(k) == v) continue;
+    if (fixed.contains(k) && fixed.at(k) == v) continue;
+    extra[k] = v.dump();
+  }
+  return extra;
+}
+
+}  // namespace detail
+
 std::string BertConfig::to_json() const {
   const BertConfig d = defaults(family);
   const bool albert = family == EncoderFamily::albert, electra = family == EncoderFamily::electra;
-  json j = family_fixed_keys(family);
+  json j = detail::family_fixed_keys(family);
   if (!architectures.empty()) j["architectures"] = architectures;
   j["model_type"] = family_name(family);
   j["transformers_version"] = kTransformersVersion;
@@ -140,7 +177,7 @@ std::string BertConfig::to_json() const {
   if (l2i != default_l2i) j["label2id"] = l2i;
   if (!problem_type.empty()) j["problem_type"] = problem_type;
   for (const auto& [k, raw] : extra) {
-    if (j.contains(k) && !family_fixed_keys(family).contains(k)) continue;  // modelled fields win
+    if (j.contains(k) && !detail::family_fixed_keys(family).contains(k)) continue;  // modelled fields win
     j[k] = json::parse(raw);
   }
   // Python's json.dumps(indent=2, sort_keys=True, ensure_ascii=True) + "\n".
