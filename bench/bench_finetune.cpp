@@ -76,8 +76,10 @@ Data synthetic_pretraining(int64_t n, int64_t seq, int64_t vocab) {
         if (g.next() % 100 < 15) {
           label = id;
           const uint64_t r = g.next() % 10;
-          if (r < 8) id = 103;
-          else if (r == 8) id = 1000 + static_cast<int64_t>(g.next() % static_cast<uint64_t>(span));
+          if (r < 8)
+            id = 103;
+          else if (r == 8)
+            id = 1000 + static_cast<int64_t>(g.next() % static_cast<uint64_t>(span));
         }
       }
       d.ids.push_back(id);
@@ -190,8 +192,10 @@ int run(const Args& a) {
   std::string what;
   if (pretrain) {
     lmf::models::BertConfig c;  // BERT-base defaults
-    if (a.shape == "minilm") c = lmf::models::BertConfig::from_file(a.model_dir + "/config.json");
-    else if (a.shape != "base") throw lmf::ValueError("--shape must be minilm or base");
+    if (a.shape == "minilm")
+      c = lmf::models::BertConfig::from_file(a.model_dir + "/config.json");
+    else if (a.shape != "base")
+      throw lmf::ValueError("--shape must be minilm or base");
     model = lmf::models::create_model(c, "BertForPreTraining");
     lmf::manual_seed(0);
     lmf::models::init_bert_weights(*model, c);
@@ -208,8 +212,8 @@ int run(const Args& a) {
   BenchObjective obj(std::move(model), std::move(data), pretrain);
 
   lmf::train::TrainerOptions o;
-  o.output_dir = (fs::temp_directory_path() /
-                  ("lmf_bench_finetune_" + std::to_string(::getpid()))).string();
+  o.output_dir =
+      (fs::temp_directory_path() / ("lmf_bench_finetune_" + std::to_string(::getpid()))).string();
   o.max_steps = total;
   o.per_device_train_batch_size = a.batch;
   o.learning_rate = pretrain ? 1e-4 : 5e-5;
@@ -256,11 +260,11 @@ int run(const Args& a) {
       "], \"median_s\": %.4f, \"samples_per_s\": %.3f, \"tokens_per_s\": %.1f, "
       "\"first_loss\": %.5f, \"last_loss\": %.5f, \"train_steps\": %lld, \"params\": %lld, "
       "\"checksum\": [%lld, %lld, %lld, %lld], \"peak_rss_mb\": %.0f}\n",
-      median, static_cast<double>(a.batch) / median,
-      static_cast<double>(a.batch * a.seq) / median, losses.front(), losses.back(),
-      static_cast<long long>(r.global_step), static_cast<long long>(params),
-      static_cast<long long>(ids_sum), static_cast<long long>(mask_sum),
-      static_cast<long long>(label_sum), static_cast<long long>(label_count), peak_rss_mb());
+      median, static_cast<double>(a.batch) / median, static_cast<double>(a.batch * a.seq) / median,
+      losses.front(), losses.back(), static_cast<long long>(r.global_step),
+      static_cast<long long>(params), static_cast<long long>(ids_sum),
+      static_cast<long long>(mask_sum), static_cast<long long>(label_sum),
+      static_cast<long long>(label_count), peak_rss_mb());
   return 0;
 }
 
@@ -275,14 +279,22 @@ int main(int argc, char** argv) {
       return 2;
     }
     const std::string v = argv[i + 1];
-    if (k == "--workload") a.workload = v;
-    else if (k == "--model-dir") a.model_dir = v;
-    else if (k == "--shape") a.shape = v;
-    else if (k == "--data") a.data = v;
-    else if (k == "--batch") a.batch = std::atoll(v.c_str());
-    else if (k == "--seq") a.seq = std::atoll(v.c_str());
-    else if (k == "--warmup") a.warmup = std::atoll(v.c_str());
-    else if (k == "--steps") a.steps = std::atoll(v.c_str());
+    if (k == "--workload")
+      a.workload = v;
+    else if (k == "--model-dir")
+      a.model_dir = v;
+    else if (k == "--shape")
+      a.shape = v;
+    else if (k == "--data")
+      a.data = v;
+    else if (k == "--batch")
+      a.batch = std::atoll(v.c_str());
+    else if (k == "--seq")
+      a.seq = std::atoll(v.c_str());
+    else if (k == "--warmup")
+      a.warmup = std::atoll(v.c_str());
+    else if (k == "--steps")
+      a.steps = std::atoll(v.c_str());
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
