@@ -53,6 +53,12 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     fail<IoError>("cannot write '{}' (fsync/rename of '{}'): {}", path, tmp, std::strerror(err));
   }
+  const auto dir = std::filesystem::path(path).parent_path();  // persist the rename itself
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <functional>
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -318,26 +320,34 @@ TEST(BertSave, RefusedPoolerIsNotSaved) {
 }
 
 // Seed-002 rule: a pooler initialised from pooler_init_seed is saved, so every later load (lmforge
-// or HF, see BertSaveFixtures/bert_base_seeded_pooler) gives the same pooler_output.
+// or HF, see Tiny/BertSaveFixtures/*_seeded_pooler) gives the same pooler_output.
 TEST(BertSave, SeededPoolerIsSavedAndReloadsDeterministically) {
-  LoadOptions opt;
-  opt.architecture = "BertModel";
-  opt.pooler_init_seed = 7;
-  auto model = create_model(bert_fixture("bert_mlm"), opt);
-  TempDir tmp;
-  save_pretrained(*model, tmp.str());
-  const auto sd = io::load_safetensors(tmp.str() + "/model.safetensors");
-  ASSERT_TRUE(sd.count("pooler.dense.weight"));
-  ASSERT_TRUE(sd.count("pooler.dense.bias"));
-  LoadReport rep;
-  auto again = create_model(tmp.str(), {}, &rep);
-  EXPECT_FALSE(rep.pooler_missing);
-  EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
   const json golden = json::parse(read_text(bert_fixture("bert_mlm") + "/golden.json"));
-  NoGradGuard no_grad;
-  const auto in = inputs_of(golden.at("inputs"), false);
-  EXPECT_EQ(model->forward(in).pooler_output().to_vector<float>(),
-            again->forward(in).pooler_output().to_vector<float>());
+  for (const char* arch : {"BertModel", "BertForPreTraining"}) {
+    LoadOptions opt;
+    opt.architecture = arch;
+    opt.pooler_init_seed = 7;
+    LoadReport first;
+    auto model = create_model(bert_fixture("bert_mlm"), opt, &first);
+    EXPECT_TRUE(first.pooler_initialized) << arch;
+    TempDir tmp;
+    save_pretrained(*model, tmp.str());
+    const auto sd = io::load_safetensors(tmp.str() + "/model.safetensors");
+    const std::string p = std::string(arch) == "BertModel" ? "" : "bert.";
+    EXPECT_TRUE(sd.count(p + "pooler.dense.weight")) << arch;
+    EXPECT_TRUE(sd.count(p + "pooler.dense.bias")) << arch;
+    LoadReport rep;
+    auto again = create_model(tmp.str(), {}, &rep);
+    EXPECT_FALSE(rep.pooler_missing) << arch;
+    EXPECT_TRUE(rep.missing_keys.empty()) << arch << ": " << rep.summary();
+    NoGradGuard no_grad;
+    const auto in = inputs_of(golden.at("inputs"), false);
+    const ModelOutput a = model->forward(in), b = again->forward(in);
+    EXPECT_EQ(a.pooler_output().to_vector<float>(), b.pooler_output().to_vector<float>()) << arch;
+    if (a.seq_relationship_logits.defined())
+      EXPECT_EQ(a.seq_relationship_logits.to_vector<float>(),
+                b.seq_relationship_logits.to_vector<float>());
+  }
 }
 
 TEST(BertSave, OverwritesAFolderAndRefusesAFile) {
@@ -365,6 +375,305 @@ TEST(BertSave, UntiedDecoderIsWritten) {
   EXPECT_TRUE(sd.count("lm_head.bias"));
   EXPECT_EQ(json::parse(read_text(tmp.str() + "/config.json")).at("tie_word_embeddings"), false);
 }
+
+
+// ---- models built here, loaded by transformers ---------------------------------------------------
+
+// Minimal SHA-256 (FIPS 180-4) of the saved files, compared with what gen_save_goldens.py hashed.
+std::string sha256_hex(const std::string& data) {
+  static const uint32_t k[64] = {
+      0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+      0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+      0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+      0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+      0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+      0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+      0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+      0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+      0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+      0xc67178f2};
+  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  std::string m = data;
+  const uint64_t bits = static_cast<uint64_t>(data.size()) * 8;
+  m += static_cast<char>(0x80);
+  while (m.size() % 64 != 56) m += '\0';
+  for (int i = 7; i >= 0; --i) m += static_cast<char>((bits >> (8 * i)) & 0xff);
+  auto rotr = [](uint32_t x, int n) { return (x >> n) | (x << (32 - n)); };
+  for (size_t off = 0; off < m.size(); off += 64) {
+    uint32_t w[64];
+    for (int i = 0; i < 16; ++i)
+      w[i] = (uint32_t(uint8_t(m[off + 4 * i])) << 24) |
+             (uint32_t(uint8_t(m[off + 4 * i + 1])) << 16) |
+             (uint32_t(uint8_t(m[off + 4 * i + 2])) << 8) | uint32_t(uint8_t(m[off + 4 * i + 3]));
+    for (int i = 16; i < 64; ++i) {
+      const uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+      const uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (int i = 0; i < 64; ++i) {
+      const uint32_t t1 = hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) +
+                          k[i] + w[i];
+      const uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+      hh = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2;
+    }
+    const uint32_t add[8] = {a, b, c, d, e, f, g, hh};
+    for (int i = 0; i < 8; ++i) h[i] += add[i];
+  }
+  return fmt::format("{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}", h[0], h[1], h[2], h[3],
+                     h[4], h[5], h[6], h[7]);
+}
+
+TEST(BertSaveSha256, KnownVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex(std::string(1000, 'a')),
+            "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3");
+}
+
+// One saved model: its HF class, config changes from a tiny config of its family, and the seed of
+// lmforge's initialisation.
+struct SaveCase {
+  std::string name, architecture;
+  EncoderFamily family;
+  uint64_t seed;
+  std::function<void(BertConfig&)> edit = [](BertConfig&) {};
+};
+
+const std::vector<SaveCase>& save_cases() {
+  using F = EncoderFamily;
+  static const std::vector<SaveCase> kCases = {
+      {"bert_pretraining", "BertForPreTraining", F::bert, 11},
+      {"bert_seqcls_labels", "BertForSequenceClassification", F::bert, 12,
+       [](BertConfig& c) {
+         c.id2label = {{0, "n\xc3\xa9gatif"}, {1, "positif"}, {2, "neutre"}};
+         c.label2id = {{"n\xc3\xa9gatif", 0}, {"positif", 1}, {"neutre", 2}};
+         c.num_labels = 3;
+         c.problem_type = "single_label_classification";
+       }},
+      {"bert_mlm_untied", "BertForMaskedLM", F::bert, 13,
+       [](BertConfig& c) { c.tie_word_embeddings = false; }},
+      {"bert_base_seeded_pooler", "BertModel", F::bert, 14},  // see build_case
+      {"bert_pretraining_seeded_pooler", "BertForPreTraining", F::bert, 15},
+      {"roberta_mlm", "RobertaForMaskedLM", F::roberta, 21},
+      {"roberta_tokcls", "RobertaForTokenClassification", F::roberta, 22,
+       [](BertConfig& c) {
+         c.num_labels = 5;
+         c.classifier_dropout = 0.2;
+         c.hidden_act_name = "gelu_new";
+         c.hidden_act = Activation::gelu_tanh;
+       }},
+      {"albert_pretraining", "AlbertForPreTraining", F::albert, 31,
+       [](BertConfig& c) { c.num_hidden_layers = 3; }},
+      {"albert_qa", "AlbertForQuestionAnswering", F::albert, 32},
+      {"electra_mlm", "ElectraForMaskedLM", F::electra, 41},
+      {"electra_pretraining", "ElectraForPreTraining", F::electra, 42},
+      {"electra_mc", "ElectraForMultipleChoice", F::electra, 43,
+       [](BertConfig& c) { c.summary_first_dropout = 0.1; }},
+  };
+  return kCases;
+}
+
+BertConfig tiny_config(const SaveCase& sc) {
+  BertConfig c = BertConfig::defaults(sc.family);
+  c.vocab_size = 64;
+  c.hidden_size = 32;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.intermediate_size = 37;
+  c.max_position_embeddings = 48;
+  c.initializer_range = 0.1;
+  if (c.embedding_size > 0) c.embedding_size = 16;
+  sc.edit(c);
+  return c;
+}
+
+// Adds a deterministic integer-hash perturbation (|d| <= 0.05) to every parameter except tied
+// copies, so that biases and LayerNorm weights are not trivially 0 / 1.
+void perturb(EncoderModel& m) {
+  std::set<std::string> tied;
+  for (const auto& [target, source] : m.tied_keys()) tied.insert(target);
+  NoGradGuard no_grad;
+  for (auto& [name, t] : m.state_dict()) {
+    if (tied.count(name)) continue;
+    uint64_t h = 1469598103934665603ull;
+    for (char ch : name) h = (h ^ uint8_t(ch)) * 1099511628211ull;
+    auto v = t.to_vector<float>();
+    for (size_t i = 0; i < v.size(); ++i) {
+      uint64_t x = h + 0x9e3779b97f4a7c15ull * (i + 1);
+      x = (x ^ (x >> 31)) * 0xbf58476d1ce4e5b9ull;
+      x ^= x >> 29;
+      v[i] += static_cast<float>((static_cast<double>(x % 2001) - 1000.0) * 5e-5);
+    }
+    t.copy_(Tensor::from_vector(v, t.shape()));
+  }
+}
+
+// Builds a case's model. *_seeded_pooler is the seed-002 rule: a BertForMaskedLM is saved,
+// loaded back as the case's class with pooler_init_seed (BertForPreTraining: the NSP head is
+// initialised as a missing key), and that model is the one saved, pooler included.
+std::unique_ptr<EncoderModel> build_case(const SaveCase& sc) {
+  BertConfig c = tiny_config(sc);
+  manual_seed(sc.seed);
+  if (sc.name.ends_with("_seeded_pooler")) {
+    auto mlm = create_model(c, "BertForMaskedLM");
+    perturb(*mlm);
+    TempDir tmp;
+    save_pretrained(*mlm, tmp.str());
+    LoadOptions opt;
+    opt.architecture = sc.architecture;
+    opt.pooler_init_seed = 7;
+    opt.zero_copy = false;  // the folder is removed below
+    LoadReport rep;
+    auto base = create_model(tmp.str(), opt, &rep);
+    EXPECT_TRUE(rep.pooler_initialized);
+    return base;
+  }
+  auto m = create_model(c, sc.architecture);
+  perturb(*m);
+  return m;
+}
+
+// Inputs: batch 2 x 7 tokens (x 3 choices), the second row padded, token types on BERT-style
+// configs; written next to the saved folder for check_hf_load.py.
+EncoderInputs case_inputs(const BertConfig& c, bool multiple_choice) {
+  const int64_t b = 2, ch = multiple_choice ? 3 : 1, t = 7, rows = b * ch;
+  std::vector<int64_t> ids(rows * t), mask(rows * t, 1), types(rows * t, 0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < t; ++j) {
+      int64_t id = 3 + (r * 17 + j * 11 + 5) % (c.vocab_size - 3);
+      if (id == c.pad_token_id) id = c.pad_token_id + 1;
+      const bool pad = r % 2 == 1 && j >= t - 2 - r % 3;
+      ids[r * t + j] = pad ? c.pad_token_id : id;
+      mask[r * t + j] = pad ? 0 : 1;
+      types[r * t + j] = !pad && j >= 3 && c.type_vocab_size > 1 ? 1 : 0;
+    }
+  const Shape shape = multiple_choice ? Shape{b, ch, t} : Shape{b, t};
+  EncoderInputs in;
+  in.input_ids = Tensor::from_vector(ids, shape);
+  in.attention_mask = Tensor::from_vector(mask, shape);
+  if (c.type_vocab_size > 1) in.token_type_ids = Tensor::from_vector(types, shape);
+  return in;
+}
+
+// The outputs under transformers' names for this model's class.
+std::map<std::string, Tensor> named_outputs(const EncoderModel& m, const ModelOutput& o) {
+  std::map<std::string, Tensor> r;
+  const EncoderFamily f = m.config().family;
+  switch (m.head()) {
+    case EncoderHead::base:
+      r["last_hidden_state"] = o.last_hidden_state;
+      if (o.pooler.defined()) r["pooler_output"] = o.pooler;
+      break;
+    case EncoderHead::pretraining:
+      if (f == EncoderFamily::electra) {
+        r["logits"] = o.logits;
+      } else {
+        r["prediction_logits"] = o.logits;
+        r[f == EncoderFamily::albert ? "sop_logits" : "seq_relationship_logits"] =
+            o.seq_relationship_logits;
+      }
+      break;
+    case EncoderHead::question_answering:
+      r["start_logits"] = o.start_logits;
+      r["end_logits"] = o.end_logits;
+      break;
+    default:
+      r["logits"] = o.logits;
+  }
+  return r;
+}
+
+json tensor_json(const Tensor& t) {
+  json j;
+  j["shape"] = t.shape();
+  if (is_floating(t.dtype()))
+    j["data"] = t.to_vector<float>();
+  else
+    j["data"] = t.to_vector<int64_t>();
+  return j;
+}
+
+json inputs_json(const EncoderInputs& in) {
+  json j;
+  j["input_ids"] = tensor_json(in.input_ids);
+  j["attention_mask"] = tensor_json(in.attention_mask);
+  if (in.token_type_ids.defined()) j["token_type_ids"] = tensor_json(in.token_type_ids);
+  return j;
+}
+
+std::string save_fixture_dir(const std::string& name) {
+  return std::string(LMF_FIXTURES_DIR) + "/save/" + name;
+}
+
+class BertSaveFixtures : public ::testing::TestWithParam<SaveCase> {};
+
+// The model is built, saved and reloaded; the saved bytes are those transformers loaded with no
+// missing or unexpected key when the fixture was made, and the reload's outputs equal HF's
+// outputs on them (1e-5). With LMF_SAVE_FIXTURES_OUT=DIR the folders are written to DIR/<name>
+// with inputs.json and lmforge_outputs.json (for gen_save_goldens.py / check_hf_load.py).
+TEST_P(BertSaveFixtures, TransformersLoadsWhatLmforgeSaved) {
+  const SaveCase& sc = GetParam();
+  auto model = build_case(sc);
+  const char* out_root = std::getenv("LMF_SAVE_FIXTURES_OUT");
+  TempDir tmp;
+  const std::string dir = out_root ? std::string(out_root) + "/" + sc.name : tmp.str();
+  save_pretrained(*model, dir);
+  LoadReport rep;
+  LoadOptions strict;
+  strict.strict = true;
+  auto again = create_model(dir, strict, &rep);
+  EXPECT_FALSE(rep.pooler_missing);
+  expect_same_tensors(*model, *again);
+  const bool mc = model->head() == EncoderHead::multiple_choice;
+  const EncoderInputs in = case_inputs(model->config(), mc);
+  NoGradGuard no_grad;
+  const auto outputs = named_outputs(*again, again->forward(in));
+  if (out_root) {
+    json o;
+    for (const auto& [k, t] : outputs) o[k] = tensor_json(t);
+    std::ofstream(dir + "/inputs.json") << inputs_json(in).dump();
+    std::ofstream(dir + "/lmforge_outputs.json") << o.dump();
+    return;
+  }
+  const std::string expected_path = save_fixture_dir(sc.name) + "/expected.json";
+  ASSERT_TRUE(fs::exists(expected_path))
+      << expected_path << " is missing; run scripts/reference/gen_save_goldens.py";
+  const json expected = json::parse(read_text(expected_path));
+  EXPECT_EQ(expected.at("architecture"), sc.architecture);
+  EXPECT_EQ(read_text(dir + "/config.json"), read_text(save_fixture_dir(sc.name) + "/config.json"));
+  EXPECT_EQ(sha256_hex(read_text(dir + "/config.json")), expected.at("sha256").at("config.json"))
+      << sc.name << ": config.json differs from the one transformers loaded";
+  EXPECT_EQ(sha256_hex(read_text(dir + "/model.safetensors")),
+            expected.at("sha256").at("model.safetensors"))
+      << sc.name << ": model.safetensors differs from the one transformers loaded (if the "
+      << "initialisation changed on purpose, rerun scripts/reference/gen_save_goldens.py)";
+  for (const char* k : {"missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"})
+    EXPECT_TRUE(expected.at("loading_info").at(k).empty()) << sc.name << ": HF " << k;
+  EXPECT_EQ(inputs_json(in), expected.at("inputs"));
+  const json& hf = expected.at("hf_outputs");
+  EXPECT_EQ(hf.size(), outputs.size()) << hf.dump().substr(0, 200);
+  for (const auto& [k, t] : outputs) {
+    ASSERT_TRUE(hf.contains(k)) << sc.name << ": HF gave no " << k;
+    const Tensor g = to_tensor(hf.at(k));
+    ASSERT_EQ(t.shape(), g.shape()) << k;
+    const auto x = t.to_vector<float>(), y = g.to_vector<float>();
+    double worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(double(x[i]) - y[i]));
+    EXPECT_LE(worst, 1e-5) << sc.name << ": " << k << " vs transformers";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, BertSaveFixtures, ::testing::ValuesIn(save_cases()),
+                         [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace lmf::models
