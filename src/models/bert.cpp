@@ -7,6 +7,7 @@
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
 #include "lmforge/nn/init.h"
+#include "models/bert_json.h"
 
 namespace lmf::models {
 
@@ -239,6 +240,7 @@ BertConfig config_from_json(const json& j, const std::string& origin) {
     c.num_labels = static_cast<int64_t>(c.id2label.size());
   else
     r.get("num_labels", c.num_labels);
+  c.extra = detail::config_extra_keys(j, fam);
   try {
     c.validate();
   } catch (const ValueError& e) {

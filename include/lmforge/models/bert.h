@@ -72,6 +72,9 @@ struct BertConfig {
   std::string summary_activation = "gelu";  // "" : none
   double summary_first_dropout = 0.0;
   double summary_last_dropout = 0.1;
+  // Other config.json keys (key -> raw JSON text, e.g. "use_cache" -> "true"), kept and written
+  // back by to_json as transformers keeps unknown attributes.
+  std::map<std::string, std::string> extra;
 
   static BertConfig defaults(EncoderFamily f);
   // Parses config.json text; `origin` names the file in errors. ValueError naming the key for a
@@ -231,6 +234,8 @@ class BertModel : public EncoderModel {
   std::vector<std::string> pooler_keys() const;
   // Refuses pooler_output with `reason` (set by load when the checkpoint has no pooler).
   void set_pooler_unavailable(std::string reason) { pooler_unavailable_ = std::move(reason); }
+  // Why pooler_output is refused; "" when the pooler is available (or there is none).
+  const std::string& pooler_unavailable() const { return pooler_unavailable_; }
   // Initialises the pooler N(0, initializer_range), bias 0, from `seed`, and makes it available.
   void init_pooler(uint64_t seed);
 
@@ -371,7 +376,10 @@ std::unique_ptr<EncoderModel> create_model(const std::string& model_dir,
 
 // Writes `dir` (created if needed) as transformers' save_pretrained does: config.json with
 // architectures = [model.architecture()], and model.safetensors with every state-dict key except
-// tied copies (HF re-ties them on load). from_pretrained loads it with no missing keys.
+// tied copies (HF re-ties them on load). from_pretrained loads it with no missing keys, except a
+// pooler that lmforge refuses (loaded without pooler weights or a seed): it is left out, so the
+// reload refuses it again instead of making random weights look trained. Files are written to a
+// temporary name and renamed (model.safetensors first, config.json last).
 void save_pretrained(const EncoderModel& model, const std::string& dir);
 
 }  // namespace lmf::models
