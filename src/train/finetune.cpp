@@ -1,6 +1,11 @@
 // The fine-tuning Objectives: sequence classification (single-label, multi-label, regression;
 // the cross-encoder), token classification, extractive QA and the bi-encoder, with their
 // evaluation metrics, HF-folder saving and exact reloading.
+#include "lmforge/train/finetune.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -9,16 +14,12 @@
 #include <numeric>
 #include <set>
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/error.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
 #include "lmforge/ops/ops.h"
 #include "lmforge/tasks/pooling.h"
-#include "lmforge/train/finetune.h"
 
 namespace lmf::train {
 namespace fs = std::filesystem;
@@ -33,18 +34,24 @@ FinetuneTask parse_finetune_task(const std::string& name) {
   if (name == "qa" || name == "question-answering") return FinetuneTask::question_answering;
   if (name == "similarity" || name == "bi-encoder") return FinetuneTask::bi_encoder;
   if (name == "cross-encoder") return FinetuneTask::cross_encoder;
-  fail<ValueError>("unknown fine-tuning task '{}'; use classification, regression, ner, qa, "
-                   "similarity (bi-encoder) or cross-encoder",
-                   name);
+  fail<ValueError>(
+      "unknown fine-tuning task '{}'; use classification, regression, ner, qa, "
+      "similarity (bi-encoder) or cross-encoder",
+      name);
 }
 
 std::string finetune_task_name(FinetuneTask task) {
   switch (task) {
-    case FinetuneTask::sequence_classification: return "classification";
-    case FinetuneTask::token_classification: return "ner";
-    case FinetuneTask::question_answering: return "qa";
-    case FinetuneTask::bi_encoder: return "bi-encoder";
-    case FinetuneTask::cross_encoder: return "cross-encoder";
+    case FinetuneTask::sequence_classification:
+      return "classification";
+    case FinetuneTask::token_classification:
+      return "ner";
+    case FinetuneTask::question_answering:
+      return "qa";
+    case FinetuneTask::bi_encoder:
+      return "bi-encoder";
+    case FinetuneTask::cross_encoder:
+      return "cross-encoder";
   }
   return "?";
 }
@@ -231,9 +238,13 @@ NamedTensors FinetuneObjective::parameters() const {
   return out;
 }
 
-void FinetuneObjective::set_training(bool on) { model_->train(on); }
+void FinetuneObjective::set_training(bool on) {
+  model_->train(on);
+}
 
-int64_t FinetuneObjective::example_length(int64_t i) const { return train_.at(i).length(); }
+int64_t FinetuneObjective::example_length(int64_t i) const {
+  return train_.at(i).length();
+}
 
 models::EncoderInputs FinetuneObjective::batch_inputs(const std::vector<Feature>& features,
                                                       std::span<const int64_t> indices) const {
@@ -259,9 +270,9 @@ models::EncoderInputs FinetuneObjective::batch_inputs(const std::vector<Feature>
 
 void FinetuneObjective::save_pretrained(const std::string& dir) const {
   models::save_pretrained(*model_, dir);
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                        "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json",
-                        "spiece.model", "sentencepiece.bpe.model"})
+  for (const char* f :
+       {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+        "vocab.json", "merges.txt", "added_tokens.json", "spiece.model", "sentencepiece.bpe.model"})
     copy_if_exists(fs::path(options_.model_dir) / f, fs::path(dir) / f);
 }
 
@@ -296,15 +307,14 @@ class SequenceClassificationObjective : public FinetuneObjective {
     if (!train_data.rows.empty()) {
       labels_ = make_label_space(train_data, o.label_kind);
       if (labels_.kind != LabelKind::regression)
-        labels_.names = choose_label_order(cfg, src_head, EncoderHead::sequence_classification,
-                                           labels_.names);
+        labels_.names =
+            choose_label_order(cfg, src_head, EncoderHead::sequence_classification, labels_.names);
     } else {
       LMF_CHECK(src_head == EncoderHead::sequence_classification, ValueError,
                 "{}: evaluation without training needs a fine-tuned *ForSequenceClassification "
                 "model",
                 o.model_dir);
-      labels_.kind = cfg.problem_type == "regression" || cfg.num_labels == 1
-                         ? LabelKind::regression
+      labels_.kind = cfg.problem_type == "regression" || cfg.num_labels == 1 ? LabelKind::regression
                      : cfg.problem_type == "multi_label_classification" ? LabelKind::multi_label
                                                                         : LabelKind::single_label;
       if (labels_.kind != LabelKind::regression) labels_.names = model_label_names(cfg);
@@ -682,8 +692,8 @@ class BiEncoderObjective : public FinetuneObjective {
     FinetuneObjective::save_pretrained(dir);
     const fs::path src(options_.model_dir), dst(dir);
     bool has_modules = fs::is_regular_file(src / "modules.json");
-    for (const char* f : {"modules.json", "sentence_bert_config.json",
-                          "config_sentence_transformers.json"})
+    for (const char* f :
+         {"modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"})
       copy_if_exists(src / f, dst / f);
     for (const auto& e : fs::directory_iterator(src)) {
       const std::string name = e.path().filename().string();
@@ -708,17 +718,23 @@ class BiEncoderObjective : public FinetuneObjective {
 
   void write_default_modules(const fs::path& dst) const {
     const int64_t h = model_->config().hidden_size;
-    nlohmann::json modules = nlohmann::json::array(
-        {{{"idx", 0}, {"name", "0"}, {"path", ""}, {"type", "sentence_transformers.models.Transformer"}},
-         {{"idx", 1}, {"name", "1"}, {"path", "1_Pooling"}, {"type", "sentence_transformers.models.Pooling"}}});
+    nlohmann::json modules =
+        nlohmann::json::array({{{"idx", 0},
+                                {"name", "0"},
+                                {"path", ""},
+                                {"type", "sentence_transformers.models.Transformer"}},
+                               {{"idx", 1},
+                                {"name", "1"},
+                                {"path", "1_Pooling"},
+                                {"type", "sentence_transformers.models.Pooling"}}});
     std::ofstream(dst / "modules.json") << modules.dump(2) << "\n";
     fs::create_directories(dst / "1_Pooling");
-    nlohmann::json pool = {{"word_embedding_dimension", h},
-                           {"pooling_mode_cls_token", pooling_ == tasks::Pooling::cls},
-                           {"pooling_mode_mean_tokens", pooling_ == tasks::Pooling::mean},
-                           {"pooling_mode_max_tokens", pooling_ == tasks::Pooling::max},
-                           {"pooling_mode_mean_sqrt_len_tokens",
-                            pooling_ == tasks::Pooling::mean_sqrt_len}};
+    nlohmann::json pool = {
+        {"word_embedding_dimension", h},
+        {"pooling_mode_cls_token", pooling_ == tasks::Pooling::cls},
+        {"pooling_mode_mean_tokens", pooling_ == tasks::Pooling::mean},
+        {"pooling_mode_max_tokens", pooling_ == tasks::Pooling::max},
+        {"pooling_mode_mean_sqrt_len_tokens", pooling_ == tasks::Pooling::mean_sqrt_len}};
     std::ofstream(dst / "1_Pooling" / "config.json") << pool.dump(2) << "\n";
     nlohmann::json sb = {{"max_seq_length", options_.max_length}, {"do_lower_case", false}};
     std::ofstream(dst / "sentence_bert_config.json") << sb.dump(2) << "\n";
@@ -780,18 +796,23 @@ FinetuneTask infer_task(const FinetuneOptions& o) {
   if (!o.task.empty()) return parse_finetune_task(o.task);
   const BertConfig cfg = BertConfig::from_file(o.model_dir + "/config.json");
   switch (head_of(cfg)) {
-    case EncoderHead::sequence_classification: return FinetuneTask::sequence_classification;
-    case EncoderHead::token_classification: return FinetuneTask::token_classification;
-    case EncoderHead::question_answering: return FinetuneTask::question_answering;
+    case EncoderHead::sequence_classification:
+      return FinetuneTask::sequence_classification;
+    case EncoderHead::token_classification:
+      return FinetuneTask::token_classification;
+    case EncoderHead::question_answering:
+      return FinetuneTask::question_answering;
     case EncoderHead::base:
       if (fs::is_regular_file(fs::path(o.model_dir) / "modules.json"))
         return FinetuneTask::bi_encoder;
       break;
-    default: break;
+    default:
+      break;
   }
-  fail<ValueError>("{}: cannot tell the task from the model ({}); name it (classification, ner, "
-                   "qa, similarity, cross-encoder)",
-                   o.model_dir, cfg.architectures.empty() ? "no architectures" : cfg.architectures[0]);
+  fail<ValueError>(
+      "{}: cannot tell the task from the model ({}); name it (classification, ner, "
+      "qa, similarity, cross-encoder)",
+      o.model_dir, cfg.architectures.empty() ? "no architectures" : cfg.architectures[0]);
 }
 
 }  // namespace
@@ -806,7 +827,8 @@ std::unique_ptr<FinetuneObjective> make_finetune_objective(const FinetuneOptions
       return std::make_unique<TokenClassificationObjective>(options);
     case FinetuneTask::question_answering:
       return std::make_unique<QuestionAnsweringObjective>(options);
-    case FinetuneTask::bi_encoder: return std::make_unique<BiEncoderObjective>(options);
+    case FinetuneTask::bi_encoder:
+      return std::make_unique<BiEncoderObjective>(options);
   }
   fail<ValueError>("unknown task");
 }

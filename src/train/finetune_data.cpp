@@ -1,15 +1,15 @@
 // Fine-tuning data readers: CSV/TSV/JSONL tables, CoNLL/JSONL token tags, SQuAD JSON/JSONL.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
 
 #include "lmforge/core/error.h"
 #include "lmforge/io/json.h"
@@ -27,9 +27,8 @@ std::string read_whole_file(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   std::string s = ss.str();
-  const bool blank = std::all_of(s.begin(), s.end(), [](char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-  });
+  const bool blank = std::all_of(
+      s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
   LMF_CHECK(!blank, IoError, "data file '{}' is empty", path);
   // A UTF-8 byte order mark is not data.
   if (s.size() >= 3 && s.compare(0, 3, "\xEF\xBB\xBF") == 0) s.erase(0, 3);
@@ -72,8 +71,8 @@ std::vector<Record> parse_csv(const std::string& s, char sep, bool quoting,
         const int64_t open_line = line;
         ++i;
         while (true) {
-          LMF_CHECK(i < s.size(), IoError,
-                    "{}:{}: a quoted field is never closed (missing '\"')", path, open_line);
+          LMF_CHECK(i < s.size(), IoError, "{}:{}: a quoted field is never closed (missing '\"')",
+                    path, open_line);
           if (s[i] == '"') {
             if (i + 1 < s.size() && s[i + 1] == '"') {
               field.push_back('"');
@@ -185,8 +184,8 @@ TextData read_table(const std::string& path, const std::string& s, char sep, boo
   for (size_t k = first; k < recs.size(); ++k) {
     const Record& rec = recs[k];
     LMF_CHECK(rec.fields.size() == names.size(), IoError,
-              "{}:{}: the row has {} fields but the {} has {}{}", path, rec.line,
-              rec.fields.size(), c.header ? "header" : "first row", names.size(),
+              "{}:{}: the row has {} fields but the {} has {}{}", path, rec.line, rec.fields.size(),
+              c.header ? "header" : "first row", names.size(),
               sep == '\t' ? " (TSV fields may not contain tabs)" : "");
     for (const auto& f : rec.fields) check_utf8(f, path, rec.line);
     TextRow row;
@@ -256,8 +255,7 @@ TextData read_jsonl_table(const std::string& path, const std::string& s, const T
     const std::string where = fmt::format("{}:{}", path, line);
     const auto field = [&](int64_t col, const char* role) -> const ojson& {
       auto it = j.find(names[col]);
-      LMF_CHECK(it != j.end(), IoError, "{}: no '{}' key (the {} column)", where, names[col],
-                role);
+      LMF_CHECK(it != j.end(), IoError, "{}: no '{}' key (the {} column)", where, names[col], role);
       return *it;
     };
     TextRow row;
@@ -323,19 +321,26 @@ TextData read_text_data(const std::string& path, const TextColumns& columns) {
   DataFormat f = columns.format;
   if (f == DataFormat::automatic) {
     const std::string e = extension(path);
-    if (e == "csv") f = DataFormat::csv;
-    else if (e == "tsv" || e == "tab") f = DataFormat::tsv;
-    else if (e == "jsonl" || e == "json" || e == "ndjson") f = DataFormat::jsonl;
+    if (e == "csv")
+      f = DataFormat::csv;
+    else if (e == "tsv" || e == "tab")
+      f = DataFormat::tsv;
+    else if (e == "jsonl" || e == "json" || e == "ndjson")
+      f = DataFormat::jsonl;
     else
-      fail<ValueError>("{}: cannot tell the format from the extension '.{}'; use .csv, .tsv or "
-                       ".jsonl or give the format",
-                       path, e);
+      fail<ValueError>(
+          "{}: cannot tell the format from the extension '.{}'; use .csv, .tsv or "
+          ".jsonl or give the format",
+          path, e);
   }
   const std::string s = read_whole_file(path);
   switch (f) {
-    case DataFormat::csv: return read_table(path, s, ',', true, columns);
-    case DataFormat::tsv: return read_table(path, s, '\t', false, columns);
-    default: return read_jsonl_table(path, s, columns);
+    case DataFormat::csv:
+      return read_table(path, s, ',', true, columns);
+    case DataFormat::tsv:
+      return read_table(path, s, '\t', false, columns);
+    default:
+      return read_jsonl_table(path, s, columns);
   }
 }
 
@@ -361,7 +366,7 @@ LabelSpace make_label_space(const TextData& data, LabelKind kind) {
         any_fraction = any_fraction || !parse_int(l, i);
       }
     }
-    kind = any_list ? LabelKind::multi_label
+    kind = any_list                    ? LabelKind::multi_label
            : (all_num && any_fraction) ? LabelKind::regression
                                        : LabelKind::single_label;
   }

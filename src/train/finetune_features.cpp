@@ -89,8 +89,7 @@ std::vector<Feature> classification_features(tok::Tokenizer& tokenizer, const Te
   return out;
 }
 
-std::vector<Feature> token_classification_features(tok::Tokenizer& tokenizer,
-                                                   const TokenData& data,
+std::vector<Feature> token_classification_features(tok::Tokenizer& tokenizer, const TokenData& data,
                                                    const std::map<std::string, int64_t>& label2id,
                                                    int64_t max_length) {
   TokenizerSettings scope(tokenizer, std::nullopt);
@@ -199,9 +198,8 @@ namespace {
 std::vector<int64_t> top_indices(const std::vector<float>& x, int64_t n) {
   std::vector<int64_t> idx(x.size());
   std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) {
-    return x[a] != x[b] ? x[a] > x[b] : a > b;
-  });
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](int64_t a, int64_t b) { return x[a] != x[b] ? x[a] > x[b] : a > b; });
   if (static_cast<int64_t>(idx.size()) > n) idx.resize(n);
   return idx;
 }

@@ -15,7 +15,9 @@
 namespace lmf::train {
 namespace {
 
-double safe_div(double a, double b) { return b == 0 ? 0.0 : a / b; }
+double safe_div(double a, double b) {
+  return b == 0 ? 0.0 : a / b;
+}
 
 struct Counts {
   double tp = 0, fp = 0, fn = 0;
@@ -194,8 +196,8 @@ SeqevalScores seqeval_scores(const std::vector<std::vector<std::string>>& y_true
   size_t correct_tokens = 0, tokens = 0;
   for (size_t s = 0; s < y_true.size(); ++s) {
     LMF_CHECK(y_true[s].size() == y_pred[s].size(), ValueError,
-              "seqeval_scores: sentence {} has {} gold tags but {} predicted", s,
-              y_true[s].size(), y_pred[s].size());
+              "seqeval_scores: sentence {} has {} gold tags but {} predicted", s, y_true[s].size(),
+              y_pred[s].size());
     for (size_t i = 0; i < y_true[s].size(); ++i) {
       correct_tokens += y_true[s][i] == y_pred[s][i];
       ++tokens;
@@ -319,8 +321,7 @@ std::vector<double> rank_average(std::span<const double> x) {
 }
 
 double pearson(std::span<const double> x, std::span<const double> y) {
-  LMF_CHECK(x.size() == y.size(), ValueError, "pearson: {} values against {}", x.size(),
-            y.size());
+  LMF_CHECK(x.size() == y.size(), ValueError, "pearson: {} values against {}", x.size(), y.size());
   LMF_CHECK(x.size() >= 2, ValueError, "pearson needs at least 2 values, got {}", x.size());
   const double n = static_cast<double>(x.size());
   const double mx = std::accumulate(x.begin(), x.end(), 0.0) / n;
@@ -336,8 +337,7 @@ double pearson(std::span<const double> x, std::span<const double> y) {
 }
 
 double spearman(std::span<const double> x, std::span<const double> y) {
-  LMF_CHECK(x.size() == y.size(), ValueError, "spearman: {} values against {}", x.size(),
-            y.size());
+  LMF_CHECK(x.size() == y.size(), ValueError, "spearman: {} values against {}", x.size(), y.size());
   const auto rx = rank_average(x), ry = rank_average(y);
   return pearson(rx, ry);
 }

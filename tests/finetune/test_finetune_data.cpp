@@ -76,8 +76,9 @@ TEST(FinetuneData, TsvAndLabelKinds) {
   EXPECT_EQ(ls.names, (std::vector<std::string>{"2", "10"}));  // numeric order, as run_glue
   const auto r = write_tmp("r.tsv", "label\tsentence\n1\tx\n2.5\ty\n");
   EXPECT_EQ(make_label_space(read_text_data(r)).kind, LabelKind::regression);
-  const auto m = write_tmp("m.jsonl", "{\"text\": \"a\", \"label\": [\"x\", \"y\"]}\n"
-                                      "{\"text\": \"b\", \"label\": []}\n");
+  const auto m = write_tmp("m.jsonl",
+                           "{\"text\": \"a\", \"label\": [\"x\", \"y\"]}\n"
+                           "{\"text\": \"b\", \"label\": []}\n");
   const LabelSpace ml = make_label_space(read_text_data(m));
   EXPECT_EQ(ml.kind, LabelKind::multi_label);
   EXPECT_EQ(ml.names, (std::vector<std::string>{"x", "y"}));
@@ -102,13 +103,17 @@ TEST(FinetuneData, BadTablesNameFileAndLine) {
   msg = error_of([&] { read_text_data(write_tmp("c.csv", "label,text\na,b\n"), c); });
   EXPECT_NE(msg.find("polarity"), std::string::npos) << msg;
   EXPECT_NE(msg.find("label, text"), std::string::npos) << msg;
-  msg = error_of([] { read_text_data(write_tmp("j.jsonl", "{\"text\": \"a\", \"label\": 1}\n{bad\n")); });
+  msg = error_of(
+      [] { read_text_data(write_tmp("j.jsonl", "{\"text\": \"a\", \"label\": 1}\n{bad\n")); });
   EXPECT_NE(msg.find("j.jsonl:2"), std::string::npos) << msg;
   msg = error_of([] { read_text_data(write_tmp("x.xyz", "a")); });
   EXPECT_NE(msg.find("format"), std::string::npos) << msg;
-  msg = error_of([] { make_label_space(read_text_data(write_tmp("n.jsonl",
-                        "{\"text\": \"a\", \"label\": 0.5}\n{\"text\": \"b\", \"label\": \"x\"}\n")),
-                        LabelKind::regression); });
+  msg = error_of([] {
+    make_label_space(
+        read_text_data(write_tmp(
+            "n.jsonl", "{\"text\": \"a\", \"label\": 0.5}\n{\"text\": \"b\", \"label\": \"x\"}\n")),
+        LabelKind::regression);
+  });
   EXPECT_NE(msg.find("n.jsonl:2"), std::string::npos) << msg;
 }
 
@@ -123,7 +128,8 @@ TEST(FinetuneData, ConllAndJsonlTokenData) {
   EXPECT_EQ(j.words.size(), 4u);
   auto msg = error_of([] { read_token_data(write_tmp("t.conll", "a O\nb\n")); });
   EXPECT_NE(msg.find("t.conll:2"), std::string::npos) << msg;
-  msg = error_of([] { read_token_data(write_tmp("t.jsonl", "{\"tokens\": [\"a\"], \"ner_tags\": []}\n")); });
+  msg = error_of(
+      [] { read_token_data(write_tmp("t.jsonl", "{\"tokens\": [\"a\"], \"ner_tags\": []}\n")); });
   EXPECT_NE(msg.find("t.jsonl:1"), std::string::npos) << msg;
   msg = error_of([] { read_token_data(write_tmp("d.conll", "-DOCSTART- O\n\n")); });
   EXPECT_NE(msg.find("no sentences"), std::string::npos) << msg;
@@ -150,7 +156,9 @@ TEST(FinetuneData, SquadJsonAndJsonl) {
             std::string::npos);
 }
 
-std::vector<int32_t> ints(const json& j) { return j.get<std::vector<int32_t>>(); }
+std::vector<int32_t> ints(const json& j) {
+  return j.get<std::vector<int32_t>>();
+}
 
 TEST(FinetuneFeatures, ClassificationMatchesHf) {
   lmf::tok::Tokenizer tok = lmf::tok::Tokenizer::from_pretrained(kTok);
@@ -201,8 +209,8 @@ TEST(FinetuneFeatures, QuestionAnsweringMatchesHf) {
   lmf::tok::Tokenizer tok = lmf::tok::Tokenizer::from_pretrained(kTok);
   const json& g = goldens()["features"]["qa"];
   const auto ex = read_squad(kDir + "/squad.json");
-  const auto f = qa_features(tok, ex, g["max_length"].get<int64_t>(),
-                             g["doc_stride"].get<int64_t>());
+  const auto f =
+      qa_features(tok, ex, g["max_length"].get<int64_t>(), g["doc_stride"].get<int64_t>());
   const json& gf = g["features"];
   ASSERT_EQ(f.size(), gf.size());
   for (size_t i = 0; i < f.size(); ++i) {

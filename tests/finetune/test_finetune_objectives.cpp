@@ -43,8 +43,8 @@ void expect_metrics(const Metrics& got, const json& want) {
   }
 }
 
-FinetuneOptions opts(const std::string& model, const std::string& task,
-                     const std::string& train, const std::string& eval = "") {
+FinetuneOptions opts(const std::string& model, const std::string& task, const std::string& train,
+                     const std::string& eval = "") {
   FinetuneOptions o;
   o.model_dir = model;
   o.task = task;
@@ -92,8 +92,8 @@ TEST(FinetuneObjective, TokenClassificationLossAndEvaluate) {
 }
 
 TEST(FinetuneObjective, QuestionAnsweringLossAndEvaluate) {
-  FinetuneOptions o = opts(kFix + "/pipelines/bert_qa", "qa", kDir + "/squad.json",
-                           kDir + "/squad.json");
+  FinetuneOptions o =
+      opts(kFix + "/pipelines/bert_qa", "qa", kDir + "/squad.json", kDir + "/squad.json");
   o.max_length = 48;
   o.doc_stride = 16;
   auto obj = make_finetune_objective(o);
@@ -118,8 +118,8 @@ TEST(FinetuneObjective, BiEncoderLosses) {
 TEST(FinetuneObjective, SaveAndExactReload) {
   const fs::path dir = fs::temp_directory_path() / "lmf_ft_save";
   fs::remove_all(dir);
-  auto obj = make_finetune_objective(opts(kFix + "/pipelines/bert_ner", "ner",
-                                          kDir + "/ner_train.conll"));
+  auto obj =
+      make_finetune_objective(opts(kFix + "/pipelines/bert_ner", "ner", kDir + "/ner_train.conll"));
   obj->save_pretrained(dir.string());
   EXPECT_TRUE(fs::exists(dir / "tokenizer.json"));
   const json cfg = json::parse(std::ifstream(dir / "config.json"));
@@ -154,8 +154,8 @@ TEST(FinetuneObjective, SaveAndExactReload) {
 
 TEST(FinetuneObjective, ClearErrors) {
   EXPECT_THROW(parse_finetune_task("summarize"), lmf::ValueError);
-  EXPECT_THROW(make_finetune_objective(opts(kFix + "/pipelines/bert_cls", "cross-encoder",
-                                            kDir + "/cls_train.tsv")),
+  EXPECT_THROW(make_finetune_objective(
+                   opts(kFix + "/pipelines/bert_cls", "cross-encoder", kDir + "/cls_train.tsv")),
                lmf::ValueError);
   EXPECT_THROW(evaluate_model(opts(kFix + "/pipelines/bert_mlm", "", "", kDir + "/cls_eval.tsv")),
                lmf::ValueError);

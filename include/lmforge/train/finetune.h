@@ -17,15 +17,16 @@
 
 namespace lmf::train {
 
-// ---- tables (classification, regression, pairs) --------------------------------------------------
+// ---- tables (classification, regression, pairs)
+// --------------------------------------------------
 
 enum class DataFormat { automatic, csv, tsv, jsonl };  // automatic: from the file extension
 enum class LabelKind { automatic, single_label, multi_label, regression };
 
 // Which columns hold what: a header name, or a 0-based column index ("0", "1", ...).
 struct TextColumns {
-  std::string text;       // "": sentence1, sentence, text, else the first non-label column
-  std::string text_pair;  // "": sentence2 when text is sentence1 (HF run_glue), else none
+  std::string text;             // "": sentence1, sentence, text, else the first non-label column
+  std::string text_pair;        // "": sentence2 when text is sentence1 (HF run_glue), else none
   std::string label = "label";  // "" : no labels (prediction / MNRL pairs)
   DataFormat format = DataFormat::automatic;
   bool header = true;  // CSV/TSV: the first row names the columns
@@ -45,8 +46,8 @@ struct TextData {
 };
 
 // Reads a CSV (RFC 4180 quoting), TSV (tab-separated, no quoting) or JSONL file. IoError for an
-// unreadable or empty file, invalid UTF-8, a malformed row or JSON line (with file:line); ValueError
-// for an unknown column name (listing the columns there are).
+// unreadable or empty file, invalid UTF-8, a malformed row or JSON line (with file:line);
+// ValueError for an unknown column name (listing the columns there are).
 TextData read_text_data(const std::string& path, const TextColumns& columns = {});
 
 // The label set: names sorted as HF run_glue's label_list (numbers numerically, else by code
@@ -64,7 +65,8 @@ struct LabelSpace {
 // single_label. ValueError when rows have no labels or a regression label is not a number.
 LabelSpace make_label_space(const TextData& data, LabelKind kind = LabelKind::automatic);
 
-// ---- token classification (NER) ------------------------------------------------------------------
+// ---- token classification (NER)
+// ------------------------------------------------------------------
 
 struct TokenData {
   std::vector<std::vector<std::string>> words, tags;
@@ -77,7 +79,8 @@ TokenData read_token_data(const std::string& path);
 // Unique tags sorted as run_ner's get_label_list.
 std::vector<std::string> token_label_list(const TokenData& data);
 
-// ---- extractive question answering ---------------------------------------------------------------
+// ---- extractive question answering
+// ---------------------------------------------------------------
 
 struct QaExample {
   std::string id, question, context;
@@ -88,14 +91,15 @@ struct QaExample {
 // HF datasets' layout ({"id", "question", "context", "answers": {"text": [], "answer_start": []}}).
 std::vector<QaExample> read_squad(const std::string& path);
 
-// ---- features ------------------------------------------------------------------------------------
+// ---- features
+// ------------------------------------------------------------------------------------
 
 // One model input (one window for QA); the fields a task does not use stay empty.
 struct Feature {
   std::vector<int32_t> input_ids, token_type_ids;
-  int64_t label = -100;               // single-label classification
-  std::vector<float> targets;         // regression (1 value) or multi-label (multi-hot)
-  std::vector<int32_t> token_labels;  // token classification: per token, -100 ignored
+  int64_t label = -100;                          // single-label classification
+  std::vector<float> targets;                    // regression (1 value) or multi-label (multi-hot)
+  std::vector<int32_t> token_labels;             // token classification: per token, -100 ignored
   int64_t start_position = 0, end_position = 0;  // QA training targets (CLS index: no answer)
   int64_t example_index = -1;                    // QA: the example this window came from
   // QA: code-point offsets of context tokens; (-1, -1) for question/special tokens.
@@ -111,8 +115,7 @@ std::vector<Feature> classification_features(tok::Tokenizer& tokenizer, const Te
 // run_ner tokenize_and_align_labels (label_all_tokens=False): words encoded as pre-split words
 // (is_split_into_words), the word's label on its first sub-token, -100 on the other sub-tokens
 // and special tokens; truncated to max_length. Tags not in label2id: ValueError with file:line.
-std::vector<Feature> token_classification_features(tok::Tokenizer& tokenizer,
-                                                   const TokenData& data,
+std::vector<Feature> token_classification_features(tok::Tokenizer& tokenizer, const TokenData& data,
                                                    const std::map<std::string, int64_t>& label2id,
                                                    int64_t max_length);
 // run_qa prepare_train_features (start/end positions, CLS index when the answer is not inside
@@ -135,7 +138,8 @@ std::vector<std::string> postprocess_qa_predictions(
     const std::vector<std::vector<float>>& start_logits,
     const std::vector<std::vector<float>>& end_logits, const QaPostprocessOptions& options = {});
 
-// ---- objectives ----------------------------------------------------------------------------------
+// ---- objectives
+// ----------------------------------------------------------------------------------
 
 enum class FinetuneTask {
   sequence_classification,  // single/pair text; single-label, multi-label or regression
@@ -150,13 +154,13 @@ FinetuneTask parse_finetune_task(const std::string& name);
 std::string finetune_task_name(FinetuneTask task);
 
 struct FinetuneOptions {
-  std::string model_dir;     // HF folder: config.json, weights, tokenizer files
-  std::string task;          // parse_finetune_task names; "": from the model's architecture
-  std::string train_file;    // "": evaluation only
-  std::string eval_file;     // "": hold out eval_fraction of the training data
+  std::string model_dir;   // HF folder: config.json, weights, tokenizer files
+  std::string task;        // parse_finetune_task names; "": from the model's architecture
+  std::string train_file;  // "": evaluation only
+  std::string eval_file;   // "": hold out eval_fraction of the training data
   double eval_fraction = 0.0;
-  uint64_t seed = 42;        // the held-out split and the new head's initialisation
-  TextColumns columns;       // tables; bi-encoder: text / text_pair / optional score label
+  uint64_t seed = 42;   // the held-out split and the new head's initialisation
+  TextColumns columns;  // tables; bi-encoder: text / text_pair / optional score label
   LabelKind label_kind = LabelKind::automatic;
   int64_t max_length = 128;  // tokens per input (QA: per window); capped by the model's positions
   int64_t doc_stride = 128;  // QA
