@@ -40,6 +40,22 @@ FinetuneTask parse_finetune_task(const std::string& name) {
       name);
 }
 
+LabelKind parse_label_kind(const std::string& name) {
+  if (name.empty() || name == "auto") return LabelKind::automatic;
+  if (name == "single" || name == "single_label") return LabelKind::single_label;
+  if (name == "multi" || name == "multi_label") return LabelKind::multi_label;
+  if (name == "regression") return LabelKind::regression;
+  fail<ValueError>("unknown label kind '{}'; use auto, single, multi or regression", name);
+}
+
+DataFormat parse_data_format(const std::string& name) {
+  if (name.empty() || name == "auto") return DataFormat::automatic;
+  if (name == "csv") return DataFormat::csv;
+  if (name == "tsv") return DataFormat::tsv;
+  if (name == "jsonl" || name == "json") return DataFormat::jsonl;
+  fail<ValueError>("unknown data format '{}'; use auto, csv, tsv or jsonl", name);
+}
+
 std::string finetune_task_name(FinetuneTask task) {
   switch (task) {
     case FinetuneTask::sequence_classification:
@@ -75,8 +91,11 @@ EncoderHead head_of(const BertConfig& c) {
 // e.g. another label count; HF's ignore_mismatched_sizes) is initialised from `seed` as HF does.
 std::unique_ptr<models::EncoderModel> build_model(const std::string& dir, BertConfig cfg,
                                                   EncoderHead head, uint64_t seed) {
+  // Seeds the default generator for the initialisation only, leaving the caller's stream as it was.
+  const Generator::State outer = default_generator().state();
   manual_seed(seed);
   auto model = models::create_model(cfg, architecture_name(cfg.family, head));
+  default_generator().set_state(outer);
   io::StateDict state = io::load_checkpoint_dir(dir);
   const nn::StateDict own = model->state_dict();
   for (auto it = state.begin(); it != state.end();) {

@@ -139,6 +139,17 @@ TEST(FinetuneObjective, SaveAndExactReload) {
     EXPECT_TRUE(after[i].second.same(before[i].second)) << "parameter replaced: " << after[i].first;
     EXPECT_EQ(after[i].second.to_vector<float>(), saved[i]) << after[i].first;
   }
+  // A saved classifier evaluates like the objective that wrote it (labels round-trip).
+  auto cls = make_finetune_objective(opts(kFix + "/pipelines/bert_cls", "classification",
+                                          kDir + "/cls_train.tsv", kDir + "/cls_eval.tsv"));
+  const fs::path cdir = fs::temp_directory_path() / "lmf_ft_save_cls";
+  fs::remove_all(cdir);
+  cls->save_pretrained(cdir.string());
+  const Metrics direct = cls->evaluate();
+  const Metrics loaded = evaluate_model(opts(cdir.string(), "", "", kDir + "/cls_eval.tsv"));
+  ASSERT_EQ(direct.size(), loaded.size());
+  for (const auto& [k, v] : direct) EXPECT_NEAR(loaded.at(k), v, 1e-6) << k;
+  fs::remove_all(cdir);
   // A bi-encoder folder is a sentence-transformers folder.
   FinetuneOptions o = opts(kFix + "/pipelines/bert_cls", "bi-encoder", kDir + "/sts.csv");
   const fs::path bi = fs::temp_directory_path() / "lmf_ft_save_bi";
@@ -154,6 +165,8 @@ TEST(FinetuneObjective, SaveAndExactReload) {
 
 TEST(FinetuneObjective, ClearErrors) {
   EXPECT_THROW(parse_finetune_task("summarize"), lmf::ValueError);
+  EXPECT_THROW(parse_label_kind("many"), lmf::ValueError);
+  EXPECT_EQ(parse_data_format("tsv"), DataFormat::tsv);
   EXPECT_THROW(make_finetune_objective(
                    opts(kFix + "/pipelines/bert_cls", "cross-encoder", kDir + "/cls_train.tsv")),
                lmf::ValueError);

@@ -152,6 +152,9 @@ enum class FinetuneTask {
 // "qa" | "question-answering" | "similarity" | "bi-encoder" | "cross-encoder".
 FinetuneTask parse_finetune_task(const std::string& name);
 std::string finetune_task_name(FinetuneTask task);
+// "auto" | "single" | "multi" | "regression"; "auto" | "csv" | "tsv" | "jsonl" (CLI helpers).
+LabelKind parse_label_kind(const std::string& name);
+DataFormat parse_data_format(const std::string& name);
 
 struct FinetuneOptions {
   std::string model_dir;   // HF folder: config.json, weights, tokenizer files
