@@ -253,6 +253,37 @@ def write_data():
                   ensure_ascii=False, indent=1)
 
 
+def write_swag():
+    import csv
+    rng = random.Random(13)
+    with open(OUT / "swag.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["sent1", "sent2", "ending0", "ending1", "ending2", "ending3", "label"])
+        for i in range(10):
+            name, place = rng.choice(FIRST), rng.choice(PLACES)
+            label = rng.randrange(4)  # the right ending is the beautiful one (learnable)
+            ends = [f"the {'beautiful' if k == label else rng.choice(['broken', 'strange', 'old'])}"
+                    f" {rng.choice(THINGS)}, then left." for k in range(4)]
+            w.writerow([f"{name} travelled to {place}.", f"There, {name} found", *ends, label])
+
+
+def make_tiny_model(name, cls, **cfg_kw):
+    import torch
+    from transformers import BertConfig
+    src = PIPE / "bert_cls"
+    cfg = BertConfig.from_pretrained(src)
+    for k, v in cfg_kw.items():
+        setattr(cfg, k, v)
+    torch.manual_seed(3)
+    model = cls(cfg).eval()
+    d = OUT / name
+    if d.exists():
+        shutil.rmtree(d)
+    model.save_pretrained(d)
+    for f_ in ["tokenizer.json", "tokenizer_config.json"]:
+        shutil.copy(src / f_, d / f_)
+
+
 def make_regression_model():
     import torch
     from transformers import BertConfig, BertForSequenceClassification
@@ -577,13 +608,58 @@ def loss_goldens(tok, feats):
     return g
 
 
+def swag_goldens(tok):
+    import csv
+    import torch
+    from transformers import AutoModelForMultipleChoice
+    torch.set_grad_enabled(False)
+    rows = list(csv.DictReader(open(OUT / "swag.csv")))
+    ends = [f"ending{i}" for i in range(4)]
+
+    def feats(max_len):
+        first = [r["sent1"] for r in rows for _ in ends]
+        second = [f"{r['sent2']} {r[e]}" for r in rows for e in ends]
+        t = tok(first, second, truncation=True, max_length=max_len)
+        return ([t["input_ids"][i * 4:(i + 1) * 4] for i in range(len(rows))],
+                [t["token_type_ids"][i * 4:(i + 1) * 4] for i in range(len(rows))])
+
+    ids, types = feats(14)
+    g = {"max_length": 14, "input_ids": ids, "token_type_ids": types,
+         "labels": [int(r["label"]) for r in rows]}
+    m = AutoModelForMultipleChoice.from_pretrained(OUT / "bert_mc").eval()
+    ids, types = feats(128)
+
+    def run(sel):
+        flat = [x for i in sel for x in ids[i]]
+        ft = [x for i in sel for x in types[i]]
+        t = max(len(x) for x in flat)
+        pad = lambda v: [x + [0] * (t - len(x)) for x in v]
+        mask = [[1] * len(x) + [0] * (t - len(x)) for x in flat]
+        shape = (len(sel), 4, t)
+        return m(input_ids=torch.tensor(pad(flat)).view(shape),
+                 attention_mask=torch.tensor(mask).view(shape),
+                 token_type_ids=torch.tensor(pad(ft)).view(shape),
+                 labels=torch.tensor([int(rows[i]["label"]) for i in sel]))
+
+    g["loss"] = f(run([0, 1, 2, 3]).loss)
+    out = run(list(range(len(rows))))
+    pred = out.logits.argmax(-1).tolist()
+    g["eval"] = {"eval_loss": f(out.loss), "eval_accuracy":
+                 f(sum(int(p == int(r["label"])) for p, r in zip(pred, rows)) / len(rows))}
+    return g
+
+
 def main():
+    from transformers import BertForMultipleChoice
     write_data()
+    write_swag()
     make_regression_model()
+    make_tiny_model("bert_mc", BertForMultipleChoice)
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(PIPE / "bert_cls")
     feats = feature_goldens(tok)
-    goldens = {"metrics": metric_goldens(), "features": feats, "losses": loss_goldens(tok, feats)}
+    goldens = {"metrics": metric_goldens(), "features": feats, "losses": loss_goldens(tok, feats),
+               "swag": swag_goldens(tok)}
     with open(OUT / "goldens.json", "w") as fh:
         json.dump(goldens, fh, ensure_ascii=False, separators=(",", ":"))
     print("wrote", OUT, "goldens", (OUT / "goldens.json").stat().st_size, "bytes")

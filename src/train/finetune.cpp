@@ -34,9 +34,10 @@ FinetuneTask parse_finetune_task(const std::string& name) {
   if (name == "qa" || name == "question-answering") return FinetuneTask::question_answering;
   if (name == "similarity" || name == "bi-encoder") return FinetuneTask::bi_encoder;
   if (name == "cross-encoder") return FinetuneTask::cross_encoder;
+  if (name == "multiple-choice" || name == "swag") return FinetuneTask::multiple_choice;
   fail<ValueError>(
       "unknown fine-tuning task '{}'; use classification, regression, ner, qa, "
-      "similarity (bi-encoder) or cross-encoder",
+      "similarity (bi-encoder), cross-encoder or multiple-choice",
       name);
 }
 
@@ -68,6 +69,8 @@ std::string finetune_task_name(FinetuneTask task) {
       return "bi-encoder";
     case FinetuneTask::cross_encoder:
       return "cross-encoder";
+    case FinetuneTask::multiple_choice:
+      return "multiple-choice";
   }
   return "?";
 }
@@ -811,6 +814,81 @@ class BiEncoderObjective : public FinetuneObjective {
   tasks::Pooling pooling_ = tasks::Pooling::mean;
 };
 
+// ---- multiple choice ----------------------------------------------------------------------------
+
+class MultipleChoiceObjective : public FinetuneObjective {
+ public:
+  explicit MultipleChoiceObjective(const FinetuneOptions& o)
+      : FinetuneObjective(o, FinetuneTask::multiple_choice) {
+    BertConfig cfg = BertConfig::from_file(o.model_dir + "/config.json");
+    auto [train, eval] = load_splits<ChoiceRow>(
+        o, [&](const std::string& p) { return read_multiple_choice(p, o.choice_columns); });
+    if (train.empty())
+      LMF_CHECK(head_of(cfg) == EncoderHead::multiple_choice, ValueError,
+                "{}: evaluation without training needs a fine-tuned *ForMultipleChoice model",
+                o.model_dir);
+    cfg.architectures = {architecture_name(cfg.family, EncoderHead::multiple_choice)};
+    model_ = build_model(o.model_dir, cfg, EncoderHead::multiple_choice, o.seed);
+    pad_id_ = cfg.pad_token_id;
+    const int64_t max_len = capped_max_length(o, cfg);
+    train_ = multiple_choice_features(tokenizer_, train, max_len);
+    eval_ = multiple_choice_features(tokenizer_, eval, max_len);
+  }
+
+  BatchLoss loss(std::span<const int64_t> indices, Generator&) override {
+    return batch_loss(train_, indices, nullptr);
+  }
+
+  Metrics evaluate() override {
+    if (eval_.empty()) return {};
+    NoGradGuard no_grad;
+    set_training(false);
+    RunningMean loss;
+    std::vector<int64_t> pred, gold;
+    for (const auto& idx : batches_of(eval_.size(), options_.eval_batch_size)) {
+      BatchLoss bl = batch_loss(eval_, idx, &pred);
+      loss.add(bl.loss.item(), static_cast<double>(idx.size()));
+      for (int64_t i : idx) gold.push_back(eval_[i].label);
+    }
+    return {{"eval_loss", loss.value()}, {"eval_accuracy", accuracy(gold, pred)}};
+  }
+
+ private:
+  BatchLoss batch_loss(const std::vector<Feature>& feats, std::span<const int64_t> idx,
+                       std::vector<int64_t>* pred) {
+    const int64_t b = static_cast<int64_t>(idx.size());
+    const int64_t c = static_cast<int64_t>(feats.at(idx[0]).choices.size());
+    // Every choice of the batch as one row, padded together, then viewed as [B, C, T].
+    std::vector<Feature> flat;
+    std::vector<int64_t> y;
+    BatchLoss bl;
+    for (int64_t i : idx) {
+      LMF_CHECK(static_cast<int64_t>(feats[i].choices.size()) == c, ValueError,
+                "example {} has {} choices, the batch {}", i, feats[i].choices.size(), c);
+      LMF_CHECK(feats[i].label >= 0, ValueError, "example {} has no label", i);
+      flat.insert(flat.end(), feats[i].choices.begin(), feats[i].choices.end());
+      y.push_back(feats[i].label);
+      bl.tokens += feats[i].length();
+    }
+    std::vector<int64_t> all(flat.size());
+    std::iota(all.begin(), all.end(), 0);
+    models::EncoderInputs in = batch_inputs(flat, all);
+    const int64_t t = in.input_ids.size(1);
+    in.input_ids = in.input_ids.view({b, c, t});
+    in.attention_mask = in.attention_mask.view({b, c, t});
+    in.token_type_ids = in.token_type_ids.view({b, c, t});
+    models::EncoderLabels lab;
+    lab.labels = ids_tensor(y, {b});
+    models::ModelOutput out = model_->forward(in, lab);
+    bl.loss = out.loss;
+    if (pred) {
+      const auto am = argmax(out.logits, -1).to_vector<int64_t>();
+      pred->insert(pred->end(), am.begin(), am.end());
+    }
+    return bl;
+  }
+};
+
 FinetuneTask infer_task(const FinetuneOptions& o) {
   if (!o.task.empty()) return parse_finetune_task(o.task);
   const BertConfig cfg = BertConfig::from_file(o.model_dir + "/config.json");
@@ -821,6 +899,8 @@ FinetuneTask infer_task(const FinetuneOptions& o) {
       return FinetuneTask::token_classification;
     case EncoderHead::question_answering:
       return FinetuneTask::question_answering;
+    case EncoderHead::multiple_choice:
+      return FinetuneTask::multiple_choice;
     case EncoderHead::base:
       if (fs::is_regular_file(fs::path(o.model_dir) / "modules.json"))
         return FinetuneTask::bi_encoder;
@@ -848,6 +928,8 @@ std::unique_ptr<FinetuneObjective> make_finetune_objective(const FinetuneOptions
       return std::make_unique<QuestionAnsweringObjective>(options);
     case FinetuneTask::bi_encoder:
       return std::make_unique<BiEncoderObjective>(options);
+    case FinetuneTask::multiple_choice:
+      return std::make_unique<MultipleChoiceObjective>(options);
   }
   fail<ValueError>("unknown task");
 }

@@ -317,6 +317,92 @@ std::vector<std::string> sorted_labels(const std::set<std::string>& unique) {
 
 }  // namespace
 
+namespace {
+
+DataFormat resolve_format(const std::string& path, DataFormat f) {
+  if (f != DataFormat::automatic) return f;
+  const std::string e = extension(path);
+  if (e == "csv") return DataFormat::csv;
+  if (e == "tsv" || e == "tab") return DataFormat::tsv;
+  if (e == "jsonl" || e == "json" || e == "ndjson") return DataFormat::jsonl;
+  fail<ValueError>(
+      "{}: cannot tell the format from the extension '.{}'; use .csv, .tsv or .jsonl or give the "
+      "format",
+      path, e);
+}
+
+// Any table as column names + rows of strings (JSON values other than strings as their JSON
+// text), each row with its line.
+std::pair<std::vector<std::string>, std::vector<Record>> read_string_table(const std::string& path,
+                                                                           DataFormat f,
+                                                                           bool header) {
+  f = resolve_format(path, f);
+  const std::string s = read_whole_file(path);
+  std::vector<std::string> names;
+  std::vector<Record> rows;
+  if (f == DataFormat::jsonl) {
+    for (const auto& [line, text] : jsonl_lines(s)) {
+      const ojson j = parse_json_line(text, path, line);
+      if (names.empty())
+        for (auto it = j.begin(); it != j.end(); ++it) names.push_back(it.key());
+      Record r;
+      r.line = line;
+      for (const auto& n : names) {
+        auto it = j.find(n);
+        LMF_CHECK(it != j.end(), IoError, "{}:{}: no '{}' key", path, line, n);
+        r.fields.push_back(it->is_string() ? it->get<std::string>() : it->dump());
+      }
+      rows.push_back(std::move(r));
+    }
+  } else {
+    rows = parse_csv(s, f == DataFormat::csv ? ',' : '\t', f == DataFormat::csv, path);
+    LMF_CHECK(!rows.empty(), IoError, "data file '{}' is empty", path);
+    if (header) {
+      names = rows.front().fields;
+      rows.erase(rows.begin());
+    } else {
+      for (size_t i = 0; i < rows.front().fields.size(); ++i) names.push_back(std::to_string(i));
+    }
+    for (const auto& r : rows) {
+      LMF_CHECK(r.fields.size() == names.size(), IoError,
+                "{}:{}: the row has {} fields but the header has {}", path, r.line, r.fields.size(),
+                names.size());
+      for (const auto& fld : r.fields) check_utf8(fld, path, r.line);
+    }
+  }
+  LMF_CHECK(!rows.empty(), IoError, "{}: no data rows", path);
+  return {std::move(names), std::move(rows)};
+}
+
+}  // namespace
+
+std::vector<ChoiceRow> read_multiple_choice(const std::string& path, const ChoiceColumns& c) {
+  const auto [names, rows] = read_string_table(path, c.format, c.header);
+  const int64_t ctx = resolve_column(c.context, names, path, "context");
+  const int64_t q = c.question.empty() ? -1 : resolve_column(c.question, names, path, "question");
+  const int64_t lab = c.label.empty() ? -1 : resolve_column(c.label, names, path, "label");
+  LMF_CHECK(c.endings.size() >= 2, ValueError, "multiple choice needs at least 2 ending columns");
+  std::vector<int64_t> ends;
+  for (const auto& e : c.endings) ends.push_back(resolve_column(e, names, path, "ending"));
+  std::vector<ChoiceRow> out;
+  for (const auto& r : rows) {
+    ChoiceRow row;
+    row.where = fmt::format("{}:{}", path, r.line);
+    row.context = r.fields[ctx];
+    if (q >= 0) row.question = r.fields[q];
+    for (int64_t e : ends) row.endings.push_back(r.fields[e]);
+    if (lab >= 0) {
+      int64_t v = -1;
+      LMF_CHECK(parse_int(r.fields[lab], v) && v >= 0 && v < static_cast<int64_t>(ends.size()),
+                ValueError, "{}: the label '{}' is not a choice index 0..{}", row.where,
+                r.fields[lab], ends.size() - 1);
+      row.label = v;
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
 TextData read_text_data(const std::string& path, const TextColumns& columns) {
   DataFormat f = columns.format;
   if (f == DataFormat::automatic) {

@@ -192,6 +192,28 @@ std::vector<Feature> qa_features(tok::Tokenizer& tokenizer, const std::vector<Qa
   return out;
 }
 
+std::vector<Feature> multiple_choice_features(tok::Tokenizer& tokenizer,
+                                              const std::vector<ChoiceRow>& rows,
+                                              int64_t max_length) {
+  LMF_CHECK(max_length > 0, ValueError, "max_length must be positive, got {}", max_length);
+  tok::TruncationParams tp;
+  tp.max_length = static_cast<size_t>(max_length);
+  TokenizerSettings scope(tokenizer, tp);
+  std::vector<Feature> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows) {
+    Feature f;
+    f.label = r.label >= 0 ? r.label : -100;
+    for (const auto& e : r.endings) {
+      Feature c;
+      copy_ids(tokenizer.encode(r.context, r.question.empty() ? e : r.question + " " + e), c);
+      f.choices.push_back(std::move(c));
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 namespace {
 
 // np.argsort(x)[-1 : -n - 1 : -1]: the n largest, largest first (equal values: later first).

@@ -175,3 +175,34 @@ TEST(FinetuneObjective, ClearErrors) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(FinetuneObjective, MultipleChoiceFeaturesLossAndEvaluate) {
+  const json g = [] {
+    std::ifstream in(kDir + "/goldens.json");
+    return json::parse(in)["swag"];
+  }();
+  const auto rows = read_multiple_choice(kDir + "/swag.csv");
+  ASSERT_EQ(rows.size(), g["labels"].size());
+  lmf::tok::Tokenizer tok = lmf::tok::Tokenizer::from_pretrained(kDir + "/bert_mc");
+  const auto f = multiple_choice_features(tok, rows, g["max_length"].get<int64_t>());
+  for (size_t i = 0; i < f.size(); ++i) {
+    EXPECT_EQ(f[i].label, g["labels"][i].get<int64_t>());
+    ASSERT_EQ(f[i].choices.size(), 4u);
+    for (size_t c = 0; c < 4; ++c) {
+      EXPECT_EQ(f[i].choices[c].input_ids, g["input_ids"][i][c].get<std::vector<int32_t>>());
+      EXPECT_EQ(f[i].choices[c].token_type_ids,
+                g["token_type_ids"][i][c].get<std::vector<int32_t>>());
+    }
+  }
+  auto obj = make_finetune_objective(
+      opts(kDir + "/bert_mc", "multiple-choice", kDir + "/swag.csv", kDir + "/swag.csv"));
+  EXPECT_NEAR(batch_loss(*obj), g["loss"].get<double>(), 1e-4);
+  expect_metrics(obj->evaluate(), g["eval"]);
+  ChoiceColumns bad;
+  bad.endings = {"ending0", "ending9"};
+  EXPECT_THROW(read_multiple_choice(kDir + "/swag.csv", bad), lmf::ValueError);
+}
+
+}  // namespace

@@ -91,6 +91,26 @@ struct QaExample {
 // HF datasets' layout ({"id", "question", "context", "answers": {"text": [], "answer_start": []}}).
 std::vector<QaExample> read_squad(const std::string& path);
 
+// ---- multiple choice (SWAG layout)
+
+struct ChoiceColumns {
+  std::string context = "sent1";   // the first sentence of every pair
+  std::string question = "sent2";  // prefixed to each ending; "": none
+  std::vector<std::string> endings = {"ending0", "ending1", "ending2", "ending3"};
+  std::string label = "label";  // the correct ending's index; "": none
+  DataFormat format = DataFormat::automatic;
+  bool header = true;
+};
+
+struct ChoiceRow {
+  std::string context, question;
+  std::vector<std::string> endings;
+  int64_t label = -1;
+  std::string where;
+};
+// CSV/TSV/JSONL as read_text_data; ValueError for a label that is not an ending index.
+std::vector<ChoiceRow> read_multiple_choice(const std::string& path, const ChoiceColumns& c = {});
+
 // ---- features
 // ------------------------------------------------------------------------------------
 
@@ -104,7 +124,12 @@ struct Feature {
   int64_t example_index = -1;                    // QA: the example this window came from
   // QA: code-point offsets of context tokens; (-1, -1) for question/special tokens.
   std::vector<std::pair<int32_t, int32_t>> offsets;
-  int64_t length() const { return static_cast<int64_t>(input_ids.size()); }
+  std::vector<Feature> choices;  // multiple choice: one input per ending (label = the answer)
+  int64_t length() const {
+    int64_t n = static_cast<int64_t>(input_ids.size());
+    for (const auto& c : choices) n += c.length();
+    return n;
+  }
 };
 
 // run_glue preprocess_function: tokenizer(text[, pair], truncation=True, max_length), labels
@@ -123,6 +148,12 @@ std::vector<Feature> token_classification_features(tok::Tokenizer& tokenizer, co
 // question lstripped, truncation only_second, windows overlapping by doc_stride.
 std::vector<Feature> qa_features(tok::Tokenizer& tokenizer, const std::vector<QaExample>& examples,
                                  int64_t max_length, int64_t doc_stride);
+
+// run_swag preprocess_function: per ending, tokenizer(context, question + " " + ending,
+// truncation=True, max_length) (just the ending when there is no question column).
+std::vector<Feature> multiple_choice_features(tok::Tokenizer& tokenizer,
+                                              const std::vector<ChoiceRow>& rows,
+                                              int64_t max_length);
 
 struct QaPostprocessOptions {
   int64_t n_best_size = 20;
@@ -147,6 +178,7 @@ enum class FinetuneTask {
   question_answering,       // extractive QA
   bi_encoder,               // similarity: mean-pooled sentence embeddings (sentence-transformers)
   cross_encoder,            // similarity as pair classification / regression
+  multiple_choice,          // SWAG-style: one score per ending
 };
 // "classification" | "text-classification" | "regression" | "ner" | "token-classification" |
 // "qa" | "question-answering" | "similarity" | "bi-encoder" | "cross-encoder".
@@ -162,8 +194,9 @@ struct FinetuneOptions {
   std::string train_file;  // "": evaluation only
   std::string eval_file;   // "": hold out eval_fraction of the training data
   double eval_fraction = 0.0;
-  uint64_t seed = 42;   // the held-out split and the new head's initialisation
-  TextColumns columns;  // tables; bi-encoder: text / text_pair / optional score label
+  uint64_t seed = 42;            // the held-out split and the new head's initialisation
+  ChoiceColumns choice_columns;  // multiple choice
+  TextColumns columns;           // tables; bi-encoder: text / text_pair / optional score label
   LabelKind label_kind = LabelKind::automatic;
   int64_t max_length = 128;  // tokens per input (QA: per window); capped by the model's positions
   int64_t doc_stride = 128;  // QA
