@@ -1,19 +1,20 @@
 // libFuzzer target: arbitrary bytes as a fine-tuning data file. The first byte picks the reader
 // (CSV, TSV, JSONL table, CoNLL, NER JSONL, SQuAD JSON, SQuAD JSONL, multiple-choice CSV) and the
 // label kind; every failure must be an lmf::Error. Built from the readers' source alone.
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
-#include <unistd.h>
-
 #include "../src/train/finetune_data.cpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  static const char* kExt[] = {"csv", "tsv", "jsonl", "conll", "ner.jsonl", "json", "qa.jsonl", "mc.csv"};
+  static const char* kExt[] = {"csv",       "tsv",  "jsonl",    "conll",
+                               "ner.jsonl", "json", "qa.jsonl", "mc.csv"};
   const uint8_t mode = data[0];
   const int reader = mode % 8;
   const auto path = std::filesystem::temp_directory_path() /
