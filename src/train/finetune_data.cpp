@@ -135,7 +135,10 @@ struct ResolvedColumns {
 ResolvedColumns resolve_columns(const TextColumns& c, const std::vector<std::string>& names,
                                 const std::string& path, TextData& data) {
   ResolvedColumns r;
-  if (!c.label.empty()) r.label = resolve_column(c.label, names, path, "label");
+  // The default "label" column may be absent (pairs for MNRL, prediction data); a named one not.
+  const bool default_absent =
+      c.label == "label" && std::find(names.begin(), names.end(), "label") == names.end();
+  if (!c.label.empty() && !default_absent) r.label = resolve_column(c.label, names, path, "label");
   if (!c.text.empty()) {
     r.text = resolve_column(c.text, names, path, "text");
   } else {

@@ -67,6 +67,11 @@ TEST(FinetuneData, CsvQuotingAndColumnsByNameOrIndex) {
   EXPECT_EQ(d.rows[1].labels[0], "2");
   const LabelSpace ls = make_label_space(read_text_data(p));
   EXPECT_EQ(ls.names, (std::vector<std::string>{"a", "b"}));
+  // No "label" column: unlabelled pairs (MNRL); training a classifier on them says so.
+  const TextData pairs = read_text_data(write_tmp("p.csv", "sentence1,sentence2\nx,y\n"));
+  EXPECT_FALSE(pairs.has_label);
+  EXPECT_TRUE(pairs.has_pair);
+  EXPECT_NE(error_of([&] { make_label_space(pairs); }).find("label column"), std::string::npos);
 }
 
 TEST(FinetuneData, TsvAndLabelKinds) {

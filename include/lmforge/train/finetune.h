@@ -27,7 +27,7 @@ enum class LabelKind { automatic, single_label, multi_label, regression };
 struct TextColumns {
   std::string text;             // "": sentence1, sentence, text, else the first non-label column
   std::string text_pair;        // "": sentence2 when text is sentence1 (HF run_glue), else none
-  std::string label = "label";  // "" : no labels (prediction / MNRL pairs)
+  std::string label = "label";  // "": no labels; the default may be absent from the file
   DataFormat format = DataFormat::automatic;
   bool header = true;  // CSV/TSV: the first row names the columns
 };
