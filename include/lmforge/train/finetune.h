@@ -170,7 +170,6 @@ std::vector<std::string> postprocess_qa_predictions(
     const std::vector<std::vector<float>>& end_logits, const QaPostprocessOptions& options = {});
 
 // ---- objectives
-// ----------------------------------------------------------------------------------
 
 enum class FinetuneTask {
   sequence_classification,  // single/pair text; single-label, multi-label or regression
@@ -181,7 +180,8 @@ enum class FinetuneTask {
   multiple_choice,          // SWAG-style: one score per ending
 };
 // "classification" | "text-classification" | "regression" | "ner" | "token-classification" |
-// "qa" | "question-answering" | "similarity" | "bi-encoder" | "cross-encoder".
+// "qa" | "question-answering" | "similarity" | "bi-encoder" | "cross-encoder" |
+// "multiple-choice" | "swag".
 FinetuneTask parse_finetune_task(const std::string& name);
 std::string finetune_task_name(FinetuneTask task);
 // "auto" | "single" | "multi" | "regression"; "auto" | "csv" | "tsv" | "jsonl" (CLI helpers).
@@ -195,8 +195,8 @@ struct FinetuneOptions {
   std::string eval_file;   // "": hold out eval_fraction of the training data
   double eval_fraction = 0.0;
   uint64_t seed = 42;            // the held-out split and the new head's initialisation
-  ChoiceColumns choice_columns;  // multiple choice
   TextColumns columns;           // tables; bi-encoder: text / text_pair / optional score label
+  ChoiceColumns choice_columns;  // multiple choice
   LabelKind label_kind = LabelKind::automatic;
   int64_t max_length = 128;  // tokens per input (QA: per window); capped by the model's positions
   int64_t doc_stride = 128;  // QA
