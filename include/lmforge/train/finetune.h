@@ -18,7 +18,6 @@
 namespace lmf::train {
 
 // ---- tables (classification, regression, pairs)
-// --------------------------------------------------
 
 enum class DataFormat { automatic, csv, tsv, jsonl };  // automatic: from the file extension
 enum class LabelKind { automatic, single_label, multi_label, regression };
@@ -66,7 +65,6 @@ struct LabelSpace {
 LabelSpace make_label_space(const TextData& data, LabelKind kind = LabelKind::automatic);
 
 // ---- token classification (NER)
-// ------------------------------------------------------------------
 
 struct TokenData {
   std::vector<std::vector<std::string>> words, tags;
@@ -80,7 +78,6 @@ TokenData read_token_data(const std::string& path);
 std::vector<std::string> token_label_list(const TokenData& data);
 
 // ---- extractive question answering
-// ---------------------------------------------------------------
 
 struct QaExample {
   std::string id, question, context;
@@ -112,7 +109,6 @@ struct ChoiceRow {
 std::vector<ChoiceRow> read_multiple_choice(const std::string& path, const ChoiceColumns& c = {});
 
 // ---- features
-// ------------------------------------------------------------------------------------
 
 // One model input (one window for QA); the fields a task does not use stay empty.
 struct Feature {
