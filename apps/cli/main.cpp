@@ -79,6 +79,7 @@ void register_tokenize_command(CLI::App& app, lmf::cli::Commands& out) {
 const lmf::cli::Registrar kRegistrars[] = {
     lmf::cli::register_embed_commands,
     lmf::cli::register_inspect_command,
+    lmf::cli::register_train_commands,
     register_tokenize_command,
 };
 

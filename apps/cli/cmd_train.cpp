@@ -1,0 +1,382 @@
+// lmforge pretrain / finetune / evaluate: thin wrappers over lmf::train (objectives + train()).
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "lmforge/core/error.h"
+#include "lmforge/core/runtime.h"
+#include "lmforge/models/bert.h"
+#include "lmforge/tokenizers/tokenizer.h"
+#include "lmforge/train/electra.h"
+#include "lmforge/train/finetune.h"
+#include "lmforge/train/pretrain.h"
+#include "train_options.h"
+
+namespace lmf::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct PretrainCli {
+  train::PretrainOptions data;
+  train::TrainerOptions trainer;
+  int64_t generator_divisor = 4;  // ELECTRA: generator hidden / heads / FFN = discriminator's / N
+  double rtd_weight = 50.0;
+  bool json = false;
+};
+
+struct FinetuneCli {
+  train::FinetuneOptions data;
+  train::TrainerOptions trainer;
+  std::string label_kind = "auto";
+  bool json = false;
+};
+
+train::LabelKind parse_label_kind(const std::string& s) {
+  if (s == "single") return train::LabelKind::single_label;
+  if (s == "multi") return train::LabelKind::multi_label;
+  if (s == "regression") return train::LabelKind::regression;
+  return train::LabelKind::automatic;
+}
+
+void print_metrics_line(const train::Metrics& m) {
+  if (m.empty()) return;
+  std::string line;
+  for (const auto& [k, v] : m) line += fmt::format("  {} {:.4f}", k, v);
+  fmt::print("{}\n", line);
+}
+
+nlohmann::json metrics_json(const train::Metrics& m) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : m) j[k] = v;
+  return j;
+}
+
+void print_plan(const char* what, const train::Objective& obj, const train::TrainerOptions& t) {
+  const train::TrainingPlan p = train::plan_training(t, obj.num_examples());
+  int64_t tokens = 0;
+  for (int64_t i = 0; i < obj.num_examples(); ++i) tokens += obj.example_length(i);
+  fmt::print(
+      "lmforge {}: {} training examples ({} tokens), {} optimizer steps ({} per epoch, batch {} x "
+      "accumulation {}), warm-up {} steps, lr {}, {} threads\n",
+      what, p.num_examples, tokens, p.max_steps, p.updates_per_epoch, t.per_device_train_batch_size,
+      t.gradient_accumulation_steps, p.warmup_steps, t.learning_rate, num_threads());
+  std::fflush(stdout);
+}
+
+int report_result(const train::TrainResult& r, const train::TrainerOptions& t, bool json,
+                  const char* what) {
+  if (json) {
+    nlohmann::json j;
+    j["command"] = what;
+    j["output_dir"] = t.output_dir;
+    j["global_step"] = r.global_step;
+    j["epoch"] = r.epoch;
+    j["train_loss"] = r.train_loss;
+    j["train_runtime_s"] = r.train_runtime_s;
+    j["train_samples_per_second"] = r.train_samples_per_second;
+    j["train_tokens_per_second"] = r.train_tokens_per_second;
+    j["stopped_early"] = r.stopped_early;
+    j["final_eval"] = metrics_json(r.final_eval);
+    if (r.best_metric) j["best_metric"] = *r.best_metric;
+    j["best_model_checkpoint"] = r.best_model_checkpoint;
+    fmt::print("{}\n", j.dump());
+    return 0;
+  }
+  fmt::print(
+      "\ntrained {} steps ({:.2f} epochs) in {:.1f} s: {:.1f} samples/s, {:.0f} tokens/s, "
+      "mean training loss {:.4f}{}\n",
+      r.global_step, r.epoch, r.train_runtime_s, r.train_samples_per_second,
+      r.train_tokens_per_second, r.train_loss, r.stopped_early ? " (stopped early)" : "");
+  if (!r.final_eval.empty()) {
+    fmt::print("held-out:");
+    print_metrics_line(r.final_eval);
+  }
+  if (!r.best_model_checkpoint.empty())
+    fmt::print("best checkpoint: {} ({} = {:.4f})\n", r.best_model_checkpoint,
+               t.metric_for_best_model, r.best_metric.value_or(0.0));
+  fmt::print(
+      "model saved to {} (a Hugging Face folder); metrics in {}/metrics.jsonl, curves in "
+      "{}/training_curves.html\n",
+      t.output_dir, t.output_dir, t.output_dir);
+  return 0;
+}
+
+// ELECTRA: instances packed like RoBERTa's full sentences ([CLS] ... [SEP]), a discriminator from
+// the model folder or config and a generator `divisor` times narrower sharing its embeddings.
+std::unique_ptr<train::Objective> make_electra(const PretrainCli& o) {
+  const auto& d = o.data;
+  const std::string tok_dir =
+      !d.tokenizer_dir.empty()
+          ? d.tokenizer_dir
+          : (!d.model_dir.empty() ? d.model_dir : fs::path(d.config_path).parent_path().string());
+  tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
+  const train::SpecialTokens sp = train::SpecialTokens::from_tokenizer(tokenizer);
+  std::vector<train::TextDocument> docs;
+  for (const auto& f : d.train_files) {
+    auto part = train::read_documents(f, d.text_field);
+    docs.insert(docs.end(), part.begin(), part.end());
+  }
+  std::vector<train::TextDocument> eval_docs;
+  for (const auto& f : d.eval_files) {
+    auto part = train::read_documents(f, d.text_field);
+    eval_docs.insert(eval_docs.end(), part.begin(), part.end());
+  }
+  Generator rng(d.seed);
+  if (eval_docs.empty() && d.eval_split > 0) {
+    // Hold out the last documents of a seeded shuffle.
+    for (size_t i = docs.size(); i > 1; --i) std::swap(docs[i - 1], docs[rng.next_u64() % i]);
+    const auto n = static_cast<size_t>(d.eval_split * static_cast<double>(docs.size()));
+    if (n == 0 || n >= docs.size())
+      throw ValueError("--eval-split " + std::to_string(d.eval_split) +
+                       " leaves no training or "
+                       "no held-out document out of " +
+                       std::to_string(docs.size()));
+    eval_docs.assign(docs.end() - static_cast<std::ptrdiff_t>(n), docs.end());
+    docs.resize(docs.size() - n);
+  }
+  train::InstanceOptions io;
+  io.recipe = train::Recipe::roberta;
+  io.max_seq_length = d.max_seq_length;
+  io.dup_factor = d.dup_factor;
+  auto to_ids = [&](const std::vector<train::TextDocument>& ds) {
+    std::vector<std::vector<int32_t>> out;
+    if (ds.empty()) return out;
+    for (auto& inst :
+         train::create_instances(train::tokenize_documents(tokenizer, ds), sp, io, rng))
+      out.push_back(std::move(inst.input_ids));
+    return out;
+  };
+  auto train_ids = to_ids(docs);
+  auto eval_ids = to_ids(eval_docs);
+  train::ElectraTokens tokens = train::ElectraTokens::from_tokenizer(tokenizer);
+  train::ElectraOptions eo;
+  eo.mlm_probability = d.mlm_probability;
+  eo.rtd_weight = o.rtd_weight;
+  eo.tokenizer_dir = tok_dir;
+  eo.eval_batch_size = d.eval_batch_size;
+  if (!d.model_dir.empty())
+    return train::ElectraObjective::from_pretrained(d.model_dir, std::move(train_ids),
+                                                    std::move(eval_ids), tokens, eo);
+  models::BertConfig disc = models::BertConfig::from_file(d.config_path);
+  if (disc.family != models::EncoderFamily::electra)
+    throw ValueError("--recipe electra needs an ELECTRA config (model_type \"electra\"); '" +
+                     d.config_path + "' is another family");
+  models::BertConfig gen = disc;
+  const int64_t div = std::max<int64_t>(o.generator_divisor, 1);
+  gen.hidden_size = std::max<int64_t>(disc.hidden_size / div, 1);
+  gen.num_attention_heads = std::max<int64_t>(disc.num_attention_heads / div, 1);
+  gen.intermediate_size = std::max<int64_t>(disc.intermediate_size / div, 1);
+  if (gen.hidden_size % gen.num_attention_heads != 0)
+    throw ValueError("--generator-divisor " + std::to_string(div) +
+                     " gives a generator hidden size " + std::to_string(gen.hidden_size) +
+                     " not divisible by its " + std::to_string(gen.num_attention_heads) +
+                     " heads; pick another divisor");
+  if (gen.embedding_size <= 0) gen.embedding_size = disc.embed_dim();
+  disc.embedding_size = disc.embed_dim();
+  return train::ElectraObjective::from_configs(gen, disc, std::move(train_ids), std::move(eval_ids),
+                                               tokens, eo, d.seed);
+}
+
+int run_pretrain(PretrainCli& o) {
+  if (o.data.train_files.empty()) throw ValueError("pretrain needs --train FILE (text or JSONL)");
+  o.data.seed = o.trainer.seed;
+  std::unique_ptr<train::Objective> obj;
+  if (o.data.recipe == "electra") {
+    obj = make_electra(o);
+  } else {
+    obj = train::make_pretrain_objective(o.data);
+  }
+  if (!o.json) print_plan("pretrain", *obj, o.trainer);
+  o.trainer.progress = o.trainer.progress && !o.json;
+  const train::TrainResult r = train::train(*obj, o.trainer);
+  return report_result(r, o.trainer, o.json, "pretrain");
+}
+
+int run_finetune(FinetuneCli& o) {
+  if (o.data.train_file.empty()) throw ValueError("finetune needs --train FILE");
+  o.data.seed = o.trainer.seed;
+  o.data.label_kind = parse_label_kind(o.label_kind);
+  auto obj = train::make_finetune_objective(o.data);
+  if (!o.json) {
+    print_plan("finetune", *obj, o.trainer);
+    fmt::print("task {}, {} held-out examples{}\n", train::finetune_task_name(obj->task()),
+               obj->eval_features().size(),
+               obj->label_names().empty()
+                   ? std::string()
+                   : fmt::format(", labels {}", fmt::join(obj->label_names(), ", ")));
+    std::fflush(stdout);
+  }
+  o.trainer.progress = o.trainer.progress && !o.json;
+  const train::TrainResult r = train::train(*obj, o.trainer);
+  return report_result(r, o.trainer, o.json, "finetune");
+}
+
+int run_evaluate(FinetuneCli& o) {
+  if (o.data.eval_file.empty()) throw ValueError("evaluate needs --data FILE");
+  o.data.label_kind = parse_label_kind(o.label_kind);
+  const train::Metrics m = train::evaluate_model(o.data);
+  if (o.json) {
+    fmt::print("{}\n", metrics_json(m).dump());
+  } else {
+    fmt::print("{} on {}:\n", o.data.model_dir, o.data.eval_file);
+    for (const auto& [k, v] : m) fmt::print("  {:<24} {:.4f}\n", k, v);
+  }
+  return 0;
+}
+
+void add_column_options(CLI::App* sub, FinetuneCli& o) {
+  sub->add_option("--text-column", o.data.columns.text,
+                  "column (header name or 0-based index) holding the text; default: sentence1, "
+                  "sentence, text, else the first non-label column");
+  sub->add_option("--pair-column", o.data.columns.text_pair,
+                  "column holding the second text of a pair (default: sentence2 with sentence1)");
+  sub->add_option("--label-column", o.data.columns.label, "column holding the label")
+      ->capture_default_str();
+  sub->add_flag("!--no-header", o.data.columns.header, "CSV/TSV files have no header row");
+  sub->add_option("--label-kind", o.label_kind,
+                  "auto | single | multi (a JSON list of labels per row) | regression")
+      ->check(CLI::IsMember({"auto", "single", "multi", "regression"}))
+      ->capture_default_str();
+  sub->add_option("--max-length", o.data.max_length, "tokens per input (QA: per window)")
+      ->check(CLI::Range(8, 1 << 20))
+      ->capture_default_str();
+  sub->add_option("--doc-stride", o.data.doc_stride, "QA: tokens shared by consecutive windows")
+      ->capture_default_str();
+  sub->add_option("--eval-batch-size", o.data.eval_batch_size, "examples per evaluation batch")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+}
+
+}  // namespace
+
+void register_train_commands(CLI::App& app, Commands& out) {
+  {
+    auto o = std::make_shared<PretrainCli>();
+    o->trainer.learning_rate = 1e-4;
+    CLI::App* sub = app.add_subcommand(
+        "pretrain",
+        "Pretrain an encoder on plain text (one sentence per line, blank line between documents)\n"
+        "or JSONL ({\"text\": ...} per line), from scratch (--config) or continuing from a\n"
+        "Hugging Face folder (--model). Recipes (as the papers and HF's example scripts):\n"
+        "  bert     MLM + next-sentence prediction (BertForPreTraining; the pooler is trained and\n"
+        "           saved, so pooler_output is deterministic after loading)\n"
+        "  albert   MLM + sentence-order prediction (AlbertForPreTraining)\n"
+        "  roberta  MLM only on packed full sentences (XForMaskedLM)\n"
+        "  electra  replaced-token detection: a small generator (MLM) and the discriminator\n"
+        "           sharing embeddings, loss = MLM + 50 x RTD; the discriminator is saved to\n"
+        "           --output-dir, the generator to --output-dir/generator\n"
+        "MLM: 15 % of the non-special tokens, 80 % [MASK] / 10 % random / 10 % unchanged;\n"
+        "--masking dynamic re-masks every time a sequence is served, static masks once per copy.\n"
+        "Checkpoints in --output-dir/checkpoint-N are Hugging Face folders plus optimizer and\n"
+        "trainer state; --resume continues bit-exactly. Progress on stderr; --json prints the\n"
+        "result as one JSON object.\n"
+        "Example: lmforge pretrain --config cfg.json --tokenizer ./models/all-MiniLM-L6-v2 \\\n"
+        "           --train corpus.txt --eval-split 0.05 --recipe bert -o runs/bert --max-steps "
+        "2000");
+    sub->add_option("--model", o->data.model_dir, "Hugging Face folder to continue from");
+    sub->add_option("--config", o->data.config_path, "config.json to start from scratch");
+    sub->add_option("--tokenizer", o->data.tokenizer_dir,
+                    "tokenizer folder (default: the model's, or the config's folder)");
+    sub->add_option("--train", o->data.train_files, "training text files (.txt or .jsonl)")
+        ->required();
+    sub->add_option("--eval", o->data.eval_files, "held-out text files");
+    sub->add_option("--eval-split", o->data.eval_split,
+                    "fraction of the training documents held out when --eval is not given")
+        ->check(CLI::Range(0.0, 0.9))
+        ->capture_default_str();
+    sub->add_option("--text-field", o->data.text_field, "JSONL field holding a document")
+        ->capture_default_str();
+    sub->add_option("--recipe", o->data.recipe, "bert | albert | roberta | electra")
+        ->check(CLI::IsMember({"bert", "albert", "roberta", "electra"}))
+        ->capture_default_str();
+    sub->add_option("--max-seq-length", o->data.max_seq_length, "tokens per training sequence")
+        ->check(CLI::Range(8, 1 << 20))
+        ->capture_default_str();
+    sub->add_option("--mlm-probability", o->data.mlm_probability, "fraction of tokens masked")
+        ->check(CLI::Range(0.01, 0.99))
+        ->capture_default_str();
+    sub->add_option("--masking", o->data.masking, "dynamic | static")
+        ->check(CLI::IsMember({"dynamic", "static"}))
+        ->capture_default_str();
+    sub->add_option("--dup-factor", o->data.dup_factor,
+                    "copies of the data (each masked differently with static masking)")
+        ->check(CLI::Range(1, 100))
+        ->capture_default_str();
+    sub->add_flag("--whole-word-mask", o->data.whole_word_mask,
+                  "mask whole words (all their pieces) instead of single tokens");
+    sub->add_option("--short-seq-prob", o->data.short_seq_prob,
+                    "BERT/ALBERT: probability of a shorter target length")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
+    sub->add_option("--eval-batch-size", o->data.eval_batch_size, "sequences per eval batch")
+        ->check(CLI::Range(1, 65536))
+        ->capture_default_str();
+    sub->add_option("--generator-divisor", o->generator_divisor,
+                    "ELECTRA from scratch: the generator is N times narrower than the "
+                    "discriminator")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
+    sub->add_option("--rtd-weight", o->rtd_weight, "ELECTRA: weight of the RTD loss")
+        ->capture_default_str();
+    add_trainer_options(sub, o->trainer);
+    sub->add_flag("--json", o->json, "print the result as one JSON object (no progress bar)");
+    out.push_back({sub, [o] { return run_pretrain(*o); }});
+  }
+  {
+    auto o = std::make_shared<FinetuneCli>();
+    CLI::App* sub = app.add_subcommand(
+        "finetune",
+        "Fine-tune a Hugging Face encoder folder for a task and save the result as a Hugging\n"
+        "Face folder (config.json with id2label, model.safetensors, tokenizer files):\n"
+        "  classification  CSV/TSV/JSONL rows with text (and optionally a pair) and a label;\n"
+        "                  single-label, multi-label (JSON lists) or regression (numbers)\n"
+        "  ner             CoNLL (token per line, tag last) or JSONL {tokens, ner_tags}; labels\n"
+        "                  on the first sub-token of each word\n"
+        "  qa              SQuAD v1.1/v2 JSON; windows of --max-length sharing --doc-stride\n"
+        "  bi-encoder      sentence pairs: in-batch negatives (MNRL) or cosine loss with scores\n"
+        "  cross-encoder   pair classification / regression\n"
+        "Metrics as HF's example scripts: accuracy/F1, seqeval entity F1, SQuAD EM/F1,\n"
+        "Pearson/Spearman. Defaults are HF TrainingArguments'.\n"
+        "Example: lmforge finetune --model ./models/all-MiniLM-L6-v2 --task classification \\\n"
+        "           --train sst2.tsv --eval-split 0.05 -o runs/sst2 --epochs 1 --batch-size 32");
+    sub->add_option("--model", o->data.model_dir, "Hugging Face folder to start from")->required();
+    sub->add_option("--task", o->data.task,
+                    "classification | regression | ner | qa | bi-encoder | cross-encoder "
+                    "(default: from the model's architecture)");
+    sub->add_option("--train", o->data.train_file, "training data file")->required();
+    sub->add_option("--eval", o->data.eval_file, "held-out data file");
+    sub->add_option("--eval-split", o->data.eval_fraction,
+                    "fraction of the training data held out (seeded) when --eval is not given")
+        ->check(CLI::Range(0.0, 0.9))
+        ->capture_default_str();
+    sub->add_option("--similarity-loss", o->data.similarity_loss,
+                    "bi-encoder: mnrl | cosine (default: cosine when rows have scores)");
+    sub->add_option("--max-train-examples", o->data.max_train_examples,
+                    "use only the first N training examples (-1: all)");
+    sub->add_option("--max-eval-examples", o->data.max_eval_examples,
+                    "use only the first N held-out examples (-1: all)");
+    add_column_options(sub, *o);
+    add_trainer_options(sub, o->trainer);
+    sub->add_flag("--json", o->json, "print the result as one JSON object (no progress bar)");
+    out.push_back({sub, [o] { return run_finetune(*o); }});
+  }
+  {
+    auto o = std::make_shared<FinetuneCli>();
+    CLI::App* sub = app.add_subcommand(
+        "evaluate",
+        "Evaluate a fine-tuned Hugging Face folder on a labelled file with the task's metrics\n"
+        "(eval_loss plus accuracy/F1, entity F1, SQuAD EM/F1 or Pearson/Spearman).\n"
+        "Example: lmforge evaluate --model runs/sst2 --data heldout.tsv");
+    sub->add_option("--model", o->data.model_dir, "fine-tuned Hugging Face folder")->required();
+    sub->add_option("--data", o->data.eval_file, "labelled data file")->required();
+    sub->add_option("--task", o->data.task, "as for finetune (default: from the architecture)");
+    add_column_options(sub, *o);
+    sub->add_flag("--json", o->json, "print the metrics as one JSON object");
+    out.push_back({sub, [o] { return run_evaluate(*o); }});
+  }
+}
+
+}  // namespace lmf::cli
