@@ -224,6 +224,9 @@ void gemm(const GemmDesc& desc, const void* a, const void* b, const void* bias, 
   canonical_strides(d.m, d.k, d.a_rs, d.a_cs);
   canonical_strides(d.k, d.n, d.b_rs, d.b_cs);
   if (d.m == 1) d.c_rs = d.n;
+  if (gemm_small_applies(d))
+    return gemm_small(d, static_cast<const float*>(a), static_cast<const float*>(b),
+                      static_cast<const float*>(bias), static_cast<float*>(c));
   try {
     auto e = lookup(d);
     std::unordered_map<int, memory> args{

@@ -30,6 +30,15 @@ struct GemmDesc {
 
 void gemm(const GemmDesc& d, const void* a, const void* b, const void* bias, void* c);
 
+// The small-m path (gemm_small.cpp) that gemm() takes for f32 x·W^T with m <= small_gemm_max_m():
+// dot products of contiguous rows, no weight repacking. LMFORGE_SMALL_GEMM_M overrides the bound
+// (0 turns the path off, for A/B runs).
+int64_t small_gemm_max_m();
+void set_small_gemm_max_m(int64_t m);
+inline constexpr int64_t kSmallGemmParallelWork = int64_t{1} << 20;  // m*n*k for two threads
+bool gemm_small_applies(const GemmDesc& d);
+void gemm_small(const GemmDesc& d, const float* a, const float* w, const float* bias, float* c);
+
 // Number of cached oneDNN primitives (for tests and benchmarks).
 size_t gemm_cache_size();
 
