@@ -7,6 +7,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "kernels/cpu/elementwise.h"
 #include "lmforge/core/error.h"
 #include "lmforge/core/runtime.h"
 
@@ -249,7 +250,37 @@ size_t gemm_cache_size() {
   return g_cache.size();
 }
 
+namespace {
+// The elementwise kernel computing act, when its backward needs only the input (all but tanh).
+bool vector_op(GemmAct act, kernels::UnOp& op) {
+  switch (act) {
+    case GemmAct::relu:
+      op = kernels::UnOp::relu;
+      return true;
+    case GemmAct::gelu_erf:
+      op = kernels::UnOp::gelu;
+      return true;
+    case GemmAct::gelu_tanh:
+      op = kernels::UnOp::gelu_tanh;
+      return true;
+    case GemmAct::silu:
+      op = kernels::UnOp::silu;
+      return true;
+    case GemmAct::none:
+    case GemmAct::tanh:
+      break;
+  }
+  return false;
+}
+}  // namespace
+
 void activation_forward(GemmAct act, DType t, const void* z, void* y, int64_t n) {
+  kernels::UnOp op;
+  if (vector_op(act, op)) {  // vectorised (vm:: math), parallel above the elementwise grain
+    if (t == DType::f32)
+      return kernels::unary(op, static_cast<const float*>(z), static_cast<float*>(y), n);
+    return kernels::unary(op, static_cast<const bf16_t*>(z), static_cast<bf16_t*>(y), n);
+  }
   if (t == DType::f32) {
     const float* zf = static_cast<const float*>(z);
     float* yf = static_cast<float*>(y);
@@ -262,6 +293,17 @@ void activation_forward(GemmAct act, DType t, const void* z, void* y, int64_t n)
 }
 
 void activation_backward(GemmAct act, DType t, const void* z, const void* dy, void* dz, int64_t n) {
+  kernels::UnOp op;
+  if (vector_op(act, op)) {  // these derivatives read only z; y is passed as z, unused
+    if (t == DType::f32) {
+      const float* zf = static_cast<const float*>(z);
+      return kernels::unary_backward(op, zf, zf, static_cast<const float*>(dy),
+                                     static_cast<float*>(dz), n);
+    }
+    const bf16_t* zb = static_cast<const bf16_t*>(z);
+    return kernels::unary_backward(op, zb, zb, static_cast<const bf16_t*>(dy),
+                                   static_cast<bf16_t*>(dz), n);
+  }
   if (t == DType::f32) {
     const float* zf = static_cast<const float*>(z);
     const float* dyf = static_cast<const float*>(dy);
