@@ -39,6 +39,14 @@ inline constexpr int64_t kSmallGemmParallelWork = int64_t{1} << 20;  // m*n*k fo
 bool gemm_small_applies(const GemmDesc& d);
 void gemm_small(const GemmDesc& d, const float* a, const float* w, const float* bias, float* c);
 
+// oneDNN 2.6 runs f32 C = A B with a row-major B of many columns at a third of its usual rate
+// (and a column-major C on its reference path). When this says so, callers get C faster as
+// C^T = B^T A^T (gemm_swapped: B read as a column-major A) into scratch, then transpose_f32.
+bool gemm_swap_pays(const GemmDesc& d);
+GemmDesc gemm_swapped(const GemmDesc& d);  // the desc of C^T = B^T A^T, C^T row-major [n, m]
+// dst[j * ldd + i] = src[i * cols + j] for a row-major src [rows, cols].
+void transpose_f32(const float* src, int64_t rows, int64_t cols, float* dst, int64_t ldd);
+
 // Number of cached oneDNN primitives (for tests and benchmarks).
 size_t gemm_cache_size();
 
