@@ -2,6 +2,8 @@
 // BERT-base-shaped BertModel, lmforge side. Prints one JSON line; bench/compare_encoder.py
 // alternates it with PyTorch + transformers (and ONNX Runtime).
 // Usage: bench_encoder (--model DIR | --random-base) [--batch 32] [--seq 128] [--iters 5]
+#include <time.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +26,14 @@ double peak_rss_mb() {
   for (std::string line; std::getline(f, line);)
     if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
   return 0.0;
+}
+
+// CPU time of the whole process (all threads): on a loaded machine a steadier A/B measure than
+// wall time for single-threaded runs.
+double cpu_now() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 double since(std::chrono::steady_clock::time_point t) {
@@ -97,15 +107,20 @@ int main(int argc, char** argv) {
       return since(t);
     };
     run();  // warm-up: primitive creation, first-touch allocation
-    std::vector<double> times;
-    for (int64_t i = 0; i < iters; ++i) times.push_back(run());
-    std::string ts;
+    std::vector<double> times, cpu_times;
+    for (int64_t i = 0; i < iters; ++i) {
+      const double c0 = cpu_now();
+      times.push_back(run());
+      cpu_times.push_back(cpu_now() - c0);
+    }
+    std::string ts, cs;
     for (double t : times) ts += (ts.empty() ? "" : ", ") + std::to_string(t);
+    for (double t : cpu_times) cs += (cs.empty() ? "" : ", ") + std::to_string(t);
     std::printf(
         "{\"batch\": %lld, \"seq\": %lld, \"threads\": %d, \"parameters\": %lld, \"load_s\": %.4f, "
-        "\"times_s\": [%s], \"peak_rss_mb\": %.1f}\n",
+        "\"times_s\": [%s], \"cpu_s\": [%s], \"peak_rss_mb\": %.1f}\n",
         static_cast<long long>(batch), static_cast<long long>(seq), lmf::num_threads(),
-        static_cast<long long>(model->num_parameters()), load_s, ts.c_str(), peak_rss_mb());
+        static_cast<long long>(model->num_parameters()), load_s, ts.c_str(), cs.c_str(), peak_rss_mb());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_encoder: %s\n", e.what());
     return 2;

@@ -1,6 +1,8 @@
 // One training step (forward, backward, AdamW) of a BERT-base-shaped BertForTokenClassification,
 // lmforge side. Prints one JSON line; bench/compare_train_step.py alternates it with PyTorch.
 // Usage: bench_train_step [--batch 8] [--seq 128] [--steps 3] [--layers 12] [--labels 9]
+#include <time.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -41,13 +43,22 @@ int main(int argc, char** argv) {
   lmf::Tensor ids = lmf::randint({batch, seq}, 0, c.vocab_size);
   lmf::Tensor y = lmf::randint({batch, seq}, 0, labels);
   lmf::Tensor mask = lmf::Tensor::ones({batch, seq}, lmf::DType::i64);
+  // Process CPU time (all threads): a steadier A/B measure than wall time on a loaded machine.
+  auto cpu_now = [] {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  };
+  std::vector<double> cpu_times;
   auto step = [&] {
+    const double c0 = cpu_now();
     const auto t = std::chrono::steady_clock::now();
     lmf::Tensor loss = model.loss(model.forward(ids, mask), y);
     loss.backward();
     adam.step();
     adam.zero_grad();
     const double l = loss.item();
+    cpu_times.push_back(cpu_now() - c0);
     return std::pair{std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count(), l};
   };
   step();  // warm-up (primitive creation, first-touch allocation)
@@ -69,6 +80,9 @@ int main(int argc, char** argv) {
   }
   std::printf("{\"impl\": \"lmforge\", \"threads\": %d, \"times_s\": [", lmf::num_threads());
   for (size_t i = 0; i < times.size(); ++i) std::printf("%s%.4f", i ? ", " : "", times[i]);
+  std::printf("], \"cpu_s\": [");
+  for (size_t i = 1; i < cpu_times.size(); ++i)
+    std::printf("%s%.4f", i > 1 ? ", " : "", cpu_times[i]);
   std::printf("], \"loss\": %.5f, \"params\": %lld, \"peak_rss_mb\": %.0f}\n", loss,
               static_cast<long long>(model.num_parameters()), peak_mb);
   return 0;

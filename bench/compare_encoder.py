@@ -10,6 +10,7 @@ grad, fixed random token ids (tokenization not included). Medians over all timed
 Peak RSS: each implementation in a fresh process running the batch-32 workload.
 
 Usage: LMFORGE_NUM_THREADS=2 python3 bench/compare_encoder.py [--rounds 3] [--no-onnx]
+       [--workloads throughput,latency] [--models minilm,base] [--no-rss]
 """
 import argparse
 import json
@@ -140,6 +141,10 @@ def main():
     ap.add_argument("--iters-throughput", type=int, default=3)
     ap.add_argument("--iters-latency", type=int, default=20)
     ap.add_argument("--no-onnx", action="store_true")
+    ap.add_argument("--workloads", default="throughput,latency",
+                    help="comma-separated subset of throughput,latency")
+    ap.add_argument("--models", default="minilm,base", help="comma-separated subset of minilm,base")
+    ap.add_argument("--no-rss", action="store_true", help="skip the fresh-process peak-RSS probes")
     ap.add_argument("--probe", choices=["torch", "ort"], help=argparse.SUPPRESS)
     ap.add_argument("--probe-model", choices=["real", "random"], help=argparse.SUPPRESS)
     ap.add_argument("--onnx-path", help=argparse.SUPPRESS)
@@ -159,11 +164,16 @@ def main():
                   "them importable")
     env = dict(os.environ, LMFORGE_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
     models = []
-    if os.path.exists(os.path.join(a.model, "model.safetensors")):
+    want_models = a.models.split(",")
+    workloads = [w for w in WORKLOADS if w[0] in a.workloads.split(",")]
+    if "minilm" not in want_models:
+        pass
+    elif os.path.exists(os.path.join(a.model, "model.safetensors")):
         models.append(("all-MiniLM-L6-v2", a.model))
     else:
         print(f"all-MiniLM-L6-v2 skipped: not installed at {a.model} (bash scripts/install_model.sh)")
-    models.append(("BERT-base random", None))
+    if "base" in want_models:
+        models.append(("BERT-base random", None))
     tmp = tempfile.mkdtemp(prefix="lmf_bench_")
     rows = []
     for name, model_dir in models:
@@ -178,7 +188,7 @@ def main():
                 print(f"ONNX Runtime skipped for {name}: export failed: {e}")
                 onnx_path, sess = None, None
         lmf_args = ["--model", model_dir] if model_dir else ["--random-base"]
-        for wname, batch, seq in WORKLOADS:
+        for wname, batch, seq in workloads:
             iters = a.iters_throughput if wname == "throughput" else a.iters_latency
             trun = torch_runner(tm, batch, seq)
             orun = ort_runner(sess, tm.config, batch, seq) if sess else None
@@ -206,9 +216,10 @@ def main():
                              lmf_rss=lmf_rss))
         rss = {"lmforge": max(r["lmf_rss"] for r in rows if r["model"] == name)}
         which = "real" if model_dir else "random"
-        rss["pytorch"] = probe_rss(a, "torch", which)
-        if onnx_path:
-            rss["onnxruntime"] = probe_rss(a, "ort", which, onnx_path)
+        if not a.no_rss:
+            rss["pytorch"] = probe_rss(a, "torch", which)
+            if onnx_path:
+                rss["onnxruntime"] = probe_rss(a, "ort", which, onnx_path)
         for r in rows:
             if r["model"] == name:
                 r["rss"] = rss

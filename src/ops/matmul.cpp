@@ -104,6 +104,13 @@ Tensor gemm_raw(Tensor a, Tensor b, bool ta, bool tb, Tensor bias = Tensor(),
     d.bias_type = bias.dtype();
   }
   simplify_batch(d);
+  if (cpu::gemm_swap_pays(d)) {
+    const cpu::GemmDesc s = cpu::gemm_swapped(d);
+    Tensor t = Tensor::empty({d.n, d.m}, a.dtype());
+    cpu::gemm(s, b.data_ptr(), a.data_ptr(), nullptr, t.data_ptr());
+    cpu::transpose_f32(t.data<float>(), d.n, d.m, out.data<float>(), d.c_rs);
+    return out;
+  }
   cpu::gemm(d, a.data_ptr(), b.data_ptr(), d.has_bias ? bias.data_ptr() : nullptr, out.data_ptr());
   return out;
 }

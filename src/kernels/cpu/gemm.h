@@ -30,6 +30,23 @@ struct GemmDesc {
 
 void gemm(const GemmDesc& d, const void* a, const void* b, const void* bias, void* c);
 
+// The small-m path (gemm_small.cpp) that gemm() takes for f32 x·W^T with m <= small_gemm_max_m():
+// dot products of contiguous rows, no weight repacking. LMFORGE_SMALL_GEMM_M overrides the bound
+// (0 turns the path off, for A/B runs).
+int64_t small_gemm_max_m();
+void set_small_gemm_max_m(int64_t m);
+inline constexpr int64_t kSmallGemmParallelWork = int64_t{1} << 20;  // m*n*k for two threads
+bool gemm_small_applies(const GemmDesc& d);
+void gemm_small(const GemmDesc& d, const float* a, const float* w, const float* bias, float* c);
+
+// oneDNN 2.6 runs f32 C = A B with a row-major B of many columns at a third of its usual rate
+// (and a column-major C on its reference path). When this says so, callers get C faster as
+// C^T = B^T A^T (gemm_swapped: B read as a column-major A) into scratch, then transpose_f32.
+bool gemm_swap_pays(const GemmDesc& d);
+GemmDesc gemm_swapped(const GemmDesc& d);  // the desc of C^T = B^T A^T, C^T row-major [n, m]
+// dst[j * ldd + i] = src[i * cols + j] for a row-major src [rows, cols].
+void transpose_f32(const float* src, int64_t rows, int64_t cols, float* dst, int64_t ldd);
+
 // Number of cached oneDNN primitives (for tests and benchmarks).
 size_t gemm_cache_size();
 

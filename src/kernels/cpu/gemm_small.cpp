@@ -1,0 +1,212 @@
+// Small-m f32 GEMM against nn.Linear weights read in place: C[m, n] = act(A[m, k] W[n, k]^T + b).
+// oneDNN repacks the whole weight on every call, which at m <= 32 (batch-1 inference) costs more
+// than the multiply itself; here each output is a dot product of two contiguous rows, computed
+// in 4x4 register tiles with AVX-512, so W is streamed once and never copied.
+// GCC 12 flags the _mm512_undefined_ps() inside unpack/extract intrinsics as uninitialized.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/gemm.h"
+
+namespace lmf::cpu {
+
+namespace {
+
+namespace vm = kernels::vm;
+
+constexpr int kMr = 4, kNr = 4;
+
+// Sums of the 16 lanes of each of a, b, c, d as one 4-lane vector.
+LMF_TARGET_AVX512 LMF_ALWAYS_INLINE __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  // Per 128-bit lane: ab = [a02, b02, a13, b13], cd likewise; combine to [a, b, c, d] partials.
+  const __m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                                    _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd),
+                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// out[i * ldo + j] = sum_p a[i * lda + p] * w[j * ldw + p] for i < MR, j < NR. pf (or null):
+// the next tile's first weight row, prefetched alongside (short rows defeat the hardware
+// prefetcher, and the first pass over a weight tile waits on memory).
+template <int MR, int NR>
+LMF_TARGET_AVX512 void tile(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k,
+                            float* out, int64_t ldo, const float* pf) {
+  __m512 acc[MR][NR];
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  int64_t p = 0;
+  for (; p + 16 <= k; p += 16) {
+    if (pf) {
+#pragma GCC unroll 4
+      for (int j = 0; j < kNr; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(pf + j * ldw + p), _MM_HINT_T0);
+    }
+    __m512 wv[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) wv[j] = _mm512_loadu_ps(w + j * ldw + p);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_loadu_ps(a + i * lda + p);
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(av, wv[j], acc[i][j]);
+    }
+  }
+  if (p < k) {
+    const __mmask16 mk = static_cast<__mmask16>((1u << (k - p)) - 1u);
+    __m512 wv[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) wv[j] = _mm512_maskz_loadu_ps(mk, w + j * ldw + p);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_maskz_loadu_ps(mk, a + i * lda + p);
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(av, wv[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    const __m512 z = _mm512_setzero_ps();
+    const __m128 s = hsum4(acc[i][0], NR > 1 ? acc[i][NR > 1 ? 1 : 0] : z,
+                           NR > 2 ? acc[i][NR > 2 ? 2 : 0] : z, NR > 3 ? acc[i][NR > 3 ? 3 : 0] : z);
+    if constexpr (NR == 4) {
+      _mm_storeu_ps(out + i * ldo, s);
+    } else {
+      alignas(16) float t[4];
+      _mm_store_ps(t, s);
+      for (int j = 0; j < NR; ++j) out[i * ldo + j] = t[j];
+    }
+  }
+}
+
+template <int MR>
+LMF_TARGET_AVX512 void tile_n(int nr, const float* a, int64_t lda, const float* w, int64_t ldw,
+                              int64_t k, float* out, int64_t ldo, const float* pf) {
+  switch (nr) {
+    case 4:
+      return tile<MR, 4>(a, lda, w, ldw, k, out, ldo, pf);
+    case 3:
+      return tile<MR, 3>(a, lda, w, ldw, k, out, ldo, pf);
+    case 2:
+      return tile<MR, 2>(a, lda, w, ldw, k, out, ldo, pf);
+    default:
+      return tile<MR, 1>(a, lda, w, ldw, k, out, ldo, pf);
+  }
+}
+
+LMF_TARGET_AVX512 void tile_mn(int mr, int nr, const float* a, int64_t lda, const float* w,
+                               int64_t ldw, int64_t k, float* out, int64_t ldo, const float* pf) {
+  switch (mr) {
+    case 4:
+      return tile_n<4>(nr, a, lda, w, ldw, k, out, ldo, pf);
+    case 3:
+      return tile_n<3>(nr, a, lda, w, ldw, k, out, ldo, pf);
+    case 2:
+      return tile_n<2>(nr, a, lda, w, ldw, k, out, ldo, pf);
+    default:
+      return tile_n<1>(nr, a, lda, w, ldw, k, out, ldo, pf);
+  }
+}
+
+// Bias and activation over one row segment y[0, n), in place (vectorised by the compiler).
+template <GemmAct A>
+LMF_TARGET_AVX512 void epilogue_row(float* __restrict y, const float* __restrict bias, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    float v = y[j] + (bias ? bias[j] : 0.0f);
+    if constexpr (A == GemmAct::relu) v = v > 0.0f ? v : 0.0f;
+    if constexpr (A == GemmAct::gelu_erf) v = 0.5f * v * (1.0f + vm::erf(v * 0.70710678118654752f));
+    if constexpr (A == GemmAct::gelu_tanh)
+      v = 0.5f * v * (1.0f + vm::tanh(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    if constexpr (A == GemmAct::silu) v = v * vm::sigmoid(v);
+    if constexpr (A == GemmAct::tanh) v = vm::tanh(v);
+    y[j] = v;
+  }
+}
+
+void epilogue(GemmAct act, float* y, const float* bias, int64_t n) {
+  switch (act) {
+    case GemmAct::none:
+      return bias ? epilogue_row<GemmAct::none>(y, bias, n) : void();
+    case GemmAct::relu:
+      return epilogue_row<GemmAct::relu>(y, bias, n);
+    case GemmAct::gelu_erf:
+      return epilogue_row<GemmAct::gelu_erf>(y, bias, n);
+    case GemmAct::gelu_tanh:
+      return epilogue_row<GemmAct::gelu_tanh>(y, bias, n);
+    case GemmAct::silu:
+      return epilogue_row<GemmAct::silu>(y, bias, n);
+    case GemmAct::tanh:
+      return epilogue_row<GemmAct::tanh>(y, bias, n);
+  }
+}
+
+// Columns [j0, j1) of C for all rows.
+void run_columns(int64_t m, int64_t j0, int64_t j1, int64_t k, const float* a, int64_t lda,
+                 const float* w, int64_t ldw, const float* bias, float* c, int64_t ldc,
+                 GemmAct act) {
+  for (int64_t j = j0; j < j1; j += kNr) {
+    const int nr = static_cast<int>(std::min<int64_t>(kNr, j1 - j));
+    // Prefetch the next full tile during the first pass over this one.
+    const float* next = j + 2 * kNr <= j1 ? w + (j + kNr) * ldw : nullptr;
+    for (int64_t i = 0; i < m; i += kMr) {
+      const int mr = static_cast<int>(std::min<int64_t>(kMr, m - i));
+      tile_mn(mr, nr, a + i * lda, lda, w + j * ldw, ldw, k, c + i * ldc + j, ldc,
+              i == 0 ? next : nullptr);
+    }
+  }
+  for (int64_t i = 0; i < m; ++i)
+    epilogue(act, c + i * ldc + j0, bias ? bias + j0 : nullptr, j1 - j0);
+}
+
+std::atomic<int64_t>& small_gemm_bound() {
+  static std::atomic<int64_t> bound{[] {
+    const char* env = std::getenv("LMFORGE_SMALL_GEMM_M");
+    return env && *env ? std::max(0ll, std::atoll(env)) : 32ll;
+  }()};
+  return bound;
+}
+
+}  // namespace
+
+int64_t small_gemm_max_m() { return small_gemm_bound().load(std::memory_order_relaxed); }
+void set_small_gemm_max_m(int64_t m) { small_gemm_bound().store(std::max<int64_t>(0, m)); }
+
+bool gemm_small_applies(const GemmDesc& d) {
+  return d.m <= small_gemm_max_m() && d.k > 0 && d.batch.empty() && d.ab_type == DType::f32 &&
+         d.c_type == DType::f32 && (!d.has_bias || d.bias_type == DType::f32) && !d.accumulate &&
+         d.a_cs == 1 && d.b_rs == 1 && d.c_rs >= d.n && kernels::cpu_has_avx512();
+}
+
+void gemm_small(const GemmDesc& d, const float* a, const float* w, const float* bias, float* c) {
+  const int64_t tiles = (d.n + kNr - 1) / kNr;
+  // Two threads pay off once each has a few tens of microseconds of work.
+  const int64_t work = d.m * d.n * d.k;
+  const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), tiles));
+  if (nt <= 1 || work < kSmallGemmParallelWork) {
+    run_columns(d.m, 0, d.n, d.k, a, d.a_rs, w, d.b_cs, d.has_bias ? bias : nullptr, c, d.c_rs,
+                d.act);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n_threads = omp_get_num_threads();
+    const int64_t j0 = tiles * t / n_threads * kNr;
+    const int64_t j1 = std::min(d.n, tiles * (t + 1) / n_threads * kNr);
+    if (j0 < j1)
+      run_columns(d.m, j0, j1, d.k, a, d.a_rs, w, d.b_cs, d.has_bias ? bias : nullptr, c, d.c_rs,
+                  d.act);
+  }
+}
+
+}  // namespace lmf::cpu
