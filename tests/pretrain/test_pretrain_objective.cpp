@@ -135,7 +135,9 @@ TEST_P(PretrainGolden, SparseMlmHeadGivesTheSameGradients) {
     ASSERT_EQ(gs.defined(), gf.defined()) << ps[i].first;
     if (!gs.defined()) continue;
     const auto a = gs.to_vector<float>(), b = gf.to_vector<float>();
-    double diff = 0, norm = 1e-12;
+    // Floor 1e-3: the attention key bias has an exactly-zero gradient (softmax is shift
+    // invariant), so both sides hold rounding noise (~1e-9) there.
+    double diff = 0, norm = 1e-3;
     for (size_t j = 0; j < a.size(); ++j)
       diff = std::max<double>(diff, std::abs(a[j] - b[j])),
       norm = std::max<double>(norm, std::abs(b[j]));
