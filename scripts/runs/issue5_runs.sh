@@ -13,27 +13,28 @@ MODEL=./models/all-MiniLM-L6-v2
 mkdir -p runs
 run() { local name=$1; shift; rm -rf "runs/$name"; "$LMF" "$@" -o "runs/$name" --json --no-progress > "runs/$name.json"; cat "runs/$name.json"; }
 
-for what in "${@:-sst2 mlm bert electra}"; do
+[[ $# -gt 0 ]] || set -- sst2 mlm bert electra
+for what in "$@"; do
   case $what in
   sst2)  # fine-tune all-MiniLM-L6-v2 for SST-2 sentiment; 2 % of the rows held out (seed 42)
-    run sst2 finetune --model $MODEL --task classification --train "$SST2" --eval-split 0.02 \
-      --max-steps 600 --batch-size 32 --lr 5e-5 --warmup-ratio 0.06 --weight-decay 0.01 \
+    run sst2_long finetune --model $MODEL --task classification --train "$SST2" --eval-split 0.02 \
+      --max-steps 900 --batch-size 32 --lr 1e-4 --warmup-ratio 0.06 --weight-decay 0.01 \
       --max-length 64 --group-by-length --logging-steps 25 --eval-steps 150 --save-steps 300 \
       --metric-for-best-model eval_accuracy ;;
   mlm)   # continued MLM pretraining of all-MiniLM-L6-v2 on WikiText-2 (MLM only, full sentences)
     run mlm pretrain --model $MODEL --recipe roberta --train "$WIKI/train.txt" \
-      --eval "$WIKI/valid.txt" --max-seq-length 128 --max-steps 300 --batch-size 16 --lr 1e-4 \
-      --warmup-ratio 0.06 --weight-decay 0.01 --logging-steps 10 --eval-steps 100 --save-steps 300 ;;
+      --eval "$WIKI/valid.txt" --max-seq-length 128 --max-steps 150 --batch-size 16 --lr 1e-4 \
+      --warmup-ratio 0.06 --weight-decay 0.01 --logging-steps 10 --eval-steps 50 --save-steps 150 ;;
   bert)  # a small BERT from scratch, MLM + NSP on WikiText-2
     run bert pretrain --config scripts/runs/bert_small_config.json --tokenizer $MODEL \
       --recipe bert --train "$WIKI/train.txt" --eval "$WIKI/valid.txt" --max-seq-length 128 \
-      --max-steps 400 --batch-size 32 --lr 5e-4 --warmup-ratio 0.1 --weight-decay 0.01 \
-      --logging-steps 10 --eval-steps 100 --save-steps 400 ;;
+      --max-steps 300 --batch-size 32 --lr 5e-4 --warmup-ratio 0.1 --weight-decay 0.01 \
+      --logging-steps 10 --eval-steps 100 --save-steps 300 ;;
   electra)  # a small ELECTRA from scratch (generator 1/4 width), MLM + 50 x RTD on WikiText-2
     run electra pretrain --config scripts/runs/electra_small_config.json --tokenizer $MODEL \
       --recipe electra --train "$WIKI/train.txt" --eval "$WIKI/valid.txt" --max-seq-length 128 \
-      --max-steps 400 --batch-size 32 --lr 5e-4 --warmup-ratio 0.1 --weight-decay 0.01 \
-      --logging-steps 10 --eval-steps 100 --save-steps 400 ;;
+      --max-steps 200 --batch-size 16 --lr 5e-4 --warmup-ratio 0.1 --weight-decay 0.01 \
+      --logging-steps 10 --eval-steps 50 --save-steps 200 ;;
   *) echo "unknown run '$what' (sst2 | mlm | bert | electra)" >&2; exit 2 ;;
   esac
 done
