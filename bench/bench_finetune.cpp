@@ -2,8 +2,10 @@
 // clipping 1.0, per-step logging), lmforge side of bench/compare_training.py. Prints one JSON line.
 // Workloads: finetune = BertForSequenceClassification from a model folder on real SST-2 sentences
 // (padded/truncated to --seq); pretrain = BertForPreTraining (MLM+NSP, random init) on synthetic
-// token ids drawn with splitmix64 exactly as compare_training.py draws them.
-// Usage: bench_finetune --workload finetune|pretrain [--model-dir models/all-MiniLM-L6-v2]
+// token ids drawn with splitmix64 exactly as compare_training.py draws them; pretrain-sparse = the
+// same batches through lmf::train::PretrainObjective::batch_loss, i.e. `lmforge pretrain`'s default
+// MLM head that computes logits only at the masked positions (same loss and gradients, tested).
+// Usage: bench_finetune --workload finetune|pretrain|pretrain-sparse [--model-dir models/all-MiniLM-L6-v2]
 //        [--shape minilm|base] [--data sst2/train.tsv] [--batch 32] [--seq 128] [--warmup 2]
 //        [--steps 3]
 #include <unistd.h>
@@ -23,6 +25,7 @@
 #include "lmforge/core/runtime.h"
 #include "lmforge/models/bert.h"
 #include "lmforge/tokenizers/tokenizer.h"
+#include "lmforge/train/pretrain.h"
 #include "lmforge/train/trainer.h"
 
 namespace {
@@ -125,10 +128,26 @@ Data sst2(const std::string& path, const std::string& model_dir, int64_t n, int6
 // The minimal objective: slices the prepared rows into a batch and returns the model's loss.
 class BenchObjective : public lmf::train::Objective {
  public:
-  BenchObjective(std::unique_ptr<lmf::models::EncoderModel> m, Data d, bool pretrain)
-      : model_(std::move(m)), d_(std::move(d)), pretrain_(pretrain) {}
-  lmf::train::NamedTensors parameters() const override { return model_->named_parameters(); }
-  void set_training(bool on) override { model_->train(on); }
+  BenchObjective(std::unique_ptr<lmf::models::EncoderModel> m, Data d, bool pretrain,
+                 bool sparse_mlm = false)
+      : model_(std::move(m)), d_(std::move(d)), pretrain_(pretrain) {
+    if (sparse_mlm) {  // the pretraining objective owns the model; batches come from rows() below
+      lmf::train::SpecialTokens sp;
+      sp.cls = 101, sp.sep = 102, sp.mask = 103, sp.pad = 0;
+      sp.vocab_size = model_->config().vocab_size;
+      lmf::train::PretrainObjective::Config cfg;
+      cfg.sparse_mlm = true;
+      pretrain_obj_ = std::make_unique<lmf::train::PretrainObjective>(std::move(model_), sp,
+                                                                      std::vector<lmf::train::PretrainInstance>{},
+                                                                      std::vector<lmf::train::PretrainInstance>{},
+                                                                      cfg);
+    }
+  }
+  lmf::models::EncoderModel& model() const {
+    return pretrain_obj_ ? pretrain_obj_->model() : *model_;
+  }
+  lmf::train::NamedTensors parameters() const override { return model().named_parameters(); }
+  void set_training(bool on) override { model().train(on); }
   int64_t num_examples() const override { return d_.n; }
   int64_t example_length(int64_t) const override { return d_.seq; }
   BatchLoss loss(std::span<const int64_t> idx, lmf::Generator&) override {
@@ -151,13 +170,25 @@ class BenchObjective : public lmf::train::Objective {
       std::vector<int64_t> nsp;
       for (int64_t i : idx) nsp.push_back(d_.nsp[i]);
       y.next_sentence_label = Tensor::from_vector(nsp, {b});
+      if (pretrain_obj_) {
+        lmf::train::PretrainBatch pb;
+        pb.input_ids = in.input_ids;
+        pb.token_type_ids = in.token_type_ids;
+        pb.attention_mask = rows(d_.mask);
+        pb.labels = y.labels;
+        pb.sentence_labels = y.next_sentence_label;
+        pb.tokens = tokens;
+        BatchLoss bl = pretrain_obj_->batch_loss(pb);
+        bl.tokens = tokens;
+        return bl;
+      }
     } else {
       in.attention_mask = rows(d_.mask);
       std::vector<int64_t> lab;
       for (int64_t i : idx) lab.push_back(d_.labels[i]);
       y.labels = Tensor::from_vector(lab, {b});
     }
-    return {model_->forward(in, y).loss, tokens, {}};
+    return {model().forward(in, y).loss, tokens, {}};
   }
   // The benchmark keeps nothing: the trainer's final save is a no-op here.
   void save_pretrained(const std::string&) const override {}
@@ -166,6 +197,7 @@ class BenchObjective : public lmf::train::Objective {
 
  private:
   std::unique_ptr<lmf::models::EncoderModel> model_;
+  std::unique_ptr<lmf::train::PretrainObjective> pretrain_obj_;
   Data d_;
   bool pretrain_;
 };
@@ -182,9 +214,11 @@ double peak_rss_mb() {  // VmHWM: this process image only (ru_maxrss survives ex
 }
 
 int run(const Args& a) {
-  const bool pretrain = a.workload == "pretrain";
+  const bool sparse = a.workload == "pretrain-sparse";
+  const bool pretrain = a.workload == "pretrain" || sparse;
   if (!pretrain && a.workload != "finetune")
-    throw lmf::ValueError("--workload must be finetune or pretrain, got " + a.workload);
+    throw lmf::ValueError("--workload must be finetune, pretrain or pretrain-sparse, got " +
+                          a.workload);
   if (a.warmup < 1 || a.steps < 1) throw lmf::ValueError("--warmup and --steps must be >= 1");
   const int64_t total = a.warmup + a.steps, n = a.batch * total;
   std::unique_ptr<lmf::models::EncoderModel> model;
@@ -200,7 +234,8 @@ int run(const Args& a) {
     lmf::manual_seed(0);
     lmf::models::init_bert_weights(*model, c);
     data = synthetic_pretraining(n, a.seq, c.vocab_size);
-    what = "BertForPreTraining (MLM+NSP, random init, " + a.shape + " shape)";
+    what = "BertForPreTraining (MLM+NSP, random init, " + a.shape + " shape" +
+           (sparse ? ", MLM head on masked positions only" : "") + ")";
   } else {
     lmf::models::LoadOptions lo;
     lo.architecture = "BertForSequenceClassification";
@@ -209,7 +244,7 @@ int run(const Args& a) {
     what = "BertForSequenceClassification from " + a.model_dir + " on SST-2";
   }
   const int64_t params = model->num_parameters();
-  BenchObjective obj(std::move(model), std::move(data), pretrain);
+  BenchObjective obj(std::move(model), std::move(data), pretrain, sparse);
 
   lmf::train::TrainerOptions o;
   o.output_dir =

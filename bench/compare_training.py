@@ -7,6 +7,9 @@ Workloads
   finetune  BertForSequenceClassification.from_pretrained(--model-dir) (new 2-label classifier)
             on the first batch x (warmup + steps) SST-2 sentences, padded/truncated to --seq (real
             attention masks), lr 5e-5.
+  pretrain-sparse  the pretrain batches through lmforge's PretrainObjective (`lmforge pretrain`'s
+            default: MLM logits only at the masked positions; same loss and gradients) vs the
+            same PyTorch loop as pretrain (HF computes logits at every position)
   pretrain  BertForPreTraining (MLM + NSP, random init) shaped as --model-dir's config (--shape
             minilm) or BERT-base (--shape base), synthetic ids: [CLS] A [SEP] B [SEP], 15 % of
             positions MLM-labelled (80/10/10), full attention, lr 1e-4. Both sides draw the same
@@ -111,11 +114,11 @@ def model_config(shape, model_dir):
 
 
 def train_flops(workload, a):
-    layers, h, inter, vocab = model_config(a.shape if workload == "pretrain" else "minilm",
+    layers, h, inter, vocab = model_config(a.shape if workload.startswith("pretrain") else "minilm",
                                            a.model_dir)
     tokens = a.batch * a.seq
     per_token = layers * (4 * h * h + 2 * h * inter)
-    if workload == "pretrain":
+    if workload.startswith("pretrain"):  # HF computes the MLM head on every position
         per_token += h * h + vocab * h  # MLM transform + decoder on every position
     return 6 * per_token * tokens + 12 * a.batch * a.seq * a.seq * h * layers
 
@@ -130,7 +133,7 @@ def torch_worker(a):
     torch.manual_seed(0)
     total = a.warmup + a.steps
     n = a.batch * total
-    if a.workload == "pretrain":
+    if a.workload.startswith("pretrain"):
         if a.shape == "base":
             cfg = BertConfig(attn_implementation="sdpa")
         else:
@@ -156,7 +159,7 @@ def torch_worker(a):
                 sum(1 for v in labels if v != -100)]
     T = lambda v: torch.tensor(v, dtype=torch.long).view(n, -1)  # noqa: E731
     ids_t, mask_t, types_t = T(ids), T(mask), T(types)
-    labels_t = T(labels) if a.workload == "pretrain" else torch.tensor(labels, dtype=torch.long)
+    labels_t = T(labels) if a.workload.startswith("pretrain") else torch.tensor(labels, dtype=torch.long)
     nsp_t = torch.tensor(nsp, dtype=torch.long)
     model.train()
     no_decay = [p for name, p in model.named_parameters() if name.endswith("bias") or "LayerNorm" in name]
@@ -169,7 +172,7 @@ def torch_worker(a):
     ends, losses = [], []
     for step in range(total):
         idx = order[step * a.batch:(step + 1) * a.batch]
-        if a.workload == "pretrain":  # full attention: no mask on either side
+        if a.workload.startswith("pretrain"):  # full attention: no mask on either side
             out = model(input_ids=ids_t[idx], token_type_ids=types_t[idx], labels=labels_t[idx],
                         next_sentence_label=nsp_t[idx])
         else:
@@ -252,6 +255,7 @@ def main():
     for r in range(a.rounds):
         peak = max(peak, gemm_peak(a.threads))  # best over the rounds: the least disturbed
         for w in workloads:
+            # pretrain-sparse: lmforge's default sparse MLM head vs the same HF loop as pretrain
             cmds = {"lmforge": [a.bin, "--workload", w] + common,
                     "pytorch": [sys.executable, os.path.abspath(__file__), "--worker", "torch",
                                 "--workload", w, "--threads", str(a.threads)] + common}
