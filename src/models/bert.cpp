@@ -646,8 +646,14 @@ MaskedLMHead build_lm_head(nn::Module& owner, BertModel& base, const BertConfig&
     }
   }
   lm.decoder = holder->register_module("decoder", std::make_shared<nn::Linear>(e, v));
-  holder->register_parameter("bias", lm.decoder->bias());  // decoder.bias is this tensor (HF)
-  ties.emplace_back(path + "decoder.bias", path + "bias");
+  if (c.tie_word_embeddings) {
+    holder->register_parameter("bias", lm.decoder->bias());  // decoder.bias is this tensor (HF)
+    ties.emplace_back(path + "decoder.bias", path + "bias");
+  } else {
+    // Untied (HF): `bias` is a parameter of its own that the forward does not use; the logits
+    // take decoder.bias.
+    holder->register_parameter("bias", Tensor::zeros({v}));
+  }
   if (c.tie_word_embeddings) {
     lm.decoder->weight() = base.embeddings().word_embeddings().weight();
     ties.emplace_back(path + "decoder.weight", word);
