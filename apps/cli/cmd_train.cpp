@@ -1,5 +1,4 @@
 // lmforge pretrain / finetune / evaluate: thin wrappers over lmf::train (objectives + train()).
-#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -16,8 +15,6 @@
 namespace lmf::cli {
 
 namespace {
-
-namespace fs = std::filesystem;
 
 struct PretrainCli {
   train::PretrainOptions data;
@@ -108,35 +105,11 @@ int report_result(const train::TrainResult& r, const train::TrainerOptions& t, b
 // the model folder or config and a generator `divisor` times narrower sharing its embeddings.
 std::unique_ptr<train::Objective> make_electra(const PretrainCli& o) {
   const auto& d = o.data;
-  const std::string tok_dir =
-      !d.tokenizer_dir.empty()
-          ? d.tokenizer_dir
-          : (!d.model_dir.empty() ? d.model_dir : fs::path(d.config_path).parent_path().string());
+  const std::string tok_dir = train::pretrain_tokenizer_dir(d);
   tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
   const train::SpecialTokens sp = train::SpecialTokens::from_tokenizer(tokenizer);
-  std::vector<train::TextDocument> docs;
-  for (const auto& f : d.train_files) {
-    auto part = train::read_documents(f, d.text_field);
-    docs.insert(docs.end(), part.begin(), part.end());
-  }
-  std::vector<train::TextDocument> eval_docs;
-  for (const auto& f : d.eval_files) {
-    auto part = train::read_documents(f, d.text_field);
-    eval_docs.insert(eval_docs.end(), part.begin(), part.end());
-  }
+  auto [docs, eval_docs] = train::read_pretrain_corpus(d);
   Generator rng(d.seed);
-  if (eval_docs.empty() && d.eval_split > 0) {
-    // Hold out the last documents of a seeded shuffle.
-    for (size_t i = docs.size(); i > 1; --i) std::swap(docs[i - 1], docs[rng.next_u64() % i]);
-    const auto n = static_cast<size_t>(d.eval_split * static_cast<double>(docs.size()));
-    if (n == 0 || n >= docs.size())
-      throw ValueError("--eval-split " + std::to_string(d.eval_split) +
-                       " leaves no training or "
-                       "no held-out document out of " +
-                       std::to_string(docs.size()));
-    eval_docs.assign(docs.end() - static_cast<std::ptrdiff_t>(n), docs.end());
-    docs.resize(docs.size() - n);
-  }
   train::InstanceOptions io;
   io.recipe = train::Recipe::roberta;
   io.max_seq_length = d.max_seq_length;

@@ -354,6 +354,45 @@ std::string pretrain_architecture(Recipe r, const std::string& family) {
   fail<ValueError>("no pretraining head for model family '{}'", family);
 }
 
+std::string pretrain_tokenizer_dir(const PretrainOptions& o) {
+  if (!o.tokenizer_dir.empty()) return o.tokenizer_dir;
+  const std::string dir =
+      o.model_dir.empty() ? fs::path(o.config_path).parent_path().string() : o.model_dir;
+  return dir.empty() ? "." : dir;
+}
+
+PretrainCorpus read_pretrain_corpus(const PretrainOptions& o) {
+  LMF_CHECK(o.eval_split >= 0 && o.eval_split < 1, ValueError,
+            "eval_split must be in [0, 1), got {}", o.eval_split);
+  LMF_CHECK(!o.train_files.empty(), ValueError, "no training files given");
+  LMF_CHECK(o.eval_files.empty() || o.eval_split == 0, ValueError,
+            "give eval files or an eval split, not both");
+  PretrainCorpus c;
+  for (const auto& f : o.train_files) {
+    auto d = read_documents(f, o.text_field);
+    c.train.insert(c.train.end(), std::make_move_iterator(d.begin()),
+                   std::make_move_iterator(d.end()));
+  }
+  for (const auto& f : o.eval_files) {
+    auto d = read_documents(f, o.text_field);
+    c.eval.insert(c.eval.end(), std::make_move_iterator(d.begin()),
+                  std::make_move_iterator(d.end()));
+  }
+  if (o.eval_split > 0) {
+    LMF_CHECK(c.train.size() >= 2, ValueError,
+              "eval_split needs at least 2 documents; the training files hold {}", c.train.size());
+    Generator g(o.seed);
+    for (int64_t i = static_cast<int64_t>(c.train.size()) - 1; i > 0; --i)
+      std::swap(c.train[i], c.train[g.next_u64() % static_cast<uint64_t>(i + 1)]);
+    auto k = static_cast<size_t>(std::llround(o.eval_split * c.train.size()));
+    k = std::clamp<size_t>(k, 1, c.train.size() - 1);
+    c.eval.assign(std::make_move_iterator(c.train.end() - k),
+                  std::make_move_iterator(c.train.end()));
+    c.train.resize(c.train.size() - k);
+  }
+  return c;
+}
+
 std::unique_ptr<PretrainObjective> make_pretrain_objective(const PretrainOptions& o) {
   LMF_CHECK(o.model_dir.empty() != o.config_path.empty(), ValueError,
             "give exactly one of model_dir (continue from a checkpoint) and config_path (start "
@@ -363,18 +402,10 @@ std::unique_ptr<PretrainObjective> make_pretrain_objective(const PretrainOptions
             "masking must be 'static' or 'dynamic', not '{}'", o.masking);
   LMF_CHECK(o.mlm_probability > 0 && o.mlm_probability < 1, ValueError,
             "mlm_probability must be in (0, 1), got {}", o.mlm_probability);
-  LMF_CHECK(o.eval_split >= 0 && o.eval_split < 1, ValueError,
-            "eval_split must be in [0, 1), got {}", o.eval_split);
-  LMF_CHECK(!o.train_files.empty(), ValueError, "no training files given");
-  LMF_CHECK(o.eval_files.empty() || o.eval_split == 0, ValueError,
-            "give eval files or an eval split, not both");
 
   const std::string config_file =
       o.model_dir.empty() ? o.config_path : (fs::path(o.model_dir) / "config.json").string();
-  std::string tok_dir = o.tokenizer_dir;
-  if (tok_dir.empty())
-    tok_dir = o.model_dir.empty() ? fs::path(o.config_path).parent_path().string() : o.model_dir;
-  if (tok_dir.empty()) tok_dir = ".";
+  const std::string tok_dir = pretrain_tokenizer_dir(o);
   tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
   tokenizer.set_truncation(std::nullopt);
   tokenizer.set_padding(std::nullopt);
@@ -399,30 +430,7 @@ std::unique_ptr<PretrainObjective> make_pretrain_objective(const PretrainOptions
             "max_seq_length {} exceeds what the model's positions allow ({})", o.max_seq_length,
             max_len);
 
-  std::vector<TextDocument> train_docs, eval_docs;
-  for (const auto& f : o.train_files) {
-    auto d = read_documents(f, o.text_field);
-    train_docs.insert(train_docs.end(), std::make_move_iterator(d.begin()),
-                      std::make_move_iterator(d.end()));
-  }
-  for (const auto& f : o.eval_files) {
-    auto d = read_documents(f, o.text_field);
-    eval_docs.insert(eval_docs.end(), std::make_move_iterator(d.begin()),
-                     std::make_move_iterator(d.end()));
-  }
-  if (o.eval_split > 0) {
-    LMF_CHECK(train_docs.size() >= 2, ValueError,
-              "eval_split needs at least 2 documents; the training files hold {}",
-              train_docs.size());
-    Generator g(o.seed);
-    for (int64_t i = static_cast<int64_t>(train_docs.size()) - 1; i > 0; --i)
-      std::swap(train_docs[i], train_docs[g.next_u64() % static_cast<uint64_t>(i + 1)]);
-    auto k = static_cast<size_t>(std::llround(o.eval_split * train_docs.size()));
-    k = std::clamp<size_t>(k, 1, train_docs.size() - 1);
-    eval_docs.assign(std::make_move_iterator(train_docs.end() - k),
-                     std::make_move_iterator(train_docs.end()));
-    train_docs.resize(train_docs.size() - k);
-  }
+  auto [train_docs, eval_docs] = read_pretrain_corpus(o);
 
   InstanceOptions io;
   io.recipe = recipe;

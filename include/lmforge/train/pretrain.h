@@ -217,6 +217,16 @@ struct PretrainOptions {
   bool sparse_mlm = true;  // see PretrainObjective::Config
 };
 
+// The tokenizer folder of `o`: tokenizer_dir, else model_dir, else the config's folder.
+std::string pretrain_tokenizer_dir(const PretrainOptions& o);
+// The training and held-out documents of `o`: every train/eval file read (read_documents), and
+// with eval_split > 0 a seeded share (at least one document) of the training documents held out.
+// ValueError without training files, for an eval_split outside [0, 1), for both eval files and
+// a split, or for a split of fewer than 2 documents.
+struct PretrainCorpus {
+  std::vector<TextDocument> train, eval;
+};
+PretrainCorpus read_pretrain_corpus(const PretrainOptions& o);
 // Reads, tokenizes, builds instances and the model. ValueError naming the option for
 // inconsistent options (unknown recipe/masking, both or neither of model_dir/config_path, a
 // recipe the model family lacks, a tokenizer larger than the model's vocabulary).
