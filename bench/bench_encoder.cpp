@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
       o.architecture = "BertModel";
       model = lmf::models::create_model(model_dir, o);
     }
-    model->eval();
+    model->prepare_inference();  // as the pipelines do (packed Linear weights)
     const double load_s = since(t_load);
     const int64_t vocab = model->config().vocab_size;
     lmf::models::EncoderInputs in;

@@ -1,7 +1,7 @@
 // Small-m linear (batch-1 inference shapes): lmforge's in-place small-m kernel against the oneDNN
 // matmul path, alternating in one process, medians. Thread CPU time is reported too, which
 // survives a loaded machine better than wall time for single-threaded runs.
-// Usage: bench_gemm_small [reps]
+// Usage: bench_gemm_small [reps [m ...]]
 #include <time.h>
 
 #include <algorithm>
@@ -41,34 +41,53 @@ int main(int argc, char** argv) {
                           {384, 1536, lmf::Activation::none},  {768, 768, lmf::Activation::none},
                           {3072, 768, lmf::Activation::gelu},  {768, 3072, lmf::Activation::none}};
   lmf::NoGradGuard no_grad;
-  std::printf("threads %d\n%6s %6s %6s %5s | %12s %12s | %12s %12s | %7s\n", lmf::num_threads(), "m",
-              "n", "k", "act", "small GF/s", "small cpu us", "oneDNN GF/s", "oneDNN cpu us",
-              "speedup");
-  for (int64_t m : {1, 8, 16, 32, 64}) {
+  // Row counts: argv[2..] or batch-1 inference sizes.
+  std::vector<int64_t> ms;
+  for (int i = 2; i < argc; ++i) ms.push_back(std::atoll(argv[i]));
+  if (ms.empty()) ms = {1, 8, 16, 32, 64, 128};
+  const char* names[3] = {"in-place", "packed", "oneDNN"};
+  std::printf("threads %d; GFLOP/s (wall) and CPU us per call, medians of %d\n%5s %5s %5s %5s |",
+              lmf::num_threads(), reps, "m", "n", "k", "act");
+  for (const char* nm : names) std::printf(" %9s GF/s   cpu us |", nm);
+  std::printf(" packed vs in-place, vs oneDNN\n");
+  for (int64_t m : ms) {
     for (const Shape& s : shapes) {
       const lmf::Tensor x = lmf::randn({m, s.k});
       const lmf::Tensor w = lmf::randn({s.n, s.k}, 0.0, 0.05);
       const lmf::Tensor b = lmf::randn({s.n});
+      const lmf::Tensor packed = lmf::Tensor::empty({lmf::cpu::packed_floats(s.n, s.k)});
+      lmf::cpu::pack_weight_f32(w.data<float>(), s.n, s.k, s.k, packed.data<float>());
+      lmf::Tensor y = lmf::Tensor::empty({m, s.n});
+      const auto gact = s.act == lmf::Activation::gelu ? lmf::cpu::GemmAct::gelu_erf
+                                                       : lmf::cpu::GemmAct::none;
       // Enough calls per sample for ~20 ms of work.
       const double flops = 2.0 * static_cast<double>(m * s.n * s.k);
       const int calls = std::max(3, static_cast<int>(20e-3 * 50e9 / flops));
-      std::vector<double> wall[2], cpu[2];
+      std::vector<double> wall[3], cpu[3];
       for (int r = 0; r < reps; ++r) {
-        for (int path = 0; path < 2; ++path) {
+        for (int path = 0; path < 3; ++path) {
           lmf::cpu::set_small_gemm_max_m(path == 0 ? 1 << 20 : 0);
-          lmf::linear(x, w, b, s.act);  // warm-up (primitive creation)
+          auto call = [&] {
+            if (path == 1)
+              lmf::cpu::gemm_packed_f32(m, s.n, s.k, x.data<float>(), s.k, packed.data<float>(),
+                                        b.data<float>(), gact, y.data<float>(), s.n);
+            else
+              lmf::linear(x, w, b, s.act);
+          };
+          call();  // warm-up (primitive creation)
           const double t0 = now_s(), c0 = cpu_s();
-          for (int i = 0; i < calls; ++i) lmf::linear(x, w, b, s.act);
+          for (int i = 0; i < calls; ++i) call();
           wall[path].push_back((now_s() - t0) / calls);
           cpu[path].push_back((cpu_s() - c0) / calls);
         }
       }
-      const double ws = median(wall[0]), wd = median(wall[1]);
-      std::printf("%6lld %6lld %6lld %5s | %12.1f %12.1f | %12.1f %12.1f | %6.2fx\n",
-                  static_cast<long long>(m), static_cast<long long>(s.n),
-                  static_cast<long long>(s.k), s.act == lmf::Activation::gelu ? "gelu" : "-",
-                  flops / ws * 1e-9, median(cpu[0]) * 1e6, flops / wd * 1e-9,
-                  median(cpu[1]) * 1e6, wd / ws);
+      std::printf("%5lld %5lld %5lld %5s |", static_cast<long long>(m),
+                  static_cast<long long>(s.n), static_cast<long long>(s.k),
+                  s.act == lmf::Activation::gelu ? "gelu" : "-");
+      for (int path = 0; path < 3; ++path)
+        std::printf(" %14.1f %8.1f |", flops / median(wall[path]) * 1e-9, median(cpu[path]) * 1e6);
+      std::printf(" %5.2fx %5.2fx\n", median(wall[0]) / median(wall[1]),
+                  median(wall[2]) / median(wall[1]));
     }
   }
   return 0;

@@ -18,7 +18,31 @@ void check_last_dim(const char* who, const Tensor& x, int64_t dim) {
 
 Tensor Linear::forward(const Tensor& x, Activation act) const {
   check_last_dim("Linear", x, in_);
+  if (pack_allowed_ && !is_training() && x.dtype() == DType::f32 && x.numel() > 0 &&
+      x.numel() / in_ <= packed_linear_max_rows() && !needs_grad({x, *weight_, bias()})) {
+    std::shared_ptr<const PackedLinearWeight> p;
+    {
+      std::lock_guard<std::mutex> lock(pack_mu_);
+      // Pack on first use, and again when the weight tensor was replaced since (tying).
+      if (!packed_ || packed_->sources()[0].data_ptr() != weight_->data_ptr() ||
+          packed_->sources()[0].shape() != weight_->shape())
+        packed_ = pack_linear_weight(*weight_);
+      p = packed_;
+    }
+    if (p) return linear(x, *p, bias(), act);
+  }
   return linear(x, *weight_, bias(), act);
+}
+
+bool Linear::is_packed() const {
+  std::lock_guard<std::mutex> lock(pack_mu_);
+  return packed_ != nullptr;
+}
+
+void Linear::on_prepare_inference(bool prepare) {
+  std::lock_guard<std::mutex> lock(pack_mu_);
+  pack_allowed_ = prepare;
+  packed_ = nullptr;
 }
 
 Tensor Embedding::forward(const Tensor& ids) const {
@@ -63,9 +87,18 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
               ShapeError, "MultiHeadAttention: context must be [{}, Tk, {}], got {}", x.size(0),
               c.kv_input_dim, in.context.describe());
   const int64_t past = in.cache ? in.cache->length() : 0;
-  Tensor q = split_heads(q_->forward(x), c.n_heads, c.head_dim);
-  Tensor k, v;
-  if (cross && in.cache && past > 0) {  // encoder keys/values computed on an earlier call
+  const Tensor qkv = cross ? Tensor() : fused_qkv(x);
+  Tensor q, k, v;
+  if (qkv.defined()) {
+    const int64_t qn = c.n_heads * c.head_dim, kvn = c.n_kv_heads * c.head_dim;
+    q = split_heads(qkv.narrow(2, 0, qn), c.n_heads, c.head_dim);
+    k = split_heads(qkv.narrow(2, qn, kvn), c.n_kv_heads, c.head_dim);
+    v = split_heads(qkv.narrow(2, qn + kvn, kvn), c.n_kv_heads, c.head_dim);
+  } else {
+    q = split_heads(q_->forward(x), c.n_heads, c.head_dim);
+  }
+  if (qkv.defined()) {
+  } else if (cross && in.cache && past > 0) {  // encoder keys/values computed on an earlier call
     k = in.cache->k;
     v = in.cache->v;
   } else {
@@ -97,6 +130,38 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
       r.out.permute({0, 2, 1, 3}).reshape({x.size(0), x.size(1), c.n_heads * c.head_dim});
   r.out = o_ ? o_->forward(merged) : merged;
   return r;
+}
+
+Tensor MultiHeadAttention::fused_qkv(const Tensor& x) const {
+  if (!fuse_allowed_ || is_training() || x.dtype() != DType::f32 || x.numel() == 0 ||
+      x.numel() / cfg_.dim > packed_linear_max_rows() ||
+      needs_grad({x, q_->weight(), k_->weight(), v_->weight(), q_->bias(), k_->bias(), v_->bias()}))
+    return Tensor();
+  std::shared_ptr<const PackedLinearWeight> p;
+  Tensor bias;
+  {
+    std::lock_guard<std::mutex> lock(fuse_mu_);
+    const Tensor* w[3] = {&q_->weight(), &k_->weight(), &v_->weight()};
+    bool fresh = qkv_packed_ != nullptr;
+    for (int i = 0; fresh && i < 3; ++i)
+      fresh = qkv_packed_->sources()[i].data_ptr() == w[i]->data_ptr() &&
+              qkv_packed_->sources()[i].shape() == w[i]->shape();
+    if (!fresh) {
+      qkv_packed_ = pack_linear_weights({*w[0], *w[1], *w[2]});
+      qkv_bias_ = cfg_.qkv_bias ? concat({q_->bias(), k_->bias(), v_->bias()}, 0) : Tensor();
+    }
+    p = qkv_packed_;
+    bias = qkv_bias_;
+  }
+  if (!p) return Tensor();
+  return linear(x, *p, bias);
+}
+
+void MultiHeadAttention::on_prepare_inference(bool prepare) {
+  std::lock_guard<std::mutex> lock(fuse_mu_);
+  fuse_allowed_ = prepare && cfg_.kv_input_dim == cfg_.dim;
+  qkv_packed_ = nullptr;
+  qkv_bias_ = Tensor();
 }
 
 Tensor FeedForward::forward(const Tensor& x) const {

@@ -165,6 +165,7 @@ LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
             "load_state_dict (strict): missing keys [{}]; unexpected keys [{}]",
             fmt::join(result.missing_keys, ", "), fmt::join(result.unexpected_keys, ", "));
   NoGradGuard no_grad;
+  release_inference();  // packed copies of the old weights
   for (const auto& [key, dst] : own) {
     auto it = state.find(key);
     if (it != state.end() && !it->second.same(*dst)) dst->copy_(it->second);
@@ -174,6 +175,7 @@ LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
 
 void Module::train(bool on) {
   training_ = on;
+  if (on) on_prepare_inference(false);
   for (auto& [name, m] : children_) m->train(on);
 }
 
@@ -190,6 +192,15 @@ int64_t Module::num_parameters(bool trainable_only) const {
   for (const Tensor& p : parameters())
     if (!trainable_only || p.requires_grad()) n += p.numel();
   return n;
+}
+
+void Module::prepare_inference() {
+  eval();
+  apply([](Module& m) { m.on_prepare_inference(true); });
+}
+
+void Module::release_inference() {
+  apply([](Module& m) { m.on_prepare_inference(false); });
 }
 
 void Module::apply(const std::function<void(Module&)>& fn) {

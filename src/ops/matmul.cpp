@@ -2,6 +2,7 @@
 // backward passes, all on the cached oneDNN gemm kernel.
 #include <algorithm>
 
+#include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
 #include "lmforge/ops/ops.h"
 
@@ -234,6 +235,72 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Activation act)
            }
            return std::vector<Tensor>{dx, dw, db};
          });
+  return y.view(out_shape);
+}
+
+int64_t packed_linear_max_rows() {
+  return kernels::cpu_has_avx512() ? cpu::packed_gemm_max_m() : 0;
+}
+
+Tensor PackedLinearWeight::weight() const {
+  return sources_.size() == 1 ? sources_[0] : concat(sources_, 0);
+}
+
+std::shared_ptr<const PackedLinearWeight> pack_linear_weight(const Tensor& w) {
+  return pack_linear_weights({w});
+}
+
+std::shared_ptr<const PackedLinearWeight> pack_linear_weights(const std::vector<Tensor>& ws) {
+  LMF_CHECK(!ws.empty(), ValueError, "pack_linear_weights: no weights");
+  int64_t out = 0;
+  for (const Tensor& w : ws) {
+    LMF_CHECK(w.defined() && w.dim() == 2 && w.size(1) == ws[0].size(1), ShapeError,
+              "pack_linear_weights: want weights [out, {}], got {}", ws[0].size(1),
+              w.defined() ? w.describe() : std::string("an undefined tensor"));
+    if (w.dtype() != DType::f32) return nullptr;
+    out += w.size(0);
+  }
+  if (cpu::packed_gemm_max_m() == 0 || !kernels::cpu_has_avx512()) return nullptr;
+  auto p = std::make_shared<PackedLinearWeight>();
+  const int64_t k = ws[0].size(1);
+  p->out_ = out, p->in_ = k;
+  for (const Tensor& w : ws) p->sources_.push_back(w.detach());
+  p->packed_ = Tensor::empty({cpu::packed_floats(out, k)});  // 64-byte aligned storage
+  // Parts whose row count is a multiple of the panel width pack straight into their panels.
+  bool aligned = true;
+  for (size_t i = 0; i + 1 < ws.size(); ++i) aligned = aligned && ws[i].size(0) % cpu::kPackPanel == 0;
+  if (!aligned) {
+    const Tensor all = concat(p->sources_, 0).contiguous();
+    cpu::pack_weight_f32(all.data<float>(), out, k, k, p->packed_.data<float>());
+    return p;
+  }
+  int64_t row = 0;
+  for (const Tensor& w : p->sources_) {
+    const Tensor src = w.contiguous();
+    cpu::pack_weight_f32(src.data<float>(), w.size(0), k, k, p->packed_.data<float>() + row * k);
+    row += w.size(0);
+  }
+  return p;
+}
+
+Tensor linear(const Tensor& x, const PackedLinearWeight& pw, const Tensor& b, Activation act) {
+  int64_t rows = 1;
+  for (int64_t i = 0; i + 1 < x.dim(); ++i) rows *= x.size(i);
+  const int64_t in = pw.in_features(), out_features = pw.out_features();
+  if (!x.defined() || x.dtype() != DType::f32 || x.dim() < 1 || x.size(-1) != in ||
+      rows > cpu::packed_gemm_max_m() || rows == 0 || needs_grad({x, b}) ||
+      (b.defined() && (b.dtype() != DType::f32 || b.dim() != 1 || b.size(0) != out_features)))
+    return linear(x, pw.weight(), b, act);  // also the one place that reports bad shapes and dtypes
+  for (const Tensor& w : pw.sources())
+    if (needs_grad({w})) return linear(x, pw.weight(), b, act);
+  Shape out_shape = x.shape();
+  out_shape.back() = out_features;
+  Tensor x2 = x.reshape({rows, in}).contiguous();
+  Tensor bias = b.defined() ? b.detach().contiguous() : Tensor();
+  Tensor y = Tensor::empty({rows, out_features});
+  cpu::gemm_packed_f32(rows, out_features, in, x2.data<float>(), in, pw.packed().data<float>(),
+                       bias.defined() ? bias.data<float>() : nullptr, gemm_act(act),
+                       y.data<float>(), out_features);
   return y.view(out_shape);
 }
 

@@ -146,7 +146,7 @@ SentenceEmbedder SentenceEmbedder::from_pretrained(const std::string& dir,
   models::LoadOptions lo = opt.load;
   if (lo.architecture.empty()) lo.architecture = base_architecture(cfg.family);
   e.model_ = models::create_model(model_dir, lo, &e.report_);
-  e.model_->eval();
+  e.model_->prepare_inference();
   e.tokenizer_ = tok::Tokenizer::from_pretrained(model_dir);
 
   const int64_t limit = position_limit(cfg);

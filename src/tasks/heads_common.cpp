@@ -100,6 +100,7 @@ HeadPipeline::HeadPipeline(const std::string& model_dir, const std::string& task
             "{}: the model in '{}' is a {}, which has no {} head; use a checkpoint of one of: {} "
             "(or name the architecture to load when the checkpoint has that head's weights)",
             task, model_dir, model_->architecture(), task, accepted_names(accepted));
+  model_->prepare_inference();
   tokenizer_ = tok::Tokenizer::from_pretrained(dir);
   special_ = read_special_tokens(dir, model_->config(), tokenizer_);
 }

@@ -8,29 +8,12 @@
 #include "kernels/cpu/gemm.h"
 #include "lmforge/core/runtime.h"
 #include "lmforge/ops/ops.h"
+#include "../ops/activation_ref.h"
 
 namespace {
 
 using lmf::Activation;
 using lmf::Tensor;
-
-double act_ref(Activation a, double x) {
-  switch (a) {
-    case Activation::none:
-      return x;
-    case Activation::relu:
-      return x > 0 ? x : 0;
-    case Activation::gelu:
-      return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-    case Activation::gelu_tanh:
-      return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
-    case Activation::silu:
-      return x / (1 + std::exp(-x));
-    case Activation::tanh:
-      return std::tanh(x);
-  }
-  return x;
-}
 
 // Restores the small-m bound and thread count a test changes.
 struct Restore {
@@ -59,7 +42,7 @@ void check_shape(int64_t m, int64_t n, int64_t k, Activation act, bool bias, boo
     for (int64_t j = 0; j < n; ++j) {
       double s = bias ? b.data<float>()[j] : 0.0;
       for (int64_t p = 0; p < k; ++p) s += double(xp[i * k + p]) * double(wp[j * k + p]);
-      const double want = act_ref(act, s);
+      const double want = lmf::test::activation_ref(act, s);
       const float got = small.data<float>()[i * n + j];
       ASSERT_NEAR(got, want, 1e-5 * (1 + std::abs(want)))
           << "m=" << m << " n=" << n << " k=" << k << " at (" << i << ", " << j << ")";

@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/gemm.h"
 #include "ops/op_harness.h"
+#include "activation_ref.h"
 
 namespace lmf::test {
 namespace {
@@ -62,24 +63,6 @@ Ref ref_matmul(const Ref& a0, const Ref& b0, bool ta, bool tb) {
   return out;
 }
 
-double ref_act(Activation act, double x) {
-  switch (act) {
-    case Activation::none:
-      return x;
-    case Activation::relu:
-      return x > 0 ? x : 0;
-    case Activation::gelu:
-      return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-    case Activation::gelu_tanh:
-      return 0.5 * x * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
-    case Activation::silu:
-      return x / (1 + std::exp(-x));
-    case Activation::tanh:
-      return std::tanh(x);
-  }
-  return x;
-}
-
 Ref ref_linear(const std::vector<Ref>& in, Activation act) {
   const Ref& x = in[0];
   const Ref& w = in[1];
@@ -91,7 +74,7 @@ Ref ref_linear(const std::vector<Ref>& in, Activation act) {
     for (int64_t o = 0; o < out_f; ++o) {
       double s = in.size() > 2 ? in[2][o] : 0.0;
       for (int64_t p = 0; p < k; ++p) s += x[r * k + p] * w[o * k + p];
-      out[r * out_f + o] = ref_act(act, s);
+      out[r * out_f + o] = lmf::test::activation_ref(act, s);
     }
   return out;
 }

@@ -55,9 +55,22 @@ class MultiHeadAttention : public Module {
   const Linear& v_proj() const { return *v_; }
   const Linear* o_proj() const { return o_.get(); }  // null without an output projection
 
+ protected:
+  // Prepared for inference, self-attention over a small input runs q/k/v as one packed
+  // projection (one kernel call instead of three), built on first use like Linear's.
+  void on_prepare_inference(bool prepare) override;
+
  private:
+  // The fused q/k/v projection [B, T, (n_heads + 2 n_kv_heads) head_dim], or undefined where
+  // it does not apply (not prepared, training, gradients, too many rows, cross-attention).
+  Tensor fused_qkv(const Tensor& x) const;
+
   AttentionConfig cfg_;
   std::shared_ptr<Linear> q_, k_, v_, o_;
+  bool fuse_allowed_ = false;
+  mutable std::mutex fuse_mu_;
+  mutable std::shared_ptr<const PackedLinearWeight> qkv_packed_;
+  mutable Tensor qkv_bias_;
 };
 
 }  // namespace lmf::nn

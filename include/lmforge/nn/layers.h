@@ -2,6 +2,8 @@
 // Dropout. Default initialisation follows HF's _init_weights for BERT-family models: weights
 // N(0, 0.02), biases 0, norm weights 1 (models re-initialise with their config's range).
 #pragma once
+#include <mutex>
+
 #include "lmforge/nn/module.h"
 #include "lmforge/ops/ops.h"
 
@@ -19,11 +21,18 @@ class Linear : public Module {
   Tensor bias() const { return bias_ ? *bias_ : Tensor(); }
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
+  bool is_packed() const;  // holds a packed copy of its weight (see prepare_inference)
+
+ protected:
+  void on_prepare_inference(bool prepare) override;
 
  private:
   int64_t in_, out_;
   Tensor* weight_;
   Tensor* bias_ = nullptr;
+  bool pack_allowed_ = false;  // prepare_inference() was called
+  mutable std::mutex pack_mu_;
+  mutable std::shared_ptr<const PackedLinearWeight> packed_;  // made on first small input
 };
 
 // Lookup table weight [num_embeddings, dim]; padding_idx (>= 0) starts at zero and gets no grad.

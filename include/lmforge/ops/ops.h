@@ -7,6 +7,8 @@
 
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/runtime.h"
+#include <memory>
+
 #include "lmforge/core/tensor.h"
 
 namespace lmf {
@@ -20,6 +22,37 @@ enum class Activation { none, relu, gelu, gelu_tanh, silu, tanh };
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 // y = act(x W^T + b); W is [out, in] as in torch.nn.Linear. Bias and activation fused in oneDNN.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(),
+              Activation act = Activation::none);
+
+// A Linear weight copied once into the panel layout of the small-batch inference kernel
+// (aligned, read as one sequential stream per 32 output columns; see kernels/cpu/gemm.h). It
+// keeps the source weight for the inputs the kernel does not take. The copy is a snapshot: the
+// source must not change while the pack is used (nn::Module::prepare_inference owns that rule).
+class PackedLinearWeight {
+ public:
+  const std::vector<Tensor>& sources() const { return sources_; }  // stacked along dim 0
+  int64_t out_features() const { return out_; }
+  int64_t in_features() const { return in_; }
+  Tensor weight() const;  // the single source, or the sources concatenated (a copy)
+  const Tensor& packed() const { return packed_; }
+
+ private:
+  friend std::shared_ptr<const PackedLinearWeight> pack_linear_weights(
+      const std::vector<Tensor>& ws);
+  std::vector<Tensor> sources_;
+  int64_t out_ = 0, in_ = 0;
+  Tensor packed_;
+};
+// Null where packing does not apply (non-f32 weight, no AVX-512, packed path turned off).
+std::shared_ptr<const PackedLinearWeight> pack_linear_weight(const Tensor& w);
+// Several weights [out_i, in] packed as one [sum out_i, in] (fused Q/K/V projections), without
+// keeping a concatenated copy.
+std::shared_ptr<const PackedLinearWeight> pack_linear_weights(const std::vector<Tensor>& ws);
+// Largest row count the packed kernel takes (LMFORGE_PACKED_GEMM_M, default 128; 0 = never).
+int64_t packed_linear_max_rows();
+// linear(x, w.weight(), b, act), through the packed kernel for f32 inputs of at most
+// packed_linear_max_rows() rows that need no gradient; otherwise the unpacked path.
+Tensor linear(const Tensor& x, const PackedLinearWeight& w, const Tensor& b = Tensor(),
               Activation act = Activation::none);
 
 // ---- elementwise (broadcasting) ----------------------------------------------------------------

@@ -39,6 +39,21 @@ inline constexpr int64_t kSmallGemmParallelWork = int64_t{1} << 20;  // m*n*k fo
 bool gemm_small_applies(const GemmDesc& d);
 void gemm_small(const GemmDesc& d, const float* a, const float* w, const float* bias, float* c);
 
+// Inference-only small-m path with the weight packed once (gemm_small.cpp): W[n, k] of an
+// nn.Linear stored as panels of kPackPanel columns, panel q holding W[32q + jj, p] at
+// [q * k * 32 + p * 32 + jj] (zero-padded past n), 64-byte aligned by the caller. The kernel
+// broadcasts one element of A against two aligned weight vectors per FMA pair: no horizontal sums,
+// no unaligned loads (mmapped safetensors weights are not 64-byte aligned), one sequential
+// stream per panel. C[m, n] = act(A[m, k] W^T + bias).
+inline constexpr int64_t kPackPanel = 32;
+int64_t packed_floats(int64_t n, int64_t k);  // size of the packed buffer
+void pack_weight_f32(const float* w, int64_t n, int64_t k, int64_t ldw, float* dst);
+// LMFORGE_PACKED_GEMM_M overrides the largest m given to gemm_packed_f32 (0 turns it off).
+int64_t packed_gemm_max_m();
+void set_packed_gemm_max_m(int64_t m);
+void gemm_packed_f32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                     const float* packed, const float* bias, GemmAct act, float* c, int64_t ldc);
+
 // oneDNN 2.6 runs f32 C = A B with a row-major B of many columns at a third of its usual rate
 // (and a column-major C on its reference path). When this says so, callers get C faster as
 // C^T = B^T A^T (gemm_swapped: B read as a column-major A) into scratch, then transpose_f32.

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <utility>
 
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
@@ -169,6 +170,85 @@ void run_columns(int64_t m, int64_t j0, int64_t j1, int64_t k, const float* a, i
     epilogue(act, c + i * ldc + j0, bias ? bias + j0 : nullptr, j1 - j0);
 }
 
+// ---- packed weights ------------------------------------------------------------------------
+
+constexpr int64_t kPanel = kPackPanel;
+constexpr int kMaxMr = 12;
+constexpr int64_t kKc = 256;  // k block: an 8-row A slice and a 32 KiB weight slice stay in L1/L2
+
+// C rows [0, MR) x columns [0, ncols) (+)= A[0:MR, 0:kc] * panel slice [kc][32].
+template <int MR>
+LMF_TARGET_AVX512 void packed_tile(const float* a, int64_t lda, const float* pw, int64_t kc,
+                                   float* c, int64_t ldc, int ncols, bool accumulate) {
+  __m512 acc0[MR], acc1[MR];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    _mm_prefetch(reinterpret_cast<const char*>(pw + (p + 64) * kPanel), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(pw + (p + 64) * kPanel + 16), _MM_HINT_T0);
+    const __m512 w0 = _mm512_load_ps(pw + p * kPanel);
+    const __m512 w1 = _mm512_load_ps(pw + p * kPanel + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i * lda + p]);
+      acc0[i] = _mm512_fmadd_ps(av, w0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(av, w1, acc1[i]);
+    }
+  }
+  const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1u);
+  const __mmask16 m1 =
+      ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1u);
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    if (accumulate) {
+      acc0[i] = _mm512_add_ps(acc0[i], _mm512_maskz_loadu_ps(m0, ci));
+      acc1[i] = _mm512_add_ps(acc1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
+    }
+    _mm512_mask_storeu_ps(ci, m0, acc0[i]);
+    _mm512_mask_storeu_ps(ci + 16, m1, acc1[i]);
+  }
+}
+
+template <int... MR>
+LMF_TARGET_AVX512 void packed_tile_any(int mr, std::integer_sequence<int, MR...>, const float* a,
+                                       int64_t lda, const float* pw, int64_t kc, float* c,
+                                       int64_t ldc, int ncols, bool accumulate) {
+  ((mr == MR + 1 ? packed_tile<MR + 1>(a, lda, pw, kc, c, ldc, ncols, accumulate) : void()), ...);
+}
+
+// Panels [q0, q1) of C for all m rows, then bias and activation over those columns.
+void run_panels(int64_t m, int64_t n, int64_t k, int64_t q0, int64_t q1, const float* a,
+                int64_t lda, const float* packed, const float* bias, GemmAct act, float* c,
+                int64_t ldc) {
+  const int64_t blocks = (m + kMaxMr - 1) / kMaxMr;
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t j0 = q * kPanel;
+    const int ncols = static_cast<int>(std::min<int64_t>(kPanel, n - j0));
+    const float* panel = packed + q * k * kPanel;
+    for (int64_t p0 = 0; p0 < k; p0 += kKc) {
+      const int64_t kc = std::min(kKc, k - p0);
+      for (int64_t b = 0, i0 = 0; b < blocks; ++b) {
+        const int64_t i1 = m * (b + 1) / blocks;
+        packed_tile_any(static_cast<int>(i1 - i0), std::make_integer_sequence<int, kMaxMr>(),
+                        a + i0 * lda + p0, lda, panel + p0 * kPanel, kc, c + i0 * ldc + j0, ldc,
+                        ncols, p0 > 0);
+        i0 = i1;
+      }
+    }
+    if (bias || act != GemmAct::none)
+      for (int64_t i = 0; i < m; ++i) epilogue(act, c + i * ldc + j0, bias ? bias + j0 : nullptr, ncols);
+  }
+}
+
+std::atomic<int64_t>& packed_gemm_bound() {
+  static std::atomic<int64_t> bound{[] {
+    const char* env = std::getenv("LMFORGE_PACKED_GEMM_M");
+    return env && *env ? std::max(0ll, std::atoll(env)) : 128ll;
+  }()};
+  return bound;
+}
+
 std::atomic<int64_t>& small_gemm_bound() {
   static std::atomic<int64_t> bound{[] {
     const char* env = std::getenv("LMFORGE_SMALL_GEMM_M");
@@ -206,6 +286,48 @@ void gemm_small(const GemmDesc& d, const float* a, const float* w, const float* 
     if (j0 < j1)
       run_columns(d.m, j0, j1, d.k, a, d.a_rs, w, d.b_cs, d.has_bias ? bias : nullptr, c, d.c_rs,
                   d.act);
+  }
+}
+
+}  // namespace lmf::cpu
+
+namespace lmf::cpu {
+
+int64_t packed_floats(int64_t n, int64_t k) { return (n + kPackPanel - 1) / kPackPanel * kPackPanel * k; }
+
+void pack_weight_f32(const float* w, int64_t n, int64_t k, int64_t ldw, float* dst) {
+  const int64_t panels = (n + kPackPanel - 1) / kPackPanel;
+#pragma omp parallel for schedule(static)
+  for (int64_t q = 0; q < panels; ++q) {
+    float* out = dst + q * k * kPackPanel;
+    for (int64_t jj = 0; jj < kPackPanel; ++jj) {
+      const int64_t j = q * kPackPanel + jj;
+      if (j < n) {
+        const float* row = w + j * ldw;
+        for (int64_t p = 0; p < k; ++p) out[p * kPackPanel + jj] = row[p];
+      } else {
+        for (int64_t p = 0; p < k; ++p) out[p * kPackPanel + jj] = 0.0f;
+      }
+    }
+  }
+}
+
+int64_t packed_gemm_max_m() { return packed_gemm_bound().load(std::memory_order_relaxed); }
+void set_packed_gemm_max_m(int64_t m) { packed_gemm_bound().store(std::max<int64_t>(0, m)); }
+
+void gemm_packed_f32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                     const float* packed, const float* bias, GemmAct act, float* c, int64_t ldc) {
+  const int64_t panels = (n + kPackPanel - 1) / kPackPanel;
+  const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), panels));
+  if (nt <= 1 || m * n * k < kSmallGemmParallelWork) {
+    run_panels(m, n, k, 0, panels, a, lda, packed, bias, act, c, ldc);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n_threads = omp_get_num_threads();
+    run_panels(m, n, k, panels * t / n_threads, panels * (t + 1) / n_threads, a, lda, packed, bias,
+               act, c, ldc);
   }
 }
 
