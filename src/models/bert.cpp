@@ -942,6 +942,7 @@ thread_local bool g_skip_init = false;
 struct SkipInitScope {
   SkipInitScope() { g_skip_init = true; }
   ~SkipInitScope() { g_skip_init = false; }
+  nn::init::NoInitGuard no_draws;  // nor the layers' own constructor draws
 };
 
 // HF's _init_weights for one parameter the checkpoint did not provide, decided by its name.

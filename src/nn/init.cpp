@@ -5,6 +5,14 @@
 namespace lmf::nn::init {
 
 namespace {
+thread_local bool g_skip_random = false;
+}  // namespace
+
+NoInitGuard::NoInitGuard() : prev_(g_skip_random) { g_skip_random = true; }
+NoInitGuard::~NoInitGuard() { g_skip_random = prev_; }
+bool random_init_skipped() { return g_skip_random; }
+
+namespace {
 // Draws t.numel() values in row-major order into an f32 buffer, then copies (and converts) them
 // into t, so any layout and dtype gets the same values in the same order.
 template <class Draw>
@@ -12,6 +20,7 @@ void fill_with(const Tensor& t, Draw draw) {
   LMF_CHECK(t.defined() && is_floating(t.dtype()), DTypeError,
             "init: needs a floating-point tensor, got {}",
             t.defined() ? t.describe() : "undefined");
+  if (g_skip_random) return;
   Tensor buf = Tensor::empty(t.shape(), DType::f32);
   float* p = buf.data<float>();
   for (int64_t i = 0; i < buf.numel(); ++i) p[i] = static_cast<float>(draw());

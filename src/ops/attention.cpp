@@ -90,13 +90,24 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
   }
   mask.causal = o.causal;
 
-  const Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(),
-               vc = v.detach().contiguous();
   const bool grad = needs_grad({q, k, v});
   const bool dropout = o.training && o.dropout_p > 0.0;
   const float p = dropout ? static_cast<float>(o.dropout_p) : 0.0f;
+  // Without a backward, q/k/v are read through their strides (views of a fused projection) and
+  // out is written as [B, Tq, H, Dv] (returned as the usual [B, H, Tq, Dv] view), so that merging
+  // the heads afterwards is a free reshape. The backward wants the packed layouts.
+  auto unit_last = [](const Tensor& t) { return t.detach().strides()[3] == 1 ? t.detach() : t.detach().contiguous(); };
+  const Tensor qc = grad ? q.detach().contiguous() : unit_last(q);
+  const Tensor kc = grad ? k.detach().contiguous() : unit_last(k);
+  const Tensor vc = grad ? v.detach().contiguous() : unit_last(v);
 
-  Tensor out = Tensor::empty({d.B, d.H, d.Tq, d.Dv});
+  Tensor out = grad ? Tensor::empty({d.B, d.H, d.Tq, d.Dv})
+                    : Tensor::empty({d.B, d.Tq, d.H, d.Dv}).permute({0, 2, 1, 3});
+  kernels::AttentionStrides st;
+  const Tensor* ts[4] = {&qc, &kc, &vc, &out};
+  int64_t* dst[4] = {st.q, st.k, st.v, st.out};
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 3; ++j) dst[i][j] = ts[i]->strides()[j];
   Tensor probs, keep;
   if (grad || o.return_probs) probs = Tensor::empty(score_shape);
   std::vector<uint64_t> seeds;
@@ -107,7 +118,7 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
   }
   kernels::attention_forward(d, mask, scale, qc.data<float>(), kc.data<float>(), vc.data<float>(),
                              out.data<float>(), probs.defined() ? probs.data<float>() : nullptr, p,
-                             seeds.data(), dropout ? keep.data<uint8_t>() : nullptr);
+                             seeds.data(), dropout ? keep.data<uint8_t>() : nullptr, &st);
 
   AttentionResult r;
   if (o.return_probs) r.probs = grad ? probs.clone() : probs;

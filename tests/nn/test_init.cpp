@@ -117,3 +117,23 @@ TEST(Init, ExplicitGeneratorIsIndependentOfDefault) {
   init::normal_(b, 0, 1, &g2);
   EXPECT_EQ(a.to_vector<float>(), b.to_vector<float>());
 }
+
+TEST(Init, NoInitGuardSkipsRandomDrawsOnly) {
+  lmf::manual_seed(5);
+  const double first = lmf::default_generator().normal();
+  lmf::manual_seed(5);
+  lmf::Tensor t = lmf::Tensor::zeros({4, 3});
+  {
+    lmf::nn::init::NoInitGuard guard;
+    EXPECT_TRUE(lmf::nn::init::random_init_skipped());
+    lmf::nn::init::normal_(t, 0.0, 1.0);
+    lmf::nn::init::kaiming_uniform_(t, 2.0);
+    for (float x : t.to_vector<float>()) EXPECT_EQ(x, 0.0f);
+    lmf::nn::init::ones_(t);  // constants still apply
+    for (float x : t.to_vector<float>()) EXPECT_EQ(x, 1.0f);
+  }
+  EXPECT_FALSE(lmf::nn::init::random_init_skipped());
+  EXPECT_EQ(lmf::default_generator().normal(), first);  // no draw was made under the guard
+  lmf::nn::init::normal_(t, 0.0, 1.0);
+  EXPECT_NE(t.to_vector<float>()[0], 1.0f);
+}

@@ -268,6 +268,47 @@ TEST(Attention, ReturnedProbsAreDetachedAndRowsSumToOne) {
   EXPECT_FALSE(scaled_dot_product_attention(q, k, v).probs.defined());
 }
 
+// The inference path (no gradient) reads q/k/v through their strides, writes out as
+// [B, Tq, H, Dv] and uses its own loops for small per-head blocks; the autograd path (checked
+// against float64 by the op table) packs everything. Both must agree, on small and large blocks.
+TEST(Attention, InferencePathEqualsAutogradPathOnStridedViews) {
+  manual_seed(11);
+  struct Case {
+    int64_t B, H, Hkv, T, D;
+    bool causal, padding;
+  };
+  for (const Case& c : {Case{1, 4, 4, 16, 32, false, false}, Case{2, 4, 2, 7, 8, true, true},
+                        Case{2, 2, 1, 128, 64, false, true}, Case{1, 3, 3, 5, 24, true, false}}) {
+    // A fused projection [B, T, (H + 2 Hkv) D] split into strided head views, as attention does.
+    const Tensor qkv = randn({c.B, c.T, (c.H + 2 * c.Hkv) * c.D});
+    auto heads = [&](int64_t start, int64_t n) {
+      return qkv.narrow(2, start * c.D, n * c.D).reshape({c.B, c.T, n, c.D}).permute({0, 2, 1, 3});
+    };
+    const Tensor q = heads(0, c.H), k = heads(c.H, c.Hkv), v = heads(c.H + c.Hkv, c.Hkv);
+    AttentionOptions o;
+    o.causal = c.causal;
+    if (c.padding) {
+      Tensor pad = Tensor::ones({c.B, c.T}, DType::i64);
+      pad.narrow(1, c.T - 2, 2).select(0, c.B - 1).fill_(0);
+      o.key_padding_mask = pad;
+    }
+    Tensor inference;
+    {
+      NoGradGuard no_grad;
+      inference = scaled_dot_product_attention(q, k, v, o).out;
+    }
+    const Tensor qg = q.contiguous().set_requires_grad(true);
+    const Tensor training = scaled_dot_product_attention(qg, k.contiguous(), v.contiguous(), o).out;
+    ASSERT_EQ(inference.shape(), training.shape());
+    const std::vector<float> a = inference.contiguous().to_vector<float>();
+    const std::vector<float> b = training.detach().contiguous().to_vector<float>();
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+    EXPECT_LT(worst, 1e-5) << "B=" << c.B << " H=" << c.H << " Hkv=" << c.Hkv << " T=" << c.T
+                           << " D=" << c.D;
+  }
+}
+
 TEST(Attention, FullyMaskedRowIsZeroNotNan) {
   Tensor q = randn({1, 1, 2, 4}), k = randn({1, 1, 3, 4}), v = randn({1, 1, 3, 4});
   AttentionOptions o;

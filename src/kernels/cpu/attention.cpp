@@ -33,6 +33,37 @@ void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const 
   if (st != dnnl_success) fail<Error>("attention: oneDNN sgemm failed with status {}", int(st));
 }
 
+// The same products for the small per-head blocks of short inputs (batch-1 inference: 16 x 16 x
+// 32), where oneDNN's per-call dispatch costs more than the arithmetic. Row-major, beta = 0.
+constexpr int64_t kSmallBlock = 65536;  // m * n * k at or below which the loops below are used
+
+// C = A B: rows of C accumulated as axpys of B's rows (scaled by alpha).
+__attribute__((target_clones("avx512f", "default"))) void small_gemm_nn(
+    int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+    int64_t ldb, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* __restrict ci = c + i * ldc;
+    std::fill(ci, ci + n, 0.0f);
+    for (int64_t p = 0; p < k; ++p) {
+      const float w = alpha * a[i * lda + p];
+      const float* __restrict bp = b + p * ldb;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) ci[j] += w * bp[j];
+    }
+  }
+}
+
+// C = alpha A B^T: B transposed into per-thread scratch, then the axpy form (a dot product per
+// element would need a horizontal sum each).
+void small_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                   const float* b, int64_t ldb, float* c, int64_t ldc) {
+  thread_local std::vector<float> bt;
+  bt.resize(static_cast<size_t>(n * k));
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = 0; p < k; ++p) bt[p * n + j] = b[j * ldb + p];
+  small_gemm_nn(m, n, k, alpha, a, lda, bt.data(), n, c, ldc);
+}
+
 // Softmax of each row of s[rows, n] in place; a row whose scores are all -inf becomes zeros.
 // OpenMP simd reductions vectorise the row max / sums without -ffast-math.
 __attribute__((target_clones("avx512f", "default"))) void softmax_rows(float* s, int64_t rows,
@@ -124,8 +155,14 @@ bool has_mask(const AttentionMask& mk) {
 // H=32, T=2048), which is why inference without return_probs keeps them per thread only.
 void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale,
                        const float* q, const float* k, const float* v, float* out, float* probs,
-                       float dropout_p, const uint64_t* seeds, uint8_t* drop_keep) {
+                       float dropout_p, const uint64_t* seeds, uint8_t* drop_keep,
+                       const AttentionStrides* strides) {
   const int64_t blocks = d.B * d.H, group = d.H / d.Hkv, tt = d.Tq * d.Tk;
+  const AttentionStrides st = strides ? *strides
+                                      : AttentionStrides{{d.H * d.Tq * d.D, d.Tq * d.D, d.D},
+                                                         {d.Hkv * d.Tk * d.D, d.Tk * d.D, d.D},
+                                                         {d.Hkv * d.Tk * d.Dv, d.Tk * d.Dv, d.Dv},
+                                                         {d.H * d.Tq * d.Dv, d.Tq * d.Dv, d.Dv}};
   const bool dropout = dropout_p > 0.0f;
   const bool masked = has_mask(mask);
   const float keep_scale = dropout ? 1.0f / (1.0f - dropout_p) : 1.0f;
@@ -136,10 +173,17 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
     std::vector<float> own(probs ? 0 : tt), dropped(dropout ? tt : 0);
 #pragma omp for schedule(dynamic)
     for (int64_t bh = 0; bh < blocks; ++bh) {
-      const int64_t b = bh / d.H, h = bh % d.H, kv = b * d.Hkv + h / group;
+      const int64_t b = bh / d.H, h = bh % d.H, hk = h / group;
+      const float* qb = q + b * st.q[0] + h * st.q[1];
+      const float* kb = k + b * st.k[0] + hk * st.k[1];
+      const float* vb = v + b * st.v[0] + hk * st.v[1];
+      float* ob = out + b * st.out[0] + h * st.out[1];
+      const bool small = d.Tq * d.Tk * std::max(d.D, d.Dv) <= kSmallBlock;
       float* s = probs ? probs + bh * tt : own.data();
-      gemm('N', 'T', d.Tq, d.Tk, d.D, scale, q + bh * d.Tq * d.D, d.D, k + kv * d.Tk * d.D, d.D, s,
-           d.Tk);
+      if (small)
+        small_gemm_nt(d.Tq, d.Tk, d.D, scale, qb, st.q[2], kb, st.k[2], s, d.Tk);
+      else
+        gemm('N', 'T', d.Tq, d.Tk, d.D, scale, qb, st.q[2], kb, st.k[2], s, d.Tk);
       if (masked) {
         const int64_t base = b * mask.strides[0] + h * mask.strides[1];
         BlockMask bm{mask.key_padding ? pad_bias.data() + b * d.Tk : nullptr,
@@ -162,8 +206,10 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
         }
         p = dropped.data();
       }
-      gemm('N', 'N', d.Tq, d.Dv, d.Tk, 1.0f, p, d.Tk, v + kv * d.Tk * d.Dv, d.Dv,
-           out + bh * d.Tq * d.Dv, d.Dv);
+      if (small)
+        small_gemm_nn(d.Tq, d.Dv, d.Tk, 1.0f, p, d.Tk, vb, st.v[2], ob, st.out[2]);
+      else
+        gemm('N', 'N', d.Tq, d.Dv, d.Tk, 1.0f, p, d.Tk, vb, st.v[2], ob, st.out[2]);
     }
   }
 }

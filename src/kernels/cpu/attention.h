@@ -18,12 +18,20 @@ struct AttentionMask {
   bool causal = false;                // query i attends keys j <= i + (Tk - Tq)
 };
 
+// Element strides over (B, H, T) of q, k, v and out; the last dim is contiguous. Null: the
+// packed [B, H, T, D] layouts. Inference passes q/k/v as views of a fused projection and writes
+// out as [B, T, H, Dv], so neither side is copied.
+struct AttentionStrides {
+  int64_t q[3], k[3], v[3], out[3];
+};
+
 // out [B,H,Tq,Dv] = dropout(softmax(mask(scale q k^T))) v. `probs` ([B,H,Tq,Tk], before dropout)
 // is written when non-null (needed by the backward). With dropout_p > 0, `drop_keep` ([B,H,Tq,Tk])
 // receives the keep mask, drawn per (b, h) from a generator seeded with seeds[b * H + h].
 void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale,
                        const float* q, const float* k, const float* v, float* out, float* probs,
-                       float dropout_p, const uint64_t* seeds, uint8_t* drop_keep);
+                       float dropout_p, const uint64_t* seeds, uint8_t* drop_keep,
+                       const AttentionStrides* strides = nullptr);
 
 // Gradients of the forward above from the saved probabilities (and keep mask when dropout_p > 0).
 // dk / dv sum over the query heads that share a kv head. All outputs are fully overwritten.
