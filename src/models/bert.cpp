@@ -411,10 +411,10 @@ Tensor BertLayer::forward(const Tensor& x, const AttentionOptions& mask, Tensor*
   AttentionResult r = self_->forward(x, in);  // [B, T, H] (heads merged)
   if (probs) *probs = r.probs;
   Tensor a = attn_out_ ? attn_out_->forward(r.out) : r.out;
-  Tensor h = attn_norm_->forward(dropout_->forward(a) + x);
+  Tensor h = attn_norm_->forward(dropout_->forward(a), x);
   Tensor o = out_->forward(inter_->forward(h, cfg_.hidden_act));
   if (cfg_.family != EncoderFamily::albert) o = dropout_->forward(o);  // HF ALBERT has none here
-  return out_norm_->forward(o + h);
+  return out_norm_->forward(o, h);
 }
 
 // ---- model --------------------------------------------------------------------------------------

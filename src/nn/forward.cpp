@@ -54,6 +54,11 @@ Tensor LayerNorm::forward(const Tensor& x) const {
   return layer_norm(x, weight(), bias(), eps_);
 }
 
+Tensor LayerNorm::forward(const Tensor& x, const Tensor& residual) const {
+  check_last_dim("LayerNorm", x, dim_);
+  return add_layer_norm(x, residual, weight(), bias(), eps_);
+}
+
 Tensor RMSNorm::forward(const Tensor& x) const {
   check_last_dim("RMSNorm", x, dim_);
   return rms_norm(x, *weight_, eps_);

@@ -76,6 +76,27 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
   return y;
 }
 
+Tensor add_layer_norm(const Tensor& x_in, const Tensor& res_in, const Tensor& weight,
+                      const Tensor& bias, double eps) {
+  if (!x_in.defined() || !res_in.defined() || x_in.shape() != res_in.shape() ||
+      x_in.dtype() != res_in.dtype() || needs_grad({x_in, res_in, weight, bias}))
+    return layer_norm(add(x_in, res_in), weight, bias, eps);
+  check_input("layer_norm", x_in);
+  const Tensor w = check_param("layer_norm", "weight", weight, x_in);
+  const Tensor b = check_param("layer_norm", "bias", bias, x_in);
+  const int64_t cols = x_in.shape().back(), rows = cols == 0 ? 0 : x_in.numel() / cols;
+  const Tensor x = x_in.contiguous(), res = res_in.contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  Tensor mean = Tensor::empty({rows}), rstd = Tensor::empty({rows});
+  visit_float(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    kernels::add_layer_norm_fwd(ptr<T>(x), ptr<T>(res), ptr<T>(w), ptr<T>(b),
+                                static_cast<T*>(y.data_ptr()), mean.data<float>(),
+                                rstd.data<float>(), rows, cols, static_cast<float>(eps));
+  });
+  return y;
+}
+
 Tensor rms_norm(const Tensor& x_in, const Tensor& weight, double eps) {
   check_input("rms_norm", x_in);
   const Tensor w = check_param("rms_norm", "weight", weight, x_in);

@@ -76,6 +76,17 @@ std::string finetune_task_name(FinetuneTask task) {
 }
 
 namespace {
+// TextData with these rows and flags and no resolved column names.
+TextData rows_only(std::vector<TextRow> rows, bool has_pair, bool has_label) {
+  TextData d;
+  d.rows = std::move(rows);
+  d.has_pair = has_pair;
+  d.has_label = has_label;
+  return d;
+}
+}  // namespace
+
+namespace {
 
 std::string architecture_name(models::EncoderFamily family, EncoderHead head) {
   for (const auto& a : models::supported_architectures())
@@ -319,13 +330,13 @@ class SequenceClassificationObjective : public FinetuneObjective {
     std::optional<TextData> probe;  // column facts (pair, label) of the first file read
     auto [train, eval] = load_splits<TextRow>(o, [&](const std::string& p) {
       TextData d = read_text_data(p, o.columns);
-      if (!probe) probe = TextData{{}, d.has_pair, d.has_label};
+      if (!probe) probe = rows_only({}, d.has_pair, d.has_label);
       return std::move(d.rows);
     });
     LMF_CHECK(task != FinetuneTask::cross_encoder || probe->has_pair, ValueError,
               "the cross-encoder needs pairs: name the second text column (text_pair)");
-    TextData train_data{std::move(train), probe->has_pair, probe->has_label};
-    TextData eval_data{std::move(eval), probe->has_pair, probe->has_label};
+    TextData train_data = rows_only(std::move(train), probe->has_pair, probe->has_label);
+    TextData eval_data = rows_only(std::move(eval), probe->has_pair, probe->has_label);
     if (!train_data.rows.empty()) {
       labels_ = make_label_space(train_data, o.label_kind);
       if (labels_.kind != LabelKind::regression)
@@ -663,7 +674,7 @@ class BiEncoderObjective : public FinetuneObjective {
     std::optional<TextData> first;  // column facts (pair, label) of the first file read
     auto [train, eval] = load_splits<TextRow>(o, [&](const std::string& p) {
       TextData d = read_text_data(p, cols);
-      if (!first) first = TextData{{}, d.has_pair, d.has_label};
+      if (!first) first = rows_only({}, d.has_pair, d.has_label);
       return std::move(d.rows);
     });
     const TextData& probe = *first;
@@ -679,8 +690,8 @@ class BiEncoderObjective : public FinetuneObjective {
     model_ = build_model(o.model_dir, cfg, EncoderHead::base, o.seed);
     pad_id_ = cfg.pad_token_id;
     const int64_t max_len = capped_max_length(o, cfg);
-    make_pairs(TextData{std::move(train), true, probe.has_label}, max_len, train_, train_b_);
-    make_pairs(TextData{std::move(eval), true, probe.has_label}, max_len, eval_, eval_b_);
+    make_pairs(rows_only(std::move(train), true, probe.has_label), max_len, train_, train_b_);
+    make_pairs(rows_only(std::move(eval), true, probe.has_label), max_len, eval_, eval_b_);
   }
 
   int64_t example_length(int64_t i) const override {

@@ -98,6 +98,33 @@ LMF_REGISTER_OP_CASES({
 
 }  // namespace
 
+// The fused residual form must equal layer_norm(add(x, r)) exactly where it runs (same
+// arithmetic on the rounded sum), and fall back to it for gradients and broadcasting.
+TEST(Norm, AddLayerNormEqualsLayerNormOfTheSum) {
+  manual_seed(3);
+  for (DType t : {DType::f32, DType::bf16}) {
+    const Tensor x = randn({3, 5, 48}).to(t), r = randn({3, 5, 48}).to(t);
+    const Tensor w = randn({48}).to(t), b = randn({48}).to(t);
+    Tensor fused, want;
+    {
+      NoGradGuard no_grad;
+      fused = add_layer_norm(x, r, w, b, 1e-12);
+      want = layer_norm(add(x, r), w, b, 1e-12);
+    }
+    ASSERT_EQ(fused.shape(), want.shape());
+    const std::vector<float> a = fused.to(DType::f32).to_vector<float>();
+    const std::vector<float> e = want.to(DType::f32).to_vector<float>();
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], e[i]) << dtype_name(t) << " at " << i;
+  }
+  // Broadcast residual and autograd: the unfused path, gradients included.
+  const Tensor x = randn({2, 4, 8}).set_requires_grad(true), r = randn({8});
+  const Tensor y = add_layer_norm(x, r, Tensor::ones({8}), Tensor::zeros({8}));
+  EXPECT_TRUE(y.requires_grad());
+  sum(mul(y, y)).backward();
+  EXPECT_TRUE(x.grad().defined());
+  EXPECT_THROW(add_layer_norm(randn({2, 8}), randn({2, 8}), randn({7}), Tensor()), ShapeError);
+}
+
 TEST(Norm, LayerNormWeightOfWrongSizeThrowsShapeError) {
   Tensor x = randn({2, 8});
   try {

@@ -56,6 +56,8 @@ class LayerNorm : public Module {
  public:
   explicit LayerNorm(int64_t dim, double eps = 1e-5, bool affine = true, bool bias = true);
   Tensor forward(const Tensor& x) const;
+  // forward(x + residual), fused when no gradient is needed (ops::add_layer_norm).
+  Tensor forward(const Tensor& x, const Tensor& residual) const;
   Tensor weight() const { return weight_ ? *weight_ : Tensor(); }
   Tensor bias() const { return bias_ ? *bias_ : Tensor(); }
   double eps() const { return eps_; }

@@ -98,6 +98,10 @@ Tensor softmax(const Tensor& a, int64_t dim = -1);
 Tensor log_softmax(const Tensor& a, int64_t dim = -1);
 // Normalises over the last dim; weight/bias [H] are optional (undefined = none).
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+// layer_norm(x + residual, ...) (the post-LN residual block), in one pass over each row when no
+// gradient is needed and both have x's shape; otherwise exactly layer_norm(add(x, residual)).
+Tensor add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                      const Tensor& bias, double eps = 1e-5);
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
 
 // ---- indexing, shape and masking ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 #include "kernels/cpu/elementwise.h"
 
 #include <dnnl.h>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -37,8 +38,9 @@ void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const 
 // 32), where oneDNN's per-call dispatch costs more than the arithmetic. Row-major, beta = 0.
 constexpr int64_t kSmallBlock = 65536;  // m * n * k at or below which the loops below are used
 
-// C = A B: rows of C accumulated as axpys of B's rows (scaled by alpha).
-__attribute__((target_clones("avx512f", "default"))) void small_gemm_nn(
+// C = alpha A B: rows of C accumulated as axpys of B's rows. The AVX-512 version keeps a row's
+// 64-column strip of C in registers over the whole k loop.
+__attribute__((target_clones("avx512f", "default"))) void small_gemm_nn_generic(
     int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
     int64_t ldb, float* c, int64_t ldc) {
   for (int64_t i = 0; i < m; ++i) {
@@ -49,6 +51,50 @@ __attribute__((target_clones("avx512f", "default"))) void small_gemm_nn(
       const float* __restrict bp = b + p * ldb;
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) ci[j] += w * bp[j];
+    }
+  }
+}
+
+template <int NV>
+LMF_TARGET_AVX512 void small_strip(int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                                   int64_t lda, const float* b, int64_t ldb, float* c,
+                                   int64_t ldc) {
+  __mmask16 mk[NV];
+  for (int v = 0; v < NV; ++v) {
+    const int64_t left = n - 16 * v;
+    mk[v] = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    __m512 acc[NV];
+    for (int v = 0; v < NV; ++v) acc[v] = _mm512_setzero_ps();
+    const float* ai = a + i * lda;
+    for (int64_t p = 0; p < k; ++p) {
+      const __m512 w = _mm512_set1_ps(alpha * ai[p]);
+      for (int v = 0; v < NV; ++v)
+        acc[v] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mk[v], b + p * ldb + 16 * v), acc[v]);
+    }
+    for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mk[v], acc[v]);
+  }
+}
+
+void small_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                   const float* b, int64_t ldb, float* c, int64_t ldc) {
+  if (!cpu_has_avx512())
+    return small_gemm_nn_generic(m, n, k, alpha, a, lda, b, ldb, c, ldc);
+  for (int64_t j = 0; j < n; j += 64) {
+    const int64_t w = std::min<int64_t>(64, n - j);
+    switch ((w + 15) / 16) {
+      case 1:
+        small_strip<1>(m, w, k, alpha, a, lda, b + j, ldb, c + j, ldc);
+        break;
+      case 2:
+        small_strip<2>(m, w, k, alpha, a, lda, b + j, ldb, c + j, ldc);
+        break;
+      case 3:
+        small_strip<3>(m, w, k, alpha, a, lda, b + j, ldb, c + j, ldc);
+        break;
+      default:
+        small_strip<4>(m, w, k, alpha, a, lda, b + j, ldb, c + j, ldc);
     }
   }
 }

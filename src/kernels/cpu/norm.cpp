@@ -98,12 +98,19 @@ struct Partials {
 
 }  // namespace
 
+namespace {
+// LayerNorm of x (+ res, when given: the sum is written to y first and normalised in place).
 template <class T>
-void layer_norm_fwd(const T* x, const T* w, const T* b, T* y, float* mean, float* rstd,
-                    int64_t rows, int64_t cols, float eps) {
+void layer_norm_fwd_impl(const T* x, const T* res, const T* w, const T* b, T* y, float* mean,
+                         float* rstd, int64_t rows, int64_t cols, float eps) {
   for_range(rows, row_grain(cols), [=](int64_t r) LMF_INLINE_LAMBDA {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
+    if (res) {
+      const T* rr = res + r * cols;
+      for (int64_t c = 0; c < cols; ++c) st(yr[c], ld(xr[c]) + ld(rr[c]));
+      xr = yr;
+    }
     double mu, var;
     row_moments(xr, cols, mu, var);
     const float rs = static_cast<float>(1.0 / std::sqrt(var + eps));
@@ -124,6 +131,19 @@ void layer_norm_fwd(const T* x, const T* w, const T* b, T* y, float* mean, float
       for (int64_t c = 0; c < cols; ++c) st(yr[c], (ld(xr[c]) - m) * rs - lo);
     }
   });
+}
+}  // namespace
+
+template <class T>
+void layer_norm_fwd(const T* x, const T* w, const T* b, T* y, float* mean, float* rstd,
+                    int64_t rows, int64_t cols, float eps) {
+  layer_norm_fwd_impl<T>(x, nullptr, w, b, y, mean, rstd, rows, cols, eps);
+}
+
+template <class T>
+void add_layer_norm_fwd(const T* x, const T* res, const T* w, const T* b, T* y, float* mean,
+                        float* rstd, int64_t rows, int64_t cols, float eps) {
+  layer_norm_fwd_impl<T>(x, res, w, b, y, mean, rstd, rows, cols, eps);
 }
 
 template <class T>
@@ -224,6 +244,8 @@ void rms_norm_bwd(const T* x, const T* w, const float* rstd, const T* gy, T* gx,
 #define LMF_INSTANTIATE(T)                                                                       \
   template void layer_norm_fwd<T>(const T*, const T*, const T*, T*, float*, float*, int64_t,     \
                                   int64_t, float);                                               \
+  template void add_layer_norm_fwd<T>(const T*, const T*, const T*, const T*, T*, float*, float*, \
+                                      int64_t, int64_t, float);                                  \
   template void layer_norm_bwd<T>(const T*, const T*, const float*, const float*, const T*, T*,  \
                                   float*, float*, int64_t, int64_t);                             \
   template void rms_norm_fwd<T>(const T*, const T*, T*, float*, int64_t, int64_t, float);        \
