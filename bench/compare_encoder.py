@@ -131,6 +131,22 @@ def flops_per_sentence(cfg, seq):
     return per_token * seq
 
 
+def weight_bytes(cfg):
+    """f32 bytes of the encoder's Linear weights: what a batch-1 forward streams from memory."""
+    h, i, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    return 4 * layers * (4 * h * h + 2 * h * i)
+
+
+def read_bandwidth(binary, mb, threads):
+    """Median read GB/s over a working set of `mb` MB (build/bench/bench_bandwidth)."""
+    if not os.path.exists(binary):
+        return None
+    env = dict(os.environ, LMFORGE_NUM_THREADS=str(threads))
+    out = subprocess.run([binary, str(mb)], env=env, check=True, capture_output=True,
+                         text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["read_gb_s_by_mb"][str(mb)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, "build/bench/bench_encoder"))
@@ -213,8 +229,11 @@ def main():
             med = {k: statistics.median(v) for k, v in times.items() if v}
             rows.append(dict(model=name, workload=wname, batch=batch, seq=seq, med=med,
                              n=len(times["lmforge"]), gflop=flops_per_sentence(tm.config, seq) * batch / 1e9,
-                             lmf_rss=lmf_rss))
-        rss = {"lmforge": max(r["lmf_rss"] for r in rows if r["model"] == name)}
+                             lmf_rss=lmf_rss, wbytes=weight_bytes(tm.config)))
+        # lmforge's batch-32 figure from its throughput runs (a batch-1 run also holds the packed
+        # weight copies of the small-batch kernel, reported separately below).
+        tput = [r["lmf_rss"] for r in rows if r["model"] == name and r["workload"] == "throughput"]
+        rss = {"lmforge": max(tput) if tput else max(r["lmf_rss"] for r in rows if r["model"] == name)}
         which = "real" if model_dir else "random"
         if not a.no_rss:
             rss["pytorch"] = probe_rss(a, "torch", which)
@@ -251,6 +270,20 @@ def main():
         line += f"{r['gflop'] / med['lmforge']:>13.1f}"
         print(line)
     print("(ratios > 1: lmforge faster; throughput = sentences/s ratio, latency = time ratio)")
+    bw_bin = os.path.join(os.path.dirname(a.bin), "bench_bandwidth")
+    for r in rows:
+        if r["workload"] != "latency":
+            continue
+        mb = max(1, round(r["wbytes"] / 2**20))
+        bw = read_bandwidth(bw_bin, mb, a.threads)
+        if not bw:
+            print(f"{r['model']}: build bench_bandwidth for the weight-streaming bound")
+            continue
+        bound_ms = r["wbytes"] / (bw * 1e9) * 1e3
+        print(f"{r['model']}: batch 1 streams {r['wbytes'] / 1e6:.0f} MB of f32 Linear weights; at "
+              f"the measured {bw:.1f} GB/s read bandwidth ({a.threads} threads, {mb} MB working "
+              f"set) that alone takes {bound_ms:.2f} ms; lmforge {r['med']['lmforge'] * 1e3:.2f} ms, "
+              f"PyTorch / 3 = {r['med']['pytorch'] * 1e3 / 3:.2f} ms")
     print("\npeak RSS MB (fresh process, batch 32 x seq 128 workload):")
     seen = set()
     for r in rows:
@@ -258,6 +291,10 @@ def main():
             continue
         seen.add(r["model"])
         print(f"  {r['model']:<18}" + "  ".join(f"{k} {v:.0f}" for k, v in r["rss"].items()))
+    for r in rows:
+        if r["workload"] == "latency":
+            print(f"  lmforge peak RSS in the batch-1 runs of {r['model']}: {r['lmf_rss']:.0f} MB "
+                  "(includes the packed weight copies of the small-batch kernel)")
 
 
 if __name__ == "__main__":
