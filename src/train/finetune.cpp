@@ -271,6 +271,15 @@ NamedTensors FinetuneObjective::parameters() const {
   return out;
 }
 
+double FinetuneObjective::eval_loss(const std::function<Tensor(std::span<const int64_t>)>& batch) {
+  NoGradGuard no_grad;
+  set_training(false);
+  RunningMean loss;
+  for (const auto& idx : batches_of(eval_.size(), options_.eval_batch_size))
+    loss.add(batch(idx).item(), static_cast<double>(idx.size()));
+  return loss.value();
+}
+
 void FinetuneObjective::set_training(bool on) {
   model_->train(on);
 }
@@ -380,15 +389,10 @@ class SequenceClassificationObjective : public FinetuneObjective {
 
   Metrics evaluate() override {
     if (eval_.empty()) return {};
-    NoGradGuard no_grad;
-    set_training(false);
-    RunningMean loss;
     std::vector<std::vector<float>> logits;
-    for (const auto& idx : batches_of(eval_.size(), options_.eval_batch_size)) {
-      BatchLoss bl = batch_loss(eval_, idx, &logits);
-      loss.add(bl.loss.item(), static_cast<double>(idx.size()));
-    }
-    Metrics m{{"eval_loss", loss.value()}};
+    Metrics m{{"eval_loss", eval_loss([&](std::span<const int64_t> idx) {
+                 return batch_loss(eval_, idx, &logits).loss;
+               })}};
     if (labels_.kind == LabelKind::regression) {
       std::vector<double> pred, gold;
       for (size_t i = 0; i < eval_.size(); ++i) {
@@ -510,14 +514,10 @@ class TokenClassificationObjective : public FinetuneObjective {
 
   Metrics evaluate() override {
     if (eval_.empty()) return {};
-    NoGradGuard no_grad;
-    set_training(false);
-    RunningMean loss;
     std::vector<std::vector<std::string>> gold, pred;
-    for (const auto& idx : batches_of(eval_.size(), options_.eval_batch_size)) {
+    const double loss = eval_loss([&](std::span<const int64_t> idx) {
       std::vector<std::vector<int64_t>> argmax;
-      BatchLoss bl = batch_loss(eval_, idx, &argmax);
-      loss.add(bl.loss.item(), static_cast<double>(idx.size()));
+      Tensor batch_mean = batch_loss(eval_, idx, &argmax).loss;
       for (size_t r = 0; r < idx.size(); ++r) {
         const Feature& f = eval_[idx[r]];
         std::vector<std::string> g, p;
@@ -529,9 +529,10 @@ class TokenClassificationObjective : public FinetuneObjective {
         gold.push_back(std::move(g));
         pred.push_back(std::move(p));
       }
-    }
+      return batch_mean;
+    });
     const SeqevalScores s = seqeval_scores(gold, pred);
-    return {{"eval_loss", loss.value()},
+    return {{"eval_loss", loss},
             {"eval_precision", s.precision},
             {"eval_recall", s.recall},
             {"eval_f1", s.f1},
@@ -614,19 +615,15 @@ class QuestionAnsweringObjective : public FinetuneObjective {
 
   Metrics evaluate() override {
     if (eval_.empty()) return {};
-    NoGradGuard no_grad;
-    set_training(false);
-    RunningMean loss;
     std::vector<std::vector<float>> starts, ends;
-    for (const auto& idx : batches_of(eval_.size(), options_.eval_batch_size)) {
-      BatchLoss bl = batch_loss(eval_, idx, &starts, &ends);
-      loss.add(bl.loss.item(), static_cast<double>(idx.size()));
-    }
+    const double loss = eval_loss([&](std::span<const int64_t> idx) {
+      return batch_loss(eval_, idx, &starts, &ends).loss;
+    });
     const auto preds = postprocess_qa_predictions(eval_examples_, eval_, starts, ends, post_);
     std::vector<std::vector<std::string>> golds;
     for (const auto& e : eval_examples_) golds.push_back(e.answer_texts);
     const SquadScores s = squad_scores(preds, golds, post_.version_2_with_negative);
-    return {{"eval_loss", loss.value()}, {"eval_exact_match", s.exact_match}, {"eval_f1", s.f1}};
+    return {{"eval_loss", loss}, {"eval_exact_match", s.exact_match}, {"eval_f1", s.f1}};
   }
 
  private:
@@ -704,15 +701,10 @@ class BiEncoderObjective : public FinetuneObjective {
 
   Metrics evaluate() override {
     if (eval_.empty()) return {};
-    NoGradGuard no_grad;
-    set_training(false);
-    RunningMean loss;
     std::vector<double> cos, gold;
-    for (const auto& idx : batches_of(eval_.size(), options_.eval_batch_size)) {
-      BatchLoss bl = batch_loss(eval_, eval_b_, idx, &cos);
-      loss.add(bl.loss.item(), static_cast<double>(idx.size()));
-    }
-    Metrics m{{"eval_loss", loss.value()}};
+    Metrics m{{"eval_loss", eval_loss([&](std::span<const int64_t> idx) {
+                 return batch_loss(eval_, eval_b_, idx, &cos).loss;
+               })}};
     if (!eval_[0].targets.empty() && eval_.size() >= 2) {
       for (const auto& f : eval_) gold.push_back(f.targets[0]);
       m["eval_pearson"] = pearson(cos, gold);
@@ -852,16 +844,12 @@ class MultipleChoiceObjective : public FinetuneObjective {
 
   Metrics evaluate() override {
     if (eval_.empty()) return {};
-    NoGradGuard no_grad;
-    set_training(false);
-    RunningMean loss;
     std::vector<int64_t> pred, gold;
-    for (const auto& idx : batches_of(eval_.size(), options_.eval_batch_size)) {
-      BatchLoss bl = batch_loss(eval_, idx, &pred);
-      loss.add(bl.loss.item(), static_cast<double>(idx.size()));
+    const double loss = eval_loss([&](std::span<const int64_t> idx) {
       for (int64_t i : idx) gold.push_back(eval_[i].label);
-    }
-    return {{"eval_loss", loss.value()}, {"eval_accuracy", accuracy(gold, pred)}};
+      return batch_loss(eval_, idx, &pred).loss;
+    });
+    return {{"eval_loss", loss}, {"eval_accuracy", accuracy(gold, pred)}};
   }
 
  private:

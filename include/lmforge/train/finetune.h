@@ -2,6 +2,7 @@
 // creation as transformers' run_glue / run_ner / run_qa scripts do it, and the Objectives that
 // train() runs for sequence classification, token classification, extractive QA and similarity.
 #pragma once
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -228,6 +229,10 @@ class FinetuneObjective : public Objective {
   // Padded model inputs for these features (dynamic padding to the longest).
   models::EncoderInputs batch_inputs(const std::vector<Feature>& features,
                                      std::span<const int64_t> indices) const;
+  // The evaluation loop every objective shares: no gradients, eval mode, batches of
+  // eval_batch_size over the eval features; `batch` runs one (collecting what the metrics need)
+  // and returns its mean loss. Returns the loss averaged over examples.
+  double eval_loss(const std::function<Tensor(std::span<const int64_t>)>& batch);
   FinetuneOptions options_;
   FinetuneTask task_;
   std::unique_ptr<models::EncoderModel> model_;
