@@ -88,7 +88,11 @@ const lmf::cli::Registrar kRegistrars[] = {
 int main(int argc, char** argv) {
   CLI::App app{
       "lmforge: train and run Transformer language models in native C++.\n\n"
-      "Environment:\n  LMFORGE_NUM_THREADS  worker threads (default: all cores)\n",
+      "Environment:\n  LMFORGE_NUM_THREADS    worker threads (default: all cores)\n"
+      "  LMFORGE_PACKED_GEMM_M  inputs of up to this many tokens (default 128) run the Linear\n"
+      "                         layers on a packed copy of their weights made on first use:\n"
+      "                         faster small batches, one more copy of the weights in memory;\n"
+      "                         0 turns it off\n",
       "lmforge"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lmforge 0.1.0");
