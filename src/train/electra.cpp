@@ -8,6 +8,7 @@
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/ops/ops.h"
 #include "lmforge/tokenizers/tokenizer.h"
+#include "lmforge/train/pretrain.h"
 
 namespace lmf::train {
 
@@ -314,32 +315,40 @@ ElectraObjective::Pieces ElectraObjective::run(const ElectraBatch& batch, const 
   gin.input_ids = batch.masked_ids;
   gin.attention_mask = batch.attention_mask;
   gin.token_type_ids = batch.token_type_ids;
-  models::EncoderLabels glab;
-  glab.labels = batch.mlm_labels;
-  models::ModelOutput g = gen_->forward(gin, glab);
-  p.mlm_loss = g.loss;
-
-  // Gumbel-max samples from the generator's softmax at the masked positions (no gradient).
+  // The generator's encoder once, then its MLM head only at the masked positions (the loss
+  // ignores the others and the samples are drawn only there): the same loss, gradients and
+  // samples as ElectraForMaskedLM's full [B*T, vocab] logits, at a fraction of the cost.
   const auto labels = batch.mlm_labels.to_vector<int64_t>();
   const auto original = batch.original_ids.to_vector<int64_t>();
   auto corrupted = batch.masked_ids.to_vector<int64_t>();
-  std::vector<size_t> positions;
+  std::vector<int64_t> positions, targets;
   for (size_t k = 0; k < labels.size(); ++k)
-    if (labels[k] != -100) positions.push_back(k);
+    if (labels[k] != -100) positions.push_back(static_cast<int64_t>(k)), targets.push_back(labels[k]);
   p.masked = static_cast<int64_t>(positions.size());
+  const models::ModelOutput g = gen_->encoder().forward(gin);
+  const Tensor h = g.last_hidden_state.reshape({-1, g.last_hidden_state.size(-1)});
+  Tensor gen_logits;  // [masked, vocab]
+  if (p.masked > 0) {
+    gen_logits = sparse_mlm_logits(*gen_, h, positions);
+    p.mlm_loss = cross_entropy(gen_logits, Tensor::from_vector(targets, {p.masked}));
+  } else {
+    p.mlm_loss = mul(sum(h), 0.0);  // nothing masked: zero loss, graph kept
+  }
+
+  // Gumbel-max samples from the generator's softmax at the masked positions (no gradient).
   LMF_CHECK(noise.defined() && noise.dim() == 2 && noise.size(0) == p.masked &&
                 noise.size(1) == v && noise.dtype() == DType::f32,
             ShapeError, "ELECTRA: noise must be f32 [masked positions {}, vocab {}], got {}",
             p.masked, v, noise.defined() ? noise.describe() : "undefined");
   {
-    Tensor logits = g.logits.detach().contiguous();
+    Tensor logits = p.masked > 0 ? gen_logits.detach().contiguous() : Tensor::zeros({1, v});
     Tensor u = noise.contiguous();
     const float* lp = logits.data<float>();
     const float* up = u.data<float>();
     const auto n_pos = static_cast<int64_t>(positions.size());
 #pragma omp parallel for schedule(static) if (n_pos * v > (1 << 16))
     for (int64_t m = 0; m < n_pos; ++m) {
-      const float* row = lp + positions[static_cast<size_t>(m)] * static_cast<size_t>(v);
+      const float* row = lp + static_cast<size_t>(m * v);
       const float* un = up + static_cast<size_t>(m * v);
       double best = -INFINITY;
       int64_t arg = 0;
@@ -351,7 +360,7 @@ ElectraObjective::Pieces ElectraObjective::run(const ElectraBatch& batch, const 
           arg = j;
         }
       }
-      corrupted[positions[static_cast<size_t>(m)]] = arg;
+      corrupted[static_cast<size_t>(positions[static_cast<size_t>(m)])] = arg;
     }
   }
   p.active = batch.attention_mask.to_vector<int64_t>();

@@ -184,6 +184,24 @@ HeadNames head_names(const models::EncoderModel& m) {
 }
 }  // namespace
 
+Tensor sparse_mlm_logits(models::EncoderModel& m, const Tensor& h,
+                         const std::vector<int64_t>& rows) {
+  LMF_CHECK(!rows.empty() && h.dim() == 2, ValueError,
+            "sparse_mlm_logits: want hidden states [N, hidden] and at least one row, got {} and {} "
+            "rows", h.describe(), rows.size());
+  const models::BertConfig& c = m.config();
+  const HeadNames n = head_names(m);
+  const auto k = static_cast<int64_t>(rows.size());
+  Tensor x = embedding(h, Tensor::from_vector(rows, {k}));  // row gather with scatter-add grad
+  const bool plain_gelu =
+      c.family == models::EncoderFamily::roberta || c.family == models::EncoderFamily::electra;
+  x = linear(x, m.parameter(n.dense + ".weight"), m.parameter(n.dense + ".bias"),
+             plain_gelu ? Activation::gelu : c.hidden_act);
+  x = layer_norm(x, m.parameter(n.norm + ".weight"), m.parameter(n.norm + ".bias"),
+                 c.layer_norm_eps);
+  return linear(x, m.parameter(n.decoder + ".weight"), m.parameter(n.decoder + ".bias"));
+}
+
 PretrainObjective::Forward PretrainObjective::run(const PretrainBatch& b) const {
   models::EncoderInputs in;
   in.input_ids = b.input_ids;
@@ -210,14 +228,7 @@ PretrainObjective::Forward PretrainObjective::run(const PretrainBatch& b) const 
   const HeadNames n = head_names(m);
   const auto k = static_cast<int64_t>(rows.size());
   if (k > 0) {
-    Tensor x = embedding(h, Tensor::from_vector(rows, {k}));  // row gather with scatter-add grad
-    const bool plain_gelu =
-        c.family == models::EncoderFamily::roberta || c.family == models::EncoderFamily::electra;
-    x = linear(x, m.parameter(n.dense + ".weight"), m.parameter(n.dense + ".bias"),
-               plain_gelu ? Activation::gelu : c.hidden_act);
-    x = layer_norm(x, m.parameter(n.norm + ".weight"), m.parameter(n.norm + ".bias"),
-                   c.layer_norm_eps);
-    f.mlm_logits = linear(x, m.parameter(n.decoder + ".weight"), m.parameter(n.decoder + ".bias"));
+    f.mlm_logits = sparse_mlm_logits(m, h, rows);
   } else {
     f.mlm_logits = mul(sum(h), 0.0).reshape({1, 1});  // keeps the graph; no label
   }

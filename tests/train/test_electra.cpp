@@ -14,6 +14,7 @@
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/optim/adamw.h"
 #include "lmforge/train/electra.h"
+#include "lmforge/train/pretrain.h"
 
 namespace lmf::train {
 namespace {
@@ -76,6 +77,39 @@ models::BertConfig tiny_config(int64_t hidden, int64_t layers, int64_t heads, in
   c.max_position_embeddings = 32;
   c.hidden_dropout_prob = c.attention_probs_dropout_prob = 0.0;
   return c;
+}
+
+// The generator's MLM head runs only at the masked positions (sparse_mlm_logits): its rows must
+// be the full ElectraForMaskedLM logits at those positions, in the order asked for. (The one-step
+// golden cannot see a row mix-up: the tiny generator's logits are so flat that the Gumbel noise
+// alone decides its samples.)
+TEST(Electra, SparseGeneratorHeadEqualsFullLogitsRows) {
+  const std::string dir = fixtures() + "/electra";
+  auto obj = ElectraObjective::from_pretrained(dir + "/model", {}, {}, tiny_tokens());
+  obj->set_training(false);
+  auto& gen = obj->generator();
+  const io::StateDict g = io::load_safetensors(dir + "/step.safetensors");
+  models::EncoderInputs in;
+  in.input_ids = g.at("batch.masked_ids");
+  in.attention_mask = g.at("batch.attention_mask");
+  in.token_type_ids = g.at("batch.token_type_ids");
+  NoGradGuard no_grad;
+  const Tensor full = gen.forward(in, {}).logits;  // [B, T, V]
+  const int64_t v = full.size(-1), n = full.size(0) * full.size(1);
+  const Tensor h = gen.encoder().forward(in).last_hidden_state;
+  const std::vector<int64_t> rows = {n - 1, 1, n / 2, 0};
+  const Tensor sparse = sparse_mlm_logits(gen, h.reshape({n, h.size(-1)}), rows);
+  ASSERT_EQ(sparse.shape(), (Shape{4, v}));
+  const auto f = full.contiguous().to_vector<float>();
+  const auto sp = sparse.contiguous().to_vector<float>();
+  double spread = 0;
+  for (size_t r = 0; r < rows.size(); ++r)
+    for (int64_t j = 0; j < v; ++j) {
+      const float want = f[static_cast<size_t>(rows[r] * v + j)];
+      ASSERT_NEAR(sp[r * v + j], want, 1e-5 * (1 + std::abs(want))) << "row " << rows[r] << " id " << j;
+      spread = std::max(spread, std::abs(double(want) - f[static_cast<size_t>(rows[0] * v + j)]));
+    }
+  EXPECT_GT(spread, 1e-4);  // the rows differ, so a mix-up would show
 }
 
 TEST(Electra, OneStepMatchesPyTorch) {

@@ -127,6 +127,12 @@ void mask_tokens(std::vector<int32_t>& ids, std::vector<int32_t>& labels,
                  std::span<const uint8_t> word_start, const SpecialTokens& sp,
                  const MaskingOptions& o, Generator& rng);
 
+// The MLM head of an MLM or pretraining model (BERT, RoBERTa, ALBERT or ELECTRA-generator
+// parameter names) applied only to rows `rows` of its encoder output h [N, hidden]: the
+// [rows.size(), vocab] logits the full head gives at those rows, with the same gradients (what a
+// loss sees when every other label is -100), without computing [N, vocab]. rows non-empty.
+Tensor sparse_mlm_logits(models::EncoderModel& m, const Tensor& h, const std::vector<int64_t>& rows);
+
 // ---- objectives ---------------------------------------------------------------------------------
 
 // A padded batch (dynamic padding to the longest sequence).
