@@ -16,6 +16,7 @@ Regenerate (from the repository root; torch, transformers, scikit-learn, scipy i
 """
 import collections
 import json
+import sys
 import pathlib
 import random
 import re
@@ -649,7 +650,34 @@ def swag_goldens(tok):
     return g
 
 
+def roberta_ner_golden():
+    """run_ner's features with a byte-level BPE tokenizer: run_ner loads RoBERTa/GPT-2 tokenizers
+    with add_prefix_space=True (their fast tokenizers refuse pre-split words otherwise), so every
+    word is encoded as if preceded by a space. Written to ner_roberta_goldens.json."""
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(PIPE / "roberta_mlm", add_prefix_space=True)
+    sents = read_conll(OUT / "ner_train.conll")
+    label_list = sorted({t for s in sents for _, t in s})
+    enc = tok([[w for w, _ in s] for s in sents], truncation=True, max_length=14,
+              is_split_into_words=True)
+    labels = []
+    for i, s in enumerate(sents):
+        prev, lab = None, []
+        for w in enc.word_ids(i):
+            lab.append(-100 if w is None or w == prev else label_list.index(s[w][1]))
+            prev = w
+        labels.append(lab)
+    g = {"tokenizer": "pipelines/roberta_mlm", "max_length": 14, "label_list": label_list,
+         "input_ids": enc["input_ids"], "labels": labels}
+    with open(OUT / "ner_roberta_goldens.json", "w") as fh:
+        json.dump(g, fh, ensure_ascii=False, separators=(",", ":"))
+    print("wrote", OUT / "ner_roberta_goldens.json")
+
+
 def main():
+    if "--roberta-ner-only" in sys.argv:
+        return roberta_ner_golden()
+    roberta_ner_golden()
     from transformers import BertForMultipleChoice
     write_data()
     write_swag()

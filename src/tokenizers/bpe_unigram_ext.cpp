@@ -78,12 +78,6 @@ PrependScheme prepend_scheme(const json& j, std::string_view where) {
   return scheme.value_or(PrependScheme::Always);
 }
 
-std::string read_json_text(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  LMF_CHECK(f.good(), IoError, "cannot open '{}'", p.string());
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 // A special token named in tokenizer_config.json / special_tokens_map.json (a string or an
 // AddedToken object {"content": ...}).
 std::optional<AddedToken> special_from(const json& a, const json& b, const char* key) {

@@ -6,6 +6,7 @@
 #include "lmforge/core/error.h"
 #include "lmforge/tasks/heads.h"
 #include "lmforge/tokenizers/unicode.h"
+#include "lmforge/tokenizers/byte_level.h"
 #include "lmforge/train/finetune.h"
 
 namespace lmf::train {
@@ -97,6 +98,10 @@ std::vector<Feature> token_classification_features(tok::Tokenizer& tokenizer, co
   const size_t added = pp ? pp->added_tokens(false) : 0;
   LMF_CHECK(max_length > static_cast<int64_t>(added), ValueError,
             "max_length {} leaves no room next to the {} special tokens", max_length, added);
+  // run_ner loads byte-level BPE tokenizers (RoBERTa, GPT-2) with add_prefix_space=True, so each
+  // pre-split word is encoded as if a space preceded it ("ĠParis", as inside a sentence).
+  const auto* byte_level = dynamic_cast<const tok::ByteLevelPreTokenizer*>(tokenizer.pre_tokenizer());
+  const bool prefix_words = byte_level && !byte_level->add_prefix_space();
   std::vector<Feature> out;
   out.reserve(data.words.size());
   for (size_t s = 0; s < data.words.size(); ++s) {
@@ -104,7 +109,8 @@ std::vector<Feature> token_classification_features(tok::Tokenizer& tokenizer, co
     // own; every token of word i has word id i (HF's pre-tokenized input).
     std::vector<tok::Encoding> parts;
     for (size_t w = 0; w < data.words[s].size(); ++w) {
-      tok::Encoding e = tokenizer.encode(data.words[s][w], false);
+      const std::string& word = data.words[s][w];
+      tok::Encoding e = tokenizer.encode(prefix_words && !word.starts_with(' ') ? " " + word : word, false);
       for (auto& id : e.word_ids) id = static_cast<uint32_t>(w);
       parts.push_back(std::move(e));
     }

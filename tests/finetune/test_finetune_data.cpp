@@ -210,6 +210,28 @@ TEST(FinetuneFeatures, TokenClassificationMatchesHf) {
   EXPECT_THROW(token_classification_features(tok, d, l2i, 64), lmf::ValueError);
 }
 
+// A byte-level BPE tokenizer (RoBERTa's, add_prefix_space false in its tokenizer.json): run_ner
+// loads it with add_prefix_space=True, so each word gets its "Ġ" form; golden from
+// gen_finetune_goldens.py --roberta-ner-only (transformers 5.24).
+TEST(FinetuneFeatures, TokenClassificationByteLevelWordsGetAPrefixSpaceLikeRunNer) {
+  std::ifstream in(kDir + "/ner_roberta_goldens.json");
+  ASSERT_TRUE(in) << "missing ner_roberta_goldens.json";
+  const json g = json::parse(in);
+  lmf::tok::Tokenizer tok =
+      lmf::tok::Tokenizer::from_pretrained(std::string(LMF_FIXTURES_DIR) + "/" + g["tokenizer"].get<std::string>());
+  const TokenData d = read_token_data(kDir + "/ner_train.conll");
+  const auto names = token_label_list(d);
+  ASSERT_EQ(names, g["label_list"].get<std::vector<std::string>>());
+  std::map<std::string, int64_t> l2i;
+  for (size_t i = 0; i < names.size(); ++i) l2i[names[i]] = static_cast<int64_t>(i);
+  const auto f = token_classification_features(tok, d, l2i, g["max_length"].get<int64_t>());
+  ASSERT_EQ(f.size(), g["input_ids"].size());
+  for (size_t i = 0; i < f.size(); ++i) {
+    EXPECT_EQ(f[i].input_ids, ints(g["input_ids"][i])) << i;
+    EXPECT_EQ(f[i].token_labels, ints(g["labels"][i])) << i;
+  }
+}
+
 TEST(FinetuneFeatures, QuestionAnsweringMatchesHf) {
   lmf::tok::Tokenizer tok = lmf::tok::Tokenizer::from_pretrained(kTok);
   const json& g = goldens()["features"]["qa"];

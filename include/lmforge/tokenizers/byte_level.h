@@ -32,6 +32,7 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
   ByteLevelPreTokenizer(bool add_prefix_space, bool use_regex)
       : add_prefix_space_(add_prefix_space), use_regex_(use_regex) {}
   void pre_tokenize(PreTokenizedString& s) const override;
+  bool add_prefix_space() const { return add_prefix_space_; }
 
  private:
   bool add_prefix_space_, use_regex_;

@@ -137,6 +137,8 @@ std::vector<Feature> classification_features(tok::Tokenizer& tokenizer, const Te
 // run_ner tokenize_and_align_labels (label_all_tokens=False): words encoded as pre-split words
 // (is_split_into_words), the word's label on its first sub-token, -100 on the other sub-tokens
 // and special tokens; truncated to max_length. Tags not in label2id: ValueError with file:line.
+// A byte-level BPE tokenizer (RoBERTa, GPT-2) encodes each word with a leading space, as run_ner
+// does by loading it with add_prefix_space=True.
 std::vector<Feature> token_classification_features(tok::Tokenizer& tokenizer, const TokenData& data,
                                                    const std::map<std::string, int64_t>& label2id,
                                                    int64_t max_length);
