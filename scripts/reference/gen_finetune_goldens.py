@@ -426,6 +426,22 @@ def postprocess_qa(examples, features, all_start, all_end, v2, n_best=20, max_an
     return out
 
 
+def ner_train_features(tok, max_length):
+    """run_ner's tokenize_and_align_labels on ner_train.conll: (label list, encoding, labels)."""
+    sents = read_conll(OUT / "ner_train.conll")
+    label_list = sorted({t for s in sents for _, t in s})
+    enc = tok([[w for w, _ in s] for s in sents], truncation=True, max_length=max_length,
+              is_split_into_words=True)
+    labels = []
+    for i, s in enumerate(sents):
+        prev, lab = None, []
+        for w in enc.word_ids(i):
+            lab.append(-100 if w is None or w == prev else label_list.index(s[w][1]))
+            prev = w
+        labels.append(lab)
+    return label_list, enc, labels
+
+
 def feature_goldens(tok):
     g = {}
     rows = read_tsv(OUT / "cls_train.tsv")
@@ -440,17 +456,7 @@ def feature_goldens(tok):
     g["cls_pair"] = {"max_length": 16, "input_ids": enc["input_ids"],
                      "token_type_ids": enc["token_type_ids"],
                      "scores": [float(r["label"]) for r in sts]}
-    sents = read_conll(OUT / "ner_train.conll")
-    label_list = sorted({t for s in sents for _, t in s})
-    enc = tok([[w for w, _ in s] for s in sents], truncation=True, max_length=14,
-              is_split_into_words=True)
-    labels = []
-    for i, s in enumerate(sents):
-        prev, lab = None, []
-        for w in enc.word_ids(i):
-            lab.append(-100 if w is None or w == prev else label_list.index(s[w][1]))
-            prev = w
-        labels.append(lab)
+    label_list, enc, labels = ner_train_features(tok, 14)
     g["ner"] = {"max_length": 14, "label_list": label_list, "input_ids": enc["input_ids"],
                 "token_type_ids": enc["token_type_ids"], "labels": labels}
     exs = squad_examples(OUT / "squad.json")
@@ -656,17 +662,7 @@ def roberta_ner_golden():
     word is encoded as if preceded by a space. Written to ner_roberta_goldens.json."""
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(PIPE / "roberta_mlm", add_prefix_space=True)
-    sents = read_conll(OUT / "ner_train.conll")
-    label_list = sorted({t for s in sents for _, t in s})
-    enc = tok([[w for w, _ in s] for s in sents], truncation=True, max_length=14,
-              is_split_into_words=True)
-    labels = []
-    for i, s in enumerate(sents):
-        prev, lab = None, []
-        for w in enc.word_ids(i):
-            lab.append(-100 if w is None or w == prev else label_list.index(s[w][1]))
-            prev = w
-        labels.append(lab)
+    label_list, enc, labels = ner_train_features(tok, 14)
     g = {"tokenizer": "pipelines/roberta_mlm", "max_length": 14, "label_list": label_list,
          "input_ids": enc["input_ids"], "labels": labels}
     with open(OUT / "ner_roberta_goldens.json", "w") as fh:
