@@ -2,6 +2,7 @@
 // the backward node. Non-f32 inputs run through f32 (the conversions carry the gradients).
 #include "kernels/cpu/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -76,7 +77,10 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
   Tensor kp, am;
   if (o.key_padding_mask.defined()) {
     kp = o.key_padding_mask.detach().to(DType::boolean).contiguous();
-    mask.key_padding = kp.data<bool>();
+    // A mask that keeps every key (unpadded inputs: HF passes ones) changes nothing; skipping it
+    // saves a pass over every score block.
+    const bool* keep = kp.data<bool>();
+    if (!std::all_of(keep, keep + kp.numel(), [](bool b) { return b; })) mask.key_padding = keep;
   }
   if (o.attn_mask.defined()) {
     am = o.attn_mask.detach();
