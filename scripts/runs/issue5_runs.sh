@@ -3,7 +3,7 @@
 # (scripts/setup.sh), ../shared/data/sst2/train.tsv and WikiText-2 prepared by
 # scripts/data/prepare_wikitext.py into $WIKI/{train,valid}.txt. Writes runs/<name>/ (metrics.jsonl,
 # training_curves.html, the saved Hugging Face folder) and runs/<name>.json (the result).
-# Usage: WIKI=/path/to/wikitext2 bash scripts/runs/issue5_runs.sh [sst2|mlm|bert|electra]...
+# Usage: WIKI=/path/to/wikitext2 bash scripts/runs/issue5_runs.sh [sst2|mlm|bert|electra|electra_long]...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LMF=${LMF:-./build/lmforge}
@@ -35,6 +35,11 @@ for what in "$@"; do
       --recipe electra --train "$WIKI/train.txt" --eval "$WIKI/valid.txt" --max-seq-length 128 \
       --max-steps 200 --batch-size 16 --lr 5e-4 --warmup-ratio 0.1 --weight-decay 0.01 \
       --logging-steps 10 --eval-steps 50 --save-steps 200 ;;
-  *) echo "unknown run '$what' (sst2 | mlm | bert | electra)" >&2; exit 2 ;;
+  electra_long)  # the same ELECTRA, 10x longer: does the discriminator learn the contextual task?
+    run electra_long pretrain --config scripts/runs/electra_small_config.json --tokenizer $MODEL \
+      --recipe electra --train "$WIKI/train.txt" --eval "$WIKI/valid.txt" --max-seq-length 128 \
+      --max-steps 2000 --batch-size 16 --lr 5e-4 --warmup-ratio 0.1 --weight-decay 0.01 \
+      --logging-steps 25 --eval-steps 250 --save-steps 2000 ;;
+  *) echo "unknown run '$what' (sst2 | mlm | bert | electra | electra_long)" >&2; exit 2 ;;
   esac
 done

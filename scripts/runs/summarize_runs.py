@@ -3,7 +3,7 @@
 scripts/runs/issue5_runs.sh): per evaluation the step, the mean training loss of the last logging
 window and every eval_* metric, then the run's throughput.
 
-Usage: python3 scripts/runs/summarize_runs.py [runs] [sst2 mlm bert electra]
+Usage: python3 scripts/runs/summarize_runs.py [runs] [sst2 mlm bert electra electra_long]
 """
 import json
 import os
