@@ -18,15 +18,12 @@ void check_last_dim(const char* who, const Tensor& x, int64_t dim) {
 
 Tensor Linear::forward(const Tensor& x, Activation act) const {
   check_last_dim("Linear", x, in_);
-  if (pack_allowed_ && !is_training() && x.dtype() == DType::f32 && x.numel() > 0 &&
-      x.numel() / in_ <= packed_linear_max_rows() && !needs_grad({x, *weight_, bias()})) {
+  if (pack_allowed_ && !is_training() && packed_linear_takes(x, {*weight_, bias()})) {
     std::shared_ptr<const PackedLinearWeight> p;
     {
       std::lock_guard<std::mutex> lock(pack_mu_);
       // Pack on first use, and again when the weight tensor was replaced since (tying).
-      if (!packed_ || packed_->sources()[0].data_ptr() != weight_->data_ptr() ||
-          packed_->sources()[0].shape() != weight_->shape())
-        packed_ = pack_linear_weight(*weight_);
+      if (!packed_ || !packed_->made_from({*weight_})) packed_ = pack_linear_weight(*weight_);
       p = packed_;
     }
     if (p) return linear(x, *p, bias(), act);
@@ -101,15 +98,14 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
     v = split_heads(qkv.narrow(2, qn + kvn, kvn), c.n_kv_heads, c.head_dim);
   } else {
     q = split_heads(q_->forward(x), c.n_heads, c.head_dim);
-  }
-  if (qkv.defined()) {
-  } else if (cross && in.cache && past > 0) {  // encoder keys/values computed on an earlier call
-    k = in.cache->k;
-    v = in.cache->v;
-  } else {
-    const Tensor& src = cross ? in.context : x;
-    k = split_heads(k_->forward(src), c.n_kv_heads, c.head_dim);
-    v = split_heads(v_->forward(src), c.n_kv_heads, c.head_dim);
+    if (cross && in.cache && past > 0) {  // encoder keys/values computed on an earlier call
+      k = in.cache->k;
+      v = in.cache->v;
+    } else {
+      const Tensor& src = cross ? in.context : x;
+      k = split_heads(k_->forward(src), c.n_kv_heads, c.head_dim);
+      v = split_heads(v_->forward(src), c.n_kv_heads, c.head_dim);
+    }
   }
   if (c.rope_theta > 0 && !cross) {  // rotary applies to self-attention only
     Tensor pos = in.positions.defined() ? in.positions : default_positions(past, x.size(1));
@@ -138,21 +134,16 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
 }
 
 Tensor MultiHeadAttention::fused_qkv(const Tensor& x) const {
-  if (!fuse_allowed_ || is_training() || x.dtype() != DType::f32 || x.numel() == 0 ||
-      x.numel() / cfg_.dim > packed_linear_max_rows() ||
-      needs_grad({x, q_->weight(), k_->weight(), v_->weight(), q_->bias(), k_->bias(), v_->bias()}))
+  if (!fuse_allowed_ || is_training() ||
+      !packed_linear_takes(x, {q_->weight(), k_->weight(), v_->weight(), q_->bias(), k_->bias(),
+                               v_->bias()}))
     return Tensor();
   std::shared_ptr<const PackedLinearWeight> p;
   Tensor bias;
   {
     std::lock_guard<std::mutex> lock(fuse_mu_);
-    const Tensor* w[3] = {&q_->weight(), &k_->weight(), &v_->weight()};
-    bool fresh = qkv_packed_ != nullptr;
-    for (int i = 0; fresh && i < 3; ++i)
-      fresh = qkv_packed_->sources()[i].data_ptr() == w[i]->data_ptr() &&
-              qkv_packed_->sources()[i].shape() == w[i]->shape();
-    if (!fresh) {
-      qkv_packed_ = pack_linear_weights({*w[0], *w[1], *w[2]});
+    if (!qkv_packed_ || !qkv_packed_->made_from({q_->weight(), k_->weight(), v_->weight()})) {
+      qkv_packed_ = pack_linear_weights({q_->weight(), k_->weight(), v_->weight()});
       qkv_bias_ = cfg_.qkv_bias ? concat({q_->bias(), k_->bias(), v_->bias()}, 0) : Tensor();
     }
     p = qkv_packed_;

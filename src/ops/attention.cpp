@@ -100,10 +100,10 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
   // Without a backward, q/k/v are read through their strides (views of a fused projection) and
   // out is written as [B, Tq, H, Dv] (returned as the usual [B, H, Tq, Dv] view), so that merging
   // the heads afterwards is a free reshape. The backward wants the packed layouts.
-  auto unit_last = [](const Tensor& t) { return t.detach().strides()[3] == 1 ? t.detach() : t.detach().contiguous(); };
-  const Tensor qc = grad ? q.detach().contiguous() : unit_last(q);
-  const Tensor kc = grad ? k.detach().contiguous() : unit_last(k);
-  const Tensor vc = grad ? v.detach().contiguous() : unit_last(v);
+  auto layout = [grad](const Tensor& t) {
+    return grad || t.strides()[3] != 1 ? t.detach().contiguous() : t.detach();
+  };
+  const Tensor qc = layout(q), kc = layout(k), vc = layout(v);
 
   Tensor out = grad ? Tensor::empty({d.B, d.H, d.Tq, d.Dv})
                     : Tensor::empty({d.B, d.Tq, d.H, d.Dv}).permute({0, 2, 1, 3});
@@ -122,7 +122,7 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
   }
   kernels::attention_forward(d, mask, scale, qc.data<float>(), kc.data<float>(), vc.data<float>(),
                              out.data<float>(), probs.defined() ? probs.data<float>() : nullptr, p,
-                             seeds.data(), dropout ? keep.data<uint8_t>() : nullptr, &st);
+                             seeds.data(), dropout ? keep.data<uint8_t>() : nullptr, st);
 
   AttentionResult r;
   if (o.return_probs) r.probs = grad ? probs.clone() : probs;

@@ -242,8 +242,25 @@ int64_t packed_linear_max_rows() {
   return kernels::cpu_has_avx512() ? cpu::packed_gemm_max_m() : 0;
 }
 
+bool packed_linear_takes(const Tensor& x, std::initializer_list<Tensor> params) {
+  if (!x.defined() || x.dtype() != DType::f32 || x.dim() < 1 || x.numel() == 0 ||
+      x.numel() / x.size(-1) > packed_linear_max_rows() || needs_grad({x}))
+    return false;
+  return !needs_grad(params);
+}
+
 Tensor PackedLinearWeight::weight() const {
   return sources_.size() == 1 ? sources_[0] : concat(sources_, 0);
+}
+
+bool PackedLinearWeight::made_from(std::initializer_list<Tensor> ws) const {
+  if (ws.size() != sources_.size()) return false;
+  size_t i = 0;
+  for (const Tensor& w : ws) {
+    const Tensor& src = sources_[i++];
+    if (w.data_ptr() != src.data_ptr() || w.shape() != src.shape()) return false;
+  }
+  return true;
 }
 
 std::shared_ptr<const PackedLinearWeight> pack_linear_weight(const Tensor& w) {
@@ -260,39 +277,26 @@ std::shared_ptr<const PackedLinearWeight> pack_linear_weights(const std::vector<
     if (w.dtype() != DType::f32) return nullptr;
     out += w.size(0);
   }
-  if (cpu::packed_gemm_max_m() == 0 || !kernels::cpu_has_avx512()) return nullptr;
+  if (packed_linear_max_rows() == 0) return nullptr;
   auto p = std::make_shared<PackedLinearWeight>();
   const int64_t k = ws[0].size(1);
   p->out_ = out, p->in_ = k;
   for (const Tensor& w : ws) p->sources_.push_back(w.detach());
+  // Several parts are concatenated into a temporary first (once, at packing time).
+  const Tensor all = p->weight().contiguous();
   p->packed_ = Tensor::empty({cpu::packed_floats(out, k)});  // 64-byte aligned storage
-  // Parts whose row count is a multiple of the panel width pack straight into their panels.
-  bool aligned = true;
-  for (size_t i = 0; i + 1 < ws.size(); ++i) aligned = aligned && ws[i].size(0) % cpu::kPackPanel == 0;
-  if (!aligned) {
-    const Tensor all = concat(p->sources_, 0).contiguous();
-    cpu::pack_weight_f32(all.data<float>(), out, k, k, p->packed_.data<float>());
-    return p;
-  }
-  int64_t row = 0;
-  for (const Tensor& w : p->sources_) {
-    const Tensor src = w.contiguous();
-    cpu::pack_weight_f32(src.data<float>(), w.size(0), k, k, p->packed_.data<float>() + row * k);
-    row += w.size(0);
-  }
+  cpu::pack_weight_f32(all.data<float>(), out, k, k, p->packed_.data<float>());
   return p;
 }
 
 Tensor linear(const Tensor& x, const PackedLinearWeight& pw, const Tensor& b, Activation act) {
-  int64_t rows = 1;
-  for (int64_t i = 0; i + 1 < x.dim(); ++i) rows *= x.size(i);
   const int64_t in = pw.in_features(), out_features = pw.out_features();
-  if (!x.defined() || x.dtype() != DType::f32 || x.dim() < 1 || x.size(-1) != in ||
-      rows > cpu::packed_gemm_max_m() || rows == 0 || needs_grad({x, b}) ||
+  const bool sources_need_grad = std::any_of(pw.sources().begin(), pw.sources().end(),
+                                             [](const Tensor& w) { return needs_grad({w}); });
+  if (!packed_linear_takes(x, {b}) || sources_need_grad || x.size(-1) != in ||
       (b.defined() && (b.dtype() != DType::f32 || b.dim() != 1 || b.size(0) != out_features)))
     return linear(x, pw.weight(), b, act);  // also the one place that reports bad shapes and dtypes
-  for (const Tensor& w : pw.sources())
-    if (needs_grad({w})) return linear(x, pw.weight(), b, act);
+  const int64_t rows = x.numel() / in;
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
   Tensor x2 = x.reshape({rows, in}).contiguous();

@@ -41,39 +41,66 @@ void visit_float(DType d, Fn&& fn) {
 
 }  // namespace
 
-Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, double eps) {
+namespace {
+// The checked forward of layer_norm(x_in + res) (res null: of x_in alone): weight and bias
+// converted to x's dtype (w_in, b_in, still in the graph), what the backward keeps (detached x, w,
+// b), the output and the per-row statistics.
+struct LayerNormForward {
+  Tensor w_in, b_in, x, w, b, y, mean, rstd;
+  int64_t rows = 0, cols = 0;
+};
+LayerNormForward layer_norm_forward(const Tensor& x_in, const Tensor* res, const Tensor& weight,
+                                    const Tensor& bias, double eps) {
   check_input("layer_norm", x_in);
-  const Tensor w = check_param("layer_norm", "weight", weight, x_in);
-  const Tensor b = check_param("layer_norm", "bias", bias, x_in);
-  const int64_t cols = x_in.shape().back(), rows = cols == 0 ? 0 : x_in.numel() / cols;
-  const Tensor x = x_in.detach().contiguous();
-  const Tensor wd = w.defined() ? w.detach() : w, bd = b.defined() ? b.detach() : b;
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  Tensor mean = Tensor::empty({rows}), rstd = Tensor::empty({rows});
-  visit_float(x.dtype(), [&](auto z) {
+  LayerNormForward f;
+  f.w_in = check_param("layer_norm", "weight", weight, x_in);
+  f.b_in = check_param("layer_norm", "bias", bias, x_in);
+  f.w = f.w_in.defined() ? f.w_in.detach() : f.w_in;
+  f.b = f.b_in.defined() ? f.b_in.detach() : f.b_in;
+  f.cols = x_in.shape().back(), f.rows = f.cols == 0 ? 0 : x_in.numel() / f.cols;
+  f.x = x_in.detach().contiguous();
+  const Tensor r = res ? res->detach().contiguous() : Tensor();
+  f.y = Tensor::empty(f.x.shape(), f.x.dtype());
+  f.mean = Tensor::empty({f.rows}), f.rstd = Tensor::empty({f.rows});
+  visit_float(f.x.dtype(), [&](auto z) {
     using T = decltype(z);
-    kernels::layer_norm_fwd(ptr<T>(x), ptr<T>(wd), ptr<T>(bd), static_cast<T*>(y.data_ptr()),
-                            mean.data<float>(), rstd.data<float>(), rows, cols,
-                            static_cast<float>(eps));
+    T* y = static_cast<T*>(f.y.data_ptr());
+    if (res)
+      kernels::add_layer_norm_fwd(ptr<T>(f.x), ptr<T>(r), ptr<T>(f.w), ptr<T>(f.b), y,
+                                  f.mean.data<float>(), f.rstd.data<float>(), f.rows, f.cols,
+                                  static_cast<float>(eps));
+    else
+      kernels::layer_norm_fwd(ptr<T>(f.x), ptr<T>(f.w), ptr<T>(f.b), y, f.mean.data<float>(),
+                              f.rstd.data<float>(), f.rows, f.cols, static_cast<float>(eps));
   });
-  if (!needs_grad({x_in, w, b})) return y;
-  const bool gw = w.defined() && w.requires_grad(), gb = b.defined() && b.requires_grad();
-  record(y, "layer_norm", {x_in, w, b}, [=](const Tensor& g) {
-    const Tensor gc = g.to(x.dtype()).contiguous();
-    Tensor gx = Tensor::empty(x.shape(), x.dtype());
-    Tensor dw = gw ? Tensor::empty({cols}) : Tensor(), db = gb ? Tensor::empty({cols}) : Tensor();
-    visit_float(x.dtype(), [&](auto z) {
-      using T = decltype(z);
-      kernels::layer_norm_bwd(ptr<T>(x), ptr<T>(wd), mean.data<float>(), rstd.data<float>(),
-                              ptr<T>(gc), static_cast<T*>(gx.data_ptr()),
-                              gw ? dw.data<float>() : nullptr, gb ? db.data<float>() : nullptr,
-                              rows, cols);
-    });
-    if (gw) dw = dw.to(x.dtype());
-    if (gb) db = db.to(x.dtype());
-    return std::vector<Tensor>{gx, dw, db};
-  });
-  return y;
+  return f;
+}
+}  // namespace
+
+Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, double eps) {
+  LayerNormForward f = layer_norm_forward(x_in, nullptr, weight, bias, eps);
+  if (!needs_grad({x_in, f.w_in, f.b_in})) return f.y;
+  const bool gw = f.w_in.defined() && f.w_in.requires_grad();
+  const bool gb = f.b_in.defined() && f.b_in.requires_grad();
+  record(f.y, "layer_norm", {x_in, f.w_in, f.b_in},
+         [x = f.x, w = f.w, mean = f.mean, rstd = f.rstd, rows = f.rows, cols = f.cols, gw,
+          gb](const Tensor& g) {
+           const Tensor gc = g.to(x.dtype()).contiguous();
+           Tensor gx = Tensor::empty(x.shape(), x.dtype());
+           Tensor dw = gw ? Tensor::empty({cols}) : Tensor();
+           Tensor db = gb ? Tensor::empty({cols}) : Tensor();
+           visit_float(x.dtype(), [&](auto z) {
+             using T = decltype(z);
+             kernels::layer_norm_bwd(ptr<T>(x), ptr<T>(w), mean.data<float>(), rstd.data<float>(),
+                                     ptr<T>(gc), static_cast<T*>(gx.data_ptr()),
+                                     gw ? dw.data<float>() : nullptr,
+                                     gb ? db.data<float>() : nullptr, rows, cols);
+           });
+           if (gw) dw = dw.to(x.dtype());
+           if (gb) db = db.to(x.dtype());
+           return std::vector<Tensor>{gx, dw, db};
+         });
+  return f.y;
 }
 
 Tensor add_layer_norm(const Tensor& x_in, const Tensor& res_in, const Tensor& weight,
@@ -81,20 +108,7 @@ Tensor add_layer_norm(const Tensor& x_in, const Tensor& res_in, const Tensor& we
   if (!x_in.defined() || !res_in.defined() || x_in.shape() != res_in.shape() ||
       x_in.dtype() != res_in.dtype() || needs_grad({x_in, res_in, weight, bias}))
     return layer_norm(add(x_in, res_in), weight, bias, eps);
-  check_input("layer_norm", x_in);
-  const Tensor w = check_param("layer_norm", "weight", weight, x_in);
-  const Tensor b = check_param("layer_norm", "bias", bias, x_in);
-  const int64_t cols = x_in.shape().back(), rows = cols == 0 ? 0 : x_in.numel() / cols;
-  const Tensor x = x_in.contiguous(), res = res_in.contiguous();
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  Tensor mean = Tensor::empty({rows}), rstd = Tensor::empty({rows});
-  visit_float(x.dtype(), [&](auto z) {
-    using T = decltype(z);
-    kernels::add_layer_norm_fwd(ptr<T>(x), ptr<T>(res), ptr<T>(w), ptr<T>(b),
-                                static_cast<T*>(y.data_ptr()), mean.data<float>(),
-                                rstd.data<float>(), rows, cols, static_cast<float>(eps));
-  });
-  return y;
+  return layer_norm_forward(x_in, &res_in, weight, bias, eps).y;
 }
 
 Tensor rms_norm(const Tensor& x_in, const Tensor& weight, double eps) {

@@ -8,6 +8,7 @@
 
 #include "lmforge/core/error.h"
 #include "lmforge/train/finetune.h"
+#include "../train_data_util.h"
 
 namespace {
 
@@ -27,22 +28,10 @@ const json& goldens() {
 }
 
 std::string write_tmp(const std::string& name, const std::string& content) {
-  const fs::path dir = fs::temp_directory_path() / "lmf_finetune_data";
-  fs::create_directories(dir);
-  const fs::path p = dir / name;
-  std::ofstream(p, std::ios::binary) << content;
-  return p.string();
+  return lmf::test::write_temp_file("lmf_finetune_data", name, content);
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const lmf::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using lmf::test::error_of;
 
 TEST(FinetuneData, CsvQuotingAndColumnsByNameOrIndex) {
   const auto p = write_tmp("a.csv",

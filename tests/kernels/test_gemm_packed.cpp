@@ -93,7 +93,7 @@ TEST(GemmPacked, FusedWeightsEqualTheirConcatenation) {
   if (!lmf::kernels::cpu_has_avx512()) GTEST_SKIP() << "packed kernel needs AVX-512";
   lmf::NoGradGuard no_grad;
   const Tensor x = lmf::randn({2, 7, 40});
-  // 64 rows pack panel-aligned; 20 and 36 force the concatenating path.
+  // Parts whose sizes end on a panel boundary (64, 32, 32) and parts that straddle panels.
   for (std::vector<int64_t> rows : {std::vector<int64_t>{64, 32, 32}, {20, 36, 20}}) {
     std::vector<Tensor> ws;
     for (int64_t r : rows) ws.push_back(lmf::randn({r, 40}));

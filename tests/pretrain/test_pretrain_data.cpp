@@ -11,6 +11,7 @@
 #include "lmforge/core/error.h"
 #include "lmforge/tokenizers/tokenizer.h"
 #include "lmforge/train/pretrain.h"
+#include "../train_data_util.h"
 
 using namespace lmf;
 using namespace lmf::train;
@@ -19,22 +20,10 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string write_temp(const std::string& name, const std::string& content) {
-  const fs::path dir = fs::temp_directory_path() / "lmf_pretrain_data_test";
-  fs::create_directories(dir);
-  const fs::path p = dir / name;
-  std::ofstream(p, std::ios::binary) << content;
-  return p.string();
+  return lmf::test::write_temp_file("lmf_pretrain_data_test", name, content);
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using lmf::test::error_of;
 
 // Fake vocabulary: 0 pad, 1 cls, 2 sep, 3 mask, 4 unk; ids >= 10 are words.
 SpecialTokens fake_special(int64_t vocab) {

@@ -5,10 +5,10 @@
 #include <optional>
 #include <vector>
 
-#include "lmforge/core/autograd.h"
-#include "lmforge/core/runtime.h"
 #include <memory>
 
+#include "lmforge/core/autograd.h"
+#include "lmforge/core/runtime.h"
 #include "lmforge/core/tensor.h"
 
 namespace lmf {
@@ -35,6 +35,9 @@ class PackedLinearWeight {
   int64_t in_features() const { return in_; }
   Tensor weight() const;  // the single source, or the sources concatenated (a copy)
   const Tensor& packed() const { return packed_; }
+  // Still a copy of exactly these tensors (same storage and shapes, in order): a weight tensor
+  // replaced since (weight tying, a new load) is not.
+  bool made_from(std::initializer_list<Tensor> ws) const;
 
  private:
   friend std::shared_ptr<const PackedLinearWeight> pack_linear_weights(
@@ -50,6 +53,9 @@ std::shared_ptr<const PackedLinearWeight> pack_linear_weight(const Tensor& w);
 std::shared_ptr<const PackedLinearWeight> pack_linear_weights(const std::vector<Tensor>& ws);
 // Largest row count the packed kernel takes (LMFORGE_PACKED_GEMM_M, default 128; 0 = never).
 int64_t packed_linear_max_rows();
+// Whether linear(x, packed weight, ...) runs the packed kernel for this input: f32, 1 to
+// packed_linear_max_rows() rows, and no gradient through x or `params` (weights, bias).
+bool packed_linear_takes(const Tensor& x, std::initializer_list<Tensor> params);
 // linear(x, w.weight(), b, act), through the packed kernel for f32 inputs of at most
 // packed_linear_max_rows() rows that need no gradient; otherwise the unpacked path.
 Tensor linear(const Tensor& x, const PackedLinearWeight& w, const Tensor& b = Tensor(),

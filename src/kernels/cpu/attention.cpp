@@ -60,10 +60,7 @@ LMF_TARGET_AVX512 void small_strip(int64_t m, int64_t n, int64_t k, float alpha,
                                    int64_t lda, const float* b, int64_t ldb, float* c,
                                    int64_t ldc) {
   __mmask16 mk[NV];
-  for (int v = 0; v < NV; ++v) {
-    const int64_t left = n - 16 * v;
-    mk[v] = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
-  }
+  for (int v = 0; v < NV; ++v) mk[v] = tail_mask16(n - 16 * v);
   for (int64_t i = 0; i < m; ++i) {
     __m512 acc[NV];
     for (int v = 0; v < NV; ++v) acc[v] = _mm512_setzero_ps();
@@ -202,13 +199,8 @@ bool has_mask(const AttentionMask& mk) {
 void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale,
                        const float* q, const float* k, const float* v, float* out, float* probs,
                        float dropout_p, const uint64_t* seeds, uint8_t* drop_keep,
-                       const AttentionStrides* strides) {
+                       const AttentionStrides& st) {
   const int64_t blocks = d.B * d.H, group = d.H / d.Hkv, tt = d.Tq * d.Tk;
-  const AttentionStrides st = strides ? *strides
-                                      : AttentionStrides{{d.H * d.Tq * d.D, d.Tq * d.D, d.D},
-                                                         {d.Hkv * d.Tk * d.D, d.Tk * d.D, d.D},
-                                                         {d.Hkv * d.Tk * d.Dv, d.Tk * d.Dv, d.Dv},
-                                                         {d.H * d.Tq * d.Dv, d.Tq * d.Dv, d.Dv}};
   const bool dropout = dropout_p > 0.0f;
   const bool masked = has_mask(mask);
   const float keep_scale = dropout ? 1.0f / (1.0f - dropout_p) : 1.0f;

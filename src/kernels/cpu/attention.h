@@ -18,9 +18,9 @@ struct AttentionMask {
   bool causal = false;                // query i attends keys j <= i + (Tk - Tq)
 };
 
-// Element strides over (B, H, T) of q, k, v and out; the last dim is contiguous. Null: the
-// packed [B, H, T, D] layouts. Inference passes q/k/v as views of a fused projection and writes
-// out as [B, T, H, Dv], so neither side is copied.
+// Element strides over (B, H, T) of q, k, v and out; the last dim is contiguous. The autograd
+// path passes the packed [B, H, T, D] layouts; inference passes q/k/v as views of a fused
+// projection and writes out as [B, T, H, Dv], so neither side is copied.
 struct AttentionStrides {
   int64_t q[3], k[3], v[3], out[3];
 };
@@ -31,7 +31,7 @@ struct AttentionStrides {
 void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale,
                        const float* q, const float* k, const float* v, float* out, float* probs,
                        float dropout_p, const uint64_t* seeds, uint8_t* drop_keep,
-                       const AttentionStrides* strides = nullptr);
+                       const AttentionStrides& st);
 
 // Gradients of the forward above from the saved probabilities (and keep mask when dropout_p > 0).
 // dk / dv sum over the query heads that share a kv head. All outputs are fully overwritten.

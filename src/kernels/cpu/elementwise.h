@@ -184,6 +184,11 @@ LMF_ALWAYS_INLINE float from_bf16(uint16_t h) {
 }
 
 // Loads/stores as f32 whatever the storage type; bf16 rounds to nearest even on store.
+// AVX-512 lane mask (__mmask16) of the first min(max(left, 0), 16) lanes: the tail of a row.
+LMF_ALWAYS_INLINE uint16_t tail_mask16(int64_t left) {
+  return left >= 16 ? uint16_t{0xffff} : left <= 0 ? uint16_t{0} : uint16_t((1u << left) - 1u);
+}
+
 LMF_ALWAYS_INLINE float ld(float v) {
   return v;
 }

@@ -65,7 +65,7 @@ LMF_TARGET_AVX512 void tile(const float* a, int64_t lda, const float* w, int64_t
     }
   }
   if (p < k) {
-    const __mmask16 mk = static_cast<__mmask16>((1u << (k - p)) - 1u);
+    const __mmask16 mk = kernels::tail_mask16(k - p);
     __m512 wv[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) wv[j] = _mm512_maskz_loadu_ps(mk, w + j * ldw + p);
@@ -158,7 +158,7 @@ LMF_TARGET_AVX512 LMF_ALWAYS_INLINE __m512 exp_nonpos(__m512 x) {
 // which the compiler will not do for the scalar loop; 3x faster than epilogue_row<gelu_erf>.
 LMF_TARGET_AVX512 void gelu_erf_row(float* y, const float* bias, int64_t n) {
   for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 mk = n - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - j)) - 1u);
+    const __mmask16 mk = kernels::tail_mask16(n - j);
     __m512 v = _mm512_maskz_loadu_ps(mk, y + j);
     if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias + j));
     const __m512 z = _mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f));
@@ -232,6 +232,7 @@ void run_columns(int64_t m, int64_t j0, int64_t j1, int64_t k, const float* a, i
 // ---- packed weights ------------------------------------------------------------------------
 
 constexpr int64_t kPanel = kPackPanel;
+int64_t panel_count(int64_t n) { return (n + kPanel - 1) / kPanel; }
 constexpr int kMaxMr = 12;
 constexpr int64_t kKc = 256;  // k block: an 8-row A slice and a 32 KiB weight slice stay in L1/L2
 
@@ -254,9 +255,7 @@ LMF_TARGET_AVX512 void packed_tile(const float* a, int64_t lda, const float* pw,
       acc1[i] = _mm512_fmadd_ps(av, w1, acc1[i]);
     }
   }
-  const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1u);
-  const __mmask16 m1 =
-      ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1u);
+  const __mmask16 m0 = kernels::tail_mask16(ncols), m1 = kernels::tail_mask16(ncols - 16);
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
@@ -300,19 +299,19 @@ void run_panels(int64_t m, int64_t n, int64_t k, int64_t q0, int64_t q1, const f
   }
 }
 
+// A row bound from the environment (negative values read as 0), or `fallback` when unset.
+int64_t env_bound(const char* name, int64_t fallback) {
+  const char* env = std::getenv(name);
+  return env && *env ? std::max<int64_t>(0, std::atoll(env)) : fallback;
+}
+
 std::atomic<int64_t>& packed_gemm_bound() {
-  static std::atomic<int64_t> bound{[] {
-    const char* env = std::getenv("LMFORGE_PACKED_GEMM_M");
-    return env && *env ? std::max(0ll, std::atoll(env)) : 128ll;
-  }()};
+  static std::atomic<int64_t> bound{env_bound("LMFORGE_PACKED_GEMM_M", 128)};
   return bound;
 }
 
 std::atomic<int64_t>& small_gemm_bound() {
-  static std::atomic<int64_t> bound{[] {
-    const char* env = std::getenv("LMFORGE_SMALL_GEMM_M");
-    return env && *env ? std::max(0ll, std::atoll(env)) : 32ll;
-  }()};
+  static std::atomic<int64_t> bound{env_bound("LMFORGE_SMALL_GEMM_M", 32)};
   return bound;
 }
 
@@ -348,24 +347,20 @@ void gemm_small(const GemmDesc& d, const float* a, const float* w, const float* 
   }
 }
 
-}  // namespace lmf::cpu
-
-namespace lmf::cpu {
-
-int64_t packed_floats(int64_t n, int64_t k) { return (n + kPackPanel - 1) / kPackPanel * kPackPanel * k; }
+int64_t packed_floats(int64_t n, int64_t k) { return panel_count(n) * kPanel * k; }
 
 void pack_weight_f32(const float* w, int64_t n, int64_t k, int64_t ldw, float* dst) {
-  const int64_t panels = (n + kPackPanel - 1) / kPackPanel;
+  const int64_t panels = panel_count(n);
 #pragma omp parallel for schedule(static)
   for (int64_t q = 0; q < panels; ++q) {
-    float* out = dst + q * k * kPackPanel;
-    for (int64_t jj = 0; jj < kPackPanel; ++jj) {
-      const int64_t j = q * kPackPanel + jj;
+    float* out = dst + q * k * kPanel;
+    for (int64_t jj = 0; jj < kPanel; ++jj) {
+      const int64_t j = q * kPanel + jj;
       if (j < n) {
         const float* row = w + j * ldw;
-        for (int64_t p = 0; p < k; ++p) out[p * kPackPanel + jj] = row[p];
+        for (int64_t p = 0; p < k; ++p) out[p * kPanel + jj] = row[p];
       } else {
-        for (int64_t p = 0; p < k; ++p) out[p * kPackPanel + jj] = 0.0f;
+        for (int64_t p = 0; p < k; ++p) out[p * kPanel + jj] = 0.0f;
       }
     }
   }
@@ -376,7 +371,7 @@ void set_packed_gemm_max_m(int64_t m) { packed_gemm_bound().store(std::max<int64
 
 void gemm_packed_f32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                      const float* packed, const float* bias, GemmAct act, float* c, int64_t ldc) {
-  const int64_t panels = (n + kPackPanel - 1) / kPackPanel;
+  const int64_t panels = panel_count(n);
   const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), panels));
   if (nt <= 1 || m * n * k < kSmallGemmParallelWork) {
     run_panels(m, n, k, 0, panels, a, lda, packed, bias, act, c, ldc);

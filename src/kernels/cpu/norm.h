@@ -11,11 +11,11 @@ namespace lmf::kernels {
 template <class T>
 void layer_norm_fwd(const T* x, const T* w, const T* b, T* y, float* mean, float* rstd,
                     int64_t rows, int64_t cols, float eps);
-// gx (always), gw and gb (f32 [cols], when non-null) from gy and the saved statistics.
 // layer_norm_fwd of x + res (the residual sum is not kept; y may not alias x or res).
 template <class T>
 void add_layer_norm_fwd(const T* x, const T* res, const T* w, const T* b, T* y, float* mean,
                         float* rstd, int64_t rows, int64_t cols, float eps);
+// gx (always), gw and gb (f32 [cols], when non-null) from gy and the saved statistics.
 template <class T>
 void layer_norm_bwd(const T* x, const T* w, const float* mean, const float* rstd, const T* gy,
                     T* gx, float* gw, float* gb, int64_t rows, int64_t cols);
