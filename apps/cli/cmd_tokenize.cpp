@@ -8,20 +8,11 @@
 
 #include "commands.h"
 #include "lmforge/core/error.h"
-#include "lmforge/tokenizers/tokenizer.h"
+#include "lmforge/tasks/tokenize.h"
 
 namespace {
 
 using lmf::tok::Encoding;
-using lmf::tok::Tokenizer;
-
-Tokenizer load(const std::string& path) {
-  namespace fs = std::filesystem;
-  if (fs::is_regular_file(path)) return Tokenizer::from_file(path);
-  LMF_CHECK(fs::is_directory(path), lmf::IoError,
-            "--model '{}' is neither a model folder nor a tokenizer.json file", path);
-  return Tokenizer::from_pretrained(path);
-}
 
 std::string dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -88,16 +79,13 @@ CLI::App* add_tokenize_command(CLI::App& app, TokenizeOptions& opt) {
 }
 
 int run_tokenize_command(const TokenizeOptions& opt) {
-  Tokenizer tok = load(opt.model);
-  if (opt.max_length) {
-    lmf::tok::TruncationParams p;
-    p.max_length = *opt.max_length;
-    p.stride = opt.stride;
-    tok.set_truncation(p);
-  }
+  lmf::tasks::TokenizeOptions to;
+  to.max_length = opt.max_length;
+  to.stride = opt.stride;
+  to.add_special_tokens = !opt.no_special;
+  const auto tok = lmf::tasks::TextTokenizer::load(opt.model, to);
   auto one = [&](const std::string& text) {
-    const Encoding e =
-        opt.pair ? tok.encode(text, *opt.pair, !opt.no_special) : tok.encode(text, !opt.no_special);
+    const Encoding e = opt.pair ? tok.encode(text, *opt.pair) : tok.encode(text);
     if (opt.json)
       print_json(text, e, opt.pair);
     else

@@ -5,8 +5,6 @@
 #include "commands.h"
 #include "lmforge/core/error.h"
 #include "lmforge/core/runtime.h"
-#include "lmforge/models/bert.h"
-#include "lmforge/tokenizers/tokenizer.h"
 #include "lmforge/train/electra.h"
 #include "lmforge/train/finetune.h"
 #include "lmforge/train/pretrain.h"
@@ -101,64 +99,12 @@ int report_result(const train::TrainResult& r, const train::TrainerOptions& t, b
   return 0;
 }
 
-// ELECTRA: instances packed like RoBERTa's full sentences ([CLS] ... [SEP]), a discriminator from
-// the model folder or config and a generator `divisor` times narrower sharing its embeddings.
-std::unique_ptr<train::Objective> make_electra(const PretrainCli& o) {
-  const auto& d = o.data;
-  const std::string tok_dir = train::pretrain_tokenizer_dir(d);
-  tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
-  const train::SpecialTokens sp = train::SpecialTokens::from_tokenizer(tokenizer);
-  auto [docs, eval_docs] = train::read_pretrain_corpus(d);
-  Generator rng(d.seed);
-  train::InstanceOptions io;
-  io.recipe = train::Recipe::roberta;
-  io.max_seq_length = d.max_seq_length;
-  io.dup_factor = d.dup_factor;
-  auto to_ids = [&](const std::vector<train::TextDocument>& ds) {
-    std::vector<std::vector<int32_t>> out;
-    if (ds.empty()) return out;
-    for (auto& inst :
-         train::create_instances(train::tokenize_documents(tokenizer, ds), sp, io, rng))
-      out.push_back(std::move(inst.input_ids));
-    return out;
-  };
-  auto train_ids = to_ids(docs);
-  auto eval_ids = to_ids(eval_docs);
-  train::ElectraTokens tokens = train::ElectraTokens::from_tokenizer(tokenizer);
-  train::ElectraOptions eo;
-  eo.mlm_probability = d.mlm_probability;
-  eo.rtd_weight = o.rtd_weight;
-  eo.tokenizer_dir = tok_dir;
-  eo.eval_batch_size = d.eval_batch_size;
-  if (!d.model_dir.empty())
-    return train::ElectraObjective::from_pretrained(d.model_dir, std::move(train_ids),
-                                                    std::move(eval_ids), tokens, eo);
-  models::BertConfig disc = models::BertConfig::from_file(d.config_path);
-  if (disc.family != models::EncoderFamily::electra)
-    throw ValueError("--recipe electra needs an ELECTRA config (model_type \"electra\"); '" +
-                     d.config_path + "' is another family");
-  models::BertConfig gen = disc;
-  const int64_t div = std::max<int64_t>(o.generator_divisor, 1);
-  gen.hidden_size = std::max<int64_t>(disc.hidden_size / div, 1);
-  gen.num_attention_heads = std::max<int64_t>(disc.num_attention_heads / div, 1);
-  gen.intermediate_size = std::max<int64_t>(disc.intermediate_size / div, 1);
-  if (gen.hidden_size % gen.num_attention_heads != 0)
-    throw ValueError("--generator-divisor " + std::to_string(div) +
-                     " gives a generator hidden size " + std::to_string(gen.hidden_size) +
-                     " not divisible by its " + std::to_string(gen.num_attention_heads) +
-                     " heads; pick another divisor");
-  if (gen.embedding_size <= 0) gen.embedding_size = disc.embed_dim();
-  disc.embedding_size = disc.embed_dim();
-  return train::ElectraObjective::from_configs(gen, disc, std::move(train_ids), std::move(eval_ids),
-                                               tokens, eo, d.seed);
-}
-
 int run_pretrain(PretrainCli& o) {
   if (o.data.train_files.empty()) throw ValueError("pretrain needs --train FILE (text or JSONL)");
   o.data.seed = o.trainer.seed;
   std::unique_ptr<train::Objective> obj;
   if (o.data.recipe == "electra") {
-    obj = make_electra(o);
+    obj = train::make_electra_objective(o.data, o.generator_divisor, o.rtd_weight);
   } else {
     obj = train::make_pretrain_objective(o.data);
   }

@@ -323,7 +323,8 @@ ElectraObjective::Pieces ElectraObjective::run(const ElectraBatch& batch, const 
   auto corrupted = batch.masked_ids.to_vector<int64_t>();
   std::vector<int64_t> positions, targets;
   for (size_t k = 0; k < labels.size(); ++k)
-    if (labels[k] != -100) positions.push_back(static_cast<int64_t>(k)), targets.push_back(labels[k]);
+    if (labels[k] != -100)
+      positions.push_back(static_cast<int64_t>(k)), targets.push_back(labels[k]);
   p.masked = static_cast<int64_t>(positions.size());
   const models::ModelOutput g = gen_->encoder().forward(gin);
   const Tensor h = g.last_hidden_state.reshape({-1, g.last_hidden_state.size(-1)});
@@ -463,6 +464,55 @@ void ElectraObjective::load_pretrained(const std::string& dir) {
   const std::string gen_dir = (fs::path(dir) / "generator").string();
   gen_->load(io::load_checkpoint_dir(gen_dir), lo, gen_dir);
   disc_->load(io::load_checkpoint_dir(dir), lo, dir);  // last: its shared embeddings win
+}
+
+std::unique_ptr<Objective> make_electra_objective(const PretrainOptions& d,
+                                                  int64_t generator_divisor, double rtd_weight) {
+  const std::string tok_dir = pretrain_tokenizer_dir(d);
+  tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
+  const SpecialTokens sp = SpecialTokens::from_tokenizer(tokenizer);
+  auto [docs, eval_docs] = read_pretrain_corpus(d);
+  Generator rng(d.seed);
+  InstanceOptions io;
+  io.recipe = Recipe::roberta;
+  io.max_seq_length = d.max_seq_length;
+  io.dup_factor = d.dup_factor;
+  auto to_ids = [&](const std::vector<TextDocument>& ds) {
+    std::vector<std::vector<int32_t>> out;
+    if (ds.empty()) return out;
+    for (auto& inst : create_instances(tokenize_documents(tokenizer, ds), sp, io, rng))
+      out.push_back(std::move(inst.input_ids));
+    return out;
+  };
+  auto train_ids = to_ids(docs);
+  auto eval_ids = to_ids(eval_docs);
+  ElectraTokens tokens = ElectraTokens::from_tokenizer(tokenizer);
+  ElectraOptions eo;
+  eo.mlm_probability = d.mlm_probability;
+  eo.rtd_weight = rtd_weight;
+  eo.tokenizer_dir = tok_dir;
+  eo.eval_batch_size = d.eval_batch_size;
+  if (!d.model_dir.empty())
+    return ElectraObjective::from_pretrained(d.model_dir, std::move(train_ids), std::move(eval_ids),
+                                             tokens, eo);
+  models::BertConfig disc = models::BertConfig::from_file(d.config_path);
+  if (disc.family != models::EncoderFamily::electra)
+    throw ValueError("--recipe electra needs an ELECTRA config (model_type \"electra\"); '" +
+                     d.config_path + "' is another family");
+  models::BertConfig gen = disc;
+  const int64_t div = std::max<int64_t>(generator_divisor, 1);
+  gen.hidden_size = std::max<int64_t>(disc.hidden_size / div, 1);
+  gen.num_attention_heads = std::max<int64_t>(disc.num_attention_heads / div, 1);
+  gen.intermediate_size = std::max<int64_t>(disc.intermediate_size / div, 1);
+  if (gen.hidden_size % gen.num_attention_heads != 0)
+    throw ValueError("--generator-divisor " + std::to_string(div) +
+                     " gives a generator hidden size " + std::to_string(gen.hidden_size) +
+                     " not divisible by its " + std::to_string(gen.num_attention_heads) +
+                     " heads; pick another divisor");
+  if (gen.embedding_size <= 0) gen.embedding_size = disc.embed_dim();
+  disc.embedding_size = disc.embed_dim();
+  return ElectraObjective::from_configs(gen, disc, std::move(train_ids), std::move(eval_ids),
+                                        tokens, eo, d.seed);
 }
 
 }  // namespace lmf::train

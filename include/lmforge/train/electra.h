@@ -20,6 +20,8 @@ class Tokenizer;
 
 namespace lmf::train {
 
+struct PretrainOptions;
+
 // The ids masking needs: the padding and mask ids, and which ids are never chosen for masking.
 struct ElectraTokens {
   int64_t pad = 0;
@@ -122,5 +124,15 @@ class ElectraObjective : public Objective {
   ElectraOptions opt_;
   std::vector<uint8_t> never_mask_;  // by id
 };
+
+// `lmforge pretrain --recipe electra`: instances packed like RoBERTa's full sentences ([CLS] ...
+// [SEP]) from o's corpus and tokenizer, a discriminator from o.model_dir (continued) or
+// o.config_path (an ELECTRA config, from scratch) and, from scratch, a generator
+// `generator_divisor` times narrower (hidden size, heads, FFN) sharing its embeddings. ValueError
+// for another family's config or a divisor that leaves the generator's hidden size not divisible by
+// its heads.
+std::unique_ptr<Objective> make_electra_objective(const PretrainOptions& o,
+                                                  int64_t generator_divisor = 4,
+                                                  double rtd_weight = 50.0);
 
 }  // namespace lmf::train
