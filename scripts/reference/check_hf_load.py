@@ -2,8 +2,9 @@
 """Loads model folders that lmforge saved (models::save_pretrained) with PyPI transformers and
 checks that HF takes them as its own: the class named by config.json "architectures" loads them
 with no missing, unexpected or mismatched key and no error (output_loading_info=True), HF's own
-save_pretrained of the loaded model writes the same config.json and model.safetensors bytes, and,
-when
+save_pretrained of the loaded model writes the same files (compare_saved: config.json with every
+field equal but "transformers_version", the writer's own version, so that any transformers 5.x
+passes; every other file, model.safetensors included, byte for byte), and, when
 the folder holds inputs.json and an expected-output file (lmforge_outputs.json by default, written
 by the C++ test), HF's outputs on those inputs equal the expected ones (max |diff| <= --tol).
 
@@ -36,15 +37,52 @@ def load_hf(folder):
     return arch, model.eval(), info
 
 
-def resave_differs(model, folder):
-    """The files of `folder` that transformers' own save_pretrained of `model` writes differently
-    (lmforge writes config.json and model.safetensors byte for byte as transformers does)."""
+# config.json fields that name the writer rather than the model (lmforge writes the transformers
+# version its format follows; the installed transformers writes its own).
+WRITER_FIELDS = ("transformers_version",)
+
+
+def compare_saved(ours, theirs):
+    """What differs between the folder lmforge saved (`ours`) and the one transformers'
+    save_pretrained wrote (`theirs`), one string per difference (empty: the same). Every file
+    transformers wrote must be in `ours`: config.json equal as JSON except WRITER_FIELDS (each
+    other differing, missing or extra field is named), any other file (model.safetensors, ...)
+    byte for byte."""
     import filecmp
+    problems = []
+    for name in sorted(os.listdir(theirs)):
+        a, b = os.path.join(ours, name), os.path.join(theirs, name)
+        if not os.path.isfile(b):
+            continue
+        if not os.path.isfile(a):
+            problems.append(f"{name}: written by transformers, absent from the saved folder")
+        elif name == "config.json":
+            with open(a) as f:
+                ca = json.load(f)
+            with open(b) as f:
+                cb = json.load(f)
+            for k in sorted(set(ca) | set(cb)):
+                if k in WRITER_FIELDS:
+                    continue
+                if k not in cb:
+                    problems.append(f"config.json: field {k!r} not written by transformers")
+                elif k not in ca:
+                    problems.append(f"config.json: field {k!r} missing (transformers writes "
+                                    f"{json.dumps(cb[k])})")
+                elif ca[k] != cb[k] or type(ca[k]) is not type(cb[k]):
+                    problems.append(f"config.json: field {k!r} is {json.dumps(ca[k])}, "
+                                    f"transformers writes {json.dumps(cb[k])}")
+        elif not filecmp.cmp(a, b, shallow=False):
+            problems.append(f"{name}: other bytes than transformers writes")
+    return problems
+
+
+def resave_differs(model, folder):
+    """compare_saved(folder, what transformers' own save_pretrained of `model` writes)."""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
-        return [f for f in ("config.json", "model.safetensors")
-                if not filecmp.cmp(os.path.join(folder, f), os.path.join(tmp, f), shallow=False)]
+        return compare_saved(folder, tmp)
 
 
 def tensor_json(t):
@@ -73,9 +111,8 @@ def check(folder, expected_name, tol):
     for key in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
         if info.get(key):
             problems.append(f"{key}: {info[key]}")
-    differing = resave_differs(model, folder)
-    if differing:
-        problems.append(f"HF's save_pretrained of the loaded model writes other bytes: {differing}")
+    for d in resave_differs(model, folder):
+        problems.append(f"HF's save_pretrained of the loaded model differs: {d}")
     inputs_path = os.path.join(folder, "inputs.json")
     expected_path = os.path.join(folder, expected_name)
     if os.path.exists(inputs_path) and os.path.exists(expected_path):
