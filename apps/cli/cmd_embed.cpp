@@ -32,9 +32,12 @@ struct ModelOptions {
   bool no_truncate = false;
   int64_t batch_size = 32;
   bool json = false;
+  std::optional<uint64_t> pooler_init_seed;
+  std::string command;  // embed | similarity | search (for messages)
 };
 
 void add_model_options(CLI::App* sub, ModelOptions& m, bool model_required) {
+  m.command = sub->get_name();
   auto* opt =
       sub->add_option("--model,-m", m.model,
                       model_required ? "model folder (Hugging Face or sentence-transformers)"
@@ -55,6 +58,11 @@ void add_model_options(CLI::App* sub, ModelOptions& m, bool model_required) {
   sub->add_option("--batch-size", m.batch_size, "texts per forward pass")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
+  sub->add_option(
+      "--pooler-init-seed", m.pooler_init_seed,
+      "N: a checkpoint without pooler weights gets a pooler initialised from seed N\n"
+      "(normal(0, initializer_range), as HF initialises one; the same N gives the same\n"
+      "pooler, but it is untrained) instead of --pooling pooler being refused");
   sub->add_flag("--json", m.json, "print JSON instead of the human-readable report");
 }
 
@@ -68,7 +76,20 @@ tasks::SentenceEmbedder load_embedder(const ModelOptions& m) {
   if (m.max_length > 0) o.max_length = m.max_length;
   o.truncate = !m.no_truncate;
   o.batch_size = m.batch_size;
-  return tasks::SentenceEmbedder::from_pretrained(dir, o);
+  o.load.pooler_init_seed = m.pooler_init_seed;
+  auto emb = tasks::SentenceEmbedder::from_pretrained(dir, o);
+  const auto& rep = emb.load_report();
+  const auto& pooling = emb.pooling();
+  if (rep.pooler_missing && !rep.pooler_initialized &&
+      std::find(pooling.begin(), pooling.end(), tasks::Pooling::pooler) != pooling.end())
+    throw ValueError(fmt::format(
+        "{} has no pooler weights (it was saved by a model without a pooler, e.g. "
+        "BertForMaskedLM), so --pooling pooler is refused rather than random on every run. Use "
+        "--pooling cls or --pooling mean, or --pooler-init-seed N for a pooler initialised from "
+        "seed N (the same on every run, but untrained), e.g. lmforge {} --model {} --pooling "
+        "pooler --pooler-init-seed 42 ...",
+        dir, m.command, dir));
+  return emb;
 }
 
 std::string model_name(const ModelOptions& m) {
@@ -497,7 +518,9 @@ constexpr const char* kModelHelp =
     "  brings its own pooling, normalisation and max_seq_length, so the embeddings equal\n"
     "  SentenceTransformer.encode's; other folders default to mean pooling, not normalised.\n"
     "  --pooling pooler uses the model's pooler (tanh(dense(CLS))) and is refused when the\n"
-    "  checkpoint has none (e.g. one saved from a masked-LM model).\n";
+    "  checkpoint has none (e.g. one saved from a masked-LM model), unless --pooler-init-seed N\n"
+    "  asks for one initialised from seed N (reproducible, but untrained):\n"
+    "    lmforge embed --model DIR --pooling pooler --pooler-init-seed 42 \"text\"\n";
 constexpr const char* kExitHelp =
     "EXIT STATUS\n"
     "  0 success; 2 bad input or model (missing folder, unknown architecture, empty input,\n"

@@ -112,7 +112,8 @@ ModelInfo inspect_model(const std::string& dir) {
   else if (info.report.pooler_missing && !info.report.pooler_initialized)
     info.pooler =
         "absent from the checkpoint: pooler_output and --pooling pooler are refused (HF would "
-        "initialise it at random on every load); use --pooling cls or mean";
+        "initialise it at random on every load); use --pooling cls or mean, or "
+        "--pooler-init-seed N for one initialised from seed N (reproducible, untrained)";
   else
     info.pooler = "present, loaded from the checkpoint";
   info.tokenizer = describe_tokenizer(root);

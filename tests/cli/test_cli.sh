@@ -74,6 +74,26 @@ assert len(r)==1 and r[0]['text']=='the cat' and abs(r[0]['score']-1)<1e-4, d" "
 
 expect_err "missing folder" "does not exist" "$bin" embed --model "$tmp/nope" "x"
 expect_err "pooler refused" "pooler" "$bin" embed --model "$tmp/mlm" --pooling pooler "the cat"
+# ... and the message names the option that asks for a seeded pooler, with an example, which exists,
+# is documented, and gives the same pooler (so the same embeddings) on every run for the same seed.
+expect_err "pooler refused names --pooler-init-seed" "--pooler-init-seed 42" \
+  "$bin" embed --model "$tmp/mlm" --pooling pooler "the cat"
+for c in embed similarity search; do
+  "$bin" $c --help | grep -q -- "--pooler-init-seed" || fail "$c --help does not document --pooler-init-seed"
+done
+for r in 1 2; do
+  "$bin" embed --model "$tmp/mlm" --pooling pooler --pooler-init-seed 7 --json "the cat" "a dog" \
+    > "$tmp/seed7_$r.json" || fail "embed --pooler-init-seed 7 exited $?: $(cat "$tmp/seed7_$r.json")"
+done
+"$bin" embed --model "$tmp/mlm" --pooling pooler --pooler-init-seed 8 --json "the cat" "a dog" \
+  > "$tmp/seed8.json" || fail "embed --pooler-init-seed 8 exited $?"
+python3 -c "
+import json,sys; a,b,c=[json.load(open(f)) for f in sys.argv[1:]]
+assert a['pooling']=='pooler' and len(a['embeddings'])==2 and a['dimension']==32, a
+assert a==b, 'the same seed gave different pooler embeddings'
+assert a['embeddings'][0]['embedding']!=c['embeddings'][0]['embedding'], 'seeds 7 and 8 gave the same pooler'
+assert all(abs(x)<1 for e in a['embeddings'] for x in e['embedding']), 'pooler output is tanh: |x| < 1'
+" "$tmp/seed7_1.json" "$tmp/seed7_2.json" "$tmp/seed8.json" || fail "--pooler-init-seed is not deterministic per seed"
 expect_err "empty input" "empty input" "$bin" embed --model "$tmp/tiny" < /dev/null
 expect_err "invalid UTF-8" "UTF-8" "$bin" embed --model "$tmp/tiny" "$(printf 'bad \xff')"
 printf 'ok\nbad \xc3\n' > "$tmp/bad.txt"
