@@ -17,10 +17,14 @@ struct FamilyRegistration {
   std::string default_architecture;        // when config.json names none, e.g. "LlamaModel"
   // Builds an untrained model of `architecture` from config.json text (`origin` names the file in
   // errors); ValueError for a wrong field.
-  std::function<std::unique_ptr<PretrainedModel>(const std::string& config_text,
-                                                 const std::string& architecture,
-                                                 const std::string& origin)>
+  std::function<std::unique_ptr<PretrainedModel>(
+      const std::string& config_text, const std::string& architecture, const std::string& origin)>
       create;
+  // Optional: loads a folder when the family has its own rules (BERT's pooler); empty: the
+  // generic path (create under nn::init::NoInitGuard, load the checkpoint, init_missing()).
+  std::function<std::unique_ptr<PretrainedModel>(const std::string& model_dir,
+                                                 const LoadOptions& opt, LoadReport* report)>
+      load_dir;
 };
 
 void register_family(FamilyRegistration reg);
