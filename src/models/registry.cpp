@@ -102,12 +102,19 @@ std::unique_ptr<PretrainedModel> load_pretrained(const std::string& model_dir,
   LMF_CHECK(j.is_object(), ValueError, "{}: a config must be a JSON object", cfg_path);
   const FamilyRegistration& f = family_for(j, opt.architecture, cfg_path);
   if (f.load_dir) return f.load_dir(model_dir, opt, report);
+  return load_pretrained(j.dump(), io::load_checkpoint_dir(model_dir), opt, report, model_dir);
+}
+
+std::unique_ptr<PretrainedModel> load_pretrained(const std::string& config_text,
+                                                 const nn::StateDict& state,
+                                                 const LoadOptions& opt, LoadReport* report,
+                                                 const std::string& origin) {
   std::unique_ptr<PretrainedModel> m;
   {
-    nn::init::NoInitGuard no_draws;  // the checkpoint replaces these weights
-    m = f.create(j.dump(), opt.architecture, cfg_path);
+    nn::init::NoInitGuard no_draws;  // the state dict replaces these weights
+    m = create_pretrained(config_text, opt.architecture, origin);
   }
-  LoadReport rep = m->load(io::load_checkpoint_dir(model_dir), opt, model_dir);
+  LoadReport rep = m->load(state, opt, origin);
   {
     NoGradGuard no_grad;
     m->init_missing(rep.missing_keys);

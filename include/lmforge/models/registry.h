@@ -44,6 +44,13 @@ std::unique_ptr<PretrainedModel> load_pretrained(const std::string& model_dir,
 
 // load_pretrained as a T (e.g. DecoderModel, wanted = "a decoder (causal LM)"); ValueError
 // saying what the folder holds otherwise.
+// From config.json text and a state dict already in memory (e.g. converted from a GGUF file);
+// `origin` names the source in errors and the report.
+std::unique_ptr<PretrainedModel> load_pretrained(const std::string& config_text,
+                                                 const nn::StateDict& state,
+                                                 const LoadOptions& opt, LoadReport* report,
+                                                 const std::string& origin);
+
 [[noreturn]] void throw_not_a(const std::string& model_dir, const PretrainedModel& m,
                               const std::string& wanted);
 template <class T>
