@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <tuple>
 
 #include "io/io_util.h"
 
@@ -728,7 +729,8 @@ void dequantize_into(GgmlType t, const uint8_t* src, float* dst, int64_t n, std:
   if (!ggml_type_supported(t))
     fail<IoError>("{} has type {}, which lmforge cannot dequantize (supported: {})", what,
                   ggml_type_name(t), kSupported);
-  const auto [block, bytes] = ggml_block_layout(t);
+  const auto layout = ggml_block_layout(t);
+  const int64_t block = layout.first, bytes = layout.second;
   LMF_CHECK(n % block == 0, IoError, "{}: {} elements are not a whole number of {} blocks of {}",
             what, n, ggml_type_name(t), block);
   const int64_t nb = n / block;
@@ -924,30 +926,39 @@ void GgufWriter::add_tensor(const std::string& name, const Tensor& t, GgmlType t
   tensors_.push_back(std::move(item));
 }
 
-std::string GgufWriter::serialize() const {
+namespace {
+// The header, metadata and tensor infos, padded to the data section.
+std::string header_bytes(
+    const std::vector<std::pair<std::string, GgufValue>>& kv,
+    const std::vector<std::tuple<const std::string*, const Shape*, GgmlType, size_t>>& infos) {
   std::string s;
-  size_t data_bytes = 0;
-  for (const auto& it : tensors_) data_bytes += align_up(it.bytes.size(), kWriteAlign);
-  s.reserve(data_bytes + (1 << 20));
   put32(s, kMagic);
   put32(s, 3);
-  put64(s, tensors_.size());
-  put64(s, kv_.size());
-  for (const auto& [k, v] : kv_) {
+  put64(s, infos.size());
+  put64(s, kv.size());
+  for (const auto& [k, v] : kv) {
     put_str(s, k);
     put32(s, static_cast<uint32_t>(v.type));
     put_value(s, v, k);
   }
   uint64_t off = 0;
-  for (const auto& it : tensors_) {
-    put_str(s, it.name);
-    put32(s, static_cast<uint32_t>(it.shape.size()));
-    for (size_t d = it.shape.size(); d-- > 0;) put64(s, static_cast<uint64_t>(it.shape[d]));
-    put32(s, static_cast<uint32_t>(it.type));
+  for (const auto& [name, shape, type, nbytes] : infos) {
+    put_str(s, *name);
+    put32(s, static_cast<uint32_t>(shape->size()));
+    for (size_t d = shape->size(); d-- > 0;) put64(s, static_cast<uint64_t>((*shape)[d]));
+    put32(s, static_cast<uint32_t>(type));
     put64(s, off);
-    off += align_up(it.bytes.size(), kWriteAlign);
+    off += align_up(nbytes, kWriteAlign);
   }
   s.resize(align_up(s.size(), kWriteAlign), '\0');
+  return s;
+}
+}  // namespace
+
+std::string GgufWriter::serialize() const {
+  std::vector<std::tuple<const std::string*, const Shape*, GgmlType, size_t>> infos;
+  for (const auto& it : tensors_) infos.emplace_back(&it.name, &it.shape, it.type, it.bytes.size());
+  std::string s = header_bytes(kv_, infos);
   for (const auto& it : tensors_) {
     s += it.bytes;
     s.resize(align_up(s.size(), kWriteAlign), '\0');
@@ -956,12 +967,21 @@ std::string GgufWriter::serialize() const {
 }
 
 void GgufWriter::write(const std::string& path) const {
-  const std::string bytes = serialize();
+  std::vector<std::tuple<const std::string*, const Shape*, GgmlType, size_t>> infos;
+  for (const auto& it : tensors_) infos.emplace_back(&it.name, &it.shape, it.type, it.bytes.size());
+  const std::string header = header_bytes(kv_, infos);  // before opening: throws on bad metadata
   const std::string tmp = path + ".tmp";
   std::FILE* fp = std::fopen(tmp.c_str(), "wb");
   if (!fp) fail<IoError>("cannot create '{}': {}", tmp, std::strerror(errno));
-  const size_t wrote = std::fwrite(bytes.data(), 1, bytes.size(), fp);
-  const bool ok = wrote == bytes.size() && std::fflush(fp) == 0 && ::fsync(fileno(fp)) == 0;
+  static const char zeros[kWriteAlign] = {};
+  bool ok = std::fwrite(header.data(), 1, header.size(), fp) == header.size();
+  for (const auto& it : tensors_) {
+    if (!ok) break;
+    const size_t pad = align_up(it.bytes.size(), kWriteAlign) - it.bytes.size();
+    ok = std::fwrite(it.bytes.data(), 1, it.bytes.size(), fp) == it.bytes.size() &&
+         std::fwrite(zeros, 1, pad, fp) == pad;
+  }
+  ok = ok && std::fflush(fp) == 0 && ::fsync(fileno(fp)) == 0;
   const int err = errno;
   std::fclose(fp);
   if (!ok) {
