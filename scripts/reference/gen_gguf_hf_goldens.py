@@ -3,7 +3,8 @@
 
 Called by gen_gguf_goldens.py when transformers + torch import (see its docstring for the command);
 writes tests/fixtures/gguf/smollm2_hf.json: the folder transformers saves after
-`from_pretrained(dir, gguf_file=...)` (config.json, generation_config.json, tokenizer_config.json,
+`from_pretrained(dir, gguf_file=...)` (config and generation config as the model serializes them,
+tokenizer_config.json,
 tokenizer.json without its vocab/merges plus samples of them), the loading info, every tensor's
 shape and a checksum of its f32 bits (wsum64: sum of bits[k] * (k + 1) mod 2**64), and the token
 ids of a set of sentences.
@@ -64,12 +65,14 @@ def main(smol, out_dir):
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     model, info = AutoModelForCausalLM.from_pretrained(
         d, gguf_file=f, dtype=torch.float32, output_loading_info=True)
+    # save_pretrained refuses a model loaded from GGUF ("not serializable"): take the config the
+    # way it serializes it, without the loader's quantization_config (a dequantized save drops it).
+    files = {"config.json": json.loads(model.config.to_json_string()),
+             "generation_config.json": json.loads(model.generation_config.to_json_string())}
+    files["config.json"].pop("quantization_config", None)
     with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        files = {}
-        for name in ["config.json", "generation_config.json", "tokenizer_config.json"]:
-            files[name] = json.load(open(os.path.join(tmp, name)))
+        files["tokenizer_config.json"] = json.load(open(os.path.join(tmp, "tokenizer_config.json")))
         tj = json.load(open(os.path.join(tmp, "tokenizer.json")))
         chat = os.path.join(tmp, "chat_template.jinja")
         chat_template = open(chat).read() if os.path.exists(chat) else None
