@@ -1,0 +1,718 @@
+// GGUF <-> HF folder conversion for LLaMA models. The GGUF -> HF rules mirror transformers 5.x
+// (modeling_gguf_pytorch_utils.load_gguf_checkpoint, integrations/gguf/gguf_tokenizer_mapping);
+// the HF -> GGUF rules mirror llama.cpp's convert_hf_to_gguf.py (LlamaModel, get_vocab_base,
+// SpecialVocab).
+#include "lmforge/tasks/gguf_convert.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+#include <set>
+#include <unordered_map>
+
+#include "lmforge/core/error.h"
+#include "lmforge/io/checkpoint.h"
+#include "lmforge/io/json.h"
+#include "lmforge/tokenizers/byte_level.h"
+#include "lmforge/tokenizers/unicode.h"
+
+namespace lmf::tasks {
+
+using io::GgmlType;
+using io::GgufFile;
+using io::GgufType;
+using io::GgufValue;
+using nlohmann::json;
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+constexpr int kTokenNormal = 1, kTokenControl = 3, kTokenUserDefined = 4;
+
+std::string file_name(const GgufFile& f) {
+  return f.path().empty() ? "GGUF" : f.path();
+}
+
+// ---- rotary row permutation ---------------------------------------------------------------------
+
+// llama.cpp stores q/k rows of each head as (dim, 2) pairs interleaved where HF has (2, dim)
+// halves. `to_hf` undoes llama.cpp's permute (transformers' _reverse_permute_weights), otherwise
+// applies it (convert_hf_to_gguf.py's LlamaModel.permute). Works on [out] and [out, in].
+Tensor permute_rows(const Tensor& w, int64_t n_head, bool to_hf, const std::string& name) {
+  const Tensor c = w.contiguous();
+  const int64_t rows = c.size(0);
+  LMF_CHECK(n_head > 0 && rows % (2 * n_head) == 0, ValueError,
+            "{}: {} rows cannot be split into {} heads of rotary pairs", name, rows, n_head);
+  const int64_t dim = rows / n_head / 2;
+  const int64_t row_len = c.numel() / std::max<int64_t>(rows, 1);
+  Tensor out = Tensor::empty(c.shape(), DType::f32);
+  const float* src = c.data<float>();
+  float* dst = out.data<float>();
+  for (int64_t h = 0; h < n_head; ++h)
+    for (int64_t i = 0; i < dim; ++i)
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t gguf_row = h * 2 * dim + i * 2 + j;  // llama.cpp: (n_head, dim, 2)
+        const int64_t hf_row = h * 2 * dim + j * dim + i;  // HF: (n_head, 2, dim)
+        const int64_t from = to_hf ? gguf_row : hf_row, to = to_hf ? hf_row : gguf_row;
+        std::memcpy(dst + to * row_len, src + from * row_len, static_cast<size_t>(row_len) * 4);
+      }
+  return out;
+}
+
+// ---- GGUF -> HF -------------------------------------------------------------------------------
+
+// The HF name of a llama GGUF tensor (transformers' get_gguf_hf_weights_map for llama), or empty.
+std::string hf_tensor_name(const std::string& g) {
+  static const std::pair<const char*, const char*> top[] = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"}};
+  for (const auto& [a, b] : top)
+    if (g == a) return b;
+  static const std::pair<const char*, const char*> layer[] = {
+      {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"},
+      {"attn_q", "self_attn.q_proj"},   {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"},   {"attn_output", "self_attn.o_proj"},
+      {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},
+      {"ffn_down", "mlp.down_proj"}};
+  static const std::regex re(R"(blk\.(\d+)\.([a-z_]+)\.(weight|bias))");
+  std::smatch m;
+  if (!std::regex_match(g, m, re)) return {};
+  for (const auto& [a, b] : layer)
+    if (m[2] == a) return "model.layers." + m[1].str() + "." + b + "." + m[3].str();
+  return {};
+}
+
+const GgufValue* opt(const GgufFile& f, const std::string& key) {
+  return f.find(key);
+}
+
+// A JSON number from a metadata value (ints stay ints, floats their exact value).
+json number(const GgufValue& v, const std::string& key) {
+  if (v.is_float()) return v.f;
+  if (v.type == GgufType::U64) return v.u;
+  return v.as_int(key);
+}
+
+struct TokenizerMeta {
+  std::string model;  // tokenizer.ggml.model
+  std::string pre;
+  const std::vector<std::string>* tokens = nullptr;
+  std::vector<int64_t> types;
+  const std::vector<std::string>* merges = nullptr;
+  bool add_bos = false, add_eos = false;
+  std::optional<int64_t> bos, eos, unk, pad;
+};
+
+TokenizerMeta tokenizer_meta(const GgufFile& f) {
+  TokenizerMeta t;
+  const std::string file = file_name(f);
+  const GgufValue* model = opt(f, "tokenizer.ggml.model");
+  LMF_CHECK(model, IoError, "{}: no tokenizer.ggml.model key: the file has no tokenizer", file);
+  t.model = model->as_string("tokenizer.ggml.model");
+  if (const GgufValue* v = opt(f, "tokenizer.ggml.pre")) t.pre = v->as_string("tokenizer.ggml.pre");
+  t.tokens = &f.at("tokenizer.ggml.tokens").as_strings("tokenizer.ggml.tokens");
+  if (const GgufValue* v = opt(f, "tokenizer.ggml.token_type")) {
+    t.types = v->as_ints("tokenizer.ggml.token_type");
+    LMF_CHECK(t.types.size() == t.tokens->size(), IoError,
+              "{}: tokenizer.ggml.token_type has {} entries for {} tokens", file, t.types.size(),
+              t.tokens->size());
+  }
+  if (const GgufValue* v = opt(f, "tokenizer.ggml.merges"))
+    t.merges = &v->as_strings("tokenizer.ggml.merges");
+  auto id = [&](const char* key) -> std::optional<int64_t> {
+    const GgufValue* v = opt(f, key);
+    if (!v) return std::nullopt;
+    const int64_t i = v->as_int(key);
+    LMF_CHECK(i >= 0 && static_cast<size_t>(i) < t.tokens->size(), IoError,
+              "{}: {} is {}, outside the vocabulary of {} tokens", file, key, i, t.tokens->size());
+    return i;
+  };
+  t.bos = id("tokenizer.ggml.bos_token_id");
+  t.eos = id("tokenizer.ggml.eos_token_id");
+  t.unk = id("tokenizer.ggml.unknown_token_id");
+  t.pad = id("tokenizer.ggml.padding_token_id");
+  // transformers: a SentencePiece ("llama") vocabulary adds BOS unless the file says otherwise.
+  t.add_bos = t.model == "llama";
+  if (const GgufValue* v = opt(f, "tokenizer.ggml.add_bos_token"))
+    t.add_bos = v->as_bool("tokenizer.ggml.add_bos_token");
+  if (const GgufValue* v = opt(f, "tokenizer.ggml.add_eos_token"))
+    t.add_eos = v->as_bool("tokenizer.ggml.add_eos_token");
+  return t;
+}
+
+bool in_byte_alphabet(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const size_t n = tok::utf8_len(b);
+    if (n == 0 || i + n > s.size()) return false;
+    char32_t c = n == 1 ? b : (b & (0xff >> (n + 1)));
+    for (size_t k = 1; k < n; ++k) c = (c << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
+    if (tok::byte_level_byte(c) < 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+// The pre-tokenizer split transformers uses for a tokenizer.ggml.pre value (set_split_regex).
+const char* split_regex(const std::string& pre) {
+  static const char* llama3 =
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  static const char* qwen2 =
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  static const std::set<std::string> llama3_names = {
+      "llama3",   "llama-v3", "llama-bpe",    "falcon3", "falcon-h1", "pixtral",
+      "midm-2.0", "lfm2",     "jina-v5-nano", "dbrx",    "smaug-bpe"};
+  static const std::set<std::string> qwen2_names = {"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2",
+                                                    "megrez"};
+  if (llama3_names.count(pre)) return llama3;
+  if (qwen2_names.count(pre)) return qwen2;
+  return nullptr;
+}
+
+std::string build_tokenizer_json(const GgufFile& f, const TokenizerMeta& t) {
+  const std::string file = file_name(f);
+  if (t.model != "gpt2")
+    fail<IoError>(
+        "{}: tokenizer.ggml.model '{}' is not supported yet (supported: gpt2, byte-level "
+        "BPE)",
+        file, t.model);
+  const auto& tokens = *t.tokens;
+  // Vocabulary spelled in the byte alphabet (byte_level_tokenizer); later duplicates win, as a
+  // Python dict comprehension keeps the last id.
+  std::vector<std::string> spelled(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i)
+    spelled[i] = in_byte_alphabet(tokens[i]) ? tokens[i] : tok::to_byte_level(tokens[i]);
+  std::unordered_map<std::string, size_t> last;
+  for (size_t i = 0; i < tokens.size(); ++i) last[spelled[i]] = i;
+
+  std::string vocab = "{";
+  bool first = true;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (last[spelled[i]] != i) continue;
+    if (!first) vocab += ',';
+    first = false;
+    vocab += json(spelled[i]).dump(-1, ' ', false, json::error_handler_t::replace);
+    vocab += ':' + std::to_string(i);
+  }
+  vocab += '}';
+  std::string merges = "[";
+  if (t.merges) {
+    for (size_t i = 0; i < t.merges->size(); ++i) {
+      const std::string& m = (*t.merges)[i];
+      const size_t sp = m.find(' ');
+      LMF_CHECK(sp != std::string::npos && m.find(' ', sp + 1) == std::string::npos, IoError,
+                "{}: tokenizer.ggml.merges[{}] '{}' is not two tokens separated by one space", file,
+                i, m);
+      if (i) merges += ',';
+      merges += json::array({m.substr(0, sp), m.substr(sp + 1)})
+                    .dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+  }
+  merges += ']';
+
+  // Added tokens: CONTROL tokens spelled in the byte alphabet as special, then USER_DEFINED ones
+  // present in the vocabulary as normal added tokens (add_gguf_special_tokens).
+  ojson added = ojson::array();
+  auto added_token = [](size_t id, const std::string& content, bool special) {
+    ojson a;
+    a["id"] = id;
+    a["content"] = content;
+    a["single_word"] = false;
+    a["lstrip"] = false;
+    a["rstrip"] = false;
+    a["normalized"] = false;
+    a["special"] = special;
+    return a;
+  };
+  std::vector<std::pair<size_t, bool>> added_ids;
+  for (size_t i = 0; i < t.types.size(); ++i)
+    if (t.types[i] == kTokenControl && in_byte_alphabet(tokens[i])) added_ids.push_back({i, true});
+  for (size_t i = 0; i < t.types.size(); ++i)
+    if (t.types[i] == kTokenUserDefined && last.count(spelled[i]))
+      added_ids.push_back({last[spelled[i]], false});
+  std::set<size_t> seen;
+  std::sort(added_ids.begin(), added_ids.end());
+  for (const auto& [id, special] : added_ids)
+    if (seen.insert(id).second) added.push_back(added_token(id, spelled[id], special));
+
+  ojson pre;
+  if (const char* rx = split_regex(t.pre)) {
+    ojson split;
+    split["type"] = "Split";
+    split["pattern"] = {{"Regex", rx}};
+    split["behavior"] = "Isolated";
+    split["invert"] = false;
+    ojson bl;
+    bl["type"] = "ByteLevel";
+    bl["add_prefix_space"] = false;
+    bl["trim_offsets"] = true;
+    bl["use_regex"] = false;
+    pre["type"] = "Sequence";
+    pre["pretokenizers"] = ojson::array({split, bl});
+  } else {
+    pre["type"] = "ByteLevel";
+    pre["add_prefix_space"] = false;
+    pre["trim_offsets"] = true;
+    pre["use_regex"] = true;
+  }
+  // TemplateProcessing as TokenizersBackend.update_post_processor builds it.
+  const std::optional<std::string> bos =
+      t.bos ? std::optional<std::string>(spelled[static_cast<size_t>(*t.bos)]) : std::nullopt;
+  const std::optional<std::string> eos =
+      t.eos ? std::optional<std::string>(spelled[static_cast<size_t>(*t.eos)]) : std::nullopt;
+  const bool add_bos = t.add_bos && bos.has_value(), add_eos = t.add_eos && eos.has_value();
+  auto seq = [](const char* id, int type_id) {
+    ojson s;
+    s["Sequence"] = {{"id", id}, {"type_id", type_id}};
+    return s;
+  };
+  auto special = [](const std::string& id, int type_id) {
+    ojson s;
+    s["SpecialToken"] = {{"id", id}, {"type_id", type_id}};
+    return s;
+  };
+  ojson single = ojson::array(), pair = ojson::array();
+  if (add_bos) single.push_back(special(*bos, 0));
+  single.push_back(seq("A", 0));
+  if (add_eos) single.push_back(special(*eos, 0));
+  pair = single;
+  if (add_bos) pair.push_back(special(*bos, 1));
+  pair.push_back(seq("B", 1));
+  if (add_eos) pair.push_back(special(*eos, 1));
+  ojson specials = ojson::object();
+  auto add_special = [&](const std::string& tokn, int64_t id) {
+    specials[tokn] = {{"id", tokn}, {"ids", {id}}, {"tokens", {tokn}}};
+  };
+  if (add_bos) add_special(*bos, *t.bos);
+  if (add_eos) add_special(*eos, *t.eos);
+  ojson post;
+  post["type"] = "TemplateProcessing";
+  post["single"] = single;
+  post["pair"] = pair;
+  post["special_tokens"] = specials;
+  ojson dec;
+  dec["type"] = "ByteLevel";
+  dec["add_prefix_space"] = true;
+  dec["trim_offsets"] = true;
+  dec["use_regex"] = true;
+
+  auto dump = [](const ojson& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
+  std::string out = R"({"version":"1.0","truncation":null,"padding":null,"added_tokens":)";
+  out += dump(added);
+  out += R"(,"normalizer":null,"pre_tokenizer":)" + dump(pre);
+  out += R"(,"post_processor":)" + dump(post);
+  out += R"(,"decoder":)" + dump(dec);
+  out += R"(,"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":"",)"
+         R"("end_of_word_suffix":"","fuse_unk":false,"byte_fallback":false,"ignore_merges":false,)"
+         R"("vocab":)" +
+         vocab + R"(,"merges":)" + merges + "}}";
+  return out;
+}
+
+}  // namespace
+
+std::string gguf_tokenizer_json(const GgufFile& file) {
+  return build_tokenizer_json(file, tokenizer_meta(file));
+}
+
+HfFromGguf gguf_to_hf(const std::string& gguf_path) {
+  return gguf_to_hf(GgufFile::open(gguf_path));
+}
+
+HfFromGguf gguf_to_hf(const GgufFile& f) {
+  const std::string file = file_name(f);
+  const std::string arch = f.at("general.architecture").as_string("general.architecture");
+  if (arch != "llama")
+    fail<IoError>(
+        "{}: general.architecture '{}' is not supported for conversion (supported: "
+        "llama)",
+        file, arch);
+  HfFromGguf hf;
+  const TokenizerMeta tm = tokenizer_meta(f);
+
+  // ---- config.json (LlamaConfig defaults, then what the file states) ----
+  bool has_output = f.find_tensor("output.weight") != nullptr;
+  json c;
+  if (const GgufValue* v = opt(f, "general.name")) c["_model_name_or_path"] = v->as_string("n");
+  c["architectures"] = {"LlamaForCausalLM"};
+  c["attention_bias"] = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  c["attention_dropout"] = 0.0;
+  c["bos_token_id"] = 1;
+  c["dtype"] = "float32";
+  c["eos_token_id"] = 2;
+  c["hidden_act"] = "silu";
+  c["hidden_size"] = 4096;
+  c["initializer_range"] = 0.02;
+  c["intermediate_size"] = 11008;
+  c["max_position_embeddings"] = 2048;
+  c["mlp_bias"] = false;
+  c["model_type"] = "llama";
+  c["num_attention_heads"] = 32;
+  c["num_hidden_layers"] = 32;
+  c["pad_token_id"] = nullptr;
+  c["pretraining_tp"] = 1;
+  c["rms_norm_eps"] = 1e-6;
+  c["tie_word_embeddings"] = !has_output;
+  c["use_cache"] = true;
+  c["vocab_size"] = 32000;
+  static const std::pair<const char*, const char*> keys[] = {
+      {"llama.context_length", "max_position_embeddings"},
+      {"llama.block_count", "num_hidden_layers"},
+      {"llama.feed_forward_length", "intermediate_size"},
+      {"llama.embedding_length", "hidden_size"},
+      {"llama.rope.dimension_count", "head_dim"},
+      {"llama.attention.head_count", "num_attention_heads"},
+      {"llama.attention.head_count_kv", "num_key_value_heads"},
+      {"llama.attention.layer_norm_rms_epsilon", "rms_norm_eps"},
+      {"llama.vocab_size", "vocab_size"},
+      {"tokenizer.ggml.bos_token_id", "bos_token_id"},
+      {"tokenizer.ggml.eos_token_id", "eos_token_id"},
+      {"tokenizer.ggml.unknown_token_id", "unk_token_id"},
+      {"tokenizer.ggml.padding_token_id", "pad_token_id"}};
+  for (const auto& [g, h] : keys)
+    if (const GgufValue* v = opt(f, g)) c[h] = number(*v, g);
+  if (!opt(f, "llama.vocab_size")) c["vocab_size"] = tm.tokens->size();
+  const int64_t n_head = c["num_attention_heads"].get<int64_t>();
+  if (!c.contains("num_key_value_heads")) c["num_key_value_heads"] = n_head;
+  const int64_t n_kv = c["num_key_value_heads"].get<int64_t>();
+  LMF_CHECK(n_head > 0 && n_kv > 0 && n_head % n_kv == 0, IoError,
+            "{}: llama.attention.head_count {} is not a positive multiple of head_count_kv {}",
+            file, n_head, n_kv);
+  if (!c.contains("head_dim")) c["head_dim"] = c["hidden_size"].get<int64_t>() / n_head;
+  json rope = {{"rope_theta", 10000.0}, {"rope_type", "default"}};
+  if (const GgufValue* v = opt(f, "llama.rope.freq_base"))
+    rope["rope_theta"] = v->as_float("llama.rope.freq_base");
+  // transformers drops llama.rope.scaling.* for llama files; kept here so the model runs as
+  // llama.cpp runs it (linear and yarn scaling).
+  if (const GgufValue* v = opt(f, "llama.rope.scaling.type")) {
+    const std::string type = v->as_string("llama.rope.scaling.type");
+    if (type == "linear" || type == "yarn") {
+      rope["rope_type"] = type;
+      if (const GgufValue* fct = opt(f, "llama.rope.scaling.factor"))
+        rope["factor"] = fct->as_float("llama.rope.scaling.factor");
+      if (const GgufValue* o = opt(f, "llama.rope.scaling.original_context_length"))
+        rope["original_max_position_embeddings"] =
+            o->as_int("llama.rope.scaling.original_context_length");
+    } else if (type != "none") {
+      fail<IoError>("{}: llama.rope.scaling.type '{}' is not supported (none, linear, yarn)", file,
+                    type);
+    }
+  }
+  c["rope_parameters"] = rope;
+  hf.config_json = c.dump(2) + "\n";
+
+  // ---- generation_config.json ----
+  json g;
+  g["_from_model_config"] = true;
+  for (const char* k : {"bos_token_id", "eos_token_id"})
+    if (!c[k].is_null()) g[k] = c[k];
+  g["output_attentions"] = false;
+  g["output_hidden_states"] = false;
+  if (!c["pad_token_id"].is_null()) g["pad_token_id"] = c["pad_token_id"];
+  g["use_cache"] = true;
+  hf.generation_config_json = g.dump(2) + "\n";
+
+  // ---- tokenizer ----
+  hf.tokenizer_json = build_tokenizer_json(f, tm);
+  json tc;
+  tc["add_bos_token"] = tm.add_bos;
+  tc["add_eos_token"] = tm.add_eos;
+  auto tok_or_null = [&](const std::optional<int64_t>& id) -> json {
+    if (!id) return nullptr;
+    const std::string& s = (*tm.tokens)[static_cast<size_t>(*id)];
+    return in_byte_alphabet(s) ? s : tok::to_byte_level(s);
+  };
+  tc["bos_token"] = tok_or_null(tm.bos);
+  tc["eos_token"] = tok_or_null(tm.eos);
+  tc["unk_token"] = tok_or_null(tm.unk);
+  tc["pad_token"] = tok_or_null(tm.pad);
+  if (const GgufValue* v = opt(f, "tokenizer.chat_template")) {
+    hf.chat_template = v->as_string("tokenizer.chat_template");
+    tc["chat_template"] = hf.chat_template;
+  }
+  tc["clean_up_tokenization_spaces"] = false;
+  tc["model_max_length"] = c["max_position_embeddings"];
+  tc["tokenizer_class"] = "PreTrainedTokenizerFast";
+  hf.tokenizer_config_json = tc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+
+  // ---- tensors ----
+  for (const auto& ti : f.tensors()) {
+    const std::string name = hf_tensor_name(ti.name);
+    if (name.empty()) continue;  // e.g. rope_freqs: not a parameter transformers loads
+    Tensor w = f.dequantize(ti);
+    if (ti.name.find(".attn_q.") != std::string::npos)
+      w = permute_rows(w, n_head, true, ti.name);
+    else if (ti.name.find(".attn_k.") != std::string::npos)
+      w = permute_rows(w, n_kv, true, ti.name);
+    hf.state_dict.emplace(name, std::move(w));
+  }
+  LMF_CHECK(hf.state_dict.count("model.embed_tokens.weight"), IoError,
+            "{}: no token_embd.weight tensor", file);
+  return hf;
+}
+
+void write_hf_folder(const HfFromGguf& hf, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  LMF_CHECK(!ec && fs::is_directory(dir), IoError, "cannot create folder '{}': {}", dir,
+            ec.message());
+  auto write = [&](const std::string& name, const std::string& text) {
+    const std::string path = (fs::path(dir) / name).string();
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+    out.close();
+    LMF_CHECK(out.good(), IoError, "cannot write '{}'", path);
+  };
+  write("config.json", hf.config_json);
+  write("generation_config.json", hf.generation_config_json);
+  write("tokenizer.json", hf.tokenizer_json);
+  write("tokenizer_config.json", hf.tokenizer_config_json);
+  if (!hf.chat_template.empty()) write("chat_template.jinja", hf.chat_template);
+  io::save_safetensors((fs::path(dir) / "model.safetensors").string(), hf.state_dict);
+}
+
+// ---- HF -> GGUF -------------------------------------------------------------------------------
+
+namespace {
+
+std::string gguf_tensor_name(const std::string& hf) {
+  static const std::pair<const char*, const char*> top[] = {
+      {"model.embed_tokens.weight", "token_embd.weight"},
+      {"model.norm.weight", "output_norm.weight"},
+      {"lm_head.weight", "output.weight"}};
+  for (const auto& [a, b] : top)
+    if (hf == a) return b;
+  static const std::pair<const char*, const char*> layer[] = {
+      {"input_layernorm", "attn_norm"}, {"post_attention_layernorm", "ffn_norm"},
+      {"self_attn.q_proj", "attn_q"},   {"self_attn.k_proj", "attn_k"},
+      {"self_attn.v_proj", "attn_v"},   {"self_attn.o_proj", "attn_output"},
+      {"mlp.gate_proj", "ffn_gate"},    {"mlp.up_proj", "ffn_up"},
+      {"mlp.down_proj", "ffn_down"}};
+  static const std::regex re(R"(model\.layers\.(\d+)\.(.+)\.(weight|bias))");
+  std::smatch m;
+  if (!std::regex_match(hf, m, re)) return {};
+  for (const auto& [a, b] : layer)
+    if (m[2] == a) return "blk." + m[1].str() + "." + b + "." + m[3].str();
+  return {};
+}
+
+// A token string from tokenizer_config.json's "bos_token": either a string or {"content": ...}.
+std::optional<std::string> special_content(const json& tc, const char* key) {
+  if (!tc.contains(key)) return std::nullopt;
+  const json& v = tc[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string())
+    return v["content"].get<std::string>();
+  return std::nullopt;
+}
+
+// tokenizer.ggml.pre for a tokenizer.json pre-tokenizer (llama.cpp identifies it by hashing
+// tokenizations; here by structure, for the layouts lmforge writes or meets).
+std::string pre_type(const json& tj) {
+  const json& p = tj.contains("pre_tokenizer") ? tj["pre_tokenizer"] : json();
+  if (p.is_object() && p.value("type", "") == "ByteLevel") return "gpt-2";
+  if (p.is_object() && p.value("type", "") == "Sequence" && p.contains("pretokenizers")) {
+    const json& seq = p["pretokenizers"];
+    if (seq.size() == 2 && seq[0].value("type", "") == "Digits" &&
+        seq[1].value("type", "") == "ByteLevel")
+      return "smollm";
+    if (!seq.empty() && seq[0].value("type", "") == "Split" && seq[0].contains("pattern") &&
+        seq[0]["pattern"].contains("Regex")) {
+      const std::string rx = seq[0]["pattern"]["Regex"].get<std::string>();
+      if (rx == split_regex("llama-bpe")) return "llama-bpe";
+      if (rx == split_regex("qwen2")) return "qwen2";
+    }
+  }
+  return "default";
+}
+
+}  // namespace
+
+void hf_to_gguf(const std::string& hf_dir, const std::string& out_path, io::GgmlType type) {
+  namespace fs = std::filesystem;
+  LMF_CHECK(type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::Q8_0, ValueError,
+            "hf_to_gguf: output type {} is not supported (f32, f16, q8_0)",
+            io::ggml_type_name(type));
+  const fs::path dir(hf_dir);
+  const std::string cfg_path = (dir / "config.json").string();
+  const json c = io::read_json_file(cfg_path);
+  const std::string model_type = c.value("model_type", "");
+  LMF_CHECK(model_type == "llama", ValueError,
+            "{}: model_type '{}' cannot be converted to GGUF yet (supported: llama)", cfg_path,
+            model_type);
+  auto need_int = [&](const char* key) -> int64_t {
+    LMF_CHECK(c.contains(key) && c[key].is_number_integer(), ValueError,
+              "{}: '{}' must be an integer", cfg_path, key);
+    return c[key].get<int64_t>();
+  };
+  const int64_t hidden = need_int("hidden_size"), n_layers = need_int("num_hidden_layers");
+  const int64_t n_head = need_int("num_attention_heads");
+  const int64_t n_kv = c.contains("num_key_value_heads") && !c["num_key_value_heads"].is_null()
+                           ? need_int("num_key_value_heads")
+                           : n_head;
+  const int64_t head_dim =
+      c.contains("head_dim") && !c["head_dim"].is_null() ? need_int("head_dim") : hidden / n_head;
+  double rope_theta = c.value("rope_theta", 10000.0);
+  json rope = c.contains("rope_parameters") ? c["rope_parameters"]
+              : c.contains("rope_scaling")  ? c["rope_scaling"]
+                                            : json();
+  if (rope.is_object() && rope.contains("rope_theta"))
+    rope_theta = rope["rope_theta"].get<double>();
+  std::string rope_type = "default";
+  if (rope.is_object()) rope_type = rope.value("rope_type", rope.value("type", "default"));
+  LMF_CHECK(rope_type == "default" || rope_type == "linear", ValueError,
+            "{}: rope type '{}' cannot be written to GGUF yet (default, linear)", cfg_path,
+            rope_type);
+
+  const std::string tj_path = (dir / "tokenizer.json").string();
+  const json tj = io::read_json_file(tj_path);
+  LMF_CHECK(tj.contains("model") && tj["model"].value("type", "") == "BPE", ValueError,
+            "{}: only byte-level BPE tokenizers can be written to GGUF yet", tj_path);
+  json tc = json::object();
+  if (fs::exists(dir / "tokenizer_config.json"))
+    tc = io::read_json_file((dir / "tokenizer_config.json").string());
+
+  // Vocabulary by id: the model's vocab plus added tokens; gaps up to vocab_size are [PAD{i}].
+  std::map<int64_t, std::string> by_id;
+  for (const auto& [tokn, id] : tj["model"]["vocab"].items()) by_id[id.get<int64_t>()] = tokn;
+  std::map<int64_t, bool> added;  // id -> special
+  if (tj.contains("added_tokens"))
+    for (const auto& a : tj["added_tokens"]) {
+      const int64_t id = a["id"].get<int64_t>();
+      by_id[id] = a["content"].get<std::string>();
+      added[id] = a.value("special", false);
+    }
+  int64_t vocab_size = by_id.empty() ? 0 : by_id.rbegin()->first + 1;
+  if (c.contains("vocab_size") && c["vocab_size"].is_number_integer())
+    vocab_size = std::max<int64_t>(vocab_size, c["vocab_size"].get<int64_t>());
+  std::vector<std::string> tokens(static_cast<size_t>(vocab_size));
+  std::vector<int64_t> types(static_cast<size_t>(vocab_size));
+  std::unordered_map<std::string, int64_t> id_of;
+  for (int64_t i = 0; i < vocab_size; ++i) {
+    auto it = by_id.find(i);
+    if (it == by_id.end()) {
+      tokens[i] = "[PAD" + std::to_string(i) + "]";
+      types[i] = kTokenUserDefined;
+      continue;
+    }
+    tokens[i] = it->second;
+    id_of.emplace(it->second, i);
+    auto a = added.find(i);
+    types[i] = a == added.end() ? kTokenNormal : a->second ? kTokenControl : kTokenUserDefined;
+  }
+  std::vector<std::string> merges;
+  if (tj["model"].contains("merges"))
+    for (const auto& m : tj["model"]["merges"])
+      merges.push_back(m.is_string() ? m.get<std::string>()
+                                     : m[0].get<std::string>() + " " + m[1].get<std::string>());
+
+  io::GgufWriter w("llama");
+  const std::string name = c.contains("_model_name_or_path") && c["_model_name_or_path"].is_string()
+                               ? c["_model_name_or_path"].get<std::string>()
+                               : dir.filename().string();
+  w.add("general.type", GgufValue::string("model"));
+  if (!name.empty()) w.add("general.name", GgufValue::string(name));
+  w.add("llama.block_count", GgufValue::u32(static_cast<uint32_t>(n_layers)));
+  w.add("llama.context_length",
+        GgufValue::u32(static_cast<uint32_t>(c.value("max_position_embeddings", 2048))));
+  w.add("llama.embedding_length", GgufValue::u32(static_cast<uint32_t>(hidden)));
+  w.add("llama.feed_forward_length",
+        GgufValue::u32(static_cast<uint32_t>(need_int("intermediate_size"))));
+  w.add("llama.attention.head_count", GgufValue::u32(static_cast<uint32_t>(n_head)));
+  w.add("llama.attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(n_kv)));
+  w.add("llama.rope.freq_base", GgufValue::f32(static_cast<float>(rope_theta)));
+  w.add("llama.attention.layer_norm_rms_epsilon",
+        GgufValue::f32(static_cast<float>(c.value("rms_norm_eps", 1e-6))));
+  if (head_dim != hidden / n_head) {
+    w.add("llama.attention.key_length", GgufValue::u32(static_cast<uint32_t>(head_dim)));
+    w.add("llama.attention.value_length", GgufValue::u32(static_cast<uint32_t>(head_dim)));
+  }
+  const uint32_t file_type = type == GgmlType::F32 ? 0 : type == GgmlType::F16 ? 1 : 7;
+  w.add("general.file_type", GgufValue::u32(file_type));
+  w.add("llama.vocab_size", GgufValue::u32(static_cast<uint32_t>(vocab_size)));
+  w.add("llama.rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(head_dim)));
+  if (rope_type == "linear") {
+    w.add("llama.rope.scaling.type", GgufValue::string("linear"));
+    w.add("llama.rope.scaling.factor", GgufValue::f32(rope.value("factor", 1.0f)));
+  }
+  w.add("tokenizer.ggml.model", GgufValue::string("gpt2"));
+  w.add("tokenizer.ggml.pre", GgufValue::string(pre_type(tj)));
+  w.add("tokenizer.ggml.tokens", GgufValue::string_array(tokens));
+  w.add("tokenizer.ggml.token_type", GgufValue::int_array(GgufType::I32, types));
+  if (!merges.empty()) w.add("tokenizer.ggml.merges", GgufValue::string_array(merges));
+  // Special ids: tokenizer_config.json's tokens, else config.json's ids (SpecialVocab).
+  auto special_id = [&](const char* tok_key, const char* cfg_key) -> std::optional<int64_t> {
+    if (auto s = special_content(tc, tok_key)) {
+      auto it = id_of.find(*s);
+      if (it != id_of.end()) return it->second;
+    }
+    if (c.contains(cfg_key) && c[cfg_key].is_number_integer()) {
+      const int64_t id = c[cfg_key].get<int64_t>();
+      if (id >= 0 && id < vocab_size) return id;
+    }
+    return std::nullopt;
+  };
+  for (const auto& [tok_key, cfg_key, gguf_key] :
+       {std::tuple{"bos_token", "bos_token_id", "tokenizer.ggml.bos_token_id"},
+        std::tuple{"eos_token", "eos_token_id", "tokenizer.ggml.eos_token_id"},
+        std::tuple{"unk_token", "unk_token_id", "tokenizer.ggml.unknown_token_id"},
+        std::tuple{"pad_token", "pad_token_id", "tokenizer.ggml.padding_token_id"}})
+    if (auto id = special_id(tok_key, cfg_key))
+      w.add(gguf_key, GgufValue::u32(static_cast<uint32_t>(*id)));
+  if (tc.contains("add_bos_token") && tc["add_bos_token"].is_boolean())
+    w.add("tokenizer.ggml.add_bos_token", GgufValue::boolean(tc["add_bos_token"].get<bool>()));
+  if (tc.contains("add_eos_token") && tc["add_eos_token"].is_boolean())
+    w.add("tokenizer.ggml.add_eos_token", GgufValue::boolean(tc["add_eos_token"].get<bool>()));
+  std::string chat_template;
+  if (tc.contains("chat_template") && tc["chat_template"].is_string())
+    chat_template = tc["chat_template"].get<std::string>();
+  if (fs::exists(dir / "chat_template.jinja")) {
+    std::ifstream in(dir / "chat_template.jinja", std::ios::binary);
+    chat_template.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  if (!chat_template.empty()) w.add("tokenizer.chat_template", GgufValue::string(chat_template));
+  if (type != GgmlType::F32) w.add("general.quantization_version", GgufValue::u32(2));
+
+  // Tensors: token_embd, the layers in order, output_norm, output (llama.cpp's order).
+  const auto sd = io::load_checkpoint_dir(hf_dir, DType::f32);
+  std::vector<std::pair<std::string, std::string>> names;  // gguf, hf
+  for (const auto& [hf_name, t] : sd) {
+    const std::string g = gguf_tensor_name(hf_name);
+    if (g.empty()) {
+      if (hf_name.find("rotary_emb.inv_freq") != std::string::npos) continue;
+      fail<ValueError>("{}: tensor '{}' has no GGUF name for a llama model", hf_dir, hf_name);
+    }
+    names.emplace_back(g, hf_name);
+  }
+  auto rank = [](const std::string& g) {
+    if (g == "token_embd.weight") return std::pair<int64_t, std::string>(-1, g);
+    if (g.rfind("blk.", 0) == 0) {
+      const int64_t layer = std::stoll(g.substr(4, g.find('.', 4) - 4));
+      return std::pair<int64_t, std::string>(layer, g);
+    }
+    return std::pair<int64_t, std::string>(1LL << 40, g == "output_norm.weight" ? "0" : "1");
+  };
+  std::sort(names.begin(), names.end(),
+            [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
+  for (const auto& [g, hf_name] : names) {
+    Tensor t = sd.at(hf_name);
+    if (g.find(".attn_q.") != std::string::npos)
+      t = permute_rows(t, n_head, false, hf_name);
+    else if (g.find(".attn_k.") != std::string::npos)
+      t = permute_rows(t, n_kv, false, hf_name);
+    const GgmlType tt = t.dim() <= 1                                       ? GgmlType::F32
+                        : (type == GgmlType::Q8_0 && t.size(-1) % 32 != 0) ? GgmlType::F16
+                                                                           : type;
+    w.add_tensor(g, t, tt);
+  }
+  w.write(out_path);
+}
+
+}  // namespace lmf::tasks
