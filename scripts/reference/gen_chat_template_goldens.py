@@ -2,7 +2,8 @@
 """Goldens for lmforge's C++ chat-template renderer (tests/tokenizers/test_chat_template.cpp).
 
 Renders the real model templates in tests/fixtures/chat_templates/templates.json (each records
-where its exact string came from) over a set of conversations, exactly as transformers'
+where its exact string came from; "group": "other" marks extra real templates taken from a
+public Jinja test suite) over a set of conversations (tool-capable templates also with `tools`), exactly as transformers'
 `tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=...)` does
 (transformers' own `render_jinja_template` and message normalisation when transformers is
 importable; otherwise jinja2 configured as transformers' `_compile_jinja_template`:
@@ -133,10 +134,11 @@ CONVERSATIONS = {
     "assistant_first": [A1, U1],
     "empty_conversation": [],
 }
-TOOL_CONVERSATIONS = {
-    "tools_user": ([U1], [WEATHER_TOOL]),
-    "tools_system_user": ([SYS, U1], [WEATHER_TOOL]),
-    "tools_call_and_result": ([U1, TOOL_CALL_MSG, TOOL_RESULT], [WEATHER_TOOL]),
+TOOLS = [WEATHER_TOOL]
+TOOL_CONVERSATIONS = {  # rendered with extra["tools"] = TOOLS
+    "tools_user": [U1],
+    "tools_system_user": [SYS, U1],
+    "tools_call_and_result": [U1, TOOL_CALL_MSG, TOOL_RESULT],
 }
 TOOL_TEMPLATES = {"qwen25_0_5b_instruct", "llama31_8b_instruct", "mistral_nemo_instruct_2407"}
 
@@ -145,18 +147,16 @@ def model_cases(templates):
     cases = []
     for tname, t in templates.items():
         special = t.get("special_tokens", {})
-        for cname, msgs in CONVERSATIONS.items():
-            for agp in (False, True):
-                cases.append({"template": tname, "conversation": cname, "messages": msgs,
-                              "add_generation_prompt": agp, "extra": special,
-                              **outcome(lambda: apply_chat_template(t["template"], msgs, agp, special))})
+        runs = [(c, False) for c in CONVERSATIONS]
         if tname in TOOL_TEMPLATES:
-            for cname, (msgs, tools) in TOOL_CONVERSATIONS.items():
-                extra = {**special, "tools": tools}
-                for agp in (False, True):
-                    cases.append({"template": tname, "conversation": cname, "messages": msgs,
-                                  "add_generation_prompt": agp, "extra": extra,
-                                  **outcome(lambda: apply_chat_template(t["template"], msgs, agp, extra))})
+            runs += [(c, True) for c in TOOL_CONVERSATIONS]
+        for cname, with_tools in runs:
+            msgs = (TOOL_CONVERSATIONS if with_tools else CONVERSATIONS)[cname]
+            extra = {**special, "tools": TOOLS} if with_tools else special
+            for agp in (False, True):
+                cases.append({"template": tname, "conversation": cname, "with_tools": with_tools,
+                              "add_generation_prompt": agp,
+                              **outcome(lambda: apply_chat_template(t["template"], msgs, agp, extra))})
     return cases
 
 
@@ -276,6 +276,8 @@ def main():
         "generated_by": "scripts/reference/gen_chat_template_goldens.py",
         "renderer": RENDERER,
         "templates": templates,
+        "conversations": {**CONVERSATIONS, **TOOL_CONVERSATIONS},
+        "tools": TOOLS,
         "model_cases": model_cases(templates),
         "feature_cases": feature_cases(),
     }

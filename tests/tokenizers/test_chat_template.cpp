@@ -57,22 +57,25 @@ void check_outcome(const ojson& c, const std::string& label, Fn fn) {
 
 TEST(ChatTemplate, ModelTemplatesMatchTransformers) {
   const auto& g = goldens();
-  ASSERT_GE(g["model_cases"].size(), 200u);
+  ASSERT_GE(g["model_cases"].size(), 700u);
   size_t outputs = 0, raises = 0;
   for (const auto& c : g["model_cases"]) {
     const std::string name = c["template"].get<std::string>();
-    const std::string label = name + "/" + c["conversation"].get<std::string>() +
-                              (c["add_generation_prompt"].get<bool>() ? "/gen" : "");
-    const std::string source = g["templates"][name]["template"].get<std::string>();
+    const std::string conv = c["conversation"].get<std::string>();
+    const bool gen = c["add_generation_prompt"].get<bool>();
+    const std::string label = name + "/" + conv + (gen ? "/gen" : "");
+    const auto& t = g["templates"][name];
+    ojson extra = t["special_tokens"];
+    if (c["with_tools"].get<bool>()) extra["tools"] = g["tools"];
     outputs += c.contains("output");
     raises += c.contains("error") && c["error"]["kind"] == "raise";
     check_outcome(c, label, [&] {
-      return apply_chat_template(source, c["messages"], c["add_generation_prompt"].get<bool>(),
-                                 c["extra"]);
+      return apply_chat_template(t["template"].get<std::string>(), g["conversations"][conv], gen,
+                                 extra);
     });
   }
-  EXPECT_GT(outputs, 150u);
-  EXPECT_GT(raises, 5u);
+  EXPECT_GT(outputs, 500u);
+  EXPECT_GT(raises, 10u);
 }
 
 TEST(ChatTemplate, FeaturesMatchJinja) {
