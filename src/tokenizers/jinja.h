@@ -34,6 +34,7 @@ struct Value {
   Type type = Type::Undefined;
   bool b = false;
   bool tuple = false;  // a List that Python would print as a tuple
+  bool lazy = false;   // a List standing for a Python generator (select, map, items, ...)
   int64_t i = 0;
   double f = 0.0;
   std::string s;  // String text; for Undefined, the error to raise when it is used

@@ -30,6 +30,11 @@ struct RenderError {
   throw RenderError{std::move(msg)};
 }
 
+Value lazy(Value v) {
+  v.lazy = true;
+  return v;
+}
+
 bool truthy(const Value& v) {
   switch (v.type) {
     case Type::Undefined:
@@ -44,7 +49,7 @@ bool truthy(const Value& v) {
     case Type::String:
       return !v.s.empty();
     case Type::List:
-      return !v.list->empty();
+      return v.lazy || !v.list->empty();  // a generator is always true
     case Type::Dict:
       return !v.dict->empty();
     default:
@@ -73,6 +78,7 @@ bool py_eq(const Value& a, const Value& b, int depth = 0) {
     return as_double(a) == as_double(b);
   }
   if (a.type != b.type) return false;
+  if (a.lazy || b.lazy) return a.list == b.list;
   switch (a.type) {
     case Type::Undefined:
     case Type::None:
@@ -318,6 +324,97 @@ std::string py_format(const std::string& fmtstr, const CallArgs& args) {
   return out;
 }
 
+// Python's `fmt % args` for %s %r %d %i %f %x %% with -/0 flags, width and precision.
+std::string printf_format(const std::string& f, const Value& args) {
+  List pos = args.is_list() && args.tuple ? *args.list : List{args};
+  const bool mapping = args.type == Type::Dict;
+  size_t next = 0;
+  std::string out;
+  for (size_t k = 0; k < f.size(); ++k) {
+    if (f[k] != '%') {
+      out += f[k];
+      continue;
+    }
+    if (++k >= f.size()) fail("incomplete format");
+    const Value* v = nullptr;
+    if (f[k] == '(') {
+      const size_t e = f.find(')', k);
+      if (e == std::string::npos || !mapping) fail("format requires a mapping");
+      v = args.find(f.substr(k + 1, e - k - 1));
+      if (!v) fail(fmt::format("KeyError: '{}'", f.substr(k + 1, e - k - 1)));
+      k = e + 1;
+    }
+    bool left = false, zero = false;
+    for (; k < f.size() && (f[k] == '-' || f[k] == '0' || f[k] == ' ' || f[k] == '+'); ++k) {
+      left |= f[k] == '-';
+      zero |= f[k] == '0';
+    }
+    size_t width = 0;
+    for (; k < f.size() && std::isdigit(static_cast<unsigned char>(f[k])); ++k)
+      width = std::min<size_t>(width * 10 + size_t(f[k] - '0'), 4096);
+    int prec = -1;
+    if (k < f.size() && f[k] == '.') {
+      prec = 0;
+      for (++k; k < f.size() && std::isdigit(static_cast<unsigned char>(f[k])); ++k)
+        prec = std::min(prec * 10 + (f[k] - '0'), 100);
+    }
+    if (k >= f.size()) fail("incomplete format");
+    const char conv = f[k];
+    if (conv == '%') {
+      out += '%';
+      continue;
+    }
+    if (!v) {
+      if (mapping)
+        v = &args;
+      else if (next < pos.size())
+        v = &pos[next++];
+      else
+        fail("not enough arguments for format string");
+    }
+    std::string piece;
+    switch (conv) {
+      case 's':
+        piece = to_str(*v);
+        break;
+      case 'r':
+        piece = to_repr(*v);
+        break;
+      case 'd':
+      case 'i':
+      case 'x':
+      case 'f': {
+        if (!v->is_number())
+          fail(fmt::format("%{} format: a real number is required, not {}", conv, type_name(*v)));
+        if (conv == 'f') {
+          piece = fmt::format("{:.{}f}", as_double(*v), prec < 0 ? 6 : prec);
+        } else {
+          const int64_t n = is_intlike(*v) ? as_int(*v) : int64_t(v->f);
+          piece = conv == 'x' ? fmt::format("{:x}", n) : std::to_string(n);
+        }
+        break;
+      }
+      default:
+        fail(fmt::format("unsupported format character '{}'", conv));
+    }
+    if (conv == 's' && prec >= 0) {
+      auto cs = split_chars(piece);
+      if (cs.size() > size_t(prec)) {
+        piece.clear();
+        for (int j = 0; j < prec; ++j) piece += cs[size_t(j)];
+      }
+    }
+    const size_t len = char_count(piece);
+    if (len < width) {
+      const std::string pad(width - len, zero && !left && conv != 's' && conv != 'r' ? '0' : ' ');
+      piece = left ? piece + pad : pad + piece;
+    }
+    out += piece;
+  }
+  if (!mapping && next < pos.size()) fail("not all arguments converted during string formatting");
+  return out;
+}
+
 // ---- argument binding ----
 struct Bound {
   std::vector<const Value*> v;
@@ -393,6 +490,7 @@ bool norm_index(int64_t& i, size_t n) {
 }
 
 Value slice(const Value& obj, const Value* start, const Value* stop, const Value* step) {
+  if (obj.lazy) return Value::undefined("'generator' object is not subscriptable");
   const int64_t st = int_arg(step, 1, "slice step");
   if (st == 0) fail("slice step cannot be zero");
   auto idx = [&](const Value* v, int64_t n, int64_t dflt) {
@@ -431,6 +529,7 @@ Value slice(const Value& obj, const Value* start, const Value* stop, const Value
 
 // obj[key] as jinja2's environment.getitem: missing keys give undefined.
 Value get_item(const Value& obj, const Value& key) {
+  if (obj.lazy) return Value::undefined("'generator' object is not subscriptable");
   switch (obj.type) {
     case Type::Undefined:
       undefined_error(obj);
@@ -623,10 +722,9 @@ class Renderer {
       }
       items = std::move(kept);
     }
-    if (items.empty()) {
-      exec(n.else_body);
-      return;
-    }
+    // jinja2 runs the else block unless some iteration reached the end of the body: an empty
+    // loop, but also one whose every pass ended in continue, or that broke out in its first pass.
+    bool completed_one = false;
     const int64_t len = int64_t(items.size());
     for (int64_t k = 0; k < len; ++k) {
       tick();
@@ -650,8 +748,10 @@ class Renderer {
         throw;
       }
       frames_.pop_back();
+      if (f == Flow::Normal) completed_one = true;
       if (f == Flow::Break) break;
     }
+    if (!completed_one) exec(n.else_body);
   }
 
   void exec_set(const Node& n) {
@@ -880,6 +980,9 @@ class Renderer {
   static Value binary(const std::string& op, const Value& a, const Value& b) {
     if (a.is_undefined()) undefined_error(a);
     if (b.is_undefined()) undefined_error(b);
+    if (a.lazy || b.lazy)
+      fail(fmt::format("unsupported operand type(s) for {}: '{}' and '{}'", op, type_name(a),
+                       type_name(b)));
     auto type_err = [&]() -> Value {
       fail(fmt::format("unsupported operand type(s) for {}: '{}' and '{}'", op, type_name(a),
                        type_name(b)));
@@ -952,7 +1055,7 @@ class Renderer {
     }
     if (op == "//" || op == "%") {
       if (!nums) {
-        if (op == "%" && a.is_string()) fail("printf-style '%' string formatting is not supported");
+        if (op == "%" && a.is_string()) return check_string(printf_format(a.s, b));
         return type_err();
       }
       if (ints) {
@@ -1321,6 +1424,7 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
       case Type::String:
         return Value::integer(int64_t(char_count(v.s)));
       case Type::List:
+        if (v.lazy) fail("object of type 'generator' has no len()");
         return Value::integer(int64_t(v.list->size()));
       case Type::Dict:
         return Value::integer(int64_t(v.dict->size()));
@@ -1465,6 +1569,7 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
   }
   if (name == "first" || name == "last") {
     bind(a, {}, name);
+    if (name == "last" && v.lazy) fail("'generator' object is not reversible");
     List items = iterate(v);
     if (items.empty())
       return Value::undefined(fmt::format("No {} item, sequence was empty.", name));
@@ -1476,10 +1581,10 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
   }
   if (name == "items") {
     bind(a, {}, name);
-    if (v.is_undefined()) return Value::make_list({});
+    if (v.is_undefined()) return lazy(Value::make_list({}));
     if (v.type != Type::Dict) fail(fmt::format("items: expected a mapping, got {}", type_name(v)));
     CallArgs none;
-    return call_method(v, "items", none);
+    return lazy(call_method(v, "items", none));
   }
   if (name == "reverse") {
     bind(a, {}, name);
@@ -1491,7 +1596,7 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
     }
     List items = iterate(v);
     std::reverse(items.begin(), items.end());
-    return Value::make_list(std::move(items));
+    return lazy(Value::make_list(std::move(items)));
   }
   if (name == "replace") {
     auto b = bind(a, {"old", "new", "count"}, name);
@@ -1522,7 +1627,7 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
       const bool r = test.empty() ? truthy(item) : apply_test(test, item, ta);
       if (r == keep_if) out.push_back(x);
     }
-    return Value::make_list(std::move(out));
+    return lazy(Value::make_list(std::move(out)));
   }
   if (name == "map") {
     const Value* attribute = nullptr;
@@ -1540,7 +1645,7 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
         if (r.is_undefined() && dflt) r = *dflt;
         out.push_back(r);
       }
-      return Value::make_list(std::move(out));
+      return lazy(Value::make_list(std::move(out)));
     }
     if (a.pos.empty()) fail("map: a filter name or attribute= is required");
     const std::string filter = str_arg(&a.pos[0], "map");
@@ -1551,7 +1656,7 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
       CallArgs fa = fargs;
       out.push_back(apply_filter(filter, x, fa));
     }
-    return Value::make_list(std::move(out));
+    return lazy(Value::make_list(std::move(out)));
   }
   if (name == "unique") {
     auto b = bind(a, {"case_sensitive", "attribute"}, name);
@@ -1568,7 +1673,7 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
         out.push_back(x);
       }
     }
-    return Value::make_list(std::move(out));
+    return lazy(Value::make_list(std::move(out)));
   }
   if (name == "indent") {
     auto b = bind(a, {"width", "first", "blank"}, name);
@@ -1577,7 +1682,11 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
             ? b[0]->s
             : std::string(size_t(std::clamp<int64_t>(int_arg(b[0], 4, "indent"), 0, 256)), ' ');
     const bool first = b[1] && truthy(*b[1]), blank = b[2] && truthy(*b[2]);
-    std::string s = to_str(v) + "\n";
+    if (!v.is_string()) {
+      if (v.is_undefined()) undefined_error(v);
+      fail(fmt::format("unsupported operand type(s) for +=: '{}' and 'str'", type_name(v)));
+    }
+    std::string s = v.s + "\n";
     CallArgs none;
     List lines = *call_method(Value::string(s), "splitlines", none).list;
     std::string rv;
@@ -1649,7 +1758,18 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
   }
   if (name == "wordcount") {
     bind(a, {}, name);
-    return Value::integer(int64_t(py_split(to_str(v), nullptr, -1).size()));
+    int64_t words = 0;  // jinja2 counts runs of \w characters
+    bool in_word = false;
+    for (const std::string& ch : split_chars(to_str(v))) {
+      size_t len = 1;
+      const uint32_t cp = decode_utf8(ch, 0, len);
+      const auto cat = utf8proc_category(int32_t(cp));
+      const bool w = ch == "_" || is_cased_letter(cp) || cat == UTF8PROC_CATEGORY_ND ||
+                     cat == UTF8PROC_CATEGORY_NL || cat == UTF8PROC_CATEGORY_NO;
+      if (w && !in_word) ++words;
+      in_word = w;
+    }
+    return Value::integer(words);
   }
   if (name == "attr") {
     auto b = bind(a, {"name"}, name);
@@ -1679,7 +1799,8 @@ bool Renderer::apply_test(const std::string& name, const Value& v, CallArgs& a) 
   if (name == "iterable")
     return v.type == Type::Undefined || v.is_string() || v.is_list() || v.type == Type::Dict;
   if (name == "sequence")
-    return v.type == Type::Undefined || v.is_string() || v.is_list() || v.type == Type::Dict;
+    return v.type == Type::Undefined || v.is_string() || (v.is_list() && !v.lazy) ||
+           v.type == Type::Dict;
   if (name == "callable") return v.type == Type::Function;
   if (name == "odd" || name == "even") {
     if (!is_intlike(v)) fail(fmt::format("test '{}' needs an integer, got {}", name, type_name(v)));

@@ -1011,6 +1011,7 @@ class Parser {
                    is_op("{")) {
           f->items.push_back(parse_postfix(parse_primary()));
         }
+        if (is_name("is")) fail_at(peek(), "You cannot chain multiple tests with is");
         e = std::move(f);
       } else if (is_op("(")) {
         e = parse_call(std::move(e));

@@ -121,7 +121,7 @@ std::string type_name(const Value& v) {
     case Value::Type::String:
       return "str";
     case Value::Type::List:
-      return v.tuple ? "tuple" : "list";
+      return v.lazy ? "generator" : v.tuple ? "tuple" : "list";
     case Value::Type::Dict:
       return "dict";
     case Value::Type::Namespace:
@@ -220,6 +220,10 @@ void repr_into(const Value& v, std::string& out, int depth) {
       out += depth == 0 ? v.s : str_repr(v.s);
       return;
     case Value::Type::List: {
+      if (v.lazy) {
+        out += "<generator object>";
+        return;
+      }
       out += v.tuple ? '(' : '[';
       for (size_t k = 0; k < v.list->size(); ++k) {
         if (k) out += ", ";
@@ -344,6 +348,7 @@ void dumps_into(const Value& v, const JsonFormat& f, int level, std::string& out
       json_string(v.s, f.ensure_ascii, out);
       return;
     case Value::Type::List: {
+      if (v.lazy) throw ValueError("Object of type generator is not JSON serializable");
       if (v.list->empty()) {
         out += "[]";
         return;
