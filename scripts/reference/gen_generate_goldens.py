@@ -5,7 +5,11 @@
     (RepetitionPenalty with and without prompt_ignore_length, NoRepeatNGram, MinLength,
     MinNewTokensLength, Temperature, TopK, TopP, MinP, with min_tokens_to_keep variants) run by
     transformers' own classes on the same seeded random scores / input_ids, plus log_softmax.
-(b) tests/fixtures/generate/generate_goldens.json: model.generate() outputs (greedy, beam search
+(b) tests/fixtures/generate/mock_generate_goldens.json: model.generate() (greedy, beam search
+    variants, processors, eos, left-padded batches) on a mock causal LM whose logits are a hash of
+    the attended tokens (the same function as the C++ test's MockLM), so the search algorithms are
+    checked token for token without a real model.
+(c) tests/fixtures/generate/generate_goldens.json: model.generate() outputs (greedy, beam search
     with num_beams 3, length_penalty, early_stopping True/False/"never", num_return_sequences,
     eos ids, single prompts and left-padded batches) of the tiny decoder checkpoints in
     tests/fixtures/decoder/<name>/ for 64 new tokens. Skipped when those folders are absent.
@@ -97,6 +101,98 @@ def processor_cases():
         {"repetition_penalty": 1.2, "no_repeat_ngram_size": 2, "temperature": 0.8, "top_k": 10, "top_p": 0.9,
          "min_p": 0.05})
     add("log_softmax", lambda ids, s: torch.nn.functional.log_softmax(s, dim=-1), "log_softmax", {})
+    return cases
+
+
+# ---- generate() on a mock LM: logits = hash of the attended tokens (tests' mock_logits) ----
+
+MASK64 = (1 << 64) - 1
+MOCK_VOCAB = 23
+
+
+def mock_logits(seq, vocab=MOCK_VOCAB):
+    h = 1469598103934665603
+    for t in seq:
+        h = ((h ^ (t + 1)) * 1099511628211) & MASK64
+    out = []
+    for v in range(vocab):
+        z = (h + 0x9E3779B97F4A7C15 * (v + 1)) & MASK64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        z ^= z >> 31
+        out.append((z >> 11) / 9007199254740992.0 * 8.0 - 4.0)
+    return out
+
+
+def make_mock_model():
+    from transformers import GenerationMixin, PretrainedConfig, PreTrainedModel
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    class MockConfig(PretrainedConfig):
+        model_type = "lmf_mock"
+
+        def __init__(self, vocab_size=MOCK_VOCAB, **kw):
+            self.vocab_size = vocab_size
+            super().__init__(**kw)
+
+    class MockLM(PreTrainedModel, GenerationMixin):
+        config_class = MockConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.dummy = torch.nn.Parameter(torch.zeros(1))
+            self.post_init()
+
+        def forward(self, input_ids=None, attention_mask=None, logits_to_keep=0, **kw):
+            B, T = input_ids.shape
+            mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+            ids, m = input_ids.tolist(), mask.tolist()
+            logits = torch.empty(B, 1, MOCK_VOCAB)  # the last position only (no cache)
+            for b in range(B):
+                seq = [ids[b][q] for q in range(T) if m[b][q]]
+                logits[b, 0] = torch.tensor(mock_logits(seq), dtype=torch.float32)
+            return CausalLMOutputWithPast(logits=logits)
+
+    m = MockLM(MockConfig())
+    m.generation_config.use_cache = False
+    return m.eval()
+
+
+def mock_cases():
+    model = make_mock_model()
+    single = [[3, 9, 1, 4]]
+    batch = [[5], [1, 2, 3, 4, 5, 6, 7], [8, 8, 9]]
+    pad_id = 22
+    base = {"max_new_tokens": 24, "do_sample": False, "eos_token_id": None, "use_cache": False}
+    greedy = run_generate(model, single, dict(base), pad_id)[0]["output_ids"]
+    eos_a, eos_b = greedy[5], greedy[2]
+    variants = [
+        ("greedy", {}),
+        ("greedy_eos", {"eos_token_id": eos_a}),
+        ("greedy_processors", {"eos_token_id": [eos_a, eos_b], "repetition_penalty": 1.3,
+                               "no_repeat_ngram_size": 2, "min_new_tokens": 3, "min_length": 9}),
+        ("beam3", {"num_beams": 3, "num_return_sequences": 3}),
+        ("beam3_eos", {"num_beams": 3, "eos_token_id": eos_a, "num_return_sequences": 3}),
+        ("beam3_eos2_lp05", {"num_beams": 3, "eos_token_id": [eos_a, eos_b], "length_penalty": 0.5,
+                             "num_return_sequences": 2}),
+        ("beam3_early_true", {"num_beams": 3, "eos_token_id": [eos_a, eos_b], "early_stopping": True,
+                              "num_return_sequences": 3}),
+        ("beam3_never_lp2", {"num_beams": 3, "eos_token_id": [eos_a, eos_b], "early_stopping": "never",
+                             "length_penalty": 2.0, "num_return_sequences": 3}),
+        ("beam3_neg_lp", {"num_beams": 3, "eos_token_id": [eos_a, eos_b], "length_penalty": -1.0}),
+        ("beam4_processors", {"num_beams": 4, "eos_token_id": eos_a, "repetition_penalty": 1.5,
+                              "no_repeat_ngram_size": 2, "min_new_tokens": 4, "num_return_sequences": 2}),
+        ("beam2_short", {"num_beams": 2, "eos_token_id": eos_b, "max_new_tokens": 5}),
+    ]
+    cases = []
+    for vname, extra in variants:
+        kw = dict(base)
+        kw.update(extra)
+        for pname, prompts in (("single", single), ("batch", batch)):
+            res = run_generate(model, prompts, kw, pad_id)
+            cfg = {k: v for k, v in kw.items() if v is not None and k != "use_cache"}
+            cfg["pad_token_id"] = pad_id
+            cases.append({"name": f"mock_{vname}_{pname}", "config": cfg, "prompts": prompts, "sequences": res})
     return cases
 
 
@@ -194,6 +290,10 @@ def main():
     print("wrote", OUT_DIR / "processors.json")
     if a.processors_only:
         return
+    (OUT_DIR / "mock_generate_goldens.json").write_text(json.dumps(
+        {"source": "transformers " + __import__("transformers").__version__ + " generate() on the hashed mock LM",
+         "vocab": MOCK_VOCAB, "cases": mock_cases()}) + "\n")
+    print("wrote", OUT_DIR / "mock_generate_goldens.json")
     cases = generate_cases()
     if not cases:
         print("no tiny decoder checkpoints in", DECODER_DIR, "- generate goldens skipped")

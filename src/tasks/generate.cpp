@@ -202,7 +202,9 @@ Setup prepare(const models::DecoderModel& model, const std::vector<std::vector<i
               : (!cfg.eos_token_id.empty() ? cfg.eos_token_id[0]
                                            : (spec.pad_token_id >= 0 ? spec.pad_token_id : 0));
   // max_new_tokens overrides max_length; at least one token is generated (as generate's loop).
-  s.max_len = cfg.max_new_tokens ? s.L + *cfg.max_new_tokens : cfg.max_length;
+  // Unset max_length: 20 new tokens.
+  s.max_len = cfg.max_new_tokens ? s.L + *cfg.max_new_tokens
+                                 : (cfg.max_length ? *cfg.max_length : s.L + 20);
   s.max_len = std::max(s.max_len, s.L + 1);
   if (P > 0) s.max_len = std::min(s.max_len, P);
   return s;

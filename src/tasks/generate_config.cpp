@@ -175,7 +175,7 @@ GenerationConfig GenerationConfig::from_pretrained(const std::filesystem::path& 
 
 json GenerationConfig::to_json() const {
   json j;
-  j["max_length"] = max_length;
+  j["max_length"] = max_length ? json(*max_length) : json();
   j["max_new_tokens"] = max_new_tokens ? json(*max_new_tokens) : json();
   j["min_length"] = min_length;
   j["min_new_tokens"] = min_new_tokens ? json(*min_new_tokens) : json();
@@ -211,8 +211,8 @@ void GenerationConfig::validate() const {
   };
   if (max_new_tokens && *max_new_tokens < 1)
     bad("max_new_tokens", "must be at least 1", std::to_string(*max_new_tokens));
-  if (!max_new_tokens && max_length < 1)
-    bad("max_length", "must be at least 1", std::to_string(max_length));
+  if (max_length && *max_length < 1)
+    bad("max_length", "must be at least 1", std::to_string(*max_length));
   if (min_length < 0) bad("min_length", "must be >= 0", std::to_string(min_length));
   if (min_new_tokens && *min_new_tokens < 0)
     bad("min_new_tokens", "must be >= 0", std::to_string(*min_new_tokens));

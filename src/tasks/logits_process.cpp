@@ -285,8 +285,10 @@ LogitsProcessorList build_logits_processors(const GenerationConfig& cfg, int64_t
   if (cfg.repetition_penalty != 1.0)
     list.push_back(make_repetition_penalty(cfg.repetition_penalty, padding_lengths));
   if (cfg.no_repeat_ngram_size > 0) list.push_back(make_no_repeat_ngram(cfg.no_repeat_ngram_size));
-  if (!cfg.eos_token_id.empty() && cfg.min_length > 0)
-    list.push_back(make_min_length(cfg.min_length, cfg.eos_token_id));
+  // min_new_tokens overrides min_length with prompt + min_new_tokens, as generate does.
+  const int64_t min_length = cfg.min_new_tokens ? input_len + *cfg.min_new_tokens : cfg.min_length;
+  if (!cfg.eos_token_id.empty() && min_length > 0)
+    list.push_back(make_min_length(min_length, cfg.eos_token_id));
   if (!cfg.eos_token_id.empty() && cfg.min_new_tokens && *cfg.min_new_tokens > 0)
     list.push_back(make_min_new_tokens(input_len, *cfg.min_new_tokens, cfg.eos_token_id));
   if (cfg.sampling()) {

@@ -281,7 +281,7 @@ TEST(GenerateProcessors, RejectInvalidArguments) {
 
 TEST(GenerateConfig, DefaultsAreTransformers) {
   GenerationConfig c;
-  EXPECT_EQ(c.max_length, 20);
+  EXPECT_FALSE(c.max_length);  // transformers 5: 20 new tokens
   EXPECT_FALSE(c.max_new_tokens);
   EXPECT_FALSE(c.do_sample);
   EXPECT_EQ(c.temperature, 1.0);
@@ -626,4 +626,41 @@ TEST(GenerateOutput, JsonHasIdsTextAndTimings) {
   EXPECT_EQ(j["sequences"][0]["output_ids"].size(), 5u);
   EXPECT_TRUE(j["stats"].contains("decode_tokens_per_second"));
   EXPECT_TRUE(j["stats"].contains("prefill_tokens_per_second"));
+}
+
+// ---- transformers' generate() on the same mock (fixtures/generate/mock_generate_goldens.json)
+// ----
+
+TEST(GenerateGoldens, MockModelMatchesTransformersGenerate) {
+  const fs::path p = fs::path(LMF_FIXTURES_DIR) / "generate" / "mock_generate_goldens.json";
+  ASSERT_TRUE(fs::exists(p)) << "run scripts/reference/gen_generate_goldens.py";
+  const auto g = read_json(p);
+  ASSERT_EQ(g["vocab"].get<int64_t>(), kVocab);
+  int checked = 0;
+  for (const auto& c : g["cases"]) {
+    MockLM m(kVocab, 1024);
+    const GenerationConfig cfg = GenerationConfig::from_json(c["config"]);
+    const auto prompts = c["prompts"].get<std::vector<std::vector<int64_t>>>();
+    const auto r = generate(m, prompts, cfg);
+    const auto& want = c["sequences"];
+    ASSERT_EQ(r.sequences.size(), want.size()) << c["name"];
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(r.sequences[i].output_ids, want[i]["output_ids"].get<std::vector<int64_t>>())
+          << c["name"] << " sequence " << i;
+      if (want[i].contains("score")) {
+        ASSERT_TRUE(r.sequences[i].score) << c["name"];
+        const double w = want[i]["score"];
+        EXPECT_NEAR(*r.sequences[i].score, w, 1e-5 * std::max(1.0, std::fabs(w)))
+            << c["name"] << " " << i;
+      }
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 20);
+}
+
+TEST(GenerateGreedy, DefaultMaxLengthIsTwentyNewTokens) {
+  MockLM m(kVocab, 1024);
+  auto r = generate(m, {std::vector<int64_t>(30, 2)}, GenerationConfig{});
+  EXPECT_EQ(r.sequences[0].output_ids.size(), 20u);
 }

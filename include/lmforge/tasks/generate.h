@@ -26,10 +26,14 @@ enum class EarlyStopping { False, True, Never };
 
 // transformers' GenerationConfig fields (same names and global defaults) that lmforge supports.
 struct GenerationConfig {
-  int64_t max_length = 20;                // prompt + new tokens; max_new_tokens wins when set
+  // Prompt + new tokens; max_new_tokens wins when set. Unset: 20 new tokens (transformers 5's
+  // default max_length of 20 counts from the prompt's end when nobody set it).
+  std::optional<int64_t> max_length;
   std::optional<int64_t> max_new_tokens;  // new tokens, not counting the prompt
   int64_t min_length = 0;                 // eos is banned while prompt + new < min_length
-  std::optional<int64_t> min_new_tokens;  // eos is banned while new < min_new_tokens
+  // eos is banned while new < min_new_tokens; when set, min_length becomes prompt +
+  // min_new_tokens (transformers' _prepare_generated_length).
+  std::optional<int64_t> min_new_tokens;
   bool do_sample = false;
   double temperature = 1.0;     // 0 means greedy in lmforge's API (transformers refuses it)
   int64_t top_k = 50;           // 0: off
