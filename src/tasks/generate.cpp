@@ -186,7 +186,7 @@ Setup prepare(const models::DecoderModel& model, const std::vector<std::vector<i
     s.prompts.push_back(std::move(p));
   }
   if (P > 0 && opt.truncate_left) {
-    const int64_t want_new = cfg.max_new_tokens.value_or(1);
+    const int64_t want_new = cfg.max_new_tokens ? *cfg.max_new_tokens : (cfg.max_length ? 1 : 20);
     const int64_t keep = std::max<int64_t>(1, P - std::min(want_new, P - 1));
     for (auto& p : s.prompts)
       if (static_cast<int64_t>(p.size()) > keep) p.erase(p.begin(), p.end() - keep);
@@ -560,9 +560,24 @@ std::string TextStreamDecoder::ready(bool final) {
     static const std::string kRepl = "\xEF\xBF\xBD";
     while (end >= kRepl.size() && text.compare(end - kRepl.size(), kRepl.size(), kRepl) == 0)
       end -= kRepl.size();
-    // ... and the text from the last space on (clean-up may still remove that space).
-    const size_t sp = text.rfind(' ', end == 0 ? 0 : end - 1);
-    if (sp != std::string::npos && sp < end) end = sp;
+    // ... and a space that decode's clean-up could still remove: one whose tail is a proper
+    // prefix of a clean-up pattern (" ." " n't" ...; all start with a space, at most 4 bytes).
+    static const char* const kPatterns[] = {" .",   " ?",  " !",  " ,",   " ' ",
+                                            " n't", " 'm", " 's", " 've", " 're"};
+    const size_t from = end > 4 ? end - 4 : 0;
+    for (size_t sp = from; sp < end; ++sp) {
+      if (text[sp] != ' ') continue;
+      const std::string_view tail(text.data() + sp, end - sp);
+      bool held = false;
+      for (const char* p : kPatterns) {
+        const std::string_view pat(p);
+        held = held || (tail.size() < pat.size() && pat.substr(0, tail.size()) == tail);
+      }
+      if (held) {
+        end = sp;
+        break;
+      }
+    }
   }
   if (end <= emitted_.size()) return "";
   std::string piece = text.substr(emitted_.size(), end - emitted_.size());

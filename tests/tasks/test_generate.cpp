@@ -543,9 +543,21 @@ TEST(GenerateStream, PiecesAreWholeCharactersAndConcatenateToTheText) {
   EXPECT_EQ(d.put(1), "a");
   EXPECT_EQ(d.put(5), "");
   EXPECT_EQ(d.put(6), "é");
-  EXPECT_EQ(d.put(3), "");  // " c": held back after the space
-  EXPECT_EQ(d.put(7), "");
-  EXPECT_EQ(d.flush(), " c!");
+  EXPECT_EQ(d.put(3), " c");
+  EXPECT_EQ(d.put(8), "");    // a lone space could start " !" ...
+  EXPECT_EQ(d.put(7), " !");  // ... kept as decode keeps it without clean-up
+  EXPECT_EQ(d.put(20), "\n");
+  EXPECT_EQ(d.flush(), "");
+  // With clean-up the held space disappears and the pieces still add up to decode().
+  auto tk2 = mock_tokenizer();
+  tk2.set_clean_up_tokenization_spaces(true);
+  TextStreamDecoder d2(tk2);
+  std::string all;
+  for (int64_t id : {1, 3, 8, 7, 8, 13}) all += d2.put(id);
+  all += d2.flush();
+  const std::vector<uint32_t> ids = {1, 3, 8, 7, 8, 13};
+  EXPECT_EQ(all, tk2.decode(ids, true));
+  EXPECT_EQ(all, "a c! i");
 }
 
 TEST(GenerateStop, StopStringEndsTheSequenceAndIsKept) {

@@ -111,9 +111,10 @@ void log_softmax_rows(Tensor& scores);
 
 // ---- Streaming detokenization ----
 
-// Turns tokens into text pieces as they come: never half a UTF-8 character, and the pieces
-// concatenate to tokenizer.decode(all ids). Text after the last space is held back until the
-// next word starts (decode's clean-up can still change it), as transformers' TextStreamer.
+// Turns tokens into text pieces as they come (tokenizers' DecodeStream / transformers'
+// TextStreamer): never half a UTF-8 character, and the pieces concatenate to
+// tokenizer.decode(all ids). A trailing space that decode's clean-up could still remove (" ."
+// " n't" ...) is held back until the next token decides it.
 class TextStreamDecoder {
  public:
   explicit TextStreamDecoder(const tok::Tokenizer& tokenizer, bool skip_special_tokens = true);
