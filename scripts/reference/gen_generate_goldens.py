@@ -19,6 +19,7 @@ Regenerate (from the repository root; needs torch + transformers, no network):
     python3 scripts/reference/gen_generate_goldens.py --processors-only
 """
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -232,23 +233,28 @@ def run_generate(model, prompts, gen_kwargs, pad_id):
     return res
 
 
-def generate_cases():
+def generate_cases(decoder_dir, names):
     from transformers import AutoModelForCausalLM
 
     models = []
-    if DECODER_DIR.is_dir():
-        for d in sorted(DECODER_DIR.iterdir()):
-            if (d / "config.json").exists() and any(d.glob("*.safetensors")):
-                models.append(d)
+    for name in names:
+        d = decoder_dir / name
+        if (d / "config.json").exists() and any(d.glob("*.safetensors")):
+            models.append(d)
     cases = []
     for d in models:
         model = AutoModelForCausalLM.from_pretrained(str(d), dtype=torch.float32).eval()
         vocab = model.config.vocab_size
+        # Which checkpoint the outputs belong to (regenerate when the fixture changes).
+        sha = hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest()
         g = torch.Generator().manual_seed(7)
         single = [torch.randint(0, vocab, (9,), generator=g).tolist()]
         batch = [torch.randint(0, vocab, (n,), generator=g).tolist() for n in (5, 11, 8)]
         pad_id = 0
-        base = {"max_new_tokens": 64, "do_sample": False, "eos_token_id": None}
+        # 64 new tokens where the context allows it (lmforge stops at max_position_embeddings).
+        max_pos = getattr(model.config, "max_position_embeddings", None) or model.config.n_positions
+        new_tokens = min(64, max_pos - max(len(p) for p in batch + single))
+        base = {"max_new_tokens": new_tokens, "do_sample": False, "eos_token_id": None}
         # An eos id the model actually produces mid-way (from a greedy run), so eos handling runs.
         greedy = run_generate(model, single, dict(base), pad_id)[0]["output_ids"]
         eos_id = greedy[len(greedy) // 3]
@@ -274,13 +280,16 @@ def generate_cases():
                 cfg = {k: v for k, v in kw.items() if v is not None}
                 cfg["pad_token_id"] = pad_id
                 cases.append({"model": d.name, "name": f"{d.name}_{vname}_{pname}", "config": cfg,
-                              "prompts": prompts, "sequences": res})
+                              "prompts": prompts, "sequences": res, "weights_sha256": sha})
     return cases
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--processors-only", action="store_true")
+    ap.add_argument("--decoder-dir", default=str(DECODER_DIR),
+                    help="folder holding the tiny checkpoints (default tests/fixtures/decoder)")
+    ap.add_argument("--models", default="gpt2,llama", help="checkpoint folder names, comma-separated")
     a = ap.parse_args()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -294,9 +303,9 @@ def main():
         {"source": "transformers " + __import__("transformers").__version__ + " generate() on the hashed mock LM",
          "vocab": MOCK_VOCAB, "cases": mock_cases()}) + "\n")
     print("wrote", OUT_DIR / "mock_generate_goldens.json")
-    cases = generate_cases()
+    cases = generate_cases(pathlib.Path(a.decoder_dir), a.models.split(","))
     if not cases:
-        print("no tiny decoder checkpoints in", DECODER_DIR, "- generate goldens skipped")
+        print("no tiny decoder checkpoints in", a.decoder_dir, "- generate goldens skipped")
         return
     (OUT_DIR / "generate_goldens.json").write_text(json.dumps(
         {"source": "transformers " + __import__("transformers").__version__ + " generate()",
