@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lmforge/models/model.h"
+#include "lmforge/nn/attention.h"
 
 namespace lmf::models {
 
@@ -32,6 +33,10 @@ class KVCache {
   void reorder(const std::vector<int64_t>& rows);
   void truncate(int64_t length);  // forget positions >= length (length <= this->length())
   void reset() { length_ = 0; }
+  // Layer `layer`'s buffers as the attention reads and extends them (positions [0, length)).
+  nn::KVCache layer(int64_t layer) const {
+    return nn::KVCache{Tensor(), Tensor(), k_.at(layer), v_.at(layer), length_};
+  }
   size_t bytes() const;
 
  private:
