@@ -19,6 +19,8 @@ using Registrar = void (*)(CLI::App&, Commands&);
 void register_embed_commands(CLI::App& app, Commands& out);   // embed, similarity, search
 void register_inspect_command(CLI::App& app, Commands& out);  // inspect
 void register_train_commands(CLI::App& app, Commands& out);   // pretrain, finetune, evaluate
+// generate, chat, perplexity, convert (decoder language models)
+void register_generate_commands(CLI::App& app, Commands& out);
 // Task heads (fill-mask, classify, ner, qa, nsp) come from apps/cli/cmd_heads.cpp: declare its
 // registrar here and add it to kRegistrars in main.cpp.
 

@@ -80,6 +80,7 @@ const lmf::cli::Registrar kRegistrars[] = {
     lmf::cli::register_embed_commands,
     lmf::cli::register_inspect_command,
     lmf::cli::register_train_commands,
+    lmf::cli::register_generate_commands,
     register_tokenize_command,
 };
 

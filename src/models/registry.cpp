@@ -11,6 +11,8 @@
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
 #include "lmforge/models/bert.h"
+#include "lmforge/models/gpt2.h"
+#include "lmforge/models/llama.h"
 #include "lmforge/nn/init.h"
 
 namespace lmf::models {
@@ -25,6 +27,8 @@ std::vector<FamilyRegistration>& families() {
 // The families built into lmforge: one line each.
 void register_builtin_families() {
   register_bert_family();
+  register_gpt2_family();
+  register_llama_family();
 }
 
 std::once_flag g_builtin_once;
@@ -41,22 +45,36 @@ std::vector<std::string> model_types() {
   return out;
 }
 
+std::string architecture_of(const nlohmann::json& j, const std::string& architecture) {
+  if (!architecture.empty()) return architecture;
+  if (j.contains("architectures") && j["architectures"].is_array() &&
+      !j["architectures"].empty() && j["architectures"][0].is_string())
+    return j["architectures"][0].get<std::string>();
+  return "";
+}
+
 const FamilyRegistration& family_for(const nlohmann::json& j, const std::string& architecture,
                                      const std::string& origin) {
-  std::string arch = architecture;
-  if (arch.empty() && j.contains("architectures") && j["architectures"].is_array() &&
-      !j["architectures"].empty() && j["architectures"][0].is_string())
-    arch = j["architectures"][0].get<std::string>();
-  LMF_CHECK(j.contains("model_type") && j["model_type"].is_string(), ValueError,
-            "{}: no \"model_type\" string; lmforge supports model types {}", origin,
-            fmt::join(model_types(), ", "));
+  const std::string arch = architecture_of(j, architecture);
+  const auto has = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  if (!j.contains("model_type") || !j["model_type"].is_string()) {
+    // Old configs without model_type: the family that implements the named architecture (as
+    // BertConfig always accepted them).
+    for (const auto& f : registered())
+      if (!arch.empty() && has(f.architectures, arch)) return f;
+    fail<ValueError>(
+        "{}: no \"model_type\" string{}; lmforge supports model types {} (architectures: {})",
+        origin, arch.empty() ? "" : " and architecture '" + arch + "' is not one lmforge has",
+        fmt::join(model_types(), ", "), fmt::join(registered_architectures(), ", "));
+  }
   const std::string mt = j["model_type"].get<std::string>();
   for (const auto& f : registered()) {
-    if (std::find(f.model_types.begin(), f.model_types.end(), mt) == f.model_types.end()) continue;
-    LMF_CHECK(arch.empty() || std::find(f.architectures.begin(), f.architectures.end(), arch) !=
-                                  f.architectures.end(),
-              ValueError, "{}: architecture '{}' is not one of model type '{}' ({})", origin, arch,
-              mt, fmt::join(f.architectures, ", "));
+    if (!has(f.model_types, mt)) continue;
+    LMF_CHECK(arch.empty() || has(f.architectures, arch), ValueError,
+              "{}: architecture '{}' is not one of model type '{}' ({})", origin, arch, mt,
+              fmt::join(f.architectures, ", "));
     return f;
   }
   fail<ValueError>("{}: unknown model_type '{}'{}; lmforge supports model types {}", origin, mt,
@@ -90,7 +108,9 @@ std::unique_ptr<PretrainedModel> create_pretrained(const std::string& config_tex
   }
   LMF_CHECK(j.is_object(), ValueError, "{}: a config must be a JSON object", origin);
   const FamilyRegistration& f = family_for(j, architecture, origin);
-  std::unique_ptr<PretrainedModel> m = f.create(config_text, architecture, origin);
+  std::string arch = architecture_of(j, architecture);
+  if (arch.empty()) arch = f.default_architecture;
+  std::unique_ptr<PretrainedModel> m = f.create(config_text, arch, origin);
   m->eval();
   return m;
 }

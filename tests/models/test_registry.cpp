@@ -48,7 +48,10 @@ TEST(Registry, UnknownModelTypeNamesTheSupportedOnes) {
     EXPECT_NE(msg.find("unknown model_type 'mamba'"), std::string::npos) << msg;
     EXPECT_NE(msg.find("bert"), std::string::npos) << msg;
   }
-  EXPECT_THROW(create_pretrained(R"({"architectures": ["BertModel"]})"), ValueError);
+  // Without model_type, the family implementing the named architecture (old BERT configs).
+  EXPECT_EQ(create_pretrained(R"({"architectures": ["BertModel"]})")->model_type(), "bert");
+  EXPECT_THROW(create_pretrained(R"({"architectures": ["MambaModel"]})"), ValueError);
+  EXPECT_THROW(create_pretrained("{}"), ValueError);
   EXPECT_THROW(create_pretrained("{not json"), ValueError);
 }
 
