@@ -7,6 +7,7 @@
 
 #include "lmforge/core/autograd.h"
 #include "lmforge/io/json.h"
+#include "lmforge/models/registry.h"
 #include "lmforge/ops/ops.h"
 #include "lmforge/tokenizers/normalized_string.h"
 
@@ -145,7 +146,9 @@ SentenceEmbedder SentenceEmbedder::from_pretrained(const std::string& dir,
   const models::BertConfig cfg = models::BertConfig::from_file(model_dir + "/config.json");
   models::LoadOptions lo = opt.load;
   if (lo.architecture.empty()) lo.architecture = base_architecture(cfg.family);
-  e.model_ = models::create_model(model_dir, lo, &e.report_);
+  e.model_ = models::load_pretrained_as<models::EncoderModel>(
+      model_dir, "an encoder (BERT, RoBERTa, ALBERT or ELECTRA) for sentence embeddings", lo,
+      &e.report_);
   e.model_->prepare_inference();
   e.tokenizer_ = tok::Tokenizer::from_pretrained(model_dir);
 

@@ -10,6 +10,7 @@
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/error.h"
 #include "lmforge/io/json.h"
+#include "lmforge/models/registry.h"
 #include "lmforge/tasks/heads.h"
 #include "lmforge/tokenizers/unicode.h"
 
@@ -94,7 +95,9 @@ HeadPipeline::HeadPipeline(const std::string& model_dir, const std::string& task
             "{}: model folder '{}' does not exist or is not a folder (expected config.json, "
             "model.safetensors or pytorch_model.bin, and tokenizer files)",
             task, model_dir);
-  model_ = models::create_model(model_dir, opt, &report_);
+  // Through the family registry: a folder of another family (a decoder) is named as such.
+  model_ = models::load_pretrained_as<models::EncoderModel>(
+      model_dir, "an encoder (BERT, RoBERTa, ALBERT or ELECTRA) for " + task, opt, &report_);
   LMF_CHECK(std::find(accepted.begin(), accepted.end(), model_->head()) != accepted.end(),
             ValueError,
             "{}: the model in '{}' is a {}, which has no {} head; use a checkpoint of one of: {} "

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "lmforge/io/checkpoint.h"
+#include "lmforge/models/registry.h"
 #include "lmforge/ops/ops.h"
 #include "lmforge/tokenizers/tokenizer.h"
 #include "lmforge/train/pretrain.h"
@@ -214,8 +215,9 @@ std::unique_ptr<ElectraObjective> ElectraObjective::from_pretrained(
     const std::string& dir, std::vector<std::vector<int32_t>> train_instances,
     std::vector<std::vector<int32_t>> eval_instances, ElectraTokens tokens,
     ElectraOptions options) {
-  auto disc = models::create_model(dir);
-  auto gen = models::create_model(dir + "/generator");
+  auto disc = models::load_pretrained_as<models::EncoderModel>(dir, "an ELECTRA discriminator");
+  auto gen =
+      models::load_pretrained_as<models::EncoderModel>(dir + "/generator", "an ELECTRA generator");
   return std::make_unique<ElectraObjective>(std::move(gen), std::move(disc),
                                             std::move(train_instances), std::move(eval_instances),
                                             std::move(tokens), std::move(options));

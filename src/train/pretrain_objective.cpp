@@ -8,6 +8,7 @@
 #include "lmforge/core/error.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/models/bert.h"
+#include "lmforge/models/registry.h"
 #include "lmforge/ops/ops.h"
 #include "lmforge/tokenizers/tokenizer.h"
 #include "lmforge/train/pretrain.h"
@@ -188,7 +189,8 @@ Tensor sparse_mlm_logits(models::EncoderModel& m, const Tensor& h,
                          const std::vector<int64_t>& rows) {
   LMF_CHECK(!rows.empty() && h.dim() == 2, ValueError,
             "sparse_mlm_logits: want hidden states [N, hidden] and at least one row, got {} and {} "
-            "rows", h.describe(), rows.size());
+            "rows",
+            h.describe(), rows.size());
   const models::BertConfig& c = m.config();
   const HeadNames n = head_names(m);
   const auto k = static_cast<int64_t>(rows.size());
@@ -463,7 +465,8 @@ std::unique_ptr<PretrainObjective> make_pretrain_objective(const PretrainOptions
     models::LoadOptions lo;
     lo.architecture = arch;
     lo.pooler_init_seed = o.seed;  // a checkpoint without a pooler gets a seeded, trained one
-    model = models::create_model(o.model_dir, lo);
+    model =
+        models::load_pretrained_as<models::EncoderModel>(o.model_dir, "an encoder to pretrain", lo);
   } else {
     manual_seed(o.seed);
     model = models::create_model(cfg, arch);
