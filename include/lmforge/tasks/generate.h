@@ -135,7 +135,8 @@ class TextStreamDecoder {
 struct GenerateOptions {
   // Needed for stop strings, `text` and streaming; null: no text.
   const tok::Tokenizer* tokenizer = nullptr;
-  // Streaming (num_beams == 1): called with (prompt index, text piece) as tokens come.
+  // Streaming (num_beams == 1): called with (sequence index, text piece) as tokens come; the
+  // sequence index is the prompt's unless num_return_sequences > 1 (then prompt * n + draw).
   std::function<void(int64_t, const std::string&)> on_text;
   // Set (e.g. by a SIGINT handler) to stop after the current step; sequences end "cancelled".
   const std::atomic<bool>* cancel = nullptr;
@@ -174,7 +175,8 @@ struct GenerationResult {
 // batch with pad_token_id, else eos) with `cfg` (validated here) as transformers' generate does:
 // greedy, multinomial sampling (lmf::Generator seeded by cfg.seed), or beam search. Prefills with
 // logits_to_keep = 1 into a cache of batch * num_beams rows and prompt + new positions, then
-// decodes one token per step.
+// decodes one token per step. Generation stops at the model's max_positions ("length"), where
+// transformers would run past it.
 GenerationResult generate(const models::DecoderModel& model,
                           const std::vector<std::vector<int64_t>>& prompts,
                           const GenerationConfig& cfg, const GenerateOptions& opt = {});
