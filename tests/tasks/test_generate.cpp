@@ -676,3 +676,30 @@ TEST(GenerateGreedy, DefaultMaxLengthIsTwentyNewTokens) {
   auto r = generate(m, {std::vector<int64_t>(30, 2)}, GenerationConfig{});
   EXPECT_EQ(r.sequences[0].output_ids.size(), 20u);
 }
+
+TEST(GenerateSample, FirstTokenFrequenciesFollowTheWarpedDistribution) {
+  MockLM m(kVocab, 64);
+  const std::vector<int64_t> prompt = {6, 1};
+  // temperature 0.7, top-k 8: the expected distribution from the processors themselves.
+  GenerationConfig c = greedy_cfg(1);
+  c.do_sample = true;
+  c.temperature = 0.7;
+  c.top_k = 8;
+  const auto l = mock_logits(prompt, kVocab);
+  Tensor s = Tensor::from_vector(l, {1, kVocab});
+  apply_processors(build_logits_processors(c, 2), {prompt}, s);
+  const auto w = s.to_vector<float>();
+  std::vector<double> p(kVocab);
+  double z = 0;
+  for (int64_t v = 0; v < kVocab; ++v) z += p[v] = std::isinf(w[v]) ? 0.0 : std::exp(double(w[v]));
+  std::vector<double> freq(kVocab, 0.0);
+  const int n = 3000;
+  for (int i = 0; i < n; ++i) {
+    c.seed = 1000 + i;
+    freq[generate(m, {prompt}, c).sequences[0].output_ids[0]] += 1.0 / n;
+  }
+  for (int64_t v = 0; v < kVocab; ++v) {
+    EXPECT_NEAR(freq[v], p[v] / z, 0.03) << "token " << v;
+    if (p[v] == 0) EXPECT_EQ(freq[v], 0.0) << "token " << v << " was filtered out";
+  }
+}
