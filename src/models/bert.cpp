@@ -6,6 +6,8 @@
 
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
+#include "lmforge/models/hf_loader.h"
+#include "lmforge/models/registry.h"
 #include "lmforge/nn/init.h"
 #include "models/bert_json.h"
 
@@ -17,13 +19,6 @@ using nlohmann::json;
 
 // A named container with no parameters of its own ("attention", "cls.predictions", ...).
 struct Container : nn::Module {};
-
-bool starts_with(const std::string& s, const std::string& p) {
-  return s.rfind(p, 0) == 0;
-}
-bool ends_with(const std::string& s, const std::string& p) {
-  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
 
 bool is_integer(DType t) {
   return !is_floating(t) && t != DType::boolean;
@@ -949,7 +944,8 @@ struct SkipInitScope {
 void init_missing_parameter(nn::Module& m, const std::string& key, const BertConfig& c) {
   Tensor& t = m.parameter(key);
   const auto ends_with = [&](std::string_view suffix) {
-    return key.size() >= suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return key.size() >= suffix.size() &&
+           key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   if (ends_with("bias")) {
     nn::init::zeros_(t);
@@ -982,110 +978,35 @@ void init_bert_weights(nn::Module& m, const BertConfig& c) {
 
 // ---- loading ------------------------------------------------------------------------------------
 
-std::string LoadReport::summary() const {
-  std::string s;
-  if (!prefix_change.empty()) s += fmt::format("checkpoint keys: {}\n", prefix_change);
-  if (!renamed_keys.empty())
-    s += fmt::format("renamed legacy keys: {}\n", fmt::join(renamed_keys, ", "));
-  if (!missing_keys.empty())
-    s += fmt::format("missing keys (newly initialised): {}\n", fmt::join(missing_keys, ", "));
-  if (!unexpected_keys.empty())
-    s += fmt::format("unexpected keys (not used): {}\n", fmt::join(unexpected_keys, ", "));
-  if (pooler_missing)
-    s += pooler_initialized
-             ? "pooler: absent from the checkpoint, initialised from the given seed\n"
-             : "pooler: absent from the checkpoint; pooler_output is refused "
-               "(use cls or mean pooling)\n";
-  return s.empty() ? "all keys matched\n" : s;
+LoadSpec EncoderModel::load_spec() const {
+  LoadSpec spec;
+  spec.base_prefix = family_name(cfg_.family);
+  spec.keys_have_prefix = !prefix_.empty();
+  spec.tied = tied_;
+  spec.rename = [](const std::string& k) {
+    const size_t dot = k.rfind('.');
+    const std::string last = k.substr(dot == std::string::npos ? 0 : dot + 1);
+    const std::string head = dot == std::string::npos ? "" : k.substr(0, dot + 1);
+    if (last == "gamma") return head + "weight";
+    if (last == "beta") return head + "bias";
+    return k;
+  };
+  // HF's non-persistent buffers, present in old checkpoints: never parameters.
+  spec.ignored_suffixes = {"embeddings.position_ids", "embeddings.token_type_ids"};
+  return spec;
 }
 
 LoadReport EncoderModel::load(const nn::StateDict& state, const LoadOptions& opt,
                               const std::string& origin) {
-  LoadReport rep;
-  nn::StateDict sd;
-  for (const auto& [k, t] : state) {
-    std::string key = k;
-    const size_t dot = key.rfind('.');
-    const std::string last = key.substr(dot == std::string::npos ? 0 : dot + 1);
-    const std::string head = dot == std::string::npos ? "" : key.substr(0, dot + 1);
-    if (last == "gamma") key = head + "weight";
-    if (last == "beta") key = head + "bias";
-    if (key != k) rep.renamed_keys.push_back(k + " -> " + key);
-    // HF's non-persistent buffers, present in old checkpoints: never parameters.
-    if (ends_with(key, "embeddings.position_ids") || ends_with(key, "embeddings.token_type_ids"))
-      continue;
-    sd[key] = t;
-  }
-  // Base-model prefix, as HF: a head accepts a base checkpoint and a base model a head's.
-  const std::string p = std::string(family_name(cfg_.family)) + ".";
-  const bool has_prefix =
-      std::any_of(sd.begin(), sd.end(), [&](const auto& kv) { return starts_with(kv.first, p); });
-  if (!prefix_.empty() && !has_prefix && !sd.empty()) {
-    nn::StateDict moved;
-    for (auto& [k, t] : sd) moved[p + k] = t;
-    sd.swap(moved);
-    rep.prefix_change = fmt::format("added '{}'", p);
-  } else if (prefix_.empty() && has_prefix) {
-    nn::StateDict moved;
-    for (auto& [k, t] : sd) moved[starts_with(k, p) ? k.substr(p.size()) : k] = t;
-    sd.swap(moved);
-    rep.prefix_change = fmt::format("removed '{}'", p);
-  }
-  // Tied keys: the target shares the source's tensor, so only one of them is loaded.
-  std::set<std::string> tied_targets;
-  for (const auto& [target, source] : tied_) {
-    tied_targets.insert(target);
-    rep.tied_keys.push_back(target);
-    auto it = sd.find(target);
-    if (it == sd.end()) continue;
-    if (!sd.count(source)) sd[source] = it->second;
-    sd.erase(it);
-  }
-  std::set<std::string> own;
-  for (const auto& [k, t] : state_dict()) own.insert(k);
-  for (const auto& k : own)
-    if (!sd.count(k) && !tied_targets.count(k)) rep.missing_keys.push_back(k);
-  for (const auto& [k, t] : sd)
-    if (!own.count(k)) rep.unexpected_keys.push_back(k);
-  LMF_CHECK(!opt.strict || (rep.missing_keys.empty() && rep.unexpected_keys.empty()), ValueError,
-            "{} does not match {} (strict load): missing keys [{}]; unexpected keys [{}]", origin,
-            architecture(), fmt::join(rep.missing_keys, ", "),
-            fmt::join(rep.unexpected_keys, ", "));
-  std::map<std::string, Tensor> own_tensors = state_dict();
-  std::vector<std::string> shape_errors;
-  for (const auto& [k, t] : sd) {
-    auto it = own_tensors.find(k);
-    if (it != own_tensors.end() && it->second.shape() != t.shape())
-      shape_errors.push_back(fmt::format("'{}': checkpoint {} vs model {}", k, shape_str(t.shape()),
-                                         shape_str(it->second.shape())));
-  }
-  LMF_CHECK(shape_errors.empty(), ShapeError,
-            "{} does not match its config for {} (check hidden_size, vocab_size, num_labels, ... "
-            "in config.json): {}",
-            origin, architecture(), fmt::join(shape_errors, "; "));
-  if (opt.zero_copy) {
-    NoGradGuard no_grad;
-    for (const auto& [k, t] : sd) {
-      if (!own.count(k)) continue;
-      Tensor& slot = parameter(k);
-      if (t.dtype() == slot.dtype() && t.is_contiguous() && t.device() == slot.device()) {
-        const bool grad = slot.requires_grad();
-        slot = t.detach();
-        slot.set_requires_grad(grad);
-      } else {
-        slot.copy_(t);
-      }
-    }
-    for (const auto& [target, source] : tied_) parameter(target) = parameter(source);
-  } else {
-    load_state_dict(sd, false);
-  }
+  LoadReport rep = load_hf_state_dict(*this, state, load_spec(), opt, architecture(), origin);
   BertModel& base = encoder();
   if (base.has_pooler()) {
     std::vector<std::string> absent;
     for (const auto& k : base.pooler_keys()) {
       const std::string full = prefix_.empty() ? k : prefix_ + "." + k;
-      if (!sd.count(full)) absent.push_back(full);
+      if (std::find(rep.missing_keys.begin(), rep.missing_keys.end(), full) !=
+          rep.missing_keys.end())
+        absent.push_back(full);
     }
     rep.pooler_missing = !absent.empty();
     if (!rep.pooler_missing) {
@@ -1098,7 +1019,9 @@ LoadReport EncoderModel::load(const nn::StateDict& state, const LoadOptions& opt
           "{} has no pooler weights ({}): it was saved by a model without a pooler (e.g. "
           "BertForMaskedLM), and a randomly initialised pooler would give a different "
           "pooler_output on every load. Use the first token (--pooling cls) or mean pooling "
-          "(--pooling mean), or ask for an explicitly seeded pooler initialisation",
+          "(--pooling mean), or initialise the pooler from a seed so that every load gives the "
+          "same pooler_output: --pooler-init-seed N (e.g. --pooler-init-seed 42; C++: "
+          "LoadOptions::pooler_init_seed)",
           origin, fmt::join(absent, ", ")));
     }
   }
@@ -1215,6 +1138,22 @@ std::unique_ptr<EncoderModel> create_model(const std::string& model_dir, const L
   }
   if (report) *report = std::move(rep);
   return m;
+}
+
+void register_bert_family() {
+  FamilyRegistration reg;
+  reg.model_types = {"bert", "roberta", "albert", "electra"};
+  for (const auto& a : supported_architectures()) reg.architectures.push_back(a.name);
+  reg.default_architecture = "";  // the family's base model, decided from model_type
+  reg.create = [](const std::string& text, const std::string& arch, const std::string& origin) {
+    std::unique_ptr<PretrainedModel> m = create_model(BertConfig::from_json(text, origin), arch);
+    return m;
+  };
+  reg.load_dir = [](const std::string& dir, const LoadOptions& opt, LoadReport* report) {
+    std::unique_ptr<PretrainedModel> m = create_model(dir, opt, report);
+    return m;
+  };
+  register_family(std::move(reg));
 }
 
 }  // namespace lmf::models

@@ -1,11 +1,5 @@
 // Saving the BERT family as Hugging Face folders: config.json exactly as transformers 5.24's
 // save_pretrained writes it, and model.safetensors without the tied copies HF leaves out.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -28,37 +22,6 @@ std::map<int64_t, std::string> effective_id2label(const BertConfig& c) {
   std::map<int64_t, std::string> m;
   for (int64_t i = 0; i < c.num_labels; ++i) m[i] = "LABEL_" + std::to_string(i);
   return m;
-}
-
-void write_file_atomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  LMF_CHECK(fd >= 0, IoError, "cannot create '{}': {}", tmp, std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail<IoError>("cannot write '{}': {}", tmp, std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail<IoError>("cannot write '{}' (fsync/rename of '{}'): {}", path, tmp, std::strerror(err));
-  }
-  const auto dir = std::filesystem::path(path).parent_path();  // persist the rename itself
-  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
 }
 
 }  // namespace
@@ -92,15 +55,40 @@ json family_fixed_keys(EncoderFamily f) {
 
 std::map<std::string, std::string> config_extra_keys(const json& j, EncoderFamily fam) {
   const json fixed = family_fixed_keys(fam);
-  static const std::set<std::string> kRead = {
-      "architectures", "model_type", "vocab_size", "hidden_size", "num_hidden_layers",
-      "num_attention_heads", "intermediate_size", "hidden_act", "hidden_dropout_prob",
-      "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
-      "initializer_range", "layer_norm_eps", "pad_token_id", "num_hidden_groups",
-      "inner_group_num", "classifier_dropout", "classifier_dropout_prob", "problem_type",
-      "tie_word_embeddings", "summary_type", "summary_use_proj", "summary_proj_to_labels",
-      "summary_activation", "summary_first_dropout", "summary_last_dropout", "id2label",
-      "label2id", "num_labels", "_name_or_path", "transformers_version", "dtype", "torch_dtype"};
+  static const std::set<std::string> kRead = {"architectures",
+                                              "model_type",
+                                              "vocab_size",
+                                              "hidden_size",
+                                              "num_hidden_layers",
+                                              "num_attention_heads",
+                                              "intermediate_size",
+                                              "hidden_act",
+                                              "hidden_dropout_prob",
+                                              "attention_probs_dropout_prob",
+                                              "max_position_embeddings",
+                                              "type_vocab_size",
+                                              "initializer_range",
+                                              "layer_norm_eps",
+                                              "pad_token_id",
+                                              "num_hidden_groups",
+                                              "inner_group_num",
+                                              "classifier_dropout",
+                                              "classifier_dropout_prob",
+                                              "problem_type",
+                                              "tie_word_embeddings",
+                                              "summary_type",
+                                              "summary_use_proj",
+                                              "summary_proj_to_labels",
+                                              "summary_activation",
+                                              "summary_first_dropout",
+                                              "summary_last_dropout",
+                                              "id2label",
+                                              "label2id",
+                                              "num_labels",
+                                              "_name_or_path",
+                                              "transformers_version",
+                                              "dtype",
+                                              "torch_dtype"};
   static const json kBaseDefaults = {{"chunk_size_feed_forward", 0},
                                      {"is_encoder_decoder", false},
                                      {"output_attentions", false},
@@ -177,41 +165,29 @@ std::string BertConfig::to_json() const {
   if (l2i != default_l2i) j["label2id"] = l2i;
   if (!problem_type.empty()) j["problem_type"] = problem_type;
   for (const auto& [k, raw] : extra) {
-    if (j.contains(k) && !detail::family_fixed_keys(family).contains(k)) continue;  // modelled fields win
+    if (j.contains(k) && !detail::family_fixed_keys(family).contains(k))
+      continue;  // modelled fields win
     j[k] = json::parse(raw);
   }
   // Python's json.dumps(indent=2, sort_keys=True, ensure_ascii=True) + "\n".
   return j.dump(2, ' ', true) + "\n";
 }
 
-void save_pretrained(const EncoderModel& model, const std::string& dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  LMF_CHECK(!ec && fs::is_directory(dir), IoError, "cannot create the model folder '{}': {}", dir,
-            ec ? ec.message() : "a file of that name exists");
-  // HF ties (and leaves out) the targets of _tied_weights_keys only when tie_word_embeddings is
-  // set; untied, it writes decoder.weight and decoder.bias as parameters of their own.
-  const BertConfig& c = model.config();
-  std::set<std::string> skip;
-  if (c.tie_word_embeddings)
-    for (const auto& [target, source] : model.tied_keys()) skip.insert(target);
+std::string EncoderModel::config_json() const {
+  BertConfig out = cfg_;
+  out.architectures = {architecture()};
+  return out.to_json();
+}
+
+std::vector<std::string> EncoderModel::keys_not_saved() const {
   // A pooler lmforge refuses (no weights were loaded for it) is not saved as if it were trained.
-  auto& base = const_cast<EncoderModel&>(model).encoder();
+  std::vector<std::string> skip;
+  auto& base = const_cast<EncoderModel&>(*this).encoder();
   if (base.has_pooler() && !base.pooler_unavailable().empty()) {
-    const std::string prefix =
-        &base == &model ? std::string() : std::string(family_name(c.family)) + ".";
-    for (const auto& k : base.pooler_keys()) skip.insert(prefix + k);
+    const std::string prefix = &base == this ? std::string() : prefix_ + ".";
+    for (const auto& k : base.pooler_keys()) skip.push_back(prefix + k);
   }
-  io::StateDict tensors;
-  for (const auto& [name, t] : model.state_dict()) {
-    if (skip.count(name)) continue;
-    tensors[name] = t.detach().to(DType::f32).contiguous();
-  }
-  io::save_safetensors(dir + "/model.safetensors", tensors);
-  BertConfig out = c;
-  out.architectures = {model.architecture()};
-  write_file_atomically(dir + "/config.json", out.to_json());
+  return skip;
 }
 
 }  // namespace lmf::models

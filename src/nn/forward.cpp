@@ -1,5 +1,6 @@
 // Forward passes of every nn module, composed from lmf ops (which record autograd). Kept apart
 // from construction so that building and loading module trees never depends on op kernels.
+#include <cmath>
 #include <numeric>
 
 #include "lmforge/nn/attention.h"
@@ -42,6 +43,30 @@ void Linear::on_prepare_inference(bool prepare) {
   packed_ = nullptr;
 }
 
+Tensor Conv1D::forward(const Tensor& x, Activation act) const {
+  check_last_dim("Conv1D", x, in_);
+  if (pack_allowed_ && !is_training() && packed_linear_takes(x, {*weight_, *bias_})) {
+    std::shared_ptr<const PackedLinearWeight> p;
+    {
+      std::lock_guard<std::mutex> lock(pack_mu_);
+      if (!packed_ || !packed_source_.same(*weight_)) {
+        packed_ = pack_linear_weight(weight_->transpose(0, 1).contiguous());
+        packed_source_ = *weight_;
+      }
+      p = packed_;
+    }
+    if (p) return linear(x, *p, *bias_, act);
+  }
+  return linear(x, weight_->transpose(0, 1), *bias_, act);
+}
+
+void Conv1D::on_prepare_inference(bool prepare) {
+  std::lock_guard<std::mutex> lock(pack_mu_);
+  pack_allowed_ = prepare;
+  packed_ = nullptr;
+  packed_source_ = Tensor();
+}
+
 Tensor Embedding::forward(const Tensor& ids) const {
   return embedding(*weight_, ids, padding_idx_);
 }
@@ -77,6 +102,55 @@ Tensor default_positions(int64_t past, int64_t length) {
 }
 }  // namespace
 
+AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                      KVCache& cache, const AttentionOptions& options,
+                                      const Tensor& positions, const RopeFrequencies* rope) {
+  LMF_CHECK(cache.preallocated() && cache.v_buffer.defined(), ValueError,
+            "cached_self_attention: the cache has no preallocated buffers");
+  const Tensor& kb = cache.k_buffer;
+  const int64_t B = k.size(0), Hkv = k.size(1), T = k.size(2), D = k.size(3);
+  const int64_t past = cache.past;
+  LMF_CHECK(kb.dim() == 4 && kb.size(0) == B && kb.size(1) == Hkv && kb.size(3) == D &&
+                cache.v_buffer.dim() == 4 && cache.v_buffer.size(0) == B &&
+                cache.v_buffer.size(1) == Hkv && cache.v_buffer.size(3) == v.size(3),
+            ShapeError,
+            "KV cache: buffers {} / {} do not fit keys {} and values {} (batch, kv heads and "
+            "head size must match; make the cache for this model and batch)",
+            kb.describe(), cache.v_buffer.describe(), k.describe(), v.describe());
+  LMF_CHECK(past + T <= kb.size(2), ValueError,
+            "KV cache full: {} cached + {} new positions exceed its capacity {} (make a larger "
+            "cache, up to the model's maximum positions)",
+            past, T, kb.size(2));
+  Tensor k_slot = kb.narrow(2, past, T), v_slot = cache.v_buffer.narrow(2, past, T);
+  const bool grad = needs_grad({q, k, v});
+  Tensor qr = q, kr = k;
+  if (rope) {
+    const Tensor pos = positions.defined() ? positions : default_positions(past, T);
+    if (!grad && q.dtype() == DType::f32) {
+      // q rotated into [B, T, H, D] (the layout the attention output is merged in), k straight
+      // into the cache.
+      qr = Tensor::empty({B, T, q.size(1), D}).permute({0, 2, 1, 3});
+      rotary_embedding_into(q, pos, rope->inv_freq, rope->attention_scaling, qr);
+      rotary_embedding_into(k, pos, rope->inv_freq, rope->attention_scaling, k_slot);
+      kr = Tensor();
+    } else {
+      qr = rotary_embedding(q, pos, rope->inv_freq, rope->attention_scaling);
+      kr = rotary_embedding(k, pos, rope->inv_freq, rope->attention_scaling);
+    }
+  }
+  if (kr.defined()) k_slot.copy_(kr.detach());
+  v_slot.copy_(v.detach());
+  Tensor keys, values;
+  if (grad) {  // gradients flow into the new positions; the cached ones are constants
+    keys = past > 0 ? concat({kb.narrow(2, 0, past), kr}, 2) : kr;
+    values = past > 0 ? concat({cache.v_buffer.narrow(2, 0, past), v}, 2) : v;
+  } else {
+    keys = kb.narrow(2, 0, past + T);
+    values = cache.v_buffer.narrow(2, 0, past + T);
+  }
+  return scaled_dot_product_attention(qr, keys, values, options);
+}
+
 AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInputs& in) const {
   const AttentionConfig& c = cfg_;
   LMF_CHECK(x.defined() && x.dim() == 3 && x.size(2) == c.dim, ShapeError,
@@ -88,6 +162,8 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
                   in.context.size(2) == c.kv_input_dim,
               ShapeError, "MultiHeadAttention: context must be [{}, Tk, {}], got {}", x.size(0),
               c.kv_input_dim, in.context.describe());
+  LMF_CHECK(!(cross && in.cache && in.cache->preallocated()), ValueError,
+            "MultiHeadAttention: a preallocated KV cache serves self-attention only");
   const int64_t past = in.cache ? in.cache->length() : 0;
   const Tensor qkv = cross ? Tensor() : fused_qkv(x);
   Tensor q, k, v;
@@ -107,26 +183,46 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
       v = split_heads(v_->forward(src), c.n_kv_heads, c.head_dim);
     }
   }
-  if (c.rope_theta > 0 && !cross) {  // rotary applies to self-attention only
-    Tensor pos = in.positions.defined() ? in.positions : default_positions(past, x.size(1));
-    q = rotary_embedding(q, pos, c.rope_theta);
-    k = rotary_embedding(k, pos, c.rope_theta);
-  }
-  if (in.cache && !cross) {
-    if (past > 0) {
-      k = concat({in.cache->k, k}, 2);
-      v = concat({in.cache->v, v}, 2);
-    }
-    in.cache->k = k;
-    in.cache->v = v;
-  } else if (in.cache && cross && past == 0) {
-    in.cache->k = k;
-    in.cache->v = v;
-  }
   AttentionOptions opt = in.options;
   opt.dropout_p = c.dropout;
   opt.training = is_training();
-  AttentionResult r = scaled_dot_product_attention(q, k, v, opt);
+  // Rotary frequencies from the caller, or the fixed theta of the config (self-attention only).
+  RopeFrequencies theta_rope;
+  const RopeFrequencies* rope = cross ? nullptr : in.rope;
+  AttentionResult r;
+  if (in.cache && in.cache->preallocated()) {
+    if (!rope && c.rope_theta > 0) {
+      std::vector<float> f(c.head_dim / 2);
+      for (int64_t i = 0; i < c.head_dim / 2; ++i)
+        f[i] = static_cast<float>(1.0 / std::pow(c.rope_theta, 2.0 * i / c.head_dim));
+      theta_rope.inv_freq = Tensor::from_vector(f, {c.head_dim / 2});
+      rope = &theta_rope;
+    }
+    r = cached_self_attention(q, k, v, *in.cache, opt, in.positions, rope);
+  } else {
+    if (!cross && (rope || c.rope_theta > 0)) {
+      Tensor pos = in.positions.defined() ? in.positions : default_positions(past, x.size(1));
+      if (rope) {
+        q = rotary_embedding(q, pos, rope->inv_freq, rope->attention_scaling);
+        k = rotary_embedding(k, pos, rope->inv_freq, rope->attention_scaling);
+      } else {
+        q = rotary_embedding(q, pos, c.rope_theta);
+        k = rotary_embedding(k, pos, c.rope_theta);
+      }
+    }
+    if (in.cache && !cross) {
+      if (past > 0) {
+        k = concat({in.cache->k, k}, 2);
+        v = concat({in.cache->v, v}, 2);
+      }
+      in.cache->k = k;
+      in.cache->v = v;
+    } else if (in.cache && cross && past == 0) {
+      in.cache->k = k;
+      in.cache->v = v;
+    }
+    r = scaled_dot_product_attention(q, k, v, opt);
+  }
   Tensor merged =
       r.out.permute({0, 2, 1, 3}).reshape({x.size(0), x.size(1), c.n_heads * c.head_dim});
   r.out = o_ ? o_->forward(merged) : merged;

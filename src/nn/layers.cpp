@@ -22,6 +22,14 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias)
   if (bias) bias_ = &register_parameter("bias", Tensor::zeros({out_features}));
 }
 
+Conv1D::Conv1D(int64_t in_features, int64_t out_features) : in_(in_features), out_(out_features) {
+  check_positive("Conv1D", "in_features", in_features);
+  check_positive("Conv1D", "out_features", out_features);
+  weight_ = &register_parameter("weight", Tensor::empty({in_features, out_features}));
+  init::normal_(*weight_, 0.0, kDefaultInitStd);
+  bias_ = &register_parameter("bias", Tensor::zeros({out_features}));
+}
+
 Embedding::Embedding(int64_t num_embeddings, int64_t dim, int64_t padding_idx)
     : num_(num_embeddings), dim_(dim), padding_idx_(padding_idx) {
   check_positive("Embedding", "num_embeddings", num_embeddings);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "lmforge/models/model.h"
 #include "lmforge/nn/attention.h"
 #include "lmforge/nn/layers.h"
 #include "lmforge/nn/module.h"
@@ -125,47 +126,29 @@ struct ModelOutput {
   const Tensor& pooler_output() const;
 };
 
-// ---- loading ------------------------------------------------------------------------------------
-
-struct LoadOptions {
-  // Overrides config.architectures[0], e.g. "BertModel" to load an MLM checkpoint as an encoder.
-  std::string architecture;
-  // A checkpoint without pooler weights normally leaves pooler_output refused (never silently
-  // random, unlike HF); with a seed the pooler is initialised N(0, initializer_range) from it.
-  std::optional<uint64_t> pooler_init_seed;
-  bool strict = false;  // ValueError when any key is missing or unexpected
-  // f32 parameters become the checkpoint's tensors (views of its private, copy-on-write mmap)
-  // instead of copies, so loading does not double the memory; other dtypes are converted copies.
-  bool zero_copy = true;
-};
-
-struct LoadReport {
-  std::vector<std::string> missing_keys;     // model keys the checkpoint lacks (left initialised)
-  std::vector<std::string> unexpected_keys;  // checkpoint keys the model does not have
-  std::vector<std::string> tied_keys;        // shared with another key (e.g. MLM decoder)
-  std::vector<std::string> renamed_keys;     // legacy "old -> new" (gamma/beta)
-  std::string prefix_change;                 // "" or e.g. "added 'bert.'" / "removed 'bert.'"
-  bool pooler_missing = false;               // the model has a pooler the checkpoint lacks
-  bool pooler_initialized = false;           // ... and it was initialised from pooler_init_seed
-  std::string summary() const;               // human-readable, like HF's load warnings
-};
+// ---- loading: LoadOptions, LoadReport (models/model.h) ---------------------------------------
 
 class BertModel;
 
 // Any model of the family: a base model or a head. forward() runs in the module's mode (dropout
 // only in training); no-grad is up to the caller (NoGradGuard).
-class EncoderModel : public nn::Module {
+class EncoderModel : public PretrainedModel {
  public:
   virtual ModelOutput forward(const EncoderInputs& in, const EncoderLabels& labels = {}) const = 0;
   const BertConfig& config() const { return cfg_; }
   EncoderHead head() const { return head_; }
-  std::string architecture() const;  // the HF class name, e.g. "RobertaForMaskedLM"
+  std::string model_type() const override { return family_name(cfg_.family); }
+  std::string architecture() const override;  // the HF class name, e.g. "RobertaForMaskedLM"
+  std::string config_json() const override;   // BertConfig::to_json with this architecture
+  // HF's rules: legacy gamma/beta renames, base prefix = the family name, tied MLM decoder.
+  LoadSpec load_spec() const override;
   virtual BertModel& encoder() = 0;  // the base model (this one for BertModel)
-  // Loads HF state-dict keys: legacy renames, base-prefix added/removed as HF does, tied weights,
-  // missing/unexpected keys reported; ShapeError naming every key whose shape differs from the
-  // config's. Applies the pooler rule of LoadOptions.
+  // load_hf_state_dict (models/hf_loader.h), then the pooler rule of LoadOptions: a checkpoint
+  // without pooler weights leaves pooler_output refused unless pooler_init_seed is given.
   LoadReport load(const nn::StateDict& state, const LoadOptions& opt = {},
-                  const std::string& origin = "checkpoint");
+                  const std::string& origin = "checkpoint") override;
+  // A refused pooler is not saved as if it were trained.
+  std::vector<std::string> keys_not_saved() const override;
   // (target key, source key) pairs that share one tensor, e.g. the MLM decoder and the word
   // embeddings; the target is not expected in a checkpoint.
   const std::vector<std::pair<std::string, std::string>>& tied_keys() const { return tied_; }
@@ -374,12 +357,9 @@ std::unique_ptr<EncoderModel> create_model(const std::string& model_dir,
                                            const LoadOptions& opt = {},
                                            LoadReport* report = nullptr);
 
-// Writes `dir` (created if needed) as transformers' save_pretrained does: config.json with
-// architectures = [model.architecture()], and model.safetensors with every state-dict key except
-// tied copies (HF re-ties them on load). from_pretrained loads it with no missing keys, except a
-// pooler that lmforge refuses (loaded without pooler weights or a seed): it is left out, so the
-// reload refuses it again instead of making random weights look trained. Files are written to a
-// temporary name and renamed (model.safetensors first, config.json last).
-void save_pretrained(const EncoderModel& model, const std::string& dir);
+// Registers the family (model types bert, roberta, albert, electra) in models/registry.h.
+void register_bert_family();
+
+// save_pretrained(model, dir): models/model.h (refused poolers are left out, keys_not_saved).
 
 }  // namespace lmf::models

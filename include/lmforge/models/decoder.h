@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lmforge/models/model.h"
+#include "lmforge/nn/attention.h"
 
 namespace lmf::models {
 
@@ -32,6 +33,10 @@ class KVCache {
   void reorder(const std::vector<int64_t>& rows);
   void truncate(int64_t length);  // forget positions >= length (length <= this->length())
   void reset() { length_ = 0; }
+  // Layer `layer`'s buffers as the attention reads and extends them (positions [0, length)).
+  nn::KVCache layer(int64_t layer) const {
+    return nn::KVCache{Tensor(), Tensor(), k_.at(layer), v_.at(layer), length_};
+  }
   size_t bytes() const;
 
  private:
@@ -40,7 +45,7 @@ class KVCache {
 };
 
 struct DecoderInputs {
-  Tensor input_ids;       // integer [B, T]: the new tokens (after the cache's positions)
+  Tensor input_ids;  // integer [B, T]: the new tokens (after the cache's positions)
   // [B, past + T] of 1 (attend) / 0 (padding), covering the cached and the new positions (HF's
   // convention with left padding); undefined: every position is attended.
   Tensor attention_mask;
@@ -73,16 +78,17 @@ struct DecoderSpec {
   int64_t num_layers = 0;
   int64_t n_kv_heads = 0;
   int64_t head_dim = 0;
-  int64_t max_positions = 0;    // max_position_embeddings (n_positions for GPT-2)
+  int64_t max_positions = 0;  // max_position_embeddings (n_positions for GPT-2)
   std::vector<int64_t> eos_token_ids;
-  int64_t bos_token_id = -1;    // -1: none
-  int64_t pad_token_id = -1;    // -1: none
+  int64_t bos_token_id = -1;  // -1: none
+  int64_t pad_token_id = -1;  // -1: none
 };
 
 class DecoderModel : public PretrainedModel {
  public:
   // Runs in the module's mode (dropout in training only); no-grad is up to the caller.
-  virtual DecoderOutput forward(const DecoderInputs& in, const DecoderLabels& labels = {}) const = 0;
+  virtual DecoderOutput forward(const DecoderInputs& in,
+                                const DecoderLabels& labels = {}) const = 0;
   virtual DecoderSpec spec() const = 0;
   // True for *LMHeadModel / *ForCausalLM (logits over the vocabulary).
   virtual bool is_causal_lm() const = 0;

@@ -42,8 +42,8 @@ struct LoadReport {
 // model's own keys carry it (a head) or not (the base model), _tied_weights_keys, legacy renames
 // and keys that are never parameters (old non-persistent buffers).
 struct LoadSpec {
-  std::string base_prefix;         // "bert", "roberta", "transformer" (GPT-2), "model" (LLaMA)
-  bool keys_have_prefix = false;   // true for heads ("bert.encoder..."), false for XModel
+  std::string base_prefix;        // "bert", "roberta", "transformer" (GPT-2), "model" (LLaMA)
+  bool keys_have_prefix = false;  // true for heads ("bert.encoder..."), false for XModel
   std::vector<std::pair<std::string, std::string>> tied;  // (target, source): target shares
   // Legacy key -> current key (identity when empty), e.g. "LayerNorm.gamma" -> "LayerNorm.weight".
   std::function<std::string(const std::string&)> rename;
@@ -65,6 +65,19 @@ class PretrainedModel : public nn::Module {
   // extra rules (BERT's refused pooler) extend it.
   virtual LoadReport load(const nn::StateDict& state, const LoadOptions& opt = {},
                           const std::string& origin = "checkpoint");
+  // Initialises parameters a checkpoint did not provide as the family's HF _init_weights does
+  // (called by the registry's generic load path).
+  virtual void init_missing(const std::vector<std::string>& keys) { (void)keys; }
+  // State-dict keys save_pretrained leaves out besides tied targets (BERT: a refused pooler).
+  virtual std::vector<std::string> keys_not_saved() const { return {}; }
 };
+
+// Writes `dir` (created if needed) as transformers' save_pretrained does: config.json
+// (config_json()) and model.safetensors (f32) with every state-dict key except tied targets and
+// keys_not_saved(); HF re-ties on load. Files are written to a temporary name and renamed
+// (model.safetensors first, config.json last).
+void save_pretrained(const PretrainedModel& model, const std::string& dir);
+// `bytes` written to `path`.tmp, fsynced and renamed; IoError naming the file on failure.
+void write_file_atomically(const std::string& path, const std::string& bytes);
 
 }  // namespace lmf::models

@@ -17,10 +17,14 @@ struct FamilyRegistration {
   std::string default_architecture;        // when config.json names none, e.g. "LlamaModel"
   // Builds an untrained model of `architecture` from config.json text (`origin` names the file in
   // errors); ValueError for a wrong field.
-  std::function<std::unique_ptr<PretrainedModel>(const std::string& config_text,
-                                                 const std::string& architecture,
-                                                 const std::string& origin)>
+  std::function<std::unique_ptr<PretrainedModel>(
+      const std::string& config_text, const std::string& architecture, const std::string& origin)>
       create;
+  // Optional: loads a folder when the family has its own rules (BERT's pooler); empty: the
+  // generic path (create under nn::init::NoInitGuard, load the checkpoint, init_missing()).
+  std::function<std::unique_ptr<PretrainedModel>(const std::string& model_dir,
+                                                 const LoadOptions& opt, LoadReport* report)>
+      load_dir;
 };
 
 void register_family(FamilyRegistration reg);
@@ -40,6 +44,13 @@ std::unique_ptr<PretrainedModel> load_pretrained(const std::string& model_dir,
 
 // load_pretrained as a T (e.g. DecoderModel, wanted = "a decoder (causal LM)"); ValueError
 // saying what the folder holds otherwise.
+// From config.json text and a state dict already in memory (e.g. converted from a GGUF file);
+// `origin` names the source in errors and the report.
+std::unique_ptr<PretrainedModel> load_pretrained(const std::string& config_text,
+                                                 const nn::StateDict& state,
+                                                 const LoadOptions& opt, LoadReport* report,
+                                                 const std::string& origin);
+
 [[noreturn]] void throw_not_a(const std::string& model_dir, const PretrainedModel& m,
                               const std::string& wanted);
 template <class T>

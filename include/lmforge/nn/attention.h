@@ -29,11 +29,26 @@ struct AttentionConfig {
                                double rope_theta = 10000.0);
 };
 
-// Keys and values of the past positions, [B, n_kv_heads, T_past, head_dim] (after rotary).
-// For cross-attention the encoder's keys/values are stored on the first call and reused.
+// Rotary frequencies a model computes once per forward (transformers' rotary embedding after
+// rope_scaling: inv_freq [head_dim / 2] and the cos/sin scaling) and hands to every layer.
+struct RopeFrequencies {
+  Tensor inv_freq;
+  double attention_scaling = 1.0;
+};
+
+// Keys and values of the past positions (after rotary), in one of two forms.
+// Growing form: k, v [B, n_kv_heads, T_past, head_dim], replaced by past + new each call (and, for
+// cross-attention, the encoder's keys/values stored on the first call and reused).
+// Preallocated form (models::KVCache, self-attention): k_buffer / v_buffer [B, n_kv_heads,
+// capacity, head_dim] of which positions [0, past) are valid; a call writes its T new keys/values
+// at [past, past + T) and attends [0, past + T) without reallocating or concatenating. The owner
+// advances `past` once every layer has run.
 struct KVCache {
   Tensor k, v;
-  int64_t length() const { return k.defined() ? k.size(2) : 0; }
+  Tensor k_buffer, v_buffer;
+  int64_t past = 0;
+  bool preallocated() const { return k_buffer.defined(); }
+  int64_t length() const { return preallocated() ? past : (k.defined() ? k.size(2) : 0); }
 };
 
 struct AttentionInputs {
@@ -41,7 +56,20 @@ struct AttentionInputs {
   AttentionOptions options;  // masks, causal, scale, return_probs (dropout comes from the module)
   Tensor positions;          // rotary positions [T] or [B, T]; default past_length + arange(T)
   KVCache* cache = nullptr;  // incremental decoding: read and extended
+  // Rotary frequencies for self-attention (overrides config.rope_theta); null: rope_theta's.
+  const RopeFrequencies* rope = nullptr;
 };
+
+// Self-attention of new q [B, H, T, D], k/v [B, Hkv, T, D] (any strides with a contiguous last
+// dim, e.g. views of a fused projection) against a preallocated cache: applies the rotary
+// embedding (when `rope` is given) to q and k, stores k and v at [past, past + T) of the cache's
+// buffers and attends over [0, past + T). Without gradients the rotated keys are written straight
+// into the cache and nothing but q's rotation and the output is allocated. Shared by
+// MultiHeadAttention and models with their own projections (GPT-2's Conv1D).
+AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                      KVCache& cache, const AttentionOptions& options,
+                                      const Tensor& positions = Tensor(),
+                                      const RopeFrequencies* rope = nullptr);
 
 class MultiHeadAttention : public Module {
  public:

@@ -35,6 +35,31 @@ class Linear : public Module {
   mutable std::shared_ptr<const PackedLinearWeight> packed_;  // made on first small input
 };
 
+// HF's Conv1D (GPT-2): y = x W + b with weight [in, out] (the transpose of Linear's layout),
+// bias [out]. Prepared for inference it packs a transposed copy for the small-batch kernel.
+class Conv1D : public Module {
+ public:
+  Conv1D(int64_t in_features, int64_t out_features);
+  Tensor forward(const Tensor& x, Activation act = Activation::none) const;
+  Tensor& weight() { return *weight_; }
+  const Tensor& weight() const { return *weight_; }
+  const Tensor& bias() const { return *bias_; }
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+
+ protected:
+  void on_prepare_inference(bool prepare) override;
+
+ private:
+  int64_t in_, out_;
+  Tensor* weight_;
+  Tensor* bias_;
+  bool pack_allowed_ = false;
+  mutable std::mutex pack_mu_;
+  mutable Tensor packed_source_;  // the weight tensor packed_ was made from
+  mutable std::shared_ptr<const PackedLinearWeight> packed_;
+};
+
 // Lookup table weight [num_embeddings, dim]; padding_idx (>= 0) starts at zero and gets no grad.
 class Embedding : public Module {
  public:

@@ -160,6 +160,16 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
 // Rotary position embedding, HF LLaMA convention (rotate_half over the two halves of D):
 // x [B, H, T, D], positions integer [T] (or [B, T]); theta the base (10000 for LLaMA).
 Tensor rotary_embedding(const Tensor& x, const Tensor& positions, double theta = 10000.0);
+// The same with precomputed inverse frequencies inv_freq [D/2] (transformers' rotary embedding
+// after rope_scaling: linear, dynamic NTK, llama3) and cos/sin multiplied by attention_scaling;
+// angles are rounded to f32 as transformers computes them.
+Tensor rotary_embedding(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+                        double attention_scaling = 1.0);
+// No-gradient form writing into `out` (f32, x's shape, any strides with a contiguous last dim,
+// e.g. a slot of a preallocated KV cache); x may be a strided view. Nothing is allocated but
+// the small cos/sin table.
+void rotary_embedding_into(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+                           double attention_scaling, const Tensor& out);
 // Sinusoidal encoding [T, D] as in "Attention Is All You Need" / d2l:
 // P[t, 2i] = sin(t / 10000^(2i/D)), P[t, 2i+1] = cos(t / 10000^(2i/D)).
 Tensor sinusoidal_position_encoding(int64_t length, int64_t dim);

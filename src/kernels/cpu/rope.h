@@ -1,13 +1,26 @@
 // Rotary position embedding (HF LLaMA rotate_half convention) and the sinusoidal encoding table,
-// on contiguous f32 buffers.
+// on f32 buffers.
 #pragma once
 #include <cstdint>
 
 namespace lmf::kernels {
 
-// out[b,h,t,:] = x*cos + rotate_half(x)*sin with angle pos*theta^(-2i/D) duplicated over the two
-// halves. positions is [T] (pos_batch == 1) or [B, T] (pos_batch == B). inverse = true rotates
-// by -angle (the backward). x and out may alias.
+// Element strides over (B, H, T) of a [B, H, T, D] buffer whose last dim is contiguous.
+struct RopeStrides {
+  int64_t x[3], out[3];
+};
+
+// out[b,h,t,:] = (x*cos + rotate_half(x)*sin) * scaling with angle pos*inv_freq[i] duplicated
+// over the two halves (inv_freq has D/2 entries). positions is [T] (pos_batch == 1) or [B, T]
+// (pos_batch == B). inverse = true rotates by -angle (the backward). f32_angles: the angle is
+// rounded to f32 before cos/sin, as transformers computes it (position.float() * inv_freq); else
+// it is kept in double. strides null: both buffers contiguous. x and out may alias.
+void rotary_embedding(const float* x, const int64_t* positions, int64_t pos_batch, int64_t B,
+                      int64_t H, int64_t T, int64_t D, const double* inv_freq, double scaling,
+                      bool f32_angles, bool inverse, float* out,
+                      const RopeStrides* strides = nullptr);
+
+// The fixed form: inv_freq[i] = theta^(-2i/D) in double, no scaling, contiguous buffers.
 void rotary_embedding(const float* x, const int64_t* positions, int64_t pos_batch, int64_t B,
                       int64_t H, int64_t T, int64_t D, double theta, bool inverse, float* out);
 

@@ -1,0 +1,187 @@
+// The LLaMA decoder family, readable top to bottom like modeling_llama.py: config (with
+// rope_parameters as transformers 5.x reads and writes it), rotary embedding (default, linear,
+// dynamic NTK, llama3), attention (GQA/MQA), SwiGLU MLP, decoder layer, model, heads. Qwen2 (q/k/v
+// biases) and Mistral (sliding-window attention) are options of the family (config.variant), not
+// copies. Parameter names are HF's state-dict keys.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lmforge/models/decoder.h"
+#include "lmforge/nn/attention.h"
+#include "lmforge/nn/feed_forward.h"
+#include "lmforge/nn/layers.h"
+
+namespace lmf::models {
+
+enum class LlamaVariant { llama, qwen2, mistral };  // config.json "model_type"
+const char* variant_name(LlamaVariant v);           // "llama", "qwen2", "mistral"
+
+// transformers' rope_parameters (older configs: rope_scaling + rope_theta, converted on load as
+// transformers 5.x does; written back as rope_parameters).
+struct RopeParameters {
+  std::string rope_type = "default";  // default | linear | dynamic | llama3
+  double rope_theta = 10000.0;
+  double factor = 1.0;                           // linear, dynamic, llama3
+  double low_freq_factor = 1.0;                  // llama3
+  double high_freq_factor = 4.0;                 // llama3
+  int64_t original_max_position_embeddings = 0;  // llama3
+  // The object as transformers writes it (its other keys, e.g. a legacy "type", kept), raw
+  // JSON; empty: made from the fields above.
+  std::string raw;
+};
+
+// Field names and defaults as transformers' LlamaConfig / Qwen2Config / MistralConfig
+// (defaults(variant) gives each one's defaults).
+struct LlamaConfig {
+  LlamaVariant variant = LlamaVariant::llama;
+  int64_t vocab_size = 32000;
+  int64_t hidden_size = 4096;
+  int64_t intermediate_size = 11008;
+  int64_t num_hidden_layers = 32;
+  int64_t num_attention_heads = 32;
+  int64_t num_key_value_heads = 32;  // fewer: grouped-query attention (1: multi-query)
+  int64_t head_dim = 128;            // llama/mistral field; qwen2: hidden_size / heads
+  std::string hidden_act = "silu";
+  int64_t max_position_embeddings = 2048;
+  double initializer_range = 0.02;
+  double rms_norm_eps = 1e-6;
+  bool use_cache = true;
+  std::optional<int64_t> pad_token_id;
+  std::optional<int64_t> bos_token_id = 1;
+  int64_t pretraining_tp = 1;  // llama only (written, ignored)
+  bool tie_word_embeddings = false;
+  RopeParameters rope;
+  bool attention_bias = false;  // llama: bias on q/k/v/o; qwen2: q/k/v always, o never
+  double attention_dropout = 0.0;
+  bool mlp_bias = false;  // llama only
+  // Mistral: every layer attends a window of sliding_window keys (none: full attention).
+  // Qwen2: layers whose layer_types entry is "sliding_attention" do (when use_sliding_window).
+  std::optional<int64_t> sliding_window;
+  bool use_sliding_window = false;       // qwen2
+  int64_t max_window_layers = 28;        // qwen2
+  std::vector<std::string> layer_types;  // qwen2: "full_attention" | "sliding_attention"
+  // Architectures, labels, eos ids, extra keys (see models/decoder_util.h in src).
+  std::vector<std::string> architectures;
+  int64_t num_labels = 2;
+  std::map<int64_t, std::string> id2label;
+  std::map<std::string, int64_t> label2id;
+  std::string problem_type;
+  std::vector<int64_t> eos_token_ids = {2};
+  bool eos_is_list = false;
+  bool eos_set = true;
+  std::map<std::string, std::string> extra;
+
+  static LlamaConfig defaults(LlamaVariant v);
+  // Parses config.json text (model_type llama, qwen2 or mistral); ValueError naming the key.
+  static LlamaConfig from_json(const std::string& text, const std::string& origin = "config.json");
+  // config.json as transformers' save_pretrained writes it, architectures = [architecture].
+  std::string to_json(const std::string& architecture) const;
+  // The sliding window of layer i (0: full attention).
+  int64_t layer_window(int64_t i) const;
+};
+
+// transformers' LlamaRotaryEmbedding: inv_freq (f32, as HF computes it) and attention_scaling for
+// the rope type; the dynamic type recomputes inv_freq from the longest position seen, keeping
+// transformers' state (grow beyond the cached length, reset below the original one).
+class LlamaRotaryEmbedding {
+ public:
+  explicit LlamaRotaryEmbedding(const LlamaConfig& c);
+  // The frequencies for a forward whose largest position id is max_position.
+  nn::RopeFrequencies frequencies(int64_t max_position) const;
+
+ private:
+  std::vector<float> compute(int64_t seq_len) const;  // inv_freq for a sequence length
+  LlamaConfig cfg_;
+  int64_t dim_;
+  nn::RopeFrequencies original_;
+  mutable std::mutex mu_;
+  mutable nn::RopeFrequencies current_;
+  mutable int64_t max_seq_len_cached_;
+};
+
+// LlamaDecoderLayer: x + attn(input_layernorm(x)), then h + mlp(post_attention_layernorm(h)).
+class LlamaDecoderLayer : public nn::Module {
+ public:
+  LlamaDecoderLayer(const LlamaConfig& c, int64_t layer_idx);
+  Tensor forward(const Tensor& x, const nn::AttentionInputs& in) const;
+
+ private:
+  std::shared_ptr<nn::MultiHeadAttention> self_attn_;
+  std::shared_ptr<nn::FeedForward> mlp_;
+  std::shared_ptr<nn::RMSNorm> input_layernorm_, post_attention_layernorm_;
+};
+
+// LlamaModel: embed_tokens, layers, norm (keys without a prefix).
+class LlamaModel : public DecoderModel {
+ public:
+  explicit LlamaModel(const LlamaConfig& c);
+  const LlamaConfig& config() const { return cfg_; }
+  std::string model_type() const override { return variant_name(cfg_.variant); }
+  std::string architecture() const override;
+  std::string config_json() const override { return cfg_.to_json(architecture()); }
+  LoadSpec load_spec() const override;
+  DecoderOutput forward(const DecoderInputs& in, const DecoderLabels& labels = {}) const override;
+  DecoderSpec spec() const override;
+  bool is_causal_lm() const override { return false; }
+  nn::Embedding& embed_tokens() { return *embed_tokens_; }
+
+ private:
+  LlamaConfig cfg_;
+  std::shared_ptr<nn::Embedding> embed_tokens_;
+  std::shared_ptr<nn::ModuleList> layers_;
+  std::shared_ptr<nn::RMSNorm> norm_;
+  LlamaRotaryEmbedding rotary_emb_;
+};
+
+// A head on `model` (keys "model.*"): LlamaForCausalLM (lm_head, tied to embed_tokens when
+// tie_word_embeddings) or LlamaForSequenceClassification (score, no bias; the rightmost
+// non-pad token as HF).
+class LlamaForCausalLM : public DecoderModel {
+ public:
+  explicit LlamaForCausalLM(const LlamaConfig& c);
+  const LlamaConfig& config() const { return model_->config(); }
+  std::string model_type() const override { return model_->model_type(); }
+  std::string architecture() const override;
+  std::string config_json() const override { return config().to_json(architecture()); }
+  LoadSpec load_spec() const override;
+  DecoderOutput forward(const DecoderInputs& in, const DecoderLabels& labels = {}) const override;
+  DecoderSpec spec() const override { return model_->spec(); }
+  bool is_causal_lm() const override { return true; }
+  LlamaModel& model() { return *model_; }
+  // Re-establishes lm_head = embed_tokens after the embedding tensor was replaced (loading).
+  void tie_weights();
+
+ private:
+  std::shared_ptr<LlamaModel> model_;
+  std::shared_ptr<nn::Linear> lm_head_;
+};
+
+class LlamaForSequenceClassification : public DecoderModel {
+ public:
+  explicit LlamaForSequenceClassification(const LlamaConfig& c);
+  const LlamaConfig& config() const { return model_->config(); }
+  std::string model_type() const override { return model_->model_type(); }
+  std::string architecture() const override;
+  std::string config_json() const override { return config().to_json(architecture()); }
+  LoadSpec load_spec() const override;
+  DecoderOutput forward(const DecoderInputs& in, const DecoderLabels& labels = {}) const override;
+  DecoderSpec spec() const override { return model_->spec(); }
+  bool is_causal_lm() const override { return false; }
+
+ private:
+  std::shared_ptr<LlamaModel> model_;
+  std::shared_ptr<nn::Linear> score_;
+};
+
+// Builds architecture `arch` ("LlamaForCausalLM", "Qwen2Model", "MistralForCausalLM", ...);
+// ValueError naming the supported ones.
+std::unique_ptr<DecoderModel> make_llama_model(const LlamaConfig& c, const std::string& arch);
+// Registers llama, qwen2 and mistral with the architecture registry.
+void register_llama_family();
+
+}  // namespace lmf::models

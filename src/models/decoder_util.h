@@ -1,0 +1,85 @@
+// Pieces every decoder family shares (internal to src/models): config.json reading/writing rules
+// of transformers 5.x, position ids and attention masks as transformers builds them, the causal LM
+// loss and sequence-classification pooling.
+#pragma once
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lmforge/models/decoder.h"
+#include "lmforge/ops/ops.h"
+
+namespace lmf::models {
+// HF activation names -> Activation (defined with the BERT family in bert.cpp; declared in
+// models/bert.h too).
+Activation parse_activation(const std::string& name);
+}  // namespace lmf::models
+
+namespace lmf::models::detail {
+
+// The transformers version whose save_pretrained output the decoder families reproduce.
+inline constexpr const char* kDecoderTransformersVersion = "5.25.0";
+
+// Typed reads of config.json fields: absent or null keeps the default; a wrong type is a
+// ValueError naming the file and the key.
+struct ConfigReader {
+  const nlohmann::json& j;
+  const std::string& origin;
+  const nlohmann::json* find(const char* key) const;
+  [[noreturn]] void bad(const char* key, const char* want) const;
+  void get(const char* key, int64_t& v) const;
+  void get(const char* key, double& v) const;
+  void get(const char* key, bool& v) const;
+  void get(const char* key, std::string& v) const;
+  void get(const char* key, std::optional<int64_t>& v) const;  // null/absent: none
+};
+
+// Labels, eos ids and unmodelled keys that every decoder config carries the same way.
+struct CommonConfigFields {
+  std::vector<std::string> architectures;
+  int64_t num_labels = 2;
+  std::map<int64_t, std::string> id2label;
+  std::map<std::string, int64_t> label2id;
+  std::string problem_type;
+  std::vector<int64_t> eos_token_ids;  // "eos_token_id": an int or a list
+  bool eos_is_list = false;
+  bool eos_set = false;                      // false: null
+  std::map<std::string, std::string> extra;  // key -> raw JSON, written back as HF keeps them
+};
+
+// Reads architectures, labels and eos_token_id (defaults given), and keeps every key not in
+// `modelled` (nor a base-config key at its default) in `extra`.
+void read_common(const nlohmann::json& j, const std::string& origin,
+                 const std::vector<std::string>& modelled, CommonConfigFields& c);
+// Writes architectures, labels, eos, dtype, transformers_version and the extra keys into j, then
+// dumps it as transformers' to_json_string (sorted keys, indent 2, a final newline).
+std::string finish_config_json(nlohmann::json j, const CommonConfigFields& c,
+                               const std::string& architecture);
+nlohmann::json optional_json(const std::optional<int64_t>& v);
+
+// Position ids as transformers' generate() makes them: cumsum(mask) - 1 with 1 at masked
+// positions, the last T columns ([B, T]); without a mask past + arange(T) ([T]).
+Tensor default_position_ids(const Tensor& attention_mask, int64_t past, int64_t T);
+// Checks input_ids [B, T], attention_mask [B, past + T] and the cache's batch; returns past.
+int64_t check_decoder_inputs(const char* who, const DecoderInputs& in);
+// Self-attention options of one layer: causal, the key padding mask (when some key is masked) and
+// the sliding window (keys with q - k >= window dropped; 0: none), positions being cache indices.
+AttentionOptions decoder_attention_options(const Tensor& key_padding, int64_t past, int64_t T,
+                                           int64_t sliding_window);
+// The attention mask as the bool key padding mask, or undefined when every key is attended.
+Tensor key_padding_from(const Tensor& attention_mask);
+
+// HF ForCausalLMLoss: labels shifted left inside (the last position predicts nothing), -100
+// ignored, mean over the remaining tokens.
+Tensor causal_lm_loss(const Tensor& logits, const Tensor& labels);
+// HF's sequence classification on a decoder: logits [B, T, L] -> [B, L] at each row's rightmost
+// token that is not pad_token_id (the last one without a pad token, batch 1 only).
+Tensor pool_last_token(const Tensor& logits, const Tensor& input_ids,
+                       std::optional<int64_t> pad_token_id, const std::string& who);
+// HF's sequence classification loss (problem_type as given or decided from the labels).
+Tensor sequence_classification_loss(const Tensor& logits, const Tensor& labels, int64_t num_labels,
+                                    const std::string& problem_type);
+
+}  // namespace lmf::models::detail
