@@ -119,7 +119,7 @@ double GenerationStats::prefill_tokens_per_second() const {
   return prefill_seconds > 0 ? static_cast<double>(prompt_tokens) / prefill_seconds : 0.0;
 }
 double GenerationStats::decode_tokens_per_second() const {
-  return decode_seconds > 0 ? static_cast<double>(decode_steps) / decode_seconds : 0.0;
+  return decode_seconds > 0 ? static_cast<double>(decode_tokens) / decode_seconds : 0.0;
 }
 
 nlohmann::json GenerationResult::to_json() const {
@@ -140,6 +140,7 @@ nlohmann::json GenerationResult::to_json() const {
   j["stats"] = {{"prompt_tokens", stats.prompt_tokens},
                 {"generated_tokens", stats.generated_tokens},
                 {"decode_steps", stats.decode_steps},
+                {"decode_tokens", stats.decode_tokens},
                 {"prefill_seconds", stats.prefill_seconds},
                 {"decode_seconds", stats.decode_seconds},
                 {"prefill_tokens_per_second", stats.prefill_tokens_per_second()},
@@ -297,6 +298,7 @@ GenerationResult sample_search(const models::DecoderModel& model, const Generati
     }
     logits = forward_last(model, next, rows, 1, mask, cur_len, cache);
     ++res.stats.decode_steps;
+    res.stats.decode_tokens += static_cast<int64_t>(std::count(done.begin(), done.end(), 0));
   }
   res.stats.decode_seconds = seconds_since(t1);
   for (int64_t r = 0; r < rows; ++r) {
@@ -489,6 +491,7 @@ GenerationResult beam_search(const models::DecoderModel& model, const Generation
     }
     logits = forward_last(model, next, rows, 1, mask, cur_len, cache);
     ++res.stats.decode_steps;
+    res.stats.decode_tokens += rows;
   }
   res.stats.decode_seconds = seconds_since(t1);
   for (int64_t b = 0; b < B; ++b) {

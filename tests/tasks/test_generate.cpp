@@ -380,6 +380,7 @@ TEST(GenerateGreedy, MatchesArgmaxChainAndUsesTheCache) {
   EXPECT_EQ(r.sequences[0].finish_reason, "length");
   EXPECT_EQ(m.calls, 12);  // one prefill, then 11 one-token steps
   EXPECT_EQ(r.stats.decode_steps, 11);
+  EXPECT_EQ(r.stats.decode_tokens, 11);
   EXPECT_EQ(r.stats.generated_tokens, 12);
   // The cache is preallocated to prompt + new tokens and no more.
   EXPECT_EQ(r.stats.cache_capacity, 4 + 12);
@@ -398,6 +399,11 @@ TEST(GenerateGreedy, LeftPaddedBatchEqualsSinglePrompts) {
   c.repetition_penalty = 1.4;  // the padding must not count as seen tokens
   auto batch = generate(m, prompts, c);
   ASSERT_EQ(batch.sequences.size(), 3u);
+  // Decode tokens count the rows still running: fewer than 3 per step once one ended.
+  int64_t fed = 0;
+  for (const auto& q : batch.sequences) fed += static_cast<int64_t>(q.output_ids.size()) - 1;
+  EXPECT_EQ(batch.stats.decode_tokens, fed);
+  EXPECT_EQ(batch.stats.generated_tokens, fed + 3);
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto one = generate(m, {prompts[i]}, c);
     EXPECT_EQ(batch.sequences[i].output_ids, one.sequences[0].output_ids) << i;

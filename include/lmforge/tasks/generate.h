@@ -158,9 +158,12 @@ struct GenerationStats {
   int64_t prompt_tokens = 0;     // prefill tokens (all rows, padding included)
   int64_t generated_tokens = 0;  // sum of output_ids lengths
   int64_t decode_steps = 0;      // one-token forward passes after the prefill
+  // Tokens of unfinished sequences fed through those passes (batch * beams rows per step, less
+  // the rows that already ended).
+  int64_t decode_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
   double prefill_tokens_per_second() const;
-  double decode_tokens_per_second() const;  // tokens produced per second after the prefill
+  double decode_tokens_per_second() const;  // decode_tokens / decode_seconds
   size_t cache_bytes = 0;                   // the KV cache's preallocated size
   int64_t cache_capacity = 0;               // positions
 };
