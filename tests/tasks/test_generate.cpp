@@ -709,3 +709,40 @@ TEST(GenerateSample, FirstTokenFrequenciesFollowTheWarpedDistribution) {
     if (p[v] == 0) EXPECT_EQ(freq[v], 0.0) << "token " << v << " was filtered out";
   }
 }
+
+TEST(GenerateBeam, BeamSamplingIsSeededAndScoresItsOutputs) {
+  MockLM m(kVocab, 64);
+  const std::vector<int64_t> prompt = {2, 2, 5};
+  GenerationConfig c = greedy_cfg(6);
+  c.num_beams = 3;
+  c.num_return_sequences = 2;
+  c.do_sample = true;
+  c.top_k = 0;
+  c.seed = 9;
+  const auto a = generate(m, {prompt}, c), b = generate(m, {prompt}, c);
+  ASSERT_EQ(a.sequences.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(a.sequences[i].output_ids, b.sequences[i].output_ids);
+    std::vector<int64_t> seq = prompt;
+    double total = 0;
+    for (int64_t t : a.sequences[i].output_ids) {
+      total += log_softmax(mock_logits(seq, kVocab))[t];
+      seq.push_back(t);
+    }
+    EXPECT_NEAR(*a.sequences[i].score, total / a.sequences[i].output_ids.size(), 1e-4);
+  }
+}
+
+TEST(GenerateConfig, JsonRoundTrip) {
+  GenerationConfig c;
+  c.max_new_tokens = 12;
+  c.eos_token_id = {2, 9};
+  c.early_stopping = EarlyStopping::Never;
+  c.min_p = 0.1;
+  c.stop_strings = {"\n\n"};
+  c.seed = 5;
+  const GenerationConfig d = GenerationConfig::from_json(c.to_json());
+  EXPECT_EQ(d.to_json(), c.to_json());
+  EXPECT_EQ(d.eos_token_id, c.eos_token_id);
+  EXPECT_EQ(d.early_stopping, EarlyStopping::Never);
+}
