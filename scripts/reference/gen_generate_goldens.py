@@ -12,7 +12,8 @@
 (c) tests/fixtures/generate/generate_goldens.json: model.generate() outputs (greedy, beam search
     with num_beams 3, length_penalty, early_stopping True/False/"never", num_return_sequences,
     eos ids, single prompts and left-padded batches) of the tiny decoder checkpoints in
-    tests/fixtures/decoder/<name>/ for 64 new tokens. Skipped when those folders are absent.
+    tests/fixtures/decoder/<name>/ (gpt2, llama, qwen2, mistral) for 64 new tokens or as many as
+    the context allows. Skipped when those folders are absent.
 
 Regenerate (from the repository root; needs torch + transformers, no network):
     python3 scripts/reference/gen_generate_goldens.py              # both
@@ -289,7 +290,7 @@ def main():
     ap.add_argument("--processors-only", action="store_true")
     ap.add_argument("--decoder-dir", default=str(DECODER_DIR),
                     help="folder holding the tiny checkpoints (default tests/fixtures/decoder)")
-    ap.add_argument("--models", default="gpt2,llama", help="checkpoint folder names, comma-separated")
+    ap.add_argument("--models", default="gpt2,llama,qwen2,mistral", help="checkpoint folder names, comma-separated")
     a = ap.parse_args()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)

@@ -63,9 +63,10 @@ Tensor forward_last(const models::DecoderModel& model, const std::vector<int64_t
   in.cache = &cache;
   in.logits_to_keep = 1;
   models::DecoderOutput out = model.forward(in);
-  LMF_CHECK(out.logits.defined() && out.logits.dim() == 3 && out.logits.size(0) == rows, ShapeError,
-            "generate: the model returned logits {} for {} rows",
-            out.logits.defined() ? out.logits.describe() : "none", rows);
+  LMF_CHECK(out.logits.defined() && out.logits.dim() == 3 && out.logits.size(0) == rows &&
+                out.logits.size(2) == model.spec().vocab_size,
+            ShapeError, "generate: the model returned logits {} for {} rows and vocab_size {}",
+            out.logits.defined() ? out.logits.describe() : "none", rows, model.spec().vocab_size);
   return out.logits.select(1, out.logits.size(1) - 1).to(DType::f32).contiguous().clone();
 }
 
@@ -119,7 +120,7 @@ double GenerationStats::prefill_tokens_per_second() const {
   return prefill_seconds > 0 ? static_cast<double>(prompt_tokens) / prefill_seconds : 0.0;
 }
 double GenerationStats::decode_tokens_per_second() const {
-  return decode_seconds > 0 ? static_cast<double>(decode_steps) / decode_seconds : 0.0;
+  return decode_seconds > 0 ? static_cast<double>(decode_tokens) / decode_seconds : 0.0;
 }
 
 nlohmann::json GenerationResult::to_json() const {
@@ -140,6 +141,7 @@ nlohmann::json GenerationResult::to_json() const {
   j["stats"] = {{"prompt_tokens", stats.prompt_tokens},
                 {"generated_tokens", stats.generated_tokens},
                 {"decode_steps", stats.decode_steps},
+                {"decode_tokens", stats.decode_tokens},
                 {"prefill_seconds", stats.prefill_seconds},
                 {"decode_seconds", stats.decode_seconds},
                 {"prefill_tokens_per_second", stats.prefill_tokens_per_second()},
@@ -297,6 +299,7 @@ GenerationResult sample_search(const models::DecoderModel& model, const Generati
     }
     logits = forward_last(model, next, rows, 1, mask, cur_len, cache);
     ++res.stats.decode_steps;
+    res.stats.decode_tokens += static_cast<int64_t>(std::count(done.begin(), done.end(), 0));
   }
   res.stats.decode_seconds = seconds_since(t1);
   for (int64_t r = 0; r < rows; ++r) {
@@ -319,14 +322,12 @@ GenerationResult beam_search(const models::DecoderModel& model, const Generation
   const int64_t nb = cfg.num_beams, B = s.B, L = s.L, V = s.V, rows = B * nb;
   const int64_t n_eos = static_cast<int64_t>(cfg.eos_token_id.size());
   const int64_t K = std::max<int64_t>(2, 1 + n_eos) * nb;
-  const float lp = static_cast<float>(cfg.length_penalty);
   const double lpd = cfg.length_penalty;
   constexpr float kBig = -1.0e9f;
   GenerationResult res;
   models::KVCache cache = model.make_cache(rows, s.max_len);
   res.stats.cache_bytes = cache.bytes();
   res.stats.cache_capacity = cache.capacity();
-  (void)lp;
 
   TokenRows run_seq(rows), fin_seq(rows);
   std::vector<std::vector<int64_t>> run_bidx(rows), fin_bidx(rows);
@@ -489,6 +490,7 @@ GenerationResult beam_search(const models::DecoderModel& model, const Generation
     }
     logits = forward_last(model, next, rows, 1, mask, cur_len, cache);
     ++res.stats.decode_steps;
+    res.stats.decode_tokens += rows;
   }
   res.stats.decode_seconds = seconds_since(t1);
   for (int64_t b = 0; b < B; ++b) {

@@ -177,21 +177,32 @@ class TopP : public LogitsProcessor {
   std::string name() const override { return "TopPLogitsWarper"; }
   void apply(const TokenRows& ids, Tensor& scores) const override {
     Rows s = rows_of(scores, ids.size(), "TopPLogitsWarper");
-    std::vector<int64_t> order(s.vocab);
-    std::vector<float> sorted(s.vocab), probs;
+    std::vector<int64_t> order;
+    std::vector<float> sorted, probs;
     // torch computes `1 - self.top_p` in double and compares float32 cumsums against it as float.
     const float threshold = static_cast<float>(1.0 - p_);
     for (int64_t r = 0; r < s.rows; ++r) {
       float* x = s.row(r);
-      std::iota(order.begin(), order.end(), 0);
+      // Tokens already at -inf (e.g. after top-k) sort first with probability 0: they add
+      // nothing to the cumulative sums, so only the finite ones need sorting (unless fewer
+      // than min_tokens_to_keep are finite, where the kept tail reaches into them).
+      order.clear();
+      for (int64_t v = 0; v < s.vocab; ++v)
+        if (x[v] != kNegInf) order.push_back(v);
+      if (static_cast<int64_t>(order.size()) < keep_) {
+        order.resize(s.vocab);
+        std::iota(order.begin(), order.end(), 0);
+      }
+      const int64_t n = static_cast<int64_t>(order.size());
       std::stable_sort(order.begin(), order.end(),
                        [&](int64_t a, int64_t b) { return x[a] < x[b]; });
-      for (int64_t i = 0; i < s.vocab; ++i) sorted[i] = x[order[i]];
-      softmax_row(sorted.data(), s.vocab, probs);
+      sorted.resize(n);
+      for (int64_t i = 0; i < n; ++i) sorted[i] = x[order[i]];
+      softmax_row(sorted.data(), n, probs);
       // Ascending order: drop the low tail whose cumulative probability stays <= 1 - top_p
       // (torch's CPU cumsum accumulates float in double), keep the last min_tokens_to_keep.
       double acc = 0;
-      for (int64_t i = 0; i < s.vocab - keep_; ++i) {
+      for (int64_t i = 0; i < n - keep_; ++i) {
         acc += probs[i];
         if (static_cast<float>(acc) <= threshold) x[order[i]] = kNegInf;
       }

@@ -380,6 +380,7 @@ TEST(GenerateGreedy, MatchesArgmaxChainAndUsesTheCache) {
   EXPECT_EQ(r.sequences[0].finish_reason, "length");
   EXPECT_EQ(m.calls, 12);  // one prefill, then 11 one-token steps
   EXPECT_EQ(r.stats.decode_steps, 11);
+  EXPECT_EQ(r.stats.decode_tokens, 11);
   EXPECT_EQ(r.stats.generated_tokens, 12);
   // The cache is preallocated to prompt + new tokens and no more.
   EXPECT_EQ(r.stats.cache_capacity, 4 + 12);
@@ -398,6 +399,11 @@ TEST(GenerateGreedy, LeftPaddedBatchEqualsSinglePrompts) {
   c.repetition_penalty = 1.4;  // the padding must not count as seen tokens
   auto batch = generate(m, prompts, c);
   ASSERT_EQ(batch.sequences.size(), 3u);
+  // Decode tokens count the rows still running: fewer than 3 per step once one ended.
+  int64_t fed = 0;
+  for (const auto& q : batch.sequences) fed += static_cast<int64_t>(q.output_ids.size()) - 1;
+  EXPECT_EQ(batch.stats.decode_tokens, fed);
+  EXPECT_EQ(batch.stats.generated_tokens, fed + 3);
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto one = generate(m, {prompts[i]}, c);
     EXPECT_EQ(batch.sequences[i].output_ids, one.sequences[0].output_ids) << i;
@@ -675,4 +681,68 @@ TEST(GenerateGreedy, DefaultMaxLengthIsTwentyNewTokens) {
   MockLM m(kVocab, 1024);
   auto r = generate(m, {std::vector<int64_t>(30, 2)}, GenerationConfig{});
   EXPECT_EQ(r.sequences[0].output_ids.size(), 20u);
+}
+
+TEST(GenerateSample, FirstTokenFrequenciesFollowTheWarpedDistribution) {
+  MockLM m(kVocab, 64);
+  const std::vector<int64_t> prompt = {6, 1};
+  // temperature 0.7, top-k 8: the expected distribution from the processors themselves.
+  GenerationConfig c = greedy_cfg(1);
+  c.do_sample = true;
+  c.temperature = 0.7;
+  c.top_k = 8;
+  const auto l = mock_logits(prompt, kVocab);
+  Tensor s = Tensor::from_vector(l, {1, kVocab});
+  apply_processors(build_logits_processors(c, 2), {prompt}, s);
+  const auto w = s.to_vector<float>();
+  std::vector<double> p(kVocab);
+  double z = 0;
+  for (int64_t v = 0; v < kVocab; ++v) z += p[v] = std::isinf(w[v]) ? 0.0 : std::exp(double(w[v]));
+  std::vector<double> freq(kVocab, 0.0);
+  const int n = 3000;
+  for (int i = 0; i < n; ++i) {
+    c.seed = 1000 + i;
+    freq[generate(m, {prompt}, c).sequences[0].output_ids[0]] += 1.0 / n;
+  }
+  for (int64_t v = 0; v < kVocab; ++v) {
+    EXPECT_NEAR(freq[v], p[v] / z, 0.03) << "token " << v;
+    if (p[v] == 0) EXPECT_EQ(freq[v], 0.0) << "token " << v << " was filtered out";
+  }
+}
+
+TEST(GenerateBeam, BeamSamplingIsSeededAndScoresItsOutputs) {
+  MockLM m(kVocab, 64);
+  const std::vector<int64_t> prompt = {2, 2, 5};
+  GenerationConfig c = greedy_cfg(6);
+  c.num_beams = 3;
+  c.num_return_sequences = 2;
+  c.do_sample = true;
+  c.top_k = 0;
+  c.seed = 9;
+  const auto a = generate(m, {prompt}, c), b = generate(m, {prompt}, c);
+  ASSERT_EQ(a.sequences.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(a.sequences[i].output_ids, b.sequences[i].output_ids);
+    std::vector<int64_t> seq = prompt;
+    double total = 0;
+    for (int64_t t : a.sequences[i].output_ids) {
+      total += log_softmax(mock_logits(seq, kVocab))[t];
+      seq.push_back(t);
+    }
+    EXPECT_NEAR(*a.sequences[i].score, total / a.sequences[i].output_ids.size(), 1e-4);
+  }
+}
+
+TEST(GenerateConfig, JsonRoundTrip) {
+  GenerationConfig c;
+  c.max_new_tokens = 12;
+  c.eos_token_id = {2, 9};
+  c.early_stopping = EarlyStopping::Never;
+  c.min_p = 0.1;
+  c.stop_strings = {"\n\n"};
+  c.seed = 5;
+  const GenerationConfig d = GenerationConfig::from_json(c.to_json());
+  EXPECT_EQ(d.to_json(), c.to_json());
+  EXPECT_EQ(d.eos_token_id, c.eos_token_id);
+  EXPECT_EQ(d.early_stopping, EarlyStopping::Never);
 }

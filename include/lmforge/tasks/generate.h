@@ -135,7 +135,8 @@ class TextStreamDecoder {
 struct GenerateOptions {
   // Needed for stop strings, `text` and streaming; null: no text.
   const tok::Tokenizer* tokenizer = nullptr;
-  // Streaming (num_beams == 1): called with (prompt index, text piece) as tokens come.
+  // Streaming (num_beams == 1): called with (sequence index, text piece) as tokens come; the
+  // sequence index is the prompt's unless num_return_sequences > 1 (then prompt * n + draw).
   std::function<void(int64_t, const std::string&)> on_text;
   // Set (e.g. by a SIGINT handler) to stop after the current step; sequences end "cancelled".
   const std::atomic<bool>* cancel = nullptr;
@@ -157,9 +158,12 @@ struct GenerationStats {
   int64_t prompt_tokens = 0;     // prefill tokens (all rows, padding included)
   int64_t generated_tokens = 0;  // sum of output_ids lengths
   int64_t decode_steps = 0;      // one-token forward passes after the prefill
+  // Tokens of unfinished sequences fed through those passes (batch * beams rows per step, less
+  // the rows that already ended).
+  int64_t decode_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
   double prefill_tokens_per_second() const;
-  double decode_tokens_per_second() const;  // tokens produced per second after the prefill
+  double decode_tokens_per_second() const;  // decode_tokens / decode_seconds
   size_t cache_bytes = 0;                   // the KV cache's preallocated size
   int64_t cache_capacity = 0;               // positions
 };
@@ -174,7 +178,8 @@ struct GenerationResult {
 // batch with pad_token_id, else eos) with `cfg` (validated here) as transformers' generate does:
 // greedy, multinomial sampling (lmf::Generator seeded by cfg.seed), or beam search. Prefills with
 // logits_to_keep = 1 into a cache of batch * num_beams rows and prompt + new positions, then
-// decodes one token per step.
+// decodes one token per step. Generation stops at the model's max_positions ("length"), where
+// transformers would run past it.
 GenerationResult generate(const models::DecoderModel& model,
                           const std::vector<std::vector<int64_t>>& prompts,
                           const GenerationConfig& cfg, const GenerateOptions& opt = {});
