@@ -11,6 +11,8 @@
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
 #include "lmforge/models/bert.h"
+#include "lmforge/models/gpt2.h"
+#include "lmforge/models/llama.h"
 #include "lmforge/nn/init.h"
 
 namespace lmf::models {
@@ -25,6 +27,8 @@ std::vector<FamilyRegistration>& families() {
 // The families built into lmforge: one line each.
 void register_builtin_families() {
   register_bert_family();
+  register_gpt2_family();
+  register_llama_family();
 }
 
 std::once_flag g_builtin_once;
