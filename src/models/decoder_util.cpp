@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <set>
 
+#include "lmforge/nn/init.h"
+
 namespace lmf::models::detail {
 
 using nlohmann::json;
@@ -231,6 +233,23 @@ AttentionOptions decoder_attention_options(const Tensor& key_padding, int64_t pa
     o.attn_mask = allow;
   }
   return o;
+}
+
+void init_missing_decoder_weights(nn::Module& m, const std::vector<std::string>& keys,
+                                  double initializer_range) {
+  for (const std::string& key : keys) {
+    Tensor& t = m.parameter(key);
+    const auto ends_with = [&](std::string_view suffix) {
+      return key.size() >= suffix.size() &&
+             key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends_with("bias"))
+      nn::init::zeros_(t);
+    else if (key.find("norm") != std::string::npos || key.find("ln_") != std::string::npos)
+      nn::init::ones_(t);
+    else
+      nn::init::normal_(t, 0.0, initializer_range);
+  }
 }
 
 Tensor causal_lm_loss(const Tensor& logits, const Tensor& labels) {

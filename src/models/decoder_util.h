@@ -8,14 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "lmforge/models/bert.h"  // parse_activation (HF activation names)
 #include "lmforge/models/decoder.h"
 #include "lmforge/ops/ops.h"
-
-namespace lmf::models {
-// HF activation names -> Activation (defined with the BERT family in bert.cpp; declared in
-// models/bert.h too).
-Activation parse_activation(const std::string& name);
-}  // namespace lmf::models
 
 namespace lmf::models::detail {
 
@@ -70,6 +65,11 @@ AttentionOptions decoder_attention_options(const Tensor& key_padding, int64_t pa
                                            int64_t sliding_window);
 // The attention mask as the bool key padding mask, or undefined when every key is attended.
 Tensor key_padding_from(const Tensor& attention_mask);
+
+// HF _init_weights for parameters a checkpoint lacked (a new head): biases 0, norm weights 1,
+// the rest N(0, initializer_range).
+void init_missing_decoder_weights(nn::Module& m, const std::vector<std::string>& keys,
+                                  double initializer_range);
 
 // HF ForCausalLMLoss: labels shifted left inside (the last position predicts nothing), -100
 // ignored, mean over the remaining tokens.

@@ -348,6 +348,13 @@ DecoderOutput GPT2HeadModel::forward(const DecoderInputs& in, const DecoderLabel
   return out;
 }
 
+void GPT2Model::init_missing(const std::vector<std::string>& keys) {
+  detail::init_missing_decoder_weights(*this, keys, cfg_.initializer_range);
+}
+void GPT2HeadModel::init_missing(const std::vector<std::string>& keys) {
+  detail::init_missing_decoder_weights(*this, keys, config().initializer_range);
+}
+
 // ---- registration -------------------------------------------------------------------------------
 
 std::unique_ptr<DecoderModel> make_gpt2_model(const GPT2Config& c, const std::string& arch) {
@@ -372,7 +379,11 @@ void register_gpt2_family() {
   reg.default_architecture = "GPT2Model";
   reg.create = [](const std::string& text, const std::string& arch,
                   const std::string& origin) -> std::unique_ptr<PretrainedModel> {
-    return make_gpt2_model(GPT2Config::from_json(text, origin), arch);
+    const GPT2Config c = GPT2Config::from_json(text, origin);
+    // No override: the checkpoint's class, else the base model.
+    return make_gpt2_model(c, !arch.empty()              ? arch
+                              : !c.architectures.empty() ? c.architectures[0]
+                                                         : "GPT2Model");
   };
   register_family(std::move(reg));
 }

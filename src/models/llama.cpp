@@ -548,6 +548,16 @@ DecoderOutput LlamaForSequenceClassification::forward(const DecoderInputs& in,
   return out;
 }
 
+void LlamaModel::init_missing(const std::vector<std::string>& keys) {
+  detail::init_missing_decoder_weights(*this, keys, cfg_.initializer_range);
+}
+void LlamaForCausalLM::init_missing(const std::vector<std::string>& keys) {
+  detail::init_missing_decoder_weights(*this, keys, config().initializer_range);
+}
+void LlamaForSequenceClassification::init_missing(const std::vector<std::string>& keys) {
+  detail::init_missing_decoder_weights(*this, keys, config().initializer_range);
+}
+
 // ---- registration -------------------------------------------------------------------------------
 
 std::unique_ptr<DecoderModel> make_llama_model(const LlamaConfig& c, const std::string& arch) {
@@ -571,7 +581,12 @@ void register_llama_family() {
     reg.default_architecture = arch_name(v, "Model");
     reg.create = [](const std::string& text, const std::string& arch,
                     const std::string& origin) -> std::unique_ptr<PretrainedModel> {
-      return make_llama_model(LlamaConfig::from_json(text, origin), arch);
+      const LlamaConfig c = LlamaConfig::from_json(text, origin);
+      // No override: the checkpoint's class, else the base model.
+      const std::string a = !arch.empty()              ? arch
+                            : !c.architectures.empty() ? c.architectures[0]
+                                                       : arch_name(c.variant, "Model");
+      return make_llama_model(c, a);
     };
     register_family(std::move(reg));
   }

@@ -4,7 +4,10 @@
 // forward, loss and gradients, sequence classification, config.json round trip, bad input.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "lmforge/models/gpt2.h"
+#include "lmforge/models/registry.h"
 #include "models/decoder_test_util.h"
 
 namespace lmf::models::test {
@@ -117,6 +120,39 @@ TEST(Gpt2, ConfigRoundTripIsByteIdentical) {
   EXPECT_EQ(j.at("n_ctx"), 1024);
   EXPECT_EQ(j.at("n_embd"), 768);
   EXPECT_EQ(j.at("eos_token_id"), 50256);
+}
+
+TEST(Gpt2, RegistryLoadAndSavePretrainedAreByteIdentical) {
+  const std::string dir = decoder_fixture("gpt2");
+  LoadReport rep;
+  auto m = load_pretrained_as<DecoderModel>(dir, "a decoder", {}, &rep);
+  EXPECT_EQ(m->architecture(), "GPT2LMHeadModel");
+  EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
+  EXPECT_TRUE(rep.unexpected_keys.empty()) << rep.summary();
+  const json g = read_decoder_golden("gpt2");
+  {
+    NoGradGuard ng;
+    expect_logits_match(m->forward(golden_inputs(g)).logits, g, "via registry");
+  }
+  const std::string out = ::testing::TempDir() + "/lmf_decoder_save_gpt2";
+  std::filesystem::remove_all(out);
+  save_pretrained(*m, out);
+  EXPECT_EQ(read_text(out + "/config.json"), read_text(dir + "/config.json"));
+  EXPECT_TRUE(read_text(out + "/model.safetensors") == read_text(dir + "/model.safetensors"))
+      << "model.safetensors differs from transformers'";
+  // An old checkpoint's attention buffers are dropped silently.
+  nn::StateDict old = io::load_checkpoint_dir(dir);
+  old["transformer.h.0.attn.bias"] = Tensor::ones({1, 1, 32, 32});
+  old["transformer.h.1.attn.masked_bias"] = Tensor::scalar(-1e4);
+  const LoadReport r2 = m->load(old, {}, "old");
+  EXPECT_TRUE(r2.unexpected_keys.empty()) << r2.summary();
+  // The sequence classifier from the LM checkpoint: score is new (initialised, reported).
+  LoadOptions seq;
+  seq.architecture = "GPT2ForSequenceClassification";
+  auto s = load_pretrained_as<DecoderModel>(dir, "a decoder", seq, &rep);
+  ASSERT_EQ(rep.missing_keys.size(), 1u);
+  EXPECT_EQ(rep.missing_keys[0], "score.weight");
+  std::filesystem::remove_all(out);
 }
 
 TEST(Gpt2, OldAttentionBuffersAreNotWeightsAndBadInputIsClear) {

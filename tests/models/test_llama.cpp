@@ -4,7 +4,10 @@
 // full forward, loss and gradients, sequence classification, config.json round trip, bad input.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "lmforge/models/llama.h"
+#include "lmforge/models/registry.h"
 #include "models/decoder_test_util.h"
 
 namespace lmf::models::test {
@@ -46,6 +49,10 @@ void expect_logits_match(const Tensor& logits, const json& g, const std::string&
   const auto m = mask.to_vector<int64_t>();
   for (size_t i = 0; i < am.size(); ++i)
     if (m[i]) EXPECT_EQ(am[i], gm[i]) << what << ": argmax at " << i;
+}
+
+std::string c_arch_prefix(const std::string& fixture) {
+  return fixture == "qwen2" ? "Qwen2" : fixture == "mistral" ? "Mistral" : "Llama";
 }
 
 class LlamaFamily : public ::testing::TestWithParam<std::string> {};
@@ -142,6 +149,39 @@ TEST_P(LlamaFamily, ConfigRoundTripIsByteIdentical) {
   EXPECT_EQ(c.to_json(c.architectures.at(0)), text);
   auto m = load_llama(GetParam());
   EXPECT_EQ(m->config_json(), text);
+}
+
+// The registry builds the checkpoint's architecture from config.json; save_pretrained writes
+// config.json and model.safetensors byte for byte as transformers did.
+TEST_P(LlamaFamily, RegistryLoadAndSavePretrainedAreByteIdentical) {
+  const std::string dir = decoder_fixture(GetParam());
+  LoadReport rep;
+  auto m = load_pretrained_as<DecoderModel>(dir, "a decoder", {}, &rep);
+  EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
+  EXPECT_TRUE(rep.unexpected_keys.empty()) << rep.summary();
+  const json g = read_decoder_golden(GetParam());
+  {
+    NoGradGuard ng;
+    expect_logits_match(m->forward(golden_inputs(g)).logits, g, GetParam() + " via registry");
+  }
+  const std::string out = ::testing::TempDir() + "/lmf_decoder_save_" + GetParam();
+  std::filesystem::remove_all(out);
+  save_pretrained(*m, out);
+  EXPECT_EQ(read_text(out + "/config.json"), read_text(dir + "/config.json"));
+  EXPECT_TRUE(read_text(out + "/model.safetensors") == read_text(dir + "/model.safetensors"))
+      << "model.safetensors differs from transformers'";
+  std::filesystem::remove_all(out);
+  // The base model takes the head's checkpoint (prefix "model." removed, lm_head unexpected)
+  // and gives the head's hidden states.
+  LoadOptions base;
+  base.architecture = c_arch_prefix(GetParam()) + "Model";
+  auto b = load_pretrained_as<DecoderModel>(dir, "a decoder", base, &rep);
+  EXPECT_EQ(b->architecture(), base.architecture);
+  EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
+  NoGradGuard ng;
+  const DecoderOutput hb = b->forward(golden_inputs(g)), hm = m->forward(golden_inputs(g));
+  EXPECT_LE(rel_diff(hb.last_hidden_state, hm.last_hidden_state), 1e-6);
+  EXPECT_FALSE(b->is_causal_lm());
 }
 
 TEST(Llama, LegacyRopeScalingIsWrittenAsRopeParameters) {

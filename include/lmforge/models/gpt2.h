@@ -97,6 +97,7 @@ class GPT2Model : public DecoderModel {
   std::string architecture() const override { return "GPT2Model"; }
   std::string config_json() const override { return cfg_.to_json(architecture()); }
   LoadSpec load_spec() const override;
+  void init_missing(const std::vector<std::string>& keys) override;
   DecoderOutput forward(const DecoderInputs& in, const DecoderLabels& labels = {}) const override;
   DecoderSpec spec() const override;
   bool is_causal_lm() const override { return false; }
@@ -121,6 +122,7 @@ class GPT2HeadModel : public DecoderModel {
   std::string architecture() const override;
   std::string config_json() const override { return config().to_json(architecture()); }
   LoadSpec load_spec() const override;
+  void init_missing(const std::vector<std::string>& keys) override;
   DecoderOutput forward(const DecoderInputs& in, const DecoderLabels& labels = {}) const override;
   DecoderSpec spec() const override { return transformer_->spec(); }
   bool is_causal_lm() const override { return head_ == GPT2Head::lm; }

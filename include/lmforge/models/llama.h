@@ -125,6 +125,7 @@ class LlamaModel : public DecoderModel {
   std::string architecture() const override;
   std::string config_json() const override { return cfg_.to_json(architecture()); }
   LoadSpec load_spec() const override;
+  void init_missing(const std::vector<std::string>& keys) override;
   DecoderOutput forward(const DecoderInputs& in, const DecoderLabels& labels = {}) const override;
   DecoderSpec spec() const override;
   bool is_causal_lm() const override { return false; }
@@ -149,6 +150,7 @@ class LlamaForCausalLM : public DecoderModel {
   std::string architecture() const override;
   std::string config_json() const override { return config().to_json(architecture()); }
   LoadSpec load_spec() const override;
+  void init_missing(const std::vector<std::string>& keys) override;
   DecoderOutput forward(const DecoderInputs& in, const DecoderLabels& labels = {}) const override;
   DecoderSpec spec() const override { return model_->spec(); }
   bool is_causal_lm() const override { return true; }
@@ -169,6 +171,7 @@ class LlamaForSequenceClassification : public DecoderModel {
   std::string architecture() const override;
   std::string config_json() const override { return config().to_json(architecture()); }
   LoadSpec load_spec() const override;
+  void init_missing(const std::vector<std::string>& keys) override;
   DecoderOutput forward(const DecoderInputs& in, const DecoderLabels& labels = {}) const override;
   DecoderSpec spec() const override { return model_->spec(); }
   bool is_causal_lm() const override { return false; }
