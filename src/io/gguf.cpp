@@ -562,12 +562,15 @@ GgufFile GgufFile::parse(std::shared_ptr<Storage> storage, std::string what) {
                     type, at);
     ti.offset = c.u64(pname);
     // Element count and byte size with overflow checks.
-    uint64_t numel = 1;
+    // The product of the non-zero dims must fit too: shape arithmetic elsewhere multiplies dims
+    // in any order, so [0, 2^40, 2^40] would overflow although it holds no element.
+    uint64_t numel = 1, nonzero = 1;
     constexpr uint64_t kLimit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
     for (uint32_t d = 0; d < nd; ++d) {
-      if (ne[d] > kLimit || (ne[d] != 0 && numel > kLimit / ne[d]))
+      if (ne[d] > kLimit || (ne[d] != 0 && nonzero > kLimit / ne[d]))
         fail<IoError>("{}: tensor '{}' dims [{}] overflow a 64-bit element count", what, pname,
                       fmt::join(ne, ", "));
+      if (ne[d] != 0) nonzero *= ne[d];
       numel *= ne[d];
     }
     const uint64_t row_len = nd ? ne[0] : 1;
