@@ -13,6 +13,9 @@ Writes into tests/fixtures/gguf/:
   types_meta.json         every metadata key as GGUFReader parses it: {key: [type, value]}.
   writer_input.safetensors / writer_ref.gguf  the f32 inputs and the file gguf-py's GGUFWriter
                           writes from them (F32, F16 via astype, Q8_0 via gguf.quants.quantize).
+  tiny_spm.gguf           a tiny "llama" (SentencePiece) tokenizer vocabulary without merges.
+  tiny_spm_hf.json        with transformers: its tokenizer.json from AutoTokenizer(gguf_file=) and
+                          the ids of some sentences.
   smollm2.json            only when the real SmolLM2-135M-Instruct.Q4_1.gguf is found: metadata
                           values and FNV-1a-64 hashes of some dequantized tensors.
   smollm2_hf.json         only with transformers + torch: config.json values and token ids from
@@ -179,6 +182,39 @@ def make_writer(rng):
     w.close()
 
 
+SPM_PIECES = ["\u2581", "t", "h", "e", "\u2581t", "he", "\u2581the", "a", "\u2581a", "n", "d", "an",
+              "and", "\u2581and", "c", "at", "\u2581c", "\u2581cat", "s", "i", "is", "\u2581is", "o", "g",
+              "\u2581d", "og", "\u2581dog", "r", "er", "\u00e9", "ca", "f\u00e9", "\u2581caf\u00e9", "f", "l",
+              "w", "ll", "ell", "\u2581h", "\u2581hell", "\u2581hello", "\u2581\u2581", "<tool>"]
+
+
+def make_spm():
+    """A tiny SentencePiece-style ("llama") vocabulary: byte tokens, scored pieces, no merges."""
+    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    types = [2, 3, 3] + [6] * 256
+    scores = [0.0] * len(toks)
+    for i, p in enumerate(SPM_PIECES):
+        toks.append(p)
+        types.append(4 if p == "<tool>" else 1)
+        scores.append(-0.5 * i - 1.0 if i != 5 else -1.0)  # one tie in the scores
+    w = gguf.GGUFWriter(str(OUT / "tiny_spm.gguf"), "llama")
+    w.add_string("general.name", "tiny spm")
+    w.add_uint32("llama.block_count", 1)
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(toks)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_tensor("token_embd.weight", np.zeros((len(toks), 4), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def fnv1a64(a):
     h = 0xCBF29CE484222325
     b = np.ascontiguousarray(a, dtype="<f4").view(np.uint8)
@@ -238,6 +274,13 @@ def main():
     rng = np.random.default_rng(1234)
     make_types(rng)
     make_writer(rng)
+    make_spm()
+    if not args.skip_hf:
+        try:
+            import gen_gguf_hf_goldens
+            gen_gguf_hf_goldens.spm_golden(OUT)
+        except ImportError as e:
+            print("transformers goldens skipped:", e, file=sys.stderr)
     smol = find_smol(args.smol)
     if smol:
         make_smol(smol)

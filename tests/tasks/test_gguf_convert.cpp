@@ -175,6 +175,26 @@ TEST(GgufConvert, RefusesUnsupportedInput) {
   EXPECT_THROW(tasks::hf_to_gguf(dir.path.string(), dir / "x.gguf", GgmlType::Q4_K), ValueError);
 }
 
+TEST(GgufConvert, SentencePieceVocabularyAsTransformersBuildsIt) {
+  const std::string golden = gguf_fixture("tiny_spm_hf.json");
+  if (!std::filesystem::exists(golden))
+    GTEST_SKIP() << "tiny_spm_hf.json absent (needs transformers)";
+  const json g = read_json_file(golden);
+  const tasks::HfFromGguf hf = tasks::gguf_to_hf(gguf_fixture("tiny_spm.gguf"));
+  // The whole tokenizer.json, merges generated from the scores included.
+  EXPECT_EQ(json::parse(hf.tokenizer_json), g["tokenizer"]) << hf.tokenizer_json;
+  const json tc = json::parse(hf.tokenizer_config_json);
+  for (const auto& [k, v] : g["tokenizer_config"].items()) EXPECT_EQ(tc[k], v) << k;
+  const auto t = tok::Tokenizer::from_json(hf.tokenizer_json);
+  for (size_t k = 0; k < g["sentences"].size(); ++k) {
+    const std::string s = g["sentences"][k].get<std::string>();
+    const auto ids = t.encode(s).ids;
+    EXPECT_EQ(std::vector<int64_t>(ids.begin(), ids.end()), g["ids"][k].get<std::vector<int64_t>>())
+        << "'" << s << "'";
+    EXPECT_EQ(t.decode(ids, false), g["decoded"][k].get<std::string>()) << "'" << s << "'";
+  }
+}
+
 // ---- the real SmolLM2 GGUF vs transformers ------------------------------------------------------
 
 std::string wsum64(const Tensor& t) {
