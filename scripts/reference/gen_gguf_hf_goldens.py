@@ -117,3 +117,21 @@ def spm_golden(out_dir):
            "decoded": [tok.decode(tok(s)["input_ids"]) for s in SPM_SENTENCES]}
     (out_dir / "tiny_spm_hf.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     print("tiny_spm_hf.json written")
+
+
+def gpt2_golden(out_dir):
+    """transformers' GPT-2 model from tiny_gpt2.gguf: config, loading info, tensor checksums."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model, info = AutoModelForCausalLM.from_pretrained(
+        str(out_dir), gguf_file="tiny_gpt2.gguf", dtype=torch.float32, output_loading_info=True)
+    config = json.loads(model.config.to_json_string())
+    config.pop("quantization_config", None)
+    out = {"config": config, "generation_config": json.loads(model.generation_config.to_json_string()),
+           "loading_info": {k: sorted(list(v)) for k, v in info.items()},
+           "tensors": {k: {"shape": list(v.shape), "wsum64": wsum64(v.detach().numpy())}
+                       for k, v in model.state_dict().items()}}
+    (out_dir / "tiny_gpt2_hf.json").write_text(json.dumps(out, indent=1) + "\n")
+    print("tiny_gpt2_hf.json written")

@@ -424,6 +424,142 @@ std::string build_tokenizer_json(const GgufFile& f, const TokenizerMeta& t) {
   return out;
 }
 
+// generation_config.json, tokenizer.json and tokenizer_config.json (shared by the families).
+void finish_hf(const GgufFile& f, const TokenizerMeta& tm, const json& c,
+               const json& model_max_length, HfFromGguf& hf) {
+  // ---- generation_config.json ----
+  json g;
+  g["_from_model_config"] = true;
+  for (const char* k : {"bos_token_id", "eos_token_id"})
+    if (!c[k].is_null()) g[k] = c[k];
+  g["output_attentions"] = false;
+  g["output_hidden_states"] = false;
+  if (!c["pad_token_id"].is_null()) g["pad_token_id"] = c["pad_token_id"];
+  g["use_cache"] = true;
+  hf.generation_config_json = g.dump(2) + "\n";
+
+  // ---- tokenizer ----
+  hf.tokenizer_json = build_tokenizer_json(f, tm);
+  json tc;
+  tc["add_bos_token"] = tm.add_bos;
+  tc["add_eos_token"] = tm.add_eos;
+  auto tok_or_null = [&](const std::optional<int64_t>& id) -> json {
+    if (!id) return nullptr;
+    const std::string& s = (*tm.tokens)[static_cast<size_t>(*id)];
+    return tm.model != "gpt2" || in_byte_alphabet(s) ? s : tok::to_byte_level(s);
+  };
+  tc["bos_token"] = tok_or_null(tm.bos);
+  tc["eos_token"] = tok_or_null(tm.eos);
+  tc["unk_token"] = tok_or_null(tm.unk);
+  tc["pad_token"] = tok_or_null(tm.pad);
+  if (const GgufValue* v = opt(f, "tokenizer.chat_template")) {
+    hf.chat_template = v->as_string("tokenizer.chat_template");
+    tc["chat_template"] = hf.chat_template;
+  }
+  tc["clean_up_tokenization_spaces"] = false;
+  tc["model_max_length"] = model_max_length;
+  tc["tokenizer_class"] = "PreTrainedTokenizerFast";
+  hf.tokenizer_config_json = tc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+// GPT-2 files: GPT2Config as transformers fills it from gpt2.* (n_ctx and feed_forward_length are
+// kept as the extra attributes transformers sets), Conv1D weights transposed back.
+HfFromGguf gpt2_to_hf(const GgufFile& f, const TokenizerMeta& tm) {
+  const std::string file = file_name(f);
+  HfFromGguf hf;
+  json c;
+  if (const GgufValue* v = opt(f, "general.name")) c["_model_name_or_path"] = v->as_string("n");
+  c["architectures"] = {"GPT2LMHeadModel"};
+  c["activation_function"] = "gelu_new";
+  c["add_cross_attention"] = false;
+  c["attn_pdrop"] = 0.1;
+  c["bos_token_id"] = 50256;
+  c["dtype"] = "float32";
+  c["embd_pdrop"] = 0.1;
+  c["eos_token_id"] = 50256;
+  c["initializer_range"] = 0.02;
+  c["layer_norm_epsilon"] = 1e-5;
+  c["model_type"] = "gpt2";
+  c["n_embd"] = 768;
+  c["n_head"] = 12;
+  c["n_inner"] = nullptr;
+  c["n_layer"] = 12;
+  c["n_positions"] = 1024;
+  c["pad_token_id"] = nullptr;
+  c["reorder_and_upcast_attn"] = false;
+  c["resid_pdrop"] = 0.1;
+  c["scale_attn_by_inverse_layer_idx"] = false;
+  c["scale_attn_weights"] = true;
+  c["summary_activation"] = nullptr;
+  c["summary_first_dropout"] = 0.1;
+  c["summary_proj_to_labels"] = true;
+  c["summary_type"] = "cls_index";
+  c["summary_use_proj"] = true;
+  c["tie_word_embeddings"] = f.find_tensor("output.weight") == nullptr;
+  c["use_cache"] = true;
+  c["vocab_size"] = tm.tokens->size();
+  static const std::pair<const char*, const char*> keys[] = {
+      {"gpt2.block_count", "n_layer"},
+      {"gpt2.context_length", "n_ctx"},
+      {"gpt2.embedding_length", "n_embd"},
+      {"gpt2.feed_forward_length", "feed_forward_length"},
+      {"gpt2.attention.head_count", "n_head"},
+      {"gpt2.attention.layer_norm_epsilon", "layer_norm_epsilon"},
+      {"tokenizer.ggml.bos_token_id", "bos_token_id"},
+      {"tokenizer.ggml.eos_token_id", "eos_token_id"},
+      {"tokenizer.ggml.unknown_token_id", "unk_token_id"},
+      {"tokenizer.ggml.padding_token_id", "pad_token_id"}};
+  for (const auto& [g, h] : keys)
+    if (const GgufValue* v = opt(f, g)) c[h] = number(*v, g);
+  // transformers leaves n_positions at 1024 whatever the file says, and then cannot load a
+  // position table of another length; the table's length is what the model needs.
+  if (const io::GgufTensorInfo* wpe = f.find_tensor("position_embd.weight"))
+    if (!wpe->shape.empty()) c["n_positions"] = wpe->shape[0];
+  // Likewise transformers keeps feed_forward_length aside and builds 4 * n_embd: say n_inner
+  // when the file's width differs.
+  if (c.contains("feed_forward_length") &&
+      c["feed_forward_length"] != 4 * c["n_embd"].get<int64_t>())
+    c["n_inner"] = c["feed_forward_length"];
+  hf.config_json = c.dump(2) + "\n";
+  finish_hf(f, tm, c, c["n_positions"], hf);
+
+  static const std::pair<const char*, const char*> top[] = {
+      {"token_embd.weight", "transformer.wte.weight"},
+      {"position_embd.weight", "transformer.wpe.weight"},
+      {"output_norm.weight", "transformer.ln_f.weight"},
+      {"output_norm.bias", "transformer.ln_f.bias"},
+      {"output.weight", "lm_head.weight"}};
+  static const std::pair<const char*, const char*> layer[] = {
+      {"attn_norm", "ln_1"},          {"ffn_norm", "ln_2"},   {"attn_qkv", "attn.c_attn"},
+      {"attn_output", "attn.c_proj"}, {"ffn_up", "mlp.c_fc"}, {"ffn_down", "mlp.c_proj"}};
+  static const std::regex re(R"(blk\.(\d+)\.([a-z_]+)\.(weight|bias))");
+  for (const auto& ti : f.tensors()) {
+    std::string name;
+    for (const auto& [a, b] : top)
+      if (ti.name == a) name = b;
+    bool transpose = false;
+    std::smatch m;
+    if (name.empty() && std::regex_match(ti.name, m, re))
+      for (const auto& [a, b] : layer)
+        if (m[2] == a) {
+          name = "transformer.h." + m[1].str() + "." + b + "." + m[3].str();
+          transpose =
+              m[3] == "weight" && std::string(a) != "attn_norm" && std::string(a) != "ffn_norm";
+        }
+    if (name.empty()) continue;
+    Tensor w = f.dequantize(ti);
+    if (transpose) {
+      LMF_CHECK(w.dim() == 2, IoError, "{}: tensor '{}' should be 2-D, is {}", file, ti.name,
+                shape_str(w.shape()));
+      w = w.transpose(0, 1).contiguous();
+    }
+    hf.state_dict.emplace(name, std::move(w));
+  }
+  LMF_CHECK(hf.state_dict.count("transformer.wte.weight"), IoError,
+            "{}: no token_embd.weight tensor", file);
+  return hf;
+}
+
 }  // namespace
 
 std::string gguf_tokenizer_json(const GgufFile& file) {
@@ -437,13 +573,14 @@ HfFromGguf gguf_to_hf(const std::string& gguf_path) {
 HfFromGguf gguf_to_hf(const GgufFile& f) {
   const std::string file = file_name(f);
   const std::string arch = f.at("general.architecture").as_string("general.architecture");
-  if (arch != "llama")
+  if (arch != "llama" && arch != "gpt2")
     fail<IoError>(
         "{}: general.architecture '{}' is not supported for conversion (supported: "
-        "llama)",
+        "llama, gpt2)",
         file, arch);
   HfFromGguf hf;
   const TokenizerMeta tm = tokenizer_meta(f);
+  if (arch == "gpt2") return gpt2_to_hf(f, tm);
 
   // ---- config.json (LlamaConfig defaults, then what the file states) ----
   bool has_output = f.find_tensor("output.weight") != nullptr;
@@ -516,39 +653,7 @@ HfFromGguf gguf_to_hf(const GgufFile& f) {
   c["rope_parameters"] = rope;
   hf.config_json = c.dump(2) + "\n";
 
-  // ---- generation_config.json ----
-  json g;
-  g["_from_model_config"] = true;
-  for (const char* k : {"bos_token_id", "eos_token_id"})
-    if (!c[k].is_null()) g[k] = c[k];
-  g["output_attentions"] = false;
-  g["output_hidden_states"] = false;
-  if (!c["pad_token_id"].is_null()) g["pad_token_id"] = c["pad_token_id"];
-  g["use_cache"] = true;
-  hf.generation_config_json = g.dump(2) + "\n";
-
-  // ---- tokenizer ----
-  hf.tokenizer_json = build_tokenizer_json(f, tm);
-  json tc;
-  tc["add_bos_token"] = tm.add_bos;
-  tc["add_eos_token"] = tm.add_eos;
-  auto tok_or_null = [&](const std::optional<int64_t>& id) -> json {
-    if (!id) return nullptr;
-    const std::string& s = (*tm.tokens)[static_cast<size_t>(*id)];
-    return tm.model != "gpt2" || in_byte_alphabet(s) ? s : tok::to_byte_level(s);
-  };
-  tc["bos_token"] = tok_or_null(tm.bos);
-  tc["eos_token"] = tok_or_null(tm.eos);
-  tc["unk_token"] = tok_or_null(tm.unk);
-  tc["pad_token"] = tok_or_null(tm.pad);
-  if (const GgufValue* v = opt(f, "tokenizer.chat_template")) {
-    hf.chat_template = v->as_string("tokenizer.chat_template");
-    tc["chat_template"] = hf.chat_template;
-  }
-  tc["clean_up_tokenization_spaces"] = false;
-  tc["model_max_length"] = c["max_position_embeddings"];
-  tc["tokenizer_class"] = "PreTrainedTokenizerFast";
-  hf.tokenizer_config_json = tc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  finish_hf(f, tm, c, c["max_position_embeddings"], hf);
 
   // ---- tensors ----
   for (const auto& ti : f.tensors()) {

@@ -195,6 +195,35 @@ TEST(GgufConvert, SentencePieceVocabularyAsTransformersBuildsIt) {
   }
 }
 
+std::string wsum64(const Tensor& t);
+
+TEST(GgufConvert, Gpt2AsTransformersLoadsIt) {
+  const std::string golden = gguf_fixture("tiny_gpt2_hf.json");
+  if (!std::filesystem::exists(golden))
+    GTEST_SKIP() << "tiny_gpt2_hf.json absent (needs transformers)";
+  const json g = read_json_file(golden);
+  EXPECT_TRUE(g["loading_info"]["missing_keys"].empty());
+  EXPECT_TRUE(g["loading_info"]["unexpected_keys"].empty());
+  const tasks::HfFromGguf hf = tasks::gguf_to_hf(gguf_fixture("tiny_gpt2.gguf"));
+  json want = g["config"];
+  want.erase("transformers_version");
+  want["architectures"] = {"GPT2LMHeadModel"};  // what save_pretrained records
+  EXPECT_EQ(json::parse(hf.config_json), want) << hf.config_json;
+  json gen = g["generation_config"];
+  gen.erase("transformers_version");
+  EXPECT_EQ(json::parse(hf.generation_config_json), gen);
+  ASSERT_EQ(hf.state_dict.size(), g["tensors"].size());
+  for (const auto& [name, w] : g["tensors"].items()) {
+    ASSERT_TRUE(hf.state_dict.count(name)) << name;
+    EXPECT_EQ(hf.state_dict.at(name).shape(), w["shape"].get<Shape>()) << name;
+    EXPECT_EQ(wsum64(hf.state_dict.at(name)), w["wsum64"].get<std::string>()) << name;
+  }
+  // The control token <|user|> stays whole.
+  const auto t = tok::Tokenizer::from_json(hf.tokenizer_json);
+  const auto ids = t.encode("the<|user|> a").ids;
+  EXPECT_NE(std::find(ids.begin(), ids.end(), 261u), ids.end());
+}
+
 // ---- the real SmolLM2 GGUF vs transformers ------------------------------------------------------
 
 std::string wsum64(const Tensor& t) {
