@@ -13,6 +13,11 @@ Writes into tests/fixtures/gguf/:
   types_meta.json         every metadata key as GGUFReader parses it: {key: [type, value]}.
   writer_input.safetensors / writer_ref.gguf  the f32 inputs and the file gguf-py's GGUFWriter
                           writes from them (F32, F16 via astype, Q8_0 via gguf.quants.quantize).
+  tiny_spm.gguf           a tiny "llama" (SentencePiece) tokenizer vocabulary without merges.
+  tiny_spm_hf.json        with transformers: its tokenizer.json from AutoTokenizer(gguf_file=) and
+                          the ids of some sentences.
+  tiny_gpt2.gguf / tiny_gpt2_hf.json  a tiny GPT-2 GGUF (F32, F16, Q8_0 tensors) and, with
+                          transformers + torch, its config and tensors as transformers loads them.
   smollm2.json            only when the real SmolLM2-135M-Instruct.Q4_1.gguf is found: metadata
                           values and FNV-1a-64 hashes of some dequantized tensors.
   smollm2_hf.json         only with transformers + torch: config.json values and token ids from
@@ -179,6 +184,94 @@ def make_writer(rng):
     w.close()
 
 
+SPM_PIECES = ["\u2581", "t", "h", "e", "\u2581t", "he", "\u2581the", "a", "\u2581a", "n", "d", "an",
+              "and", "\u2581and", "c", "at", "\u2581c", "\u2581cat", "s", "i", "is", "\u2581is", "o", "g",
+              "\u2581d", "og", "\u2581dog", "r", "er", "\u00e9", "ca", "f\u00e9", "\u2581caf\u00e9", "f", "l",
+              "w", "ll", "ell", "\u2581h", "\u2581hell", "\u2581hello", "\u2581\u2581", "<tool>"]
+
+
+def make_spm():
+    """A tiny SentencePiece-style ("llama") vocabulary: byte tokens, scored pieces, no merges."""
+    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    types = [2, 3, 3] + [6] * 256
+    scores = [0.0] * len(toks)
+    for i, p in enumerate(SPM_PIECES):
+        toks.append(p)
+        types.append(4 if p == "<tool>" else 1)
+        scores.append(-0.5 * i - 1.0 if i != 5 else -1.0)  # one tie in the scores
+    w = gguf.GGUFWriter(str(OUT / "tiny_spm.gguf"), "llama")
+    w.add_string("general.name", "tiny spm")
+    w.add_uint32("llama.block_count", 1)
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(toks)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_tensor("token_embd.weight", np.zeros((len(toks), 4), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def make_gpt2(rng):
+    """A tiny GPT-2 GGUF laid out as llama.cpp writes one (Conv1D weights transposed, output.weight)."""
+    from gguf.vocab import SpecialVocab  # noqa: F401  (gguf is all this needs)
+    byte_chars = [chr(c) for c in list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1))
+                  + list(range(ord("\u00ae"), ord("\u00ff") + 1))]
+    n = 0
+    for b in range(256):  # GPT-2's bytes_to_unicode for the bytes not printable above
+        if not (33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255):
+            byte_chars.append(chr(256 + n))
+            n += 1
+    toks = ["<|endoftext|>"] + byte_chars + ["\u0120t", "he", "\u0120the", "\u0120a", "<|user|>"]
+    types = [3] + [1] * (len(toks) - 2) + [3]
+    V, E, C, F, L = len(toks), 32, 1024, 128, 2  # transformers ignores F: it must be 4E
+    w = gguf.GGUFWriter(str(OUT / "tiny_gpt2.gguf"), "gpt2")
+    w.add_string("general.name", "tiny gpt2")
+    w.add_uint32("gpt2.block_count", L)
+    w.add_uint32("gpt2.context_length", C)
+    w.add_uint32("gpt2.embedding_length", E)
+    w.add_uint32("gpt2.feed_forward_length", F)
+    w.add_uint32("gpt2.attention.head_count", 2)
+    w.add_float32("gpt2.attention.layer_norm_epsilon", 1e-5)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(toks)
+    w.add_token_types(types)
+    w.add_token_merges(["\u0120 t", "h e", "\u0120t he", "\u0120 a"])
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(0)
+
+    def r(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+    w.add_tensor("token_embd.weight", r(V, E))
+    w.add_tensor("position_embd.weight", gguf.quants.quantize(r(C, E), Q.F16))
+    for layer in range(L):
+        p = f"blk.{layer}."
+        for name, shape in [("attn_norm.weight", (E,)), ("attn_norm.bias", (E,)),
+                            ("attn_qkv.weight", (3 * E, E)), ("attn_qkv.bias", (3 * E,)),
+                            ("attn_output.weight", (E, E)), ("attn_output.bias", (E,)),
+                            ("ffn_norm.weight", (E,)), ("ffn_norm.bias", (E,)),
+                            ("ffn_up.weight", (F, E)), ("ffn_up.bias", (F,)),
+                            ("ffn_down.weight", (E, F)), ("ffn_down.bias", (E,))]:
+            data = r(*shape)
+            if len(shape) == 2:
+                w.add_tensor(p + name, gguf.quants.quantize(data, Q.Q8_0), raw_dtype=Q.Q8_0)
+            else:
+                w.add_tensor(p + name, data)
+    w.add_tensor("output_norm.weight", r(E))
+    w.add_tensor("output_norm.bias", r(E))
+    w.add_tensor("output.weight", r(V, E))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def fnv1a64(a):
     h = 0xCBF29CE484222325
     b = np.ascontiguousarray(a, dtype="<f4").view(np.uint8)
@@ -238,6 +331,15 @@ def main():
     rng = np.random.default_rng(1234)
     make_types(rng)
     make_writer(rng)
+    make_spm()
+    make_gpt2(rng)
+    if not args.skip_hf:
+        try:
+            import gen_gguf_hf_goldens
+            gen_gguf_hf_goldens.spm_golden(OUT)
+            gen_gguf_hf_goldens.gpt2_golden(OUT)
+        except ImportError as e:
+            print("transformers goldens skipped:", e, file=sys.stderr)
     smol = find_smol(args.smol)
     if smol:
         make_smol(smol)

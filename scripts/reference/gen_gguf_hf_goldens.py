@@ -95,3 +95,43 @@ def main(smol, out_dir):
     }
     (out_dir / "smollm2_hf.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     print("smollm2_hf.json written")
+
+
+SPM_SENTENCES = ["the cat and the dog", " hello caf\u00e9\n", "is <tool> x", "  two  spaces",
+                 "unknown \u65e5\u672c zz", "</s> the<s>", "", "hello\tworld"]
+
+
+def spm_golden(out_dir):
+    """transformers' tokenizer for tiny_spm.gguf (tokenizer.json in full: the vocabulary is small)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out_dir), gguf_file="tiny_spm.gguf")
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_pretrained(tmp)
+        tj = json.load(open(os.path.join(tmp, "tokenizer.json")))
+        tc = json.load(open(os.path.join(tmp, "tokenizer_config.json")))
+    out = {"tokenizer": tj, "tokenizer_config": {k: tc.get(k) for k in
+                                                 ["bos_token", "eos_token", "unk_token", "pad_token"]},
+           "sentences": SPM_SENTENCES, "ids": [tok(s)["input_ids"] for s in SPM_SENTENCES],
+           "decoded": [tok.decode(tok(s)["input_ids"]) for s in SPM_SENTENCES]}
+    (out_dir / "tiny_spm_hf.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    print("tiny_spm_hf.json written")
+
+
+def gpt2_golden(out_dir):
+    """transformers' GPT-2 model from tiny_gpt2.gguf: config, loading info, tensor checksums."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model, info = AutoModelForCausalLM.from_pretrained(
+        str(out_dir), gguf_file="tiny_gpt2.gguf", dtype=torch.float32, output_loading_info=True)
+    config = json.loads(model.config.to_json_string())
+    config.pop("quantization_config", None)
+    out = {"config": config, "generation_config": json.loads(model.generation_config.to_json_string()),
+           "loading_info": {k: sorted(list(v)) for k, v in info.items()},
+           "tensors": {k: {"shape": list(v.shape), "wsum64": wsum64(v.detach().numpy())}
+                       for k, v in model.state_dict().items()}}
+    (out_dir / "tiny_gpt2_hf.json").write_text(json.dumps(out, indent=1) + "\n")
+    print("tiny_gpt2_hf.json written")

@@ -562,12 +562,15 @@ GgufFile GgufFile::parse(std::shared_ptr<Storage> storage, std::string what) {
                     type, at);
     ti.offset = c.u64(pname);
     // Element count and byte size with overflow checks.
-    uint64_t numel = 1;
+    // The product of the non-zero dims must fit too: shape arithmetic elsewhere multiplies dims
+    // in any order, so [0, 2^40, 2^40] would overflow although it holds no element.
+    uint64_t numel = 1, nonzero = 1;
     constexpr uint64_t kLimit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
     for (uint32_t d = 0; d < nd; ++d) {
-      if (ne[d] > kLimit || (ne[d] != 0 && numel > kLimit / ne[d]))
+      if (ne[d] > kLimit || (ne[d] != 0 && nonzero > kLimit / ne[d]))
         fail<IoError>("{}: tensor '{}' dims [{}] overflow a 64-bit element count", what, pname,
                       fmt::join(ne, ", "));
+      if (ne[d] != 0) nonzero *= ne[d];
       numel *= ne[d];
     }
     const uint64_t row_len = nd ? ne[0] : 1;
@@ -740,11 +743,11 @@ void dequantize_into(GgmlType t, const uint8_t* src, float* dst, int64_t n, std:
       std::memcpy(dst, src, static_cast<size_t>(n) * 4);
       return;
     case GgmlType::F16:
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+#pragma omp parallel for schedule(static) if (n > (1 << 22))
       for (int64_t k = 0; k < n; ++k) dst[k] = tab[detail::le16(src + 2 * k)];
       return;
     case GgmlType::BF16:
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+#pragma omp parallel for schedule(static) if (n > (1 << 22))
       for (int64_t k = 0; k < n; ++k) {
         const uint32_t u = static_cast<uint32_t>(detail::le16(src + 2 * k)) << 16;
         std::memcpy(dst + k, &u, 4);
@@ -773,7 +776,7 @@ void dequantize_into(GgmlType t, const uint8_t* src, float* dst, int64_t n, std:
     default:
       break;
   }
-#pragma omp parallel for schedule(static) if (nb > 2048)
+#pragma omp parallel for schedule(static) if (nb > (1 << 17))
   for (int64_t k = 0; k < nb; ++k) fn(src + k * bytes, dst + k * block, tab);
 }
 
@@ -782,7 +785,7 @@ std::string quantize_q8_0(const float* src, int64_t n) {
   const int64_t nb = n / 32;
   std::string out(static_cast<size_t>(nb * 34), '\0');
   auto* o = reinterpret_cast<uint8_t*>(out.data());
-#pragma omp parallel for schedule(static) if (nb > 2048)
+#pragma omp parallel for schedule(static) if (nb > (1 << 17))
   for (int64_t k = 0; k < nb; ++k) {
     const float* x = src + 32 * k;
     uint8_t* b = o + 34 * k;
@@ -905,7 +908,7 @@ void GgufWriter::add_tensor(const std::string& name, const Tensor& t, GgmlType t
     case GgmlType::F16: {
       item.bytes.resize(static_cast<size_t>(n) * 2);
       auto* o = reinterpret_cast<uint8_t*>(item.bytes.data());
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+#pragma omp parallel for schedule(static) if (n > (1 << 22))
       for (int64_t k = 0; k < n; ++k) {
         const uint16_t h = f32_to_f16(x[k]);
         o[2 * k] = static_cast<uint8_t>(h & 0xff);

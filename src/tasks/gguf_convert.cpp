@@ -12,6 +12,7 @@
 #include <optional>
 #include <regex>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include "lmforge/core/error.h"
@@ -104,6 +105,7 @@ struct TokenizerMeta {
   const std::vector<std::string>* tokens = nullptr;
   std::vector<int64_t> types;
   const std::vector<std::string>* merges = nullptr;
+  const std::vector<double>* scores = nullptr;
   bool add_bos = false, add_eos = false;
   std::optional<int64_t> bos, eos, unk, pad;
 };
@@ -124,6 +126,12 @@ TokenizerMeta tokenizer_meta(const GgufFile& f) {
   }
   if (const GgufValue* v = opt(f, "tokenizer.ggml.merges"))
     t.merges = &v->as_strings("tokenizer.ggml.merges");
+  if (const GgufValue* v = opt(f, "tokenizer.ggml.scores")) {
+    t.scores = &v->as_floats("tokenizer.ggml.scores");
+    LMF_CHECK(t.scores->size() == t.tokens->size(), IoError,
+              "{}: tokenizer.ggml.scores has {} entries for {} tokens", file, t.scores->size(),
+              t.tokens->size());
+  }
   auto id = [&](const char* key) -> std::optional<int64_t> {
     const GgufValue* v = opt(f, key);
     if (!v) return std::nullopt;
@@ -175,19 +183,83 @@ const char* split_regex(const std::string& pre) {
   return nullptr;
 }
 
+// Byte offsets of the code point boundaries inside `s` (excluding 0 and s.size()).
+std::vector<size_t> cp_boundaries(const std::string& s) {
+  std::vector<size_t> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t n = tok::utf8_len(static_cast<unsigned char>(s[i]));
+    if (n == 0) n = 1;
+    i += n;
+    if (i < s.size()) out.push_back(i);
+  }
+  return out;
+}
+
+// transformers' generate_merges: every split of a token into two vocabulary tokens, grouped by
+// token (ordered by the pieces' ids), then ordered by score (descending, stable) when there are
+// scores, else by the merged token's id; ties by the pieces' lengths in code points.
+std::vector<std::pair<std::string, std::string>> generate_merges(
+    const std::vector<std::string>& tokens, const std::vector<double>* scores) {
+  std::unordered_map<std::string, size_t> vocab;  // last index wins, as {token: index}
+  for (size_t i = 0; i < tokens.size(); ++i) vocab[tokens[i]] = i;
+  // Iteration order of dict(zip(tokens, scores)): first occurrence, last value.
+  std::vector<std::pair<const std::string*, double>> order;
+  std::unordered_map<std::string, size_t> pos;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const double sc = scores ? (*scores)[i] : static_cast<double>(vocab[tokens[i]]);
+    auto [it, fresh] = pos.emplace(tokens[i], order.size());
+    if (fresh)
+      order.emplace_back(&tokens[i], sc);
+    else
+      order[it->second].second = sc;
+  }
+  struct M {
+    std::string l, r;
+    double score;
+    size_t ll, lr;
+  };
+  std::vector<M> merges;
+  for (const auto& [tokp, score] : order) {
+    const std::string& tokn = *tokp;
+    std::vector<M> local;
+    const auto cuts = cp_boundaries(tokn);
+    for (size_t k = 0; k < cuts.size(); ++k) {
+      std::string l = tokn.substr(0, cuts[k]), r = tokn.substr(cuts[k]);
+      if (vocab.count(l) && vocab.count(r))
+        local.push_back({std::move(l), std::move(r), score, k + 1, cuts.size() - k});
+    }
+    std::stable_sort(local.begin(), local.end(), [&](const M& a, const M& b) {
+      const size_t al = vocab.at(a.l), bl = vocab.at(b.l);
+      return al != bl ? al < bl : vocab.at(a.r) < vocab.at(b.r);
+    });
+    for (auto& m : local) merges.push_back(std::move(m));
+  }
+  const bool reverse = scores != nullptr;
+  std::stable_sort(merges.begin(), merges.end(), [&](const M& a, const M& b) {
+    const auto ka = std::make_tuple(a.score, a.ll, a.lr), kb = std::make_tuple(b.score, b.ll, b.lr);
+    return reverse ? kb < ka : ka < kb;
+  });
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(merges.size());
+  for (auto& m : merges) out.emplace_back(std::move(m.l), std::move(m.r));
+  return out;
+}
+
 std::string build_tokenizer_json(const GgufFile& f, const TokenizerMeta& t) {
   const std::string file = file_name(f);
-  if (t.model != "gpt2")
+  if (t.model != "gpt2" && t.model != "llama")
     fail<IoError>(
         "{}: tokenizer.ggml.model '{}' is not supported yet (supported: gpt2, byte-level "
-        "BPE)",
+        "BPE; llama, SentencePiece BPE)",
         file, t.model);
+  const bool spm = t.model == "llama";
   const auto& tokens = *t.tokens;
   // Vocabulary spelled in the byte alphabet (byte_level_tokenizer); later duplicates win, as a
   // Python dict comprehension keeps the last id.
   std::vector<std::string> spelled(tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i)
-    spelled[i] = in_byte_alphabet(tokens[i]) ? tokens[i] : tok::to_byte_level(tokens[i]);
+    spelled[i] = spm || in_byte_alphabet(tokens[i]) ? tokens[i] : tok::to_byte_level(tokens[i]);
   std::unordered_map<std::string, size_t> last;
   for (size_t i = 0; i < tokens.size(); ++i) last[spelled[i]] = i;
 
@@ -202,7 +274,14 @@ std::string build_tokenizer_json(const GgufFile& f, const TokenizerMeta& t) {
   }
   vocab += '}';
   std::string merges = "[";
-  if (t.merges) {
+  if (!t.merges) {
+    const auto gen = generate_merges(spelled, spm ? t.scores : nullptr);
+    for (size_t i = 0; i < gen.size(); ++i) {
+      if (i) merges += ',';
+      merges += json::array({json(gen[i].first), json(gen[i].second)})
+                    .dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+  } else {
     for (size_t i = 0; i < t.merges->size(); ++i) {
       const std::string& m = (*t.merges)[i];
       const size_t sp = m.find(' ');
@@ -216,8 +295,9 @@ std::string build_tokenizer_json(const GgufFile& f, const TokenizerMeta& t) {
   }
   merges += ']';
 
-  // Added tokens: CONTROL tokens spelled in the byte alphabet as special, then USER_DEFINED ones
-  // present in the vocabulary as normal added tokens (add_gguf_special_tokens).
+  // Added tokens: CONTROL tokens (for gpt2: spelled in the byte alphabet) as special, USER_DEFINED
+  // ones present in the vocabulary as normal added tokens (add_gguf_special_tokens), and the
+  // bos/eos/unk/pad tokens as special (the tokenizer class registers them).
   ojson added = ojson::array();
   auto added_token = [](size_t id, const std::string& content, bool special) {
     ojson a;
@@ -232,17 +312,28 @@ std::string build_tokenizer_json(const GgufFile& f, const TokenizerMeta& t) {
   };
   std::vector<std::pair<size_t, bool>> added_ids;
   for (size_t i = 0; i < t.types.size(); ++i)
-    if (t.types[i] == kTokenControl && in_byte_alphabet(tokens[i])) added_ids.push_back({i, true});
+    if (t.types[i] == kTokenControl && (spm || in_byte_alphabet(tokens[i])))
+      added_ids.push_back({i, true});
   for (size_t i = 0; i < t.types.size(); ++i)
     if (t.types[i] == kTokenUserDefined && last.count(spelled[i]))
       added_ids.push_back({last[spelled[i]], false});
+  for (const auto& id : {t.bos, t.eos, t.unk, t.pad})
+    if (id) added_ids.push_back({last[spelled[static_cast<size_t>(*id)]], true});
   std::set<size_t> seen;
-  std::sort(added_ids.begin(), added_ids.end());
+  // By id; a token both special and user-defined is special.
+  std::sort(added_ids.begin(), added_ids.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second > b.second;
+  });
   for (const auto& [id, special] : added_ids)
     if (seen.insert(id).second) added.push_back(added_token(id, spelled[id], special));
 
   ojson pre;
-  if (const char* rx = split_regex(t.pre)) {
+  if (spm) {
+    pre["type"] = "Metaspace";
+    pre["replacement"] = "\u2581";
+    pre["prepend_scheme"] = "first";
+    pre["split"] = false;
+  } else if (const char* rx = split_regex(t.pre)) {
     ojson split;
     split["type"] = "Split";
     split["pattern"] = {{"Regex", rx}};
@@ -297,10 +388,25 @@ std::string build_tokenizer_json(const GgufFile& f, const TokenizerMeta& t) {
   post["pair"] = pair;
   post["special_tokens"] = specials;
   ojson dec;
-  dec["type"] = "ByteLevel";
-  dec["add_prefix_space"] = true;
-  dec["trim_offsets"] = true;
-  dec["use_regex"] = true;
+  if (spm) {
+    ojson rep, bf, fuse, strip;
+    rep["type"] = "Replace";
+    rep["pattern"] = {{"String", "\u2581"}};
+    rep["content"] = " ";
+    bf["type"] = "ByteFallback";
+    fuse["type"] = "Fuse";
+    strip["type"] = "Strip";
+    strip["content"] = " ";
+    strip["start"] = 1;
+    strip["stop"] = 0;
+    dec["type"] = "Sequence";
+    dec["decoders"] = ojson::array({rep, bf, fuse, strip});
+  } else {
+    dec["type"] = "ByteLevel";
+    dec["add_prefix_space"] = true;
+    dec["trim_offsets"] = true;
+    dec["use_regex"] = true;
+  }
 
   auto dump = [](const ojson& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
   std::string out = R"({"version":"1.0","truncation":null,"padding":null,"added_tokens":)";
@@ -308,11 +414,150 @@ std::string build_tokenizer_json(const GgufFile& f, const TokenizerMeta& t) {
   out += R"(,"normalizer":null,"pre_tokenizer":)" + dump(pre);
   out += R"(,"post_processor":)" + dump(post);
   out += R"(,"decoder":)" + dump(dec);
-  out += R"(,"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":"",)"
-         R"("end_of_word_suffix":"","fuse_unk":false,"byte_fallback":false,"ignore_merges":false,)"
-         R"("vocab":)" +
-         vocab + R"(,"merges":)" + merges + "}}";
+  out += spm ? R"(,"model":{"type":"BPE","dropout":null,"unk_token":null,)"
+               R"("continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":true,)"
+               R"("byte_fallback":true,"ignore_merges":false,"vocab":)"
+             : R"(,"model":{"type":"BPE","dropout":null,"unk_token":null,)"
+               R"("continuing_subword_prefix":"","end_of_word_suffix":"","fuse_unk":false,)"
+               R"("byte_fallback":false,"ignore_merges":false,"vocab":)";
+  out += vocab + R"(,"merges":)" + merges + "}}";
   return out;
+}
+
+// generation_config.json, tokenizer.json and tokenizer_config.json (shared by the families).
+void finish_hf(const GgufFile& f, const TokenizerMeta& tm, const json& c,
+               const json& model_max_length, HfFromGguf& hf) {
+  // ---- generation_config.json ----
+  json g;
+  g["_from_model_config"] = true;
+  for (const char* k : {"bos_token_id", "eos_token_id"})
+    if (!c[k].is_null()) g[k] = c[k];
+  g["output_attentions"] = false;
+  g["output_hidden_states"] = false;
+  if (!c["pad_token_id"].is_null()) g["pad_token_id"] = c["pad_token_id"];
+  g["use_cache"] = true;
+  hf.generation_config_json = g.dump(2) + "\n";
+
+  // ---- tokenizer ----
+  hf.tokenizer_json = build_tokenizer_json(f, tm);
+  json tc;
+  tc["add_bos_token"] = tm.add_bos;
+  tc["add_eos_token"] = tm.add_eos;
+  auto tok_or_null = [&](const std::optional<int64_t>& id) -> json {
+    if (!id) return nullptr;
+    const std::string& s = (*tm.tokens)[static_cast<size_t>(*id)];
+    return tm.model != "gpt2" || in_byte_alphabet(s) ? s : tok::to_byte_level(s);
+  };
+  tc["bos_token"] = tok_or_null(tm.bos);
+  tc["eos_token"] = tok_or_null(tm.eos);
+  tc["unk_token"] = tok_or_null(tm.unk);
+  tc["pad_token"] = tok_or_null(tm.pad);
+  if (const GgufValue* v = opt(f, "tokenizer.chat_template")) {
+    hf.chat_template = v->as_string("tokenizer.chat_template");
+    tc["chat_template"] = hf.chat_template;
+  }
+  tc["clean_up_tokenization_spaces"] = false;
+  tc["model_max_length"] = model_max_length;
+  tc["tokenizer_class"] = "PreTrainedTokenizerFast";
+  hf.tokenizer_config_json = tc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+// GPT-2 files: GPT2Config as transformers fills it from gpt2.* (n_ctx and feed_forward_length are
+// kept as the extra attributes transformers sets), Conv1D weights transposed back.
+HfFromGguf gpt2_to_hf(const GgufFile& f, const TokenizerMeta& tm) {
+  const std::string file = file_name(f);
+  HfFromGguf hf;
+  json c;
+  if (const GgufValue* v = opt(f, "general.name")) c["_model_name_or_path"] = v->as_string("n");
+  c["architectures"] = {"GPT2LMHeadModel"};
+  c["activation_function"] = "gelu_new";
+  c["add_cross_attention"] = false;
+  c["attn_pdrop"] = 0.1;
+  c["bos_token_id"] = 50256;
+  c["dtype"] = "float32";
+  c["embd_pdrop"] = 0.1;
+  c["eos_token_id"] = 50256;
+  c["initializer_range"] = 0.02;
+  c["layer_norm_epsilon"] = 1e-5;
+  c["model_type"] = "gpt2";
+  c["n_embd"] = 768;
+  c["n_head"] = 12;
+  c["n_inner"] = nullptr;
+  c["n_layer"] = 12;
+  c["n_positions"] = 1024;
+  c["pad_token_id"] = nullptr;
+  c["reorder_and_upcast_attn"] = false;
+  c["resid_pdrop"] = 0.1;
+  c["scale_attn_by_inverse_layer_idx"] = false;
+  c["scale_attn_weights"] = true;
+  c["summary_activation"] = nullptr;
+  c["summary_first_dropout"] = 0.1;
+  c["summary_proj_to_labels"] = true;
+  c["summary_type"] = "cls_index";
+  c["summary_use_proj"] = true;
+  c["tie_word_embeddings"] = f.find_tensor("output.weight") == nullptr;
+  c["use_cache"] = true;
+  c["vocab_size"] = tm.tokens->size();
+  static const std::pair<const char*, const char*> keys[] = {
+      {"gpt2.block_count", "n_layer"},
+      {"gpt2.context_length", "n_ctx"},
+      {"gpt2.embedding_length", "n_embd"},
+      {"gpt2.feed_forward_length", "feed_forward_length"},
+      {"gpt2.attention.head_count", "n_head"},
+      {"gpt2.attention.layer_norm_epsilon", "layer_norm_epsilon"},
+      {"tokenizer.ggml.bos_token_id", "bos_token_id"},
+      {"tokenizer.ggml.eos_token_id", "eos_token_id"},
+      {"tokenizer.ggml.unknown_token_id", "unk_token_id"},
+      {"tokenizer.ggml.padding_token_id", "pad_token_id"}};
+  for (const auto& [g, h] : keys)
+    if (const GgufValue* v = opt(f, g)) c[h] = number(*v, g);
+  // transformers leaves n_positions at 1024 whatever the file says, and then cannot load a
+  // position table of another length; the table's length is what the model needs.
+  if (const io::GgufTensorInfo* wpe = f.find_tensor("position_embd.weight"))
+    if (!wpe->shape.empty()) c["n_positions"] = wpe->shape[0];
+  // Likewise transformers keeps feed_forward_length aside and builds 4 * n_embd: say n_inner
+  // when the file's width differs.
+  if (c.contains("feed_forward_length") &&
+      c["feed_forward_length"] != 4 * c["n_embd"].get<int64_t>())
+    c["n_inner"] = c["feed_forward_length"];
+  hf.config_json = c.dump(2) + "\n";
+  finish_hf(f, tm, c, c["n_positions"], hf);
+
+  static const std::pair<const char*, const char*> top[] = {
+      {"token_embd.weight", "transformer.wte.weight"},
+      {"position_embd.weight", "transformer.wpe.weight"},
+      {"output_norm.weight", "transformer.ln_f.weight"},
+      {"output_norm.bias", "transformer.ln_f.bias"},
+      {"output.weight", "lm_head.weight"}};
+  static const std::pair<const char*, const char*> layer[] = {
+      {"attn_norm", "ln_1"},          {"ffn_norm", "ln_2"},   {"attn_qkv", "attn.c_attn"},
+      {"attn_output", "attn.c_proj"}, {"ffn_up", "mlp.c_fc"}, {"ffn_down", "mlp.c_proj"}};
+  static const std::regex re(R"(blk\.(\d+)\.([a-z_]+)\.(weight|bias))");
+  for (const auto& ti : f.tensors()) {
+    std::string name;
+    for (const auto& [a, b] : top)
+      if (ti.name == a) name = b;
+    bool transpose = false;
+    std::smatch m;
+    if (name.empty() && std::regex_match(ti.name, m, re))
+      for (const auto& [a, b] : layer)
+        if (m[2] == a) {
+          name = "transformer.h." + m[1].str() + "." + b + "." + m[3].str();
+          transpose =
+              m[3] == "weight" && std::string(a) != "attn_norm" && std::string(a) != "ffn_norm";
+        }
+    if (name.empty()) continue;
+    Tensor w = f.dequantize(ti);
+    if (transpose) {
+      LMF_CHECK(w.dim() == 2, IoError, "{}: tensor '{}' should be 2-D, is {}", file, ti.name,
+                shape_str(w.shape()));
+      w = w.transpose(0, 1).contiguous();
+    }
+    hf.state_dict.emplace(name, std::move(w));
+  }
+  LMF_CHECK(hf.state_dict.count("transformer.wte.weight"), IoError,
+            "{}: no token_embd.weight tensor", file);
+  return hf;
 }
 
 }  // namespace
@@ -328,13 +573,14 @@ HfFromGguf gguf_to_hf(const std::string& gguf_path) {
 HfFromGguf gguf_to_hf(const GgufFile& f) {
   const std::string file = file_name(f);
   const std::string arch = f.at("general.architecture").as_string("general.architecture");
-  if (arch != "llama")
+  if (arch != "llama" && arch != "gpt2")
     fail<IoError>(
         "{}: general.architecture '{}' is not supported for conversion (supported: "
-        "llama)",
+        "llama, gpt2)",
         file, arch);
   HfFromGguf hf;
   const TokenizerMeta tm = tokenizer_meta(f);
+  if (arch == "gpt2") return gpt2_to_hf(f, tm);
 
   // ---- config.json (LlamaConfig defaults, then what the file states) ----
   bool has_output = f.find_tensor("output.weight") != nullptr;
@@ -407,39 +653,7 @@ HfFromGguf gguf_to_hf(const GgufFile& f) {
   c["rope_parameters"] = rope;
   hf.config_json = c.dump(2) + "\n";
 
-  // ---- generation_config.json ----
-  json g;
-  g["_from_model_config"] = true;
-  for (const char* k : {"bos_token_id", "eos_token_id"})
-    if (!c[k].is_null()) g[k] = c[k];
-  g["output_attentions"] = false;
-  g["output_hidden_states"] = false;
-  if (!c["pad_token_id"].is_null()) g["pad_token_id"] = c["pad_token_id"];
-  g["use_cache"] = true;
-  hf.generation_config_json = g.dump(2) + "\n";
-
-  // ---- tokenizer ----
-  hf.tokenizer_json = build_tokenizer_json(f, tm);
-  json tc;
-  tc["add_bos_token"] = tm.add_bos;
-  tc["add_eos_token"] = tm.add_eos;
-  auto tok_or_null = [&](const std::optional<int64_t>& id) -> json {
-    if (!id) return nullptr;
-    const std::string& s = (*tm.tokens)[static_cast<size_t>(*id)];
-    return in_byte_alphabet(s) ? s : tok::to_byte_level(s);
-  };
-  tc["bos_token"] = tok_or_null(tm.bos);
-  tc["eos_token"] = tok_or_null(tm.eos);
-  tc["unk_token"] = tok_or_null(tm.unk);
-  tc["pad_token"] = tok_or_null(tm.pad);
-  if (const GgufValue* v = opt(f, "tokenizer.chat_template")) {
-    hf.chat_template = v->as_string("tokenizer.chat_template");
-    tc["chat_template"] = hf.chat_template;
-  }
-  tc["clean_up_tokenization_spaces"] = false;
-  tc["model_max_length"] = c["max_position_embeddings"];
-  tc["tokenizer_class"] = "PreTrainedTokenizerFast";
-  hf.tokenizer_config_json = tc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  finish_hf(f, tm, c, c["max_position_embeddings"], hf);
 
   // ---- tensors ----
   for (const auto& ti : f.tensors()) {

@@ -281,6 +281,7 @@ TEST(GgufBadInput, EachCorruptionIsAnIoErrorNamingTheProblem) {
   expect_err(one_tensor({4}, 0, 4, 64), "not a multiple of the alignment");
   expect_err(one_tensor({1ull << 40, 1ull << 40}, 0, 0, 32), "overflow");
   expect_err(one_tensor({1ull << 62}, 0, 0, 32), "overflow a 64-bit byte size");
+  expect_err(one_tensor({0, 1ull << 40, 1ull << 40}, 0, 0, 32), "overflow");  // found by fuzzing
   expect_err(one_tensor({1, 1, 1, 1, 1}, 0, 0, 32), "has 5 dims");
   expect_err(one_tensor({33}, 8, 0, 64), "not a multiple of its block size 32");
   expect_err(one_tensor({256}, 13, 0, 192), "Q5_K, which lmforge cannot dequantize");

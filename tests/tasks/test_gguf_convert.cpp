@@ -175,6 +175,55 @@ TEST(GgufConvert, RefusesUnsupportedInput) {
   EXPECT_THROW(tasks::hf_to_gguf(dir.path.string(), dir / "x.gguf", GgmlType::Q4_K), ValueError);
 }
 
+TEST(GgufConvert, SentencePieceVocabularyAsTransformersBuildsIt) {
+  const std::string golden = gguf_fixture("tiny_spm_hf.json");
+  if (!std::filesystem::exists(golden))
+    GTEST_SKIP() << "tiny_spm_hf.json absent (needs transformers)";
+  const json g = read_json_file(golden);
+  const tasks::HfFromGguf hf = tasks::gguf_to_hf(gguf_fixture("tiny_spm.gguf"));
+  // The whole tokenizer.json, merges generated from the scores included.
+  EXPECT_EQ(json::parse(hf.tokenizer_json), g["tokenizer"]) << hf.tokenizer_json;
+  const json tc = json::parse(hf.tokenizer_config_json);
+  for (const auto& [k, v] : g["tokenizer_config"].items()) EXPECT_EQ(tc[k], v) << k;
+  const auto t = tok::Tokenizer::from_json(hf.tokenizer_json);
+  for (size_t k = 0; k < g["sentences"].size(); ++k) {
+    const std::string s = g["sentences"][k].get<std::string>();
+    const auto ids = t.encode(s).ids;
+    EXPECT_EQ(std::vector<int64_t>(ids.begin(), ids.end()), g["ids"][k].get<std::vector<int64_t>>())
+        << "'" << s << "'";
+    EXPECT_EQ(t.decode(ids, false), g["decoded"][k].get<std::string>()) << "'" << s << "'";
+  }
+}
+
+std::string wsum64(const Tensor& t);
+
+TEST(GgufConvert, Gpt2AsTransformersLoadsIt) {
+  const std::string golden = gguf_fixture("tiny_gpt2_hf.json");
+  if (!std::filesystem::exists(golden))
+    GTEST_SKIP() << "tiny_gpt2_hf.json absent (needs transformers)";
+  const json g = read_json_file(golden);
+  EXPECT_TRUE(g["loading_info"]["missing_keys"].empty());
+  EXPECT_TRUE(g["loading_info"]["unexpected_keys"].empty());
+  const tasks::HfFromGguf hf = tasks::gguf_to_hf(gguf_fixture("tiny_gpt2.gguf"));
+  json want = g["config"];
+  want.erase("transformers_version");
+  want["architectures"] = {"GPT2LMHeadModel"};  // what save_pretrained records
+  EXPECT_EQ(json::parse(hf.config_json), want) << hf.config_json;
+  json gen = g["generation_config"];
+  gen.erase("transformers_version");
+  EXPECT_EQ(json::parse(hf.generation_config_json), gen);
+  ASSERT_EQ(hf.state_dict.size(), g["tensors"].size());
+  for (const auto& [name, w] : g["tensors"].items()) {
+    ASSERT_TRUE(hf.state_dict.count(name)) << name;
+    EXPECT_EQ(hf.state_dict.at(name).shape(), w["shape"].get<Shape>()) << name;
+    EXPECT_EQ(wsum64(hf.state_dict.at(name)), w["wsum64"].get<std::string>()) << name;
+  }
+  // The control token <|user|> stays whole.
+  const auto t = tok::Tokenizer::from_json(hf.tokenizer_json);
+  const auto ids = t.encode("the<|user|> a").ids;
+  EXPECT_NE(std::find(ids.begin(), ids.end(), 261u), ids.end());
+}
+
 // ---- the real SmolLM2 GGUF vs transformers ------------------------------------------------------
 
 std::string wsum64(const Tensor& t) {

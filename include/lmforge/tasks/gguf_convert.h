@@ -20,12 +20,16 @@ struct HfFromGguf {
   std::string chat_template;           // tokenizer.chat_template, empty when the file has none
 };
 
-// Reads a GGUF file (general.architecture "llama") and builds the folder transformers would:
-// config from the llama.* keys (tie_word_embeddings when there is no output.weight), tensors
+// Reads a GGUF file and builds the folder transformers would. general.architecture "llama":
+// LlamaConfig from the llama.* keys (tie_word_embeddings when there is no output.weight), tensors
 // dequantized to f32 and renamed, attn_q / attn_k rows un-permuted (llama.cpp's rotary layout back
-// to HF's), the tokenizer from tokenizer.ggml.* (model "gpt2": byte-level BPE, control tokens as
-// special added tokens). IoError naming the key or tensor for anything missing or unsupported
-// (other architectures, tokenizer models other than gpt2, tensor types lmforge cannot dequantize).
+// to HF's); "gpt2": GPT2Config from gpt2.*, Conv1D weights transposed back. The tokenizer comes
+// from tokenizer.ggml.* (model "gpt2": byte-level BPE; "llama": SentencePiece BPE with byte
+// fallback, merges from the scores), control tokens as special added tokens. Where transformers
+// would build a model that cannot load or runs differently, this differs on purpose: rope scaling
+// (linear, yarn) is kept, GPT-2's n_positions follows position_embd and n_inner a non-4x
+// feed_forward_length. IoError naming the key or tensor for anything missing or unsupported
+// (other architectures or tokenizer models, tensor types lmforge cannot dequantize).
 HfFromGguf gguf_to_hf(const std::string& gguf_path);
 HfFromGguf gguf_to_hf(const io::GgufFile& file);
 // Only the tokenizer.json text (what `--model file.gguf` needs to tokenize).
