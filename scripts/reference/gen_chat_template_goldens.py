@@ -241,6 +241,7 @@ FEATURES = [
     ("indent_non_string_error", "{{ [1]|indent }}", {}),
     ("wordcount", "{{ 'Hello, world! 2.5 x_y'|wordcount }} {{ ''|wordcount }}", {}),
     ("syntax_chained_tests", "{{ 1 is number is true }}", {}),
+    ("tests_chained_after_args", "{{ 4 is divisibleby(2) is true }} {{ 2.5 is even }} {{ 3.0 is odd }} {{ -3 is odd }}", {}),
     # set / namespace / macros
     ("set_basic", "{% set x = 1 %}{% set y, z = 'ab' %}{% set t = 1, 2 %}{{ x }}{{ y }}{{ z }}{{ t }}{% if true %}{% set x = 2 %}{% endif %}{{ x }}", {}),
     ("set_block", "{% set blk %}inner {{ 1 + 1 }}\n{% endset %}[{{ blk }}]{{ blk|length }}", {}),

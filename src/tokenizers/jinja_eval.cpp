@@ -1803,7 +1803,13 @@ bool Renderer::apply_test(const std::string& name, const Value& v, CallArgs& a) 
            v.type == Type::Dict;
   if (name == "callable") return v.type == Type::Function;
   if (name == "odd" || name == "even") {
-    if (!is_intlike(v)) fail(fmt::format("test '{}' needs an integer, got {}", name, type_name(v)));
+    // jinja2: value % 2 == 1 / value % 2 == 0, so floats work too.
+    if (v.type == Type::Float) {
+      double r = std::fmod(v.f, 2.0);
+      if (r < 0) r += 2.0;
+      return name == "odd" ? r == 1.0 : r == 0.0;
+    }
+    if (!is_intlike(v)) fail(fmt::format("test '{}' needs a number, got {}", name, type_name(v)));
     const bool odd = (as_int(v) % 2) != 0;
     return name == "odd" ? odd : !odd;
   }
