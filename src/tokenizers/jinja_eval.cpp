@@ -19,6 +19,7 @@ constexpr size_t kMaxOutput = size_t(64) << 20;  // bytes of rendered text (and 
 constexpr size_t kMaxItems = size_t(1) << 20;    // elements of any one list
 constexpr uint64_t kMaxSteps = 4'000'000;        // evaluated nodes per render
 constexpr int kMaxCallDepth = 64;                // nested macro calls
+constexpr int kMaxEvalDepth = 600;               // nested statements + expressions being evaluated
 constexpr int64_t kMaxRange = 100000;            // jinja2.sandbox.MAX_RANGE
 
 using Type = Value::Type;
@@ -595,6 +596,12 @@ class Renderer {
     frames_.push_back(std::make_shared<Frame>());
   }
 
+  // Namespaces are the only mutable values, so the only way to build a reference cycle (or a
+  // chain of unbounded depth): empty them all when the render ends.
+  ~Renderer() {
+    for (auto& ns : namespaces_) ns->clear();
+  }
+
   std::string run() {
     exec(prog_.body);
     return std::move(out_);
@@ -642,6 +649,7 @@ class Renderer {
 
   Flow exec_node(const Node& n) {
     tick();
+    DepthGuard guard(eval_depth_);
     try {
       switch (n.kind) {
         case NK::Text:
@@ -821,8 +829,20 @@ class Renderer {
   }
 
   // ---- expressions ----
+  struct DepthGuard {
+    int& d;
+    explicit DepthGuard(int& depth) : d(depth) {
+      if (++d > kMaxEvalDepth) {
+        --d;
+        fail("template evaluation nests too deeply (recursion?)");
+      }
+    }
+    ~DepthGuard() { --d; }
+  };
+
   Value eval(const Expr& e) {
     tick();
+    DepthGuard guard(eval_depth_);
     switch (e.kind) {
       case EK::Literal:
         return e.lit;
@@ -1314,6 +1334,8 @@ class Renderer {
   std::string out_;
   uint64_t steps_ = 0;
   int call_depth_ = 0;
+  int eval_depth_ = 0;
+  std::vector<std::shared_ptr<Dict>> namespaces_;
 };
 
 Value Renderer::global(const std::string& name) {
@@ -1335,7 +1357,7 @@ Value Renderer::global(const std::string& name) {
       return Value::string(std::string(buf, n));
     });
   if (name == "namespace" || name == "dict")
-    return Value::function([name](CallArgs& a) -> Value {
+    return Value::function([this, name](CallArgs& a) -> Value {
       Dict d;
       auto put = [&](const std::string& k, const Value& v) {
         if (name == "namespace" && !k.empty() && k[0] == '_')
@@ -1364,7 +1386,10 @@ Value Renderer::global(const std::string& name) {
       }
       for (const auto& [k, v] : a.kw) put(k, v);
       Value out = Value::make_dict(std::move(d));
-      if (name == "namespace") out.type = Type::Namespace;
+      if (name == "namespace") {
+        out.type = Type::Namespace;
+        namespaces_.push_back(out.dict);
+      }
       return out;
     });
   if (name == "range")
