@@ -458,6 +458,7 @@ List iterate(const Value& v) {
     case Type::Undefined:
       return {};
     case Type::List:
+      if (v.lazy && !v.s.empty()) fail(v.s);  // a generator that raises when consumed
       return *v.list;
     case Type::Dict: {
       List out;
@@ -1607,7 +1608,12 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
   if (name == "items") {
     bind(a, {}, name);
     if (v.is_undefined()) return lazy(Value::make_list({}));
-    if (v.type != Type::Dict) fail(fmt::format("items: expected a mapping, got {}", type_name(v)));
+    if (v.type != Type::Dict) {
+      // jinja2's items() is a generator: the error comes only when it is iterated.
+      Value g = lazy(Value::make_list({}));
+      g.s = "Can only get item pairs from a mapping.";
+      return g;
+    }
     CallArgs none;
     return lazy(call_method(v, "items", none));
   }
