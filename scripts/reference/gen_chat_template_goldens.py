@@ -260,6 +260,8 @@ FEATURES = [
     # globals
     ("globals", "{{ range(3)|list }} {{ dict(a=1, b='x') }} {{ namespace(a=1).a }} {{ strftime_now('%Y')|length }}", {}),
     ("globals_raise", "{% if true %}{{ raise_exception('Custom failure: ' ~ 42) }}{% endif %}", {}),
+    ("globals_raise_left_to_right", "{{ raise_exception('left') + raise_exception('right') }}", {}),
+    ("globals_raise_left_to_right_concat", "{{ raise_exception('first') ~ raise_exception('second') }}", {}),
     ("globals_range_limit_error", "{{ range(200000)|length }}", {}),
     # syntax errors
     ("syntax_unclosed_if", "{% if true %}x", {}),

@@ -936,10 +936,14 @@ class Renderer {
         return Value::undefined("the inline if-expression on line " + std::to_string(e.line) +
                                 " evaluated to false and no else section was defined.");
       }
-      case EK::Concat:
-        return check_string(to_str(eval(*e.a)) + to_str(eval(*e.b)));
-      case EK::Binary:
-        return binary(e.name, eval(*e.a), eval(*e.b));
+      case EK::Concat: {  // operands left to right, as Python evaluates them
+        std::string left = to_str(eval(*e.a));
+        return check_string(left + to_str(eval(*e.b)));
+      }
+      case EK::Binary: {
+        Value left = eval(*e.a);
+        return binary(e.name, left, eval(*e.b));
+      }
       case EK::Compare: {
         Value left = eval(*e.a);
         for (const auto& [op, rhs] : e.kwargs) {
