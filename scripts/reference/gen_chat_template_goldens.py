@@ -234,6 +234,8 @@ FEATURES = [
     ("loop_over_none_error", "{% for x in n %}{{ x }}{% endfor %}", D),
     ("loop_else_quirks", "{% for x in [1, 2] %}{% continue %}{% else %}E1{% endfor %}|{% for x in [1, 2] %}{% break %}{% else %}E2{% endfor %}|{% for x in [1, 2] %}{{ x }}{% if x == 2 %}{% break %}{% endif %}{% else %}E3{% endfor %}|{% for x in [1, 2] %}{% if x == 1 %}{% continue %}{% endif %}{{ x }}{% else %}E4{% endfor %}", {}),
     ("generator_semantics", "{{ 'T' if items|selectattr('role', 'eq', 'nobody') else 'F' }} {{ 'T' if []|select else 'F' }} {{ 'T' if []|map('string') else 'F' }} {{ (items|selectattr('role', 'eq', 'user'))[0] is defined }} {{ items|selectattr('x') is sequence }} {{ items|selectattr('x') is iterable }} {{ items|selectattr('x')|first }} {{ items|selectattr('x')|list|length }} {{ 'T' if undefined_z|items else 'F' }} {{ [1, 2]|reverse is sequence }}", D),
+    ("generator_items_of_non_mapping", "{{ 'T' if 3|items else 'F' }} {{ not 'ab'|items }}", {}),
+    ("generator_items_of_non_mapping_error", "{{ 3|items|list }}", {}),
     ("generator_length_error", "{{ items|selectattr('x')|length }}", D),
     ("generator_last_error", "{{ items|selectattr('x')|last }}", D),
     ("printf_format", "{{ '%s-%d' % ('a', 3) }} {{ '%5.2f|%-4s|%03d' % (3.14159, 'ab', 7) }} {{ '%s' % 'solo' }} {{ '100%%' % () }} {{ '%(k)s=%(n)d' % {'k': 'x', 'n': 2} }} {{ '%r' % 'q' }} {{ '%x' % 255 }} {{ '%.2s' % 'abcdef' }}", {}),
@@ -241,6 +243,7 @@ FEATURES = [
     ("indent_non_string_error", "{{ [1]|indent }}", {}),
     ("wordcount", "{{ 'Hello, world! 2.5 x_y'|wordcount }} {{ ''|wordcount }}", {}),
     ("syntax_chained_tests", "{{ 1 is number is true }}", {}),
+    ("tests_chained_after_args", "{{ 4 is divisibleby(2) is true }} {{ 2.5 is even }} {{ 3.0 is odd }} {{ -3 is odd }}", {}),
     # set / namespace / macros
     ("set_basic", "{% set x = 1 %}{% set y, z = 'ab' %}{% set t = 1, 2 %}{{ x }}{{ y }}{{ z }}{{ t }}{% if true %}{% set x = 2 %}{% endif %}{{ x }}", {}),
     ("set_block", "{% set blk %}inner {{ 1 + 1 }}\n{% endset %}[{{ blk }}]{{ blk|length }}", {}),
@@ -257,6 +260,8 @@ FEATURES = [
     # globals
     ("globals", "{{ range(3)|list }} {{ dict(a=1, b='x') }} {{ namespace(a=1).a }} {{ strftime_now('%Y')|length }}", {}),
     ("globals_raise", "{% if true %}{{ raise_exception('Custom failure: ' ~ 42) }}{% endif %}", {}),
+    ("globals_raise_left_to_right", "{{ raise_exception('left') + raise_exception('right') }}", {}),
+    ("globals_raise_left_to_right_concat", "{{ raise_exception('first') ~ raise_exception('second') }}", {}),
     ("globals_range_limit_error", "{{ range(200000)|length }}", {}),
     # syntax errors
     ("syntax_unclosed_if", "{% if true %}x", {}),

@@ -35,6 +35,8 @@ struct Value {
   bool b = false;
   bool tuple = false;  // a List that Python would print as a tuple
   bool lazy = false;   // a List standing for a Python generator (select, map, items, ...)
+  uint16_t depth =
+      0;  // nesting of lists/dicts inside (bounded, so destruction cannot overflow the stack)
   int64_t i = 0;
   double f = 0.0;
   std::string s;  // String text; for Undefined, the error to raise when it is used

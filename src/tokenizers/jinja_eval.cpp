@@ -19,6 +19,7 @@ constexpr size_t kMaxOutput = size_t(64) << 20;  // bytes of rendered text (and 
 constexpr size_t kMaxItems = size_t(1) << 20;    // elements of any one list
 constexpr uint64_t kMaxSteps = 4'000'000;        // evaluated nodes per render
 constexpr int kMaxCallDepth = 64;                // nested macro calls
+constexpr int kMaxEvalDepth = 600;               // nested statements + expressions being evaluated
 constexpr int64_t kMaxRange = 100000;            // jinja2.sandbox.MAX_RANGE
 
 using Type = Value::Type;
@@ -457,6 +458,7 @@ List iterate(const Value& v) {
     case Type::Undefined:
       return {};
     case Type::List:
+      if (v.lazy && !v.s.empty()) fail(v.s);  // a generator that raises when consumed
       return *v.list;
     case Type::Dict: {
       List out;
@@ -595,6 +597,12 @@ class Renderer {
     frames_.push_back(std::make_shared<Frame>());
   }
 
+  // Namespaces are the only mutable values, so the only way to build a reference cycle (or a
+  // chain of unbounded depth): empty them all when the render ends.
+  ~Renderer() {
+    for (auto& ns : namespaces_) ns->clear();
+  }
+
   std::string run() {
     exec(prog_.body);
     return std::move(out_);
@@ -642,6 +650,7 @@ class Renderer {
 
   Flow exec_node(const Node& n) {
     tick();
+    DepthGuard guard(eval_depth_);
     try {
       switch (n.kind) {
         case NK::Text:
@@ -821,8 +830,20 @@ class Renderer {
   }
 
   // ---- expressions ----
+  struct DepthGuard {
+    int& d;
+    explicit DepthGuard(int& depth) : d(depth) {
+      if (++d > kMaxEvalDepth) {
+        --d;
+        fail("template evaluation nests too deeply (recursion?)");
+      }
+    }
+    ~DepthGuard() { --d; }
+  };
+
   Value eval(const Expr& e) {
     tick();
+    DepthGuard guard(eval_depth_);
     switch (e.kind) {
       case EK::Literal:
         return e.lit;
@@ -915,10 +936,14 @@ class Renderer {
         return Value::undefined("the inline if-expression on line " + std::to_string(e.line) +
                                 " evaluated to false and no else section was defined.");
       }
-      case EK::Concat:
-        return check_string(to_str(eval(*e.a)) + to_str(eval(*e.b)));
-      case EK::Binary:
-        return binary(e.name, eval(*e.a), eval(*e.b));
+      case EK::Concat: {  // operands left to right, as Python evaluates them
+        std::string left = to_str(eval(*e.a));
+        return check_string(left + to_str(eval(*e.b)));
+      }
+      case EK::Binary: {
+        Value left = eval(*e.a);
+        return binary(e.name, left, eval(*e.b));
+      }
       case EK::Compare: {
         Value left = eval(*e.a);
         for (const auto& [op, rhs] : e.kwargs) {
@@ -1314,6 +1339,8 @@ class Renderer {
   std::string out_;
   uint64_t steps_ = 0;
   int call_depth_ = 0;
+  int eval_depth_ = 0;
+  std::vector<std::shared_ptr<Dict>> namespaces_;
 };
 
 Value Renderer::global(const std::string& name) {
@@ -1335,7 +1362,7 @@ Value Renderer::global(const std::string& name) {
       return Value::string(std::string(buf, n));
     });
   if (name == "namespace" || name == "dict")
-    return Value::function([name](CallArgs& a) -> Value {
+    return Value::function([this, name](CallArgs& a) -> Value {
       Dict d;
       auto put = [&](const std::string& k, const Value& v) {
         if (name == "namespace" && !k.empty() && k[0] == '_')
@@ -1364,7 +1391,10 @@ Value Renderer::global(const std::string& name) {
       }
       for (const auto& [k, v] : a.kw) put(k, v);
       Value out = Value::make_dict(std::move(d));
-      if (name == "namespace") out.type = Type::Namespace;
+      if (name == "namespace") {
+        out.type = Type::Namespace;
+        namespaces_.push_back(out.dict);
+      }
       return out;
     });
   if (name == "range")
@@ -1582,7 +1612,12 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
   if (name == "items") {
     bind(a, {}, name);
     if (v.is_undefined()) return lazy(Value::make_list({}));
-    if (v.type != Type::Dict) fail(fmt::format("items: expected a mapping, got {}", type_name(v)));
+    if (v.type != Type::Dict) {
+      // jinja2's items() is a generator: the error comes only when it is iterated.
+      Value g = lazy(Value::make_list({}));
+      g.s = "Can only get item pairs from a mapping.";
+      return g;
+    }
     CallArgs none;
     return lazy(call_method(v, "items", none));
   }
@@ -1803,7 +1838,13 @@ bool Renderer::apply_test(const std::string& name, const Value& v, CallArgs& a) 
            v.type == Type::Dict;
   if (name == "callable") return v.type == Type::Function;
   if (name == "odd" || name == "even") {
-    if (!is_intlike(v)) fail(fmt::format("test '{}' needs an integer, got {}", name, type_name(v)));
+    // jinja2: value % 2 == 1 / value % 2 == 0, so floats work too.
+    if (v.type == Type::Float) {
+      double r = std::fmod(v.f, 2.0);
+      if (r < 0) r += 2.0;
+      return name == "odd" ? r == 1.0 : r == 0.0;
+    }
+    if (!is_intlike(v)) fail(fmt::format("test '{}' needs a number, got {}", name, type_name(v)));
     const bool odd = (as_int(v) % 2) != 0;
     return name == "odd" ? odd : !odd;
   }

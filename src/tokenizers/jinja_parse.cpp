@@ -1009,9 +1009,9 @@ class Parser {
         } else if ((n.type == TT::Name && n.s != "else" && n.s != "or" && n.s != "and") ||
                    n.type == TT::String || n.type == TT::Int || n.type == TT::Float || is_op("[") ||
                    is_op("{")) {
+          if (is_name("is")) fail_at(peek(), "You cannot chain multiple tests with is");
           f->items.push_back(parse_postfix(parse_primary()));
         }
-        if (is_name("is")) fail_at(peek(), "You cannot chain multiple tests with is");
         e = std::move(f);
       } else if (is_op("(")) {
         e = parse_call(std::move(e));

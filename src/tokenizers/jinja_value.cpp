@@ -43,17 +43,35 @@ Value Value::string(std::string s) {
   v.s = std::move(s);
   return v;
 }
+namespace {
+constexpr uint16_t kMaxValueDepth = 512;
+uint16_t child_depth(const Value& x) {
+  return x.type == Value::Type::Namespace ? 1 : x.depth;
+}
+uint16_t checked_depth(uint16_t max_child) {
+  if (max_child >= kMaxValueDepth)
+    throw ValueError("chat template: a list or dict nests deeper than 512 levels");
+  return uint16_t(max_child + 1);
+}
+}  // namespace
+
 Value Value::make_list(List l, bool is_tuple) {
   Value v;
   v.type = Type::List;
   v.tuple = is_tuple;
+  uint16_t d = 0;
+  for (const auto& x : l) d = std::max(d, child_depth(x));
+  v.depth = checked_depth(d);
   v.list = std::make_shared<List>(std::move(l));
   return v;
 }
-Value Value::make_dict(Dict d) {
+Value Value::make_dict(Dict dict) {
   Value v;
   v.type = Type::Dict;
-  v.dict = std::make_shared<Dict>(std::move(d));
+  uint16_t d = 0;
+  for (const auto& kv : dict) d = std::max(d, child_depth(kv.second));
+  v.depth = checked_depth(d);
+  v.dict = std::make_shared<Dict>(std::move(dict));
   return v;
 }
 Value Value::function(Function f) {

@@ -139,6 +139,20 @@ TEST(ChatTemplate, BoundsWorkAndNesting) {
   std::string ifs;
   for (int k = 0; k < 5000; ++k) ifs += "{% if true %}";
   EXPECT_THROW(ChatTemplate::parse(ifs), ValueError);
+  // Deep values built by a loop, macro recursion inside nested expressions, namespace cycles.
+  EXPECT_THROW(ChatTemplate::parse("{% set ns = namespace(x=none) %}{% for i in range(5000) %}"
+                                   "{% set ns.x = [ns.x] %}{% endfor %}")
+                   .render(ojson::object()),
+               ValueError);
+  std::string parens = "1";
+  for (int k = 0; k < 60; ++k) parens = "(" + parens + " + f(n - 1)|int)";
+  EXPECT_THROW(ChatTemplate::parse("{% macro f(n) %}{% if n > 0 %}{{ " + parens +
+                                   " }}{% endif %}{% endmacro %}{{ f(60) }}")
+                   .render(ojson::object()),
+               ValueError);
+  EXPECT_EQ(ChatTemplate::parse("{% set ns = namespace(a=1) %}{% set ns.a = [ns] %}ok")
+                .render(ojson::object()),
+            "ok");
   EXPECT_THROW(ChatTemplate::parse("{% set ns = namespace(a=1) %}{% set ns.a = ns %}{{ ns }}")
                    .render(ojson::object()),
                ValueError);
