@@ -232,6 +232,7 @@ DecoderSpec GPT2Model::spec() const {
   s.n_kv_heads = cfg_.n_head;
   s.head_dim = cfg_.head_dim();
   s.max_positions = cfg_.n_positions;
+  s.trained_positions = cfg_.n_positions;
   s.eos_token_ids = cfg_.eos_token_ids;
   s.bos_token_id = cfg_.bos_token_id.value_or(-1);
   s.pad_token_id = cfg_.pad_token_id.value_or(-1);

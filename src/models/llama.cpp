@@ -438,6 +438,7 @@ DecoderSpec LlamaModel::spec() const {
   s.max_positions = cfg_.rope.rope_type == "default" || cfg_.rope.rope_type == "llama3"
                         ? cfg_.max_position_embeddings
                         : 0;
+  s.trained_positions = cfg_.max_position_embeddings;
   s.eos_token_ids = cfg_.eos_token_ids;
   s.bos_token_id = cfg_.bos_token_id.value_or(-1);
   s.pad_token_id = cfg_.pad_token_id.value_or(-1);

@@ -93,7 +93,10 @@ CausalLM load_gguf(const std::string& path) {
 
 }  // namespace
 
-int64_t CausalLM::context_length() const { return model->spec().max_positions; }
+int64_t CausalLM::context_length() const {
+  const models::DecoderSpec s = model->spec();
+  return s.max_positions > 0 ? s.max_positions : s.trained_positions;
+}
 
 CausalLM load_causal_lm(const std::string& path) {
   LMF_CHECK(!path.empty(), ValueError, "no model given: pass --model DIR or --model FILE.gguf");

@@ -78,7 +78,10 @@ struct DecoderSpec {
   int64_t num_layers = 0;
   int64_t n_kv_heads = 0;
   int64_t head_dim = 0;
-  int64_t max_positions = 0;  // max_position_embeddings (n_positions for GPT-2)
+  int64_t max_positions = 0;  // hard limit (n_positions for GPT-2); 0: none (scaled RoPE)
+  // The trained context: config max_position_embeddings (n_positions for GPT-2); the default
+  // window of perplexity and chat's history budget.
+  int64_t trained_positions = 0;
   std::vector<int64_t> eos_token_ids;
   int64_t bos_token_id = -1;  // -1: none
   int64_t pad_token_id = -1;  // -1: none

@@ -24,7 +24,8 @@ struct CausalLM {
   nlohmann::json tokenizer_config;           // special tokens for the template
   std::string source;                        // the path it was loaded from
   std::string format;                        // "hf" or "gguf (Q4_1)" etc.
-  int64_t context_length() const;            // the model's max positions
+  // The model's context: its hard position limit, else (scaled RoPE) its trained length.
+  int64_t context_length() const;
 };
 
 // PATH: a Hugging Face folder (config.json, weights, tokenizer.json) or a GGUF file, dequantized
