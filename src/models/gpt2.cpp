@@ -266,6 +266,8 @@ DecoderOutput GPT2Model::forward(const DecoderInputs& in, const DecoderLabels&) 
   }
   if (in.cache) in.cache->advance(T);
   out.last_hidden_state = ln_f_->forward(h);
+  // transformers 5.x replaces the last layer's entry by the normed last hidden state.
+  if (in.output_hidden_states) out.hidden_states.back() = out.last_hidden_state;
   return out;
 }
 

@@ -476,6 +476,8 @@ DecoderOutput LlamaModel::forward(const DecoderInputs& in, const DecoderLabels&)
   }
   if (in.cache) in.cache->advance(T);
   out.last_hidden_state = norm_->forward(h);
+  // transformers 5.x replaces the last layer's entry by the normed last hidden state.
+  if (in.output_hidden_states) out.hidden_states.back() = out.last_hidden_state;
   return out;
 }
 

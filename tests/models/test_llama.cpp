@@ -69,6 +69,12 @@ TEST_P(LlamaFamily, LogitsWithLeftPaddingMatchTransformers) {
   expect_logits_match(m->forward(golden_inputs(g)).logits, g, GetParam());
   // Without position ids the model makes them as generate() does (cumsum of the mask - 1).
   expect_logits_match(m->forward(golden_inputs(g, false)).logits, g, GetParam() + " default pos");
+  // Hidden states as transformers 5.x: embeddings, each layer, the last one normed.
+  DecoderInputs hs = golden_inputs(g);
+  hs.output_hidden_states = true;
+  const DecoderOutput o = m->forward(hs);
+  ASSERT_EQ(o.hidden_states.size(), 3u);
+  EXPECT_TRUE(o.hidden_states.back().same(o.last_hidden_state));
   // Packed inference weights give the same numbers.
   m->prepare_inference();
   expect_logits_match(m->forward(golden_inputs(g)).logits, g, GetParam() + " prepared");

@@ -69,7 +69,9 @@ struct DecoderOutput {
   Tensor logits;                      // LM [B, T', V]; sequence classification [B, L];
                                       // token classification [B, T, L]
   Tensor last_hidden_state;           // [B, T, H] after the final norm
-  std::vector<Tensor> hidden_states;  // on request: embeddings output, then each layer's output
+  // On request: the embeddings output, then each layer's output, the last one replaced by
+  // last_hidden_state (after the final norm), as transformers 5.x returns them.
+  std::vector<Tensor> hidden_states;
 };
 
 // Shape facts the generation loop needs, read from the family's config.
