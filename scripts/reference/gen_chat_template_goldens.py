@@ -236,6 +236,8 @@ FEATURES = [
     ("generator_semantics", "{{ 'T' if items|selectattr('role', 'eq', 'nobody') else 'F' }} {{ 'T' if []|select else 'F' }} {{ 'T' if []|map('string') else 'F' }} {{ (items|selectattr('role', 'eq', 'user'))[0] is defined }} {{ items|selectattr('x') is sequence }} {{ items|selectattr('x') is iterable }} {{ items|selectattr('x')|first }} {{ items|selectattr('x')|list|length }} {{ 'T' if undefined_z|items else 'F' }} {{ [1, 2]|reverse is sequence }}", D),
     ("generator_items_of_non_mapping", "{{ 'T' if 3|items else 'F' }} {{ not 'ab'|items }}", {}),
     ("generator_items_of_non_mapping_error", "{{ 3|items|list }}", {}),
+    ("generator_over_non_iterable", "{{ 'T' if 3|select else 'F' }} {{ 'T' if none|map('string') else 'F' }} {{ 'T' if 2.5|unique else 'F' }} {{ 4.0 is divisibleby 2 }} {{ 4.5 is divisibleby 2 }}", {}),
+    ("generator_over_non_iterable_error", "{{ 3|select|list }}", {}),
     ("generator_length_error", "{{ items|selectattr('x')|length }}", D),
     ("generator_last_error", "{{ items|selectattr('x')|last }}", D),
     ("printf_format", "{{ '%s-%d' % ('a', 3) }} {{ '%5.2f|%-4s|%03d' % (3.14159, 'ab', 7) }} {{ '%s' % 'solo' }} {{ '100%%' % () }} {{ '%(k)s=%(n)d' % {'k': 'x', 'n': 2} }} {{ '%r' % 'q' }} {{ '%x' % 255 }} {{ '%.2s' % 'abcdef' }}", {}),

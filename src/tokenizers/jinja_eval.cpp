@@ -36,6 +36,18 @@ Value lazy(Value v) {
   return v;
 }
 
+bool iterable_type(const Value& v) {
+  return v.type == Type::Undefined || v.type == Type::List || v.type == Type::Dict ||
+         v.type == Type::String;
+}
+
+// A generator over a non-iterable: always true, raises when consumed (as jinja2's select/map).
+Value poisoned(const Value& v) {
+  Value g = lazy(Value::make_list({}));
+  g.s = fmt::format("'{}' object is not iterable", type_name(v));
+  return g;
+}
+
 bool truthy(const Value& v) {
   switch (v.type) {
     case Type::Undefined:
@@ -1656,6 +1668,7 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
       targs.kw = a.kw;
     }
     List out;
+    if (!iterable_type(v)) return poisoned(v);  // jinja2 fails only when consumed
     for (const auto& x : iterate(v)) {
       const Value item = by_attr ? attr_path(x, attr) : x;
       CallArgs ta = targs;
@@ -1675,6 +1688,7 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
     }
     List out;
     if (attribute) {
+      if (!iterable_type(v)) return poisoned(v);  // jinja2 fails only when consumed
       for (const auto& x : iterate(v)) {
         Value r = attr_path(x, to_str(*attribute));
         if (r.is_undefined() && dflt) r = *dflt;
@@ -1687,6 +1701,7 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
     CallArgs fargs;
     fargs.pos.assign(a.pos.begin() + 1, a.pos.end());
     fargs.kw = a.kw;
+    if (!iterable_type(v)) return poisoned(v);  // jinja2 fails only when consumed
     for (const auto& x : iterate(v)) {
       CallArgs fa = fargs;
       out.push_back(apply_filter(filter, x, fa));
@@ -1697,6 +1712,7 @@ Value Renderer::apply_filter(const std::string& name, const Value& v, CallArgs& 
     auto b = bind(a, {"case_sensitive", "attribute"}, name);
     const bool cs = b[0] && truthy(*b[0]);
     List out, seen;
+    if (!iterable_type(v)) return poisoned(v);  // jinja2 fails only when consumed
     for (const auto& x : iterate(v)) {
       Value key = b[1] ? attr_path(x, to_str(*b[1])) : x;
       if (!cs && key.is_string()) key = Value::string(map_case(key.s, 0));
@@ -1849,11 +1865,13 @@ bool Renderer::apply_test(const std::string& name, const Value& v, CallArgs& a) 
     return name == "odd" ? odd : !odd;
   }
   if (name == "divisibleby") {
-    const Value& d = arg1();
-    if (!is_intlike(v) || !is_intlike(d)) fail("divisibleby needs integers");
-    if (as_int(d) == 0) fail("integer division or modulo by zero");
-    if (as_int(d) == -1) return true;
-    return as_int(v) % as_int(d) == 0;
+    const Value& d = arg1();  // jinja2: value % num == 0
+    if (!v.is_number() || !d.is_number())
+      fail(fmt::format("unsupported operand type(s) for %: '{}' and '{}'", type_name(v),
+                       type_name(d)));
+    if (as_double(d) == 0) fail("integer division or modulo by zero");
+    if (is_intlike(v) && is_intlike(d)) return as_int(d) == -1 || as_int(v) % as_int(d) == 0;
+    return std::fmod(as_double(v), as_double(d)) == 0;
   }
   if (name == "eq" || name == "equalto" || name == "==") return py_eq(v, arg1());
   if (name == "ne" || name == "!=") return !py_eq(v, arg1());
