@@ -55,7 +55,10 @@ def prepare(threads):
     if not os.path.exists(ids_path):
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(hf_dir)
-        text = open(os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare", "input.txt")).read()
+        cands = [os.environ.get("LMF_PROMPT_TEXT", ""),
+                 os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare", "input.txt"),
+                 "/work/shared/data/tinyshakespeare/input.txt"]
+        text = open(next(c for c in cands if c and os.path.exists(c))).read()
         ids = tok(text[:20000])["input_ids"][:PROMPT_LEN]
         assert len(ids) == PROMPT_LEN
         json.dump(ids, open(ids_path, "w"))

@@ -36,6 +36,13 @@ void gemm(const GemmDesc& d, const void* a, const void* b, const void* bias, voi
 int64_t small_gemm_max_m();
 void set_small_gemm_max_m(int64_t m);
 inline constexpr int64_t kSmallGemmParallelWork = int64_t{1} << 20;  // m*n*k for two threads
+// ... or n*k weights: a matrix-vector product streams its weights from memory, and one core
+// reaches only about half the machine's read bandwidth (decoding: every layer's GEMV is
+// 110k-900k weights, 0.4-3.5 MB, far above the fork/join cost).
+inline constexpr int64_t kSmallGemmParallelWeights = int64_t{1} << 16;
+inline bool small_gemm_parallel(int64_t m, int64_t n, int64_t k) {
+  return m * n * k >= kSmallGemmParallelWork || n * k >= kSmallGemmParallelWeights;
+}
 bool gemm_small_applies(const GemmDesc& d);
 void gemm_small(const GemmDesc& d, const float* a, const float* w, const float* bias, float* c);
 

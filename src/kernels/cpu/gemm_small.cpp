@@ -329,9 +329,8 @@ bool gemm_small_applies(const GemmDesc& d) {
 void gemm_small(const GemmDesc& d, const float* a, const float* w, const float* bias, float* c) {
   const int64_t tiles = (d.n + kNr - 1) / kNr;
   // Two threads pay off once each has a few tens of microseconds of work.
-  const int64_t work = d.m * d.n * d.k;
   const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), tiles));
-  if (nt <= 1 || work < kSmallGemmParallelWork) {
+  if (nt <= 1 || !small_gemm_parallel(d.m, d.n, d.k)) {
     run_columns(d.m, 0, d.n, d.k, a, d.a_rs, w, d.b_cs, d.has_bias ? bias : nullptr, c, d.c_rs,
                 d.act);
     return;
@@ -373,7 +372,7 @@ void gemm_packed_f32(int64_t m, int64_t n, int64_t k, const float* a, int64_t ld
                      const float* packed, const float* bias, GemmAct act, float* c, int64_t ldc) {
   const int64_t panels = panel_count(n);
   const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), panels));
-  if (nt <= 1 || m * n * k < kSmallGemmParallelWork) {
+  if (nt <= 1 || !small_gemm_parallel(m, n, k)) {
     run_panels(m, n, k, 0, panels, a, lda, packed, bias, act, c, ldc);
     return;
   }
