@@ -69,12 +69,22 @@ Shape broadcast_strides(const Tensor& t, const Shape& shape) {
 
 namespace {
 
-// Freed CPU blocks of at least kLargeBlock bytes are kept (kCacheLimit bytes in all) and handed
+// Freed CPU blocks of at least kLargeBlock bytes are kept (1 GiB, or LMFORGE_BLOCK_CACHE_MB) and handed
 // out again for requests of the same or a slightly smaller size. Op outputs are allocated and
 // freed constantly, and fresh memory is page-faulted in 4 KiB at a time: measured here, a new
 // 19-48 MB GEMM output cost 8-20 ms against a 50-110 ms GEMM.
 constexpr size_t kLargeBlock = size_t{1} << 20;
-constexpr size_t kCacheLimit = size_t{1} << 30;
+// LMFORGE_BLOCK_CACHE_MB overrides the 1 GiB (0: no cache, every block goes back to malloc).
+size_t cache_limit() {
+  static const size_t limit = [] {
+    const char* env = std::getenv("LMFORGE_BLOCK_CACHE_MB");
+    if (env == nullptr || *env == '\0') return size_t{1} << 30;
+    char* end = nullptr;
+    const unsigned long long mb = std::strtoull(env, &end, 10);
+    return end != nullptr && *end == '\0' ? static_cast<size_t>(mb) << 20 : size_t{1} << 30;
+  }();
+  return limit;
+}
 
 class LargeBlockCache {
  public:
@@ -101,7 +111,7 @@ class LargeBlockCache {
       std::lock_guard<std::mutex> lock(mu_);
       blocks_.emplace(capacity, p);
       bytes_ += capacity;
-      while (bytes_ > kCacheLimit) {
+      while (bytes_ > cache_limit()) {
         auto last = std::prev(blocks_.end());
         bytes_ -= last->first;
         evicted.push_back(last->second);
