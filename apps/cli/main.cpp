@@ -93,7 +93,9 @@ int main(int argc, char** argv) {
       "  LMFORGE_PACKED_GEMM_M  inputs of up to this many tokens (default 128) run the Linear\n"
       "                         layers on a packed copy of their weights made on first use:\n"
       "                         faster small batches, one more copy of the weights in memory;\n"
-      "                         0 turns it off\n",
+      "                         0 turns it off\n"
+      "  LMFORGE_BLOCK_CACHE_MB freed blocks of 1 MiB and more are kept for reuse up to this\n"
+      "                         many MiB (default 1024; 0 returns them to the system at once)\n",
       "lmforge"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lmforge 0.1.0");
