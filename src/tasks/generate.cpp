@@ -70,6 +70,28 @@ Tensor forward_last(const models::DecoderModel& model, const std::vector<int64_t
   return out.logits.select(1, out.logits.size(1) - 1).to(DType::f32).contiguous().clone();
 }
 
+// The prompt's forward pass in pieces of at most `chunk` positions (0: one piece) through the
+// cache, as llama.cpp's micro-batches: smaller GEMMs run faster here and keep oneDNN's working
+// memory small (a 512-row prefill of SmolLM2 took ~350 MB more peak memory than a 256-row one).
+// Returns the last position's logits, as forward_last.
+Tensor prefill(const models::DecoderModel& model, const std::vector<int64_t>& ids, int64_t rows,
+               int64_t L, const std::vector<int64_t>& mask, int64_t chunk, models::KVCache& cache) {
+  if (chunk <= 0 || L <= chunk) return forward_last(model, ids, rows, L, mask, L, cache);
+  Tensor logits;
+  for (int64_t c0 = 0; c0 < L; c0 += chunk) {
+    const int64_t T = std::min(chunk, L - c0), total = c0 + T;
+    std::vector<int64_t> part, part_mask;
+    part.reserve(rows * T);
+    for (int64_t r = 0; r < rows; ++r) {
+      part.insert(part.end(), ids.begin() + r * L + c0, ids.begin() + r * L + total);
+      if (!mask.empty())
+        part_mask.insert(part_mask.end(), mask.begin() + r * L, mask.begin() + r * L + total);
+    }
+    logits = forward_last(model, part, rows, T, part_mask, total, cache);
+  }
+  return logits;
+}
+
 // Draws one index with probability softmax(scores) (-inf never), as torch.multinomial on probs.
 int64_t sample_row(const float* x, int64_t n, Generator& gen) {
   float mx = -std::numeric_limits<float>::infinity();
@@ -252,7 +274,7 @@ GenerationResult sample_search(const models::DecoderModel& model, const Generati
 
   NoGradGuard no_grad;
   auto t0 = Clock::now();
-  Tensor logits = forward_last(model, ids, rows, L, mask, L, cache);
+  Tensor logits = prefill(model, ids, rows, L, mask, opt.prefill_chunk, cache);
   res.stats.prefill_seconds = seconds_since(t0);
   res.stats.prompt_tokens = rows * L;
   auto t1 = Clock::now();
@@ -353,7 +375,7 @@ GenerationResult beam_search(const models::DecoderModel& model, const Generation
 
   NoGradGuard no_grad;
   auto t0 = Clock::now();
-  Tensor logits = forward_last(model, ids, rows, L, mask, L, cache);
+  Tensor logits = prefill(model, ids, rows, L, mask, opt.prefill_chunk, cache);
   res.stats.prefill_seconds = seconds_since(t0);
   res.stats.prompt_tokens = rows * L;
   auto t1 = Clock::now();

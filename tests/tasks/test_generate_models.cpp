@@ -56,17 +56,23 @@ TEST(GenerateGoldens, TinyCheckpointsMatchTransformersGenerate) {
     if (!m) m = load_decoder(dir, name);
     const auto cfg = tasks::GenerationConfig::from_json(c["config"]);
     const auto prompts = c["prompts"].get<std::vector<std::vector<int64_t>>>();
-    const auto r = tasks::generate(*m, prompts, cfg);
-    const auto& want = c["sequences"];
-    ASSERT_EQ(r.sequences.size(), want.size()) << c["name"];
-    for (size_t i = 0; i < want.size(); ++i) {
-      EXPECT_EQ(r.sequences[i].output_ids, want[i]["output_ids"].get<std::vector<int64_t>>())
-          << c["name"] << " sequence " << i;
-      if (want[i].contains("score")) {
-        ASSERT_TRUE(r.sequences[i].score);
-        const double w = want[i]["score"];
-        EXPECT_NEAR(*r.sequences[i].score, w, 1e-3 * std::max(1.0, std::fabs(w)))
-            << c["name"] << " " << i;
+    // The default prompt pass, and the prompt in pieces of 3 positions through the cache
+    // (chunked prefill, left padding included): the same tokens as transformers either way.
+    for (int64_t chunk : {int64_t{256}, int64_t{3}}) {
+      tasks::GenerateOptions opt;
+      opt.prefill_chunk = chunk;
+      const auto r = tasks::generate(*m, prompts, cfg, opt);
+      const auto& want = c["sequences"];
+      ASSERT_EQ(r.sequences.size(), want.size()) << c["name"];
+      for (size_t i = 0; i < want.size(); ++i) {
+        EXPECT_EQ(r.sequences[i].output_ids, want[i]["output_ids"].get<std::vector<int64_t>>())
+            << c["name"] << " sequence " << i << " prefill chunk " << chunk;
+        if (want[i].contains("score")) {
+          ASSERT_TRUE(r.sequences[i].score);
+          const double w = want[i]["score"];
+          EXPECT_NEAR(*r.sequences[i].score, w, 1e-3 * std::max(1.0, std::fabs(w)))
+              << c["name"] << " " << i << " prefill chunk " << chunk;
+        }
       }
     }
     ++checked;

@@ -143,6 +143,9 @@ struct GenerateOptions {
   // A prompt longer than the model's context: false -> ValueError; true -> keep its last tokens
   // (room left for max_new_tokens, at least one).
   bool truncate_left = false;
+  // The prompt runs through the model in pieces of at most this many positions (0: at once),
+  // like llama.cpp's micro-batches: faster and with less peak memory on long prompts.
+  int64_t prefill_chunk = 256;
 };
 
 struct GeneratedSequence {
