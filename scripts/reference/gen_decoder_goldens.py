@@ -38,10 +38,10 @@ S = 10  # sequence length (row 0 has 3 padding positions)
 KEEP = 128  # vocabulary columns stored
 
 LLAMA_TINY = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=96,
                   initializer_range=0.1, pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS)
 MODELS = {
-    "gpt2": ("gpt2", dict(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=32,
+    "gpt2": ("gpt2", dict(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=96,
                           initializer_range=0.1, pad_token_id=PAD, bos_token_id=BOS,
                           eos_token_id=EOS, scale_attn_by_inverse_layer_idx=True),
              ["transformer.h.0.attn.c_attn.weight", "transformer.h.1.mlp.c_fc.weight",

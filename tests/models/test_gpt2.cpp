@@ -171,15 +171,17 @@ TEST(Gpt2, OldAttentionBuffersAreNotWeightsAndBadInputIsClear) {
             m->parameter("transformer.wte.weight").data_ptr());
   NoGradGuard ng;
   DecoderInputs in;
-  std::vector<int64_t> ids(33, 5);
-  in.input_ids = Tensor::from_vector(ids, {1, 33});
+  const int64_t P = m->spec().max_positions;  // the fixture's n_positions
+  std::vector<int64_t> ids(P + 1, 5);
+  in.input_ids = Tensor::from_vector(ids, {1, P + 1});
   try {
     m->forward(in);
     ADD_FAILURE() << "a prompt longer than n_positions accepted";
   } catch (const ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find("n_positions = 32"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("n_positions = " + std::to_string(P)), std::string::npos)
+        << e.what();
   }
-  EXPECT_THROW(m->make_cache(1, 33), ValueError);
+  EXPECT_THROW(m->make_cache(1, P + 1), ValueError);
   EXPECT_THROW(GPT2Config::from_json(R"({"model_type": "gpt2", "n_embd": 30, "n_head": 4})"),
                ValueError);
   EXPECT_THROW(GPT2Config::from_json(R"({"model_type": "gpt2", "activation_function": "nope"})"),

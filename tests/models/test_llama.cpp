@@ -236,7 +236,7 @@ TEST(Llama, BadConfigsAndInputsAreClearErrors) {
     EXPECT_NE(std::string(e.what()).find("model.norm.weight"), std::string::npos) << e.what();
   }
   // A cache longer than the model's positions, a cache too small, a mask of the wrong length.
-  EXPECT_THROW(m->make_cache(1, 65), ValueError);
+  EXPECT_THROW(m->make_cache(1, m->spec().max_positions + 1), ValueError);
   KVCache small = m->make_cache(1, 4);
   DecoderInputs in;
   in.input_ids = Tensor::from_vector<int64_t>({5, 6, 7, 8, 9}, {1, 5});
