@@ -66,25 +66,29 @@ Tensor permute_rows(const Tensor& w, int64_t n_head, bool to_hf, const std::stri
 
 // ---- GGUF -> HF -------------------------------------------------------------------------------
 
-// The HF name of a llama GGUF tensor (transformers' get_gguf_hf_weights_map for llama), or empty.
+// llama's tensor names: (GGUF, HF) for the whole-model tensors and for the parts of layer N
+// (blk.N.<gguf> <-> model.layers.N.<hf>), as transformers' get_gguf_hf_weights_map and
+// llama.cpp's convert_hf_to_gguf.py map them. Both conversion directions read these tables.
+constexpr std::pair<const char*, const char*> kTopNames[] = {
+    {"token_embd.weight", "model.embed_tokens.weight"},
+    {"output_norm.weight", "model.norm.weight"},
+    {"output.weight", "lm_head.weight"}};
+constexpr std::pair<const char*, const char*> kLayerNames[] = {
+    {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"},
+    {"attn_q", "self_attn.q_proj"},   {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},   {"attn_output", "self_attn.o_proj"},
+    {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},
+    {"ffn_down", "mlp.down_proj"}};
+
+// The HF name of a llama GGUF tensor, or empty.
 std::string hf_tensor_name(const std::string& g) {
-  static const std::pair<const char*, const char*> top[] = {
-      {"token_embd.weight", "model.embed_tokens.weight"},
-      {"output_norm.weight", "model.norm.weight"},
-      {"output.weight", "lm_head.weight"}};
-  for (const auto& [a, b] : top)
-    if (g == a) return b;
-  static const std::pair<const char*, const char*> layer[] = {
-      {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"},
-      {"attn_q", "self_attn.q_proj"},   {"attn_k", "self_attn.k_proj"},
-      {"attn_v", "self_attn.v_proj"},   {"attn_output", "self_attn.o_proj"},
-      {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},
-      {"ffn_down", "mlp.down_proj"}};
+  for (const auto& [gguf, hf] : kTopNames)
+    if (g == gguf) return hf;
   static const std::regex re(R"(blk\.(\d+)\.([a-z_]+)\.(weight|bias))");
   std::smatch m;
   if (!std::regex_match(g, m, re)) return {};
-  for (const auto& [a, b] : layer)
-    if (m[2] == a) return "model.layers." + m[1].str() + "." + b + "." + m[3].str();
+  for (const auto& [gguf, hf] : kLayerNames)
+    if (m[2] == gguf) return "model.layers." + m[1].str() + "." + hf + "." + m[3].str();
   return {};
 }
 
@@ -696,24 +700,15 @@ void write_hf_folder(const HfFromGguf& hf, const std::string& dir) {
 
 namespace {
 
-std::string gguf_tensor_name(const std::string& hf) {
-  static const std::pair<const char*, const char*> top[] = {
-      {"model.embed_tokens.weight", "token_embd.weight"},
-      {"model.norm.weight", "output_norm.weight"},
-      {"lm_head.weight", "output.weight"}};
-  for (const auto& [a, b] : top)
-    if (hf == a) return b;
-  static const std::pair<const char*, const char*> layer[] = {
-      {"input_layernorm", "attn_norm"}, {"post_attention_layernorm", "ffn_norm"},
-      {"self_attn.q_proj", "attn_q"},   {"self_attn.k_proj", "attn_k"},
-      {"self_attn.v_proj", "attn_v"},   {"self_attn.o_proj", "attn_output"},
-      {"mlp.gate_proj", "ffn_gate"},    {"mlp.up_proj", "ffn_up"},
-      {"mlp.down_proj", "ffn_down"}};
+// The GGUF name of a llama HF tensor, or empty.
+std::string gguf_tensor_name(const std::string& name) {
+  for (const auto& [gguf, hf] : kTopNames)
+    if (name == hf) return gguf;
   static const std::regex re(R"(model\.layers\.(\d+)\.(.+)\.(weight|bias))");
   std::smatch m;
-  if (!std::regex_match(hf, m, re)) return {};
-  for (const auto& [a, b] : layer)
-    if (m[2] == a) return "blk." + m[1].str() + "." + b + "." + m[3].str();
+  if (!std::regex_match(name, m, re)) return {};
+  for (const auto& [gguf, hf] : kLayerNames)
+    if (m[2] == hf) return "blk." + m[1].str() + "." + gguf + "." + m[3].str();
   return {};
 }
 
