@@ -23,6 +23,14 @@ void ConfigReader::get(const char* key, int64_t& v) const {
     v = x->get<int64_t>();
   }
 }
+void ConfigReader::get_activation(const char* key, std::string& v) const {
+  get(key, v);
+  try {
+    parse_activation(v);
+  } catch (const ValueError& e) {
+    fail<ValueError>("{}: '{}': {}", origin, key, e.what());
+  }
+}
 void ConfigReader::get(const char* key, double& v) const {
   if (const json* x = find(key)) {
     if (!x->is_number()) bad(key, "a number");

@@ -29,6 +29,9 @@ struct ConfigReader {
   void get(const char* key, bool& v) const;
   void get(const char* key, std::string& v) const;
   void get(const char* key, std::optional<int64_t>& v) const;  // null/absent: none
+  // A string naming an HF activation ("gelu_new", "silu", ...); ValueError naming the key and
+  // the supported names otherwise.
+  void get_activation(const char* key, std::string& v) const;
 };
 
 // Labels, eos ids and unmodelled keys that every decoder config carries the same way.

@@ -68,12 +68,7 @@ GPT2Config GPT2Config::from_json(const std::string& text, const std::string& ori
             "{}: vocab_size, n_positions, n_embd, n_layer, n_head must be positive and n_embd a "
             "multiple of n_head (got n_embd {}, n_head {})",
             origin, c.n_embd, c.n_head);
-  r.get("activation_function", c.activation_function);
-  try {
-    parse_activation(c.activation_function);
-  } catch (const ValueError& e) {
-    fail<ValueError>("{}: 'activation_function': {}", origin, e.what());
-  }
+  r.get_activation("activation_function", c.activation_function);
   r.get("resid_pdrop", c.resid_pdrop);
   r.get("embd_pdrop", c.embd_pdrop);
   r.get("attn_pdrop", c.attn_pdrop);

@@ -192,12 +192,7 @@ LlamaConfig LlamaConfig::from_json(const std::string& text, const std::string& o
             c.num_key_value_heads, c.num_attention_heads);
   LMF_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0, ValueError,
             "{}: head_dim {} must be positive and even (rotary embedding)", origin, c.head_dim);
-  r.get("hidden_act", c.hidden_act);
-  try {
-    parse_activation(c.hidden_act);
-  } catch (const ValueError& e) {
-    fail<ValueError>("{}: 'hidden_act': {}", origin, e.what());
-  }
+  r.get_activation("hidden_act", c.hidden_act);
   r.get("max_position_embeddings", c.max_position_embeddings);
   r.get("initializer_range", c.initializer_range);
   r.get("rms_norm_eps", c.rms_norm_eps);
