@@ -136,6 +136,30 @@ struct Setup {
   bool padded = false;
 };
 
+// The batch's rows, `per_prompt` copies of each prompt (return sequences or beams) left-padded
+// to L: the token rows, the pads per row, and the flat ids [rows, L] / mask (empty when nothing
+// is padded) the prefill takes.
+struct PromptRows {
+  TokenRows seqs;
+  std::vector<int64_t> pad_len, ids, mask;
+};
+PromptRows prompt_rows(const Setup& s, int64_t per_prompt) {
+  const int64_t rows = s.B * per_prompt;
+  PromptRows p;
+  p.seqs.resize(rows);
+  p.pad_len.resize(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto& prompt = s.prompts[r / per_prompt];
+    p.pad_len[r] = s.pad_len[r / per_prompt];
+    p.seqs[r].assign(p.pad_len[r], s.pad);
+    p.seqs[r].insert(p.seqs[r].end(), prompt.begin(), prompt.end());
+    p.ids.insert(p.ids.end(), p.seqs[r].begin(), p.seqs[r].end());
+    if (s.padded)
+      for (int64_t i = 0; i < s.L; ++i) p.mask.push_back(i < p.pad_len[r] ? 0 : 1);
+  }
+  return p;
+}
+
 }  // namespace
 
 double GenerationStats::prefill_tokens_per_second() const {
@@ -249,17 +273,11 @@ GenerationResult sample_search(const models::DecoderModel& model, const Generati
   res.stats.cache_bytes = cache.bytes();
   res.stats.cache_capacity = cache.capacity();
 
-  TokenRows seqs(rows);
-  std::vector<int64_t> pad_len(rows), mask, ids;
-  for (int64_t r = 0; r < rows; ++r) {
-    const auto& p = s.prompts[r / nrs];
-    pad_len[r] = s.pad_len[r / nrs];
-    seqs[r].assign(pad_len[r], s.pad);
-    seqs[r].insert(seqs[r].end(), p.begin(), p.end());
-    ids.insert(ids.end(), seqs[r].begin(), seqs[r].end());
-    if (s.padded)
-      for (int64_t i = 0; i < L; ++i) mask.push_back(i < pad_len[r] ? 0 : 1);
-  }
+  PromptRows pr = prompt_rows(s, nrs);
+  TokenRows& seqs = pr.seqs;
+  const std::vector<int64_t>& pad_len = pr.pad_len;
+  std::vector<int64_t>& mask = pr.mask;  // grows by one column per step
+  const std::vector<int64_t>& ids = pr.ids;
   const LogitsProcessorList procs = build_logits_processors(cfg, L, pad_len);
   Generator gen(cfg.seed ? *cfg.seed : std::random_device{}());
 
@@ -351,21 +369,17 @@ GenerationResult beam_search(const models::DecoderModel& model, const Generation
   res.stats.cache_bytes = cache.bytes();
   res.stats.cache_capacity = cache.capacity();
 
-  TokenRows run_seq(rows), fin_seq(rows);
+  PromptRows pr = prompt_rows(s, nb);
+  TokenRows& run_seq = pr.seqs;
+  TokenRows fin_seq(rows);
   std::vector<std::vector<int64_t>> run_bidx(rows), fin_bidx(rows);
   std::vector<float> run_scores(rows, 0.0f), fin_scores(rows, kBig);
   std::vector<char> is_fin(rows, 0), unsat(B, 1);
-  std::vector<int64_t> pad_len(rows), mask, ids;
-  for (int64_t r = 0; r < rows; ++r) {
-    pad_len[r] = s.pad_len[r / nb];
-    run_seq[r].assign(pad_len[r], s.pad);
-    const auto& p = s.prompts[r / nb];
-    run_seq[r].insert(run_seq[r].end(), p.begin(), p.end());
-    ids.insert(ids.end(), run_seq[r].begin(), run_seq[r].end());
-    if (r % nb) run_scores[r] = kBig;
-    if (s.padded)
-      for (int64_t i = 0; i < L; ++i) mask.push_back(i < pad_len[r] ? 0 : 1);
-  }
+  const std::vector<int64_t>& pad_len = pr.pad_len;
+  std::vector<int64_t>& mask = pr.mask;  // grows by one column per step
+  const std::vector<int64_t>& ids = pr.ids;
+  for (int64_t r = 0; r < rows; ++r)
+    if (r % nb) run_scores[r] = kBig;  // only the first beam of a prompt starts live
   fin_seq = run_seq;
   const LogitsProcessorList procs = build_logits_processors(cfg, L, pad_len);
   Generator gen(cfg.seed ? *cfg.seed : std::random_device{}());
