@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "../src/kernels/cpu/gemm.h"
@@ -37,9 +38,18 @@ int main(int argc, char** argv) {
     int64_t n, k;
     lmf::Activation act;
   };
-  const Shape shapes[] = {{384, 384, lmf::Activation::none},   {1536, 384, lmf::Activation::gelu},
-                          {384, 1536, lmf::Activation::none},  {768, 768, lmf::Activation::none},
-                          {3072, 768, lmf::Activation::gelu},  {768, 3072, lmf::Activation::none}};
+  // BERT shapes (MiniLM, BERT-base) or, with LMF_BENCH_SHAPES=smollm2, SmolLM2-135M's.
+  const std::vector<Shape> bert = {
+      {384, 384, lmf::Activation::none},  {1536, 384, lmf::Activation::gelu},
+      {384, 1536, lmf::Activation::none}, {768, 768, lmf::Activation::none},
+      {3072, 768, lmf::Activation::gelu}, {768, 3072, lmf::Activation::none}};
+  const std::vector<Shape> smollm2 = {{576, 576, lmf::Activation::none},
+                                      {192, 576, lmf::Activation::none},
+                                      {1536, 576, lmf::Activation::none},
+                                      {576, 1536, lmf::Activation::none},
+                                      {49152, 576, lmf::Activation::none}};
+  const char* which = std::getenv("LMF_BENCH_SHAPES");
+  const std::vector<Shape>& shapes = which && std::string(which) == "smollm2" ? smollm2 : bert;
   lmf::NoGradGuard no_grad;
   // Row counts: argv[2..] or batch-1 inference sizes.
   std::vector<int64_t> ms;
@@ -58,8 +68,8 @@ int main(int argc, char** argv) {
       const lmf::Tensor packed = lmf::Tensor::empty({lmf::cpu::packed_floats(s.n, s.k)});
       lmf::cpu::pack_weight_f32(w.data<float>(), s.n, s.k, s.k, packed.data<float>());
       lmf::Tensor y = lmf::Tensor::empty({m, s.n});
-      const auto gact = s.act == lmf::Activation::gelu ? lmf::cpu::GemmAct::gelu_erf
-                                                       : lmf::cpu::GemmAct::none;
+      const auto gact =
+          s.act == lmf::Activation::gelu ? lmf::cpu::GemmAct::gelu_erf : lmf::cpu::GemmAct::none;
       // Enough calls per sample for ~20 ms of work.
       const double flops = 2.0 * static_cast<double>(m * s.n * s.k);
       const int calls = std::max(3, static_cast<int>(20e-3 * 50e9 / flops));
@@ -81,9 +91,8 @@ int main(int argc, char** argv) {
           cpu[path].push_back((cpu_s() - c0) / calls);
         }
       }
-      std::printf("%5lld %5lld %5lld %5s |", static_cast<long long>(m),
-                  static_cast<long long>(s.n), static_cast<long long>(s.k),
-                  s.act == lmf::Activation::gelu ? "gelu" : "-");
+      std::printf("%5lld %5lld %5lld %5s |", static_cast<long long>(m), static_cast<long long>(s.n),
+                  static_cast<long long>(s.k), s.act == lmf::Activation::gelu ? "gelu" : "-");
       for (int path = 0; path < 3; ++path)
         std::printf(" %14.1f %8.1f |", flops / median(wall[path]) * 1e-9, median(cpu[path]) * 1e6);
       std::printf(" %5.2fx %5.2fx\n", median(wall[0]) / median(wall[1]),

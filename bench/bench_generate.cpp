@@ -23,15 +23,21 @@ int main(int argc, char** argv) {
   int64_t new_tokens = 128, batch = 1, prompt_len = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--model") model = v;
-    else if (a == "--prompt-ids") ids_path = v;
-    else if (a == "--new-tokens") new_tokens = std::stoll(v);
-    else if (a == "--batch") batch = std::stoll(v);
-    else if (a == "--prompt-len") prompt_len = std::stoll(v);
+    if (a == "--model")
+      model = v;
+    else if (a == "--prompt-ids")
+      ids_path = v;
+    else if (a == "--new-tokens")
+      new_tokens = std::stoll(v);
+    else if (a == "--batch")
+      batch = std::stoll(v);
+    else if (a == "--prompt-len")
+      prompt_len = std::stoll(v);
   }
   if (model.empty() || ids_path.empty()) {
-    std::fprintf(stderr, "usage: bench_generate --model PATH --prompt-ids ids.json "
-                         "[--new-tokens N] [--batch B] [--prompt-len L]\n");
+    std::fprintf(stderr,
+                 "usage: bench_generate --model PATH --prompt-ids ids.json "
+                 "[--new-tokens N] [--batch B] [--prompt-len L]\n");
     return 2;
   }
   try {
@@ -60,6 +66,16 @@ int main(int argc, char** argv) {
     const auto [tn, sn] = run(new_tokens);
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
+    // Where the resident memory is now: anonymous (heap, packed weights, cache) vs file-backed
+    // (mapped weights, code), from /proc/self/status (Linux; zeros elsewhere).
+    double rss_anon_mb = 0, rss_file_mb = 0;
+    {
+      std::ifstream st("/proc/self/status");
+      for (std::string line; std::getline(st, line);) {
+        if (line.rfind("RssAnon:", 0) == 0) rss_anon_mb = std::stod(line.substr(8)) / 1024.0;
+        if (line.rfind("RssFile:", 0) == 0) rss_file_mb = std::stod(line.substr(8)) / 1024.0;
+      }
+    }
     nlohmann::json j{{"prefill_s", t1},
                      {"total_s", tn},
                      {"prompt_tokens", ids.size()},
@@ -69,7 +85,11 @@ int main(int argc, char** argv) {
                      {"internal_prefill_tok_s", sn.prefill_tokens_per_second()},
                      {"internal_decode_tok_s", sn.decode_tokens_per_second()},
                      {"cache_bytes", sn.cache_bytes},
-                     {"rss_mb", ru.ru_maxrss / 1024.0}};
+                     {"rss_mb", ru.ru_maxrss / 1024.0},
+                     {"rss_anon_mb_end", rss_anon_mb},
+                     {"major_faults", ru.ru_majflt},
+                     {"minor_faults", ru.ru_minflt},
+                     {"rss_file_mb_end", rss_file_mb}};
     std::printf("%s\n", j.dump().c_str());
   } catch (const lmf::Error& e) {
     std::fprintf(stderr, "bench_generate: %s\n", e.what());

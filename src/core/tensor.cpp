@@ -1,10 +1,17 @@
 #include "lmforge/core/tensor.h"
 
+#if defined(__linux__)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 #include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <vector>
 
 #include "core/strided.h"
 #include "lmforge/core/autograd.h"
@@ -27,7 +34,9 @@ Shape contiguous_strides(const Shape& s) {
   return st;
 }
 
-std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+std::string shape_str(const Shape& s) {
+  return fmt::format("[{}]", fmt::join(s, ", "));
+}
 
 int64_t wrap_dim(int64_t d, int64_t rank, const char* op) {
   const int64_t r = std::max<int64_t>(rank, 1);
@@ -69,9 +78,9 @@ Shape broadcast_strides(const Tensor& t, const Shape& shape) {
 
 namespace {
 
-// Freed CPU blocks of at least kLargeBlock bytes are kept (1 GiB, or LMFORGE_BLOCK_CACHE_MB) and handed
-// out again for requests of the same or a slightly smaller size. Op outputs are allocated and
-// freed constantly, and fresh memory is page-faulted in 4 KiB at a time: measured here, a new
+// Freed CPU blocks of at least kLargeBlock bytes are kept (1 GiB, or LMFORGE_BLOCK_CACHE_MB) and
+// handed out again for requests of the same or a slightly smaller size. Op outputs are allocated
+// and freed constantly, and fresh memory is page-faulted in 4 KiB at a time: measured here, a new
 // 19-48 MB GEMM output cost 8-20 ms against a 50-110 ms GEMM.
 constexpr size_t kLargeBlock = size_t{1} << 20;
 // LMFORGE_BLOCK_CACHE_MB overrides the 1 GiB (0: no cache, every block goes back to malloc).
@@ -158,6 +167,52 @@ std::shared_ptr<Storage> Storage::wrap(void* data, size_t nbytes, std::function<
   return s;
 }
 
+void Storage::release_pages(const void* data, size_t nbytes, bool known_clean) {
+#if defined(__linux__)
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  if (page_size <= 0) return;
+  const auto page = static_cast<uintptr_t>(page_size);
+  const auto begin = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t first = (begin + page - 1) / page,
+                  last = (begin + nbytes) / page;  // page numbers
+  if (last <= first) return;
+  auto drop = [&](uintptr_t from, uintptr_t to) {  // pages [from, to)
+    if (to > from)
+      ::madvise(reinterpret_cast<void*>(from * page), (to - from) * page, MADV_DONTNEED);
+  };
+  if (known_clean) return drop(first, last);
+  // pagemap: one 64-bit entry per page; bit 63 present, bit 62 swapped, bit 61 file-backed (or
+  // shared). A present private page without bit 61 was written (copy-on-write): keep it.
+  const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  constexpr uintptr_t kChunk = 4096;
+  std::vector<uint64_t> entries(kChunk);
+  uintptr_t run = first;  // start of the current run of droppable pages
+  for (uintptr_t p0 = first; p0 < last; p0 += kChunk) {
+    const uintptr_t count = std::min(kChunk, last - p0);
+    const ssize_t got = ::pread(fd, entries.data(), count * 8, static_cast<off_t>(p0 * 8));
+    if (got != static_cast<ssize_t>(count * 8)) {
+      drop(run, p0);
+      run = last;
+      break;
+    }
+    for (uintptr_t i = 0; i < count; ++i) {
+      const uint64_t e = entries[i];
+      const bool present = e >> 63 & 1, swapped = e >> 62 & 1, file = e >> 61 & 1;
+      const bool droppable = present ? file : !swapped;
+      if (!droppable) {
+        drop(run, p0 + i);
+        run = p0 + i + 1;
+      }
+    }
+  }
+  drop(run, last);
+  ::close(fd);
+#else
+  (void)data, (void)nbytes, (void)known_clean;
+#endif
+}
+
 Storage::~Storage() {
   if (release_) release_();
 }
@@ -192,8 +247,8 @@ Tensor Tensor::from_blob(std::shared_ptr<Storage> storage, const Shape& shape, D
                          int64_t offset) {
   const size_t need = static_cast<size_t>(offset + shape_numel(shape)) * dtype_size(dtype);
   LMF_CHECK(need <= storage->nbytes(), ShapeError,
-            "from_blob: {} {} at offset {} needs {} bytes but the storage has {}", dtype_name(dtype),
-            shape_str(shape), offset, need, storage->nbytes());
+            "from_blob: {} {} at offset {} needs {} bytes but the storage has {}",
+            dtype_name(dtype), shape_str(shape), offset, need, storage->nbytes());
   return Tensor(make_impl(std::move(storage), shape, contiguous_strides(shape), offset, dtype));
 }
 
@@ -202,13 +257,17 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype) {
   std::memset(t.data_ptr(), 0, t.nbytes());
   return t;
 }
-Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
+Tensor Tensor::ones(const Shape& shape, DType dtype) {
+  return full(shape, 1.0, dtype);
+}
 Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
   Tensor t = empty(shape, dtype);
   t.fill_(value);
   return t;
 }
-Tensor Tensor::scalar(double value, DType dtype) { return full({}, value, dtype); }
+Tensor Tensor::scalar(double value, DType dtype) {
+  return full({}, value, dtype);
+}
 Tensor Tensor::arange(int64_t n, DType dtype) {
   Tensor t = empty({n}, DType::i64);
   auto* p = t.data<int64_t>();
@@ -216,17 +275,34 @@ Tensor Tensor::arange(int64_t n, DType dtype) {
   return t.to(dtype);
 }
 
-const Shape& Tensor::shape() const { return checked(impl_).shape; }
-const Shape& Tensor::strides() const { return checked(impl_).strides; }
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::numel() const { return shape_numel(shape()); }
-int64_t Tensor::offset() const { return checked(impl_).offset; }
-DType Tensor::dtype() const { return checked(impl_).dtype; }
-Device Tensor::device() const { return checked(impl_).storage->device(); }
-const std::shared_ptr<Storage>& Tensor::storage() const { return checked(impl_).storage; }
+const Shape& Tensor::shape() const {
+  return checked(impl_).shape;
+}
+const Shape& Tensor::strides() const {
+  return checked(impl_).strides;
+}
+int64_t Tensor::size(int64_t d) const {
+  return shape()[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::numel() const {
+  return shape_numel(shape());
+}
+int64_t Tensor::offset() const {
+  return checked(impl_).offset;
+}
+DType Tensor::dtype() const {
+  return checked(impl_).dtype;
+}
+Device Tensor::device() const {
+  return checked(impl_).storage->device();
+}
+const std::shared_ptr<Storage>& Tensor::storage() const {
+  return checked(impl_).storage;
+}
 void* Tensor::data_ptr() const {
   auto& i = checked(impl_);
-  return static_cast<char*>(i.storage->data()) + i.offset * static_cast<int64_t>(dtype_size(i.dtype));
+  return static_cast<char*>(i.storage->data()) +
+         i.offset * static_cast<int64_t>(dtype_size(i.dtype));
 }
 bool Tensor::is_contiguous() const {
   const auto& s = shape();
@@ -362,7 +438,8 @@ Shape infer_shape(const Shape& shape, int64_t numel, const char* op) {
   int64_t infer = -1, known = 1;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == -1) {
-      LMF_CHECK(infer < 0, ShapeError, "{}: only one dimension can be -1 in {}", op, shape_str(shape));
+      LMF_CHECK(infer < 0, ShapeError, "{}: only one dimension can be -1 in {}", op,
+                shape_str(shape));
       infer = static_cast<int64_t>(i);
     } else {
       LMF_CHECK(s[i] >= 0, ShapeError, "{}: invalid size in {}", op, shape_str(shape));
@@ -370,8 +447,8 @@ Shape infer_shape(const Shape& shape, int64_t numel, const char* op) {
     }
   }
   if (infer >= 0) {
-    LMF_CHECK(known > 0 && numel % known == 0, ShapeError, "{}: cannot infer -1 in {} for {} elements",
-              op, shape_str(shape), numel);
+    LMF_CHECK(known > 0 && numel % known == 0, ShapeError,
+              "{}: cannot infer -1 in {} for {} elements", op, shape_str(shape), numel);
     s[infer] = numel / known;
   }
   LMF_CHECK(shape_numel(s) == numel, ShapeError, "{}: shape {} is invalid for {} elements", op,
@@ -393,8 +470,9 @@ Tensor Tensor::view(const Shape& shape) const {
             "view: {} cannot be viewed as {} without a copy; use reshape()", describe(),
             shape_str(s));
   Shape in_shape = this->shape();
-  return with_grad(alias_with(s, st, offset()), *this, "view",
-                   [in_shape](const Tensor& g) { return std::vector<Tensor>{g.reshape(in_shape)}; });
+  return with_grad(alias_with(s, st, offset()), *this, "view", [in_shape](const Tensor& g) {
+    return std::vector<Tensor>{g.reshape(in_shape)};
+  });
 }
 
 Tensor Tensor::reshape(const Shape& shape) const {
@@ -417,8 +495,8 @@ Tensor Tensor::flatten(int64_t start, int64_t end) const {
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
-  LMF_CHECK(static_cast<int64_t>(dims.size()) == dim(), ShapeError,
-            "permute: {} dims given for {}", dims.size(), describe());
+  LMF_CHECK(static_cast<int64_t>(dims.size()) == dim(), ShapeError, "permute: {} dims given for {}",
+            dims.size(), describe());
   Shape s(dim()), st(dim());
   std::vector<int64_t> inv(dim(), -1);
   for (int64_t i = 0; i < dim(); ++i) {
@@ -490,8 +568,9 @@ Tensor Tensor::expand(const Shape& shape) const {
   }
   Shape st = detail::broadcast_strides(*this, target);
   Shape in_shape = this->shape();
-  return with_grad(alias_with(target, st, offset()), *this, "expand",
-                   [in_shape](const Tensor& g) { return std::vector<Tensor>{sum_to(g, in_shape)}; });
+  return with_grad(alias_with(target, st, offset()), *this, "expand", [in_shape](const Tensor& g) {
+    return std::vector<Tensor>{sum_to(g, in_shape)};
+  });
 }
 
 Tensor Tensor::clone() const {
@@ -500,7 +579,9 @@ Tensor Tensor::clone() const {
   return with_grad(out, *this, "clone", [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 
-Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+Tensor Tensor::contiguous() const {
+  return is_contiguous() ? *this : clone();
+}
 
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype()) return *this;
@@ -544,7 +625,9 @@ Tensor sum_to(const Tensor& t, const Shape& shape) {
 
 // ---- Autograd accessors ------------------------------------------------------------------------
 
-bool Tensor::requires_grad() const { return checked(impl_).requires_grad; }
+bool Tensor::requires_grad() const {
+  return checked(impl_).requires_grad;
+}
 Tensor& Tensor::set_requires_grad(bool r) {
   auto& i = checked(impl_);
   LMF_CHECK(!r || is_floating(i.dtype), DTypeError,
@@ -552,11 +635,23 @@ Tensor& Tensor::set_requires_grad(bool r) {
   i.requires_grad = r;
   return *this;
 }
-bool Tensor::is_leaf() const { return checked(impl_).grad_fn == nullptr; }
-Tensor Tensor::grad() const { return checked(impl_).grad; }
-void Tensor::set_grad(const Tensor& g) { checked(impl_).grad = g; }
-void Tensor::zero_grad() { checked(impl_).grad = Tensor(); }
-const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked(impl_).grad_fn; }
-void Tensor::set_grad_fn(std::shared_ptr<Node> fn) { checked(impl_).grad_fn = std::move(fn); }
+bool Tensor::is_leaf() const {
+  return checked(impl_).grad_fn == nullptr;
+}
+Tensor Tensor::grad() const {
+  return checked(impl_).grad;
+}
+void Tensor::set_grad(const Tensor& g) {
+  checked(impl_).grad = g;
+}
+void Tensor::zero_grad() {
+  checked(impl_).grad = Tensor();
+}
+const std::shared_ptr<Node>& Tensor::grad_fn() const {
+  return checked(impl_).grad_fn;
+}
+void Tensor::set_grad_fn(std::shared_ptr<Node> fn) {
+  checked(impl_).grad_fn = std::move(fn);
+}
 
 }  // namespace lmf

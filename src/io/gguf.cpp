@@ -655,6 +655,10 @@ Tensor GgufFile::dequantize(const GgufTensorInfo& t) const {
     return Tensor::from_blob(storage_, t.shape, DType::f32, static_cast<int64_t>(file_off / 4));
   Tensor out = Tensor::empty(t.shape, DType::f32);
   dequantize_into(t.type, tensor_data(t), out.data<float>(), n, what);
+  // The f32 copy is what the caller keeps: the quantized bytes (never written by lmforge, so clean)
+  // need not stay resident beside it (a 540 MB model from an 80 MB Q4 file would otherwise hold
+  // both). Reading them again faults them back in from the file.
+  if (storage_->file_mapped()) Storage::release_pages(tensor_data(t), t.nbytes, true);
   return out;
 }
 

@@ -27,7 +27,9 @@ std::shared_ptr<Storage> map_file(const std::string& path) {
   ::close(fd);
   if (p == MAP_FAILED)
     fail<IoError>("cannot map '{}' ({} bytes): {}", path, size, std::strerror(err));
-  return Storage::wrap(p, size, [p, size] { ::munmap(p, size); });
+  auto storage = Storage::wrap(p, size, [p, size] { ::munmap(p, size); });
+  storage->set_file_mapped(true);
+  return storage;
 }
 
 std::shared_ptr<Storage> copy_to_storage(const uint8_t* data, size_t size) {

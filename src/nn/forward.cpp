@@ -52,6 +52,10 @@ Tensor Conv1D::forward(const Tensor& x, Activation act) const {
       if (!packed_ || !packed_source_.same(*weight_)) {
         packed_ = pack_linear_weight(weight_->transpose(0, 1).contiguous());
         packed_source_ = *weight_;
+        // As pack_linear_weight does for [out, in] weights: the mapped original may leave memory.
+        if (packed_ && weight_->storage() && weight_->storage()->file_mapped() &&
+            weight_->is_contiguous())
+          Storage::release_pages(weight_->data_ptr(), static_cast<size_t>(weight_->numel()) * 4);
       }
       p = packed_;
     }
@@ -231,8 +235,8 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
 
 Tensor MultiHeadAttention::fused_qkv(const Tensor& x) const {
   if (!fuse_allowed_ || is_training() ||
-      !packed_linear_takes(x, {q_->weight(), k_->weight(), v_->weight(), q_->bias(), k_->bias(),
-                               v_->bias()}))
+      !packed_linear_takes(
+          x, {q_->weight(), k_->weight(), v_->weight(), q_->bias(), k_->bias(), v_->bias()}))
     return Tensor();
   std::shared_ptr<const PackedLinearWeight> p;
   Tensor bias;

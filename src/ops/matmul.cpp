@@ -286,6 +286,12 @@ std::shared_ptr<const PackedLinearWeight> pack_linear_weights(const std::vector<
   const Tensor all = p->weight().contiguous();
   p->packed_ = Tensor::empty({cpu::packed_floats(out, k)});  // 64-byte aligned storage
   cpu::pack_weight_f32(all.data<float>(), out, k, k, p->packed_.data<float>());
+  // Weights read in place from a checkpoint file need not stay resident beside their packed copy
+  // (it would double a decoder's weight memory); inputs the packed kernel does not take read them
+  // again from the page cache.
+  for (const Tensor& w : ws)
+    if (w.storage() && w.storage()->file_mapped() && w.is_contiguous())
+      Storage::release_pages(w.data_ptr(), static_cast<size_t>(w.numel()) * 4);
   return p;
 }
 

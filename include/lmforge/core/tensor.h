@@ -30,12 +30,25 @@ class Storage {
   void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
+  // Whether the bytes are a private memory mapping of a file (a checkpoint read in place).
+  bool file_mapped() const { return file_mapped_; }
+  void set_file_mapped(bool mapped) { file_mapped_ = mapped; }
+
+  // Takes the whole pages inside [data, data + nbytes) of a file mapping out of this process's
+  // resident memory, for bytes that will not be read again soon (a checkpoint's weights once a
+  // packed or dequantized copy exists): pages that still hold the file's bytes are unmapped
+  // (MADV_DONTNEED; a later read maps them again from the page cache), written (copy-on-write)
+  // pages are kept, as are pages shared with bytes outside the range. `known_clean`: nothing ever
+  // wrote the range, skip the per-page check (/proc/self/pagemap). A hint: never fails, no-op
+  // off Linux.
+  static void release_pages(const void* data, size_t nbytes, bool known_clean = false);
 
  private:
   Storage() = default;
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Device device_ = Device::cpu;
+  bool file_mapped_ = false;
   std::function<void()> release_;
 };
 
@@ -94,7 +107,7 @@ class Tensor {
   Tensor permute(const std::vector<int64_t>& dims) const;
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
   Tensor select(int64_t dim, int64_t index) const;  // narrow + squeeze
-  Tensor expand(const Shape& shape) const;         // broadcast view (stride 0), -1 keeps a size
+  Tensor expand(const Shape& shape) const;          // broadcast view (stride 0), -1 keeps a size
   Tensor unsqueeze(int64_t dim) const;
   Tensor squeeze(int64_t dim) const;
   Tensor contiguous() const;

@@ -1,7 +1,5 @@
 #include "kernels/cpu/attention.h"
 
-#include "kernels/cpu/elementwise.h"
-
 #include <dnnl.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -12,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/elementwise.h"
 #include "lmforge/core/error.h"
 #include "lmforge/core/runtime.h"
 
@@ -76,8 +75,7 @@ LMF_TARGET_AVX512 void small_strip(int64_t m, int64_t n, int64_t k, float alpha,
 
 void small_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                    const float* b, int64_t ldb, float* c, int64_t ldc) {
-  if (!cpu_has_avx512())
-    return small_gemm_nn_generic(m, n, k, alpha, a, lda, b, ldb, c, ldc);
+  if (!cpu_has_avx512()) return small_gemm_nn_generic(m, n, k, alpha, a, lda, b, ldb, c, ldc);
   for (int64_t j = 0; j < n; j += 64) {
     const int64_t w = std::min<int64_t>(64, n - j);
     switch ((w + 15) / 16) {
@@ -96,10 +94,64 @@ void small_gemm_nn(int64_t m, int64_t n, int64_t k, float alpha, const float* a,
   }
 }
 
+// C = alpha A B^T for a few rows of A (a decode step's query against every cached key): dot
+// products of contiguous rows, four keys at a time so that one horizontal reduction serves four
+// scores. Transposing the keys first (below) would cost more than the products at m = 1.
+LMF_TARGET_AVX512 void small_gemm_nt_dots(int64_t m, int64_t n, int64_t k, float alpha,
+                                          const float* a, int64_t lda, const float* b, int64_t ldb,
+                                          float* c, int64_t ldc) {
+  const __mmask16 tail = tail_mask16(k % 16);
+  const int64_t kv = k - k % 16;
+  for (int64_t i = 0; i < m; ++i) {
+    const float* ai = a + i * lda;
+    float* ci = c + i * ldc;
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const float* b0 = b + j * ldb;
+      __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+      for (int64_t p = 0; p < kv; p += 16) {
+        const __m512 av = _mm512_loadu_ps(ai + p);
+        s0 = _mm512_fmadd_ps(av, _mm512_loadu_ps(b0 + p), s0);
+        s1 = _mm512_fmadd_ps(av, _mm512_loadu_ps(b0 + ldb + p), s1);
+        s2 = _mm512_fmadd_ps(av, _mm512_loadu_ps(b0 + 2 * ldb + p), s2);
+        s3 = _mm512_fmadd_ps(av, _mm512_loadu_ps(b0 + 3 * ldb + p), s3);
+      }
+      if (kv < k) {
+        const __m512 av = _mm512_maskz_loadu_ps(tail, ai + kv);
+        s0 = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(tail, b0 + kv), s0);
+        s1 = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(tail, b0 + ldb + kv), s1);
+        s2 = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(tail, b0 + 2 * ldb + kv), s2);
+        s3 = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(tail, b0 + 3 * ldb + kv), s3);
+      }
+      // Four 16-lane sums at once: pairwise adds of interleaved halves.
+      const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(s0, s1), _mm512_unpackhi_ps(s0, s1));
+      const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(s2, s3), _mm512_unpackhi_ps(s2, s3));
+      const __m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                                        _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+      const __m256 h =
+          _mm256_add_ps(_mm512_castps512_ps256(abcd),
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
+      const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+      _mm_storeu_ps(ci + j, _mm_mul_ps(q, _mm_set1_ps(alpha)));
+    }
+    for (; j < n; ++j) {
+      const float* bj = b + j * ldb;
+      __m512 s0 = _mm512_setzero_ps();
+      for (int64_t p = 0; p < kv; p += 16)
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(ai + p), _mm512_loadu_ps(bj + p), s0);
+      if (kv < k)
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, ai + kv),
+                             _mm512_maskz_loadu_ps(tail, bj + kv), s0);
+      ci[j] = alpha * _mm512_reduce_add_ps(s0);
+    }
+  }
+}
+
 // C = alpha A B^T: B transposed into per-thread scratch, then the axpy form (a dot product per
-// element would need a horizontal sum each).
+// element would need a horizontal sum each); a few rows of A take the dot products above.
 void small_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                    const float* b, int64_t ldb, float* c, int64_t ldc) {
+  if (m <= 4 && cpu_has_avx512()) return small_gemm_nt_dots(m, n, k, alpha, a, lda, b, ldb, c, ldc);
   thread_local std::vector<float> bt;
   bt.resize(static_cast<size_t>(n * k));
   for (int64_t j = 0; j < n; ++j)
