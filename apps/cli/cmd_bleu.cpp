@@ -104,9 +104,13 @@ void register_bleu_command(CLI::App& app, Commands& out) {
       "  some-system < test.en | lmforge bleu --ref test.fr --hyp -");
   sub->add_option("--ref,-r", o->refs,
                   "reference file, one segment per line (repeat for several references)")
-      ->required();
+      ->required()
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->type_name("FILE");
   sub->add_option("--hyp", o->hyp, "hypothesis (system output) file; '-' for standard input")
-      ->required();
+      ->required()
+      ->type_name("FILE");
   sub->add_flag("--json", o->json,
                 "print one JSON object: bleu, chrf, precisions, counts, totals, bp, ratio, "
                 "sys_len, ref_len, chrf_name, chrf_stats, lines, references");
