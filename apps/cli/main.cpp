@@ -81,6 +81,7 @@ const lmf::cli::Registrar kRegistrars[] = {
     lmf::cli::register_inspect_command,
     lmf::cli::register_train_commands,
     lmf::cli::register_generate_commands,
+    lmf::cli::register_bleu_command,
     register_tokenize_command,
 };
 
