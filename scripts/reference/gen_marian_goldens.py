@@ -12,6 +12,9 @@ from_pretrained (eager attention, eval mode, f32), so the goldens come from what
   marian_untied: no embedding scale, gelu, share_encoder_decoder_embeddings false and
                  tie_word_embeddings false, decoder_vocab_size != vocab_size, 2 encoder and 3
                  decoder layers with different heads and FFN widths.
+  marian_shared_untied: share_encoder_decoder_embeddings true but tie_word_embeddings false, relu:
+                 transformers 5.25 then ties nothing, so model.shared, both embed_tokens and
+                 lm_head are four separate saved matrices (model.shared unused by the forward).
 
 golden.json per model:
   input_ids / attention_mask [2, S]: the source, row 1 right-padded (mask 0 at the padding).
@@ -56,6 +59,16 @@ MODELS = {
                        "model.encoder.embed_tokens.weight",
                        "model.decoder.layers.2.encoder_attn.v_proj.bias",
                        "model.decoder.layers.0.self_attn_layer_norm.bias"]),
+    "marian_shared_untied": (dict(vocab_size=60, d_model=16, encoder_layers=1, decoder_layers=1,
+                                  encoder_attention_heads=2, decoder_attention_heads=2,
+                                  encoder_ffn_dim=32, decoder_ffn_dim=32,
+                                  max_position_embeddings=32, scale_embedding=True,
+                                  activation_function="relu", pad_token_id=59,
+                                  decoder_start_token_id=59, eos_token_id=0,
+                                  share_encoder_decoder_embeddings=True,
+                                  tie_word_embeddings=False),
+                             ["lm_head.weight", "model.encoder.embed_tokens.weight",
+                              "model.decoder.embed_tokens.weight"]),
 }
 
 
@@ -83,13 +96,13 @@ def randomize(model, gen):
 
 def inputs(gen, cfg):
     pad = cfg.pad_token_id
-    ids = torch.randint(3, min(cfg.vocab_size, 90), (2, S), generator=gen)
+    ids = torch.randint(3, min(cfg.vocab_size - 1, 90), (2, S), generator=gen)
     mask = torch.ones(2, S, dtype=torch.long)
     ids[0, -1] = cfg.eos_token_id
     ids[1, -3] = cfg.eos_token_id
     ids[1, -2:] = pad
     mask[1, -2:] = 0
-    labels = torch.randint(3, min(cfg.decoder_vocab_size, 90), (2, TGT), generator=gen)
+    labels = torch.randint(3, min(cfg.decoder_vocab_size - 1, 90), (2, TGT), generator=gen)
     labels[0, -1] = cfg.eos_token_id
     labels[1, -3] = cfg.eos_token_id
     labels[1, -2:] = -100
