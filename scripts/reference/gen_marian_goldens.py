@@ -16,6 +16,9 @@ from_pretrained (eager attention, eval mode, f32), so the goldens come from what
                  transformers 5.25 then ties nothing, so model.shared, both embed_tokens and
                  lm_head are four separate saved matrices (model.shared unused by the forward).
 
+marian_base/ (config.json, model.safetensors): marian_shared_untied loaded and saved as MarianModel,
+  whose file (unlike MarianMTModel's) holds encoder/decoder.embed_positions.weight.
+
 golden.json per model:
   input_ids / attention_mask [2, S]: the source, row 1 right-padded (mask 0 at the padding).
   labels [2, T]: targets, row 1 ending in -100; decoder_input_ids = shift_tokens_right(labels,
@@ -37,6 +40,7 @@ import transformers as T
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..", "tests", "fixtures", "marian")
 S, TGT = 7, 6  # source and target lengths
+BASE_OF = "marian_shared_untied"  # also saved as a MarianModel folder (marian_base/)
 
 MODELS = {
     "marian": (dict(vocab_size=100, d_model=32, encoder_layers=2, decoder_layers=2,
@@ -140,6 +144,12 @@ def main():
         with open(os.path.join(out_dir, "golden.json"), "w") as f:
             json.dump(g, f)
         print(name, "loss", out.loss.item(), "->", out_dir)
+        if name == BASE_OF:
+            # MarianModel as transformers saves it: the sinusoidal tables are saved here.
+            base_dir = os.path.join(ROOT, "marian_base")
+            shutil.rmtree(base_dir, ignore_errors=True)
+            T.MarianModel.from_pretrained(out_dir).save_pretrained(base_dir)
+            print("MarianModel of", name, "->", base_dir)
 
 
 if __name__ == "__main__":

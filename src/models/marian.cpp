@@ -198,7 +198,8 @@ std::string MarianConfig::to_json(const std::string& architecture) const {
 
 // ---- sinusoidal positions -----------------------------------------------------------------------
 
-MarianSinusoidalPositions::MarianSinusoidalPositions(int64_t num_positions, int64_t dim)
+MarianSinusoidalPositions::MarianSinusoidalPositions(int64_t num_positions, int64_t dim,
+                                                     bool persistent)
     : num_(num_positions) {
   // As create_weight(): angles in double (numpy), rounded to f32 once.
   const int64_t half = (dim + 1) / 2;
@@ -213,8 +214,7 @@ MarianSinusoidalPositions::MarianSinusoidalPositions(int64_t num_positions, int6
       else
         w[pos * dim + half + j / 2] = static_cast<float>(std::cos(angle));
     }
-  table_ = &register_buffer("weight", Tensor::from_vector(w, {num_positions, dim}),
-                            /*persistent=*/false);
+  table_ = &register_buffer("weight", Tensor::from_vector(w, {num_positions, dim}), persistent);
 }
 
 Tensor MarianSinusoidalPositions::forward(int64_t start, int64_t n) const {
@@ -285,15 +285,16 @@ Tensor MarianLayer::forward(const Tensor& x, const Inputs& in) const {
   return final_layer_norm_->forward(dropout(f, dropout_, tr), h);
 }
 
-MarianStack::MarianStack(const MarianConfig& c, bool decoder)
+MarianStack::MarianStack(const MarianConfig& c, bool decoder, bool persistent_positions)
     : embed_scale_(c.scale_embedding ? std::sqrt(static_cast<double>(c.d_model)) : 1.0),
       dropout_(c.dropout) {
   embed_tokens_ = register_module(
       "embed_tokens",
       std::make_shared<nn::Embedding>(decoder ? c.target_vocab_size() : c.vocab_size, c.d_model,
                                       c.pad_token_id.value_or(-1)));
-  embed_positions_ = register_module("embed_positions", std::make_shared<MarianSinusoidalPositions>(
-                                                            c.max_position_embeddings, c.d_model));
+  embed_positions_ = register_module(
+      "embed_positions", std::make_shared<MarianSinusoidalPositions>(
+                             c.max_position_embeddings, c.d_model, persistent_positions));
   layers_ = register_module("layers", std::make_shared<nn::ModuleList>());
   const int64_t n = decoder ? c.decoder_layers : c.encoder_layers;
   for (int64_t i = 0; i < n; ++i) layers_->push_back(std::make_shared<MarianLayer>(c, decoder));
@@ -314,8 +315,10 @@ MarianModel::MarianModel(const MarianConfig& c, bool with_lm_head) : cfg_(c) {
     shared_ = base_->register_module(
         "shared",
         std::make_shared<nn::Embedding>(c.vocab_size, c.d_model, c.pad_token_id.value_or(-1)));
-  encoder_ = base_->register_module("encoder", std::make_shared<MarianStack>(c, false));
-  decoder_ = base_->register_module("decoder", std::make_shared<MarianStack>(c, true));
+  encoder_ =
+      base_->register_module("encoder", std::make_shared<MarianStack>(c, false, !with_lm_head));
+  decoder_ =
+      base_->register_module("decoder", std::make_shared<MarianStack>(c, true, !with_lm_head));
   if (with_lm_head) {
     const int64_t v = c.target_vocab_size();
     final_logits_bias_ = &register_buffer("final_logits_bias", Tensor::zeros({1, v}));
@@ -342,8 +345,8 @@ LoadSpec MarianModel::load_spec() const {
   LoadSpec s;
   s.base_prefix = "model";
   s.keys_have_prefix = lm_head_ != nullptr;
-  // Computed sinusoids that older transformers versions saved; never weights.
-  s.ignored_suffixes = {"embed_positions.weight"};
+  // MarianMTModel: computed sinusoids that older transformers versions saved; never weights.
+  if (lm_head_) s.ignored_suffixes = {"embed_positions.weight"};
   if (cfg_.tie_word_embeddings) {
     if (shared_) {
       s.tied = {{key("encoder.embed_tokens.weight"), key("shared.weight")},
@@ -354,6 +357,21 @@ LoadSpec MarianModel::load_spec() const {
     }
   }
   return s;
+}
+
+LoadReport MarianModel::load(const nn::StateDict& state, const LoadOptions& opt,
+                             const std::string& origin) {
+  LoadOptions lenient = opt;
+  lenient.strict = false;
+  LoadReport rep = PretrainedModel::load(state, lenient, origin);
+  std::erase_if(rep.missing_keys, [](const std::string& k) {
+    return k.find("embed_positions.weight") != std::string::npos;
+  });
+  LMF_CHECK(!opt.strict || (rep.missing_keys.empty() && rep.unexpected_keys.empty()), ValueError,
+            "{} does not match {} (strict load): missing keys [{}]; unexpected keys [{}]", origin,
+            architecture(), fmt::join(rep.missing_keys, ", "),
+            fmt::join(rep.unexpected_keys, ", "));
+  return rep;
 }
 
 void MarianModel::init_missing(const std::vector<std::string>& keys) {

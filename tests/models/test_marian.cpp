@@ -219,6 +219,39 @@ TEST_P(MarianFamily, AttentionProbabilitiesForHeatmaps) {
   EXPECT_LE(max_abs(o.logits, golden_tensor(g.at("logits"))), 1e-4);
 }
 
+// transformers 5.25 saves MarianModel with its sinusoidal tables (MarianMTModel without): the base
+// folder loads, gives the same decoder states, and saves byte-identically.
+TEST(Marian, BaseModelFolderWithSinusoidsLoadsAndSavesByteIdentically) {
+  const std::string dir = marian_fixture("marian_base");
+  LoadReport rep;
+  LoadOptions strict;
+  strict.strict = true;
+  auto b = load_pretrained_as<EncoderDecoderModel>(dir, "an encoder-decoder", strict, &rep);
+  EXPECT_EQ(b->architecture(), "MarianModel");
+  EXPECT_TRUE(rep.missing_keys.empty() && rep.unexpected_keys.empty()) << rep.summary();
+  const json g = read_marian_golden("marian_shared_untied");
+  {
+    NoGradGuard ng;
+    const Seq2SeqOutput o = b->forward(golden_inputs(g));
+    EXPECT_LE(max_abs(o.last_hidden_state, golden_tensor(g.at("decoder_last_hidden_state"))), 1e-4);
+  }
+  const std::string out = ::testing::TempDir() + "/lmf_marian_save_base";
+  std::filesystem::remove_all(out);
+  save_pretrained(*b, out);
+  EXPECT_EQ(read_text(out + "/config.json"), read_text(dir + "/config.json"));
+  EXPECT_TRUE(read_text(out + "/model.safetensors") == read_text(dir + "/model.safetensors"))
+      << "model.safetensors differs from transformers' MarianModel file";
+  std::filesystem::remove_all(out);
+  // The MT model takes the base folder: tables dropped, the head missing (initialised).
+  LoadOptions mt;
+  mt.architecture = "MarianMTModel";
+  auto m = load_pretrained_as<EncoderDecoderModel>(dir, "an encoder-decoder", mt, &rep);
+  EXPECT_EQ(rep.prefix_change, "added 'model.'");
+  EXPECT_EQ(rep.missing_keys, (std::vector<std::string>{"final_logits_bias", "lm_head.weight"}));
+  EXPECT_TRUE(rep.unexpected_keys.empty()) << rep.summary();
+  for (float v : m->state_dict().at("final_logits_bias").to_vector<float>()) EXPECT_EQ(v, 0.0f);
+}
+
 // ---- bad input ----------------------------------------------------------------------------------
 
 TEST(Marian, MissingTensorIsReportedAndStrictLoadRefusesIt) {

@@ -64,11 +64,11 @@ struct MarianConfig {
 // The frozen sinusoidal table [max_position_embeddings, d_model] of
 // MarianSinusoidalPositionalEmbedding, not interleaved: column i < ceil(d/2) is
 // sin(pos / 10000^(2i/d)), column ceil(d/2) + i is cos(pos / 10000^(2i/d)) (computed in double,
-// stored f32). A non-persistent buffer: never loaded or saved (transformers 5.25 leaves it out of
-// model.safetensors; old checkpoints' copies are dropped on load).
+// stored f32). A buffer, never trained: transformers 5.25 saves it for MarianModel (persistent
+// here) but not for MarianMTModel (non-persistent; old checkpoints' copies are dropped on load).
 class MarianSinusoidalPositions : public nn::Module {
  public:
-  MarianSinusoidalPositions(int64_t num_positions, int64_t dim);
+  MarianSinusoidalPositions(int64_t num_positions, int64_t dim, bool persistent);
   // Rows [start, start + n) as [n, dim].
   Tensor forward(int64_t start, int64_t n) const;
   int64_t num_positions() const { return num_; }
@@ -106,7 +106,8 @@ class MarianLayer : public nn::Module {
 // MarianEncoder / MarianDecoder: embed_tokens (shared or own), embed_positions, layers.
 class MarianStack : public nn::Module {
  public:
-  MarianStack(const MarianConfig& c, bool decoder);
+  // persistent_positions: the sinusoidal table is a state-dict key (MarianModel).
+  MarianStack(const MarianConfig& c, bool decoder, bool persistent_positions);
   nn::Embedding& embed_tokens() { return *embed_tokens_; }
   const nn::ModuleList& layers() const { return *layers_; }
   // Token embeddings * embed_scale + positions [start, start + T), dropout.
@@ -130,6 +131,10 @@ class MarianModel : public EncoderDecoderModel {
   std::string architecture() const override { return lm_head_ ? "MarianMTModel" : "MarianModel"; }
   std::string config_json() const override { return cfg_.to_json(architecture()); }
   LoadSpec load_spec() const override;
+  // The generic load, except that absent sinusoidal tables are not missing (they are computed),
+  // as transformers' _keys_to_ignore_on_load_missing.
+  LoadReport load(const nn::StateDict& state, const LoadOptions& opt = {},
+                  const std::string& origin = "checkpoint") override;
   void init_missing(const std::vector<std::string>& keys) override;
   EncoderOutput encode(const Tensor& input_ids, const Tensor& attention_mask = Tensor(),
                        bool output_attentions = false) const override;
