@@ -33,9 +33,13 @@ Regenerate with:  python3 scripts/reference/gen_marian_goldens.py
 import json
 import os
 import shutil
+import sys
 
 import torch
 import transformers as T
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_decoder_goldens import tensor_json  # noqa: E402  (same JSON tensor format)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..", "tests", "fixtures", "marian")
@@ -74,15 +78,6 @@ MODELS = {
                              ["lm_head.weight", "model.encoder.embed_tokens.weight",
                               "model.decoder.embed_tokens.weight"]),
 }
-
-
-def r(t):
-    return [float(f"{v:.7g}") for v in t.detach().reshape(-1).tolist()]
-
-
-def tensor_json(t):
-    return {"shape": list(t.shape), "data": r(t) if t.is_floating_point() else
-            [int(v) for v in t.reshape(-1).tolist()]}
 
 
 def randomize(model, gen):

@@ -72,13 +72,7 @@ json id_list_json(const std::vector<int64_t>& ids, bool is_list) {
 }  // namespace
 
 MarianConfig MarianConfig::from_json(const std::string& text, const std::string& origin) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    fail<ValueError>("{}: not valid JSON: {}", origin, e.what());
-  }
-  LMF_CHECK(j.is_object(), ValueError, "{}: config.json must be an object", origin);
+  json j = detail::parse_config_object(text, origin);
   detail::ConfigReader r{j, origin};
   std::string mt = "marian";
   r.get("model_type", mt);
@@ -138,19 +132,7 @@ MarianConfig MarianConfig::from_json(const std::string& text, const std::string&
               ValueError,
               "{}: pad_token_id {} must lie in [0, {}) (vocab_size and decoder_vocab_size)", origin,
               *c.pad_token_id, std::min(c.vocab_size, c.target_vocab_size()));
-  detail::CommonConfigFields cf;
-  cf.eos_token_ids = c.eos_token_ids;
-  cf.eos_set = c.eos_set;
-  detail::read_common(j, origin, kMarianFields, cf);
-  c.architectures = cf.architectures;
-  c.num_labels = cf.num_labels;
-  c.id2label = cf.id2label;
-  c.label2id = cf.label2id;
-  c.problem_type = cf.problem_type;
-  c.eos_token_ids = cf.eos_token_ids;
-  c.eos_is_list = cf.eos_is_list;
-  c.eos_set = cf.eos_set;
-  c.extra = cf.extra;
+  detail::read_common_into(j, origin, kMarianFields, c);
   return c;
 }
 
@@ -184,16 +166,7 @@ std::string MarianConfig::to_json(const std::string& architecture) const {
   j["share_encoder_decoder_embeddings"] = share_encoder_decoder_embeddings;
   j["is_decoder"] = is_decoder;
   j["tie_word_embeddings"] = tie_word_embeddings;
-  detail::CommonConfigFields cf;
-  cf.num_labels = num_labels;
-  cf.id2label = id2label;
-  cf.label2id = label2id;
-  cf.problem_type = problem_type;
-  cf.eos_token_ids = eos_token_ids;
-  cf.eos_is_list = eos_is_list;
-  cf.eos_set = eos_set;
-  cf.extra = extra;
-  return detail::finish_config_json(std::move(j), cf, architecture);
+  return detail::finish_config_json_of(std::move(j), *this, architecture);
 }
 
 // ---- sinusoidal positions -----------------------------------------------------------------------
