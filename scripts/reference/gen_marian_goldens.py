@@ -24,7 +24,8 @@ golden.json per model:
   labels [2, T]: targets, row 1 ending in -100; decoder_input_ids = shift_tokens_right(labels,
       pad_token_id, decoder_start_token_id) as MarianMTModel makes them.
   logits [2, T, V], encoder_last_hidden_state [2, S, d_model], decoder_last_hidden_state [2, T,
-      d_model] (MarianModel's output), loss (mean cross entropy, -100 ignored) and grads
+      d_model] (MarianModel's output); logits_decoder_mask [2, T, V] with decoder_attention_mask
+      [2, T] (row 1's last two target positions padded; causal + padding mask); loss (mean cross entropy, -100 ignored) and grads
       {parameter name: gradient} of a few parameters after loss.backward().
 
 Regenerate with:  python3 scripts/reference/gen_marian_goldens.py
@@ -127,11 +128,16 @@ def main():
         out = model(input_ids=ids, attention_mask=mask, labels=labels)
         out.loss.backward()
         params = dict(model.named_parameters())
+        dec_mask = (labels != -100).long()  # row 1: its last two target positions are padding
         with torch.no_grad():
             base = model.model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec_ids)
+            masked = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec_ids,
+                           decoder_attention_mask=dec_mask).logits
         g = {"input_ids": tensor_json(ids), "attention_mask": tensor_json(mask),
              "labels": tensor_json(labels), "decoder_input_ids": tensor_json(dec_ids),
              "logits": tensor_json(out.logits),
+             "decoder_attention_mask": tensor_json(dec_mask),
+             "logits_decoder_mask": tensor_json(masked),
              "encoder_last_hidden_state": tensor_json(out.encoder_last_hidden_state),
              "decoder_last_hidden_state": tensor_json(base.last_hidden_state),
              "loss": out.loss.item(),

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "lmforge/core/autograd.h"
+#include "lmforge/core/runtime.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/models/marian.h"
 #include "lmforge/models/registry.h"
@@ -65,6 +66,10 @@ TEST_P(MarianFamily, LogitsWithSourcePaddingMatchTransformers) {
   const Seq2SeqOutput o = m->forward(golden_inputs(g));
   EXPECT_LE(max_abs(o.logits, golden_tensor(g.at("logits"))), 1e-4);
   EXPECT_LE(encoder_diff(o.encoder_last_hidden_state, g), 1e-4);
+  // A right-padded target (decoder_attention_mask): causal + padding mask as transformers.
+  Seq2SeqInputs padded = golden_inputs(g);
+  padded.decoder_attention_mask = golden_tensor(g.at("decoder_attention_mask"));
+  EXPECT_LE(max_abs(m->forward(padded).logits, golden_tensor(g.at("logits_decoder_mask"))), 1e-4);
   // encode() once, then the decoder on the given encoder states: the same logits.
   Seq2SeqInputs dec = golden_inputs(g);
   dec.encoder_hidden_states = m->encode(dec.input_ids, dec.attention_mask).last_hidden_state;
@@ -149,6 +154,32 @@ TEST_P(MarianFamily, LossAndGradientsMatchTransformers) {
   // The frozen sinusoids and final_logits_bias are buffers: no gradient, not trained.
   for (const auto& [name, t] : m->named_parameters())
     EXPECT_EQ(name.find("embed_positions"), std::string::npos) << name;
+}
+
+// Training mode: dropout changes the loss (seeded: reproducible), and every parameter the forward
+// uses gets a gradient.
+TEST_P(MarianFamily, TrainingModeDropoutAndGradientsFlow) {
+  const json g = read_marian_golden(GetParam());
+  auto m = load_marian(GetParam());
+  m->train();
+  Seq2SeqInputs in = golden_inputs(g);
+  in.decoder_input_ids = Tensor();
+  Seq2SeqLabels labels;
+  labels.labels = golden_tensor(g.at("labels"));
+  manual_seed(7);
+  const Seq2SeqOutput a = m->forward(in, labels);
+  manual_seed(7);
+  const double again = m->forward(in, labels).loss.item();
+  EXPECT_EQ(a.loss.item(), again);
+  EXPECT_GT(std::abs(a.loss.item() - g.at("loss").get<double>()), 1e-4) << "dropout had no effect";
+  a.loss.backward();
+  const MarianConfig c =
+      MarianConfig::from_json(read_text(marian_fixture(GetParam()) + "/config.json"));
+  for (const auto& [name, p] : m->named_parameters()) {
+    // Shared but untied embeddings: model.shared is saved but the forward never reads it.
+    if (name == "model.shared.weight" && !c.tie_word_embeddings) continue;
+    EXPECT_TRUE(p.grad().defined()) << name;
+  }
 }
 
 TEST_P(MarianFamily, ShiftTokensRightAsTransformers) {
