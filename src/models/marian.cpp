@@ -441,6 +441,11 @@ Tensor MarianModel::decode(const Seq2SeqInputs& in, const Tensor& ids, const Ten
             "{}: encoder_hidden_states must be [{}, S, {}], got {}", who, B, cfg_.d_model,
             enc.describe());
   check_mask(who, "attention_mask", in.attention_mask, B, enc.size(1));
+  if (cache && cache->has_cross())
+    LMF_CHECK(cache->cross[0].k.size(2) == enc.size(1), ValueError,
+              "{}: the cache holds cross-attention keys of a {}-position source but "
+              "encoder_hidden_states has {} positions (reset() the cache for a new source)",
+              who, cache->cross[0].k.size(2), enc.size(1));
   check_mask(who, "decoder_attention_mask", in.decoder_attention_mask, B, past + T);
   LMF_CHECK(past + T <= cfg_.max_position_embeddings, ValueError,
             "{}: {} target positions ({} cached + {} new) exceed max_position_embeddings = {} "

@@ -128,6 +128,11 @@ TEST_P(MarianFamily, CachedDecodingEqualsFullForward) {
   EXPECT_LE(max_abs(l.select(0, 1).unsqueeze(0), ref.narrow(0, 0, 1).narrow(1, T - 1, 1)), 1e-5);
   // The cache is bounded: one position more than its capacity is refused.
   EXPECT_THROW(m->forward(s), ValueError);
+  Seq2SeqInputs other = s;
+  other.encoder_hidden_states = s.encoder_hidden_states.narrow(1, 0, 3).contiguous();
+  other.attention_mask = s.attention_mask.narrow(1, 0, 3).contiguous();
+  c2.self.truncate(1);
+  EXPECT_THROW(m->forward(other), ValueError);  // cross keys are of a 7-position source
   c2.reset();
   EXPECT_EQ(c2.length(), 0);
   EXPECT_FALSE(c2.has_cross());
