@@ -206,13 +206,7 @@ TEST_P(MarianFamily, RegistryLoadAndSavePretrainedAreByteIdentical) {
   EXPECT_EQ(c.to_json("MarianMTModel"), text);
   auto m = load_marian(GetParam());
   EXPECT_EQ(m->config_json(), text);
-  const std::string out = ::testing::TempDir() + "/lmf_marian_save_" + GetParam();
-  std::filesystem::remove_all(out);
-  save_pretrained(*m, out);
-  EXPECT_EQ(read_text(out + "/config.json"), text);
-  EXPECT_TRUE(read_text(out + "/model.safetensors") == read_text(dir + "/model.safetensors"))
-      << "model.safetensors differs from transformers'";
-  std::filesystem::remove_all(out);
+  expect_saved_like(*m, dir, "marian_" + GetParam());
 }
 
 TEST_P(MarianFamily, BaseModelTakesTheMTCheckpoint) {
@@ -271,13 +265,7 @@ TEST(Marian, BaseModelFolderWithSinusoidsLoadsAndSavesByteIdentically) {
     const Seq2SeqOutput o = b->forward(golden_inputs(g));
     EXPECT_LE(max_abs(o.last_hidden_state, golden_tensor(g.at("decoder_last_hidden_state"))), 1e-4);
   }
-  const std::string out = ::testing::TempDir() + "/lmf_marian_save_base";
-  std::filesystem::remove_all(out);
-  save_pretrained(*b, out);
-  EXPECT_EQ(read_text(out + "/config.json"), read_text(dir + "/config.json"));
-  EXPECT_TRUE(read_text(out + "/model.safetensors") == read_text(dir + "/model.safetensors"))
-      << "model.safetensors differs from transformers' MarianModel file";
-  std::filesystem::remove_all(out);
+  expect_saved_like(*b, dir, "marian_base");
   // The MT model takes the base folder: tables dropped, the head missing (initialised).
   LoadOptions mt;
   mt.architecture = "MarianMTModel";
