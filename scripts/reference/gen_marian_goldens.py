@@ -25,7 +25,9 @@ golden.json per model:
       pad_token_id, decoder_start_token_id) as MarianMTModel makes them.
   logits [2, T, V], encoder_last_hidden_state [2, S, d_model], decoder_last_hidden_state [2, T,
       d_model] (MarianModel's output); logits_decoder_mask [2, T, V] with decoder_attention_mask
-      [2, T] (row 1's last two target positions padded; causal + padding mask); loss (mean cross entropy, -100 ignored) and grads
+      [2, T] (row 1's last two target positions padded; causal + padding mask); greedy [2, <= 13]:
+      generate() (greedy, 12 new tokens, forced EOS off) from decoder_start_token_id, a finished
+      row padded with pad_token_id; loss (mean cross entropy, -100 ignored) and grads
       {parameter name: gradient} of a few parameters after loss.backward().
 
 Regenerate with:  python3 scripts/reference/gen_marian_goldens.py
@@ -45,6 +47,7 @@ from gen_decoder_goldens import tensor_json  # noqa: E402  (same JSON tensor for
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..", "tests", "fixtures", "marian")
 S, TGT = 7, 6  # source and target lengths
+GREEDY_NEW = 12  # new tokens of the greedy generate() golden
 BASE_OF = "marian_shared_untied"  # also saved as a MarianModel folder (marian_base/)
 
 MODELS = {
@@ -140,6 +143,9 @@ def main():
              "logits_decoder_mask": tensor_json(masked),
              "encoder_last_hidden_state": tensor_json(out.encoder_last_hidden_state),
              "decoder_last_hidden_state": tensor_json(base.last_hidden_state),
+             "greedy": tensor_json(model.generate(input_ids=ids, attention_mask=mask,
+                                                  max_new_tokens=GREEDY_NEW, num_beams=1,
+                                                  do_sample=False, forced_eos_token_id=None)),
              "loss": out.loss.item(),
              "grads": {n: tensor_json(params[n].grad) for n in grad_names}}
         with open(os.path.join(out_dir, "golden.json"), "w") as f:

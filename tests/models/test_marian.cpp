@@ -161,6 +161,38 @@ TEST_P(MarianFamily, LossAndGradientsMatchTransformers) {
     EXPECT_EQ(name.find("embed_positions"), std::string::npos) << name;
 }
 
+// The API carries a seq2seq greedy loop: encode once, start from decoder_start_token_id, one
+// cached token per step (cross-attention K/V computed on the first): generate()'s tokens.
+TEST_P(MarianFamily, GreedyLoopOnTheCacheEqualsTransformersGenerate) {
+  const json g = read_marian_golden(GetParam());
+  auto m = load_marian(GetParam());
+  m->prepare_inference();
+  NoGradGuard ng;
+  const Seq2SeqSpec sp = m->spec();
+  const Tensor want = golden_tensor(g.at("greedy"));
+  const int64_t B = want.size(0), L = want.size(1);
+  Seq2SeqInputs in;
+  in.attention_mask = golden_tensor(g.at("attention_mask"));
+  in.encoder_hidden_states =
+      m->encode(golden_tensor(g.at("input_ids")), in.attention_mask).last_hidden_state;
+  Seq2SeqCache cache = m->make_cache(B, L);
+  in.cache = &cache;
+  in.logits_to_keep = 1;
+  std::vector<int64_t> seq(B * L, sp.pad_token_id), next(B, sp.decoder_start_token_id);
+  std::vector<bool> done(B, false);
+  for (int64_t t = 0; t < L; ++t) {
+    for (int64_t b = 0; b < B; ++b) seq[b * L + t] = next[b];
+    if (t + 1 == L || std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+    in.decoder_input_ids = Tensor::from_vector(next, {B, 1});
+    const std::vector<int64_t> best = argmax(m->forward(in).logits, -1).to_vector<int64_t>();
+    for (int64_t b = 0; b < B; ++b) {
+      next[b] = done[b] ? sp.pad_token_id : best[b];
+      for (int64_t e : sp.eos_token_ids) done[b] = done[b] || next[b] == e;
+    }
+  }
+  EXPECT_EQ(seq, want.to_vector<int64_t>());
+}
+
 // Training mode: dropout changes the loss (seeded: reproducible), and every parameter the forward
 // uses gets a gradient.
 TEST_P(MarianFamily, TrainingModeDropoutAndGradientsFlow) {
