@@ -130,6 +130,17 @@ void read_common(const json& j, const std::string& origin, const std::vector<std
   }
 }
 
+json parse_config_object(const std::string& text, const std::string& origin) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    fail<ValueError>("{}: not valid JSON: {}", origin, e.what());
+  }
+  LMF_CHECK(j.is_object(), ValueError, "{}: config.json must be an object", origin);
+  return j;
+}
+
 json optional_json(const std::optional<int64_t>& v) {
   return v ? json(*v) : json(nullptr);
 }

@@ -57,6 +57,43 @@ std::string finish_config_json(nlohmann::json j, const CommonConfigFields& c,
                                const std::string& architecture);
 nlohmann::json optional_json(const std::optional<int64_t>& v);
 
+// config.json text as a JSON object; ValueError naming `origin` when it is not valid JSON or not an
+// object.
+nlohmann::json parse_config_object(const std::string& text, const std::string& origin);
+
+// read_common into a family config `C` whose members carry CommonConfigFields' names
+// (GPT2Config, LlamaConfig, MarianConfig), and the same fields back out for finish_config_json.
+template <class C>
+void read_common_into(const nlohmann::json& j, const std::string& origin,
+                      const std::vector<std::string>& modelled, C& c) {
+  CommonConfigFields cf;
+  cf.eos_token_ids = c.eos_token_ids;
+  cf.eos_set = c.eos_set;
+  read_common(j, origin, modelled, cf);
+  c.architectures = cf.architectures;
+  c.num_labels = cf.num_labels;
+  c.id2label = cf.id2label;
+  c.label2id = cf.label2id;
+  c.problem_type = cf.problem_type;
+  c.eos_token_ids = cf.eos_token_ids;
+  c.eos_is_list = cf.eos_is_list;
+  c.eos_set = cf.eos_set;
+  c.extra = cf.extra;
+}
+template <class C>
+std::string finish_config_json_of(nlohmann::json j, const C& c, const std::string& architecture) {
+  CommonConfigFields cf;
+  cf.num_labels = c.num_labels;
+  cf.id2label = c.id2label;
+  cf.label2id = c.label2id;
+  cf.problem_type = c.problem_type;
+  cf.eos_token_ids = c.eos_token_ids;
+  cf.eos_is_list = c.eos_is_list;
+  cf.eos_set = c.eos_set;
+  cf.extra = c.extra;
+  return finish_config_json(std::move(j), cf, architecture);
+}
+
 // Position ids as transformers' generate() makes them: cumsum(mask) - 1 with 1 at masked
 // positions, the last T columns ([B, T]); without a mask past + arange(T) ([T]).
 Tensor default_position_ids(const Tensor& attention_mask, int64_t past, int64_t T);

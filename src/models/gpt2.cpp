@@ -44,13 +44,7 @@ const std::vector<std::string> kGpt2Fields = {"model_type",
 }  // namespace
 
 GPT2Config GPT2Config::from_json(const std::string& text, const std::string& origin) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    fail<ValueError>("{}: not valid JSON: {}", origin, e.what());
-  }
-  LMF_CHECK(j.is_object(), ValueError, "{}: config.json must be an object", origin);
+  json j = detail::parse_config_object(text, origin);
   detail::ConfigReader r{j, origin};
   std::string mt = "gpt2";
   r.get("model_type", mt);
@@ -97,19 +91,7 @@ GPT2Config GPT2Config::from_json(const std::string& text, const std::string& ori
     if (!x->is_number()) r.bad("classifier_dropout", "a number or null");
     c.classifier_dropout = x->get<double>();
   }
-  detail::CommonConfigFields cf;
-  cf.eos_token_ids = c.eos_token_ids;
-  cf.eos_set = c.eos_set;
-  detail::read_common(j, origin, kGpt2Fields, cf);
-  c.architectures = cf.architectures;
-  c.num_labels = cf.num_labels;
-  c.id2label = cf.id2label;
-  c.label2id = cf.label2id;
-  c.problem_type = cf.problem_type;
-  c.eos_token_ids = cf.eos_token_ids;
-  c.eos_is_list = cf.eos_is_list;
-  c.eos_set = cf.eos_set;
-  c.extra = cf.extra;
+  detail::read_common_into(j, origin, kGpt2Fields, c);
   return c;
 }
 
@@ -141,16 +123,7 @@ std::string GPT2Config::to_json(const std::string& architecture) const {
   j["bos_token_id"] = detail::optional_json(bos_token_id);
   j["pad_token_id"] = detail::optional_json(pad_token_id);
   j["tie_word_embeddings"] = tie_word_embeddings;
-  detail::CommonConfigFields cf;
-  cf.num_labels = num_labels;
-  cf.id2label = id2label;
-  cf.label2id = label2id;
-  cf.problem_type = problem_type;
-  cf.eos_token_ids = eos_token_ids;
-  cf.eos_is_list = eos_is_list;
-  cf.eos_set = eos_set;
-  cf.extra = extra;
-  return detail::finish_config_json(std::move(j), cf, architecture);
+  return detail::finish_config_json_of(std::move(j), *this, architecture);
 }
 
 // ---- attention and block ------------------------------------------------------------------------

@@ -156,13 +156,7 @@ LlamaVariant variant_from(const std::string& mt, const std::string& origin) {
 }  // namespace
 
 LlamaConfig LlamaConfig::from_json(const std::string& text, const std::string& origin) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    fail<ValueError>("{}: not valid JSON: {}", origin, e.what());
-  }
-  LMF_CHECK(j.is_object(), ValueError, "{}: config.json must be an object", origin);
+  json j = detail::parse_config_object(text, origin);
   std::string mt = "llama";
   detail::ConfigReader r{j, origin};
   r.get("model_type", mt);
@@ -230,19 +224,7 @@ LlamaConfig LlamaConfig::from_json(const std::string& text, const std::string& o
   if (c.sliding_window)
     LMF_CHECK(*c.sliding_window > 0, ValueError, "{}: sliding_window must be positive, got {}",
               origin, *c.sliding_window);
-  detail::CommonConfigFields cf;
-  cf.eos_token_ids = c.eos_token_ids;
-  cf.eos_set = c.eos_set;
-  detail::read_common(j, origin, modelled_keys(c.variant), cf);
-  c.architectures = cf.architectures;
-  c.num_labels = cf.num_labels;
-  c.id2label = cf.id2label;
-  c.label2id = cf.label2id;
-  c.problem_type = cf.problem_type;
-  c.eos_token_ids = cf.eos_token_ids;
-  c.eos_is_list = cf.eos_is_list;
-  c.eos_set = cf.eos_set;
-  c.extra = cf.extra;
+  detail::read_common_into(j, origin, modelled_keys(c.variant), c);
   return c;
 }
 
@@ -277,16 +259,7 @@ std::string LlamaConfig::to_json(const std::string& architecture) const {
     j["max_window_layers"] = max_window_layers;
     j["layer_types"] = layer_types;
   }
-  detail::CommonConfigFields cf;
-  cf.num_labels = num_labels;
-  cf.id2label = id2label;
-  cf.label2id = label2id;
-  cf.problem_type = problem_type;
-  cf.eos_token_ids = eos_token_ids;
-  cf.eos_is_list = eos_is_list;
-  cf.eos_set = eos_set;
-  cf.extra = extra;
-  return detail::finish_config_json(std::move(j), cf, architecture);
+  return detail::finish_config_json_of(std::move(j), *this, architecture);
 }
 
 int64_t LlamaConfig::layer_window(int64_t i) const {

@@ -13,6 +13,7 @@
 #include "lmforge/models/bert.h"
 #include "lmforge/models/gpt2.h"
 #include "lmforge/models/llama.h"
+#include "lmforge/models/marian.h"
 #include "lmforge/nn/init.h"
 
 namespace lmf::models {
@@ -29,6 +30,7 @@ void register_builtin_families() {
   register_bert_family();
   register_gpt2_family();
   register_llama_family();
+  register_marian_family();
 }
 
 std::once_flag g_builtin_once;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/models/decoder.h"
+#include "lmforge/models/model.h"
 
 namespace lmf::models::test {
 
@@ -74,6 +76,19 @@ inline Tensor logits_head(const Tensor& logits, int64_t keep = 128) {
 inline Tensor logsumexp_last(const Tensor& logits) {
   const Tensor m = max(logits, -1, true);
   return (log(sum(exp(logits - m), {-1})) + m.squeeze(-1)).contiguous();
+}
+
+// save_pretrained(m) into a temporary folder named by `tag`: config.json and model.safetensors must
+// equal those of `dir` (what transformers wrote) byte for byte.
+inline void expect_saved_like(const PretrainedModel& m, const std::string& dir,
+                              const std::string& tag) {
+  const std::string out = ::testing::TempDir() + "/lmf_save_" + tag;
+  std::filesystem::remove_all(out);
+  save_pretrained(m, out);
+  EXPECT_EQ(read_text(out + "/config.json"), read_text(dir + "/config.json")) << tag;
+  EXPECT_TRUE(read_text(out + "/model.safetensors") == read_text(dir + "/model.safetensors"))
+      << tag << ": model.safetensors differs from transformers'";
+  std::filesystem::remove_all(out);
 }
 
 }  // namespace lmf::models::test

@@ -170,13 +170,7 @@ TEST_P(LlamaFamily, RegistryLoadAndSavePretrainedAreByteIdentical) {
     NoGradGuard ng;
     expect_logits_match(m->forward(golden_inputs(g)).logits, g, GetParam() + " via registry");
   }
-  const std::string out = ::testing::TempDir() + "/lmf_decoder_save_" + GetParam();
-  std::filesystem::remove_all(out);
-  save_pretrained(*m, out);
-  EXPECT_EQ(read_text(out + "/config.json"), read_text(dir + "/config.json"));
-  EXPECT_TRUE(read_text(out + "/model.safetensors") == read_text(dir + "/model.safetensors"))
-      << "model.safetensors differs from transformers'";
-  std::filesystem::remove_all(out);
+  expect_saved_like(*m, dir, GetParam());
   // The base model takes the head's checkpoint (prefix "model." removed, lm_head unexpected)
   // and gives the head's hidden states.
   LoadOptions base;

@@ -1,0 +1,398 @@
+// Marian family (MarianMTModel, MarianModel) against transformers 5.25: tiny random checkpoints and
+// goldens from scripts/reference/gen_marian_goldens.py (tests/fixtures/marian/<name>/). Logits and
+// encoder states with source padding, the cached step-by-step decoder against the full forward,
+// loss and gradients, load -> save byte identity, bad input.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "lmforge/core/autograd.h"
+#include "lmforge/core/runtime.h"
+#include "lmforge/io/checkpoint.h"
+#include "lmforge/models/marian.h"
+#include "lmforge/models/registry.h"
+#include "models/decoder_test_util.h"
+
+namespace lmf::models::test {
+namespace {
+
+std::string marian_fixture(const std::string& name) {
+  return std::string(LMF_FIXTURES_DIR) + "/marian/" + name;
+}
+json read_marian_golden(const std::string& name) {
+  return json::parse(read_text(marian_fixture(name) + "/golden.json"));
+}
+
+std::unique_ptr<EncoderDecoderModel> load_marian(const std::string& name,
+                                                 const LoadOptions& opt = {},
+                                                 LoadReport* rep = nullptr) {
+  auto m =
+      load_pretrained_as<EncoderDecoderModel>(marian_fixture(name), "an encoder-decoder", opt, rep);
+  m->eval();
+  return m;
+}
+
+Seq2SeqInputs golden_inputs(const json& g) {
+  Seq2SeqInputs in;
+  in.input_ids = golden_tensor(g.at("input_ids"));
+  in.attention_mask = golden_tensor(g.at("attention_mask"));
+  in.decoder_input_ids = golden_tensor(g.at("decoder_input_ids"));
+  return in;
+}
+
+// Max |a - b| at the attended source rows (mask [B, S]).
+double encoder_diff(const Tensor& a, const json& g) {
+  return max_abs_diff_masked(a, golden_tensor(g.at("encoder_last_hidden_state")),
+                             golden_tensor(g.at("attention_mask")));
+}
+double max_abs(const Tensor& a, const Tensor& b) {
+  return max_abs_diff_masked(a, b, Tensor::ones({a.size(0), a.size(1)}, DType::i64));
+}
+
+class MarianFamily : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, MarianFamily,
+                         ::testing::Values("marian", "marian_untied", "marian_shared_untied"));
+
+TEST_P(MarianFamily, LogitsWithSourcePaddingMatchTransformers) {
+  const json g = read_marian_golden(GetParam());
+  LoadReport rep;
+  auto m = load_marian(GetParam(), {}, &rep);
+  EXPECT_EQ(m->architecture(), "MarianMTModel");
+  EXPECT_TRUE(m->is_seq2seq_lm());
+  EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
+  EXPECT_TRUE(rep.unexpected_keys.empty()) << rep.summary();
+  NoGradGuard ng;
+  const Seq2SeqOutput o = m->forward(golden_inputs(g));
+  EXPECT_LE(max_abs(o.logits, golden_tensor(g.at("logits"))), 1e-4);
+  EXPECT_LE(encoder_diff(o.encoder_last_hidden_state, g), 1e-4);
+  // A right-padded target (decoder_attention_mask): causal + padding mask as transformers.
+  Seq2SeqInputs padded = golden_inputs(g);
+  padded.decoder_attention_mask = golden_tensor(g.at("decoder_attention_mask"));
+  EXPECT_LE(max_abs(m->forward(padded).logits, golden_tensor(g.at("logits_decoder_mask"))), 1e-4);
+  // encode() once, then the decoder on the given encoder states: the same logits.
+  Seq2SeqInputs dec = golden_inputs(g);
+  dec.encoder_hidden_states = m->encode(dec.input_ids, dec.attention_mask).last_hidden_state;
+  dec.input_ids = Tensor();
+  EXPECT_LE(max_abs(m->forward(dec).logits, o.logits), 1e-6);
+  // Packed inference weights give the same numbers.
+  m->prepare_inference();
+  EXPECT_LE(max_abs(m->forward(golden_inputs(g)).logits, golden_tensor(g.at("logits"))), 1e-4);
+}
+
+TEST_P(MarianFamily, CachedDecodingEqualsFullForward) {
+  const json g = read_marian_golden(GetParam());
+  auto m = load_marian(GetParam());
+  m->prepare_inference();
+  NoGradGuard ng;
+  const Seq2SeqInputs full = golden_inputs(g);
+  const Tensor ref = m->forward(full).logits;
+  const Tensor enc = m->encode(full.input_ids, full.attention_mask).last_hidden_state;
+  const int64_t B = full.decoder_input_ids.size(0), T = full.decoder_input_ids.size(1);
+  Seq2SeqCache cache = m->make_cache(B, T);
+  EXPECT_FALSE(cache.has_cross());
+  std::vector<Tensor> steps;
+  for (int64_t start = 0; start < T;) {
+    const int64_t n = start == 0 ? 2 : 1;  // a 2-token prefix, then one token per step
+    Seq2SeqInputs in;
+    in.encoder_hidden_states = enc;
+    in.attention_mask = full.attention_mask;
+    in.decoder_input_ids = full.decoder_input_ids.narrow(1, start, n).contiguous();
+    in.cache = &cache;
+    in.logits_to_keep = n == 1 ? 1 : 0;
+    steps.push_back(m->forward(in).logits);
+    start += n;
+    EXPECT_EQ(cache.length(), start);
+    EXPECT_TRUE(cache.has_cross());
+  }
+  const Tensor inc = concat(steps, 1);
+  EXPECT_LE(max_abs(inc, ref), 1e-5);
+  EXPECT_LE(max_abs(inc, golden_tensor(g.at("logits"))), 1e-4);
+  // Beam-style reorder: rows swapped, then one more step gives the swapped rows' logits.
+  Seq2SeqCache c2 = m->make_cache(B, T);
+  Seq2SeqInputs p;
+  p.encoder_hidden_states = enc;
+  p.attention_mask = full.attention_mask;
+  p.decoder_input_ids = full.decoder_input_ids.narrow(1, 0, T - 1).contiguous();
+  p.cache = &c2;
+  m->forward(p);
+  c2.reorder({1, 0});
+  Seq2SeqInputs s;
+  s.encoder_hidden_states = stack({enc.select(0, 1), enc.select(0, 0)}, 0);
+  s.attention_mask = stack({full.attention_mask.select(0, 1), full.attention_mask.select(0, 0)}, 0);
+  const Tensor last = full.decoder_input_ids.narrow(1, T - 1, 1);
+  s.decoder_input_ids = stack({last.select(0, 1), last.select(0, 0)}, 0);
+  s.cache = &c2;
+  const Tensor l = m->forward(s).logits;
+  EXPECT_LE(max_abs(l.select(0, 0).unsqueeze(0), ref.narrow(0, 1, 1).narrow(1, T - 1, 1)), 1e-5);
+  EXPECT_LE(max_abs(l.select(0, 1).unsqueeze(0), ref.narrow(0, 0, 1).narrow(1, T - 1, 1)), 1e-5);
+  // The cache is bounded: one position more than its capacity is refused.
+  EXPECT_THROW(m->forward(s), ValueError);
+  Seq2SeqInputs other = s;
+  other.encoder_hidden_states = s.encoder_hidden_states.narrow(1, 0, 3).contiguous();
+  other.attention_mask = s.attention_mask.narrow(1, 0, 3).contiguous();
+  c2.self.truncate(1);
+  EXPECT_THROW(m->forward(other), ValueError);  // cross keys are of a 7-position source
+  c2.reset();
+  EXPECT_EQ(c2.length(), 0);
+  EXPECT_FALSE(c2.has_cross());
+}
+
+TEST_P(MarianFamily, LossAndGradientsMatchTransformers) {
+  const json g = read_marian_golden(GetParam());
+  auto m = load_marian(GetParam());
+  Seq2SeqInputs in = golden_inputs(g);
+  in.decoder_input_ids = Tensor();  // made from the labels by shift_tokens_right
+  Seq2SeqLabels labels;
+  labels.labels = golden_tensor(g.at("labels"));
+  const Seq2SeqOutput out = m->forward(in, labels);
+  ASSERT_TRUE(out.loss.defined());
+  const double want = g.at("loss").get<double>();
+  EXPECT_LE(std::abs(out.loss.item() - want) / std::abs(want), 1e-5);
+  EXPECT_LE(max_abs(out.logits, golden_tensor(g.at("logits"))), 1e-4);
+  out.loss.backward();
+  for (const auto& [name, gj] : g.at("grads").items()) {
+    const Tensor grad = m->parameter(name).grad();
+    ASSERT_TRUE(grad.defined()) << name;
+    EXPECT_LE(rel_diff(grad, golden_tensor(gj)), 1e-3) << name;
+  }
+  // The frozen sinusoids and final_logits_bias are buffers: no gradient, not trained.
+  for (const auto& [name, t] : m->named_parameters())
+    EXPECT_EQ(name.find("embed_positions"), std::string::npos) << name;
+}
+
+// The API carries a seq2seq greedy loop: encode once, start from decoder_start_token_id, one
+// cached token per step (cross-attention K/V computed on the first): generate()'s tokens.
+TEST_P(MarianFamily, GreedyLoopOnTheCacheEqualsTransformersGenerate) {
+  const json g = read_marian_golden(GetParam());
+  auto m = load_marian(GetParam());
+  m->prepare_inference();
+  NoGradGuard ng;
+  const Seq2SeqSpec sp = m->spec();
+  const Tensor want = golden_tensor(g.at("greedy"));
+  const int64_t B = want.size(0), L = want.size(1);
+  Seq2SeqInputs in;
+  in.attention_mask = golden_tensor(g.at("attention_mask"));
+  in.encoder_hidden_states =
+      m->encode(golden_tensor(g.at("input_ids")), in.attention_mask).last_hidden_state;
+  Seq2SeqCache cache = m->make_cache(B, L);
+  in.cache = &cache;
+  in.logits_to_keep = 1;
+  std::vector<int64_t> seq(B * L, sp.pad_token_id), next(B, sp.decoder_start_token_id);
+  std::vector<bool> done(B, false);
+  for (int64_t t = 0; t < L; ++t) {
+    for (int64_t b = 0; b < B; ++b) seq[b * L + t] = next[b];
+    if (t + 1 == L || std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+    in.decoder_input_ids = Tensor::from_vector(next, {B, 1});
+    const std::vector<int64_t> best = argmax(m->forward(in).logits, -1).to_vector<int64_t>();
+    for (int64_t b = 0; b < B; ++b) {
+      next[b] = done[b] ? sp.pad_token_id : best[b];
+      for (int64_t e : sp.eos_token_ids) done[b] = done[b] || next[b] == e;
+    }
+  }
+  EXPECT_EQ(seq, want.to_vector<int64_t>());
+}
+
+// Training mode: dropout changes the loss (seeded: reproducible), and every parameter the forward
+// uses gets a gradient.
+TEST_P(MarianFamily, TrainingModeDropoutAndGradientsFlow) {
+  const json g = read_marian_golden(GetParam());
+  auto m = load_marian(GetParam());
+  m->train();
+  Seq2SeqInputs in = golden_inputs(g);
+  in.decoder_input_ids = Tensor();
+  Seq2SeqLabels labels;
+  labels.labels = golden_tensor(g.at("labels"));
+  manual_seed(7);
+  const Seq2SeqOutput a = m->forward(in, labels);
+  manual_seed(7);
+  const double again = m->forward(in, labels).loss.item();
+  EXPECT_EQ(a.loss.item(), again);
+  EXPECT_GT(std::abs(a.loss.item() - g.at("loss").get<double>()), 1e-4) << "dropout had no effect";
+  a.loss.backward();
+  const MarianConfig c =
+      MarianConfig::from_json(read_text(marian_fixture(GetParam()) + "/config.json"));
+  for (const auto& [name, p] : m->named_parameters()) {
+    // Shared but untied embeddings: model.shared is saved but the forward never reads it.
+    if (name == "model.shared.weight" && !c.tie_word_embeddings) continue;
+    EXPECT_TRUE(p.grad().defined()) << name;
+  }
+}
+
+TEST_P(MarianFamily, ShiftTokensRightAsTransformers) {
+  const json g = read_marian_golden(GetParam());
+  const MarianConfig c =
+      MarianConfig::from_json(read_text(marian_fixture(GetParam()) + "/config.json"));
+  const Tensor s =
+      shift_tokens_right(golden_tensor(g.at("labels")), *c.pad_token_id, c.decoder_start_token_id);
+  EXPECT_EQ(s.to_vector<int64_t>(), golden_tensor(g.at("decoder_input_ids")).to_vector<int64_t>());
+  EXPECT_THROW(shift_tokens_right(golden_tensor(g.at("labels")), -1, 0), ValueError);
+}
+
+// The registry builds MarianMTModel from config.json; save_pretrained writes config.json and
+// model.safetensors byte for byte as transformers did (tied copies and sinusoids left out).
+TEST_P(MarianFamily, RegistryLoadAndSavePretrainedAreByteIdentical) {
+  const std::string dir = marian_fixture(GetParam());
+  const std::string text = read_text(dir + "/config.json");
+  const MarianConfig c = MarianConfig::from_json(text);
+  EXPECT_EQ(c.to_json("MarianMTModel"), text);
+  auto m = load_marian(GetParam());
+  EXPECT_EQ(m->config_json(), text);
+  expect_saved_like(*m, dir, "marian_" + GetParam());
+}
+
+TEST_P(MarianFamily, BaseModelTakesTheMTCheckpoint) {
+  const json g = read_marian_golden(GetParam());
+  LoadOptions base;
+  base.architecture = "MarianModel";
+  LoadReport rep;
+  auto b = load_marian(GetParam(), base, &rep);
+  EXPECT_EQ(b->architecture(), "MarianModel");
+  EXPECT_FALSE(b->is_seq2seq_lm());
+  EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
+  EXPECT_EQ(rep.prefix_change, "removed 'model.'");
+  NoGradGuard ng;
+  const Seq2SeqOutput o = b->forward(golden_inputs(g));
+  EXPECT_FALSE(o.logits.defined());
+  EXPECT_LE(max_abs(o.last_hidden_state, golden_tensor(g.at("decoder_last_hidden_state"))), 1e-4);
+  EXPECT_LE(encoder_diff(o.encoder_last_hidden_state, g), 1e-4);
+}
+
+TEST_P(MarianFamily, AttentionProbabilitiesForHeatmaps) {
+  const json g = read_marian_golden(GetParam());
+  auto m = load_marian(GetParam());
+  const MarianConfig c =
+      MarianConfig::from_json(read_text(marian_fixture(GetParam()) + "/config.json"));
+  NoGradGuard ng;
+  Seq2SeqInputs in = golden_inputs(g);
+  in.output_attentions = true;
+  const Seq2SeqOutput o = m->forward(in);
+  ASSERT_EQ(static_cast<int64_t>(o.encoder_attentions.size()), c.encoder_layers);
+  ASSERT_EQ(static_cast<int64_t>(o.decoder_attentions.size()), c.decoder_layers);
+  ASSERT_EQ(static_cast<int64_t>(o.cross_attentions.size()), c.decoder_layers);
+  const int64_t S = in.input_ids.size(1), T = in.decoder_input_ids.size(1);
+  EXPECT_EQ(o.encoder_attentions[0].shape(), (Shape{2, c.encoder_attention_heads, S, S}));
+  EXPECT_EQ(o.cross_attentions[0].shape(), (Shape{2, c.decoder_attention_heads, T, S}));
+  // Padded source positions get no cross-attention; the decoder's self-attention is causal.
+  const auto cross = o.cross_attentions[0].contiguous().to_vector<float>();
+  EXPECT_EQ(cross[(1 * c.decoder_attention_heads * T) * S + S - 1], 0.0f);
+  const auto self = o.decoder_attentions[0].contiguous().to_vector<float>();
+  EXPECT_EQ(self[1], 0.0f);  // query 0 never sees key 1
+  EXPECT_LE(max_abs(o.logits, golden_tensor(g.at("logits"))), 1e-4);
+}
+
+// transformers 5.25 saves MarianModel with its sinusoidal tables (MarianMTModel without): the base
+// folder loads, gives the same decoder states, and saves byte-identically.
+TEST(Marian, BaseModelFolderWithSinusoidsLoadsAndSavesByteIdentically) {
+  const std::string dir = marian_fixture("marian_base");
+  LoadReport rep;
+  LoadOptions strict;
+  strict.strict = true;
+  auto b = load_pretrained_as<EncoderDecoderModel>(dir, "an encoder-decoder", strict, &rep);
+  EXPECT_EQ(b->architecture(), "MarianModel");
+  EXPECT_TRUE(rep.missing_keys.empty() && rep.unexpected_keys.empty()) << rep.summary();
+  const json g = read_marian_golden("marian_shared_untied");
+  {
+    NoGradGuard ng;
+    const Seq2SeqOutput o = b->forward(golden_inputs(g));
+    EXPECT_LE(max_abs(o.last_hidden_state, golden_tensor(g.at("decoder_last_hidden_state"))), 1e-4);
+  }
+  expect_saved_like(*b, dir, "marian_base");
+  // The MT model takes the base folder: tables dropped, the head missing (initialised).
+  LoadOptions mt;
+  mt.architecture = "MarianMTModel";
+  auto m = load_pretrained_as<EncoderDecoderModel>(dir, "an encoder-decoder", mt, &rep);
+  EXPECT_EQ(rep.prefix_change, "added 'model.'");
+  EXPECT_EQ(rep.missing_keys, (std::vector<std::string>{"final_logits_bias", "lm_head.weight"}));
+  EXPECT_TRUE(rep.unexpected_keys.empty()) << rep.summary();
+  for (float v : m->state_dict().at("final_logits_bias").to_vector<float>()) EXPECT_EQ(v, 0.0f);
+}
+
+// ---- bad input ----------------------------------------------------------------------------------
+
+TEST(Marian, MissingTensorIsReportedAndStrictLoadRefusesIt) {
+  const std::string dir = marian_fixture("marian");
+  nn::StateDict sd = io::load_checkpoint_dir(dir);
+  sd.erase("model.encoder.layers.1.fc2.weight");
+  const std::string text = read_text(dir + "/config.json");
+  LoadReport rep;
+  auto m = load_pretrained(text, sd, {}, &rep, "marian (edited)");
+  ASSERT_EQ(rep.missing_keys.size(), 1u);
+  EXPECT_EQ(rep.missing_keys[0], "model.encoder.layers.1.fc2.weight");
+  LoadOptions strict;
+  strict.strict = true;
+  try {
+    load_pretrained(text, sd, strict, nullptr, "marian (edited)");
+    FAIL() << "strict load accepted a missing tensor";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.encoder.layers.1.fc2.weight"), std::string::npos);
+  }
+}
+
+TEST(Marian, WrongShapeNamesTheTensor) {
+  const std::string dir = marian_fixture("marian");
+  nn::StateDict sd = io::load_checkpoint_dir(dir);
+  sd["model.decoder.layers.0.encoder_attn.q_proj.weight"] = Tensor::zeros({16, 32});
+  try {
+    load_pretrained(read_text(dir + "/config.json"), sd, {}, nullptr, "marian (edited)");
+    FAIL() << "a wrong shape was accepted";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.decoder.layers.0.encoder_attn.q_proj.weight"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Marian, SourceLongerThanThePositionsIsAClearError) {
+  auto m = load_marian("marian");
+  const MarianConfig c =
+      MarianConfig::from_json(read_text(marian_fixture("marian") + "/config.json"));
+  NoGradGuard ng;
+  const Tensor ids = Tensor::full({1, c.max_position_embeddings + 1}, 5.0, DType::i64);
+  try {
+    m->encode(ids);
+    FAIL() << "a source longer than max_position_embeddings was accepted";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos);
+  }
+  Seq2SeqInputs in;
+  in.input_ids = Tensor::full({1, 3}, 5.0, DType::i64);
+  in.decoder_input_ids = Tensor::full({1, c.max_position_embeddings + 1}, 5.0, DType::i64);
+  EXPECT_THROW(m->forward(in), ValueError);
+  in.decoder_input_ids = Tensor();
+  EXPECT_THROW(m->forward(in), ValueError);  // neither decoder_input_ids nor labels
+  in.decoder_input_ids = Tensor::full({2, 3}, 5.0, DType::i64);  // batch differs from source
+  EXPECT_THROW(m->forward(in), ShapeError);
+  in.decoder_input_ids = Tensor::full({1, 3}, 5.0, DType::i64);
+  in.attention_mask = Tensor::ones({1, 4}, DType::i64);
+  EXPECT_THROW(m->forward(in), ShapeError);
+  EXPECT_THROW(m->make_cache(1, c.max_position_embeddings + 1), ValueError);
+}
+
+TEST(Marian, BadConfigFieldsAreNamed) {
+  EXPECT_THROW(MarianConfig::from_json(R"({"model_type": "marian", "d_model": 30,
+      "encoder_attention_heads": 4})"),
+               ValueError);
+  EXPECT_THROW(MarianConfig::from_json(R"({"model_type": "marian", "activation_function": "x"})"),
+               ValueError);
+  EXPECT_THROW(MarianConfig::from_json(R"({"model_type": "marian", "vocab_size": 10,
+      "pad_token_id": 10})"),
+               ValueError);
+  EXPECT_THROW(MarianConfig::from_json(R"({"model_type": "marian", "vocab_size": 10,
+      "decoder_vocab_size": 8, "pad_token_id": 1})"),
+               ValueError);  // shared embeddings need one vocabulary
+  EXPECT_THROW(MarianConfig::from_json(R"({"model_type": "bart"})"), ValueError);
+  // Unknown keys (Helsinki-NLP configs carry generation settings) are kept and written back.
+  const MarianConfig c = MarianConfig::from_json(
+      R"({"model_type": "marian", "num_beams": 4, "bad_words_ids": [[58100]],
+      "forced_eos_token_id": [0, 3], "vocab_size": 58101})");
+  EXPECT_EQ(c.forced_eos_token_ids, (std::vector<int64_t>{0, 3}));
+  const json out = json::parse(c.to_json("MarianMTModel"));
+  EXPECT_EQ(out.at("num_beams"), 4);
+  EXPECT_EQ(out.at("bad_words_ids"), json::parse("[[58100]]"));
+  EXPECT_EQ(out.at("forced_eos_token_id"), json::parse("[0, 3]"));
+  EXPECT_EQ(out.at("decoder_vocab_size"), 58101);
+}
+
+}  // namespace
+}  // namespace lmf::models::test
