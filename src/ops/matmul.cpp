@@ -282,16 +282,32 @@ std::shared_ptr<const PackedLinearWeight> pack_linear_weights(const std::vector<
   const int64_t k = ws[0].size(1);
   p->out_ = out, p->in_ = k;
   for (const Tensor& w : ws) p->sources_.push_back(w.detach());
-  // Several parts are concatenated into a temporary first (once, at packing time).
-  const Tensor all = p->weight().contiguous();
   p->packed_ = Tensor::empty({cpu::packed_floats(out, k)});  // 64-byte aligned storage
-  cpu::pack_weight_f32(all.data<float>(), out, k, k, p->packed_.data<float>());
+  float* dst = p->packed_.data<float>();
   // Weights read in place from a checkpoint file need not stay resident beside their packed copy
   // (it would double a decoder's weight memory); inputs the packed kernel does not take read them
-  // again from the page cache.
-  for (const Tensor& w : ws)
-    if (w.storage() && w.storage()->file_mapped() && w.is_contiguous())
-      Storage::release_pages(w.data_ptr(), static_cast<size_t>(w.numel()) * 4);
+  // again from the page cache. Parts are packed in slices of whole panels, each slice's source
+  // pages released as soon as it is copied: the peak is one slice above the packed copy.
+  const bool panel_aligned = std::all_of(
+      ws.begin(), ws.end() - 1, [](const Tensor& w) { return w.size(0) % cpu::kPackPanel == 0; });
+  if (!panel_aligned) {  // e.g. fused q/k/v of odd sizes: one concatenated temporary
+    const Tensor all = p->weight().contiguous();
+    cpu::pack_weight_f32(all.data<float>(), out, k, k, dst);
+  }
+  constexpr int64_t kSliceRows = 32 * cpu::kPackPanel;
+  int64_t row0 = 0;
+  for (const Tensor& w : ws) {
+    const Tensor c = w.contiguous();
+    const bool mapped = c.storage() && c.storage()->file_mapped();
+    for (int64_t r = 0; r < c.size(0); r += kSliceRows) {
+      const int64_t n = std::min(kSliceRows, c.size(0) - r);
+      const float* src = c.data<float>() + r * k;
+      // Rows row0 + r... start a panel, which sits at that row times k in the packed layout.
+      if (panel_aligned) cpu::pack_weight_f32(src, n, k, k, dst + (row0 + r) * k);
+      if (mapped) Storage::release_pages(src, static_cast<size_t>(n * k) * 4);
+    }
+    row0 += c.size(0);
+  }
   return p;
 }
 

@@ -145,7 +145,7 @@ struct GenerateOptions {
   bool truncate_left = false;
   // The prompt runs through the model in pieces of at most this many positions (0: at once),
   // like llama.cpp's micro-batches: faster and with less peak memory on long prompts.
-  int64_t prefill_chunk = 256;
+  int64_t prefill_chunk = 128;
 };
 
 struct GeneratedSequence {
