@@ -2,7 +2,9 @@
 // embedding, decoder layer, model, heads, registration.
 #include "lmforge/models/llama.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "lmforge/models/registry.h"
@@ -322,6 +324,12 @@ std::vector<float> LlamaRotaryEmbedding::compute(int64_t seq_len) const {
 }
 
 nn::RopeFrequencies LlamaRotaryEmbedding::frequencies(int64_t max_position) const {
+  nn::RopeFrequencies r = dynamic_frequencies(max_position);
+  r.interleaved = interleaved_;
+  return r;
+}
+
+nn::RopeFrequencies LlamaRotaryEmbedding::dynamic_frequencies(int64_t max_position) const {
   if (cfg_.rope.rope_type != "dynamic") return original_;
   // transformers' dynamic_frequency_update, with its state.
   std::lock_guard<std::mutex> lock(mu_);
@@ -530,6 +538,72 @@ void LlamaForSequenceClassification::init_missing(const std::vector<std::string>
 }
 
 // ---- registration -------------------------------------------------------------------------------
+
+// ---- llama.cpp's rotary row layout (GGUF)
+// ---------------------------------------------------------
+
+Tensor llama_permute_rotary_rows(const Tensor& w, int64_t n_head, bool to_hf,
+                                 const std::string& name) {
+  const Tensor c = w.to(DType::f32).contiguous();
+  LMF_CHECK(c.dim() >= 1, ShapeError, "{}: a rotary projection must have rows, got {}", name,
+            c.describe());
+  const int64_t rows = c.size(0);
+  LMF_CHECK(n_head > 0 && rows % (2 * n_head) == 0, ValueError,
+            "{}: {} rows cannot be split into {} heads of rotary pairs", name, rows, n_head);
+  const int64_t dim = rows / n_head / 2;
+  const int64_t row_len = c.numel() / std::max<int64_t>(rows, 1);
+  Tensor out = Tensor::empty(c.shape(), DType::f32);
+  const float* src = c.data<float>();
+  float* dst = out.data<float>();
+  for (int64_t h = 0; h < n_head; ++h)
+    for (int64_t i = 0; i < dim; ++i)
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t gguf_row = h * 2 * dim + i * 2 + j;  // llama.cpp: (n_head, dim, 2)
+        const int64_t hf_row = h * 2 * dim + j * dim + i;  // HF: (n_head, 2, dim)
+        const int64_t from = to_hf ? gguf_row : hf_row, to = to_hf ? hf_row : gguf_row;
+        std::memcpy(dst + to * row_len, src + from * row_len, static_cast<size_t>(row_len) * 4);
+      }
+  // A GGUF f32 weight is a view of the file mapping that nothing reads after this copy: its pages
+  // need not stay resident beside the permuted one.
+  if (c.storage() && c.storage()->file_mapped())
+    Storage::release_pages(src, static_cast<size_t>(c.numel()) * 4);
+  return out;
+}
+
+namespace {
+// q/k rows kept in llama.cpp's order go back to HF's in what save_pretrained writes.
+void rotary_rows_to_hf(const LlamaModel& m, const std::string& prefix, nn::StateDict& t) {
+  if (!m.gguf_rotary_layout()) return;
+  const LlamaConfig& c = m.config();
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+    for (const auto& [proj, heads] :
+         {std::pair<std::string, int64_t>{"q_proj", c.num_attention_heads},
+          {"k_proj", c.num_key_value_heads}})
+      for (const char* what : {"weight", "bias"}) {
+        const std::string key =
+            prefix + "layers." + std::to_string(i) + ".self_attn." + proj + "." + what;
+        if (auto it = t.find(key); it != t.end())
+          it->second = llama_permute_rotary_rows(it->second, heads, true, key);
+      }
+}
+}  // namespace
+
+void LlamaModel::to_saved_layout(nn::StateDict& t) const {
+  rotary_rows_to_hf(*this, "", t);
+}
+void LlamaForCausalLM::to_saved_layout(nn::StateDict& t) const {
+  rotary_rows_to_hf(*model_, "model.", t);
+}
+void LlamaForSequenceClassification::to_saved_layout(nn::StateDict& t) const {
+  rotary_rows_to_hf(*model_, "model.", t);
+}
+
+LlamaModel* llama_base_model(PretrainedModel& m) {
+  if (auto* base = dynamic_cast<LlamaModel*>(&m)) return base;
+  if (auto* lm = dynamic_cast<LlamaForCausalLM*>(&m)) return &lm->model();
+  if (auto* sc = dynamic_cast<LlamaForSequenceClassification*>(&m)) return &sc->model();
+  return nullptr;
+}
 
 std::unique_ptr<DecoderModel> make_llama_model(const LlamaConfig& c, const std::string& arch) {
   if (arch == arch_name(c.variant, "Model")) return std::make_unique<LlamaModel>(c);

@@ -77,6 +77,7 @@ void save_pretrained(const PretrainedModel& model, const std::string& dir) {
             ec ? ec.message() : "a file of that name exists");
   nn::StateDict keep = state_dict_for_save(model, model.load_spec());
   for (const auto& k : model.keys_not_saved()) keep.erase(k);
+  model.to_saved_layout(keep);
   io::StateDict tensors;
   for (const auto& [name, t] : keep) tensors[name] = t.detach().to(DType::f32).contiguous();
   io::save_safetensors(dir + "/model.safetensors", tensors);

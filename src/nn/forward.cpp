@@ -134,12 +134,13 @@ AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Te
       // q rotated into [B, T, H, D] (the layout the attention output is merged in), k straight
       // into the cache.
       qr = Tensor::empty({B, T, q.size(1), D}).permute({0, 2, 1, 3});
-      rotary_embedding_into(q, pos, rope->inv_freq, rope->attention_scaling, qr);
-      rotary_embedding_into(k, pos, rope->inv_freq, rope->attention_scaling, k_slot);
+      rotary_embedding_into(q, pos, rope->inv_freq, rope->attention_scaling, qr, rope->interleaved);
+      rotary_embedding_into(k, pos, rope->inv_freq, rope->attention_scaling, k_slot,
+                            rope->interleaved);
       kr = Tensor();
     } else {
-      qr = rotary_embedding(q, pos, rope->inv_freq, rope->attention_scaling);
-      kr = rotary_embedding(k, pos, rope->inv_freq, rope->attention_scaling);
+      qr = rotary_embedding(q, pos, rope->inv_freq, rope->attention_scaling, rope->interleaved);
+      kr = rotary_embedding(k, pos, rope->inv_freq, rope->attention_scaling, rope->interleaved);
     }
   }
   if (kr.defined()) k_slot.copy_(kr.detach());
@@ -207,8 +208,8 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
     if (!cross && (rope || c.rope_theta > 0)) {
       Tensor pos = in.positions.defined() ? in.positions : default_positions(past, x.size(1));
       if (rope) {
-        q = rotary_embedding(q, pos, rope->inv_freq, rope->attention_scaling);
-        k = rotary_embedding(k, pos, rope->inv_freq, rope->attention_scaling);
+        q = rotary_embedding(q, pos, rope->inv_freq, rope->attention_scaling, rope->interleaved);
+        k = rotary_embedding(k, pos, rope->inv_freq, rope->attention_scaling, rope->interleaved);
       } else {
         q = rotary_embedding(q, pos, c.rope_theta);
         k = rotary_embedding(k, pos, c.rope_theta);

@@ -16,6 +16,7 @@ struct RopeFreqs {
   std::vector<double> inv_freq;
   double scaling = 1.0;
   bool f32_angles = false;
+  bool interleaved = false;  // pairs (2i, 2i + 1), llama.cpp's q/k layout
 };
 
 // Checks x and positions; returns positions as contiguous i64 and the position batch (1 or B).
@@ -38,7 +39,8 @@ std::pair<Tensor, int64_t> check_rope(const char* who, const Tensor& x, const Te
   return {positions.to(DType::i64).contiguous(), flat ? 1 : B};
 }
 
-RopeFreqs freqs_from(const char* who, const Tensor& x, const Tensor& inv_freq, double scaling) {
+RopeFreqs freqs_from(const char* who, const Tensor& x, const Tensor& inv_freq, double scaling,
+                     bool interleaved) {
   LMF_CHECK(inv_freq.defined() && is_floating(inv_freq.dtype()) && inv_freq.dim() == 1 &&
                 inv_freq.size(0) * 2 == x.size(3),
             ShapeError, "{}: inv_freq must be floating [D/2] = [{}] for x {}, got {}", who,
@@ -46,7 +48,7 @@ RopeFreqs freqs_from(const char* who, const Tensor& x, const Tensor& inv_freq, d
   LMF_CHECK(std::isfinite(scaling) && scaling > 0.0, ValueError,
             "{}: attention_scaling={} must be positive", who, scaling);
   const std::vector<float> f = inv_freq.to_vector<float>();
-  return {std::vector<double>(f.begin(), f.end()), scaling, true};
+  return {std::vector<double>(f.begin(), f.end()), scaling, true, interleaved};
 }
 
 Tensor rope_f32(const Tensor& x, const Tensor& pos, int64_t pos_batch, const RopeFreqs& f) {
@@ -54,12 +56,14 @@ Tensor rope_f32(const Tensor& x, const Tensor& pos, int64_t pos_batch, const Rop
   const Tensor xc = x.detach().contiguous();
   Tensor out = Tensor::empty(x.shape());
   kernels::rotary_embedding(xc.data<float>(), pos.data<int64_t>(), pos_batch, B, H, T, D,
-                            f.inv_freq.data(), f.scaling, f.f32_angles, false, out.data<float>());
+                            f.inv_freq.data(), f.scaling, f.f32_angles, false, out.data<float>(),
+                            nullptr, f.interleaved);
   record(out, "rotary_embedding", {x}, [pos, pos_batch, f, B, H, T, D](const Tensor& g) {
     const Tensor gc = g.to(DType::f32).contiguous();
     Tensor dx = Tensor::empty({B, H, T, D});
     kernels::rotary_embedding(gc.data<float>(), pos.data<int64_t>(), pos_batch, B, H, T, D,
-                              f.inv_freq.data(), f.scaling, f.f32_angles, true, dx.data<float>());
+                              f.inv_freq.data(), f.scaling, f.f32_angles, true, dx.data<float>(),
+                              nullptr, f.interleaved);
     return std::vector<Tensor>{dx};
   });
   return out;
@@ -84,17 +88,17 @@ Tensor rotary_embedding(const Tensor& x, const Tensor& positions, double theta) 
 }
 
 Tensor rotary_embedding(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
-                        double attention_scaling) {
+                        double attention_scaling, bool interleaved) {
   auto [pos, pos_batch] = check_rope("rotary_embedding", x, positions);
   return rope_any(x, pos, pos_batch,
-                  freqs_from("rotary_embedding", x, inv_freq, attention_scaling));
+                  freqs_from("rotary_embedding", x, inv_freq, attention_scaling, interleaved));
 }
 
 void rotary_embedding_into(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
-                           double attention_scaling, const Tensor& out) {
+                           double attention_scaling, const Tensor& out, bool interleaved) {
   constexpr const char* who = "rotary_embedding_into";
   auto [pos, pos_batch] = check_rope(who, x, positions);
-  const RopeFreqs f = freqs_from(who, x, inv_freq, attention_scaling);
+  const RopeFreqs f = freqs_from(who, x, inv_freq, attention_scaling, interleaved);
   LMF_CHECK(out.defined() && out.shape() == x.shape() && out.dtype() == DType::f32 &&
                 x.dtype() == DType::f32 && out.strides()[3] == 1,
             ShapeError, "{}: out must be f32 of x's shape {} with a contiguous last dim, got {}",
@@ -109,7 +113,7 @@ void rotary_embedding_into(const Tensor& x, const Tensor& positions, const Tenso
   }
   kernels::rotary_embedding(xs.data<float>(), pos.data<int64_t>(), pos_batch, x.size(0), x.size(1),
                             x.size(2), x.size(3), f.inv_freq.data(), f.scaling, f.f32_angles, false,
-                            out.data<float>(), &st);
+                            out.data<float>(), &st, f.interleaved);
 }
 
 Tensor sinusoidal_position_encoding(int64_t length, int64_t dim) {

@@ -10,6 +10,7 @@
 #include "lmforge/core/error.h"
 #include "lmforge/io/gguf.h"
 #include "lmforge/io/json.h"
+#include "lmforge/models/llama.h"
 #include "lmforge/models/registry.h"
 #include "lmforge/tasks/gguf_convert.h"
 #include "lmforge/tokenizers/chat_template.h"
@@ -74,14 +75,22 @@ CausalLM load_folder(const std::string& dir) {
 
 CausalLM load_gguf(const std::string& path) {
   const io::GgufFile file = io::GgufFile::open(path);
-  HfFromGguf hf = gguf_to_hf(file);
+  // LLaMA q/k weights stay in the file's rotary row order (read in place, no permuted copies:
+  // 51 MB less resident for SmolLM2); the model rotates interleaved pairs instead.
+  HfFromGguf hf = gguf_to_hf(file, /*keep_rotary_layout=*/true);
   CausalLM lm;
   lm.source = path;
   const io::GgufTensorInfo* t = file.find_tensor("blk.0.attn_q.weight");
   lm.format = fmt::format("gguf v{} ({}, dequantized to f32)", file.version(),
                           t ? io::ggml_type_name(t->type) : std::string("?"));
-  lm.model = as_decoder(models::load_pretrained(hf.config_json, hf.state_dict, {}, nullptr, path),
-                        path);
+  std::unique_ptr<models::PretrainedModel> loaded =
+      models::load_pretrained(hf.config_json, hf.state_dict, {}, nullptr, path);
+  if (hf.rotary_layout_kept) {
+    models::LlamaModel* base = models::llama_base_model(*loaded);
+    LMF_CHECK(base != nullptr, IoError, "{}: a llama GGUF file did not build a LLaMA model", path);
+    base->set_gguf_rotary_layout(true);
+  }
+  lm.model = as_decoder(std::move(loaded), path);
   lm.tokenizer = std::make_unique<tok::Tokenizer>(tok::Tokenizer::from_json(hf.tokenizer_json));
   lm.tokenizer_config = nlohmann::json::parse(hf.tokenizer_config_json);
   lm.generation = GenerationConfig::from_json(nlohmann::json::parse(hf.generation_config_json));
@@ -151,8 +160,8 @@ PerplexityResult perplexity(const CausalLM& lm, const std::string& text, int64_t
             "--max-length {} must be in [2, {}] (the model's context)", max_length,
             lm.context_length());
   if (stride <= 0) stride = max_length;
-  LMF_CHECK(stride <= max_length, ValueError, "--stride {} must not exceed the window ({})",
-            stride, max_length);
+  LMF_CHECK(stride <= max_length, ValueError, "--stride {} must not exceed the window ({})", stride,
+            max_length);
   NoGradGuard no_grad;
   PerplexityResult r;
   r.text_tokens = n;

@@ -18,6 +18,7 @@
 #include "lmforge/core/error.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
+#include "lmforge/models/llama.h"
 #include "lmforge/tokenizers/byte_level.h"
 #include "lmforge/tokenizers/unicode.h"
 
@@ -40,33 +41,8 @@ std::string file_name(const GgufFile& f) {
 
 // ---- rotary row permutation ---------------------------------------------------------------------
 
-// llama.cpp stores q/k rows of each head as (dim, 2) pairs interleaved where HF has (2, dim)
-// halves. `to_hf` undoes llama.cpp's permute (transformers' _reverse_permute_weights), otherwise
-// applies it (convert_hf_to_gguf.py's LlamaModel.permute). Works on [out] and [out, in].
-Tensor permute_rows(const Tensor& w, int64_t n_head, bool to_hf, const std::string& name) {
-  const Tensor c = w.contiguous();
-  const int64_t rows = c.size(0);
-  LMF_CHECK(n_head > 0 && rows % (2 * n_head) == 0, ValueError,
-            "{}: {} rows cannot be split into {} heads of rotary pairs", name, rows, n_head);
-  const int64_t dim = rows / n_head / 2;
-  const int64_t row_len = c.numel() / std::max<int64_t>(rows, 1);
-  Tensor out = Tensor::empty(c.shape(), DType::f32);
-  const float* src = c.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t h = 0; h < n_head; ++h)
-    for (int64_t i = 0; i < dim; ++i)
-      for (int64_t j = 0; j < 2; ++j) {
-        const int64_t gguf_row = h * 2 * dim + i * 2 + j;  // llama.cpp: (n_head, dim, 2)
-        const int64_t hf_row = h * 2 * dim + j * dim + i;  // HF: (n_head, 2, dim)
-        const int64_t from = to_hf ? gguf_row : hf_row, to = to_hf ? hf_row : gguf_row;
-        std::memcpy(dst + to * row_len, src + from * row_len, static_cast<size_t>(row_len) * 4);
-      }
-  // A GGUF f32 weight is a view of the file mapping that nothing reads after this copy: its pages
-  // need not stay resident beside the permuted one (55 MB of SmolLM2's q/k weights).
-  if (c.storage() && c.storage()->file_mapped())
-    Storage::release_pages(src, static_cast<size_t>(c.numel()) * 4);
-  return out;
-}
+// q/k rows between llama.cpp's rotary layout and HF's: models::llama_permute_rotary_rows.
+using models::llama_permute_rotary_rows;
 
 // ---- GGUF -> HF -------------------------------------------------------------------------------
 
@@ -578,7 +554,7 @@ HfFromGguf gguf_to_hf(const std::string& gguf_path) {
   return gguf_to_hf(GgufFile::open(gguf_path));
 }
 
-HfFromGguf gguf_to_hf(const GgufFile& f) {
+HfFromGguf gguf_to_hf(const GgufFile& f, bool keep_rotary_layout) {
   const std::string file = file_name(f);
   const std::string arch = f.at("general.architecture").as_string("general.architecture");
   if (arch != "llama" && arch != "gpt2")
@@ -663,15 +639,19 @@ HfFromGguf gguf_to_hf(const GgufFile& f) {
 
   finish_hf(f, tm, c, c["max_position_embeddings"], hf);
 
+  hf.rotary_layout_kept = keep_rotary_layout;
   // ---- tensors ----
   for (const auto& ti : f.tensors()) {
     const std::string name = hf_tensor_name(ti.name);
     if (name.empty()) continue;  // e.g. rope_freqs: not a parameter transformers loads
     Tensor w = f.dequantize(ti);
-    if (ti.name.find(".attn_q.") != std::string::npos)
-      w = permute_rows(w, n_head, true, ti.name);
-    else if (ti.name.find(".attn_k.") != std::string::npos)
-      w = permute_rows(w, n_kv, true, ti.name);
+    if (keep_rotary_layout) {
+      // left as stored: the model runs them with interleaved rotary pairs
+    } else if (ti.name.find(".attn_q.") != std::string::npos) {
+      w = llama_permute_rotary_rows(w, n_head, true, ti.name);
+    } else if (ti.name.find(".attn_k.") != std::string::npos) {
+      w = llama_permute_rotary_rows(w, n_kv, true, ti.name);
+    }
     hf.state_dict.emplace(name, std::move(w));
   }
   LMF_CHECK(hf.state_dict.count("model.embed_tokens.weight"), IoError,
@@ -917,9 +897,9 @@ void hf_to_gguf(const std::string& hf_dir, const std::string& out_path, io::Ggml
   for (const auto& [g, hf_name] : names) {
     Tensor t = sd.at(hf_name);
     if (g.find(".attn_q.") != std::string::npos)
-      t = permute_rows(t, n_head, false, hf_name);
+      t = llama_permute_rotary_rows(t, n_head, false, hf_name);
     else if (g.find(".attn_k.") != std::string::npos)
-      t = permute_rows(t, n_kv, false, hf_name);
+      t = llama_permute_rotary_rows(t, n_kv, false, hf_name);
     const GgmlType tt = t.dim() <= 1                                       ? GgmlType::F32
                         : (type == GgmlType::Q8_0 && t.size(-1) % 32 != 0) ? GgmlType::F16
                                                                            : type;

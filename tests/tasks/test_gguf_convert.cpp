@@ -9,9 +9,14 @@
 
 #include "io/gguf_test_util.h"
 #include "io/io_test_util.h"
+#include "lmforge/core/autograd.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/gguf.h"
 #include "lmforge/io/json.h"
+#include "lmforge/models/llama.h"
+#include "lmforge/models/model.h"
+#include "lmforge/tasks/causal_lm.h"
+#include "lmforge/tasks/generate.h"
 #include "lmforge/tasks/gguf_convert.h"
 #include "lmforge/tokenizers/tokenizer.h"
 
@@ -73,6 +78,16 @@ StateDict make_tiny_llama(const std::string& dir, bool tied) {
   }
   save_safetensors(dir + "/model.safetensors", sd);
   return sd;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  const std::vector<float> x = a.contiguous().to_vector<float>(),
+                           y = b.contiguous().to_vector<float>();
+  EXPECT_EQ(x.size(), y.size());
+  double m = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i)
+    m = std::max(m, std::abs(double(x[i]) - y[i]));
+  return m;
 }
 
 void expect_bits_equal(const Tensor& a, const Tensor& b, const std::string& name) {
@@ -139,6 +154,62 @@ TEST(GgufConvert, TinyLlamaRoundTripsThroughF32Exactly) {
     EXPECT_EQ(back.encode(s, false).ids, orig.encode(s, false).ids) << s;
     EXPECT_EQ(back.encode(s, true).ids, orig.encode(s, false).ids) << s;  // no BOS added
   }
+}
+
+// A llama GGUF runs with its q/k rows in llama.cpp's order (read in place, interleaved rotary
+// pairs) and gives the HF folder's outputs; saving it writes HF's rows back.
+TEST(GgufConvert, LlamaRunsInGgufRotaryLayoutLikeTheHfFolder) {
+  TempDir src, dst, saved;
+  const StateDict sd = make_tiny_llama(src.path.string(), false);
+  const std::string gguf = dst / "tiny.gguf";
+  tasks::hf_to_gguf(src.path.string(), gguf, GgmlType::F32);
+  const tasks::CausalLM hf = tasks::load_causal_lm(src.path.string());
+  const tasks::CausalLM gg = tasks::load_causal_lm(gguf);
+  models::LlamaModel* base = models::llama_base_model(*gg.model);
+  ASSERT_NE(base, nullptr);
+  EXPECT_TRUE(base->gguf_rotary_layout());
+  EXPECT_FALSE(models::llama_base_model(*hf.model)->gguf_rotary_layout());
+  // The GGUF q weight is the file's (permuted) rows, not a copy in HF's order.
+  Tensor q;
+  for (const auto& [name, t] : gg.model->named_parameters())
+    if (name == "model.layers.0.self_attn.q_proj.weight") q = t;
+  ASSERT_TRUE(q.defined());
+  EXPECT_NE(std::memcmp(q.data_ptr(), sd.at("model.layers.0.self_attn.q_proj.weight").data_ptr(),
+                        q.nbytes()),
+            0);
+
+  NoGradGuard ng;
+  const Tensor ids = Tensor::from_vector<int64_t>({5, 17, 300, 42, 9, 2000, 7, 8, 1500, 3}, {2, 5});
+  models::DecoderInputs in;
+  in.input_ids = ids;
+  const Tensor a = hf.model->forward(in).logits, b = gg.model->forward(in).logits;
+  EXPECT_LT(max_abs_diff(a, b), 1e-4) << "full forward";
+  // Step by step through the cache (the decode path).
+  models::KVCache ca = hf.model->make_cache(2, 8), cb = gg.model->make_cache(2, 8);
+  for (int64_t t = 0; t < 5; ++t) {
+    models::DecoderInputs step;
+    step.input_ids = ids.narrow(1, t, 1).contiguous();
+    step.cache = &ca;
+    const Tensor la = hf.model->forward(step).logits;
+    step.cache = &cb;
+    const Tensor lb = gg.model->forward(step).logits;
+    EXPECT_LT(max_abs_diff(la, lb), 1e-4) << "step " << t;
+  }
+  // Greedy generation gives the same tokens.
+  tasks::GenerationConfig cfg = hf.generation;
+  cfg.do_sample = false;
+  cfg.max_new_tokens = 12;
+  cfg.min_new_tokens = 12;
+  const auto ga = tasks::generate(*hf.model, {{5, 17, 300, 42}}, cfg);
+  const auto gb = tasks::generate(*gg.model, {{5, 17, 300, 42}}, cfg);
+  EXPECT_EQ(ga.sequences[0].output_ids, gb.sequences[0].output_ids);
+  // save_pretrained writes HF's row order back: the original tensors, bit for bit.
+  models::save_pretrained(*gg.model, saved.path.string());
+  const StateDict back = load_safetensors(saved / "model.safetensors");
+  for (const char* k :
+       {"model.layers.1.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight",
+        "model.layers.0.self_attn.v_proj.weight"})
+    expect_bits_equal(back.at(k), sd.at(k), k);
 }
 
 TEST(GgufConvert, TiedF16AndQ8_0TypesAsLlamaCppWrites) {

@@ -93,15 +93,20 @@ class LlamaRotaryEmbedding {
   explicit LlamaRotaryEmbedding(const LlamaConfig& c);
   // The frequencies for a forward whose largest position id is max_position.
   nn::RopeFrequencies frequencies(int64_t max_position) const;
+  // q/k rows in llama.cpp's GGUF order: rotary pairs interleaved (nn::RopeFrequencies).
+  void set_interleaved(bool on) { interleaved_ = on; }
+  bool interleaved() const { return interleaved_; }
 
  private:
   std::vector<float> compute(int64_t seq_len) const;  // inv_freq for a sequence length
+  nn::RopeFrequencies dynamic_frequencies(int64_t max_position) const;
   LlamaConfig cfg_;
   int64_t dim_;
   nn::RopeFrequencies original_;
   mutable std::mutex mu_;
   mutable nn::RopeFrequencies current_;
   mutable int64_t max_seq_len_cached_;
+  bool interleaved_ = false;
 };
 
 // LlamaDecoderLayer: x + attn(input_layernorm(x)), then h + mlp(post_attention_layernorm(h)).
@@ -130,6 +135,12 @@ class LlamaModel : public DecoderModel {
   DecoderSpec spec() const override;
   bool is_causal_lm() const override { return false; }
   nn::Embedding& embed_tokens() { return *embed_tokens_; }
+  // Runs q_proj / k_proj weights kept in llama.cpp's rotary row order (a GGUF file's, read in
+  // place) with interleaved rotary pairs: the same outputs without un-permuted copies of the
+  // weights. Saving writes them back in HF's order (to_saved_layout).
+  void set_gguf_rotary_layout(bool on) { rotary_emb_.set_interleaved(on); }
+  bool gguf_rotary_layout() const { return rotary_emb_.interleaved(); }
+  void to_saved_layout(nn::StateDict& tensors) const override;
 
  private:
   LlamaConfig cfg_;
@@ -155,6 +166,7 @@ class LlamaForCausalLM : public DecoderModel {
   DecoderSpec spec() const override { return model_->spec(); }
   bool is_causal_lm() const override { return true; }
   LlamaModel& model() { return *model_; }
+  void to_saved_layout(nn::StateDict& tensors) const override;
   // Re-establishes lm_head = embed_tokens after the embedding tensor was replaced (loading).
   void tie_weights();
 
@@ -175,11 +187,22 @@ class LlamaForSequenceClassification : public DecoderModel {
   DecoderOutput forward(const DecoderInputs& in, const DecoderLabels& labels = {}) const override;
   DecoderSpec spec() const override { return model_->spec(); }
   bool is_causal_lm() const override { return false; }
+  LlamaModel& model() { return *model_; }
+  void to_saved_layout(nn::StateDict& tensors) const override;
 
  private:
   std::shared_ptr<LlamaModel> model_;
   std::shared_ptr<nn::Linear> score_;
 };
+
+// Permutes the rows of a q/k projection weight [out, in] or bias [out] between llama.cpp's rotary
+// layout ((dim, 2) pairs per head, GGUF) and HF's ((2, dim) halves): to_hf undoes llama.cpp's
+// permute (transformers' _reverse_permute_weights), else applies it (convert_hf_to_gguf.py).
+// ValueError (naming `name`) when the rows do not split into n_head heads of pairs.
+Tensor llama_permute_rotary_rows(const Tensor& w, int64_t n_head, bool to_hf,
+                                 const std::string& name);
+// The LlamaModel of `m` (itself, or the model under a LlamaFor* head); null for other families.
+LlamaModel* llama_base_model(PretrainedModel& m);
 
 // Builds architecture `arch` ("LlamaForCausalLM", "Qwen2Model", "MistralForCausalLM", ...);
 // ValueError naming the supported ones.

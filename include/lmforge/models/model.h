@@ -70,6 +70,9 @@ class PretrainedModel : public nn::Module {
   virtual void init_missing(const std::vector<std::string>& keys) { (void)keys; }
   // State-dict keys save_pretrained leaves out besides tied targets (BERT: a refused pooler).
   virtual std::vector<std::string> keys_not_saved() const { return {}; }
+  // Brings tensors a model keeps in a run-time layout back to the checkpoint's before saving
+  // (e.g. LLaMA q/k rows read in place from a GGUF file); `tensors` is what will be written.
+  virtual void to_saved_layout(nn::StateDict& tensors) const { (void)tensors; }
 };
 
 // Writes `dir` (created if needed) as transformers' save_pretrained does: config.json

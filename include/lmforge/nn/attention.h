@@ -34,6 +34,9 @@ struct AttentionConfig {
 struct RopeFrequencies {
   Tensor inv_freq;
   double attention_scaling = 1.0;
+  // q/k projection rows in llama.cpp's GGUF order (rotary pairs interleaved per head): the same
+  // attention as HF's layout with rotate_half, without un-permuting the checkpoint's weights.
+  bool interleaved = false;
 };
 
 // Keys and values of the past positions (after rotary), in one of two forms.

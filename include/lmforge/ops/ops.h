@@ -2,10 +2,9 @@
 // IndexError naming the op and the shapes), dispatches to a CPU kernel on raw pointers, and records
 // its backward when an input requires grad. f32 everywhere; bf16 where noted.
 #pragma once
+#include <memory>
 #include <optional>
 #include <vector>
-
-#include <memory>
 
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/runtime.h"
@@ -80,16 +79,36 @@ Tensor tanh(const Tensor& a);
 Tensor sigmoid(const Tensor& a);
 Tensor activation(const Tensor& a, Activation act);
 
-inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
-inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
-inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
-inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
-inline Tensor operator+(const Tensor& a, double s) { return add(a, s); }
-inline Tensor operator-(const Tensor& a, double s) { return add(a, -s); }
-inline Tensor operator*(const Tensor& a, double s) { return mul(a, s); }
-inline Tensor operator/(const Tensor& a, double s) { return mul(a, 1.0 / s); }
-inline Tensor operator*(double s, const Tensor& a) { return mul(a, s); }
-inline Tensor operator-(const Tensor& a) { return neg(a); }
+inline Tensor operator+(const Tensor& a, const Tensor& b) {
+  return add(a, b);
+}
+inline Tensor operator-(const Tensor& a, const Tensor& b) {
+  return sub(a, b);
+}
+inline Tensor operator*(const Tensor& a, const Tensor& b) {
+  return mul(a, b);
+}
+inline Tensor operator/(const Tensor& a, const Tensor& b) {
+  return div(a, b);
+}
+inline Tensor operator+(const Tensor& a, double s) {
+  return add(a, s);
+}
+inline Tensor operator-(const Tensor& a, double s) {
+  return add(a, -s);
+}
+inline Tensor operator*(const Tensor& a, double s) {
+  return mul(a, s);
+}
+inline Tensor operator/(const Tensor& a, double s) {
+  return mul(a, 1.0 / s);
+}
+inline Tensor operator*(double s, const Tensor& a) {
+  return mul(a, s);
+}
+inline Tensor operator-(const Tensor& a) {
+  return neg(a);
+}
 
 // ---- reductions --------------------------------------------------------------------------------
 Tensor sum(const Tensor& a);  // all elements -> scalar
@@ -121,7 +140,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
-Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);  // torch.gather
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);       // torch.gather
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);  // mask bool, broadcast
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);     // cond bool, broadcast
 
@@ -142,9 +161,9 @@ struct AttentionOptions {
   Tensor key_padding_mask;
   // Extra mask broadcastable to [B, H, Tq, Tk]: bool (true = attend) or float (added to scores).
   Tensor attn_mask;
-  bool causal = false;        // query i attends keys j <= i + (Tk - Tq)
-  double scale = 0.0;         // 0 -> 1/sqrt(D)
-  double dropout_p = 0.0;     // dropout on the probabilities (training only)
+  bool causal = false;     // query i attends keys j <= i + (Tk - Tq)
+  double scale = 0.0;      // 0 -> 1/sqrt(D)
+  double dropout_p = 0.0;  // dropout on the probabilities (training only)
   bool training = false;
   bool return_probs = false;  // fill AttentionResult::probs [B, H, Tq, Tk] (for heatmaps)
 };
@@ -162,14 +181,15 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
 Tensor rotary_embedding(const Tensor& x, const Tensor& positions, double theta = 10000.0);
 // The same with precomputed inverse frequencies inv_freq [D/2] (transformers' rotary embedding
 // after rope_scaling: linear, dynamic NTK, llama3) and cos/sin multiplied by attention_scaling;
-// angles are rounded to f32 as transformers computes them.
+// angles are rounded to f32 as transformers computes them. interleaved: pairs (2i, 2i + 1) rotate
+// instead of the halves (i, i + D/2): llama.cpp's layout of q/k rows in GGUF files.
 Tensor rotary_embedding(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
-                        double attention_scaling = 1.0);
+                        double attention_scaling = 1.0, bool interleaved = false);
 // No-gradient form writing into `out` (f32, x's shape, any strides with a contiguous last dim,
 // e.g. a slot of a preallocated KV cache); x may be a strided view. Nothing is allocated but
 // the small cos/sin table.
 void rotary_embedding_into(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
-                           double attention_scaling, const Tensor& out);
+                           double attention_scaling, const Tensor& out, bool interleaved = false);
 // Sinusoidal encoding [T, D] as in "Attention Is All You Need" / d2l:
 // P[t, 2i] = sin(t / 10000^(2i/D)), P[t, 2i+1] = cos(t / 10000^(2i/D)).
 Tensor sinusoidal_position_encoding(int64_t length, int64_t dim);

@@ -18,6 +18,9 @@ struct HfFromGguf {
   std::string tokenizer_config_json;   // special tokens, add_bos_token, chat_template
   std::string generation_config_json;  // bos/eos/pad ids, as GenerationConfig.from_model_config
   std::string chat_template;           // tokenizer.chat_template, empty when the file has none
+  // attn_q / attn_k rows left in llama.cpp's rotary order (keep_rotary_layout on a llama file):
+  // the model must run them with interleaved rotary pairs (models::set_gguf_rotary_layout).
+  bool rotary_layout_kept = false;
 };
 
 // Reads a GGUF file and builds the folder transformers would. general.architecture "llama":
@@ -30,8 +33,10 @@ struct HfFromGguf {
 // (linear, yarn) is kept, GPT-2's n_positions follows position_embd and n_inner a non-4x
 // feed_forward_length. IoError naming the key or tensor for anything missing or unsupported
 // (other architectures or tokenizer models, tensor types lmforge cannot dequantize).
+// keep_rotary_layout: leave attn_q / attn_k in the file's row order (a zero-copy view for f32)
+// instead of permuted copies, for running the model in place (see rotary_layout_kept).
 HfFromGguf gguf_to_hf(const std::string& gguf_path);
-HfFromGguf gguf_to_hf(const io::GgufFile& file);
+HfFromGguf gguf_to_hf(const io::GgufFile& file, bool keep_rotary_layout = false);
 // Only the tokenizer.json text (what `--model file.gguf` needs to tokenize).
 std::string gguf_tokenizer_json(const io::GgufFile& file);
 

@@ -9,7 +9,8 @@ namespace lmf::kernels {
 
 void rotary_embedding(const float* x, const int64_t* positions, int64_t pos_batch, int64_t B,
                       int64_t H, int64_t T, int64_t D, const double* inv_freq, double scaling,
-                      bool f32_angles, bool inverse, float* out, const RopeStrides* strides) {
+                      bool f32_angles, bool inverse, float* out, const RopeStrides* strides,
+                      bool interleaved) {
   const int64_t half = D / 2;
   // cos/sin table [pos_batch, T, half], computed once for every head.
   std::vector<float> cs(pos_batch * T * half), sn(pos_batch * T * half);
@@ -38,6 +39,14 @@ void rotary_embedding(const float* x, const int64_t* positions, int64_t pos_batc
       const float* s = sn.data() + r * half;
       const float* xi = x + b * st.x[0] + h * st.x[1] + t * st.x[2];
       float* o = out + b * st.out[0] + h * st.out[1] + t * st.out[2];
+      if (interleaved) {
+        for (int64_t i = 0; i < half; ++i) {
+          const float x1 = xi[2 * i], x2 = xi[2 * i + 1];
+          o[2 * i] = x1 * c[i] - x2 * s[i];
+          o[2 * i + 1] = x2 * c[i] + x1 * s[i];
+        }
+        continue;
+      }
       for (int64_t i = 0; i < half; ++i) {
         const float x1 = xi[i], x2 = xi[i + half];
         o[i] = x1 * c[i] - x2 * s[i];

@@ -15,10 +15,12 @@ struct RopeStrides {
 // (pos_batch == B). inverse = true rotates by -angle (the backward). f32_angles: the angle is
 // rounded to f32 before cos/sin, as transformers computes it (position.float() * inv_freq); else
 // it is kept in double. strides null: both buffers contiguous. x and out may alias.
+// interleaved: element pairs (2i, 2i + 1) rotate by angle i instead of (i, i + D/2), the layout
+// llama.cpp gives q/k rows in GGUF files (the same attention scores on rows permuted to it).
 void rotary_embedding(const float* x, const int64_t* positions, int64_t pos_batch, int64_t B,
                       int64_t H, int64_t T, int64_t D, const double* inv_freq, double scaling,
                       bool f32_angles, bool inverse, float* out,
-                      const RopeStrides* strides = nullptr);
+                      const RopeStrides* strides = nullptr, bool interleaved = false);
 
 // The fixed form: inv_freq[i] = theta^(-2i/D) in double, no scaling, contiguous buffers.
 void rotary_embedding(const float* x, const int64_t* positions, int64_t pos_batch, int64_t B,
