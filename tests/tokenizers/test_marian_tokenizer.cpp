@@ -95,6 +95,14 @@ TEST(MarianTokenizer, SeparateVocabsMatchTransformers) {
   check_folder(tok, goldens()["separate"]);
 }
 
+// vocab.json without <pad> (appended after it), extra special tokens (<sep> appended, >>fr<< from
+// the vocab, both split out and skipped), clean_up_tokenization_spaces.
+TEST(MarianTokenizer, ExtraSpecialTokensMatchTransformers) {
+  TempFolder dir("extra");
+  auto tok = MarianTokenizer::from_folder(dir.path.string());
+  check_folder(tok, goldens()["extra"]);
+}
+
 TEST(MarianTokenizer, Lookups) {
   auto tok = MarianTokenizer::from_folder((kDir / "joint").string());
   EXPECT_EQ(tok.token_to_id("</s>"), tok.eos_token_id());
