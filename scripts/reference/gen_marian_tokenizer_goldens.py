@@ -62,6 +62,18 @@ TEXTS = [
     "a <sep> b >>fr<< c , d . e ?",
 ]
 
+RANDOM_PARTS = ["<", ">", ">>", "<<", ">>fr<<", ">>xx<<", "</s>", "<pad>", "<unk", "s>", " ", "  ",
+                "\t", "\n", "a", "man", "homme", "é", "É", "😀", "日", "\u00a0", "\u200b", "ﬁ",
+                ".", ",", "A", "'", "?", "1"]
+
+
+def random_texts(n=80, seed=1234):
+    """Seeded mixes of the parts above (special-token fragments, codes, accents, whitespace)."""
+    import random
+    rng = random.Random(seed)
+    return ["".join(rng.choice(RANDOM_PARTS) for _ in range(rng.randrange(12))) for _ in range(n)]
+
+
 SPECIAL_DECODES = [
     # ids built from the vocab below (names resolved per folder)
     ["</s>"],
@@ -174,7 +186,7 @@ def goldens_for(name, tmp):
     g = {"pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id,
          "unk_token_id": tok.unk_token_id, "vocab_size": tok.vocab_size, "len": len(tok),
          "encodings": [], "decodes": []}
-    for t in TEXTS:
+    for t in TEXTS + (random_texts() if name == "joint" else []):
         src = tok(t)["input_ids"]
         tgt = tok(text_target=t)["input_ids"]
         g["encodings"].append({"text": t, "source_ids": src, "target_ids": tgt,
