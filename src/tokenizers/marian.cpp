@@ -108,11 +108,15 @@ std::string py_strip(std::string_view s) {
 }
 
 void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  std::string out;
+  out.reserve(s.size());
   size_t pos = 0;
-  while ((pos = s.find(from, pos)) != std::string::npos) {
-    s.replace(pos, from.size(), to);
-    pos += to.size();
+  for (size_t hit; (hit = s.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
+    out.append(s, pos, hit - pos);
+    out.append(to);
   }
+  out.append(s, pos, std::string::npos);
+  s = std::move(out);
 }
 
 constexpr std::string_view kUnderline = "\xE2\x96\x81";  // U+2581, SentencePiece's space
