@@ -82,6 +82,7 @@ const lmf::cli::Registrar kRegistrars[] = {
     lmf::cli::register_train_commands,
     lmf::cli::register_generate_commands,
     lmf::cli::register_bleu_command,
+    lmf::cli::register_tokenizer_command,
     register_tokenize_command,
 };
 
