@@ -8,8 +8,8 @@ Seq2SeqTrainer takes it, for tests/train/test_translation_train.cpp:
 - tests/fixtures/translation/train.jsonl: a fixed batch of pre-tokenized id pairs
   {"en": [...], "fr": [...]} of different lengths, each ending with </s> (id 0), plus one pair with
   an empty side (skipped by lmforge);
-- tests/fixtures/translation/step.safetensors: "loss" [1] (before the step), "grad_norm" [1] (the
-  global L2 norm before clipping), "grad.<name>" for a few parameters, and "param.<name>" for every
+- tests/fixtures/translation/step.safetensors (sinusoidal position tables frozen, see below): "loss" [1] (before the step), "grad_norm" [1] (the
+  global L2 norm before clipping), "grad.<name>" for a few parameters, "grad_norm.<name>" [1] for every one, and "param.<name>" for every
   parameter after the step (torch's named_parameters: a tied tensor once).
 
 The batch is DataCollatorForSeq2Seq's: sources right-padded with pad (attention_mask 0), labels
@@ -82,6 +82,12 @@ def main():
         f.write(json.dumps({"en": [4, 0], "fr": []}) + "\n")  # an empty side: skipped
 
     model = T.MarianMTModel.from_pretrained(tiny).double()
+    # The sinusoidal tables are frozen (nn.Embedding _freeze=True, as MarianMTModel(config) has
+    # them), but transformers 5.25's from_pretrained turns requires_grad back on, so its Trainer
+    # would update them and then not save them (MarianMTModel leaves them out). lmforge keeps them
+    # frozen; the reference does the same.
+    for stack in (model.model.encoder, model.model.decoder):
+        stack.embed_positions.weight.requires_grad_(False)
     model.train()
     pad = model.config.pad_token_id
     S = max(len(s) for s, _ in PAIRS)
@@ -98,6 +104,9 @@ def main():
     golden = {"loss": torch.tensor([loss.item()], dtype=torch.float32)}
     for k in GRAD_KEYS:
         golden["grad." + k] = named[k].grad.float().contiguous()
+    for k, v in named.items():
+        if v.grad is not None:
+            golden["grad_norm." + k] = torch.tensor([v.grad.norm().item()], dtype=torch.float32)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
     golden["grad_norm"] = torch.tensor([grad_norm.item()], dtype=torch.float32)
     decay = set(T.Trainer.get_decay_parameter_names(None, model))
@@ -108,9 +117,8 @@ def main():
     for k, v in named.items():
         golden["param." + k] = v.detach().float().contiguous()
         golden["update." + k] = ((v.detach() - before[k]) / LR).float().contiguous()
-    save_file(golden, os.path.join(OUT, "step.safetensors"),
-              metadata={"label_smoothing": str(EPS_LS), "lr": str(LR),
-                        "weight_decay": str(WD), "max_grad_norm": str(MAX_GRAD_NORM)})
+    # No metadata: safetensors writes a metadata map in hash order (not byte-deterministic).
+    save_file(golden, os.path.join(OUT, "step.safetensors"))
     print(f"loss {loss.item():.6f} grad_norm {grad_norm.item():.6f}; wrote {OUT}")
 
 

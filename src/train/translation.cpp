@@ -266,9 +266,10 @@ TranslationObjective::TranslationObjective(const TranslationOptions& o,
   pad_id_ = spec.pad_token_id;
   for (auto [len, name] : {std::pair{o.max_source_length, "--max-source-length"},
                            std::pair{o.max_target_length, "--max-target-length"}})
-    LMF_CHECK(len >= 2 && len <= spec.max_source_positions, ValueError,
-              "{} {} must be in [2, {}] (the model's max_position_embeddings)", name, len,
-              spec.max_source_positions);
+    LMF_CHECK(len >= 2, ValueError, "{} {} must be at least 2", name, len);
+  // Capped by the model's positions (a longer pair is truncated, or refused with --no-truncation).
+  options_.max_source_length = std::min(o.max_source_length, spec.max_source_positions);
+  options_.max_target_length = std::min(o.max_target_length, spec.max_target_positions);
 
   TranslationData train = read_translation_data(o.train_data, o.source_lang, o.target_lang);
   skipped_empty_ = train.skipped_empty;
@@ -334,8 +335,9 @@ std::vector<TranslationFeature> TranslationObjective::make_features(
                   nt = static_cast<int64_t>(f.labels.size());
     if (!options_.truncate)
       LMF_CHECK(ns <= options_.max_source_length && nt <= options_.max_target_length, ValueError,
-                "{}: {} source / {} target tokens exceed --max-source-length {} / "
-                "--max-target-length {}; raise them or drop --no-truncation",
+                "{}: {} source / {} target tokens exceed the maximum {} / {} (--max-source-length / "
+                "--max-target-length, capped by max_position_embeddings); raise them or drop "
+                "--no-truncation",
                 p.where, ns, nt, options_.max_source_length, options_.max_target_length);
     const bool a = truncate_ids(f.input_ids, options_.max_source_length, eos);
     const bool b = truncate_ids(f.labels, options_.max_target_length, eos);

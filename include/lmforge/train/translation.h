@@ -53,7 +53,8 @@ struct TranslationOptions {
   std::string eval_data;      // "": eval_fraction of the training pairs held out (seeded)
   double eval_fraction = 0.0;
   std::string source_lang = "en", target_lang = "fr";
-  int64_t max_source_length = 128, max_target_length = 128;  // run_translation's --max_*_length
+  // run_translation's --max_*_length; capped by the model's max_position_embeddings
+  int64_t max_source_length = 128, max_target_length = 128;
   bool truncate = true;  // false: a longer pair is a ValueError (file:line) instead of truncated
   double label_smoothing = 0.0;  // Seq2SeqTrainer's label_smoothing_factor (LabelSmoother)
   uint64_t seed = 42;            // held-out split and the from-scratch initialisation
