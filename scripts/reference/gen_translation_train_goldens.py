@@ -22,7 +22,8 @@ full lr (no warm-up). Computed in float64 (the goldens carry no float32 rounding
 
 Also checks that transformers loads a folder lmforge saved the same way, when given one:
   python3 scripts/reference/gen_translation_train_goldens.py --check-folder OUT
-(MarianMTModel.from_pretrained with no missing/unexpected keys, and a forward pass.)
+(MarianMTModel.from_pretrained with no missing/unexpected keys, and a forward pass; with tokenizer
+files, MarianTokenizer.from_pretrained and a short generate().)
 
 Regenerate with:  python3 scripts/reference/gen_translation_train_goldens.py
 (from the repository root; needs torch, transformers 5.x, safetensors; deterministic, no network).
@@ -63,6 +64,11 @@ def check_folder(path):
     out = model(input_ids=ids, decoder_input_ids=torch.tensor([[model.config.decoder_start_token_id]]))
     assert torch.isfinite(out.logits).all()
     print(f"transformers loads {path}: MarianMTModel, no missing/unexpected keys, logits finite")
+    if os.path.exists(os.path.join(path, "source.spm")):
+        tok = T.MarianTokenizer.from_pretrained(path)
+        ids = tok("A man is walking.", return_tensors="pt")["input_ids"]
+        out = model.generate(ids, max_new_tokens=5)
+        print(f"  MarianTokenizer loads it too: {ids.tolist()} -> generate {out.tolist()}")
 
 
 def main():

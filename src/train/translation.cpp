@@ -19,6 +19,7 @@
 #include "lmforge/models/registry.h"
 #include "lmforge/nn/init.h"
 #include "lmforge/ops/ops.h"
+#include "lmforge/tokenizers/marian.h"
 
 namespace lmf::train {
 namespace fs = std::filesystem;
@@ -43,7 +44,8 @@ bool blank(std::string_view s) {
 }
 
 bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // One JSON field: a string (text) or a list of integers (token ids).
@@ -158,10 +160,14 @@ std::vector<std::vector<int64_t>> batches_of(size_t n, int64_t batch) {
   return out;
 }
 
-const char* const kTokenizerFiles[] = {"source.spm",         "target.spm",
-                                       "vocab.json",         "target_vocab.json",
-                                       "tokenizer_config.json", "special_tokens_map.json",
-                                       "tokenizer.json",     "added_tokens.json"};
+const char* const kTokenizerFiles[] = {"source.spm",
+                                       "target.spm",
+                                       "vocab.json",
+                                       "target_vocab.json",
+                                       "tokenizer_config.json",
+                                       "special_tokens_map.json",
+                                       "tokenizer.json",
+                                       "added_tokens.json"};
 
 // GenerationConfig.from_model_config for a Marian config (transformers 5.25's keys).
 std::string generation_config_json(const models::MarianConfig& c) {
@@ -209,8 +215,8 @@ TranslationData read_translation_data(const std::string& spec, const std::string
             "translation data '{}': give SRC_FILE,TGT_FILE (two line-aligned text files) or a "
             ".jsonl file with '{}' and '{}' fields",
             spec, source_lang, target_lang);
-  LMF_CHECK(source_lang != target_lang, ValueError,
-            "--source-lang and --target-lang are both '{}'", source_lang);
+  LMF_CHECK(source_lang != target_lang, ValueError, "--source-lang and --target-lang are both '{}'",
+            source_lang);
   return read_jsonl(spec, source_lang, target_lang);
 }
 
@@ -229,8 +235,8 @@ TranslationObjective::TranslationObjective(const TranslationOptions& o,
             "translation: give either --model DIR (a MarianMTModel folder) or --config "
             "CONFIG.json (a model from scratch)");
   if (!o.model_dir.empty()) {
-    auto m = models::load_pretrained_as<models::EncoderDecoderModel>(o.model_dir,
-                                                                     "an encoder-decoder");
+    auto m =
+        models::load_pretrained_as<models::EncoderDecoderModel>(o.model_dir, "an encoder-decoder");
     auto* marian = dynamic_cast<models::MarianModel*>(m.get());
     LMF_CHECK(marian && marian->is_seq2seq_lm(), ValueError,
               "translation: '{}' holds a {}, not a MarianMTModel", o.model_dir, m->architecture());
@@ -298,6 +304,15 @@ TranslationObjective::TranslationObjective(const TranslationOptions& o,
             o.train_data);
   const TranslationTokenizer tok =
       tokenizer.encode_source ? tokenizer : load_translation_tokenizer(options_.tokenizer_dir);
+  if (tok.encode_source && tok.pad_id >= 0) {
+    LMF_CHECK(tok.pad_id == pad_id_, ValueError,
+              "translation: the tokenizer in '{}' pads with id {} but the model's pad_token_id is "
+              "{}; use the model's tokenizer or fix config.json",
+              options_.tokenizer_dir, tok.pad_id, pad_id_);
+    LMF_CHECK(tok.vocab_size <= spec.source_vocab_size, ValueError,
+              "translation: the tokenizer in '{}' has {} tokens but the model's vocab_size is {}",
+              options_.tokenizer_dir, tok.vocab_size, spec.source_vocab_size);
+  }
   train_ = make_features(train, tok);
   eval_ = make_features(eval, tok);
 }
@@ -334,11 +349,12 @@ std::vector<TranslationFeature> TranslationObjective::make_features(
     const int64_t ns = static_cast<int64_t>(f.input_ids.size()),
                   nt = static_cast<int64_t>(f.labels.size());
     if (!options_.truncate)
-      LMF_CHECK(ns <= options_.max_source_length && nt <= options_.max_target_length, ValueError,
-                "{}: {} source / {} target tokens exceed the maximum {} / {} (--max-source-length / "
-                "--max-target-length, capped by max_position_embeddings); raise them or drop "
-                "--no-truncation",
-                p.where, ns, nt, options_.max_source_length, options_.max_target_length);
+      LMF_CHECK(
+          ns <= options_.max_source_length && nt <= options_.max_target_length, ValueError,
+          "{}: {} source / {} target tokens exceed the maximum {} / {} (--max-source-length / "
+          "--max-target-length, capped by max_position_embeddings); raise them or drop "
+          "--no-truncation",
+          p.where, ns, nt, options_.max_source_length, options_.max_target_length);
     const bool a = truncate_ids(f.input_ids, options_.max_source_length, eos);
     const bool b = truncate_ids(f.labels, options_.max_target_length, eos);
     if (a || b) ++truncated_;
@@ -437,8 +453,15 @@ void TranslationObjective::load_pretrained(const std::string& dir) {
 }
 
 TranslationTokenizer load_translation_tokenizer(const std::string& dir) {
-  (void)dir;  // the Marian tokenizer (tok::MarianTokenizer) is not in this tree yet
-  return {};
+  if (dir.empty() || !fs::is_regular_file(fs::path(dir) / "source.spm")) return {};
+  auto t = std::make_shared<tok::MarianTokenizer>(tok::MarianTokenizer::from_folder(dir));
+  TranslationTokenizer out;
+  out.encode_source = [t](std::string_view s) { return t->encode_source(s); };
+  out.encode_target = [t](std::string_view s) { return t->encode_target(s); };
+  out.eos_id = t->eos_token_id();
+  out.pad_id = t->pad_token_id();
+  out.vocab_size = static_cast<int64_t>(t->size());
+  return out;
 }
 
 std::unique_ptr<TranslationObjective> make_translation_objective(

@@ -47,6 +47,16 @@ fi
   --json >"$T/scratch.json" 2>"$T/err" && [ -f "$T/scratch/model.safetensors" ] &&
   [ -f "$T/scratch/generation_config.json" ] && ok "--config from scratch" || bad "--config: $(cat "$T/err")"
 
+# text pairs (SRC,TGT files) through the Marian tokenizer, from scratch; the tokenizer files are saved
+TOK=$2/marian_tokenizer
+"$LMF" finetune --task translation --config "$FIX/joint_config.json" --tokenizer "$TOK/joint" \
+  --train "$TOK/corpus.en,$TOK/corpus.fr" --validation "$TOK/corpus.en,$TOK/corpus.fr" \
+  --max-eval-examples 16 --label-smoothing 0.1 --max-steps 2 --batch-size 8 --no-progress \
+  -o "$T/text" --json >"$T/text.json" 2>"$T/err" && grep -q '"eval_loss"' "$T/text.json" &&
+  [ -f "$T/text/source.spm" ] && [ -f "$T/text/vocab.json" ] &&
+  ok "text pairs via the Marian tokenizer (eval_loss, tokenizer files saved)" ||
+  bad "text pairs: $(cat "$T/err") $(cat "$T/text.json")"
+
 # bad input: exit 2 and a one-line error naming what is wrong
 expect_error() {  # name pattern args...
   local name=$1 pat=$2

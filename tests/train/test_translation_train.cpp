@@ -24,8 +24,8 @@ namespace fs = std::filesystem;
 const std::string kDir = std::string(LMF_FIXTURES_DIR) + "/translation";
 
 fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() /
-                     ("lmf_translation_" + std::to_string(::getpid()) + "_" + name);
+  const fs::path d =
+      fs::temp_directory_path() / ("lmf_translation_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -160,6 +160,40 @@ TEST(TranslationTrain, FromConfigInitialisesAsTransformers) {
   EXPECT_NEAR(std::sqrt(sq / w.size()), 0.02, 0.003);
   // Tied: lm_head is the shared matrix.
   EXPECT_EQ(s.at("lm_head.weight").data_ptr(), shared.data_ptr());
+}
+
+// Text pairs through the Marian tokenizer (tests/fixtures/marian_tokenizer/joint, 200 Multi30k
+// lines) into a from-scratch model of the tokenizer's size.
+TEST(TranslationTrain, TextPairsThroughTheMarianTokenizer) {
+  const std::string fix = LMF_FIXTURES_DIR;
+  TranslationOptions o;
+  o.config_path = kDir + "/joint_config.json";
+  o.tokenizer_dir = fix + "/marian_tokenizer/joint";
+  o.train_data = fix + "/marian_tokenizer/corpus.en," + fix + "/marian_tokenizer/corpus.fr";
+  o.max_source_length = 8;
+  auto obj = make_translation_objective(o);
+  EXPECT_EQ(obj->num_examples(), 200);
+  const TranslationTokenizer tok = load_translation_tokenizer(o.tokenizer_dir);
+  const TranslationData d = read_translation_data(o.train_data, "en", "fr");
+  for (int i = 0; i < 5; ++i) {
+    std::vector<int64_t> src = tok.encode_source(d.pairs[i].source);
+    if (src.size() > 8) {
+      src.resize(8);
+      src.back() = 0;  // truncation keeps </s>
+    }
+    EXPECT_EQ(obj->train_features()[i].input_ids, src);
+    EXPECT_EQ(obj->train_features()[i].labels, tok.encode_target(d.pairs[i].target));
+  }
+  EXPECT_GT(obj->truncated(), 0);
+  const fs::path out = temp_dir("text");
+  obj->save_pretrained(out.string());
+  for (const char* f : {"source.spm", "target.spm", "vocab.json", "tokenizer_config.json",
+                        "generation_config.json", "config.json", "model.safetensors"})
+    EXPECT_TRUE(fs::is_regular_file(out / f)) << f;
+  // A tokenizer whose pad id is not the model's: a clear error.
+  o.config_path = kDir + "/marian_tiny/config.json";
+  EXPECT_THROW(make_translation_objective(o), ValueError);
+  fs::remove_all(out);
 }
 
 TEST(TranslationTrain, ParallelFilesAndBadInput) {

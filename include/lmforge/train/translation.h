@@ -31,10 +31,11 @@ struct TranslationData {
 // `spec` is "SRC_FILE,TGT_FILE" (line-aligned plain text) or one .json/.jsonl file with an object
 // per line holding the two language fields ({"en": ..., "fr": ...}, or HF datasets' wmt layout
 // {"translation": {"en": ..., "fr": ...}}); a field's value is a string or a list of token ids.
-// A pair whose source or target is empty (or only whitespace) is skipped and counted (run_translation
-// would keep it as a lone "</s>", which teaches nothing). IoError: unreadable file, mismatched line
-// counts (naming file:line of the first unpaired line), malformed JSON (file:line); ValueError: a
-// language field absent from a line (naming the fields there are), mixed text and ids.
+// A pair whose source or target is empty (or only whitespace) is skipped and counted
+// (run_translation would keep it as a lone "</s>", which teaches nothing). IoError: unreadable
+// file, mismatched line counts (naming file:line of the first unpaired line), malformed JSON
+// (file:line); ValueError: a language field absent from a line (naming the fields there are), mixed
+// text and ids.
 TranslationData read_translation_data(const std::string& spec, const std::string& source_lang,
                                       const std::string& target_lang);
 
@@ -42,7 +43,8 @@ TranslationData read_translation_data(const std::string& spec, const std::string
 // </s>). Empty functions: only pre-tokenized data can be used.
 struct TranslationTokenizer {
   std::function<std::vector<int64_t>(std::string_view)> encode_source, encode_target;
-  int64_t eos_id = -1;  // kept as the last token when truncating; -1: plain cut
+  int64_t eos_id = -1;                  // kept as the last token when truncating; -1: plain cut
+  int64_t pad_id = -1, vocab_size = 0;  // checked against the model's config when known
 };
 
 struct TranslationOptions {
