@@ -20,6 +20,7 @@
 #include "lmforge/nn/init.h"
 #include "lmforge/ops/ops.h"
 #include "lmforge/tokenizers/marian.h"
+#include "lmforge/train/hf_folder.h"
 
 namespace lmf::train {
 namespace fs = std::filesystem;
@@ -159,15 +160,6 @@ std::vector<std::vector<int64_t>> batches_of(size_t n, int64_t batch) {
   }
   return out;
 }
-
-const char* const kTokenizerFiles[] = {"source.spm",
-                                       "target.spm",
-                                       "vocab.json",
-                                       "target_vocab.json",
-                                       "tokenizer_config.json",
-                                       "special_tokens_map.json",
-                                       "tokenizer.json",
-                                       "added_tokens.json"};
 
 // GenerationConfig.from_model_config for a Marian config (transformers 5.25's keys).
 std::string generation_config_json(const models::MarianConfig& c) {
@@ -433,23 +425,14 @@ void TranslationObjective::save_pretrained(const std::string& dir) const {
     fs::copy_file(gen_src, gen_dst, fs::copy_options::overwrite_existing);
   else
     models::write_file_atomically(gen_dst.string(), generation_config_json(model_->config()));
-  if (options_.tokenizer_dir.empty()) return;
-  for (const char* name : kTokenizerFiles) {
-    const fs::path src = fs::path(options_.tokenizer_dir) / name;
-    if (!fs::is_regular_file(src)) continue;
-    std::error_code ec;
-    fs::copy_file(src, fs::path(dir) / name, fs::copy_options::overwrite_existing, ec);
-    LMF_CHECK(!ec, IoError, "translation save: cannot copy {} to {}: {}", src.string(), dir,
-              ec.message());
-  }
+  copy_existing_files(
+      options_.tokenizer_dir, dir,
+      {"source.spm", "target.spm", "vocab.json", "target_vocab.json", "tokenizer_config.json",
+       "special_tokens_map.json", "tokenizer.json", "added_tokens.json"});
 }
 
 void TranslationObjective::load_pretrained(const std::string& dir) {
-  const std::string path = (fs::path(dir) / "model.safetensors").string();
-  models::LoadOptions lo;
-  lo.zero_copy = false;  // copy into the existing parameters: the optimizer holds them
-  lo.strict = true;
-  model_->load(io::load_safetensors(path), lo, path);
+  load_saved_weights(*model_, dir);
 }
 
 TranslationTokenizer load_translation_tokenizer(const std::string& dir) {
