@@ -297,13 +297,21 @@ TranslationObjective::TranslationObjective(const TranslationOptions& o,
   const TranslationTokenizer tok =
       tokenizer.encode_source ? tokenizer : load_translation_tokenizer(options_.tokenizer_dir);
   if (tok.encode_source && tok.pad_id >= 0) {
+    // A from-scratch config must be sized for its tokenizer; say which fields to set.
+    const std::string hint = fmt::format(
+        "; in {} set vocab_size and decoder_vocab_size to {}, pad_token_id and "
+        "decoder_start_token_id to {}",
+        o.config_path.empty() ? o.model_dir + "/config.json" : o.config_path, tok.vocab_size,
+        tok.pad_id);
     LMF_CHECK(tok.pad_id == pad_id_, ValueError,
               "translation: the tokenizer in '{}' pads with id {} but the model's pad_token_id is "
-              "{}; use the model's tokenizer or fix config.json",
-              options_.tokenizer_dir, tok.pad_id, pad_id_);
-    LMF_CHECK(tok.vocab_size <= spec.source_vocab_size, ValueError,
-              "translation: the tokenizer in '{}' has {} tokens but the model's vocab_size is {}",
-              options_.tokenizer_dir, tok.vocab_size, spec.source_vocab_size);
+              "{}{}",
+              options_.tokenizer_dir, tok.pad_id, pad_id_, hint);
+    LMF_CHECK(tok.vocab_size <= spec.source_vocab_size && tok.vocab_size <= spec.vocab_size,
+              ValueError,
+              "translation: the tokenizer in '{}' has {} tokens but the model's "
+              "vocabulary has {}{}",
+              options_.tokenizer_dir, tok.vocab_size, spec.source_vocab_size, hint);
   }
   train_ = make_features(train, tok);
   eval_ = make_features(eval, tok);
