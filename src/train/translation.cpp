@@ -15,7 +15,6 @@
 
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/error.h"
-#include "lmforge/io/checkpoint.h"
 #include "lmforge/models/registry.h"
 #include "lmforge/nn/init.h"
 #include "lmforge/ops/ops.h"
@@ -145,10 +144,6 @@ bool truncate_ids(std::vector<int64_t>& ids, int64_t max_len, int64_t eos) {
   ids.resize(max_len);
   if (keep_eos) ids.back() = eos;
   return true;
-}
-
-Tensor ids_tensor(const std::vector<int64_t>& v, const Shape& s) {
-  return Tensor::from_vector(v, s);
 }
 
 std::vector<std::vector<int64_t>> batches_of(size_t n, int64_t batch) {
@@ -397,9 +392,9 @@ Tensor TranslationObjective::batch_loss(const std::vector<TranslationFeature>& f
   }
   if (tokens) *tokens = n;
   models::Seq2SeqInputs in;
-  in.input_ids = ids_tensor(ids, {b, s});
-  in.attention_mask = ids_tensor(mask, {b, s});
-  const Tensor lab = ids_tensor(labels, {b, t});
+  in.input_ids = Tensor::from_vector(ids, {b, s});
+  in.attention_mask = Tensor::from_vector(mask, {b, s});
+  const Tensor lab = Tensor::from_vector(labels, {b, t});
   const models::Seq2SeqSpec spec = model_->spec();
   in.decoder_input_ids = models::shift_tokens_right(lab, pad_id_, spec.decoder_start_token_id);
   const models::Seq2SeqOutput o = model_->forward(in);
