@@ -49,8 +49,8 @@ PAIRS = [
     ([12, 7, 45, 3, 0], [8, 22, 5, 0]),
     ([5, 61, 0], [33, 17, 90, 41, 2, 0]),
     ([77, 18, 26, 9, 14, 52, 0], [70, 0]),
-    ([40, 2, 88, 0], [11, 64, 29, 0]),
-]
+    ([40, 2, 88, 0], [11, 64, 29, 3, 0]),
+]  # target lengths 4, 6, 2, 5: any split into two micro-batches has unequal label counts
 GRAD_KEYS = ["model.shared.weight", "model.encoder.layers.0.self_attn.q_proj.weight",
              "model.decoder.layers.1.encoder_attn.v_proj.weight", "model.decoder.layers.1.fc2.bias"]
 

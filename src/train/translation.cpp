@@ -408,6 +408,12 @@ Objective::BatchLoss TranslationObjective::loss(std::span<const int64_t> indices
   return out;
 }
 
+int64_t TranslationObjective::loss_items(std::span<const int64_t> indices) const {
+  int64_t n = 0;
+  for (int64_t i : indices) n += static_cast<int64_t>(train_.at(i).labels.size());
+  return n;
+}
+
 Metrics TranslationObjective::evaluate() {
   if (eval_.empty()) return {};
   NoGradGuard no_grad;

@@ -72,7 +72,7 @@ TEST(TranslationTrain, LossAndGradientsMatchLabelSmoother) {
   const Objective::BatchLoss l = obj->loss(all, rng);
   const double ref = g.at("loss").to_vector<float>()[0];
   EXPECT_NEAR(l.loss.item(), ref, 1e-3 * std::abs(ref));
-  EXPECT_EQ(l.tokens, 5 + 4 + 3 + 6 + 7 + 2 + 4 + 4);
+  EXPECT_EQ(l.tokens, 5 + 4 + 3 + 6 + 7 + 2 + 4 + 5);
   l.loss.backward();
   double total = 0;
   for (const auto& [name, t] : obj->parameters()) {
@@ -91,24 +91,40 @@ TEST(TranslationTrain, LossAndGradientsMatchLabelSmoother) {
   EXPECT_NEAR(std::sqrt(total), ref_norm, 1e-3 * ref_norm);
 }
 
-TEST(TranslationTrain, OneTrainerStepMatchesPyTorch) {
+// One step over the 4 pairs, as one batch or as 2 micro-batches of 2 (gradient accumulation: HF
+// normalises by the update's label tokens, so both equal the golden's single batch).
+class TranslationStep : public ::testing::TestWithParam<int> {};
+INSTANTIATE_TEST_SUITE_P(Accumulation, TranslationStep, ::testing::Values(1, 2));
+
+TEST_P(TranslationStep, OneTrainerStepMatchesPyTorch) {
   const io::StateDict g = io::load_safetensors(kDir + "/step.safetensors");
-  const fs::path out = temp_dir("step");
+  const fs::path out = temp_dir("step" + std::to_string(GetParam()));
   TranslationOptions o = options();
   auto obj = make_translation_objective(o);
   const io::StateDict before = io::load_safetensors(o.model_dir + "/model.safetensors");
   TrainerOptions t;
   t.output_dir = out.string();
   t.max_steps = 1;
-  t.per_device_train_batch_size = 4;
+  t.per_device_train_batch_size = 4 / GetParam();
+  t.gradient_accumulation_steps = GetParam();
   t.learning_rate = 1e-3;
   t.weight_decay = 0.01;
   t.max_grad_norm = 1.0;
   t.save_steps = 0;
   t.progress = false;
-  const TrainResult r = lmf::train::train(*obj, t);
+  t.logging_steps = 1;
+  double logged_grad_norm = -1, logged_loss = -1;
+  const TrainResult r = lmf::train::train(*obj, t, [&](const Metrics& m) {
+    if (m.count("grad_norm")) logged_grad_norm = m.at("grad_norm");
+    if (m.count("loss")) logged_loss = m.at("loss");
+  });
   const double ref = g.at("loss").to_vector<float>()[0];
   EXPECT_NEAR(r.train_loss, ref, 1e-3 * std::abs(ref));
+  // The logged loss and pre-clipping gradient norm of the update: with accumulation they equal
+  // the single batch's only when micro-batches are weighted by their target tokens.
+  const double ref_norm = g.at("grad_norm").to_vector<float>()[0];
+  EXPECT_NEAR(logged_loss, ref, 1e-5 * std::abs(ref));
+  EXPECT_NEAR(logged_grad_norm, ref_norm, 1e-5 * ref_norm);
   EXPECT_GT(r.train_tokens_per_second, 0);
   // Parameters after the step (relative 1e-3) and the step itself, (p_new - p_old) / lr.
   const io::StateDict after = io::load_safetensors((out / "model.safetensors").string());

@@ -89,6 +89,8 @@ class TranslationObjective : public Objective {
   int64_t num_examples() const override { return static_cast<int64_t>(train_.size()); }
   int64_t example_length(int64_t i) const override { return train_.at(i).length(); }
   BatchLoss loss(std::span<const int64_t> indices, Generator& rng) override;
+  // Target tokens (the label-smoothed loss is their mean), as HF's num_items_in_batch.
+  int64_t loss_items(std::span<const int64_t> indices) const override;
   // eval_loss (label-smoothed as training, as Seq2SeqTrainer's evaluation loss).
   Metrics evaluate() override;
   // config.json, model.safetensors, generation_config.json (the input folder's, else as
