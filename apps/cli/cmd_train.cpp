@@ -8,6 +8,7 @@
 #include "lmforge/train/electra.h"
 #include "lmforge/train/finetune.h"
 #include "lmforge/train/pretrain.h"
+#include "lmforge/train/translation.h"
 #include "train_options.h"
 
 namespace lmf::cli {
@@ -25,6 +26,8 @@ struct PretrainCli {
 struct FinetuneCli {
   train::FinetuneOptions data;
   train::TrainerOptions trainer;
+  train::TranslationOptions translation;  // --task translation
+  bool no_truncation = false;
   std::string label_kind = "auto";
   bool json = false;
 };
@@ -114,8 +117,38 @@ int run_pretrain(PretrainCli& o) {
   return report_result(r, o.trainer, o.json, "pretrain");
 }
 
+int run_translation(FinetuneCli& o) {
+  train::TranslationOptions& t = o.translation;
+  t.model_dir = o.data.model_dir;
+  t.train_data = o.data.train_file;
+  t.eval_data = o.data.eval_file;
+  t.eval_fraction = o.data.eval_fraction;
+  t.seed = o.trainer.seed;
+  t.truncate = !o.no_truncation;
+  t.eval_batch_size = o.data.eval_batch_size;
+  t.max_train_examples = o.data.max_train_examples;
+  t.max_eval_examples = o.data.max_eval_examples;
+  auto obj = train::make_translation_objective(t);
+  if (!o.json) {
+    print_plan("finetune", *obj, o.trainer);
+    fmt::print(
+        "task translation {} -> {}, {} held-out pairs, {} pairs skipped (empty side), {} "
+        "truncated, label smoothing {}\n",
+        t.source_lang, t.target_lang, obj->eval_features().size(), obj->skipped_empty(),
+        obj->truncated(), t.label_smoothing);
+    std::fflush(stdout);
+  }
+  o.trainer.progress = o.trainer.progress && !o.json;
+  const train::TrainResult r = train::train(*obj, o.trainer);
+  return report_result(r, o.trainer, o.json, "finetune");
+}
+
 int run_finetune(FinetuneCli& o) {
   if (o.data.train_file.empty()) throw ValueError("finetune needs --train FILE");
+  if (o.data.task == "translation") return run_translation(o);
+  if (!o.translation.config_path.empty())
+    throw ValueError("--config (a model from scratch) is for --task translation only");
+  if (o.data.model_dir.empty()) throw ValueError("finetune needs --model DIR");
   o.data.seed = o.trainer.seed;
   o.data.label_kind = parse_label_kind(o.label_kind);
   auto obj = train::make_finetune_objective(o.data);
@@ -257,16 +290,45 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "  qa              SQuAD v1.1/v2 JSON; windows of --max-length sharing --doc-stride\n"
         "  bi-encoder      sentence pairs: in-batch negatives (MNRL) or cosine loss with scores\n"
         "  cross-encoder   pair classification / regression\n"
+        "  translation     a MarianMTModel (--model DIR, or --config CONFIG.json from scratch) on\n"
+        "                  SRC_FILE,TGT_FILE or JSONL {\"en\": ..., \"fr\": ...} pairs\n"
+        "                  (--source-lang/--target-lang), optional --label-smoothing\n"
         "Metrics as HF's example scripts: accuracy/F1, seqeval entity F1, SQuAD EM/F1,\n"
         "Pearson/Spearman. Defaults are HF TrainingArguments'.\n"
         "Example: lmforge finetune --model ./models/all-MiniLM-L6-v2 --task classification \\\n"
         "           --train sst2.tsv --eval-split 0.05 -o runs/sst2 --epochs 1 --batch-size 32");
-    sub->add_option("--model", o->data.model_dir, "Hugging Face folder to start from")->required();
+    sub->add_option("--model", o->data.model_dir, "Hugging Face folder to start from");
+    sub->add_option("--config", o->translation.config_path,
+                    "translation: config.json of a MarianMTModel trained from scratch");
     sub->add_option("--task", o->data.task,
-                    "classification | regression | ner | qa | bi-encoder | cross-encoder "
-                    "(default: from the model's architecture)");
-    sub->add_option("--train", o->data.train_file, "training data file")->required();
-    sub->add_option("--eval", o->data.eval_file, "held-out data file");
+                    "classification | regression | ner | qa | bi-encoder | cross-encoder | "
+                    "translation (default: from the model's architecture)");
+    sub->add_option("--train", o->data.train_file,
+                    "training data file (translation: SRC_FILE,TGT_FILE or a .jsonl file)")
+        ->required();
+    sub->add_option("--eval,--validation", o->data.eval_file,
+                    "held-out data file (translation: as --train)");
+    sub->add_option("--source-lang", o->translation.source_lang,
+                    "translation: source language (the JSONL field)")
+        ->capture_default_str();
+    sub->add_option("--target-lang", o->translation.target_lang,
+                    "translation: target language (the JSONL field)")
+        ->capture_default_str();
+    sub->add_option("--tokenizer", o->translation.tokenizer_dir,
+                    "translation: Marian tokenizer folder (default: --model's, or --config's "
+                    "folder)");
+    sub->add_option("--label-smoothing", o->translation.label_smoothing,
+                    "translation: label smoothing factor (Seq2SeqTrainer's LabelSmoother)")
+        ->check(CLI::Range(0.0, 0.999))
+        ->capture_default_str();
+    sub->add_option("--max-source-length", o->translation.max_source_length,
+                    "translation: source tokens per pair (longer ones are truncated)")
+        ->capture_default_str();
+    sub->add_option("--max-target-length", o->translation.max_target_length,
+                    "translation: target tokens per pair (longer ones are truncated)")
+        ->capture_default_str();
+    sub->add_flag("--no-truncation", o->no_truncation,
+                  "translation: a pair longer than the max lengths is an error, not truncated");
     sub->add_option("--eval-split", o->data.eval_fraction,
                     "fraction of the training data held out (seeded) when --eval is not given")
         ->check(CLI::Range(0.0, 0.9))

@@ -20,6 +20,7 @@
 #include "lmforge/io/json.h"
 #include "lmforge/ops/ops.h"
 #include "lmforge/tasks/pooling.h"
+#include "lmforge/train/hf_folder.h"
 
 namespace lmf::train {
 namespace fs = std::filesystem;
@@ -319,11 +320,7 @@ void FinetuneObjective::save_pretrained(const std::string& dir) const {
 }
 
 void FinetuneObjective::load_pretrained(const std::string& dir) {
-  const std::string path = (fs::path(dir) / "model.safetensors").string();
-  models::LoadOptions lo;
-  lo.zero_copy = false;  // copy into the existing parameters: the optimizer holds them
-  lo.strict = true;
-  model_->load(io::load_safetensors(path), lo, path);
+  load_saved_weights(*model_, dir);
 }
 
 // ---- sequence classification / cross-encoder ----------------------------------------------------

@@ -11,6 +11,7 @@
 #include "lmforge/models/registry.h"
 #include "lmforge/ops/ops.h"
 #include "lmforge/tokenizers/tokenizer.h"
+#include "lmforge/train/hf_folder.h"
 #include "lmforge/train/pretrain.h"
 
 namespace fs = std::filesystem;
@@ -321,25 +322,14 @@ Metrics PretrainObjective::evaluate() {
 
 void PretrainObjective::save_pretrained(const std::string& dir) const {
   models::save_pretrained(*model_, dir);
-  if (cfg_.tokenizer_dir.empty()) return;
-  for (const char* name :
-       {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
-        "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model"}) {
-    const fs::path src = fs::path(cfg_.tokenizer_dir) / name;
-    if (!fs::exists(src)) continue;
-    std::error_code ec;
-    fs::copy_file(src, fs::path(dir) / name, fs::copy_options::overwrite_existing, ec);
-    LMF_CHECK(!ec, IoError, "cannot copy tokenizer file '{}' to '{}': {}", src.string(), dir,
-              ec.message());
-  }
+  copy_existing_files(
+      cfg_.tokenizer_dir, dir,
+      {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+       "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model"});
 }
 
 void PretrainObjective::load_pretrained(const std::string& dir) {
-  const std::string path = (fs::path(dir) / "model.safetensors").string();
-  models::LoadOptions lo;
-  lo.zero_copy = false;  // copy into the existing parameters: the optimizer holds them
-  lo.strict = true;
-  model_->load(io::load_safetensors(path), lo, path);
+  load_saved_weights(*model_, dir);
 }
 
 // ---- factory ------------------------------------------------------------------------------------

@@ -675,22 +675,43 @@ void Trainer::train_step(const std::vector<int64_t>& order, int64_t u) {
   const int64_t n = plan_.num_examples;
   const int64_t first_batch = u * acc;
   const int64_t last_batch = std::min(first_batch + acc, plan_.batches_per_epoch);
-  // HF 5.x divides by the number of micro-batches of this update (fewer at the end of an epoch).
+  // HF 5.x divides by the number of micro-batches of this update (fewer at the end of an epoch),
+  // or, for an objective that counts its loss items (num_items_in_batch), weights each micro-batch
+  // by its share of the update's items.
   const int64_t micro = last_batch - first_batch;
+  const auto micro_idx = [&](int64_t mb) {
+    const int64_t lo = mb * b, hi = std::min(n, lo + b);
+    return std::span<const int64_t>(order.data() + lo, static_cast<size_t>(hi - lo));
+  };
+  std::vector<double> weight;  // empty: 1 / micro
+  if (micro > 1) {
+    std::vector<int64_t> items(micro);
+    int64_t total = 0;
+    for (int64_t m = 0; m < micro; ++m)
+      total += items[m] = obj_.loss_items(micro_idx(first_batch + m));
+    if (total > 0 && std::all_of(items.begin(), items.end(), [](int64_t i) { return i > 0; }))
+      for (int64_t m = 0; m < micro; ++m)
+        weight.push_back(static_cast<double>(items[m]) / static_cast<double>(total));
+  }
   double step_loss = 0;
   for (int64_t mb = first_batch; mb < last_batch; ++mb) {
     const int64_t lo = mb * b, hi = std::min(n, lo + b);
-    std::span<const int64_t> idx(order.data() + lo, static_cast<size_t>(hi - lo));
+    std::span<const int64_t> idx = micro_idx(mb);
     Objective::BatchLoss bl = obj_.loss(idx, batch_rng_);
     LMF_CHECK(bl.loss.defined() && bl.loss.numel() == 1, ValueError,
               "trainer: Objective::loss must return a scalar loss, got {}",
               bl.loss.defined() ? bl.loss.describe() : "an undefined tensor");
     const double value = bl.loss.item();
-    Tensor scaled = micro == 1
-                        ? bl.loss
-                        : div(bl.loss, Tensor::scalar(static_cast<double>(micro), bl.loss.dtype()));
+    Tensor scaled = bl.loss;
+    if (!weight.empty()) {
+      scaled = mul(bl.loss, weight[mb - first_batch]);
+      step_loss += value * weight[mb - first_batch];
+    } else {
+      if (micro > 1)
+        scaled = div(bl.loss, Tensor::scalar(static_cast<double>(micro), bl.loss.dtype()));
+      step_loss += value / static_cast<double>(micro);
+    }
     scaled.backward();
-    step_loss += value / static_cast<double>(micro);
     st_.log_tokens += bl.tokens;
     tokens_seen_ += bl.tokens;
     examples_seen_ += hi - lo;

@@ -46,6 +46,14 @@ class Objective {
   // sampling of the batch (dynamic masking, ELECTRA's generator samples); the trainer saves its
   // state in checkpoints so a resumed run draws the same numbers.
   virtual BatchLoss loss(std::span<const int64_t> indices, Generator& rng) = 0;
+  // How many items (e.g. target tokens) the loss of these examples is a mean over. With gradient
+  // accumulation, when every micro-batch has items, the trainer weights each micro-batch's loss by
+  // its share of the update's items (HF 5.x's num_items_in_batch) instead of 1 / micro-batches.
+  // 0 (the default): a plain mean of the micro-batch losses.
+  virtual int64_t loss_items(std::span<const int64_t> indices) const {
+    (void)indices;
+    return 0;
+  }
 
   // Metrics on the held-out data, keys prefixed "eval_" as HF does ("eval_loss",
   // "eval_accuracy", ...). Empty when there is no held-out data. Runs in evaluation mode.

@@ -1,0 +1,267 @@
+// Translation training against PyTorch: one Seq2SeqTrainer step (label smoothing 0.1, clipping,
+// AdamW with decay groups) of a tiny MarianMTModel on a padded batch of id pairs, from
+// scripts/reference/gen_translation_train_goldens.py (tests/fixtures/translation/); the data
+// readers' bad input (mismatched line counts, empty lines, unknown language fields).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "lmforge/core/autograd.h"
+#include "lmforge/core/error.h"
+#include "lmforge/io/checkpoint.h"
+#include "lmforge/train/translation.h"
+
+namespace {
+
+using namespace lmf;
+using namespace lmf::train;
+namespace fs = std::filesystem;
+
+const std::string kDir = std::string(LMF_FIXTURES_DIR) + "/translation";
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path d =
+      fs::temp_directory_path() / ("lmf_translation_" + std::to_string(::getpid()) + "_" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+void write(const fs::path& p, const std::string& text) {
+  std::ofstream(p, std::ios::binary) << text;
+}
+
+TranslationOptions options() {
+  TranslationOptions o;
+  o.model_dir = kDir + "/marian_tiny";
+  o.train_data = kDir + "/train.jsonl";
+  o.label_smoothing = 0.1;
+  return o;
+}
+
+double norm(const Tensor& t) {
+  double s = 0;
+  for (float v : t.to_vector<float>()) s += double(v) * v;
+  return std::sqrt(s);
+}
+// ||a - b|| / ||b||.
+double rel(const Tensor& a, const Tensor& b) {
+  const auto x = a.to_vector<float>(), y = b.to_vector<float>();
+  EXPECT_EQ(x.size(), y.size());
+  double d = 0, n = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    d += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+    n += double(y[i]) * y[i];
+  }
+  return std::sqrt(d) / std::max(std::sqrt(n), 1e-30);
+}
+
+TEST(TranslationTrain, LossAndGradientsMatchLabelSmoother) {
+  const io::StateDict g = io::load_safetensors(kDir + "/step.safetensors");
+  auto obj = make_translation_objective(options());
+  EXPECT_EQ(obj->num_examples(), 4);
+  EXPECT_EQ(obj->skipped_empty(), 1);  // the pair with an empty target
+  obj->set_training(true);
+  std::vector<int64_t> all(obj->num_examples());
+  std::iota(all.begin(), all.end(), 0);
+  Generator rng(0);
+  const Objective::BatchLoss l = obj->loss(all, rng);
+  const double ref = g.at("loss").to_vector<float>()[0];
+  EXPECT_NEAR(l.loss.item(), ref, 1e-3 * std::abs(ref));
+  EXPECT_EQ(l.tokens, 5 + 4 + 3 + 6 + 7 + 2 + 4 + 5);
+  l.loss.backward();
+  double total = 0;
+  for (const auto& [name, t] : obj->parameters()) {
+    const Tensor gr = t.grad();
+    if (!gr.defined()) continue;
+    const double n = norm(gr);
+    total += n * n;
+    auto it = g.find("grad." + name);
+    if (it != g.end()) EXPECT_LE(rel(gr, it->second), 1e-3) << name;
+    const auto gn = g.find("grad_norm." + name);
+    ASSERT_NE(gn, g.end()) << name;
+    const double rn = gn->second.to_vector<float>()[0];
+    EXPECT_NEAR(n, rn, 1e-3 * rn + 1e-7) << name;
+  }
+  const double ref_norm = g.at("grad_norm").to_vector<float>()[0];
+  EXPECT_NEAR(std::sqrt(total), ref_norm, 1e-3 * ref_norm);
+}
+
+// One step over the 4 pairs, as one batch or as 2 micro-batches of 2 (gradient accumulation: HF
+// normalises by the update's label tokens, so both equal the golden's single batch).
+class TranslationStep : public ::testing::TestWithParam<int> {};
+INSTANTIATE_TEST_SUITE_P(Accumulation, TranslationStep, ::testing::Values(1, 2));
+
+TEST_P(TranslationStep, OneTrainerStepMatchesPyTorch) {
+  const io::StateDict g = io::load_safetensors(kDir + "/step.safetensors");
+  const fs::path out = temp_dir("step" + std::to_string(GetParam()));
+  TranslationOptions o = options();
+  auto obj = make_translation_objective(o);
+  const io::StateDict before = io::load_safetensors(o.model_dir + "/model.safetensors");
+  TrainerOptions t;
+  t.output_dir = out.string();
+  t.max_steps = 1;
+  t.per_device_train_batch_size = 4 / GetParam();
+  t.gradient_accumulation_steps = GetParam();
+  t.learning_rate = 1e-3;
+  t.weight_decay = 0.01;
+  t.max_grad_norm = 1.0;
+  t.save_steps = 0;
+  t.progress = false;
+  t.logging_steps = 1;
+  double logged_grad_norm = -1, logged_loss = -1;
+  const TrainResult r = lmf::train::train(*obj, t, [&](const Metrics& m) {
+    if (m.count("grad_norm")) logged_grad_norm = m.at("grad_norm");
+    if (m.count("loss")) logged_loss = m.at("loss");
+  });
+  const double ref = g.at("loss").to_vector<float>()[0];
+  EXPECT_NEAR(r.train_loss, ref, 1e-3 * std::abs(ref));
+  // The logged loss and pre-clipping gradient norm of the update: with accumulation they equal
+  // the single batch's only when micro-batches are weighted by their target tokens.
+  const double ref_norm = g.at("grad_norm").to_vector<float>()[0];
+  EXPECT_NEAR(logged_loss, ref, 1e-5 * std::abs(ref));
+  EXPECT_NEAR(logged_grad_norm, ref_norm, 1e-5 * ref_norm);
+  EXPECT_GT(r.train_tokens_per_second, 0);
+  // Parameters after the step (relative 1e-3) and the step itself, (p_new - p_old) / lr.
+  const io::StateDict after = io::load_safetensors((out / "model.safetensors").string());
+  int checked = 0;
+  for (const auto& [name, t_new] : after) {
+    auto p = g.find("param." + name);
+    if (name == "final_logits_bias") {  // a buffer in transformers: never trained
+      EXPECT_EQ(t_new.to_vector<float>(), before.at(name).to_vector<float>());
+      continue;
+    }
+    ASSERT_NE(p, g.end()) << name;
+    EXPECT_LE(rel(t_new, p->second), 1e-3) << name;
+    const auto a = t_new.to_vector<float>(), b = before.at(name).to_vector<float>();
+    std::vector<float> step(a.size());
+    for (size_t i = 0; i < a.size(); ++i) step[i] = (a[i] - b[i]) / 1e-3f;
+    // k_proj biases have a zero gradient in exact arithmetic (softmax is shift-invariant): their
+    // Adam step is the sign of rounding noise in both, so only their values are compared.
+    if (g.at("grad_norm." + name).to_vector<float>()[0] > 1e-6)
+      EXPECT_LE(rel(Tensor::from_vector(step, t_new.shape()), g.at("update." + name)), 1e-2)
+          << name;
+    ++checked;
+  }
+  EXPECT_GT(checked, 40);
+  // The saved folder: MarianMTModel config, generation config copied, loads back.
+  EXPECT_TRUE(fs::is_regular_file(out / "generation_config.json"));
+  TranslationOptions back = o;
+  back.model_dir = out.string();
+  EXPECT_NO_THROW(make_translation_objective(back));
+  fs::remove_all(out);
+}
+
+TEST(TranslationTrain, FromConfigInitialisesAsTransformers) {
+  TranslationOptions o = options();
+  o.model_dir.clear();
+  o.config_path = kDir + "/marian_tiny/config.json";
+  auto obj = make_translation_objective(o);
+  const nn::StateDict s = obj->model().state_dict();
+  const int64_t pad = 99;
+  const auto shared = s.at("model.shared.weight");
+  for (float v : shared.select(0, pad).to_vector<float>()) EXPECT_EQ(v, 0.0f);
+  for (float v : s.at("final_logits_bias").to_vector<float>()) EXPECT_EQ(v, 0.0f);
+  for (float v : s.at("model.encoder.layers.0.fc1.bias").to_vector<float>()) EXPECT_EQ(v, 0.0f);
+  for (float v : s.at("model.encoder.layers.0.final_layer_norm.weight").to_vector<float>())
+    EXPECT_EQ(v, 1.0f);
+  // normal(0, init_std = 0.02)
+  const auto w = s.at("model.decoder.layers.1.fc2.weight").to_vector<float>();
+  double sq = 0;
+  for (float v : w) sq += double(v) * v;
+  EXPECT_NEAR(std::sqrt(sq / w.size()), 0.02, 0.003);
+  // Tied: lm_head is the shared matrix.
+  EXPECT_EQ(s.at("lm_head.weight").data_ptr(), shared.data_ptr());
+}
+
+// Text pairs through the Marian tokenizer (tests/fixtures/marian_tokenizer/joint, 200 Multi30k
+// lines) into a from-scratch model of the tokenizer's size.
+TEST(TranslationTrain, TextPairsThroughTheMarianTokenizer) {
+  const std::string fix = LMF_FIXTURES_DIR;
+  TranslationOptions o;
+  o.config_path = kDir + "/joint_config.json";
+  o.tokenizer_dir = fix + "/marian_tokenizer/joint";
+  o.train_data = fix + "/marian_tokenizer/corpus.en," + fix + "/marian_tokenizer/corpus.fr";
+  o.max_source_length = 8;
+  auto obj = make_translation_objective(o);
+  EXPECT_EQ(obj->num_examples(), 200);
+  const TranslationTokenizer tok = load_translation_tokenizer(o.tokenizer_dir);
+  const TranslationData d = read_translation_data(o.train_data, "en", "fr");
+  for (int i = 0; i < 5; ++i) {
+    std::vector<int64_t> src = tok.encode_source(d.pairs[i].source);
+    if (src.size() > 8) {
+      src.resize(8);
+      src.back() = 0;  // truncation keeps </s>
+    }
+    EXPECT_EQ(obj->train_features()[i].input_ids, src);
+    EXPECT_EQ(obj->train_features()[i].labels, tok.encode_target(d.pairs[i].target));
+  }
+  EXPECT_GT(obj->truncated(), 0);
+  const fs::path out = temp_dir("text");
+  obj->save_pretrained(out.string());
+  for (const char* f : {"source.spm", "target.spm", "vocab.json", "tokenizer_config.json",
+                        "generation_config.json", "config.json", "model.safetensors"})
+    EXPECT_TRUE(fs::is_regular_file(out / f)) << f;
+  // A tokenizer whose pad id is not the model's: a clear error.
+  o.config_path = kDir + "/marian_tiny/config.json";
+  EXPECT_THROW(make_translation_objective(o), ValueError);
+  fs::remove_all(out);
+}
+
+TEST(TranslationTrain, ParallelFilesAndBadInput) {
+  const fs::path d = temp_dir("data");
+  write(d / "a.en", "a b\n\nc d\ne\n");
+  write(d / "a.fr", "x\ny\n \nz\n");
+  const TranslationData data =
+      read_translation_data((d / "a.en").string() + "," + (d / "a.fr").string(), "en", "fr");
+  ASSERT_EQ(data.pairs.size(), 2u);  // lines 2 and 3 have an empty side
+  EXPECT_EQ(data.skipped_empty, 2);
+  EXPECT_EQ(data.pairs[1].source, "e");
+  EXPECT_EQ(data.pairs[1].target, "z");
+  EXPECT_EQ(data.pairs[1].where, (d / "a.en").string() + ":4");
+  // Mismatched line counts: the error names the first unpaired line.
+  write(d / "b.fr", "x\ny\n");
+  try {
+    read_translation_data((d / "a.en").string() + "," + (d / "b.fr").string(), "en", "fr");
+    ADD_FAILURE() << "no error";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("a.en:3"), std::string::npos) << e.what();
+  }
+  // JSONL: text pairs, the wmt layout, an unknown language field.
+  write(d / "t.jsonl",
+        "{\"en\": \"hello\", \"fr\": \"bonjour\"}\n{\"translation\": {\"en\": \"a\", \"fr\": "
+        "\"b\"}}\n");
+  EXPECT_EQ(read_translation_data((d / "t.jsonl").string(), "en", "fr").pairs.size(), 2u);
+  try {
+    read_translation_data((d / "t.jsonl").string(), "en", "de");
+    ADD_FAILURE() << "no error";
+  } catch (const ValueError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("t.jsonl:1"), std::string::npos) << m;
+    EXPECT_NE(m.find("'de'"), std::string::npos) << m;
+  }
+  write(d / "bad.jsonl", "{\"en\": \"a\", \"fr\": \"b\"}\n{oops\n");
+  EXPECT_THROW(read_translation_data((d / "bad.jsonl").string(), "en", "fr"), IoError);
+  // Text without a tokenizer in the model folder: a clear error, not a crash.
+  TranslationOptions o = options();
+  o.train_data = (d / "t.jsonl").string();
+  EXPECT_THROW(make_translation_objective(o), ValueError);
+  // Truncation keeps </s>; --no-truncation refuses.
+  write(d / "long.jsonl", "{\"en\": [1, 2, 3, 4, 5, 0], \"fr\": [6, 7, 0]}\n");
+  o.train_data = (d / "long.jsonl").string();
+  o.max_source_length = 4;
+  auto obj = make_translation_objective(o);
+  EXPECT_EQ(obj->train_features()[0].input_ids, (std::vector<int64_t>{1, 2, 3, 0}));
+  EXPECT_EQ(obj->truncated(), 1);
+  o.truncate = false;
+  EXPECT_THROW(make_translation_objective(o), ValueError);
+  o.max_source_length = 1;
+  EXPECT_THROW(make_translation_objective(o), ValueError);
+  fs::remove_all(d);
+}
+
+}  // namespace
