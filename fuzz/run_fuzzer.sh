@@ -15,7 +15,7 @@ for layer in "$@"; do srcs+=($(ls "$root"/src/"$layer"/*.cpp)); done
 bin=$out/fuzz_$name
 if [ ! -x "$bin" ] || [ -n "$(find "$root/src" "$root/include" "$root/fuzz" -newer "$bin" -print -quit)" ]; then
   "$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$root/include" -I"$root/src" "${srcs[@]}" -lfmt -lutf8proc -lpcre2-8 -lsentencepiece -fopenmp -o "$bin"
+    -I"$root/include" -I"$root/src" "${srcs[@]}" -lfmt -lutf8proc -lpcre2-8 -lsentencepiece -lsentencepiece_train -fopenmp -o "$bin"
 fi
 seeds=()
 [ -d "$root/fuzz/corpus/$name" ] && seeds+=("$root/fuzz/corpus/$name")
