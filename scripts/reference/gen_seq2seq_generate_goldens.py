@@ -14,6 +14,11 @@ Writes tests/fixtures/seq2seq_generate/:
       Marian tokenizer pads), output_ids: per returned sequence, generate()'s sequences without
       the decoder start token and cut after the first eos (the padding after a finished sequence
       removed), scores: beam search's sequences_scores (else null).
+  translate/: a tiny random MarianMTModel over the joint SentencePiece tokenizer of
+      tests/fixtures/marian_tokenizer/joint (its files copied in), for the CLI test
+      (tests/cli/test_translate_cli.sh); translate.json: TEXTS as transformers translates them
+      (MarianTokenizer(texts, padding=True) -> generate() -> decode(skip_special_tokens=True)),
+      greedy and with 3 beams, max_new_tokens 10.
   The cases cover greedy and beam search (num_beams 3-4, length_penalty != 1, early_stopping
   true / false / "never", num_return_sequences > 1), no_repeat_ngram_size, repetition_penalty,
   forced BOS/EOS, min_length / min_new_tokens, max_length, bad_words_ids (Marian's pad
@@ -131,7 +136,51 @@ def run(rel, kwargs, srcs):
     return rows, (scores.tolist() if scores is not None else None)
 
 
+TEXTS = ["A man is riding a bike.", "Two dogs play in the snow near a tree."]
+
+
+def make_translate_fixture():
+    tok_dir = os.path.join(FIX, "marian_tokenizer", "joint")
+    d = os.path.join(OUT, "translate")
+    shutil.rmtree(d, ignore_errors=True)
+    tok = T.MarianTokenizer.from_pretrained(tok_dir)
+    pad = tok.pad_token_id
+    cfg = T.MarianConfig(vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1,
+                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                         decoder_ffn_dim=32, max_position_embeddings=32, pad_token_id=pad,
+                         decoder_start_token_id=pad, eos_token_id=tok.eos_token_id,
+                         forced_eos_token_id=tok.eos_token_id)
+    torch.manual_seed(5)
+    model = T.MarianMTModel(cfg)
+    model.generation_config = T.GenerationConfig(
+        bad_words_ids=[[pad]], decoder_start_token_id=pad, eos_token_id=tok.eos_token_id,
+        forced_eos_token_id=tok.eos_token_id, max_length=32, num_beams=2, pad_token_id=pad,
+        renormalize_logits=True)
+    model.save_pretrained(d)
+    for f in os.listdir(tok_dir):
+        shutil.copy(os.path.join(tok_dir, f), d)
+    model = T.MarianMTModel.from_pretrained(d, attn_implementation="eager", dtype=torch.float32)
+    model.eval()
+    batch = tok(TEXTS, padding=True, return_tensors="pt")
+    out = {"texts": TEXTS, "source_ids": [tok(t)["input_ids"] for t in TEXTS]}
+    for name, beams in (("greedy", 1), ("beam3", 3)):
+        with torch.no_grad():
+            seqs = model.generate(**batch, num_beams=beams, max_new_tokens=10)
+        rows = []
+        for row in seqs.tolist():
+            row = row[1:]
+            if tok.eos_token_id in row:
+                row = row[:row.index(tok.eos_token_id) + 1]
+            rows.append(row)
+        out[name] = {"output_ids": rows,
+                     "text": [tok.decode(r, skip_special_tokens=True) for r in rows]}
+    with open(os.path.join(OUT, "translate.json"), "w") as f:
+        json.dump(out, f, ensure_ascii=False)
+    print("translate", out)
+
+
 def main():
+    make_translate_fixture()
     rel = make_model()
     batch, single = sources(4, 7), sources(1, 8)
     cases = [

@@ -6,13 +6,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "generate_search.h"
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/error.h"
 #include "lmforge/models/registry.h"
 #include "lmforge/ops/ops.h"
+#include "lmforge/tokenizers/marian.h"
 
 namespace lmf::tasks {
 
@@ -89,7 +92,40 @@ Seq2SeqLM load_seq2seq_lm(const std::string& dir) {
   lm.model->prepare_inference();
   lm.generation = GenerationConfig::from_pretrained(dir);
   lm.source = dir;
+  const std::filesystem::path d(dir);
+  if (std::filesystem::exists(d / "source.spm") && std::filesystem::exists(d / "target.spm") &&
+      std::filesystem::exists(d / "vocab.json"))
+    lm.tokenizer =
+        std::make_shared<const tok::MarianTokenizer>(tok::MarianTokenizer::from_folder(dir));
   return lm;
+}
+
+namespace {
+const tok::MarianTokenizer& need_tokenizer(const Seq2SeqLM& lm) {
+  LMF_CHECK(lm.tokenizer != nullptr, ValueError,
+            "{}: this folder has no Marian tokenizer (source.spm/target.spm/vocab.json); give "
+            "token ids instead or add the tokenizer files",
+            lm.source);
+  return *lm.tokenizer;
+}
+}  // namespace
+
+std::vector<int64_t> encode_source_text(const Seq2SeqLM& lm, const std::string& text) {
+  return need_tokenizer(lm).encode_source(text);
+}
+
+std::string decode_target_text(const Seq2SeqLM& lm, const std::vector<int64_t>& ids) {
+  return need_tokenizer(lm).decode(ids, true);
+}
+
+std::vector<std::string> token_labels(const Seq2SeqLM& lm, const std::vector<int64_t>& ids) {
+  std::vector<std::string> out;
+  for (int64_t id : ids) {
+    std::optional<std::string> t;
+    if (lm.tokenizer) t = lm.tokenizer->id_to_token(id);
+    out.push_back(t ? *t : "#" + std::to_string(id));
+  }
+  return out;
 }
 
 GenerationResult generate_seq2seq(const models::EncoderDecoderModel& model,

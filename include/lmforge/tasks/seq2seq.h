@@ -10,6 +10,10 @@
 #include "lmforge/models/encoder_decoder.h"
 #include "lmforge/tasks/generate.h"
 
+namespace lmf::tok {
+class MarianTokenizer;
+}
+
 namespace lmf::tasks {
 
 // An encoder-decoder folder ready to generate: the model (eval mode, prepared for inference) and
@@ -18,10 +22,21 @@ struct Seq2SeqLM {
   std::unique_ptr<models::EncoderDecoderModel> model;
   GenerationConfig generation;
   std::string source;  // the folder
+  // Marian's tokenizer when the folder has source.spm, target.spm and vocab.json; else null.
+  std::shared_ptr<const tok::MarianTokenizer> tokenizer;
 };
 // ValueError when the folder holds no encoder-decoder with an LM head (naming what it holds);
 // IoError for missing or corrupt files.
 Seq2SeqLM load_seq2seq_lm(const std::string& dir);
+
+// Text <-> ids with the folder's tokenizer: the source as tokenizer(text) (with </s>), a
+// translation as tokenizer.decode(ids, skip_special_tokens=True). ValueError "this folder has no
+// Marian tokenizer (source.spm/target.spm/vocab.json)" when there is none.
+std::vector<int64_t> encode_source_text(const Seq2SeqLM& lm, const std::string& text);
+std::string decode_target_text(const Seq2SeqLM& lm, const std::vector<int64_t>& ids);
+// Token strings for heatmap labels (the vocabulary's pieces; "#<id>" without a tokenizer or for
+// an id it does not know).
+std::vector<std::string> token_labels(const Seq2SeqLM& lm, const std::vector<int64_t>& ids);
 
 // Translates each source (token ids, unpadded; right-padded into one batch with an attention
 // mask) as transformers' generate() does for an encoder-decoder: the encoder runs once, the
