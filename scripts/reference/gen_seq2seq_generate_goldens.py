@@ -32,9 +32,13 @@ Regenerate with:  nice -n 19 python3 scripts/reference/gen_seq2seq_generate_gold
 import json
 import os
 import shutil
+import sys
 
 import torch
 import transformers as T
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_marian_goldens import randomize  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "..", "tests", "fixtures")
@@ -80,16 +84,7 @@ def make_model():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1234)
     model = T.MarianMTModel(cfg)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "embed_positions" in name:
-                continue
-            if "layer_norm" in name and name.endswith("weight"):
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
-            else:
-                p.copy_(0.3 * torch.randn(p.shape, generator=gen))
-        model.final_logits_bias.copy_(0.1 * torch.randn(model.final_logits_bias.shape,
-                                                        generator=gen))
+    randomize(model, gen)  # the Marian goldens' seeded parameters
     train(model, gen)
     model.generation_config = T.GenerationConfig(
         bad_words_ids=[[PAD]], bos_token_id=0, decoder_start_token_id=PAD, eos_token_id=EOS,

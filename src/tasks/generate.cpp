@@ -582,14 +582,19 @@ GenerationResult beam_search(Stepper& st, const GenerationConfig& cfg, const Gen
   return res;
 }
 
+GenerationConfig checked_config(const GenerationConfig& cfg_in) {
+  cfg_in.validate();
+  GenerationConfig cfg = cfg_in;
+  if (cfg.temperature == 0.0) cfg.do_sample = false;  // lmforge: temperature 0 means greedy
+  return cfg;
+}
+
 }  // namespace detail
 
 GenerationResult generate(const models::DecoderModel& model,
                           const std::vector<std::vector<int64_t>>& prompts,
                           const GenerationConfig& cfg_in, const GenerateOptions& opt) {
-  cfg_in.validate();
-  GenerationConfig cfg = cfg_in;
-  if (cfg.temperature == 0.0) cfg.do_sample = false;  // lmforge: temperature 0 means greedy
+  const GenerationConfig cfg = detail::checked_config(cfg_in);
   const Setup s = prepare(model, prompts, cfg, opt);
   DecoderSteps steps(model, opt.prefill_chunk);
   return cfg.num_beams > 1 ? detail::beam_search(steps, cfg, opt, s)

@@ -42,6 +42,9 @@ class Stepper {
   virtual int64_t cache_capacity() const = 0;
 };
 
+// `cfg` validated (ValueError naming the flag), with lmforge's temperature 0 meaning greedy.
+GenerationConfig checked_config(const GenerationConfig& cfg);
+
 // transformers' _sample (greedy / multinomial) and _beam_search (5.x) over `st`.
 GenerationResult sample_search(Stepper& st, const GenerationConfig& cfg, const GenerateOptions& opt,
                                const Setup& s);

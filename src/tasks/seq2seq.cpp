@@ -131,9 +131,7 @@ std::vector<std::string> token_labels(const Seq2SeqLM& lm, const std::vector<int
 GenerationResult generate_seq2seq(const models::EncoderDecoderModel& model,
                                   const std::vector<std::vector<int64_t>>& source_ids,
                                   const GenerationConfig& cfg_in, const GenerateOptions& opt) {
-  cfg_in.validate();
-  GenerationConfig cfg = cfg_in;
-  if (cfg.temperature == 0.0) cfg.do_sample = false;  // lmforge: temperature 0 means greedy
+  const GenerationConfig cfg = detail::checked_config(cfg_in);
   LMF_CHECK(model.is_seq2seq_lm(), ValueError,
             "generate_seq2seq: {} has no language-model head; load a *ForConditionalGeneration / "
             "*MTModel checkpoint",
