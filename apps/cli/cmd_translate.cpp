@@ -180,11 +180,12 @@ void register_translate_command(CLI::App& app, Commands& out) {
                 "one JSON object per translation: index, source, source_ids, output_ids (the "
                 "generated ids without the decoder start token), text, finish_reason, and with "
                 "beams score and rank");
-  sub->add_option("--attention-heatmap", o->heatmap,
-                  "write encoder self-, decoder self- and cross-attention of each translation "
-                  "(per layer and head, labelled with the tokens) to this HTML file (the 2nd "
-                  "input to OUT-2.html, ...); self-contained, no scripts or downloads. PNG is "
-                  "not supported");
+  sub->add_option(
+      "--attention-heatmap", o->heatmap,
+      "write encoder self-, decoder self- and cross-attention of each translation "
+      "(per layer and head, labelled with the tokens) to this HTML file (the 2nd "
+      "input to OUT-2.html, ...); self-contained: inline SVG, no JavaScript or downloads. PNG is "
+      "not supported");
   sub->add_flag("--truncate", o->truncate,
                 "cut a source longer than the model's positions (keeping its </s>) instead of "
                 "failing");

@@ -15,6 +15,7 @@
 #include "lmforge/core/error.h"
 #include "lmforge/models/registry.h"
 #include "lmforge/ops/ops.h"
+#include "lmforge/tasks/markup.h"
 #include "lmforge/tokenizers/marian.h"
 
 namespace lmf::tasks {
@@ -253,32 +254,6 @@ Seq2SeqAttention seq2seq_attention(const models::EncoderDecoderModel& model,
 }
 
 namespace {
-
-std::string xml_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        o += "&amp;";
-        break;
-      case '<':
-        o += "&lt;";
-        break;
-      case '>':
-        o += "&gt;";
-        break;
-      case '"':
-        o += "&quot;";
-        break;
-      case '\'':
-        o += "&#39;";
-        break;
-      default:
-        o += c;
-    }
-  }
-  return o;
-}
 
 // One SVG heatmap of p [Tq, Tk]: row labels on the left, column labels rotated above.
 std::string panel_svg(const float* p, const std::vector<std::string>& rows,

@@ -65,7 +65,7 @@ Seq2SeqAttention seq2seq_attention(const models::EncoderDecoderModel& model,
                                    const std::vector<int64_t>& source_ids,
                                    const std::vector<int64_t>& decoder_input_ids);
 
-// A self-contained HTML page (inline SVG, no scripts or downloads): for each of encoder self-,
+// A self-contained HTML page (inline SVG, no JavaScript or downloads): for each of encoder self-,
 // decoder self- and cross-attention, one panel per layer and head, rows and columns labelled with
 // the tokens, each cell's probability in its tooltip. The values are also embedded as JSON
 // (<script type="application/json" id="attention-data">) for tools. ValueError when the label
