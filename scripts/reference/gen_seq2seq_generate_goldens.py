@@ -177,7 +177,9 @@ def make_translate_fixture():
 def main():
     make_translate_fixture()
     rel = make_model()
-    batch, single = sources(4, 7), sources(1, 8)
+    # The last source repeats bigrams: the copying model repeats them unless no_repeat_ngram_size
+    # or repetition_penalty stop it.
+    batch, single = sources(4, 7) + [[10, 11, 10, 11, 12, 10, 11, EOS]], sources(1, 8)
     cases = [
         ("greedy_batched", rel, dict(num_beams=1, max_new_tokens=20), batch),
         ("greedy_single", rel, dict(num_beams=1, max_new_tokens=20), single),
