@@ -159,7 +159,8 @@ struct GenerateOptions {
   // Set (e.g. by a SIGINT handler) to stop after the current step; sequences end "cancelled".
   const std::atomic<bool>* cancel = nullptr;
   // A prompt longer than the model's context: false -> ValueError; true -> keep its last tokens
-  // (room left for max_new_tokens, at least one).
+  // (room left for max_new_tokens, at least one). generate_seq2seq: a source longer than the
+  // encoder's positions keeps its first positions - 1 tokens and its last (</s>) instead.
   bool truncate_left = false;
   // The prompt runs through the model in pieces of at most this many positions (0: at once),
   // like llama.cpp's micro-batches: faster and with less peak memory on long prompts.
