@@ -13,6 +13,8 @@ Regenerate:  HF_HUB_OFFLINE=1 nice -n 19 python3 scripts/reference/gen_marian_to
              new target pieces, >>fr<<, >>de<<, <pad>
   separate/  separate_vocabs=True: vocab.json (source), target_vocab.json, tokenizer_config.json;
              the models are joint/'s (the test assembles the folder, as assemble() does here)
+  extra/     joint vocab.json without <pad>, extra special tokens <sep> and >>fr<<,
+             clean_up_tokenization_spaces=True (models from joint/ as for separate/)
   goldens.json  per folder: special ids, vocab size, encodings and decodes
 """
 import json
@@ -57,7 +59,20 @@ TEXTS = [
     "A DOG RUNS",
     "\u00a0non-breaking\u00a0space",
     "zero\u200bwidth",
+    "a <sep> b >>fr<< c , d . e ?",
 ]
+
+RANDOM_PARTS = ["<", ">", ">>", "<<", ">>fr<<", ">>xx<<", "</s>", "<pad>", "<unk", "s>", " ", "  ",
+                "\t", "\n", "a", "man", "homme", "é", "É", "😀", "日", "\u00a0", "\u200b", "ﬁ",
+                ".", ",", "A", "'", "?", "1"]
+
+
+def random_texts(n=80, seed=1234):
+    """Seeded mixes of the parts above (special-token fragments, codes, accents, whitespace)."""
+    import random
+    rng = random.Random(seed)
+    return ["".join(rng.choice(RANDOM_PARTS) for _ in range(rng.randrange(12))) for _ in range(n)]
+
 
 SPECIAL_DECODES = [
     # ids built from the vocab below (names resolved per folder)
@@ -82,12 +97,20 @@ def copy_corpus():
 
 
 def train(lang, model_type, coverage, norm, prefix):
-    spm.SentencePieceTrainer.train(
-        input=os.path.join(OUT, f"corpus.{lang}"), model_prefix=prefix, vocab_size=400,
-        model_type=model_type, character_coverage=coverage, normalization_rule_name=norm,
-        num_threads=1, minloglevel=2)
-    os.rename(prefix + ".model", prefix + ".spm")
-    os.remove(prefix + ".vocab")
+    # Relative paths from OUT: the model records its trainer_spec (input, model_prefix), so the
+    # bytes are the same wherever the script runs.
+    name = "_training_" + os.path.basename(prefix)
+    cwd = os.getcwd()
+    os.chdir(OUT)
+    try:
+        spm.SentencePieceTrainer.train(
+            input=f"corpus.{lang}", model_prefix=name, vocab_size=400, model_type=model_type,
+            character_coverage=coverage, normalization_rule_name=norm, num_threads=1,
+            minloglevel=2)
+    finally:
+        os.chdir(cwd)
+    os.replace(os.path.join(OUT, name + ".model"), prefix + ".spm")
+    os.remove(os.path.join(OUT, name + ".vocab"))
 
 
 def pieces(path):
@@ -133,6 +156,17 @@ def make_folders(tmp):
         if separate:
             cfg["target_vocab_file"] = "target_vocab.json"
         write_json(os.path.join(d, "tokenizer_config.json"), cfg)
+    # extra/: the joint vocab without <pad> (appended after the vocabulary), two extra special
+    # tokens (<sep> not in the vocab, >>fr<< in it) and clean_up_tokenization_spaces.
+    d = os.path.join(OUT, "extra")
+    os.makedirs(d, exist_ok=True)
+    v = marian_vocab([src, tgt], [">>fr<<", ">>de<<"])
+    del v["<pad>"]
+    write_json(os.path.join(d, "vocab.json"), v)
+    write_json(os.path.join(d, "tokenizer_config.json"),
+               {"source_lang": "en", "target_lang": "fr", "separate_vocabs": False,
+                "additional_special_tokens": ["<sep>", ">>fr<<"],
+                "clean_up_tokenization_spaces": True})
 
 
 def assemble(name, tmp):
@@ -152,7 +186,7 @@ def goldens_for(name, tmp):
     g = {"pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id,
          "unk_token_id": tok.unk_token_id, "vocab_size": tok.vocab_size, "len": len(tok),
          "encodings": [], "decodes": []}
-    for t in TEXTS:
+    for t in TEXTS + (random_texts() if name == "joint" else []):
         src = tok(t)["input_ids"]
         tgt = tok(text_target=t)["input_ids"]
         g["encodings"].append({"text": t, "source_ids": src, "target_ids": tgt,
@@ -186,7 +220,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         make_folders(tmp)
     with tempfile.TemporaryDirectory() as tmp:
-        g = {"joint": goldens_for("joint", tmp), "separate": goldens_for("separate", tmp)}
+        g = {name: goldens_for(name, tmp) for name in ("joint", "separate", "extra")}
     with open(os.path.join(OUT, "goldens.json"), "w", encoding="utf-8") as f:
         json.dump(g, f, ensure_ascii=False, separators=(",", ":"))
         f.write("\n")

@@ -6,8 +6,6 @@
 
 namespace lmf::tok {
 
-namespace {
-
 void replace_all(std::string& s, std::string_view from, std::string_view to) {
   if (s.find(from) == std::string::npos) return;
   std::string out;
@@ -20,6 +18,8 @@ void replace_all(std::string& s, std::string_view from, std::string_view to) {
   out.append(s, pos);
   s = std::move(out);
 }
+
+namespace {
 
 // HF decoders::wordpiece::cleanup: transformers' clean_up_tokenization plus " do not" ->
 // " don't" (no replacement can create or break another's match, so the order is free).

@@ -48,6 +48,8 @@ bool load_legacy_ext(const std::filesystem::path& dir, const json& tokenizer_con
 const json& get_key(const json& j, std::string_view key, std::string_view where);
 std::string get_string(const json& j, std::string_view key, std::string_view where);
 bool get_bool(const json& j, std::string_view key, bool dflt);
+// Every occurrence of `from` in `s` replaced by `to` (left to right, non-overlapping).
+void replace_all(std::string& s, std::string_view from, std::string_view to);
 // The HF pattern object {"String": s} or {"Regex": r}: the matches in `text`.
 class PatternSpec {
  public:

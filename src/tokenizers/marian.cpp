@@ -12,7 +12,9 @@
 
 #include "lmforge/core/error.h"
 #include "lmforge/tokenizers/sentencepiece.h"
+#include "lmforge/tokenizers/tokenizer.h"
 #include "lmforge/tokenizers/unicode.h"
+#include "tokenizers/factory.h"
 
 namespace lmf::tok {
 
@@ -105,14 +107,6 @@ std::string py_strip(std::string_view s) {
     e = start;
   }
   return std::string(s.substr(b, e - b));
-}
-
-void replace_all(std::string& s, std::string_view from, std::string_view to) {
-  size_t pos = 0;
-  while ((pos = s.find(from, pos)) != std::string::npos) {
-    s.replace(pos, from.size(), to);
-    pos += to.size();
-  }
 }
 
 constexpr std::string_view kUnderline = "\xE2\x96\x81";  // U+2581, SentencePiece's space
@@ -239,19 +233,7 @@ struct MarianTokenizer::Impl {
     out += sp.decode_pieces(pending);
     replace_all(out, kUnderline, " ");
     out = py_strip(out);
-    if (clean_up_spaces) {
-      for (auto [from, to] : {std::pair<std::string_view, std::string_view>{" .", "."},
-                              {" ?", "?"},
-                              {" !", "!"},
-                              {" ,", ","},
-                              {" ' ", "'"},
-                              {" n't", "n't"},
-                              {" 'm", "'m"},
-                              {" 's", "'s"},
-                              {" 've", "'ve"},
-                              {" 're", "'re"}})
-        replace_all(out, from, to);
-    }
+    if (clean_up_spaces) out = clean_up_tokenization(std::move(out));
     return out;
   }
 };

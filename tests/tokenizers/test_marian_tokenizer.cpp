@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
 #include "lmforge/core/error.h"
@@ -95,6 +96,14 @@ TEST(MarianTokenizer, SeparateVocabsMatchTransformers) {
   check_folder(tok, goldens()["separate"]);
 }
 
+// vocab.json without <pad> (appended after it), extra special tokens (<sep> appended, >>fr<< from
+// the vocab, both split out and skipped), clean_up_tokenization_spaces.
+TEST(MarianTokenizer, ExtraSpecialTokensMatchTransformers) {
+  TempFolder dir("extra");
+  auto tok = MarianTokenizer::from_folder(dir.path.string());
+  check_folder(tok, goldens()["extra"]);
+}
+
 TEST(MarianTokenizer, Lookups) {
   auto tok = MarianTokenizer::from_folder((kDir / "joint").string());
   EXPECT_EQ(tok.token_to_id("</s>"), tok.eos_token_id());
@@ -105,6 +114,29 @@ TEST(MarianTokenizer, Lookups) {
   auto fr = tok.token_to_id(">>fr<<");
   ASSERT_TRUE(fr.has_value());
   EXPECT_EQ(tok.encode_source(">>fr<<"), (std::vector<int64_t>{*fr, tok.eos_token_id()}));
+}
+
+// Random texts mixing pieces of special tokens, language codes, accents, emoji and whitespace:
+// never an error, always ending in </s>, decodable.
+TEST(MarianTokenizer, RandomTextsEncodeAndDecode) {
+  auto tok = MarianTokenizer::from_folder((kDir / "joint").string());
+  const std::vector<std::string> parts = {
+      "<",  ">", ">>",  "<<", ">>fr<<", "</s>", "<pad>",  "<unk",   "s>", " ", "  ", "\t",
+      "\n", "a", "man", "é",  "😀",      "日",   "\u00a0", "\u200b", "ﬁ",  ".", ",",  "A"};
+  std::mt19937 rng(1234);
+  for (int i = 0; i < 300; ++i) {
+    std::string text;
+    const int n = static_cast<int>(rng() % 12);
+    for (int k = 0; k < n; ++k) text += parts[rng() % parts.size()];
+    for (bool target : {false, true}) {
+      auto ids = target ? tok.encode_target(text) : tok.encode_source(text);
+      ASSERT_FALSE(ids.empty()) << text;
+      EXPECT_EQ(ids.back(), tok.eos_token_id()) << text;
+      for (int64_t id : ids) EXPECT_LT(static_cast<size_t>(id), tok.size()) << text;
+      EXPECT_NO_THROW(tok.decode(ids, false)) << text;
+      EXPECT_NO_THROW(tok.decode(ids, true)) << text;
+    }
+  }
 }
 
 TEST(MarianTokenizer, BadInput) {
