@@ -14,8 +14,9 @@ Writes tests/fixtures/seq2seq_generate/:
       Marian tokenizer pads), output_ids: per returned sequence, generate()'s sequences without
       the decoder start token and cut after the first eos (the padding after a finished sequence
       removed), scores: beam search's sequences_scores (else null).
-  translate/: a tiny random MarianMTModel over the joint SentencePiece tokenizer of
-      tests/fixtures/marian_tokenizer/joint (its files copied in), for the CLI test
+  translate/: a tiny MarianMTModel over the joint SentencePiece tokenizer of
+      tests/fixtures/marian_tokenizer/joint (its files copied in), briefly trained en->fr on
+      that fixture's 200 aligned lines (TRANSLATE_STEPS), for the CLI test
       (tests/cli/test_translate_cli.sh); translate.json: TEXTS as transformers translates them
       (MarianTokenizer(texts, padding=True) -> generate() -> decode(skip_special_tokens=True)),
       greedy and with 3 beams, max_new_tokens 10.
@@ -45,6 +46,7 @@ FIX = os.path.join(HERE, "..", "..", "tests", "fixtures")
 OUT = os.path.join(FIX, "seq2seq_generate")
 PAD, EOS = 99, 0
 TRAIN_STEPS = 1000
+TRANSLATE_STEPS = 2000
 
 
 def train(model, gen):
@@ -140,13 +142,35 @@ def make_translate_fixture():
     shutil.rmtree(d, ignore_errors=True)
     tok = T.MarianTokenizer.from_pretrained(tok_dir)
     pad = tok.pad_token_id
-    cfg = T.MarianConfig(vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1,
-                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                         decoder_ffn_dim=32, max_position_embeddings=32, pad_token_id=pad,
+    cfg = T.MarianConfig(vocab_size=len(tok), d_model=32, encoder_layers=1, decoder_layers=1,
+                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                         decoder_ffn_dim=64, max_position_embeddings=32, pad_token_id=pad,
                          decoder_start_token_id=pad, eos_token_id=tok.eos_token_id,
                          forced_eos_token_id=tok.eos_token_id)
     torch.manual_seed(5)
     model = T.MarianMTModel(cfg)
+    # A toy en->fr translator: TRANSLATE_STEPS Adam steps on the tokenizer fixture's 200 aligned
+    # Multi30k lines (one CPU thread, seeded), so translations depend on the source.
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(3)
+    def corpus(lang):
+        with open(os.path.join(FIX, "marian_tokenizer", "corpus." + lang), encoding="utf-8") as f:
+            return f.read().splitlines()
+
+    src_lines, tgt_lines = corpus("en"), corpus("fr")
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    model.train()
+    for _ in range(TRANSLATE_STEPS):
+        idx = torch.randint(0, len(src_lines), (16,), generator=gen).tolist()
+        b = tok([src_lines[i] for i in idx], text_target=[tgt_lines[i] for i in idx],
+                padding=True, truncation=True, max_length=30, return_tensors="pt")
+        b["labels"][b["labels"] == pad] = -100
+        loss = model(**b).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print("toy en->fr training loss", loss.item())
+    model.eval()
     model.generation_config = T.GenerationConfig(
         bad_words_ids=[[pad]], decoder_start_token_id=pad, eos_token_id=tok.eos_token_id,
         forced_eos_token_id=tok.eos_token_id, max_length=32, num_beams=2, pad_token_id=pad,
