@@ -32,6 +32,8 @@ rows = [json.loads(l) for l in open(sys.argv[3]).read().splitlines()]
 assert [r["output_ids"] for r in rows] == g["output_ids"], ([r["output_ids"] for r in rows], g["output_ids"])
 assert [r["text"] for r in rows] == g["text"], ([r["text"] for r in rows], g["text"])
 assert [r["source_ids"] for r in rows] == json.load(open(sys.argv[1]))["source_ids"]
+if sys.argv[2] == "greedy":  # the translations depend on the source (batch rows not mixed up)
+    assert rows[0]["output_ids"] != rows[1]["output_ids"]
 PY
   then ok "--json $mode equals transformers"; else bad "--json $mode"; cat "$T/err"; fi
 done
