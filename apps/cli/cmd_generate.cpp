@@ -13,52 +13,33 @@
 #include "lmforge/core/error.h"
 #include "lmforge/core/runtime.h"
 #include "lmforge/tasks/causal_lm.h"
+#include "sampling_flags.h"
 
 namespace lmf::cli {
 
-namespace {
-
-constexpr const char* kDefaultDecoder = "./models/SmolLM2-135M-Instruct.Q4_1.gguf";
-
-constexpr const char* kDecoderModelHelp =
-    "\nModels: a Hugging Face folder (config.json, model.safetensors or pytorch_model.bin,\n"
-    "tokenizer.json; GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM)\n"
-    "or a GGUF file (llama.cpp's format: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K tensors,\n"
-    "dequantized to f32 at load as transformers' gguf_file= loading does). The default is the\n"
-    "real SmolLM2-135M-Instruct (Q4_1 GGUF) that `bash scripts/setup.sh` installs.\n";
-
-constexpr const char* kSamplingHelp =
+const char* const kSamplingHelp =
     "\nDecoding follows transformers' generate(): the model's generation_config.json (or GGUF\n"
     "metadata) gives the defaults, the flags override them. Greedy unless sampling is on:\n"
     "--do-sample, or a --temperature above 0 (lmforge turns sampling on for it, as llama.cpp\n"
     "does; --temperature 0 means greedy). Processors run in transformers' order: repetition\n"
-    "penalty, no-repeat n-gram, min length, then temperature, top-k, top-p, min-p. Beam search\n"
-    "with --num-beams > 1 (length_penalty, early_stopping as transformers). A sampled run is\n"
-    "reproducible with --seed.\n";
+    "penalty, no-repeat n-gram, bad words, min length, forced BOS/EOS, then temperature, top-k,\n"
+    "top-p, min-p. Beam search with --num-beams > 1 (length_penalty, early_stopping as\n"
+    "transformers). A sampled run is reproducible with --seed.\n";
 
 std::atomic<bool> g_cancel{false};
-void on_sigint(int) { g_cancel.store(true); }
+namespace {
+void on_sigint(int) {
+  g_cancel.store(true);
+}
+}  // namespace
 
-// Ctrl-C stops the current generation, not the program (a second Ctrl-C while nothing is being
-// generated ends it as usual).
-struct SigintScope {
-  SigintScope() {
-    g_cancel.store(false);
-    prev_ = std::signal(SIGINT, on_sigint);
-  }
-  ~SigintScope() { std::signal(SIGINT, prev_); }
-  void (*prev_)(int);
-};
-
-struct SamplingFlags {
-  std::optional<int64_t> max_new_tokens, min_new_tokens, top_k, num_beams, num_return_sequences,
-      no_repeat_ngram_size;
-  std::optional<double> temperature, top_p, min_p, repetition_penalty, length_penalty;
-  std::optional<std::string> early_stopping;
-  std::optional<uint64_t> seed;
-  bool do_sample = false, greedy = false;
-  std::vector<std::string> stop;
-};
+SigintScope::SigintScope() {
+  g_cancel.store(false);
+  prev_ = std::signal(SIGINT, on_sigint);
+}
+SigintScope::~SigintScope() {
+  std::signal(SIGINT, prev_);
+}
 
 void add_sampling_flags(CLI::App* sub, SamplingFlags& f) {
   sub->add_option("--max-new-tokens", f.max_new_tokens,
@@ -120,6 +101,17 @@ tasks::GenerationConfig apply_flags(tasks::GenerationConfig g, const SamplingFla
   return g;
 }
 
+namespace {
+
+constexpr const char* kDefaultDecoder = "./models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+constexpr const char* kDecoderModelHelp =
+    "\nModels: a Hugging Face folder (config.json, model.safetensors or pytorch_model.bin,\n"
+    "tokenizer.json; GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM)\n"
+    "or a GGUF file (llama.cpp's format: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K tensors,\n"
+    "dequantized to f32 at load as transformers' gguf_file= loading does). The default is the\n"
+    "real SmolLM2-135M-Instruct (Q4_1 GGUF) that `bash scripts/setup.sh` installs.\n";
+
 // ---- generate ---------------------------------------------------------------------------------
 
 struct GenerateCmd {
@@ -135,8 +127,8 @@ int run_generate(const GenerateCmd& o) {
   const tasks::GenerationConfig cfg = apply_flags(lm.generation, o.flags);
   const std::vector<std::string> prompts = read_inputs(o.in, "prompt");
   SigintScope sigint;
-  const bool stream = !o.json && !o.no_stream && cfg.num_beams == 1 &&
-                      cfg.num_return_sequences == 1;
+  const bool stream =
+      !o.json && !o.no_stream && cfg.num_beams == 1 && cfg.num_return_sequences == 1;
   int status = 0;
   for (size_t p = 0; p < prompts.size(); ++p) {
     check_utf8(prompts[p], fmt::format("prompt {}", p + 1));
@@ -154,11 +146,10 @@ int run_generate(const GenerateCmd& o) {
     go.cancel = &g_cancel;
     go.truncate_left = o.truncate;
     if (stream) {
-      if (!o.chat || o.show_prompt) fmt::print("{}", o.chat ? lm.tokenizer->decode(
-                                                                  std::vector<uint32_t>(
-                                                                      ids.begin(), ids.end()),
-                                                                  false)
-                                                            : prompts[p]);
+      if (!o.chat || o.show_prompt)
+        fmt::print("{}", o.chat ? lm.tokenizer->decode(
+                                      std::vector<uint32_t>(ids.begin(), ids.end()), false)
+                                : prompts[p]);
       std::fflush(stdout);
       go.on_text = [](int64_t, const std::string& piece) {
         fmt::print("{}", piece);
@@ -183,8 +174,9 @@ int run_generate(const GenerateCmd& o) {
       }
     } else if (stream) {
       fmt::print("\n");
-      fmt::print(stderr, "[{} prompt tokens, {} generated ({}), prefill {:.1f} tok/s, decode "
-                         "{:.1f} tok/s]\n",
+      fmt::print(stderr,
+                 "[{} prompt tokens, {} generated ({}), prefill {:.1f} tok/s, decode "
+                 "{:.1f} tok/s]\n",
                  r.stats.prompt_tokens, r.stats.generated_tokens,
                  r.sequences.empty() ? "" : r.sequences[0].finish_reason,
                  r.stats.prefill_tokens_per_second(), r.stats.decode_tokens_per_second());
@@ -217,7 +209,8 @@ int run_chat(const ChatCmd& o) {
   tasks::CausalLM lm = tasks::load_causal_lm(o.model);
   const tasks::GenerationConfig cfg = apply_flags(lm.generation, o.flags);
   LMF_CHECK(cfg.num_beams == 1, ValueError, "chat streams its answers: --num-beams must be 1");
-  (void)tasks::render_chat(lm, nlohmann::ordered_json::array({{{"role", "user"}, {"content", "hi"}}}),
+  (void)tasks::render_chat(lm,
+                           nlohmann::ordered_json::array({{{"role", "user"}, {"content", "hi"}}}),
                            true);  // no template: fail now, not after the first question
   const bool tty = ::isatty(0) != 0;
   fmt::print(stderr,
@@ -294,13 +287,12 @@ int run_perplexity(const PerplexityCmd& o) {
       tasks::perplexity(lm, text, o.stride, o.max_length, [&](int64_t done, int64_t total) {
         if (!o.json) fmt::print(stderr, "\rwindow {}/{}", done, total);
       });
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (o.json) {
-    nlohmann::json j{{"model", o.model},         {"file", o.file},
-                     {"nll", r.nll},             {"perplexity", r.perplexity},
-                     {"tokens", r.tokens},       {"text_tokens", r.text_tokens},
-                     {"windows", r.windows},     {"seconds", secs}};
+    nlohmann::json j{{"model", o.model},     {"file", o.file},
+                     {"nll", r.nll},         {"perplexity", r.perplexity},
+                     {"tokens", r.tokens},   {"text_tokens", r.text_tokens},
+                     {"windows", r.windows}, {"seconds", secs}};
     fmt::print("{}\n", j.dump());
   } else {
     fmt::print(stderr, "\n");

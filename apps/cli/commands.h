@@ -21,8 +21,9 @@ void register_inspect_command(CLI::App& app, Commands& out);  // inspect
 void register_train_commands(CLI::App& app, Commands& out);   // pretrain, finetune, evaluate
 // generate, chat, perplexity, convert (decoder language models)
 void register_generate_commands(CLI::App& app, Commands& out);
-void register_bleu_command(CLI::App& app, Commands& out);  // bleu (BLEU and chrF of files)
+void register_bleu_command(CLI::App& app, Commands& out);       // bleu (BLEU and chrF of files)
 void register_tokenizer_command(CLI::App& app, Commands& out);  // tokenizer train
+void register_translate_command(CLI::App& app, Commands& out);  // translate (encoder-decoder)
 // Task heads (fill-mask, classify, ner, qa, nsp) come from apps/cli/cmd_heads.cpp: declare its
 // registrar here and add it to kRegistrars in main.cpp.
 

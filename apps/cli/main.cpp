@@ -77,12 +77,10 @@ void register_tokenize_command(CLI::App& app, lmf::cli::Commands& out) {
 
 // Every subcommand besides demo and the task heads (HeadCommands below).
 const lmf::cli::Registrar kRegistrars[] = {
-    lmf::cli::register_embed_commands,
-    lmf::cli::register_inspect_command,
-    lmf::cli::register_train_commands,
-    lmf::cli::register_generate_commands,
-    lmf::cli::register_bleu_command,
-    lmf::cli::register_tokenizer_command,
+    lmf::cli::register_embed_commands,    lmf::cli::register_inspect_command,
+    lmf::cli::register_train_commands,    lmf::cli::register_generate_commands,
+    lmf::cli::register_bleu_command,      lmf::cli::register_tokenizer_command,
+    lmf::cli::register_translate_command,
     register_tokenize_command,
 };
 

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 
+#include "generate_search.h"
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/error.h"
 #include "lmforge/core/runtime.h"
@@ -128,38 +129,6 @@ std::vector<int64_t> topk_indices(const float* x, int64_t n, int64_t k) {
   return idx;
 }
 
-// State shared by both searches.
-struct Setup {
-  int64_t B = 0, L = 0, V = 0, max_len = 0, pad = 0;
-  std::vector<std::vector<int64_t>> prompts;  // after truncation
-  std::vector<int64_t> pad_len;               // leading pads per prompt
-  bool padded = false;
-};
-
-// The batch's rows, `per_prompt` copies of each prompt (return sequences or beams) left-padded
-// to L: the token rows, the pads per row, and the flat ids [rows, L] / mask (empty when nothing
-// is padded) the prefill takes.
-struct PromptRows {
-  TokenRows seqs;
-  std::vector<int64_t> pad_len, ids, mask;
-};
-PromptRows prompt_rows(const Setup& s, int64_t per_prompt) {
-  const int64_t rows = s.B * per_prompt;
-  PromptRows p;
-  p.seqs.resize(rows);
-  p.pad_len.resize(rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    const auto& prompt = s.prompts[r / per_prompt];
-    p.pad_len[r] = s.pad_len[r / per_prompt];
-    p.seqs[r].assign(p.pad_len[r], s.pad);
-    p.seqs[r].insert(p.seqs[r].end(), prompt.begin(), prompt.end());
-    p.ids.insert(p.ids.end(), p.seqs[r].begin(), p.seqs[r].end());
-    if (s.padded)
-      for (int64_t i = 0; i < s.L; ++i) p.mask.push_back(i < p.pad_len[r] ? 0 : 1);
-  }
-  return p;
-}
-
 }  // namespace
 
 double GenerationStats::prefill_tokens_per_second() const {
@@ -197,7 +166,57 @@ nlohmann::json GenerationResult::to_json() const {
   return j;
 }
 
+namespace detail {
+
+PromptRows prompt_rows(const Setup& s, int64_t per_prompt) {
+  const int64_t rows = s.B * per_prompt;
+  PromptRows p;
+  p.seqs.resize(rows);
+  p.pad_len.resize(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto& prompt = s.prompts[r / per_prompt];
+    p.pad_len[r] = s.pad_len[r / per_prompt];
+    p.seqs[r].assign(p.pad_len[r], s.pad);
+    p.seqs[r].insert(p.seqs[r].end(), prompt.begin(), prompt.end());
+    p.ids.insert(p.ids.end(), p.seqs[r].begin(), p.seqs[r].end());
+    if (s.padded)
+      for (int64_t i = 0; i < s.L; ++i) p.mask.push_back(i < p.pad_len[r] ? 0 : 1);
+  }
+  return p;
+}
+
+}  // namespace detail
+
 namespace {
+
+using detail::PromptRows;
+using detail::Setup;
+
+// The decoder-only model's steps: a prefill in chunks, then one-token forwards over the KV cache.
+class DecoderSteps : public detail::Stepper {
+ public:
+  DecoderSteps(const models::DecoderModel& m, int64_t chunk) : model_(m), chunk_(chunk) {}
+  void start(int64_t rows, int64_t capacity) override {
+    rows_ = rows;
+    cache_ = model_.make_cache(rows, capacity);
+  }
+  Tensor first(const PromptRows& pr, int64_t L) override {
+    return prefill(model_, pr.ids, rows_, L, pr.mask, chunk_, cache_);
+  }
+  Tensor step(const std::vector<int64_t>& next, const std::vector<int64_t>& mask,
+              int64_t cur_len) override {
+    return forward_last(model_, next, rows_, 1, mask, cur_len, cache_);
+  }
+  void reorder(const std::vector<int64_t>& rows) override { cache_.reorder(rows); }
+  size_t cache_bytes() const override { return cache_.bytes(); }
+  int64_t cache_capacity() const override { return cache_.capacity(); }
+
+ private:
+  const models::DecoderModel& model_;
+  int64_t chunk_;
+  int64_t rows_ = 0;
+  models::KVCache cache_;
+};
 
 Setup prepare(const models::DecoderModel& model, const std::vector<std::vector<int64_t>>& prompts,
               const GenerationConfig& cfg, const GenerateOptions& opt) {
@@ -258,27 +277,30 @@ Setup prepare(const models::DecoderModel& model, const std::vector<std::vector<i
   return s;
 }
 
+}  // namespace
+
+namespace detail {
+
 void finish_sequence(GeneratedSequence& g, const GenerateOptions& opt) {
   if (opt.tokenizer) g.text = opt.tokenizer->decode(to_u32(g.output_ids), true);
 }
 
 // Greedy search and multinomial sampling (transformers' _sample).
-GenerationResult sample_search(const models::DecoderModel& model, const GenerationConfig& cfg,
-                               const GenerateOptions& opt, const Setup& s) {
+GenerationResult sample_search(Stepper& st, const GenerationConfig& cfg, const GenerateOptions& opt,
+                               const Setup& s) {
   const int64_t nrs = cfg.sampling() ? cfg.num_return_sequences : 1;
   const int64_t rows = s.B * nrs;
   const int64_t L = s.L;
   GenerationResult res;
-  models::KVCache cache = model.make_cache(rows, s.max_len);
-  res.stats.cache_bytes = cache.bytes();
-  res.stats.cache_capacity = cache.capacity();
+  st.start(rows, s.max_len);
+  res.stats.cache_bytes = st.cache_bytes();
+  res.stats.cache_capacity = st.cache_capacity();
 
   PromptRows pr = prompt_rows(s, nrs);
   TokenRows& seqs = pr.seqs;
   const std::vector<int64_t>& pad_len = pr.pad_len;
   std::vector<int64_t>& mask = pr.mask;  // grows by one column per step
-  const std::vector<int64_t>& ids = pr.ids;
-  const LogitsProcessorList procs = build_logits_processors(cfg, L, pad_len);
+  const LogitsProcessorList procs = build_logits_processors(cfg, L, pad_len, s.max_len);
   Generator gen(cfg.seed ? *cfg.seed : std::random_device{}());
 
   std::vector<GeneratedSequence> out(rows);
@@ -292,7 +314,7 @@ GenerationResult sample_search(const models::DecoderModel& model, const Generati
 
   NoGradGuard no_grad;
   auto t0 = Clock::now();
-  Tensor logits = prefill(model, ids, rows, L, mask, opt.prefill_chunk, cache);
+  Tensor logits = st.first(pr, L);
   res.stats.prefill_seconds = seconds_since(t0);
   res.stats.prompt_tokens = rows * L;
   auto t1 = Clock::now();
@@ -337,7 +359,7 @@ GenerationResult sample_search(const models::DecoderModel& model, const Generati
       }
       mask.swap(m2);
     }
-    logits = forward_last(model, next, rows, 1, mask, cur_len, cache);
+    logits = st.step(next, mask, cur_len);
     ++res.stats.decode_steps;
     res.stats.decode_tokens += static_cast<int64_t>(std::count(done.begin(), done.end(), 0));
   }
@@ -357,17 +379,17 @@ GenerationResult sample_search(const models::DecoderModel& model, const Generati
 // Beam search as transformers 5.x _beam_search: K = max(2, 1 + #eos) * num_beams candidates per
 // prompt and step, finished hypotheses kept with length-penalised scores, the early-stop
 // heuristic and the three early_stopping modes.
-GenerationResult beam_search(const models::DecoderModel& model, const GenerationConfig& cfg,
-                             const GenerateOptions& opt, const Setup& s) {
+GenerationResult beam_search(Stepper& st, const GenerationConfig& cfg, const GenerateOptions& opt,
+                             const Setup& s) {
   const int64_t nb = cfg.num_beams, B = s.B, L = s.L, V = s.V, rows = B * nb;
   const int64_t n_eos = static_cast<int64_t>(cfg.eos_token_id.size());
   const int64_t K = std::max<int64_t>(2, 1 + n_eos) * nb;
   const double lpd = cfg.length_penalty;
   constexpr float kBig = -1.0e9f;
   GenerationResult res;
-  models::KVCache cache = model.make_cache(rows, s.max_len);
-  res.stats.cache_bytes = cache.bytes();
-  res.stats.cache_capacity = cache.capacity();
+  st.start(rows, s.max_len);
+  res.stats.cache_bytes = st.cache_bytes();
+  res.stats.cache_capacity = st.cache_capacity();
 
   PromptRows pr = prompt_rows(s, nb);
   TokenRows& run_seq = pr.seqs;
@@ -377,11 +399,10 @@ GenerationResult beam_search(const models::DecoderModel& model, const Generation
   std::vector<char> is_fin(rows, 0), unsat(B, 1);
   const std::vector<int64_t>& pad_len = pr.pad_len;
   std::vector<int64_t>& mask = pr.mask;  // grows by one column per step
-  const std::vector<int64_t>& ids = pr.ids;
   for (int64_t r = 0; r < rows; ++r)
     if (r % nb) run_scores[r] = kBig;  // only the first beam of a prompt starts live
   fin_seq = run_seq;
-  const LogitsProcessorList procs = build_logits_processors(cfg, L, pad_len);
+  const LogitsProcessorList procs = build_logits_processors(cfg, L, pad_len, s.max_len);
   Generator gen(cfg.seed ? *cfg.seed : std::random_device{}());
   auto gen_part = [&](const std::vector<int64_t>& seq) {
     return std::vector<int64_t>(seq.begin() + L, seq.end());
@@ -389,7 +410,7 @@ GenerationResult beam_search(const models::DecoderModel& model, const Generation
 
   NoGradGuard no_grad;
   auto t0 = Clock::now();
-  Tensor logits = prefill(model, ids, rows, L, mask, opt.prefill_chunk, cache);
+  Tensor logits = st.first(pr, L);
   res.stats.prefill_seconds = seconds_since(t0);
   res.stats.prompt_tokens = rows * L;
   auto t1 = Clock::now();
@@ -516,7 +537,7 @@ GenerationResult beam_search(const models::DecoderModel& model, const Generation
       reorder[r] = run_bidx[r].back();
       next[r] = run_seq[r].back();
     }
-    cache.reorder(reorder);
+    st.reorder(reorder);
     if (s.padded) {
       std::vector<int64_t> m2;
       m2.reserve(rows * cur_len);
@@ -524,7 +545,7 @@ GenerationResult beam_search(const models::DecoderModel& model, const Generation
         for (int64_t i = 0; i < cur_len; ++i) m2.push_back(i < pad_len[r] ? 0 : 1);
       mask.swap(m2);
     }
-    logits = forward_last(model, next, rows, 1, mask, cur_len, cache);
+    logits = st.step(next, mask, cur_len);
     ++res.stats.decode_steps;
     res.stats.decode_tokens += rows;
   }
@@ -561,16 +582,23 @@ GenerationResult beam_search(const models::DecoderModel& model, const Generation
   return res;
 }
 
-}  // namespace
+GenerationConfig checked_config(const GenerationConfig& cfg_in) {
+  cfg_in.validate();
+  GenerationConfig cfg = cfg_in;
+  if (cfg.temperature == 0.0) cfg.do_sample = false;  // lmforge: temperature 0 means greedy
+  return cfg;
+}
+
+}  // namespace detail
 
 GenerationResult generate(const models::DecoderModel& model,
                           const std::vector<std::vector<int64_t>>& prompts,
                           const GenerationConfig& cfg_in, const GenerateOptions& opt) {
-  cfg_in.validate();
-  GenerationConfig cfg = cfg_in;
-  if (cfg.temperature == 0.0) cfg.do_sample = false;  // lmforge: temperature 0 means greedy
+  const GenerationConfig cfg = detail::checked_config(cfg_in);
   const Setup s = prepare(model, prompts, cfg, opt);
-  return cfg.num_beams > 1 ? beam_search(model, cfg, opt, s) : sample_search(model, cfg, opt, s);
+  DecoderSteps steps(model, opt.prefill_chunk);
+  return cfg.num_beams > 1 ? detail::beam_search(steps, cfg, opt, s)
+                           : detail::sample_search(steps, cfg, opt, s);
 }
 
 // ---- TextStreamDecoder ----

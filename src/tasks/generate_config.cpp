@@ -67,7 +67,10 @@ const char* const kGenerationKeys[] = {"max_length",
                                        "eos_token_id",
                                        "pad_token_id",
                                        "bos_token_id",
-                                       "stop_strings"};
+                                       "stop_strings",
+                                       "decoder_start_token_id",
+                                       "forced_bos_token_id",
+                                       "forced_eos_token_id"};
 
 }  // namespace
 
@@ -114,7 +117,26 @@ GenerationConfig GenerationConfig::from_json(const json& j, GenerationConfig c) 
       c.pad_token_id = get_int(v, key);
     else if (key == "bos_token_id")
       c.bos_token_id = get_int(v, key);
-    else if (key == "seed")
+    else if (key == "renormalize_logits")
+      c.renormalize_logits = get_bool(v, key);
+    else if (key == "decoder_start_token_id")
+      c.decoder_start_token_id = get_int(v, key);
+    else if (key == "forced_bos_token_id")
+      c.forced_bos_token_id = get_int(v, key);
+    else if (key == "forced_eos_token_id")
+      c.forced_eos_token_id = get_ids(v, key);
+    else if (key == "bad_words_ids") {
+      LMF_CHECK(v.is_array(), ValueError,
+                "generation config: 'bad_words_ids' must be a list of lists of ids, got {}",
+                v.dump());
+      c.bad_words_ids.clear();
+      for (const auto& w : v) {
+        LMF_CHECK(w.is_array() && !w.empty(), ValueError,
+                  "generation config: 'bad_words_ids' must be a list of non-empty lists, got {}",
+                  v.dump());
+        c.bad_words_ids.push_back(get_ids(w, key));
+      }
+    } else if (key == "seed")
       c.seed = static_cast<uint64_t>(get_int(v, key));
     else if (key == "early_stopping") {
       if (v.is_boolean())
@@ -201,6 +223,11 @@ json GenerationConfig::to_json() const {
   j["pad_token_id"] = pad_token_id ? json(*pad_token_id) : json();
   j["bos_token_id"] = bos_token_id ? json(*bos_token_id) : json();
   j["seed"] = seed ? json(*seed) : json();
+  j["decoder_start_token_id"] = decoder_start_token_id ? json(*decoder_start_token_id) : json();
+  j["forced_bos_token_id"] = forced_bos_token_id ? json(*forced_bos_token_id) : json();
+  j["forced_eos_token_id"] = forced_eos_token_id.empty() ? json() : json(forced_eos_token_id);
+  j["bad_words_ids"] = bad_words_ids.empty() ? json() : json(bad_words_ids);
+  j["renormalize_logits"] = renormalize_logits;
   j["stop_strings"] = stop_strings.empty() ? json() : json(stop_strings);
   return j;
 }
@@ -246,6 +273,13 @@ void GenerationConfig::validate() const {
     if (e < 0) bad("eos_token_id", "must be >= 0", std::to_string(e));
   if (pad_token_id && *pad_token_id < 0)
     bad("pad_token_id", "must be >= 0", std::to_string(*pad_token_id));
+  for (const auto& w : bad_words_ids)
+    for (int64_t t : w)
+      if (t < 0) bad("bad_words_ids", "must hold ids >= 0", std::to_string(t));
+  if (forced_bos_token_id && *forced_bos_token_id < 0)
+    bad("forced_bos_token_id", "must be >= 0", std::to_string(*forced_bos_token_id));
+  for (int64_t e : forced_eos_token_id)
+    if (e < 0) bad("forced_eos_token_id", "must be >= 0", std::to_string(e));
   for (const auto& s : stop_strings)
     if (s.empty()) bad("stop_strings", "must not hold an empty string", "\"\"");
 }

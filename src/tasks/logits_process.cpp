@@ -124,6 +124,70 @@ class BanEos : public LogitsProcessor {
   std::vector<int64_t> eos_;
 };
 
+// NoBadWordsLogitsProcessor (a SequenceBias of -inf): the last token of a banned sequence gets
+// -inf in each row whose ids end with the sequence's other tokens.
+class NoBadWords : public LogitsProcessor {
+ public:
+  NoBadWords(std::vector<std::vector<int64_t>> words, const std::vector<int64_t>& eos) {
+    LMF_CHECK(!words.empty(), ValueError, "`bad_words_ids` has to be a non-empty list");
+    for (auto& w : words) {
+      LMF_CHECK(!w.empty(), ValueError, "`bad_words_ids` holds an empty sequence");
+      for (int64_t t : w)
+        LMF_CHECK(t >= 0, ValueError,
+                  "Each list in `bad_words_ids` has to be a list of positive integers, got {}", t);
+      const bool eos_only = w.size() == 1 && std::find(eos.begin(), eos.end(), w[0]) != eos.end();
+      if (!eos_only) words_.push_back(std::move(w));
+    }
+  }
+  std::string name() const override { return "NoBadWordsLogitsProcessor"; }
+  void apply(const TokenRows& ids, Tensor& scores) const override {
+    Rows s = rows_of(scores, ids.size(), "NoBadWordsLogitsProcessor");
+    for (const auto& w : words_)
+      for (int64_t t : w)
+        LMF_CHECK(t < s.vocab, ValueError,
+                  "bad_words_ids: token id {} is outside the vocabulary [0, {})", t, s.vocab);
+    for (int64_t r = 0; r < s.rows; ++r) {
+      const auto& row = ids[r];
+      for (const auto& w : words_) {
+        const size_t pre = w.size() - 1;
+        if (row.size() < pre || !std::equal(w.begin(), w.end() - 1, row.end() - pre)) continue;
+        s.row(r)[w.back()] = kNegInf;
+      }
+    }
+  }
+
+ private:
+  std::vector<std::vector<int64_t>> words_;
+};
+
+// ForcedBOS / ForcedEOS: at one row length, every score -inf but 0 at the forced ids.
+class ForceAt : public LogitsProcessor {
+ public:
+  ForceAt(std::string name, int64_t at_len, std::vector<int64_t> tokens)
+      : name_(std::move(name)), at_(at_len), tokens_(std::move(tokens)) {
+    for (int64_t t : tokens_)
+      LMF_CHECK(t >= 0, ValueError, "{}: token id {} must be >= 0", name_, t);
+  }
+  std::string name() const override { return name_; }
+  void apply(const TokenRows& ids, Tensor& scores) const override {
+    Rows s = rows_of(scores, ids.size(), name_.c_str());
+    for (int64_t t : tokens_)
+      LMF_CHECK(t < s.vocab, ValueError, "{}: token id {} is outside the vocabulary [0, {})", name_,
+                t, s.vocab);
+    // transformers looks at input_ids.shape[-1]: every row has the same length.
+    if (ids.empty() || static_cast<int64_t>(ids[0].size()) != at_) return;
+    for (int64_t r = 0; r < s.rows; ++r) {
+      std::fill(s.row(r), s.row(r) + s.vocab, kNegInf);
+      for (int64_t t : tokens_) s.row(r)[t] = 0.0f;
+    }
+  }
+
+ private:
+  std::string name_;
+  int64_t at_;
+  std::vector<int64_t> tokens_;
+};
+
 class Temperature : public LogitsProcessor {
  public:
   explicit Temperature(double t) : t_(static_cast<float>(t)) {
@@ -277,6 +341,26 @@ std::unique_ptr<LogitsProcessor> make_min_new_tokens(int64_t skip, int64_t min_n
   return std::make_unique<BanEos>("MinNewTokensLengthLogitsProcessor", skip, min_new,
                                   std::move(eos));
 }
+std::unique_ptr<LogitsProcessor> make_no_bad_words(std::vector<std::vector<int64_t>> words,
+                                                   const std::vector<int64_t>& eos) {
+  return std::make_unique<NoBadWords>(std::move(words), eos);
+}
+std::unique_ptr<LogitsProcessor> make_forced_bos(int64_t token) {
+  return std::make_unique<ForceAt>("ForcedBOSTokenLogitsProcessor", 1, std::vector<int64_t>{token});
+}
+std::unique_ptr<LogitsProcessor> make_forced_eos(int64_t max_length, std::vector<int64_t> eos) {
+  return std::make_unique<ForceAt>("ForcedEOSTokenLogitsProcessor", max_length - 1, std::move(eos));
+}
+std::unique_ptr<LogitsProcessor> make_logit_normalization() {
+  struct LogitNormalization : LogitsProcessor {
+    std::string name() const override { return "LogitNormalization"; }
+    void apply(const TokenRows& ids, Tensor& scores) const override {
+      rows_of(scores, ids.size(), "LogitNormalization");
+      log_softmax_rows(scores);
+    }
+  };
+  return std::make_unique<LogitNormalization>();
+}
 std::unique_ptr<LogitsProcessor> make_temperature(double t) {
   return std::make_unique<Temperature>(t);
 }
@@ -291,17 +375,23 @@ std::unique_ptr<LogitsProcessor> make_min_p(double p, int64_t keep) {
 }
 
 LogitsProcessorList build_logits_processors(const GenerationConfig& cfg, int64_t input_len,
-                                            const std::vector<int64_t>& padding_lengths) {
+                                            const std::vector<int64_t>& padding_lengths,
+                                            int64_t max_length) {
   LogitsProcessorList list;
   if (cfg.repetition_penalty != 1.0)
     list.push_back(make_repetition_penalty(cfg.repetition_penalty, padding_lengths));
   if (cfg.no_repeat_ngram_size > 0) list.push_back(make_no_repeat_ngram(cfg.no_repeat_ngram_size));
+  if (!cfg.bad_words_ids.empty())
+    list.push_back(make_no_bad_words(cfg.bad_words_ids, cfg.eos_token_id));
   // min_new_tokens overrides min_length with prompt + min_new_tokens, as generate does.
   const int64_t min_length = cfg.min_new_tokens ? input_len + *cfg.min_new_tokens : cfg.min_length;
   if (!cfg.eos_token_id.empty() && min_length > 0)
     list.push_back(make_min_length(min_length, cfg.eos_token_id));
   if (!cfg.eos_token_id.empty() && cfg.min_new_tokens && *cfg.min_new_tokens > 0)
     list.push_back(make_min_new_tokens(input_len, *cfg.min_new_tokens, cfg.eos_token_id));
+  if (cfg.forced_bos_token_id) list.push_back(make_forced_bos(*cfg.forced_bos_token_id));
+  if (!cfg.forced_eos_token_id.empty() && max_length > 0)
+    list.push_back(make_forced_eos(max_length, cfg.forced_eos_token_id));
   if (cfg.sampling()) {
     // Beam sampling keeps one non-eos token more than there are eos ids.
     const int64_t keep =
@@ -313,6 +403,7 @@ LogitsProcessorList build_logits_processors(const GenerationConfig& cfg, int64_t
     if (cfg.top_p < 1.0) list.push_back(make_top_p(cfg.top_p, keep));
     if (cfg.min_p) list.push_back(make_min_p(*cfg.min_p, keep));
   }
+  if (cfg.renormalize_logits) list.push_back(make_logit_normalization());
   return list;
 }
 

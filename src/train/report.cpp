@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "lmforge/core/error.h"
+#include "lmforge/tasks/markup.h"
 
 namespace lmf::train {
 
@@ -48,32 +49,7 @@ void ProgressBar::finish() {
 }
 
 namespace {
-std::string xml_escape(const std::string& in) {
-  std::string out;
-  out.reserve(in.size());
-  for (char c : in) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+using tasks::xml_escape;
 
 void write_text(const std::string& path, const std::string& text, const char* what) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);

@@ -50,6 +50,13 @@ struct GenerationConfig {
   std::optional<int64_t> bos_token_id;
   std::optional<uint64_t> seed;  // lmforge's: makes sampling reproducible
   std::vector<std::string> stop_strings;
+  // Encoder-decoder models: the decoder's first token (unset: the model's config).
+  std::optional<int64_t> decoder_start_token_id;
+  std::optional<int64_t> forced_bos_token_id;  // forced as the first generated token
+  std::vector<int64_t> forced_eos_token_id;    // forced at max_length - 1 (empty: none)
+  // Token sequences never generated (Marian's [[pad_token_id]]); eos-only entries are dropped.
+  std::vector<std::vector<int64_t>> bad_words_ids;
+  bool renormalize_logits = false;  // log_softmax after all processors (Opus-MT configs set it)
 
   // A model folder's defaults as transformers loads them: generation_config.json when present
   // (missing keys keep the global defaults), else GenerationConfig.from_model_config(config.json)
@@ -95,16 +102,27 @@ std::unique_ptr<LogitsProcessor> make_min_length(int64_t min_length, std::vector
 std::unique_ptr<LogitsProcessor> make_min_new_tokens(int64_t prompt_length_to_skip,
                                                      int64_t min_new_tokens,
                                                      std::vector<int64_t> eos);
+// NoBadWordsLogitsProcessor: a sequence's last token is banned where the row ends with the rest.
+std::unique_ptr<LogitsProcessor> make_no_bad_words(std::vector<std::vector<int64_t>> bad_words_ids,
+                                                   const std::vector<int64_t>& eos);
+// ForcedBOS: only `token` at the first generated position (row length 1); ForcedEOS: only the
+// eos ids when a row has max_length - 1 tokens.
+std::unique_ptr<LogitsProcessor> make_forced_bos(int64_t token);
+std::unique_ptr<LogitsProcessor> make_forced_eos(int64_t max_length, std::vector<int64_t> eos);
+std::unique_ptr<LogitsProcessor> make_logit_normalization();  // log_softmax per row
 std::unique_ptr<LogitsProcessor> make_temperature(double temperature);
 std::unique_ptr<LogitsProcessor> make_top_k(int64_t top_k, int64_t min_tokens_to_keep = 1);
 std::unique_ptr<LogitsProcessor> make_top_p(double top_p, int64_t min_tokens_to_keep = 1);
 std::unique_ptr<LogitsProcessor> make_min_p(double min_p, int64_t min_tokens_to_keep = 1);
 
 // The list generate() builds (transformers' _get_logits_processor): repetition penalty, no-repeat
-// n-gram, min length, min new tokens, then, when sampling, temperature, top-k, top-p, min-p.
-// `input_len`: the padded prompt length; `padding_lengths`: leading pads per row.
+// n-gram, bad words, min length, min new tokens, forced BOS, forced EOS, then, when sampling,
+// temperature, top-k, top-p, min-p, and last LogitNormalization when renormalize_logits.
+// `input_len`: the padded prompt length (1 for a seq2seq decoder's start token); `padding_lengths`:
+// leading pads per row; `max_length`: the resolved max_length forced EOS uses (0: none forced).
 LogitsProcessorList build_logits_processors(const GenerationConfig& cfg, int64_t input_len,
-                                            const std::vector<int64_t>& padding_lengths = {});
+                                            const std::vector<int64_t>& padding_lengths = {},
+                                            int64_t max_length = 0);
 
 // log_softmax over each row of f32 [rows, vocab] (beam search scores tokens with it first).
 void log_softmax_rows(Tensor& scores);
@@ -141,7 +159,8 @@ struct GenerateOptions {
   // Set (e.g. by a SIGINT handler) to stop after the current step; sequences end "cancelled".
   const std::atomic<bool>* cancel = nullptr;
   // A prompt longer than the model's context: false -> ValueError; true -> keep its last tokens
-  // (room left for max_new_tokens, at least one).
+  // (room left for max_new_tokens, at least one). generate_seq2seq: a source longer than the
+  // encoder's positions keeps its first positions - 1 tokens and its last (</s>) instead.
   bool truncate_left = false;
   // The prompt runs through the model in pieces of at most this many positions (0: at once),
   // like llama.cpp's micro-batches: faster and with less peak memory on long prompts.
