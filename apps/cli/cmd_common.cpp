@@ -85,8 +85,10 @@ std::string ellipsize(const std::string& s, size_t width) {
 namespace {
 
 std::vector<std::string> parse_lines(std::istream& is, const std::string& name,
-                                     const std::string& format, const std::string& field) {
+                                     const std::string& format, const std::string& field,
+                                     bool keep_blank_lines) {
   std::vector<std::string> out;
+  size_t pending_blank = 0;  // blank lines before the format is known (text keeps them)
   std::string line;
   bool jsonl = format == "jsonl";
   bool decided = format != "auto";
@@ -94,10 +96,19 @@ std::vector<std::string> parse_lines(std::istream& is, const std::string& name,
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const std::string where = fmt::format("{} line {}", name, n);
     check_utf8(line, where);
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (line.find_first_not_of(" \t") == std::string::npos) {
+      if (keep_blank_lines && !jsonl) {
+        if (decided)
+          out.emplace_back();
+        else
+          ++pending_blank;
+      }
+      continue;
+    }
     if (!decided) {
       jsonl = line[line.find_first_not_of(" \t")] == '{';
       decided = true;
+      if (!jsonl) out.resize(out.size() + pending_blank);
     }
     if (!jsonl) {
       out.push_back(line);
@@ -121,12 +132,12 @@ std::vector<std::string> parse_lines(std::istream& is, const std::string& name,
 }  // namespace
 
 std::vector<std::string> read_text_file(const std::string& path, const std::string& format,
-                                        const std::string& field) {
-  if (path == "-") return parse_lines(std::cin, "standard input", format, field);
+                                        const std::string& field, bool keep_blank_lines) {
+  if (path == "-") return parse_lines(std::cin, "standard input", format, field, keep_blank_lines);
   LMF_CHECK(!fs::is_directory(path), IoError, "'{}' is a folder, not a text file", path);
   std::ifstream f(path, std::ios::binary);
   LMF_CHECK(f.good(), IoError, "cannot read '{}': no such file or no permission", path);
-  return parse_lines(f, path, format, field);
+  return parse_lines(f, path, format, field, keep_blank_lines);
 }
 
 std::vector<std::string> read_inputs(const InputOptions& in, const std::string& what) {
@@ -136,9 +147,9 @@ std::vector<std::string> read_inputs(const InputOptions& in, const std::string& 
       check_utf8(in.args[i], fmt::format("argument {}", i + 1));
     texts = in.args;
   } else if (!in.file.empty()) {
-    texts = read_text_file(in.file, in.format, in.field);
+    texts = read_text_file(in.file, in.format, in.field, in.keep_blank_lines);
   } else if (!isatty(STDIN_FILENO)) {
-    texts = read_text_file("-", in.format, in.field);
+    texts = read_text_file("-", in.format, in.field, in.keep_blank_lines);
   } else {
     fail<ValueError>("no input: give the {}s as arguments, with --file FILE, or on standard input",
                      what);

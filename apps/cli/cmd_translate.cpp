@@ -167,8 +167,8 @@ void register_translate_command(CLI::App& app, Commands& out) {
       "generation_config.json gives the defaults (Opus-MT: 4 beams, pad suppressed through\n"
       "bad_words_ids, forced </s> at max_length); the flags override them.\n"
       "Prints one translation per line (every returned sequence with --num-return-sequences).\n"
-      "An empty argument gives an empty translation; blank lines of --file or standard input\n"
-      "are skipped, as in the other commands.\n"
+      "An empty argument or a blank line of --file / standard input gives an empty\n"
+      "translation, so the output stays line-aligned with the input (for lmforge bleu).\n"
       "Examples:\n"
       "  lmforge translate --model opus-mt-en-fr \"A man is riding a bike.\"\n"
       "  lmforge translate --model DIR --num-beams 4 --file test.en > hyp.fr\n"
@@ -176,6 +176,7 @@ void register_translate_command(CLI::App& app, Commands& out) {
   sub->add_option("--model", o->model, "the model folder")->required();
   sub->add_option("texts", o->in.args, "texts to translate (else --file or standard input)");
   add_input_options(sub, o->in);
+  o->in.keep_blank_lines = true;
   sub->add_flag("--json", o->json,
                 "one JSON object per translation: index, source, source_ids, output_ids (the "
                 "generated ids without the decoder start token), text, finish_reason, and with "

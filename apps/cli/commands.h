@@ -41,6 +41,9 @@ struct InputOptions {
   std::string file;             // "-" : stdin
   std::string format = "auto";  // auto | text | jsonl
   std::string field = "text";   // JSONL field holding the text
+  // Blank lines of a text file become empty inputs instead of being skipped, so that outputs
+  // stay line-aligned with the file (translate: hypotheses for `lmforge bleu`).
+  bool keep_blank_lines = false;
 };
 // Adds --file, --format and --field (positional arguments are added by the caller).
 void add_input_options(CLI::App* sub, InputOptions& in);
@@ -51,7 +54,7 @@ void add_input_options(CLI::App* sub, InputOptions& in);
 std::vector<std::string> read_inputs(const InputOptions& in, const std::string& what = "text");
 // Reads a text-lines / JSONL file ("-" : stdin) the same way.
 std::vector<std::string> read_text_file(const std::string& path, const std::string& format,
-                                        const std::string& field);
+                                        const std::string& field, bool keep_blank_lines = false);
 // ValueError "<where>: invalid UTF-8 at byte N" when `s` is not valid UTF-8.
 void check_utf8(const std::string& s, const std::string& where);
 // Shortens `s` to at most `width` display columns (code points), ending in "..." when cut.

@@ -91,6 +91,11 @@ rows = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
 assert len(rows) == 2 and rows[0]["output_ids"] == [] and rows[0]["finish_reason"] == "empty"
 assert rows[1]["index"] == 1 and rows[1]["output_ids"]
 PY
+# Blank lines of a file give empty translations in place: the output stays line-aligned.
+printf '%s\n\n%s\n' "${texts[0]}" "${texts[0]}" >"$T/blank.txt"
+"$LMF" translate --model "$M" --max-new-tokens 4 --file "$T/blank.txt" >"$T/blank.out" 2>/dev/null
+[ "$(wc -l <"$T/blank.out")" = 3 ] && [ -z "$(sed -n 2p "$T/blank.out")" ] &&
+  [ "$(sed -n 1p "$T/blank.out")" = "$(sed -n 3p "$T/blank.out")" ] && ok "blank lines kept" || bad "blank lines kept"
 "$LMF" translate --help >"$T/help" 2>&1 && grep -q -- "--attention-heatmap" "$T/help" && ! grep -q -- "--source-ids" "$T/help" && ok "--help" || bad "--help"
 
 [ $fails = 0 ] && echo "all translate CLI checks passed" || echo "$fails translate CLI checks failed"
