@@ -1,3 +1,6 @@
+// GCC 12 flags the _mm512_undefined_ps() inside unpack/extract intrinsics (hsum4) as uninitialized.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "kernels/cpu/attention.h"
 
 #include <dnnl.h>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/simd.h"
 #include "lmforge/core/error.h"
 #include "lmforge/core/runtime.h"
 
@@ -123,15 +127,7 @@ LMF_TARGET_AVX512 void small_gemm_nt_dots(int64_t m, int64_t n, int64_t k, float
         s2 = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(tail, b0 + 2 * ldb + kv), s2);
         s3 = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(tail, b0 + 3 * ldb + kv), s3);
       }
-      // Four 16-lane sums at once: pairwise adds of interleaved halves.
-      const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(s0, s1), _mm512_unpackhi_ps(s0, s1));
-      const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(s2, s3), _mm512_unpackhi_ps(s2, s3));
-      const __m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
-                                        _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
-      const __m256 h =
-          _mm256_add_ps(_mm512_castps512_ps256(abcd),
-                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
-      const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+      const __m128 q = hsum4(s0, s1, s2, s3);
       _mm_storeu_ps(ci + j, _mm_mul_ps(q, _mm_set1_ps(alpha)));
     }
     for (; j < n; ++j) {

@@ -15,6 +15,7 @@
 
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/simd.h"
 
 namespace lmf::cpu {
 
@@ -23,19 +24,6 @@ namespace {
 namespace vm = kernels::vm;
 
 constexpr int kMr = 4, kNr = 4;
-
-// Sums of the 16 lanes of each of a, b, c, d as one 4-lane vector.
-LMF_TARGET_AVX512 LMF_ALWAYS_INLINE __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
-  const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
-  const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
-  // Per 128-bit lane: ab = [a02, b02, a13, b13], cd likewise; combine to [a, b, c, d] partials.
-  const __m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
-                                    _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
-  const __m256 h =
-      _mm256_add_ps(_mm512_castps512_ps256(abcd),
-                    _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
-  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
 
 // out[i * ldo + j] = sum_p a[i * lda + p] * w[j * ldw + p] for i < MR, j < NR. pf (or null):
 // the next tile's first weight row, prefetched alongside (short rows defeat the hardware
@@ -81,8 +69,8 @@ LMF_TARGET_AVX512 void tile(const float* a, int64_t lda, const float* w, int64_t
   for (int i = 0; i < MR; ++i) {
     const __m512 z = _mm512_setzero_ps();
     const __m128 s =
-        hsum4(acc[i][0], NR > 1 ? acc[i][NR > 1 ? 1 : 0] : z, NR > 2 ? acc[i][NR > 2 ? 2 : 0] : z,
-              NR > 3 ? acc[i][NR > 3 ? 3 : 0] : z);
+        kernels::hsum4(acc[i][0], NR > 1 ? acc[i][NR > 1 ? 1 : 0] : z,
+                       NR > 2 ? acc[i][NR > 2 ? 2 : 0] : z, NR > 3 ? acc[i][NR > 3 ? 3 : 0] : z);
     if constexpr (NR == 4) {
       _mm_storeu_ps(out + i * ldo, s);
     } else {
