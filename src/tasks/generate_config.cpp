@@ -48,29 +48,18 @@ std::vector<int64_t> get_ids(const json& v, const std::string& key) {
   return out;
 }
 
-// The generation keys transformers copies from config.json in from_model_config.
-const char* const kGenerationKeys[] = {"max_length",
-                                       "max_new_tokens",
-                                       "min_length",
-                                       "min_new_tokens",
-                                       "do_sample",
-                                       "temperature",
-                                       "top_k",
-                                       "top_p",
-                                       "min_p",
-                                       "repetition_penalty",
-                                       "no_repeat_ngram_size",
-                                       "num_beams",
-                                       "length_penalty",
-                                       "early_stopping",
-                                       "num_return_sequences",
-                                       "eos_token_id",
-                                       "pad_token_id",
-                                       "bos_token_id",
-                                       "stop_strings",
-                                       "decoder_start_token_id",
-                                       "forced_bos_token_id",
-                                       "forced_eos_token_id"};
+// The generation keys transformers 5.25 copies from config.json in from_model_config (checked
+// with LlamaConfig, GPT2Config, Qwen2Config, MistralConfig, MarianConfig, BartConfig). The 4.x
+// sampling/beam attributes (max_length, num_beams, temperature, ...) are dropped from model
+// configs, except the ones a config class still declares: kDeclaredKeys.
+const char* const kGenerationKeys[] = {"max_new_tokens", "min_new_tokens",        "min_p",
+                                       "eos_token_id",   "pad_token_id",          "bos_token_id",
+                                       "stop_strings",   "decoder_start_token_id"};
+// model_type -> legacy keys its config class declares (kept by from_model_config).
+bool declares_key(const std::string& model_type, std::string_view key) {
+  return key == "forced_eos_token_id" && (model_type == "marian" || model_type == "bart");
+}
+const char* const kDeclarableKeys[] = {"forced_eos_token_id"};
 
 }  // namespace
 
@@ -176,8 +165,13 @@ GenerationConfig GenerationConfig::from_pretrained(const std::filesystem::path& 
   LMF_CHECK(cfg.is_object(), ValueError, "{}: expected a JSON object", cfg_path.string());
   // from_model_config: the outer config's generation keys (None values dropped) ...
   json picked = json::object();
+  const std::string model_type = cfg.contains("model_type") && cfg["model_type"].is_string()
+                                     ? cfg["model_type"].get<std::string>()
+                                     : std::string();
   for (const char* k : kGenerationKeys)
     if (cfg.contains(k) && !cfg[k].is_null()) picked[k] = cfg[k];
+  for (const char* k : kDeclarableKeys)
+    if (declares_key(model_type, k) && cfg.contains(k) && !cfg[k].is_null()) picked[k] = cfg[k];
   GenerationConfig c = from_json(picked);
   // ... then a nested decoder config's keys where the outer left a default.
   for (const char* sub : {"decoder", "generator", "text_config"}) {

@@ -297,15 +297,35 @@ TEST(GenerateConfig, FromPretrainedFolder) {
   const fs::path dir = fs::temp_directory_path() / ("lmf_gencfg_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  // config.json only: from_model_config takes its generation keys.
+  // config.json only: from_model_config takes its generation keys. transformers 5.25 keeps the
+  // token ids, max/min_new_tokens, min_p and stop_strings, and drops 4.x's sampling and beam
+  // attributes (num_beams, temperature, max_length, forced_eos_token_id, ...) from a LlamaConfig
+  // (checked with GenerationConfig.from_model_config(LlamaConfig.from_pretrained(dir))).
   std::ofstream(dir / "config.json")
       << R"({"model_type": "llama", "bos_token_id": 1, "eos_token_id": [2, 7],
-      "pad_token_id": null, "hidden_size": 8, "text_config": {"top_k": 5}})";
+      "pad_token_id": null, "hidden_size": 8, "num_beams": 4, "temperature": 0.3,
+      "max_length": 33, "forced_eos_token_id": 2, "min_p": 0.1,
+      "text_config": {"top_k": 5, "max_new_tokens": 9}})";
   GenerationConfig a = GenerationConfig::from_pretrained(dir);
   EXPECT_EQ(a.bos_token_id, 1);
   EXPECT_EQ(a.eos_token_id, (std::vector<int64_t>{2, 7}));
   EXPECT_FALSE(a.pad_token_id);
-  EXPECT_EQ(a.top_k, 5);
+  EXPECT_EQ(a.top_k, 50);
+  EXPECT_EQ(a.max_new_tokens, 9);
+  EXPECT_EQ(a.num_beams, 1);
+  EXPECT_EQ(a.temperature, 1.0);
+  EXPECT_FALSE(a.max_length);
+  EXPECT_TRUE(a.forced_eos_token_id.empty());
+  EXPECT_DOUBLE_EQ(a.min_p.value_or(0.0), 0.1);
+  {  // MarianConfig declares forced_eos_token_id: kept there.
+    const fs::path m = dir / "marian";
+    fs::create_directories(m);
+    std::ofstream(m / "config.json")
+        << R"({"model_type": "marian", "forced_eos_token_id": 0, "num_beams": 4})";
+    const GenerationConfig g = GenerationConfig::from_pretrained(m);
+    EXPECT_EQ(g.forced_eos_token_id, (std::vector<int64_t>{0}));
+    EXPECT_EQ(g.num_beams, 1);
+  }
   // generation_config.json wins when present.
   std::ofstream(dir / "generation_config.json")
       << R"({"eos_token_id": 2, "do_sample": true, "temperature": 0.6,
