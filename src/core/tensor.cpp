@@ -215,6 +215,11 @@ void Storage::release_pages(const void* data, size_t nbytes, bool known_clean) {
 #endif
 }
 
+void Storage::release_mapped(const Tensor& t) {
+  if (t.defined() && t.storage() && t.storage()->file_mapped() && t.is_contiguous())
+    release_pages(t.data_ptr(), t.nbytes());
+}
+
 Storage::~Storage() {
   if (release_) release_();
 }

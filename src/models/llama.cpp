@@ -563,10 +563,6 @@ Tensor llama_permute_rotary_rows(const Tensor& w, int64_t n_head, bool to_hf,
         const int64_t from = to_hf ? gguf_row : hf_row, to = to_hf ? hf_row : gguf_row;
         std::memcpy(dst + to * row_len, src + from * row_len, static_cast<size_t>(row_len) * 4);
       }
-  // A GGUF f32 weight is a view of the file mapping that nothing reads after this copy: its pages
-  // need not stay resident beside the permuted one.
-  if (c.storage() && c.storage()->file_mapped())
-    Storage::release_pages(src, static_cast<size_t>(c.numel()) * 4);
   return out;
 }
 

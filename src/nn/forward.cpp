@@ -53,9 +53,7 @@ Tensor Conv1D::forward(const Tensor& x, Activation act) const {
         packed_ = pack_linear_weight(weight_->transpose(0, 1).contiguous());
         packed_source_ = *weight_;
         // As pack_linear_weight does for [out, in] weights: the mapped original may leave memory.
-        if (packed_ && weight_->storage() && weight_->storage()->file_mapped() &&
-            weight_->is_contiguous())
-          Storage::release_pages(weight_->data_ptr(), static_cast<size_t>(weight_->numel()) * 4);
+        if (packed_) Storage::release_mapped(*weight_);
       }
       p = packed_;
     }

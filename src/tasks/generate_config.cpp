@@ -55,11 +55,9 @@ std::vector<int64_t> get_ids(const json& v, const std::string& key) {
 const char* const kGenerationKeys[] = {"max_new_tokens", "min_new_tokens",        "min_p",
                                        "eos_token_id",   "pad_token_id",          "bos_token_id",
                                        "stop_strings",   "decoder_start_token_id"};
-// model_type -> legacy keys its config class declares (kept by from_model_config).
-bool declares_key(const std::string& model_type, std::string_view key) {
-  return key == "forced_eos_token_id" && (model_type == "marian" || model_type == "bart");
-}
-const char* const kDeclarableKeys[] = {"forced_eos_token_id"};
+// Legacy keys a config class still declares, by model_type (kept by from_model_config).
+const std::pair<const char*, const char*> kDeclaredKeys[] = {{"marian", "forced_eos_token_id"},
+                                                             {"bart", "forced_eos_token_id"}};
 
 }  // namespace
 
@@ -170,8 +168,8 @@ GenerationConfig GenerationConfig::from_pretrained(const std::filesystem::path& 
                                      : std::string();
   for (const char* k : kGenerationKeys)
     if (cfg.contains(k) && !cfg[k].is_null()) picked[k] = cfg[k];
-  for (const char* k : kDeclarableKeys)
-    if (declares_key(model_type, k) && cfg.contains(k) && !cfg[k].is_null()) picked[k] = cfg[k];
+  for (const auto& [type, k] : kDeclaredKeys)
+    if (model_type == type && cfg.contains(k) && !cfg[k].is_null()) picked[k] = cfg[k];
   GenerationConfig c = from_json(picked);
   // ... then a nested decoder config's keys where the outer left a default.
   for (const char* sub : {"decoder", "generator", "text_config"}) {

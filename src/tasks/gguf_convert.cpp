@@ -645,12 +645,12 @@ HfFromGguf gguf_to_hf(const GgufFile& f, bool keep_rotary_layout) {
     const std::string name = hf_tensor_name(ti.name);
     if (name.empty()) continue;  // e.g. rope_freqs: not a parameter transformers loads
     Tensor w = f.dequantize(ti);
-    if (keep_rotary_layout) {
-      // left as stored: the model runs them with interleaved rotary pairs
-    } else if (ti.name.find(".attn_q.") != std::string::npos) {
-      w = llama_permute_rotary_rows(w, n_head, true, ti.name);
-    } else if (ti.name.find(".attn_k.") != std::string::npos) {
-      w = llama_permute_rotary_rows(w, n_kv, true, ti.name);
+    const bool q = ti.name.find(".attn_q.") != std::string::npos;
+    if (!keep_rotary_layout && (q || ti.name.find(".attn_k.") != std::string::npos)) {
+      const Tensor stored = std::move(w);
+      w = llama_permute_rotary_rows(stored, q ? n_head : n_kv, true, ti.name);
+      // An f32 tensor is a view of the file mapping that nothing reads after this copy.
+      Storage::release_mapped(stored);
     }
     hf.state_dict.emplace(name, std::move(w));
   }

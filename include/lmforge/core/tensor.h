@@ -17,6 +17,8 @@ int64_t shape_numel(const Shape& s);
 Shape contiguous_strides(const Shape& s);
 std::string shape_str(const Shape& s);
 
+class Tensor;
+
 // Raw bytes of one device allocation; either owned (aligned alloc) or borrowed with a deleter
 // (e.g. an mmapped checkpoint).
 class Storage {
@@ -42,6 +44,9 @@ class Storage {
   // wrote the range, skip the per-page check (/proc/self/pagemap). A hint: never fails, no-op
   // off Linux.
   static void release_pages(const void* data, size_t nbytes, bool known_clean = false);
+  // release_pages over a contiguous tensor's bytes when its storage is a file mapping; else
+  // nothing.
+  static void release_mapped(const Tensor& t);
 
  private:
   Storage() = default;

@@ -119,7 +119,6 @@ LMF_TARGET_AVX512 void epilogue_row(float* __restrict y, const float* __restrict
     if constexpr (A == GemmAct::gelu_erf) v = 0.5f * v * (1.0f + vm::erf(v * 0.70710678118654752f));
     if constexpr (A == GemmAct::gelu_tanh)
       v = 0.5f * v * (1.0f + vm::tanh(0.79788456080286536f * (v + 0.044715f * v * v * v)));
-    if constexpr (A == GemmAct::silu) v = v * vm::sigmoid(v);
     if constexpr (A == GemmAct::tanh) v = vm::tanh(v);
     y[j] = v;
   }
