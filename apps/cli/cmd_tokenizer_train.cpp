@@ -169,6 +169,7 @@ void register_tokenizer_command(CLI::App& app, Commands& out) {
   t->add_option("--special-tokens", c->special_tokens,
                 "special tokens, comma-separated, given the first ids in this order")
       ->delimiter(',')
+      ->allow_extra_args(false)
       ->group(hf);
   t->add_flag("--no-special-tokens", c->no_special_tokens, "no special tokens at all")->group(hf);
   t->add_option("--unk-token", c->unk_token,
@@ -181,6 +182,7 @@ void register_tokenizer_command(CLI::App& app, Commands& out) {
   t->add_option("--initial-alphabet", h.initial_alphabet,
                 "chars always in the alphabet, comma-separated")
       ->delimiter(',')
+      ->allow_extra_args(false)
       ->group(hf);
   t->add_option("--continuing-subword-prefix", c->prefix,
                 "bpe/byte-bpe: prefix of non-initial subwords (wordpiece: ##)")

@@ -371,10 +371,14 @@ HfTrainResult train_hf_tokenizer(const std::vector<std::string>& files, const Hf
             "text files",
             res.lines, fmt::join(files, ", "));
   res.words = counts.size();
-  // HF iterates its hash map (an arbitrary order); sorted words make the result reproducible.
+  // HF iterates its hash map, an arbitrary order that decides the ids of the prefixed/suffixed
+  // chars (and so ties between merges) when there are such. We use one such order, reproducible
+  // and like HF's typical one: frequent words first (their chars get the small ids).
   std::vector<std::pair<std::string, uint64_t>> wc(counts.begin(), counts.end());
   counts.clear();
-  std::sort(wc.begin(), wc.end());
+  std::sort(wc.begin(), wc.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
   Progress prog{&o.progress};
 
   ojson model;
