@@ -83,9 +83,11 @@ void register_tokenizer_command(CLI::App& app, Commands& out) {
       "             WordPieceTrainer with '##', [CLS] A [SEP] (B [SEP]) templates\n"
       "             (special tokens default: [PAD],[UNK],[CLS],[SEP],[MASK])\n"
       "  unigram    Unigram + Metaspace pre-tokenizer/decoder + UnigramTrainer (default: <unk>)\n"
-      "BPE and byte-level BPE give HF's vocabulary and merges exactly. WordPiece and Unigram do\n"
-      "not exist in one exact form: HF's own runs differ (hash-map order breaks WordPiece ties,\n"
-      "parallel float sums move Unigram scores); lmforge's result is reproducible.\n"
+      "BPE and byte-level BPE give HF's vocabulary and merges exactly. Where HF's own runs differ\n"
+      "from each other - WordPiece and BPE with a prefix/suffix (hash-map order gives the\n"
+      "prefixed chars their ids, and ids break ties), Unigram (float sums in parallel; the chars\n"
+      "the model lacks get scores in hash order) - lmforge's result is reproducible and within\n"
+      "their spread (Unigram: HF's pieces, scores to 1e-9).\n"
       "Special tokens take the first ids, in the order given. Progress goes to stderr.\n"
       "\n"
       "Examples:\n"
@@ -190,7 +192,8 @@ void register_tokenizer_command(CLI::App& app, Commands& out) {
   t->add_option("--end-of-word-suffix", c->suffix, "bpe/byte-bpe: suffix of word-final subwords")
       ->group(hf);
   t->add_option("--max-token-length", c->max_token_length,
-                "bpe/byte-bpe/wordpiece: no merged token longer than this many chars")
+                "bpe/byte-bpe/wordpiece: HF's max_token_length (a merge only makes tokens shorter "
+                "than this many chars, pairs of two chars excepted)")
       ->group(hf);
   t->add_flag("--lowercase,!--no-lowercase", h.lowercase,
               "wordpiece: BertNormalizer lowercases (default on)")

@@ -27,7 +27,8 @@ def cli_args(o):
         a += ["--min-frequency", str(o["min_frequency"])]
     if "special_tokens" in o:
         a += ["--special-tokens", ",".join(o["special_tokens"])] if o["special_tokens"] else ["--no-special-tokens"]
-    for k in ("continuing_subword_prefix", "end_of_word_suffix", "limit_alphabet"):
+    for k in ("continuing_subword_prefix", "end_of_word_suffix", "limit_alphabet",
+              "max_token_length", "shrinking_factor", "n_sub_iterations", "max_piece_length"):
         if k in o:
             a += ["--" + k.replace("_", "-"), str(o[k])]
     if o.get("initial_alphabet"):

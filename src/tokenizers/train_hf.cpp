@@ -371,14 +371,31 @@ HfTrainResult train_hf_tokenizer(const std::vector<std::string>& files, const Hf
             "text files",
             res.lines, fmt::join(files, ", "));
   res.words = counts.size();
-  // HF iterates its hash map, an arbitrary order that decides the ids of the prefixed/suffixed
-  // chars (and so ties between merges) when there are such. We use one such order, reproducible
-  // and like HF's typical one: frequent words first (their chars get the small ids).
+  // HF iterates its hash map (ahash, seeded at random per process), an arbitrary order that
+  // decides the ids of the prefixed/suffixed chars, and so ties between merges, when there are
+  // such (HF's runs then differ). We use one such order, fixed: words by a 64-bit FNV-1a hash.
   std::vector<std::pair<std::string, uint64_t>> wc(counts.begin(), counts.end());
   counts.clear();
-  std::sort(wc.begin(), wc.end(), [](const auto& a, const auto& b) {
-    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  auto fnv = [](const std::string& w) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char ch : w) h = (h ^ ch) * 1099511628211ull;
+    return h;
+  };
+  std::vector<uint64_t> keys(wc.size());
+  std::vector<size_t> order(wc.size());
+  for (size_t i = 0; i < wc.size(); ++i) {
+    keys[i] = fnv(wc[i].first);
+    order[i] = i;
+  }
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return keys[a] != keys[b] ? keys[a] < keys[b] : wc[a].first < wc[b].first;
   });
+  {
+    std::vector<std::pair<std::string, uint64_t>> sorted;
+    sorted.reserve(wc.size());
+    for (size_t i : order) sorted.push_back(std::move(wc[i]));
+    wc = std::move(sorted);
+  }
   Progress prog{&o.progress};
 
   ojson model;

@@ -1,7 +1,8 @@
 // `lmforge tokenizer train --type bpe|byte-bpe|wordpiece|unigram` against HF tokenizers' trainers
 // (hf_goldens.json, hf/<case>/tokenizer.json; scripts/reference/gen_tokenizer_train_hf_goldens.py):
-// the same vocabulary and merges where HF's trainer is deterministic, within the spread of 20 HF
-// runs where it is not, and the same encodings of held-out text.
+// the same vocabulary and merges where HF's trainer is deterministic (its 20 runs agree), within
+// the spread of those runs where it is not (Unigram: HF's scores to 1e-9), and the same
+// encodings of held-out text.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -60,6 +61,14 @@ HfTrainOptions options_from(const json& o) {
       r.limit_alphabet = v.get<size_t>();
     else if (k == "initial_alphabet")
       r.initial_alphabet = v.get<std::vector<std::string>>();
+    else if (k == "max_token_length")
+      r.max_token_length = v.get<size_t>();
+    else if (k == "shrinking_factor")
+      r.shrinking_factor = v;
+    else if (k == "n_sub_iterations")
+      r.n_sub_iterations = v;
+    else if (k == "max_piece_length")
+      r.max_piece_length = v;
     else if (k == "lowercase")
       r.lowercase = v;
     else if (k == "add_prefix_space")
@@ -179,8 +188,8 @@ TEST(HfTokenizerTrain, MatchesHfTrainers) {
     expect_encodings(Tokenizer::from_file(kDir / "hf" / name / "tokenizer.json"), c, "HF's");
     ++n;
   }
-  EXPECT_EQ(n, 7u);
-  EXPECT_EQ(exact, 3u);
+  EXPECT_EQ(n, 9u);
+  EXPECT_EQ(exact, 4u);
 }
 
 struct TempDir {
@@ -282,7 +291,9 @@ TEST(HfTokenizerTrain, MinFrequencyAndMaxTokenLength) {
   size_t longest = 0;
   for (auto it = shortt["model"]["vocab"].begin(); it != shortt["model"]["vocab"].end(); ++it)
     if (it.key() != "[UNK]") longest = std::max(longest, utf8_char_count(it.key()));
-  EXPECT_EQ(longest, 3u);
+  // HF's bound is exclusive for merged pairs (exact lengths: the bpe_limits golden case).
+  EXPECT_LE(longest, 3u);
+  EXPECT_GE(longest, 2u);
 }
 
 }  // namespace
