@@ -182,7 +182,8 @@ TEST(HfTokenizerTrain, MatchesHfTrainers) {
       // Our written tokenizer loads and round-trips the held-out text (HF's encodings of it are
       // checked by scripts/reference/check_tokenizer_train_hf.py).
       auto tok = Tokenizer::from_json(res.tokenizer_json);
-      for (const auto& e : c["encodings"]) EXPECT_FALSE(tok.encode(e["text"]).ids.empty());
+      for (const auto& e : c["encodings"])
+        EXPECT_FALSE(tok.encode(e["text"].get<std::string>()).ids.empty());
     }
     // The HF-trained file through our loader: HF's encodings.
     expect_encodings(Tokenizer::from_file(kDir / "hf" / name / "tokenizer.json"), c, "HF's");
