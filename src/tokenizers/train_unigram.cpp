@@ -1,5 +1,5 @@
-// HF UnigramTrainer (tokenizers 0.23) reimplemented: seed pieces from the repeated substrings of
-// the words (what its suffix-array pass enumerates), EM with the Bayesian (digamma) M step,
+// HF UnigramTrainer (tokenizers 0.23) reimplemented: seed pieces from a suffix array of the
+// words (the substrings its esaxx pass enumerates), EM with the Bayesian (digamma) M step,
 // pruning by the approximate likelihood loss, finalization to the vocabulary size.
 #include <fmt/format.h>
 
@@ -208,57 +208,113 @@ double digamma(double x) {
 
 using Sentences = std::vector<std::pair<std::string, uint64_t>>;
 
-// The seed pieces: every char (by weighted count), then the substrings of 2..max_piece_length
-// chars that occur at least twice with two different following chars (the internal nodes of the
-// suffix tree of the words joined by \0, which HF enumerates with esaxx), by occurrences *
-// length; log-probabilities of those counts.
+// Suffix array of s by prefix doubling with counting sorts (O(n log n)); a suffix that is a
+// prefix of another sorts first.
+std::vector<uint32_t> suffix_array(const std::vector<uint32_t>& s) {
+  const size_t n = s.size();
+  std::vector<uint32_t> sa(n), rank(n), tmp(n), by2(n);
+  for (size_t i = 0; i < n; ++i) sa[i] = static_cast<uint32_t>(i);
+  std::sort(sa.begin(), sa.end(), [&](uint32_t a, uint32_t b) { return s[a] < s[b]; });
+  for (size_t i = 0; i < n; ++i)
+    rank[sa[i]] = i == 0 ? 0 : rank[sa[i - 1]] + (s[sa[i]] != s[sa[i - 1]] ? 1 : 0);
+  std::vector<uint32_t> cnt;
+  for (size_t k = 1; n > 0 && rank[sa[n - 1]] + 1 < n; k <<= 1) {
+    // Order by the second key (rank of i + k; none sorts first), then stably by the first.
+    size_t m = 0;
+    for (size_t i = n - std::min(k, n); i < n; ++i) by2[m++] = static_cast<uint32_t>(i);
+    for (size_t j = 0; j < n; ++j)
+      if (sa[j] >= k) by2[m++] = static_cast<uint32_t>(sa[j] - k);
+    cnt.assign(n + 1, 0);
+    for (size_t i = 0; i < n; ++i) ++cnt[rank[i] + 1];
+    for (size_t r = 1; r <= n; ++r) cnt[r] += cnt[r - 1];
+    for (size_t j = 0; j < n; ++j) sa[cnt[rank[by2[j]]]++] = by2[j];
+    auto second = [&](uint32_t i) -> int64_t { return i + k < n ? int64_t{rank[i + k]} : -1; };
+    tmp[sa[0]] = 0;
+    for (size_t j = 1; j < n; ++j)
+      tmp[sa[j]] = tmp[sa[j - 1]] +
+                   ((rank[sa[j]] != rank[sa[j - 1]] || second(sa[j]) != second(sa[j - 1])) ? 1 : 0);
+    rank.swap(tmp);
+  }
+  return sa;
+}
+
+// The seed pieces as HF makes them: every char (by weighted count), then the substrings of
+// 2..max_piece_length chars without a boundary among the internal nodes of the suffix tree of
+// the distinct words joined by \0 (esaxx's enhanced suffix array: the repeats followed by two
+// different chars), by occurrences * length; log-probabilities of those counts.
 std::vector<Piece> seed_pieces(const Sentences& sentences, const UnigramTrainConfig& cfg) {
   std::unordered_map<char32_t, uint64_t> all_chars;
-  struct Sub {
-    uint64_t freq = 0;
-    char32_t follower = 0;
-    bool branching = false;
-  };
-  std::unordered_map<std::string, Sub> subs;
+  std::vector<uint32_t> flat;
   for (const auto& [w, n] : sentences) {
     if (w.empty()) continue;
-    const auto cs = chars_of(w);
-    std::vector<size_t> off(cs.size() + 1, 0);
-    for (size_t i = 0, b = 0; i < cs.size(); ++i) {
-      off[i] = b;
-      b += utf8(cs[i]).size();
-      off[i + 1] = b;
-    }
-    for (char32_t c : cs)
+    for (char32_t c : chars_of(w)) {
+      flat.push_back(c);
       if (c != 0) all_chars[c] += n;
-    for (size_t i = 0; i < cs.size(); ++i) {
-      if (cs[i] == 0) continue;
-      for (size_t l = 2; l <= cfg.max_piece_length && i + l <= cs.size(); ++l) {
-        if (cs[i + l - 1] == 0) break;
-        const char32_t next = i + l < cs.size() ? cs[i + l] : 0;
-        auto& e = subs[w.substr(off[i], off[i + l] - off[i])];
-        if (e.freq == 0)
-          e.follower = next;
-        else if (e.follower != next)
-          e.branching = true;
-        ++e.freq;
+    }
+    flat.push_back(0);
+  }
+  const size_t n = flat.size();
+  const auto sa = suffix_array(flat);
+  // LCP of neighbours (Kasai): lcp[i] = lcp(sa[i - 1], sa[i]), lcp[0] = 0.
+  std::vector<uint32_t> lcp(n, 0);
+  {
+    std::vector<uint32_t> inv(n);
+    for (size_t i = 0; i < n; ++i) inv[sa[i]] = static_cast<uint32_t>(i);
+    size_t h = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (inv[i] == 0) {
+        h = 0;
+        continue;
       }
+      const size_t j = sa[inv[i] - 1];
+      while (i + h < n && j + h < n && flat[i + h] == flat[j + h]) ++h;
+      lcp[inv[i]] = static_cast<uint32_t>(h);
+      if (h > 0) --h;
     }
   }
+  // The lcp intervals (esaxx's stack walk): [left, right) of depth d is a node.
+  struct Sub {
+    uint64_t score;
+    std::string text;
+  };
+  std::vector<Sub> subs;
+  std::vector<std::pair<int64_t, int64_t>> stack{{-1, -1}};
+  for (size_t i = 0;; ++i) {
+    std::pair<int64_t, int64_t> cur{static_cast<int64_t>(i), i == n ? -1 : int64_t{lcp[i]}};
+    auto cand = stack.back();
+    while (cand.second > cur.second) {
+      const int64_t left = cand.first, depth = cand.second;
+      if (static_cast<int64_t>(i) - left > 1 && depth > 1 &&
+          static_cast<size_t>(depth) <= cfg.max_piece_length) {
+        const size_t off = sa[static_cast<size_t>(left)];
+        const auto b = flat.begin() + static_cast<ptrdiff_t>(off);
+        if (std::find(b, b + depth, 0u) == b + depth) {
+          std::string text;
+          for (auto it = b; it != b + depth; ++it) append_utf8(text, *it);
+          const auto freq = static_cast<uint64_t>(static_cast<int64_t>(i) - left);
+          subs.push_back({freq * static_cast<uint64_t>(depth), std::move(text)});
+        }
+      }
+      cur.first = cand.first;
+      stack.pop_back();
+      cand = stack.back();
+    }
+    if (cand.second < cur.second) stack.push_back(cur);
+    if (i == n) break;
+    stack.emplace_back(static_cast<int64_t>(i), static_cast<int64_t>(n - sa[i] + 1));
+  }
   std::vector<std::pair<uint64_t, char32_t>> sall;
-  for (const auto& [c, n] : all_chars) sall.emplace_back(n, c);
+  for (const auto& [c, cnt] : all_chars) sall.emplace_back(cnt, c);
   std::sort(sall.begin(), sall.end(), std::greater<>());
-  std::vector<std::pair<uint64_t, const std::string*>> sub_index;
-  for (const auto& [s, e] : subs)
-    if (e.branching) sub_index.emplace_back(e.freq * utf8_char_count(s), &s);
-  std::sort(sub_index.begin(), sub_index.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : *a.second > *b.second;
+  // By decreasing (score, chars): UTF-8 byte order is code point order.
+  std::sort(subs.begin(), subs.end(), [](const Sub& a, const Sub& b) {
+    return a.score != b.score ? a.score > b.score : a.text > b.text;
   });
   std::vector<Piece> seeds;
-  for (const auto& [n, c] : sall) seeds.emplace_back(utf8(c), static_cast<double>(n));
-  for (const auto& [score, s] : sub_index) {
+  for (const auto& [cnt, c] : sall) seeds.emplace_back(utf8(c), static_cast<double>(cnt));
+  for (auto& sub : subs) {
     if (seeds.size() >= cfg.seed_size) break;
-    seeds.emplace_back(*s, static_cast<double>(score));
+    seeds.emplace_back(std::move(sub.text), static_cast<double>(sub.score));
   }
   double sum = 0;
   for (const auto& p : seeds) sum += p.second;
