@@ -1,7 +1,8 @@
 // lmforge's side of bench/compare_translation.py: translation timings of an encoder-decoder folder
 // (tasks::generate_seq2seq, the API `lmforge translate` uses) on pre-tokenized sources, without
 // process start, model load or tokenization: a warm-up batch, then every batch timed. Prints one
-// JSON line (time, generated tokens, the best hypothesis' ids per source, peak RSS).
+// JSON line (time, generated tokens, the best hypothesis' ids per source, peak RSS). <pad> is
+// suppressed (bad_words_ids [[pad]]) unless the folder's generation config sets bad words.
 //
 // Usage: bench_translate --model DIR --source-ids ids.json [--batch 1] [--beams 1]
 //                        [--new-tokens N (exactly N new tokens; 0: stop at </s>)]
@@ -55,6 +56,9 @@ int main(int argc, char** argv) {
     cfg.max_length.reset();
     cfg.max_new_tokens = new_tokens > 0 ? new_tokens : max_new;
     if (new_tokens > 0) cfg.min_new_tokens = new_tokens;
+    // <pad> never generated, as Opus-MT configs say and CTranslate2's conversion implies.
+    const int64_t pad = lm.model->spec().pad_token_id;
+    if (pad >= 0 && cfg.bad_words_ids.empty()) cfg.bad_words_ids = {{pad}};
     auto run = [&](size_t b0, size_t b1, std::vector<std::vector<int64_t>>* out) {
       const std::vector<std::vector<int64_t>> chunk(sources.begin() + b0, sources.begin() + b1);
       const auto r = lmf::tasks::generate_seq2seq(*lm.model, chunk, cfg);

@@ -14,6 +14,8 @@ generated. Only the model part is timed: each engine runs in a fresh subprocess 
 the model, translates one warm-up batch, then every batch is timed (no process start, model load
 or tokenization in the time). tokens/s = generated tokens of the returned (best) hypotheses, end
 of sequence included, over that time. Rounds alternate between engines; medians over rounds.
+<pad> is never generated (bad_words_ids [[pad]] in lmforge and transformers unless the folder's
+generation config sets bad words; CTranslate2's conversion drops it from the vocabulary).
 The greedy ids of lmforge and transformers are compared as a sanity check (`greedy_ids_equal`).
 
 Usage: python3 bench/compare_translation.py [--model DIR] [--rounds 5] [--threads 2]
@@ -119,6 +121,8 @@ def run_hf(a, sources):
     model = MarianMTModel.from_pretrained(a.model, dtype=torch.float32).eval()
     pad, eos = model.config.pad_token_id, model.config.eos_token_id
     kw = dict(num_beams=a.beams, do_sample=False, max_new_tokens=a.new_tokens or a.max_new_tokens)
+    if not model.generation_config.bad_words_ids:
+        kw["bad_words_ids"] = [[pad]]  # as bench_translate; CTranslate2 cannot generate <pad>
     if a.new_tokens:
         kw["min_new_tokens"] = a.new_tokens
 
