@@ -5,7 +5,9 @@ config), the same Multi30k en->fr pairs, batch size and thread count.
 
 Both sides: the first --examples pairs of Multi30k train.en/train.fr, tokenized by the folder's
 Marian tokenizer (source and target ending with </s>, at most 128 tokens), random batches of
---batch pairs padded to their longest member (labels padded with -100, decoder inputs =
+--batch pairs padded to their longest member. By default --examples = --batch: every step then
+trains on the same pairs (in another order), so both sides do exactly the same work per step; a
+larger --examples gives varied batches (each side draws its own, so per-step rates vary more) (labels padded with -100, decoder inputs =
 shift_tokens_right(labels)), dropout on, the model's cross entropy, AdamW (lr 5e-5, no weight
 decay, as HF Trainer's defaults), linear schedule, gradient clipping 1.0, --steps optimizer steps.
 tokens = source + target tokens of a batch without padding (what lmforge's trainer counts).
@@ -17,7 +19,7 @@ Reported per side and round:
 Each round starts fresh processes (lmforge, then PyTorch, alternating); medians over rounds.
 
 Usage: python3 bench/compare_translation_train.py [--model DIR] [--rounds 3] [--steps 20]
-         [--warmup 3] [--batch 32] [--examples 2000] [--threads 2] [--json-out FILE]
+         [--warmup 3] [--batch 32] [--examples N] [--threads 2] [--json-out FILE]
 Without --model, the development folder of bench/compare_translation.py
 (build/bench_translation/dev) is made and used.
 """
@@ -104,7 +106,8 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3, help="steps left out of 'steady'")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--examples", type=int, default=2000)
+    ap.add_argument("--examples", type=int, default=0,
+                    help="training pairs (0: --batch, the same pairs every step)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json-out")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -113,6 +116,7 @@ def main():
         print(json.dumps(run_torch(a)))
         return
     assert a.steps > a.warmup >= 0
+    a.examples = a.examples or a.batch
     os.makedirs(ct.WORK, exist_ok=True)
     model = os.path.abspath(a.model) if a.model else ct.make_dev_model()
     a.model = model
