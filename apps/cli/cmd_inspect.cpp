@@ -36,9 +36,66 @@ void print_keys(const char* title, const std::vector<std::string>& keys) {
     fmt::print("    ... and {} more (--json lists all)\n", keys.size() - shown);
 }
 
+void add_common_json(const tasks::ModelInfo& info, nlohmann::json& j) {
+  j["parameters"] = info.parameters;
+  j["weight_format"] = info.weight_format;
+  j["weight_files"] = info.weight_files;
+  for (const auto& [name, d] : info.dtypes)
+    j["dtypes"][name] = {{"tensors", d.tensors}, {"elements", d.elements}, {"bytes", d.bytes}};
+  j["missing_keys"] = info.report.missing_keys;
+  j["unexpected_keys"] = info.report.unexpected_keys;
+  j["tied_keys"] = info.report.tied_keys;
+  j["renamed_keys"] = info.report.renamed_keys;
+  j["tokenizer"] = info.tokenizer;
+}
+
+void print_common(const tasks::ModelInfo& info) {
+  fmt::print("parameters     {} ({})\n", human_count(info.parameters), info.parameters);
+  fmt::print("weights        {}: {}\n", info.weight_format, fmt::join(info.weight_files, ", "));
+  for (const auto& [name, d] : info.dtypes)
+    fmt::print("  dtype {:<6} {} tensors, {} values, {}\n", name, d.tensors,
+               human_count(d.elements), human_bytes(d.bytes));
+}
+
+void print_report(const tasks::ModelInfo& info) {
+  fmt::print("\nload report:\n");
+  if (!info.report.prefix_change.empty())
+    fmt::print("  checkpoint keys: {}\n", info.report.prefix_change);
+  print_keys("  missing keys (newly initialised)", info.report.missing_keys);
+  print_keys("  unexpected keys (not used)", info.report.unexpected_keys);
+  if (!info.report.tied_keys.empty()) print_keys("  tied keys", info.report.tied_keys);
+  if (!info.report.renamed_keys.empty())
+    print_keys("  renamed legacy keys", info.report.renamed_keys);
+}
+
+// Encoder-decoders (Marian, ...) and decoders: the config's shape keys as they are.
+int print_other(const tasks::ModelInfo& info, bool json) {
+  if (json) {
+    nlohmann::json j;
+    j["dir"] = info.dir;
+    j["model_type"] = info.model_type;
+    j["architecture"] = info.architecture;
+    j["config"] = nlohmann::json::object();
+    for (const auto& [k, v] : info.shape) j["config"][k] = v;
+    add_common_json(info, j);
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("model folder   {}\n", info.dir);
+  fmt::print("architecture   {} (model_type {})\n", info.architecture, info.model_type);
+  std::vector<std::string> shape;
+  for (const auto& [k, v] : info.shape) shape.push_back(fmt::format("{} {}", k, v.dump()));
+  fmt::print("config         {}\n", fmt::join(shape, ", "));
+  print_common(info);
+  fmt::print("tokenizer      {}\n", info.tokenizer);
+  print_report(info);
+  return 0;
+}
+
 int run_inspect(const InspectOptions& o) {
   check_model_dir(o.dir);
   const tasks::ModelInfo info = tasks::inspect_model(o.dir);
+  if (!info.bert_family) return print_other(info, o.json);
   const auto& c = info.config;
   if (o.json) {
     nlohmann::json j;
@@ -60,18 +117,9 @@ int run_inspect(const InspectOptions& o) {
     nlohmann::json labels = nlohmann::json::object();
     for (const auto& [id, name] : c.id2label) labels[std::to_string(id)] = name;
     j["config"]["id2label"] = labels;
-    j["parameters"] = info.parameters;
-    j["weight_format"] = info.weight_format;
-    j["weight_files"] = info.weight_files;
-    for (const auto& [name, d] : info.dtypes)
-      j["dtypes"][name] = {{"tensors", d.tensors}, {"elements", d.elements}, {"bytes", d.bytes}};
-    j["missing_keys"] = info.report.missing_keys;
-    j["unexpected_keys"] = info.report.unexpected_keys;
-    j["tied_keys"] = info.report.tied_keys;
-    j["renamed_keys"] = info.report.renamed_keys;
+    add_common_json(info, j);
     j["pooler_missing"] = info.report.pooler_missing;
     j["pooler"] = info.pooler;
-    j["tokenizer"] = info.tokenizer;
     j["sentence_transformers_modules"] = info.st_modules;
     fmt::print("{}\n", j.dump(2));
     return 0;
@@ -95,23 +143,12 @@ int run_inspect(const InspectOptions& o) {
     for (const auto& [id, name] : c.id2label) l.push_back(fmt::format("{}={}", id, name));
     fmt::print("labels         {}\n", fmt::join(l, ", "));
   }
-  fmt::print("parameters     {} ({})\n", human_count(info.parameters), info.parameters);
-  fmt::print("weights        {}: {}\n", info.weight_format, fmt::join(info.weight_files, ", "));
-  for (const auto& [name, d] : info.dtypes)
-    fmt::print("  dtype {:<6} {} tensors, {} values, {}\n", name, d.tensors,
-               human_count(d.elements), human_bytes(d.bytes));
+  print_common(info);
   fmt::print("pooler         {}\n", info.pooler);
   fmt::print("tokenizer      {}\n", info.tokenizer);
   if (!info.st_modules.empty())
     fmt::print("sentence-transformers modules: {}\n", fmt::join(info.st_modules, ", "));
-  fmt::print("\nload report:\n");
-  if (!info.report.prefix_change.empty())
-    fmt::print("  checkpoint keys: {}\n", info.report.prefix_change);
-  print_keys("  missing keys (newly initialised)", info.report.missing_keys);
-  print_keys("  unexpected keys (not used)", info.report.unexpected_keys);
-  if (!info.report.tied_keys.empty()) print_keys("  tied keys", info.report.tied_keys);
-  if (!info.report.renamed_keys.empty())
-    print_keys("  renamed legacy keys", info.report.renamed_keys);
+  print_report(info);
   return 0;
 }
 
@@ -122,7 +159,8 @@ void register_inspect_command(CLI::App& app, Commands& out) {
   auto* sub = app.add_subcommand(
       "inspect",
       "Describe a model folder: config, architecture, parameter count, checkpoint dtypes, the\n"
-      "pooler status, the tokenizer, and the weights that did not load (missing/unexpected keys).");
+      "pooler status, the tokenizer, and the weights that did not load (missing/unexpected keys).\n"
+      "Encoders (BERT family), encoder-decoders (MarianMTModel, ...) and decoders (GPT-2, LLaMA).");
   sub->add_option("model_dir", o->dir, "a Hugging Face model folder")->required();
   sub->add_flag("--json", o->json, "print one JSON object (every key listed)");
   sub->footer(
@@ -133,7 +171,8 @@ void register_inspect_command(CLI::App& app, Commands& out) {
       "  0 success; 2 missing folder, malformed config, unknown architecture or bad checkpoint.\n"
       "EXAMPLES\n"
       "  lmforge inspect models/all-MiniLM-L6-v2\n"
-      "  lmforge inspect path/to/bert-mlm --json\n");
+      "  lmforge inspect path/to/bert-mlm --json\n"
+      "  lmforge inspect runs/marian-en-fr\n");
   out.push_back({sub, [o] { return run_inspect(*o); }});
 }
 
