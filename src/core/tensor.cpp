@@ -187,7 +187,9 @@ std::shared_ptr<Storage> Storage::allocate_pooled(size_t nbytes) {
   if (!huge_pages_wanted()) return allocate(nbytes);
   constexpr size_t kPool = size_t{32} << 20;
   static std::mutex mu;
-  static std::shared_ptr<HugePool> current;
+  // Live pools, first fit: a buffer that does not fit the newest pool's tail may fit an older
+  // one's, so a pool's unused tail (resident once its first huge page is touched) stays small.
+  static std::vector<std::weak_ptr<HugePool>> pools;
   const size_t capacity = std::max<size_t>(64, (nbytes + 63) / 64 * 64);
   std::shared_ptr<HugePool> pool;
   void* p = nullptr;
@@ -196,8 +198,18 @@ std::shared_ptr<Storage> Storage::allocate_pooled(size_t nbytes) {
     if (capacity > kPool / 2) {
       pool = new_pool(capacity);
     } else {
-      if (!current || current->used + capacity > current->size) current = new_pool(kPool);
-      pool = current;
+      std::erase_if(pools, [](const std::weak_ptr<HugePool>& w) { return w.expired(); });
+      for (const auto& w : pools) {
+        auto live = w.lock();
+        if (live && live->used + capacity <= live->size) {
+          pool = std::move(live);
+          break;
+        }
+      }
+      if (!pool) {
+        pool = new_pool(kPool);
+        if (pool) pools.push_back(pool);
+      }
     }
     if (pool) {
       p = static_cast<char*>(pool->base) + pool->used;
