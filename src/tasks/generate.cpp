@@ -119,14 +119,20 @@ int64_t argmax_row(const float* x, int64_t n) {
 }
 
 // Indices of the k largest values (descending, the lower index first among equals), torch.topk.
+// One pass keeping the best k sorted (k is 2 x num_beams, n up to beams x vocabulary): a value
+// enters only if it beats the current k-th, and a later equal value never does (higher index).
 std::vector<int64_t> topk_indices(const float* x, int64_t n, int64_t k) {
-  std::vector<int64_t> idx(n);
-  std::iota(idx.begin(), idx.end(), 0);
   k = std::min(k, n);
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
-                    [&](int64_t a, int64_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
-  idx.resize(k);
-  return idx;
+  std::vector<int64_t> best;
+  if (k <= 0) return best;
+  best.reserve(static_cast<size_t>(k) + 1);
+  auto better = [&](int64_t a, int64_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
+  for (int64_t i = 0; i < n; ++i) {
+    if (static_cast<int64_t>(best.size()) == k && !better(i, best.back())) continue;
+    best.insert(std::upper_bound(best.begin(), best.end(), i, better), i);
+    if (static_cast<int64_t>(best.size()) > k) best.pop_back();
+  }
+  return best;
 }
 
 }  // namespace

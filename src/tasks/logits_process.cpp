@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "lmforge/core/error.h"
+#include "lmforge/core/runtime.h"
 #include "lmforge/tasks/generate.h"
 
 namespace lmf::tasks {
@@ -410,18 +411,9 @@ LogitsProcessorList build_logits_processors(const GenerationConfig& cfg, int64_t
 void log_softmax_rows(Tensor& scores) {
   LMF_CHECK(scores.dim() == 2 && scores.dtype() == DType::f32, ShapeError,
             "log_softmax_rows: scores must be f32 [rows, vocab], got {}", scores.describe());
-  if (!scores.is_contiguous()) scores = scores.contiguous();
-  const int64_t rows = scores.size(0), n = scores.size(1);
-  float* p = scores.data<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    float* x = p + r * n;
-    float mx = kNegInf;
-    for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-    float sum = 0;
-    for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i] - mx);
-    const float lse = std::log(sum);
-    for (int64_t i = 0; i < n; ++i) x[i] = x[i] - mx - lse;
-  }
+  // The vectorised, row-parallel softmax kernel (as torch's log_softmax over the last dim):
+  // beam search runs it over batch x beams rows of the vocabulary every step.
+  scores = log_softmax(scores, -1);
 }
 
 }  // namespace lmf::tasks
