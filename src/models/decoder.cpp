@@ -2,6 +2,9 @@
 // DecoderModel::make_cache.
 #include "lmforge/models/decoder.h"
 
+#include <cstring>
+
+#include "lmforge/core/runtime.h"
 #include "lmforge/ops/ops.h"
 
 namespace lmf::models {
@@ -36,15 +39,28 @@ void KVCache::reorder(const std::vector<int64_t>& rows) {
     LMF_CHECK(r >= 0 && r < batch_, IndexError,
               "KVCache::reorder: row {} is outside the cache's batch of {}", r, batch_);
   const int64_t nb = static_cast<int64_t>(rows.size());
+  bool identity = nb == batch_;
+  for (int64_t b = 0; identity && b < nb; ++b) identity = rows[b] == b;
+  if (identity) return;  // beam search often keeps every beam in place
   for (std::vector<Tensor>* bufs : {&k_, &v_})
     for (Tensor& buf : *bufs) {
-      // Only the valid positions move; the new buffer keeps the full capacity.
-      Tensor out = Tensor::empty({nb, buf.size(1), capacity_, buf.size(3)});
-      if (length_ > 0)
-        for (int64_t b = 0; b < nb; ++b)
-          out.select(0, b)
-              .narrow(1, 0, length_)
-              .copy_(buf.select(0, rows[b]).narrow(1, 0, length_));
+      // Only the valid positions move; the new buffer keeps the full capacity. A (row, head)
+      // block's first length_ positions are contiguous in [B, H, capacity, D]: one memcpy each,
+      // spread over the threads.
+      const int64_t H = buf.size(1), D = buf.size(3);
+      Tensor out = Tensor::empty({nb, H, capacity_, D}, buf.dtype());
+      const Tensor src = buf.contiguous();
+      const auto* from = static_cast<const char*>(src.data_ptr());
+      auto* to = static_cast<char*>(out.data_ptr());
+      const int64_t block = capacity_ * D * static_cast<int64_t>(dtype_size(buf.dtype()));
+      const int64_t used = length_ * D * static_cast<int64_t>(dtype_size(buf.dtype()));
+#pragma omp parallel for num_threads(num_threads()) if (nb * H * used >= (int64_t{1} << 18))
+      for (int64_t bh = 0; bh < nb * H; ++bh) {
+        const int64_t b = bh / H, h = bh % H;
+        if (used > 0)
+          std::memcpy(to + (b * H + h) * block, from + (rows[b] * H + h) * block,
+                      static_cast<size_t>(used));
+      }
       buf = out;
     }
   batch_ = nb;

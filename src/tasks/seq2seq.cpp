@@ -67,8 +67,18 @@ class Seq2SeqSteps : public detail::Stepper {
     in_.decoder_input_ids = Tensor::from_vector(next, {rows_, 1});
     return last_logits(model_.forward(in_), rows_, spec_.vocab_size);
   }
-  // Beams only move within their source's rows: the encoder output and mask rows stay valid.
-  void reorder(const std::vector<int64_t>& rows) override { cache_.reorder(rows); }
+  // Beams only move within their source's rows: the encoder output and mask rows stay valid, and
+  // so do the cross-attention keys/values (made from those rows: equal within a source's group),
+  // so only the self-attention cache moves then.
+  void reorder(const std::vector<int64_t>& rows) override {
+    const int64_t per = src_.size(0) > 0 ? rows_ / src_.size(0) : 0;
+    bool within = per > 0 && static_cast<int64_t>(rows.size()) == rows_;
+    for (int64_t i = 0; within && i < rows_; ++i) within = rows[i] / per == i / per;
+    if (within)
+      cache_.self.reorder(rows);
+    else
+      cache_.reorder(rows);
+  }
   size_t cache_bytes() const override { return cache_.bytes(); }
   int64_t cache_capacity() const override { return cache_.self.capacity(); }
 
