@@ -10,6 +10,7 @@
 #include "lmforge/core/error.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
+#include "lmforge/models/bart.h"
 #include "lmforge/models/bert.h"
 #include "lmforge/models/gpt2.h"
 #include "lmforge/models/llama.h"
@@ -31,6 +32,7 @@ void register_builtin_families() {
   register_gpt2_family();
   register_llama_family();
   register_marian_family();
+  register_bart_family();
 }
 
 std::once_flag g_builtin_once;

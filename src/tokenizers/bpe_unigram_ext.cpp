@@ -131,7 +131,19 @@ bool load_bpe_folder(const std::filesystem::path& dir, const json& config, const
   tok.set_model(BPE::from_files(vocab.string(), merges.string()));
   tok.set_pre_tokenizer(std::make_unique<ByteLevelPreTokenizer>(prefix, true));
   tok.set_decoder(std::make_unique<ByteLevelDecoder>());
-  auto sp = specials(config, map);
+  // RobertaTokenizer (= BartTokenizer in transformers 5.x) has default special tokens for the
+  // ones tokenizer_config.json leaves out.
+  json cfg = config;
+  if (roberta)
+    for (const auto& [k, v] : {std::pair{"bos_token", "<s>"},
+                               {"eos_token", "</s>"},
+                               {"unk_token", "<unk>"},
+                               {"sep_token", "</s>"},
+                               {"pad_token", "<pad>"},
+                               {"cls_token", "<s>"},
+                               {"mask_token", "<mask>"}})
+      if (!cfg.contains(k) && !map.contains(k)) cfg[k] = v;
+  auto sp = specials(cfg, map);
   tok.add_special_tokens(sp);
   if (roberta) {
     auto id = [&](const char* t) {

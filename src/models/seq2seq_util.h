@@ -1,0 +1,94 @@
+// Pieces the post-norm encoder-decoder families (Marian, BART) share, internal to src/models:
+// input checks, the encoder and decoder layer loops over a Seq2SeqCache (LayerDrop in training),
+// the LM head with final_logits_bias and its loss.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "lmforge/core/error.h"
+#include "lmforge/models/encoder_decoder.h"
+#include "lmforge/models/model.h"
+#include "lmforge/models/seq2seq_layers.h"
+#include "lmforge/nn/layers.h"
+
+namespace lmf::models::detail {
+
+// The size, dropout and pad checks of a Marian/BART-shaped config C (its fields carry HF's names);
+// `target_vocab` is the decoder's vocabulary. ValueError naming `origin` and the values.
+template <class C>
+void check_seq2seq_config(const C& c, int64_t target_vocab, const std::string& origin) {
+  LMF_CHECK(c.vocab_size > 0 && target_vocab > 0 && c.max_position_embeddings > 0 &&
+                c.encoder_layers > 0 && c.decoder_layers > 0 && c.encoder_ffn_dim > 0 &&
+                c.decoder_ffn_dim > 0 && c.d_model > 0 && c.encoder_attention_heads > 0 &&
+                c.decoder_attention_heads > 0 && c.d_model % c.encoder_attention_heads == 0 &&
+                c.d_model % c.decoder_attention_heads == 0,
+            ValueError,
+            "{}: vocab sizes, max_position_embeddings, layer counts, FFN widths, d_model and "
+            "attention heads must be positive and d_model a multiple of both head counts (got "
+            "d_model {}, encoder_attention_heads {}, decoder_attention_heads {})",
+            origin, c.d_model, c.encoder_attention_heads, c.decoder_attention_heads);
+  for (double p : {c.dropout, c.attention_dropout, c.activation_dropout, c.encoder_layerdrop,
+                   c.decoder_layerdrop})
+    LMF_CHECK(p >= 0 && p < 1, ValueError,
+              "{}: dropout, attention_dropout, activation_dropout and the layerdrops must lie in "
+              "[0, 1), got {}",
+              origin, p);
+  if (c.pad_token_id)
+    LMF_CHECK(
+        *c.pad_token_id >= 0 && *c.pad_token_id < c.vocab_size && *c.pad_token_id < target_vocab,
+        ValueError, "{}: pad_token_id {} must lie in [0, {}) (the vocabulary size)", origin,
+        *c.pad_token_id, std::min(c.vocab_size, target_vocab));
+}
+
+// What the loops need to know of a family's config.
+struct Seq2SeqStackShape {
+  std::string who;  // the architecture, for errors
+  int64_t d_model = 0;
+  int64_t max_positions = 0;  // max_position_embeddings (source and target)
+  int64_t decoder_layers = 0;
+  double encoder_layerdrop = 0.0, decoder_layerdrop = 0.0;
+};
+
+// Embeds token ids [B, T] whose first position is `start` (positions, scaling, dropout).
+using Seq2SeqEmbed = std::function<Tensor(const Tensor& ids, int64_t start)>;
+
+// Checks input_ids [B, S] (S <= max_positions: a ValueError saying to truncate) and the mask, then
+// runs embed + the encoder layers (Seq2SeqLayer).
+EncoderOutput run_seq2seq_encoder(const Seq2SeqStackShape& s, const nn::ModuleList& layers,
+                                  const Seq2SeqEmbed& embed, const Tensor& input_ids,
+                                  const Tensor& attention_mask, bool output_attentions,
+                                  bool training);
+
+// Checks decoder ids, masks, cache and encoder states, then runs embed (from the cache's length)
+// + the decoder layers over the cache (advanced by T); returns the last hidden state and fills
+// out's decoder/cross attentions on request.
+Tensor run_seq2seq_decoder(const Seq2SeqStackShape& s, const nn::ModuleList& layers,
+                           const Seq2SeqEmbed& embed, const Seq2SeqInputs& in,
+                           const Tensor& decoder_ids, const Tensor& encoder_hidden, bool training,
+                           Seq2SeqOutput& out);
+
+// The encoder's output: in.encoder_hidden_states when given, else encode(input_ids, mask).
+Seq2SeqOutput seq2seq_encoder_output(const EncoderDecoderModel& m, const Seq2SeqInputs& in);
+
+// logits = lm_head(h[last logits_to_keep]) + final_logits_bias; the mean cross entropy over the
+// labels (-100 ignored) when given.
+void seq2seq_lm_logits(const std::string& who, const nn::Linear& lm_head,
+                       const Tensor& final_logits_bias, const Seq2SeqInputs& in,
+                       const Seq2SeqLabels& labels, Seq2SeqOutput& out);
+
+// PretrainedModel::load, except that missing keys for which `not_missing` holds are dropped from
+// the report (computed or zero-initialised tensors, transformers' _keys_to_ignore_on_load_missing);
+// opt.strict then refuses what is left.
+LoadReport load_seq2seq(PretrainedModel& m, const nn::StateDict& state, const LoadOptions& opt,
+                        const std::string& origin,
+                        const std::function<bool(const std::string&)>& not_missing);
+// HF _init_weights for keys a checkpoint lacked: final_logits_bias zeros, biases 0, norms 1, the
+// rest N(0, init_std), and the padding row of a (re)initialised token embedding zeroed.
+void init_missing_seq2seq(PretrainedModel& m, const std::vector<std::string>& keys,
+                          Tensor* final_logits_bias, double init_std,
+                          std::optional<int64_t> pad_token_id);
+
+}  // namespace lmf::models::detail
