@@ -36,10 +36,89 @@ void print_keys(const char* title, const std::vector<std::string>& keys) {
     fmt::print("    ... and {} more (--json lists all)\n", keys.size() - shown);
 }
 
+// The parameter count, weight files, dtypes and load report every family shares.
+void add_weights_json(const tasks::ModelInfo& info, nlohmann::json& j) {
+  j["parameters"] = info.parameters;
+  j["weight_format"] = info.weight_format;
+  j["weight_files"] = info.weight_files;
+  for (const auto& [name, d] : info.dtypes)
+    j["dtypes"][name] = {{"tensors", d.tensors}, {"elements", d.elements}, {"bytes", d.bytes}};
+  j["missing_keys"] = info.report.missing_keys;
+  j["unexpected_keys"] = info.report.unexpected_keys;
+  j["tied_keys"] = info.report.tied_keys;
+  j["renamed_keys"] = info.report.renamed_keys;
+}
+void print_weights(const tasks::ModelInfo& info) {
+  fmt::print("parameters     {} ({})\n", human_count(info.parameters), info.parameters);
+  fmt::print("weights        {}: {}\n", info.weight_format, fmt::join(info.weight_files, ", "));
+  for (const auto& [name, d] : info.dtypes)
+    fmt::print("  dtype {:<6} {} tensors, {} values, {}\n", name, d.tensors,
+               human_count(d.elements), human_bytes(d.bytes));
+}
+
+void print_report(const models::LoadReport& r) {
+  fmt::print("\nload report:\n");
+  if (!r.prefix_change.empty()) fmt::print("  checkpoint keys: {}\n", r.prefix_change);
+  print_keys("  missing keys (newly initialised)", r.missing_keys);
+  print_keys("  unexpected keys (not used)", r.unexpected_keys);
+  if (!r.tied_keys.empty()) print_keys("  tied keys", r.tied_keys);
+  if (!r.renamed_keys.empty()) print_keys("  renamed legacy keys", r.renamed_keys);
+}
+
+// A folder of another registered family (decoders, Marian, BART): the config's shape keys, the
+// weights and the load report.
+int print_registry_model(const tasks::ModelInfo& info, bool json) {
+  static const char* kShape[] = {"vocab_size",
+                                 "d_model",
+                                 "hidden_size",
+                                 "n_embd",
+                                 "encoder_layers",
+                                 "decoder_layers",
+                                 "num_hidden_layers",
+                                 "n_layer",
+                                 "encoder_attention_heads",
+                                 "decoder_attention_heads",
+                                 "num_attention_heads",
+                                 "n_head",
+                                 "encoder_ffn_dim",
+                                 "decoder_ffn_dim",
+                                 "intermediate_size",
+                                 "activation_function",
+                                 "hidden_act",
+                                 "max_position_embeddings",
+                                 "n_positions",
+                                 "num_labels"};
+  nlohmann::json shape = nlohmann::json::object();
+  for (const char* k : kShape)
+    if (info.raw_config.contains(k)) shape[k] = info.raw_config[k];
+  if (json) {
+    nlohmann::json j;
+    j["dir"] = info.dir;
+    j["model_type"] = info.model_type;
+    j["architectures"] = info.raw_config.value("architectures", nlohmann::json::array());
+    j["architecture"] = info.architecture;
+    j["config"] = shape;
+    add_weights_json(info, j);
+    j["tokenizer"] = info.tokenizer;
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("model folder   {}\n", info.dir);
+  fmt::print("architecture   {} (model_type {})\n", info.architecture, info.model_type);
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : shape.items()) parts.push_back(fmt::format("{} {}", k, v.dump()));
+  fmt::print("shape          {}\n", fmt::join(parts, ", "));
+  print_weights(info);
+  fmt::print("tokenizer      {}\n", info.tokenizer);
+  print_report(info.report);
+  return 0;
+}
+
 int run_inspect(const InspectOptions& o) {
   check_model_dir(o.dir);
   const tasks::ModelInfo info = tasks::inspect_model(o.dir);
   const auto& c = info.config;
+  if (!info.bert_family) return print_registry_model(info, o.json);
   if (o.json) {
     nlohmann::json j;
     j["dir"] = info.dir;
@@ -60,15 +139,7 @@ int run_inspect(const InspectOptions& o) {
     nlohmann::json labels = nlohmann::json::object();
     for (const auto& [id, name] : c.id2label) labels[std::to_string(id)] = name;
     j["config"]["id2label"] = labels;
-    j["parameters"] = info.parameters;
-    j["weight_format"] = info.weight_format;
-    j["weight_files"] = info.weight_files;
-    for (const auto& [name, d] : info.dtypes)
-      j["dtypes"][name] = {{"tensors", d.tensors}, {"elements", d.elements}, {"bytes", d.bytes}};
-    j["missing_keys"] = info.report.missing_keys;
-    j["unexpected_keys"] = info.report.unexpected_keys;
-    j["tied_keys"] = info.report.tied_keys;
-    j["renamed_keys"] = info.report.renamed_keys;
+    add_weights_json(info, j);
     j["pooler_missing"] = info.report.pooler_missing;
     j["pooler"] = info.pooler;
     j["tokenizer"] = info.tokenizer;
@@ -95,23 +166,12 @@ int run_inspect(const InspectOptions& o) {
     for (const auto& [id, name] : c.id2label) l.push_back(fmt::format("{}={}", id, name));
     fmt::print("labels         {}\n", fmt::join(l, ", "));
   }
-  fmt::print("parameters     {} ({})\n", human_count(info.parameters), info.parameters);
-  fmt::print("weights        {}: {}\n", info.weight_format, fmt::join(info.weight_files, ", "));
-  for (const auto& [name, d] : info.dtypes)
-    fmt::print("  dtype {:<6} {} tensors, {} values, {}\n", name, d.tensors,
-               human_count(d.elements), human_bytes(d.bytes));
+  print_weights(info);
   fmt::print("pooler         {}\n", info.pooler);
   fmt::print("tokenizer      {}\n", info.tokenizer);
   if (!info.st_modules.empty())
     fmt::print("sentence-transformers modules: {}\n", fmt::join(info.st_modules, ", "));
-  fmt::print("\nload report:\n");
-  if (!info.report.prefix_change.empty())
-    fmt::print("  checkpoint keys: {}\n", info.report.prefix_change);
-  print_keys("  missing keys (newly initialised)", info.report.missing_keys);
-  print_keys("  unexpected keys (not used)", info.report.unexpected_keys);
-  if (!info.report.tied_keys.empty()) print_keys("  tied keys", info.report.tied_keys);
-  if (!info.report.renamed_keys.empty())
-    print_keys("  renamed legacy keys", info.report.renamed_keys);
+  print_report(info.report);
   return 0;
 }
 

@@ -159,15 +159,7 @@ BartStack::BartStack(const BartConfig& c, bool decoder)
   embed_positions_ = register_module("embed_positions", std::make_shared<BartLearnedPositions>(
                                                             c.max_position_embeddings, c.d_model));
   layers_ = register_module("layers", std::make_shared<nn::ModuleList>());
-  Seq2SeqLayerOptions o;
-  o.d_model = c.d_model;
-  o.heads = decoder ? c.decoder_attention_heads : c.encoder_attention_heads;
-  o.ffn_dim = decoder ? c.decoder_ffn_dim : c.encoder_ffn_dim;
-  o.dropout = c.dropout;
-  o.attention_dropout = c.attention_dropout;
-  o.activation_dropout = c.activation_dropout;
-  o.activation = c.activation_function;
-  o.decoder = decoder;
+  const Seq2SeqLayerOptions o = detail::seq2seq_layer_options(c, decoder);
   const int64_t n = decoder ? c.decoder_layers : c.encoder_layers;
   for (int64_t i = 0; i < n; ++i) layers_->push_back(std::make_shared<Seq2SeqLayer>(o));
   layernorm_embedding_ =
@@ -260,39 +252,17 @@ void BartModel::init_missing(const std::vector<std::string>& keys) {
 }
 
 Seq2SeqSpec BartModel::spec() const {
-  Seq2SeqSpec s;
+  Seq2SeqSpec s = detail::seq2seq_spec(cfg_);
   s.vocab_size = cfg_.vocab_size;
   s.source_vocab_size = cfg_.vocab_size;
-  s.num_decoder_layers = cfg_.decoder_layers;
-  s.decoder_heads = cfg_.decoder_attention_heads;
-  s.head_dim = cfg_.d_model / cfg_.decoder_attention_heads;
-  s.max_source_positions = cfg_.max_position_embeddings;
-  s.max_target_positions = cfg_.max_position_embeddings;
   s.decoder_start_token_id = cfg_.decoder_start_token_id.value_or(-1);
-  s.pad_token_id = cfg_.pad_token_id.value_or(-1);
-  s.bos_token_id = cfg_.bos_token_id.value_or(-1);
-  if (cfg_.eos_set) s.eos_token_ids = cfg_.eos_token_ids;
-  s.forced_eos_token_ids = cfg_.forced_eos_token_ids;
   return s;
 }
 
-namespace {
-detail::Seq2SeqStackShape stack_shape(const BartConfig& c, const std::string& who) {
-  return {who,
-          c.d_model,
-          c.max_position_embeddings,
-          c.decoder_layers,
-          c.encoder_layerdrop,
-          c.decoder_layerdrop};
-}
-}  // namespace
-
 EncoderOutput BartModel::encode(const Tensor& input_ids, const Tensor& attention_mask,
                                 bool output_attentions) const {
-  return detail::run_seq2seq_encoder(
-      stack_shape(cfg_, architecture()), encoder_->layers(),
-      [&](const Tensor& ids, int64_t start) { return encoder_->embed(ids, start); }, input_ids,
-      attention_mask, output_attentions, is_training());
+  return detail::encode_stack(cfg_, architecture(), *encoder_, input_ids, attention_mask,
+                              output_attentions, is_training());
 }
 
 // BartForSequenceClassification: the decoder state at each row's last eos token of input_ids.
@@ -344,10 +314,8 @@ Seq2SeqOutput BartModel::forward(const Seq2SeqInputs& in, const Seq2SeqLabels& l
               who, start);
     dec_ids = shift_tokens_right(in.input_ids, pad, start);
   }
-  out.last_hidden_state = detail::run_seq2seq_decoder(
-      stack_shape(cfg_, who), decoder_->layers(),
-      [&](const Tensor& ids, int64_t s) { return decoder_->embed(ids, s); }, in, dec_ids,
-      out.encoder_last_hidden_state, is_training(), out);
+  out.last_hidden_state = detail::decode_stack(cfg_, who, *decoder_, in, dec_ids,
+                                               out.encoder_last_hidden_state, is_training(), out);
   switch (head_) {
     case Head::None:
       LMF_CHECK(!labels.labels.defined(), ValueError,

@@ -156,19 +156,6 @@ Tensor MarianSinusoidalPositions::forward(int64_t start, int64_t n) const {
 
 // ---- layer and stack ----------------------------------------------------------------------------
 
-Seq2SeqLayerOptions marian_layer_options(const MarianConfig& c, bool decoder) {
-  Seq2SeqLayerOptions o;
-  o.d_model = c.d_model;
-  o.heads = decoder ? c.decoder_attention_heads : c.encoder_attention_heads;
-  o.ffn_dim = decoder ? c.decoder_ffn_dim : c.encoder_ffn_dim;
-  o.dropout = c.dropout;
-  o.attention_dropout = c.attention_dropout;
-  o.activation_dropout = c.activation_dropout;
-  o.activation = c.activation_function;
-  o.decoder = decoder;
-  return o;
-}
-
 MarianStack::MarianStack(const MarianConfig& c, bool decoder, bool persistent_positions)
     : embed_scale_(c.scale_embedding ? std::sqrt(static_cast<double>(c.d_model)) : 1.0),
       dropout_(c.dropout) {
@@ -182,7 +169,7 @@ MarianStack::MarianStack(const MarianConfig& c, bool decoder, bool persistent_po
   layers_ = register_module("layers", std::make_shared<nn::ModuleList>());
   const int64_t n = decoder ? c.decoder_layers : c.encoder_layers;
   for (int64_t i = 0; i < n; ++i)
-    layers_->push_back(std::make_shared<Seq2SeqLayer>(marian_layer_options(c, decoder)));
+    layers_->push_back(std::make_shared<Seq2SeqLayer>(detail::seq2seq_layer_options(c, decoder)));
 }
 
 Tensor MarianStack::embed(const Tensor& ids, int64_t start) const {
@@ -256,39 +243,17 @@ void MarianModel::init_missing(const std::vector<std::string>& keys) {
 }
 
 Seq2SeqSpec MarianModel::spec() const {
-  Seq2SeqSpec s;
+  Seq2SeqSpec s = detail::seq2seq_spec(cfg_);
   s.vocab_size = cfg_.target_vocab_size();
   s.source_vocab_size = cfg_.vocab_size;
-  s.num_decoder_layers = cfg_.decoder_layers;
-  s.decoder_heads = cfg_.decoder_attention_heads;
-  s.head_dim = cfg_.d_model / cfg_.decoder_attention_heads;
-  s.max_source_positions = cfg_.max_position_embeddings;
-  s.max_target_positions = cfg_.max_position_embeddings;
   s.decoder_start_token_id = cfg_.decoder_start_token_id;
-  s.pad_token_id = cfg_.pad_token_id.value_or(-1);
-  s.bos_token_id = cfg_.bos_token_id.value_or(-1);
-  s.eos_token_ids = cfg_.eos_token_ids;
-  s.forced_eos_token_ids = cfg_.forced_eos_token_ids;
   return s;
 }
 
-namespace {
-detail::Seq2SeqStackShape stack_shape(const MarianConfig& c, const std::string& who) {
-  return {who,
-          c.d_model,
-          c.max_position_embeddings,
-          c.decoder_layers,
-          c.encoder_layerdrop,
-          c.decoder_layerdrop};
-}
-}  // namespace
-
 EncoderOutput MarianModel::encode(const Tensor& input_ids, const Tensor& attention_mask,
                                   bool output_attentions) const {
-  return detail::run_seq2seq_encoder(
-      stack_shape(cfg_, architecture()), encoder_->layers(),
-      [&](const Tensor& ids, int64_t start) { return encoder_->embed(ids, start); }, input_ids,
-      attention_mask, output_attentions, is_training());
+  return detail::encode_stack(cfg_, architecture(), *encoder_, input_ids, attention_mask,
+                              output_attentions, is_training());
 }
 
 Seq2SeqOutput MarianModel::forward(const Seq2SeqInputs& in, const Seq2SeqLabels& labels) const {
@@ -301,10 +266,8 @@ Seq2SeqOutput MarianModel::forward(const Seq2SeqInputs& in, const Seq2SeqLabels&
   LMF_CHECK(dec_ids.defined(), ValueError,
             "{}: give decoder_input_ids (start with decoder_start_token_id = {}) or labels", who,
             cfg_.decoder_start_token_id);
-  out.last_hidden_state = detail::run_seq2seq_decoder(
-      stack_shape(cfg_, who), decoder_->layers(),
-      [&](const Tensor& ids, int64_t start) { return decoder_->embed(ids, start); }, in, dec_ids,
-      out.encoder_last_hidden_state, is_training(), out);
+  out.last_hidden_state = detail::decode_stack(cfg_, who, *decoder_, in, dec_ids,
+                                               out.encoder_last_hidden_state, is_training(), out);
   if (!lm_head_) {
     LMF_CHECK(!labels.labels.defined(), ValueError,
               "MarianModel has no LM head to compute a loss (load it as MarianMTModel)");

@@ -70,6 +70,65 @@ Tensor run_seq2seq_decoder(const Seq2SeqStackShape& s, const nn::ModuleList& lay
                            const Tensor& decoder_ids, const Tensor& encoder_hidden, bool training,
                            Seq2SeqOutput& out);
 
+// The loops' shape, the layer options and the generation spec of a Marian/BART-shaped config C.
+template <class C>
+Seq2SeqStackShape seq2seq_stack_shape(const C& c, const std::string& who) {
+  return {who,
+          c.d_model,
+          c.max_position_embeddings,
+          c.decoder_layers,
+          c.encoder_layerdrop,
+          c.decoder_layerdrop};
+}
+template <class C>
+Seq2SeqLayerOptions seq2seq_layer_options(const C& c, bool decoder) {
+  Seq2SeqLayerOptions o;
+  o.d_model = c.d_model;
+  o.heads = decoder ? c.decoder_attention_heads : c.encoder_attention_heads;
+  o.ffn_dim = decoder ? c.decoder_ffn_dim : c.encoder_ffn_dim;
+  o.dropout = c.dropout;
+  o.attention_dropout = c.attention_dropout;
+  o.activation_dropout = c.activation_dropout;
+  o.activation = c.activation_function;
+  o.decoder = decoder;
+  return o;
+}
+// Everything but the vocabulary sizes and decoder_start_token_id.
+template <class C>
+Seq2SeqSpec seq2seq_spec(const C& c) {
+  Seq2SeqSpec s;
+  s.num_decoder_layers = c.decoder_layers;
+  s.decoder_heads = c.decoder_attention_heads;
+  s.head_dim = c.d_model / c.decoder_attention_heads;
+  s.max_source_positions = c.max_position_embeddings;
+  s.max_target_positions = c.max_position_embeddings;
+  s.pad_token_id = c.pad_token_id.value_or(-1);
+  s.bos_token_id = c.bos_token_id.value_or(-1);
+  if (c.eos_set) s.eos_token_ids = c.eos_token_ids;
+  s.forced_eos_token_ids = c.forced_eos_token_ids;
+  return s;
+}
+// encode() / the decoder of a model whose stacks (S: MarianStack, BartStack) have layers() and
+// embed(ids, start).
+template <class C, class S>
+EncoderOutput encode_stack(const C& c, const std::string& who, const S& encoder,
+                           const Tensor& input_ids, const Tensor& attention_mask,
+                           bool output_attentions, bool training) {
+  return run_seq2seq_encoder(
+      seq2seq_stack_shape(c, who), encoder.layers(),
+      [&](const Tensor& ids, int64_t start) { return encoder.embed(ids, start); }, input_ids,
+      attention_mask, output_attentions, training);
+}
+template <class C, class S>
+Tensor decode_stack(const C& c, const std::string& who, const S& decoder, const Seq2SeqInputs& in,
+                    const Tensor& decoder_ids, const Tensor& encoder_hidden, bool training,
+                    Seq2SeqOutput& out) {
+  return run_seq2seq_decoder(
+      seq2seq_stack_shape(c, who), decoder.layers(),
+      [&](const Tensor& ids, int64_t start) { return decoder.embed(ids, start); }, in, decoder_ids,
+      encoder_hidden, training, out);
+}
+
 // The encoder's output: in.encoder_hidden_states when given, else encode(input_ids, mask).
 Seq2SeqOutput seq2seq_encoder_output(const EncoderDecoderModel& m, const Seq2SeqInputs& in);
 

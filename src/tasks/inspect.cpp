@@ -5,6 +5,7 @@
 
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
+#include "lmforge/models/registry.h"
 #include "lmforge/tokenizers/tokenizer.h"
 
 namespace lmf::tasks {
@@ -65,6 +66,8 @@ void read_weights(const fs::path& dir, ModelInfo& info) {
 }
 
 std::string describe_tokenizer(const fs::path& dir) {
+  if (fs::exists(dir / "source.spm") && fs::exists(dir / "target.spm"))
+    return "Marian source.spm + target.spm + vocab.json";
   const char* file = fs::exists(dir / "tokenizer.json") ? "tokenizer.json"
                      : fs::exists(dir / "vocab.txt")    ? "vocab.txt"
                      : fs::exists(dir / "vocab.json")   ? "vocab.json + merges.txt"
@@ -92,6 +95,22 @@ ModelInfo inspect_model(const std::string& dir) {
       for (const auto& m : mods)
         if (m.is_object() && m.contains("type") && m["type"].is_string())
           info.st_modules.push_back(m["type"].get<std::string>());
+  }
+  info.raw_config = io::read_json_file((root / "config.json").string());
+  LMF_CHECK(info.raw_config.is_object(), ValueError, "{}/config.json must be a JSON object", dir);
+  if (auto it = info.raw_config.find("model_type"); it != info.raw_config.end() && it->is_string())
+    info.model_type = it->get<std::string>();
+  static const std::set<std::string> kBert = {"bert", "roberta", "albert", "electra"};
+  if (!info.model_type.empty() && !kBert.count(info.model_type)) {
+    // Another family of the registry (ValueError naming the supported ones when unknown).
+    info.bert_family = false;
+    auto model = models::load_pretrained(dir, {}, &info.report);
+    info.architecture = model->architecture();
+    info.parameters = model->num_parameters();
+    read_weights(root, info);
+    info.pooler = "n/a";
+    info.tokenizer = describe_tokenizer(root);
+    return info;
   }
   info.config = models::BertConfig::from_file((root / "config.json").string());
   auto model = models::create_model(dir, {}, &info.report);

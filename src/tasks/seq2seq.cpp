@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "lmforge/ops/ops.h"
 #include "lmforge/tasks/markup.h"
 #include "lmforge/tokenizers/marian.h"
+#include "lmforge/tokenizers/tokenizer.h"
 
 namespace lmf::tasks {
 
@@ -84,7 +86,7 @@ class Seq2SeqSteps : public detail::Stepper {
 Seq2SeqLM load_seq2seq_lm(const std::string& dir) {
   Seq2SeqLM lm;
   lm.model = models::load_pretrained_as<models::EncoderDecoderModel>(
-      dir, "an encoder-decoder (MarianMTModel, ...)");
+      dir, "an encoder-decoder (MarianMTModel, BartForConditionalGeneration, ...)");
   LMF_CHECK(lm.model->is_seq2seq_lm(), ValueError,
             "{} holds a {} without a language-model head; translation needs a "
             "*ForConditionalGeneration / MarianMTModel checkpoint",
@@ -98,25 +100,39 @@ Seq2SeqLM load_seq2seq_lm(const std::string& dir) {
       std::filesystem::exists(d / "vocab.json"))
     lm.tokenizer =
         std::make_shared<const tok::MarianTokenizer>(tok::MarianTokenizer::from_folder(dir));
+  else if (std::filesystem::exists(d / "tokenizer.json") ||
+           (std::filesystem::exists(d / "vocab.json") && std::filesystem::exists(d / "merges.txt")))
+    lm.hf_tokenizer = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::from_pretrained(d));
   return lm;
 }
 
 namespace {
-const tok::MarianTokenizer& need_tokenizer(const Seq2SeqLM& lm) {
-  LMF_CHECK(lm.tokenizer != nullptr, ValueError,
-            "{}: this folder has no Marian tokenizer (source.spm/target.spm/vocab.json); give "
-            "token ids instead or add the tokenizer files",
+void need_tokenizer(const Seq2SeqLM& lm) {
+  LMF_CHECK(lm.has_tokenizer(), ValueError,
+            "{}: this folder has no tokenizer (Marian's source.spm/target.spm/vocab.json, or "
+            "tokenizer.json, or vocab.json + merges.txt); give token ids instead or add the "
+            "tokenizer files",
             lm.source);
-  return *lm.tokenizer;
 }
 }  // namespace
 
 std::vector<int64_t> encode_source_text(const Seq2SeqLM& lm, const std::string& text) {
-  return need_tokenizer(lm).encode_source(text);
+  need_tokenizer(lm);
+  if (lm.tokenizer) return lm.tokenizer->encode_source(text);
+  const std::vector<uint32_t> ids = lm.hf_tokenizer->encode(text).ids;
+  return {ids.begin(), ids.end()};
 }
 
 std::string decode_target_text(const Seq2SeqLM& lm, const std::vector<int64_t>& ids) {
-  return need_tokenizer(lm).decode(ids, true);
+  need_tokenizer(lm);
+  if (lm.tokenizer) return lm.tokenizer->decode(ids, true);
+  std::vector<uint32_t> u;
+  for (int64_t id : ids) {
+    LMF_CHECK(id >= 0 && id <= static_cast<int64_t>(UINT32_MAX), ValueError,
+              "decode: token id {} is not a vocabulary id", id);
+    u.push_back(static_cast<uint32_t>(id));
+  }
+  return lm.hf_tokenizer->decode(u, true);
 }
 
 std::vector<std::string> token_labels(const Seq2SeqLM& lm, const std::vector<int64_t>& ids) {
@@ -124,6 +140,8 @@ std::vector<std::string> token_labels(const Seq2SeqLM& lm, const std::vector<int
   for (int64_t id : ids) {
     std::optional<std::string> t;
     if (lm.tokenizer) t = lm.tokenizer->id_to_token(id);
+    if (lm.hf_tokenizer && id >= 0 && id <= static_cast<int64_t>(UINT32_MAX))
+      t = lm.hf_tokenizer->id_to_token(static_cast<uint32_t>(id));
     out.push_back(t ? *t : "#" + std::to_string(id));
   }
   return out;
@@ -157,7 +175,7 @@ GenerationResult generate_seq2seq(const models::EncoderDecoderModel& model,
   for (size_t i = 0; i < source_ids.size(); ++i) {
     std::vector<int64_t> s = source_ids[i];
     LMF_CHECK(!s.empty(), ValueError,
-              "generate_seq2seq: source {} is empty (a Marian source holds at least </s>)", i);
+              "generate_seq2seq: source {} is empty (a tokenized source holds at least </s>)", i);
     for (int64_t t : s)
       LMF_CHECK(t >= 0 && t < spec.source_vocab_size, ValueError,
                 "generate_seq2seq: source {} has token id {} outside the vocabulary [0, {})", i, t,

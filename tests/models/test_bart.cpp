@@ -284,6 +284,33 @@ TEST(Bart, GenerateEqualsTransformersGreedyAndBeam) {
   }
 }
 
+// A BART folder with its tokenizer.json translates as transformers' tokenizer -> generate() ->
+// decode(skip_special_tokens=True) (tests/fixtures/bart/translate.json).
+TEST(Bart, TranslateFolderTextToTextAsTransformers) {
+  const json g = json::parse(read_text(bart_fixture("translate.json")));
+  tasks::Seq2SeqLM lm = tasks::load_seq2seq_lm(bart_fixture("translate"));
+  ASSERT_TRUE(lm.has_tokenizer());
+  EXPECT_EQ(lm.tokenizer, nullptr);  // not a Marian folder
+  std::vector<std::vector<int64_t>> src;
+  for (const json& t : g.at("texts")) src.push_back(tasks::encode_source_text(lm, t));
+  EXPECT_EQ(src, g.at("source_ids").get<std::vector<std::vector<int64_t>>>());
+  for (const char* mode : {"greedy", "beam3"}) {
+    tasks::GenerationConfig c = lm.generation;
+    c.num_beams = std::string(mode) == "greedy" ? 1 : 3;
+    c.max_new_tokens = 10;
+    const tasks::GenerationResult r = tasks::generate_seq2seq(*lm.model, src, c);
+    const json& w = g.at(mode);
+    ASSERT_EQ(r.sequences.size(), w.at("output_ids").size());
+    for (size_t i = 0; i < r.sequences.size(); ++i) {
+      EXPECT_EQ(r.sequences[i].output_ids, w.at("output_ids")[i].get<std::vector<int64_t>>())
+          << mode << " " << i;
+      EXPECT_EQ(tasks::decode_target_text(lm, r.sequences[i].output_ids),
+                w.at("text")[i].get<std::string>());
+    }
+  }
+  EXPECT_EQ(tasks::token_labels(lm, {0, 2})[1], "</s>");
+}
+
 // ---- tokenizer ---------------------------------------------------------------------------------
 
 class BartTokenizerFolders : public ::testing::TestWithParam<std::string> {};

@@ -79,10 +79,8 @@ class MarianSinusoidalPositions : public nn::Module {
   Tensor* table_;
 };
 
-// MarianEncoderLayer / MarianDecoderLayer: the post-norm layer BART shares (Seq2SeqLayer).
-Seq2SeqLayerOptions marian_layer_options(const MarianConfig& c, bool decoder);
-
-// MarianEncoder / MarianDecoder: embed_tokens (shared or own), embed_positions, layers.
+// MarianEncoder / MarianDecoder: embed_tokens (shared or own), embed_positions, layers (the
+// post-norm Seq2SeqLayer BART shares).
 class MarianStack : public nn::Module {
  public:
   // persistent_positions: the sinusoidal table is a state-dict key (MarianModel).

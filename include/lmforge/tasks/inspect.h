@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,12 @@ struct DTypeCount {
 
 struct ModelInfo {
   std::string dir;
+  // config.json's model_type and the whole object. BERT-family folders (bert, roberta, albert,
+  // electra) also fill `config`, `pooler` and `st_modules`; other registered families (decoders,
+  // Marian, BART) are loaded through the registry and leave them at their defaults.
+  std::string model_type;
+  nlohmann::json raw_config;
+  bool bert_family = true;
   models::BertConfig config;
   std::string architecture;  // the HF class lmforge built (config.architectures[0] or the base)
   int64_t parameters = 0;    // each shared (tied) tensor counted once
