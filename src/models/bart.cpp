@@ -19,33 +19,7 @@ using nlohmann::json;
 // ---- config -------------------------------------------------------------------------------------
 
 namespace {
-const std::vector<std::string> kBartFields = {"model_type",
-                                              "vocab_size",
-                                              "max_position_embeddings",
-                                              "encoder_layers",
-                                              "encoder_ffn_dim",
-                                              "encoder_attention_heads",
-                                              "decoder_layers",
-                                              "decoder_ffn_dim",
-                                              "decoder_attention_heads",
-                                              "encoder_layerdrop",
-                                              "decoder_layerdrop",
-                                              "activation_function",
-                                              "d_model",
-                                              "dropout",
-                                              "attention_dropout",
-                                              "activation_dropout",
-                                              "init_std",
-                                              "classifier_dropout",
-                                              "scale_embedding",
-                                              "use_cache",
-                                              "pad_token_id",
-                                              "bos_token_id",
-                                              "is_encoder_decoder",
-                                              "decoder_start_token_id",
-                                              "forced_eos_token_id",
-                                              "is_decoder",
-                                              "tie_word_embeddings"};
+const std::vector<std::string> kBartFields = detail::seq2seq_config_fields({"classifier_dropout"});
 }  // namespace
 
 BartConfig BartConfig::from_json(const std::string& text, const std::string& origin) {
@@ -55,34 +29,10 @@ BartConfig BartConfig::from_json(const std::string& text, const std::string& ori
   r.get("model_type", mt);
   LMF_CHECK(mt == "bart", ValueError, "{}: model_type '{}' is not bart", origin, mt);
   BartConfig c;
-  r.get("vocab_size", c.vocab_size);
-  r.get("max_position_embeddings", c.max_position_embeddings);
-  r.get("encoder_layers", c.encoder_layers);
-  r.get("encoder_ffn_dim", c.encoder_ffn_dim);
-  r.get("encoder_attention_heads", c.encoder_attention_heads);
-  r.get("decoder_layers", c.decoder_layers);
-  r.get("decoder_ffn_dim", c.decoder_ffn_dim);
-  r.get("decoder_attention_heads", c.decoder_attention_heads);
-  r.get("encoder_layerdrop", c.encoder_layerdrop);
-  r.get("decoder_layerdrop", c.decoder_layerdrop);
-  r.get_activation("activation_function", c.activation_function);
-  r.get("d_model", c.d_model);
-  r.get("dropout", c.dropout);
-  r.get("attention_dropout", c.attention_dropout);
-  r.get("activation_dropout", c.activation_dropout);
-  r.get("init_std", c.init_std);
+  detail::read_seq2seq_config(r, c);
   r.get("classifier_dropout", c.classifier_dropout);
   LMF_CHECK(c.classifier_dropout >= 0 && c.classifier_dropout < 1, ValueError,
             "{}: classifier_dropout must lie in [0, 1), got {}", origin, c.classifier_dropout);
-  r.get("scale_embedding", c.scale_embedding);
-  r.get("use_cache", c.use_cache);
-  r.get("pad_token_id", c.pad_token_id);
-  r.get("bos_token_id", c.bos_token_id);
-  r.get("is_encoder_decoder", c.is_encoder_decoder);
-  r.get("decoder_start_token_id", c.decoder_start_token_id);
-  detail::read_id_list(r, "forced_eos_token_id", c.forced_eos_token_ids, c.forced_eos_is_list);
-  r.get("is_decoder", c.is_decoder);
-  r.get("tie_word_embeddings", c.tie_word_embeddings);
   // BartConfig keeps "normalize_before" & co. of old fairseq-converted configs as plain
   // attributes that the 5.25 model never reads; a config asking for pre-norm is refused.
   for (const char* k : {"normalize_before", "add_final_layer_norm"})
@@ -103,32 +53,8 @@ BartConfig BartConfig::from_json(const std::string& text, const std::string& ori
 std::string BartConfig::to_json(const std::string& architecture) const {
   json j;
   j["model_type"] = "bart";
-  j["vocab_size"] = vocab_size;
-  j["max_position_embeddings"] = max_position_embeddings;
-  j["encoder_layers"] = encoder_layers;
-  j["encoder_ffn_dim"] = encoder_ffn_dim;
-  j["encoder_attention_heads"] = encoder_attention_heads;
-  j["decoder_layers"] = decoder_layers;
-  j["decoder_ffn_dim"] = decoder_ffn_dim;
-  j["decoder_attention_heads"] = decoder_attention_heads;
-  j["encoder_layerdrop"] = encoder_layerdrop;
-  j["decoder_layerdrop"] = decoder_layerdrop;
-  j["activation_function"] = activation_function;
-  j["d_model"] = d_model;
-  j["dropout"] = dropout;
-  j["attention_dropout"] = attention_dropout;
-  j["activation_dropout"] = activation_dropout;
-  j["init_std"] = init_std;
+  detail::write_seq2seq_config(j, *this);
   j["classifier_dropout"] = classifier_dropout;
-  j["scale_embedding"] = scale_embedding;
-  j["use_cache"] = use_cache;
-  j["pad_token_id"] = detail::optional_json(pad_token_id);
-  j["bos_token_id"] = detail::optional_json(bos_token_id);
-  j["is_encoder_decoder"] = is_encoder_decoder;
-  j["decoder_start_token_id"] = detail::optional_json(decoder_start_token_id);
-  j["forced_eos_token_id"] = detail::id_list_json(forced_eos_token_ids, forced_eos_is_list);
-  j["is_decoder"] = is_decoder;
-  j["tie_word_embeddings"] = tie_word_embeddings;
   return detail::finish_config_json_of(std::move(j), *this, architecture);
 }
 

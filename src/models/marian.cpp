@@ -18,34 +18,8 @@ using nlohmann::json;
 // ---- config -------------------------------------------------------------------------------------
 
 namespace {
-const std::vector<std::string> kMarianFields = {"model_type",
-                                                "vocab_size",
-                                                "decoder_vocab_size",
-                                                "max_position_embeddings",
-                                                "encoder_layers",
-                                                "encoder_ffn_dim",
-                                                "encoder_attention_heads",
-                                                "decoder_layers",
-                                                "decoder_ffn_dim",
-                                                "decoder_attention_heads",
-                                                "encoder_layerdrop",
-                                                "decoder_layerdrop",
-                                                "use_cache",
-                                                "is_encoder_decoder",
-                                                "activation_function",
-                                                "d_model",
-                                                "dropout",
-                                                "attention_dropout",
-                                                "activation_dropout",
-                                                "init_std",
-                                                "decoder_start_token_id",
-                                                "scale_embedding",
-                                                "pad_token_id",
-                                                "bos_token_id",
-                                                "forced_eos_token_id",
-                                                "share_encoder_decoder_embeddings",
-                                                "is_decoder",
-                                                "tie_word_embeddings"};
+const std::vector<std::string> kMarianFields =
+    detail::seq2seq_config_fields({"decoder_vocab_size", "share_encoder_decoder_embeddings"});
 
 }  // namespace
 
@@ -56,33 +30,9 @@ MarianConfig MarianConfig::from_json(const std::string& text, const std::string&
   r.get("model_type", mt);
   LMF_CHECK(mt == "marian", ValueError, "{}: model_type '{}' is not marian", origin, mt);
   MarianConfig c;
-  r.get("vocab_size", c.vocab_size);
+  detail::read_seq2seq_config(r, c);
   r.get("decoder_vocab_size", c.decoder_vocab_size);
-  r.get("max_position_embeddings", c.max_position_embeddings);
-  r.get("encoder_layers", c.encoder_layers);
-  r.get("encoder_ffn_dim", c.encoder_ffn_dim);
-  r.get("encoder_attention_heads", c.encoder_attention_heads);
-  r.get("decoder_layers", c.decoder_layers);
-  r.get("decoder_ffn_dim", c.decoder_ffn_dim);
-  r.get("decoder_attention_heads", c.decoder_attention_heads);
-  r.get("d_model", c.d_model);
-  r.get("encoder_layerdrop", c.encoder_layerdrop);
-  r.get("decoder_layerdrop", c.decoder_layerdrop);
-  r.get("use_cache", c.use_cache);
-  r.get("is_encoder_decoder", c.is_encoder_decoder);
-  r.get_activation("activation_function", c.activation_function);
-  r.get("dropout", c.dropout);
-  r.get("attention_dropout", c.attention_dropout);
-  r.get("activation_dropout", c.activation_dropout);
-  r.get("init_std", c.init_std);
-  r.get("decoder_start_token_id", c.decoder_start_token_id);
-  r.get("scale_embedding", c.scale_embedding);
-  r.get("pad_token_id", c.pad_token_id);
-  r.get("bos_token_id", c.bos_token_id);
-  detail::read_id_list(r, "forced_eos_token_id", c.forced_eos_token_ids, c.forced_eos_is_list);
   r.get("share_encoder_decoder_embeddings", c.share_encoder_decoder_embeddings);
-  r.get("is_decoder", c.is_decoder);
-  r.get("tie_word_embeddings", c.tie_word_embeddings);
   LMF_CHECK(!c.share_encoder_decoder_embeddings || c.target_vocab_size() == c.vocab_size,
             ValueError,
             "{}: share_encoder_decoder_embeddings needs decoder_vocab_size == vocab_size (got {} "
@@ -96,33 +46,9 @@ MarianConfig MarianConfig::from_json(const std::string& text, const std::string&
 std::string MarianConfig::to_json(const std::string& architecture) const {
   json j;
   j["model_type"] = "marian";
-  j["vocab_size"] = vocab_size;
+  detail::write_seq2seq_config(j, *this);
   j["decoder_vocab_size"] = target_vocab_size();  // transformers writes the resolved size
-  j["max_position_embeddings"] = max_position_embeddings;
-  j["encoder_layers"] = encoder_layers;
-  j["encoder_ffn_dim"] = encoder_ffn_dim;
-  j["encoder_attention_heads"] = encoder_attention_heads;
-  j["decoder_layers"] = decoder_layers;
-  j["decoder_ffn_dim"] = decoder_ffn_dim;
-  j["decoder_attention_heads"] = decoder_attention_heads;
-  j["encoder_layerdrop"] = encoder_layerdrop;
-  j["decoder_layerdrop"] = decoder_layerdrop;
-  j["use_cache"] = use_cache;
-  j["is_encoder_decoder"] = is_encoder_decoder;
-  j["activation_function"] = activation_function;
-  j["d_model"] = d_model;
-  j["dropout"] = dropout;
-  j["attention_dropout"] = attention_dropout;
-  j["activation_dropout"] = activation_dropout;
-  j["init_std"] = init_std;
-  j["decoder_start_token_id"] = decoder_start_token_id;
-  j["scale_embedding"] = scale_embedding;
-  j["pad_token_id"] = detail::optional_json(pad_token_id);
-  j["bos_token_id"] = detail::optional_json(bos_token_id);
-  j["forced_eos_token_id"] = detail::id_list_json(forced_eos_token_ids, forced_eos_is_list);
   j["share_encoder_decoder_embeddings"] = share_encoder_decoder_embeddings;
-  j["is_decoder"] = is_decoder;
-  j["tie_word_embeddings"] = tie_word_embeddings;
   return detail::finish_config_json_of(std::move(j), *this, architecture);
 }
 

@@ -13,6 +13,7 @@
 #include "lmforge/models/model.h"
 #include "lmforge/models/seq2seq_layers.h"
 #include "lmforge/nn/layers.h"
+#include "models/decoder_util.h"
 
 namespace lmf::models::detail {
 
@@ -41,6 +42,101 @@ void check_seq2seq_config(const C& c, int64_t target_vocab, const std::string& o
         *c.pad_token_id >= 0 && *c.pad_token_id < c.vocab_size && *c.pad_token_id < target_vocab,
         ValueError, "{}: pad_token_id {} must lie in [0, {}) (the vocabulary size)", origin,
         *c.pad_token_id, std::min(c.vocab_size, target_vocab));
+}
+
+// The config.json keys Marian and BART share (names and meaning as transformers' configs): the
+// list (for read_common's "modelled" keys), their reads and their writes.
+inline std::vector<std::string> seq2seq_config_fields(std::vector<std::string> family_keys) {
+  std::vector<std::string> k = {"vocab_size",
+                                "max_position_embeddings",
+                                "encoder_layers",
+                                "encoder_ffn_dim",
+                                "encoder_attention_heads",
+                                "decoder_layers",
+                                "decoder_ffn_dim",
+                                "decoder_attention_heads",
+                                "encoder_layerdrop",
+                                "decoder_layerdrop",
+                                "use_cache",
+                                "is_encoder_decoder",
+                                "d_model",
+                                "dropout",
+                                "attention_dropout",
+                                "activation_dropout",
+                                "init_std",
+                                "decoder_start_token_id",
+                                "scale_embedding",
+                                "pad_token_id",
+                                "bos_token_id",
+                                "is_decoder",
+                                "tie_word_embeddings",
+                                "model_type",
+                                "activation_function",
+                                "forced_eos_token_id"};
+  k.insert(k.end(), family_keys.begin(), family_keys.end());
+  return k;
+}
+inline nlohmann::json seq2seq_id_json(int64_t v) {
+  return v;
+}
+inline nlohmann::json seq2seq_id_json(const std::optional<int64_t>& v) {
+  return optional_json(v);
+}
+template <class C>
+void read_seq2seq_config(const ConfigReader& r, C& c) {
+  r.get("vocab_size", c.vocab_size);
+  r.get("max_position_embeddings", c.max_position_embeddings);
+  r.get("encoder_layers", c.encoder_layers);
+  r.get("encoder_ffn_dim", c.encoder_ffn_dim);
+  r.get("encoder_attention_heads", c.encoder_attention_heads);
+  r.get("decoder_layers", c.decoder_layers);
+  r.get("decoder_ffn_dim", c.decoder_ffn_dim);
+  r.get("decoder_attention_heads", c.decoder_attention_heads);
+  r.get("encoder_layerdrop", c.encoder_layerdrop);
+  r.get("decoder_layerdrop", c.decoder_layerdrop);
+  r.get("use_cache", c.use_cache);
+  r.get("is_encoder_decoder", c.is_encoder_decoder);
+  r.get("d_model", c.d_model);
+  r.get("dropout", c.dropout);
+  r.get("attention_dropout", c.attention_dropout);
+  r.get("activation_dropout", c.activation_dropout);
+  r.get("init_std", c.init_std);
+  r.get("decoder_start_token_id", c.decoder_start_token_id);
+  r.get("scale_embedding", c.scale_embedding);
+  r.get("pad_token_id", c.pad_token_id);
+  r.get("bos_token_id", c.bos_token_id);
+  r.get("is_decoder", c.is_decoder);
+  r.get("tie_word_embeddings", c.tie_word_embeddings);
+  r.get_activation("activation_function", c.activation_function);
+  read_id_list(r, "forced_eos_token_id", c.forced_eos_token_ids, c.forced_eos_is_list);
+}
+template <class C>
+void write_seq2seq_config(nlohmann::json& j, const C& c) {
+  j["vocab_size"] = c.vocab_size;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["encoder_layers"] = c.encoder_layers;
+  j["encoder_ffn_dim"] = c.encoder_ffn_dim;
+  j["encoder_attention_heads"] = c.encoder_attention_heads;
+  j["decoder_layers"] = c.decoder_layers;
+  j["decoder_ffn_dim"] = c.decoder_ffn_dim;
+  j["decoder_attention_heads"] = c.decoder_attention_heads;
+  j["encoder_layerdrop"] = c.encoder_layerdrop;
+  j["decoder_layerdrop"] = c.decoder_layerdrop;
+  j["use_cache"] = c.use_cache;
+  j["is_encoder_decoder"] = c.is_encoder_decoder;
+  j["d_model"] = c.d_model;
+  j["dropout"] = c.dropout;
+  j["attention_dropout"] = c.attention_dropout;
+  j["activation_dropout"] = c.activation_dropout;
+  j["init_std"] = c.init_std;
+  j["decoder_start_token_id"] = seq2seq_id_json(c.decoder_start_token_id);
+  j["scale_embedding"] = c.scale_embedding;
+  j["pad_token_id"] = seq2seq_id_json(c.pad_token_id);
+  j["bos_token_id"] = seq2seq_id_json(c.bos_token_id);
+  j["is_decoder"] = c.is_decoder;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["activation_function"] = c.activation_function;
+  j["forced_eos_token_id"] = id_list_json(c.forced_eos_token_ids, c.forced_eos_is_list);
 }
 
 // What the loops need to know of a family's config.
