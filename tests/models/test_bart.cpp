@@ -16,6 +16,7 @@
 #include "lmforge/tasks/seq2seq.h"
 #include "lmforge/tokenizers/tokenizer.h"
 #include "models/decoder_test_util.h"
+#include "models/seq2seq_test_util.h"
 
 namespace lmf::models::test {
 namespace {
@@ -28,24 +29,7 @@ json read_bart_golden(const std::string& name) {
 }
 std::unique_ptr<EncoderDecoderModel> load_bart(const std::string& name, const LoadOptions& opt = {},
                                                LoadReport* rep = nullptr) {
-  auto m =
-      load_pretrained_as<EncoderDecoderModel>(bart_fixture(name), "an encoder-decoder", opt, rep);
-  m->eval();
-  return m;
-}
-Seq2SeqInputs golden_inputs(const json& g) {
-  Seq2SeqInputs in;
-  in.input_ids = golden_tensor(g.at("input_ids"));
-  in.attention_mask = golden_tensor(g.at("attention_mask"));
-  in.decoder_input_ids = golden_tensor(g.at("decoder_input_ids"));
-  return in;
-}
-double max_abs(const Tensor& a, const Tensor& b) {
-  return max_abs_diff_masked(a, b, Tensor::ones({a.size(0), a.size(1)}, DType::i64));
-}
-double encoder_diff(const Tensor& a, const json& g) {
-  return max_abs_diff_masked(a, golden_tensor(g.at("encoder_last_hidden_state")),
-                             golden_tensor(g.at("attention_mask")));
+  return load_seq2seq(bart_fixture(name), opt, rep);
 }
 
 class BartFamily : public ::testing::TestWithParam<std::string> {};
@@ -59,13 +43,8 @@ TEST_P(BartFamily, LogitsMatchTransformers) {
   EXPECT_TRUE(m->is_seq2seq_lm());
   EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
   EXPECT_TRUE(rep.unexpected_keys.empty()) << rep.summary();
+  expect_golden_logits(*m, g);
   NoGradGuard ng;
-  const Seq2SeqOutput o = m->forward(golden_inputs(g));
-  EXPECT_LE(max_abs(o.logits, golden_tensor(g.at("logits"))), 1e-4);
-  EXPECT_LE(encoder_diff(o.encoder_last_hidden_state, g), 1e-4);
-  Seq2SeqInputs padded = golden_inputs(g);
-  padded.decoder_attention_mask = golden_tensor(g.at("decoder_attention_mask"));
-  EXPECT_LE(max_abs(m->forward(padded).logits, golden_tensor(g.at("logits_decoder_mask"))), 1e-4);
   // No decoder_input_ids nor labels: the decoder reads shift_tokens_right(input_ids).
   Seq2SeqInputs denoise = golden_inputs(g);
   denoise.decoder_input_ids = Tensor();
@@ -83,41 +62,15 @@ TEST_P(BartFamily, CachedDecodingEqualsFullForward) {
   const Seq2SeqInputs full = golden_inputs(g);
   const Tensor ref = m->forward(full).logits;
   const Tensor enc = m->encode(full.input_ids, full.attention_mask).last_hidden_state;
-  const int64_t B = full.decoder_input_ids.size(0), T = full.decoder_input_ids.size(1);
-  Seq2SeqCache cache = m->make_cache(B, T);
-  std::vector<Tensor> steps;
-  for (int64_t start = 0; start < T;) {
-    const int64_t n = start == 0 ? 2 : 1;
-    Seq2SeqInputs in;
-    in.encoder_hidden_states = enc;
-    in.attention_mask = full.attention_mask;
-    in.decoder_input_ids = full.decoder_input_ids.narrow(1, start, n).contiguous();
-    in.cache = &cache;
-    steps.push_back(m->forward(in).logits);
-    start += n;
-    EXPECT_EQ(cache.length(), start);
-  }
-  EXPECT_LE(max_abs(concat(steps, 1), ref), 1e-5);
+  const Tensor inc = cached_logits(*m, full, enc);
+  EXPECT_LE(max_abs(inc, ref), 1e-5);
+  EXPECT_LE(max_abs(inc, golden_tensor(g.at("logits"))), 1e-4);
 }
 
 TEST_P(BartFamily, LossAndGradientsMatchTransformers) {
   const json g = read_bart_golden(GetParam());
   auto m = load_bart(GetParam());
-  Seq2SeqInputs in = golden_inputs(g);
-  in.decoder_input_ids = Tensor();  // shift_tokens_right(labels, pad, decoder_start)
-  Seq2SeqLabels labels;
-  labels.labels = golden_tensor(g.at("labels"));
-  const Seq2SeqOutput out = m->forward(in, labels);
-  ASSERT_TRUE(out.loss.defined());
-  const double want = g.at("loss").get<double>();
-  EXPECT_LE(std::abs(out.loss.item() - want) / std::abs(want), 1e-5);
-  EXPECT_LE(max_abs(out.logits, golden_tensor(g.at("logits"))), 1e-4);
-  out.loss.backward();
-  for (const auto& [name, gj] : g.at("grads").items()) {
-    const Tensor grad = m->parameter(name).grad();
-    ASSERT_TRUE(grad.defined()) << name;
-    EXPECT_LE(rel_diff(grad, golden_tensor(gj)), 1e-3) << name;
-  }
+  expect_golden_loss_and_grads(*m, g);
   for (const auto& [name, t] : m->named_parameters())
     EXPECT_NE(name, "final_logits_bias") << "final_logits_bias is a buffer";
 }
@@ -163,22 +116,9 @@ TEST_P(BartFamily, RegistryLoadAndSavePretrainedAreByteIdentical) {
 TEST_P(BartFamily, TrainingModeDropoutAndGradientsFlow) {
   const json g = read_bart_golden(GetParam());
   auto m = load_bart(GetParam());
-  m->train();
-  Seq2SeqInputs in = golden_inputs(g);
-  in.decoder_input_ids = Tensor();
-  Seq2SeqLabels labels;
-  labels.labels = golden_tensor(g.at("labels"));
-  manual_seed(7);
-  const Seq2SeqOutput a = m->forward(in, labels);
-  manual_seed(7);
-  EXPECT_EQ(a.loss.item(), m->forward(in, labels).loss.item());
-  EXPECT_GT(std::abs(a.loss.item() - g.at("loss").get<double>()), 1e-4) << "dropout had no effect";
-  a.loss.backward();
   const BartConfig c = BartConfig::from_json(read_text(bart_fixture(GetParam()) + "/config.json"));
-  for (const auto& [name, p] : m->named_parameters()) {
-    if (name == "model.shared.weight" && !c.tie_word_embeddings) continue;  // saved, unused
-    EXPECT_TRUE(p.grad().defined()) << name;
-  }
+  // Untied: model.shared is saved but the forward never reads it.
+  expect_training_mode(*m, g, c.tie_word_embeddings ? "" : "model.shared.weight");
 }
 
 TEST(Bart, BaseModelFolderLoadsAndSavesByteIdentically) {

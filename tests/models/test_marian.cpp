@@ -12,6 +12,7 @@
 #include "lmforge/models/marian.h"
 #include "lmforge/models/registry.h"
 #include "models/decoder_test_util.h"
+#include "models/seq2seq_test_util.h"
 
 namespace lmf::models::test {
 namespace {
@@ -26,27 +27,7 @@ json read_marian_golden(const std::string& name) {
 std::unique_ptr<EncoderDecoderModel> load_marian(const std::string& name,
                                                  const LoadOptions& opt = {},
                                                  LoadReport* rep = nullptr) {
-  auto m =
-      load_pretrained_as<EncoderDecoderModel>(marian_fixture(name), "an encoder-decoder", opt, rep);
-  m->eval();
-  return m;
-}
-
-Seq2SeqInputs golden_inputs(const json& g) {
-  Seq2SeqInputs in;
-  in.input_ids = golden_tensor(g.at("input_ids"));
-  in.attention_mask = golden_tensor(g.at("attention_mask"));
-  in.decoder_input_ids = golden_tensor(g.at("decoder_input_ids"));
-  return in;
-}
-
-// Max |a - b| at the attended source rows (mask [B, S]).
-double encoder_diff(const Tensor& a, const json& g) {
-  return max_abs_diff_masked(a, golden_tensor(g.at("encoder_last_hidden_state")),
-                             golden_tensor(g.at("attention_mask")));
-}
-double max_abs(const Tensor& a, const Tensor& b) {
-  return max_abs_diff_masked(a, b, Tensor::ones({a.size(0), a.size(1)}, DType::i64));
+  return load_seq2seq(marian_fixture(name), opt, rep);
 }
 
 class MarianFamily : public ::testing::TestWithParam<std::string> {};
@@ -62,19 +43,8 @@ TEST_P(MarianFamily, LogitsWithSourcePaddingMatchTransformers) {
   EXPECT_TRUE(m->is_seq2seq_lm());
   EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
   EXPECT_TRUE(rep.unexpected_keys.empty()) << rep.summary();
+  expect_golden_logits(*m, g);
   NoGradGuard ng;
-  const Seq2SeqOutput o = m->forward(golden_inputs(g));
-  EXPECT_LE(max_abs(o.logits, golden_tensor(g.at("logits"))), 1e-4);
-  EXPECT_LE(encoder_diff(o.encoder_last_hidden_state, g), 1e-4);
-  // A right-padded target (decoder_attention_mask): causal + padding mask as transformers.
-  Seq2SeqInputs padded = golden_inputs(g);
-  padded.decoder_attention_mask = golden_tensor(g.at("decoder_attention_mask"));
-  EXPECT_LE(max_abs(m->forward(padded).logits, golden_tensor(g.at("logits_decoder_mask"))), 1e-4);
-  // encode() once, then the decoder on the given encoder states: the same logits.
-  Seq2SeqInputs dec = golden_inputs(g);
-  dec.encoder_hidden_states = m->encode(dec.input_ids, dec.attention_mask).last_hidden_state;
-  dec.input_ids = Tensor();
-  EXPECT_LE(max_abs(m->forward(dec).logits, o.logits), 1e-6);
   // Packed inference weights give the same numbers.
   m->prepare_inference();
   EXPECT_LE(max_abs(m->forward(golden_inputs(g)).logits, golden_tensor(g.at("logits"))), 1e-4);
@@ -89,23 +59,7 @@ TEST_P(MarianFamily, CachedDecodingEqualsFullForward) {
   const Tensor ref = m->forward(full).logits;
   const Tensor enc = m->encode(full.input_ids, full.attention_mask).last_hidden_state;
   const int64_t B = full.decoder_input_ids.size(0), T = full.decoder_input_ids.size(1);
-  Seq2SeqCache cache = m->make_cache(B, T);
-  EXPECT_FALSE(cache.has_cross());
-  std::vector<Tensor> steps;
-  for (int64_t start = 0; start < T;) {
-    const int64_t n = start == 0 ? 2 : 1;  // a 2-token prefix, then one token per step
-    Seq2SeqInputs in;
-    in.encoder_hidden_states = enc;
-    in.attention_mask = full.attention_mask;
-    in.decoder_input_ids = full.decoder_input_ids.narrow(1, start, n).contiguous();
-    in.cache = &cache;
-    in.logits_to_keep = n == 1 ? 1 : 0;
-    steps.push_back(m->forward(in).logits);
-    start += n;
-    EXPECT_EQ(cache.length(), start);
-    EXPECT_TRUE(cache.has_cross());
-  }
-  const Tensor inc = concat(steps, 1);
+  const Tensor inc = cached_logits(*m, full, enc);
   EXPECT_LE(max_abs(inc, ref), 1e-5);
   EXPECT_LE(max_abs(inc, golden_tensor(g.at("logits"))), 1e-4);
   // Beam-style reorder: rows swapped, then one more step gives the swapped rows' logits.
@@ -141,21 +95,7 @@ TEST_P(MarianFamily, CachedDecodingEqualsFullForward) {
 TEST_P(MarianFamily, LossAndGradientsMatchTransformers) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
-  Seq2SeqInputs in = golden_inputs(g);
-  in.decoder_input_ids = Tensor();  // made from the labels by shift_tokens_right
-  Seq2SeqLabels labels;
-  labels.labels = golden_tensor(g.at("labels"));
-  const Seq2SeqOutput out = m->forward(in, labels);
-  ASSERT_TRUE(out.loss.defined());
-  const double want = g.at("loss").get<double>();
-  EXPECT_LE(std::abs(out.loss.item() - want) / std::abs(want), 1e-5);
-  EXPECT_LE(max_abs(out.logits, golden_tensor(g.at("logits"))), 1e-4);
-  out.loss.backward();
-  for (const auto& [name, gj] : g.at("grads").items()) {
-    const Tensor grad = m->parameter(name).grad();
-    ASSERT_TRUE(grad.defined()) << name;
-    EXPECT_LE(rel_diff(grad, golden_tensor(gj)), 1e-3) << name;
-  }
+  expect_golden_loss_and_grads(*m, g);
   // The frozen sinusoids and final_logits_bias are buffers: no gradient, not trained.
   for (const auto& [name, t] : m->named_parameters())
     EXPECT_EQ(name.find("embed_positions"), std::string::npos) << name;
@@ -198,25 +138,10 @@ TEST_P(MarianFamily, GreedyLoopOnTheCacheEqualsTransformersGenerate) {
 TEST_P(MarianFamily, TrainingModeDropoutAndGradientsFlow) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
-  m->train();
-  Seq2SeqInputs in = golden_inputs(g);
-  in.decoder_input_ids = Tensor();
-  Seq2SeqLabels labels;
-  labels.labels = golden_tensor(g.at("labels"));
-  manual_seed(7);
-  const Seq2SeqOutput a = m->forward(in, labels);
-  manual_seed(7);
-  const double again = m->forward(in, labels).loss.item();
-  EXPECT_EQ(a.loss.item(), again);
-  EXPECT_GT(std::abs(a.loss.item() - g.at("loss").get<double>()), 1e-4) << "dropout had no effect";
-  a.loss.backward();
   const MarianConfig c =
       MarianConfig::from_json(read_text(marian_fixture(GetParam()) + "/config.json"));
-  for (const auto& [name, p] : m->named_parameters()) {
-    // Shared but untied embeddings: model.shared is saved but the forward never reads it.
-    if (name == "model.shared.weight" && !c.tie_word_embeddings) continue;
-    EXPECT_TRUE(p.grad().defined()) << name;
-  }
+  // Shared but untied embeddings: model.shared is saved but the forward never reads it.
+  expect_training_mode(*m, g, c.tie_word_embeddings ? "" : "model.shared.weight");
 }
 
 TEST_P(MarianFamily, ShiftTokensRightAsTransformers) {

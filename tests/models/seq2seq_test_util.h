@@ -1,0 +1,117 @@
+// Shared checks of the encoder-decoder family tests (Marian, BART) on their golden.json files
+// (gen_marian_goldens.py / gen_bart_goldens.py write the same keys): inputs, comparisons, the
+// teacher-forced logits, the cached decoder, and the loss with its gradients.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "lmforge/core/autograd.h"
+#include "lmforge/models/encoder_decoder.h"
+#include "lmforge/models/registry.h"
+#include "models/decoder_test_util.h"
+
+namespace lmf::models::test {
+
+inline std::unique_ptr<EncoderDecoderModel> load_seq2seq(const std::string& dir,
+                                                         const LoadOptions& opt = {},
+                                                         LoadReport* rep = nullptr) {
+  auto m = load_pretrained_as<EncoderDecoderModel>(dir, "an encoder-decoder", opt, rep);
+  m->eval();
+  return m;
+}
+inline Seq2SeqInputs golden_inputs(const json& g) {
+  Seq2SeqInputs in;
+  in.input_ids = golden_tensor(g.at("input_ids"));
+  in.attention_mask = golden_tensor(g.at("attention_mask"));
+  in.decoder_input_ids = golden_tensor(g.at("decoder_input_ids"));
+  return in;
+}
+inline double max_abs(const Tensor& a, const Tensor& b) {
+  return max_abs_diff_masked(a, b, Tensor::ones({a.size(0), a.size(1)}, DType::i64));
+}
+// Max |a - b| at the attended source rows.
+inline double encoder_diff(const Tensor& a, const json& g) {
+  return max_abs_diff_masked(a, golden_tensor(g.at("encoder_last_hidden_state")),
+                             golden_tensor(g.at("attention_mask")));
+}
+
+// Logits (with the golden's source padding, and with its decoder_attention_mask) and encoder
+// states; encode() then the decoder on the given states gives the same logits.
+inline void expect_golden_logits(const EncoderDecoderModel& m, const json& g) {
+  NoGradGuard ng;
+  const Seq2SeqOutput o = m.forward(golden_inputs(g));
+  EXPECT_LE(max_abs(o.logits, golden_tensor(g.at("logits"))), 1e-4);
+  EXPECT_LE(encoder_diff(o.encoder_last_hidden_state, g), 1e-4);
+  Seq2SeqInputs padded = golden_inputs(g);
+  padded.decoder_attention_mask = golden_tensor(g.at("decoder_attention_mask"));
+  EXPECT_LE(max_abs(m.forward(padded).logits, golden_tensor(g.at("logits_decoder_mask"))), 1e-4);
+  Seq2SeqInputs dec = golden_inputs(g);
+  dec.encoder_hidden_states = m.encode(dec.input_ids, dec.attention_mask).last_hidden_state;
+  dec.input_ids = Tensor();
+  EXPECT_LE(max_abs(m.forward(dec).logits, o.logits), 1e-6);
+}
+
+// The decoder over a Seq2SeqCache, a 2-token prefix then one token per step; returns the
+// concatenated logits (compared with the full forward and the golden).
+inline Tensor cached_logits(const EncoderDecoderModel& m, const Seq2SeqInputs& full,
+                            const Tensor& enc) {
+  const int64_t B = full.decoder_input_ids.size(0), T = full.decoder_input_ids.size(1);
+  Seq2SeqCache cache = m.make_cache(B, T);
+  EXPECT_FALSE(cache.has_cross());
+  std::vector<Tensor> steps;
+  for (int64_t start = 0; start < T;) {
+    const int64_t n = start == 0 ? 2 : 1;
+    Seq2SeqInputs in;
+    in.encoder_hidden_states = enc;
+    in.attention_mask = full.attention_mask;
+    in.decoder_input_ids = full.decoder_input_ids.narrow(1, start, n).contiguous();
+    in.cache = &cache;
+    in.logits_to_keep = n == 1 ? 1 : 0;
+    steps.push_back(m.forward(in).logits);
+    start += n;
+    EXPECT_EQ(cache.length(), start);
+    EXPECT_TRUE(cache.has_cross());
+  }
+  return concat(steps, 1);
+}
+
+// decoder_input_ids made from the labels; loss (relative 1e-5), logits and the golden's
+// parameter gradients (relative 1e-3) after backward().
+inline void expect_golden_loss_and_grads(EncoderDecoderModel& m, const json& g) {
+  Seq2SeqInputs in = golden_inputs(g);
+  in.decoder_input_ids = Tensor();
+  Seq2SeqLabels labels;
+  labels.labels = golden_tensor(g.at("labels"));
+  const Seq2SeqOutput out = m.forward(in, labels);
+  ASSERT_TRUE(out.loss.defined());
+  const double want = g.at("loss").get<double>();
+  EXPECT_LE(std::abs(out.loss.item() - want) / std::abs(want), 1e-5);
+  EXPECT_LE(max_abs(out.logits, golden_tensor(g.at("logits"))), 1e-4);
+  out.loss.backward();
+  for (const auto& [name, gj] : g.at("grads").items()) {
+    const Tensor grad = m.parameter(name).grad();
+    ASSERT_TRUE(grad.defined()) << name;
+    EXPECT_LE(rel_diff(grad, golden_tensor(gj)), 1e-3) << name;
+  }
+}
+
+// Training mode: seeded dropout is reproducible and changes the loss; every parameter but
+// `unused` gets a gradient.
+inline void expect_training_mode(EncoderDecoderModel& m, const json& g, const std::string& unused) {
+  m.train();
+  Seq2SeqInputs in = golden_inputs(g);
+  in.decoder_input_ids = Tensor();
+  Seq2SeqLabels labels;
+  labels.labels = golden_tensor(g.at("labels"));
+  manual_seed(7);
+  const Seq2SeqOutput a = m.forward(in, labels);
+  manual_seed(7);
+  EXPECT_EQ(a.loss.item(), m.forward(in, labels).loss.item());
+  EXPECT_GT(std::abs(a.loss.item() - g.at("loss").get<double>()), 1e-4) << "dropout had no effect";
+  a.loss.backward();
+  for (const auto& [name, p] : m.named_parameters())
+    if (name != unused) EXPECT_TRUE(p.grad().defined()) << name;
+}
+
+}  // namespace lmf::models::test
