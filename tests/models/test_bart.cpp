@@ -13,6 +13,7 @@
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/models/bart.h"
 #include "lmforge/models/registry.h"
+#include "lmforge/tasks/inspect.h"
 #include "lmforge/tasks/seq2seq.h"
 #include "lmforge/tokenizers/tokenizer.h"
 #include "models/decoder_test_util.h"
@@ -249,6 +250,22 @@ TEST(Bart, TranslateFolderTextToTextAsTransformers) {
     }
   }
   EXPECT_EQ(tasks::token_labels(lm, {0, 2})[1], "</s>");
+}
+
+// lmforge inspect's library side: a BART folder goes through the registry, not the BERT path.
+TEST(Bart, InspectDescribesABartFolder) {
+  const tasks::ModelInfo info = tasks::inspect_model(bart_fixture("translate"));
+  EXPECT_FALSE(info.bert_family);
+  EXPECT_EQ(info.model_type, "bart");
+  EXPECT_EQ(info.architecture, "BartForConditionalGeneration");
+  EXPECT_GT(info.parameters, 0);
+  EXPECT_TRUE(info.report.missing_keys.empty() && info.report.unexpected_keys.empty());
+  EXPECT_EQ(info.report.tied_keys.size(), 3u);  // both embed_tokens and lm_head share model.shared
+  EXPECT_NE(info.tokenizer.find("tokenizer.json"), std::string::npos) << info.tokenizer;
+  const auto names = registered_architectures();
+  for (const char* a :
+       {"BartModel", "BartForConditionalGeneration", "BartForSequenceClassification"})
+    EXPECT_NE(std::find(names.begin(), names.end(), a), names.end()) << a;
 }
 
 // ---- tokenizer ---------------------------------------------------------------------------------
