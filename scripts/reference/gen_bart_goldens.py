@@ -55,6 +55,8 @@ from tokenizers import ByteLevelBPETokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_decoder_goldens import tensor_json  # noqa: E402  (same JSON tensor format)
+from gen_seq2seq_generate_goldens import (  # noqa: E402  (the Marian translate fixture's recipe)
+    TEXTS, train_translator, write_translate_golden)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "..", "tests", "fixtures")
@@ -339,9 +341,6 @@ def make_tokenizer():
     return tok
 
 
-TEXTS = ["A man is riding a bike.", "Two dogs play in the snow near a tree."]
-
-
 def make_translate(tok):
     d = os.path.join(ROOT, "translate")
     shutil.rmtree(d, ignore_errors=True)
@@ -350,46 +349,17 @@ def make_translate(tok):
                        decoder_ffn_dim=64, max_position_embeddings=64, dropout=0.0)
     torch.manual_seed(5)
     model = T.BartForConditionalGeneration(cfg)
-    torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(3)
 
     def corpus(lang):
         with open(os.path.join(FIX, "marian_tokenizer", "corpus." + lang), encoding="utf-8") as f:
             return f.read().splitlines()
 
-    src, tgt = corpus("en"), corpus("fr")
-    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
-    model.train()
-    for _ in range(TRANSLATE_STEPS):
-        idx = torch.randint(0, len(src), (16,), generator=gen).tolist()
-        b = tok([src[i] for i in idx], text_target=[tgt[i] for i in idx], padding=True,
-                truncation=True, max_length=60, return_tensors="pt")
-        b["labels"][b["labels"] == tok.pad_token_id] = -100
-        loss = model(**b).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    print("toy en->fr BART training loss", loss.item())
-    model.eval()
+    train_translator(model, tok, corpus("en"), corpus("fr"), TRANSLATE_STEPS, gen, max_length=60)
     model.save_pretrained(d)
     tok.save_pretrained(d)
     model = load(T.BartForConditionalGeneration, d)
-    batch = tok(TEXTS, padding=True, return_tensors="pt")
-    out = {"texts": TEXTS, "source_ids": [tok(t)["input_ids"] for t in TEXTS]}
-    for name, beams in (("greedy", 1), ("beam3", 3)):
-        with torch.no_grad():
-            seqs = model.generate(**batch, num_beams=beams, max_new_tokens=10)
-        rows = []
-        for row in seqs.tolist():
-            row = row[1:]
-            if tok.eos_token_id in row:
-                row = row[:row.index(tok.eos_token_id) + 1]
-            rows.append(row)
-        out[name] = {"output_ids": rows,
-                     "text": [tok.decode(r, skip_special_tokens=True) for r in rows]}
-    with open(os.path.join(ROOT, "translate.json"), "w") as f:
-        json.dump(out, f, ensure_ascii=False)
-    print("translate", out)
+    write_translate_golden(model, tok, TEXTS, os.path.join(ROOT, "translate.json"))
 
 
 def main():

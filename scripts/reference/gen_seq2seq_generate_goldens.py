@@ -136,6 +136,46 @@ def run(rel, kwargs, srcs):
 TEXTS = ["A man is riding a bike.", "Two dogs play in the snow near a tree."]
 
 
+def train_translator(model, tok, src_lines, tgt_lines, steps, gen, max_length, lr=5e-3):
+    """A toy translator: `steps` Adam steps (one CPU thread, seeded batches of 16 aligned lines)
+    so that translations depend on the source; the model is left in eval mode."""
+    torch.set_num_threads(1)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(src_lines), (16,), generator=gen).tolist()
+        b = tok([src_lines[i] for i in idx], text_target=[tgt_lines[i] for i in idx],
+                padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        b["labels"][b["labels"] == tok.pad_token_id] = -100
+        loss = model(**b).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print("toy en->fr training loss", loss.item())
+    model.eval()
+
+
+def write_translate_golden(model, tok, texts, path):
+    """texts as transformers translates them (tokenizer(texts, padding=True) -> generate() ->
+    decode(skip_special_tokens=True)), greedy and with 3 beams, max_new_tokens 10."""
+    batch = tok(texts, padding=True, return_tensors="pt")
+    out = {"texts": texts, "source_ids": [tok(t)["input_ids"] for t in texts]}
+    for name, beams in (("greedy", 1), ("beam3", 3)):
+        with torch.no_grad():
+            seqs = model.generate(**batch, num_beams=beams, max_new_tokens=10)
+        rows = []
+        for row in seqs.tolist():
+            row = row[1:]
+            if tok.eos_token_id in row:
+                row = row[:row.index(tok.eos_token_id) + 1]
+            rows.append(row)
+        out[name] = {"output_ids": rows,
+                     "text": [tok.decode(r, skip_special_tokens=True) for r in rows]}
+    with open(path, "w") as f:
+        json.dump(out, f, ensure_ascii=False)
+    print("translate", out)
+
+
 def make_translate_fixture():
     tok_dir = os.path.join(FIX, "marian_tokenizer", "joint")
     d = os.path.join(OUT, "translate")
@@ -157,20 +197,7 @@ def make_translate_fixture():
         with open(os.path.join(FIX, "marian_tokenizer", "corpus." + lang), encoding="utf-8") as f:
             return f.read().splitlines()
 
-    src_lines, tgt_lines = corpus("en"), corpus("fr")
-    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
-    model.train()
-    for _ in range(TRANSLATE_STEPS):
-        idx = torch.randint(0, len(src_lines), (16,), generator=gen).tolist()
-        b = tok([src_lines[i] for i in idx], text_target=[tgt_lines[i] for i in idx],
-                padding=True, truncation=True, max_length=30, return_tensors="pt")
-        b["labels"][b["labels"] == pad] = -100
-        loss = model(**b).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    print("toy en->fr training loss", loss.item())
-    model.eval()
+    train_translator(model, tok, corpus("en"), corpus("fr"), TRANSLATE_STEPS, gen, max_length=30)
     model.generation_config = T.GenerationConfig(
         bad_words_ids=[[pad]], decoder_start_token_id=pad, eos_token_id=tok.eos_token_id,
         forced_eos_token_id=tok.eos_token_id, max_length=32, num_beams=2, pad_token_id=pad,
@@ -180,22 +207,7 @@ def make_translate_fixture():
         shutil.copy(os.path.join(tok_dir, f), d)
     model = T.MarianMTModel.from_pretrained(d, attn_implementation="eager", dtype=torch.float32)
     model.eval()
-    batch = tok(TEXTS, padding=True, return_tensors="pt")
-    out = {"texts": TEXTS, "source_ids": [tok(t)["input_ids"] for t in TEXTS]}
-    for name, beams in (("greedy", 1), ("beam3", 3)):
-        with torch.no_grad():
-            seqs = model.generate(**batch, num_beams=beams, max_new_tokens=10)
-        rows = []
-        for row in seqs.tolist():
-            row = row[1:]
-            if tok.eos_token_id in row:
-                row = row[:row.index(tok.eos_token_id) + 1]
-            rows.append(row)
-        out[name] = {"output_ids": rows,
-                     "text": [tok.decode(r, skip_special_tokens=True) for r in rows]}
-    with open(os.path.join(OUT, "translate.json"), "w") as f:
-        json.dump(out, f, ensure_ascii=False)
-    print("translate", out)
+    write_translate_golden(model, tok, TEXTS, os.path.join(OUT, "translate.json"))
 
 
 def main():
