@@ -114,4 +114,21 @@ inline void expect_training_mode(EncoderDecoderModel& m, const json& g, const st
     if (name != unused) EXPECT_TRUE(p.grad().defined()) << name;
 }
 
+// A source or target longer than max_position_embeddings is a ValueError naming it.
+inline void expect_positions_checked(const EncoderDecoderModel& m, int64_t max_positions) {
+  NoGradGuard ng;
+  const Tensor ids = Tensor::full({1, max_positions + 1}, 5.0, DType::i64);
+  try {
+    m.encode(ids);
+    ADD_FAILURE() << "a source longer than max_position_embeddings was accepted";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos);
+  }
+  Seq2SeqInputs in;
+  in.input_ids = Tensor::full({1, 3}, 5.0, DType::i64);
+  in.decoder_input_ids = Tensor::full({1, max_positions + 1}, 5.0, DType::i64);
+  EXPECT_THROW(m.forward(in), ValueError);
+  EXPECT_THROW(m.make_cache(1, max_positions + 1), ValueError);
+}
+
 }  // namespace lmf::models::test

@@ -272,18 +272,10 @@ TEST(Marian, SourceLongerThanThePositionsIsAClearError) {
   auto m = load_marian("marian");
   const MarianConfig c =
       MarianConfig::from_json(read_text(marian_fixture("marian") + "/config.json"));
+  expect_positions_checked(*m, c.max_position_embeddings);
   NoGradGuard ng;
-  const Tensor ids = Tensor::full({1, c.max_position_embeddings + 1}, 5.0, DType::i64);
-  try {
-    m->encode(ids);
-    FAIL() << "a source longer than max_position_embeddings was accepted";
-  } catch (const ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos);
-  }
   Seq2SeqInputs in;
   in.input_ids = Tensor::full({1, 3}, 5.0, DType::i64);
-  in.decoder_input_ids = Tensor::full({1, c.max_position_embeddings + 1}, 5.0, DType::i64);
-  EXPECT_THROW(m->forward(in), ValueError);
   in.decoder_input_ids = Tensor();
   EXPECT_THROW(m->forward(in), ValueError);  // neither decoder_input_ids nor labels
   in.decoder_input_ids = Tensor::full({2, 3}, 5.0, DType::i64);  // batch differs from source
