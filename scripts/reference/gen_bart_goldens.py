@@ -282,6 +282,7 @@ def make_generate():
          single),
         ("beam2_min_length", dict(num_beams=2, min_length=14, max_new_tokens=20), batch),
         ("forced_eos_short", dict(num_beams=1, max_new_tokens=5), batch),
+        ("forced_bos_7_beam2", dict(num_beams=2, forced_bos_token_id=7, max_new_tokens=10), batch),
     ]
     out = []
     for name, kwargs, srcs in cases:

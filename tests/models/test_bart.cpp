@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/runtime.h"
@@ -266,6 +268,21 @@ TEST(Bart, InspectDescribesABartFolder) {
   for (const char* a :
        {"BartModel", "BartForConditionalGeneration", "BartForSequenceClassification"})
     EXPECT_NE(std::find(names.begin(), names.end(), a), names.end()) << a;
+}
+
+// The generation goldens exercise what they claim: the folder's no_repeat_ngram_size 3 changes
+// greedy search on the repeating source, forced BOS/EOS show in the outputs.
+TEST(Bart, GenerateGoldensCoverTheProcessors) {
+  const json g = json::parse(read_text(bart_fixture("generate.json")));
+  std::map<std::string, json> by;
+  for (const json& c : g.at("cases")) by[c.at("name").get<std::string>()] = c.at("output_ids");
+  EXPECT_NE(by.at("greedy_batched"), by.at("greedy_no_ngram_block"));
+  for (const auto& row : by.at("forced_bos_7_beam2")) EXPECT_EQ(row.front(), 7);
+  for (const auto& row : by.at("defaults_beam4")) EXPECT_EQ(row.front(), 0);
+  for (const auto& row : by.at("forced_eos_short")) EXPECT_EQ(row.back(), 2);
+  std::set<size_t> lengths;
+  for (const auto& row : by.at("greedy_batched")) lengths.insert(row.size());
+  EXPECT_GE(lengths.size(), 3u);
 }
 
 // ---- tokenizer ---------------------------------------------------------------------------------
