@@ -36,10 +36,58 @@ void print_keys(const char* title, const std::vector<std::string>& keys) {
     fmt::print("    ... and {} more (--json lists all)\n", keys.size() - shown);
 }
 
+void print_report(const tasks::ModelInfo& info) {
+  fmt::print("\nload report:\n");
+  if (!info.report.prefix_change.empty())
+    fmt::print("  checkpoint keys: {}\n", info.report.prefix_change);
+  print_keys("  missing keys (newly initialised)", info.report.missing_keys);
+  print_keys("  unexpected keys (not used)", info.report.unexpected_keys);
+  if (!info.report.tied_keys.empty()) print_keys("  tied keys", info.report.tied_keys);
+  if (!info.report.renamed_keys.empty())
+    print_keys("  renamed legacy keys", info.report.renamed_keys);
+}
+
+// A folder of another family (GPT-2, LLaMA, Marian, T5, ...): its config's shape fields.
+int print_other_family(const tasks::ModelInfo& info, bool json) {
+  if (json) {
+    nlohmann::json j;
+    j["dir"] = info.dir;
+    j["model_type"] = info.model_type;
+    j["architecture"] = info.architecture;
+    j["config"] = nlohmann::json::parse(info.config_json);
+    j["parameters"] = info.parameters;
+    j["weight_format"] = info.weight_format;
+    j["weight_files"] = info.weight_files;
+    for (const auto& [name, d] : info.dtypes)
+      j["dtypes"][name] = {{"tensors", d.tensors}, {"elements", d.elements}, {"bytes", d.bytes}};
+    j["missing_keys"] = info.report.missing_keys;
+    j["unexpected_keys"] = info.report.unexpected_keys;
+    j["tied_keys"] = info.report.tied_keys;
+    j["renamed_keys"] = info.report.renamed_keys;
+    j["tokenizer"] = info.tokenizer;
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("model folder   {}\n", info.dir);
+  fmt::print("architecture   {} (model_type {})\n", info.architecture, info.model_type);
+  std::vector<std::string> shape;
+  for (const auto& [k, v] : info.shape) shape.push_back(k + " " + v);
+  fmt::print("shape          {}\n", fmt::join(shape, ", "));
+  fmt::print("parameters     {} ({})\n", human_count(info.parameters), info.parameters);
+  fmt::print("weights        {}: {}\n", info.weight_format, fmt::join(info.weight_files, ", "));
+  for (const auto& [name, d] : info.dtypes)
+    fmt::print("  dtype {:<6} {} tensors, {} values, {}\n", name, d.tensors,
+               human_count(d.elements), human_bytes(d.bytes));
+  fmt::print("tokenizer      {}\n", info.tokenizer);
+  print_report(info);
+  return 0;
+}
+
 int run_inspect(const InspectOptions& o) {
   check_model_dir(o.dir);
   const tasks::ModelInfo info = tasks::inspect_model(o.dir);
   const auto& c = info.config;
+  if (!info.bert_family) return print_other_family(info, o.json);
   if (o.json) {
     nlohmann::json j;
     j["dir"] = info.dir;
@@ -104,14 +152,7 @@ int run_inspect(const InspectOptions& o) {
   fmt::print("tokenizer      {}\n", info.tokenizer);
   if (!info.st_modules.empty())
     fmt::print("sentence-transformers modules: {}\n", fmt::join(info.st_modules, ", "));
-  fmt::print("\nload report:\n");
-  if (!info.report.prefix_change.empty())
-    fmt::print("  checkpoint keys: {}\n", info.report.prefix_change);
-  print_keys("  missing keys (newly initialised)", info.report.missing_keys);
-  print_keys("  unexpected keys (not used)", info.report.unexpected_keys);
-  if (!info.report.tied_keys.empty()) print_keys("  tied keys", info.report.tied_keys);
-  if (!info.report.renamed_keys.empty())
-    print_keys("  renamed legacy keys", info.report.renamed_keys);
+  print_report(info);
   return 0;
 }
 

@@ -115,7 +115,8 @@ int run_translate(const TranslateCmd& o) {
       }
       for (size_t k = 0; k < seqs.size(); ++k) {
         const tasks::GeneratedSequence& s = *seqs[k];
-        const std::string text = lm.tokenizer ? tasks::decode_target_text(lm, s.output_ids) : "";
+        const std::string text =
+            lm.has_tokenizer() ? tasks::decode_target_text(lm, s.output_ids) : "";
         if (o.json) {
           nlohmann::json j{{"index", i},
                            {"source", texts[i]},
@@ -126,7 +127,7 @@ int run_translate(const TranslateCmd& o) {
           if (seqs.size() > 1) j["rank"] = k;
           if (s.score) j["score"] = *s.score;
           fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-        } else if (lm.tokenizer) {
+        } else if (lm.has_tokenizer()) {
           fmt::print("{}\n", text);
         } else {
           fmt::print("{}\n", nlohmann::json(s.output_ids).dump());
@@ -160,7 +161,9 @@ void register_translate_command(CLI::App& app, Commands& out) {
   auto* sub = app.add_subcommand(
       "translate",
       "Translate texts with an encoder-decoder model (a Marian folder: MarianMTModel weights,\n"
-      "config.json, generation_config.json, source.spm/target.spm/vocab.json), as\n"
+      "config.json, generation_config.json, source.spm/target.spm/vocab.json; or a T5 folder\n"
+      "with tokenizer.json or spiece.model: give T5's task prefix in the text, e.g.\n"
+      "\"translate English to German: ...\"), as\n"
       "transformers' generate() does for it: the sources are tokenized with </s>, padded into\n"
       "batches and encoded once; the decoder starts from decoder_start_token_id, caches the\n"
       "cross-attention keys/values once and its self-attention per step. The folder's\n"

@@ -5,6 +5,7 @@
 
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
+#include "lmforge/models/registry.h"
 #include "lmforge/tokenizers/tokenizer.h"
 
 namespace lmf::tasks {
@@ -65,10 +66,13 @@ void read_weights(const fs::path& dir, ModelInfo& info) {
 }
 
 std::string describe_tokenizer(const fs::path& dir) {
-  const char* file = fs::exists(dir / "tokenizer.json") ? "tokenizer.json"
-                     : fs::exists(dir / "vocab.txt")    ? "vocab.txt"
-                     : fs::exists(dir / "vocab.json")   ? "vocab.json + merges.txt"
-                                                        : nullptr;
+  const char* file = fs::exists(dir / "tokenizer.json")    ? "tokenizer.json"
+                     : fs::exists(dir / "vocab.txt")       ? "vocab.txt"
+                     : fs::exists(dir / "source.spm")      ? "source.spm (Marian)"
+                     : fs::exists(dir / "vocab.json")      ? "vocab.json + merges.txt"
+                     : fs::exists(dir / "spiece.model")    ? "spiece.model"
+                     : fs::exists(dir / "tokenizer.model") ? "tokenizer.model"
+                                                           : nullptr;
   if (file == nullptr) return "none (no tokenizer.json or vocab.txt): the folder can't take text";
   try {
     const tok::Tokenizer t = tok::Tokenizer::from_pretrained(dir);
@@ -92,6 +96,52 @@ ModelInfo inspect_model(const std::string& dir) {
       for (const auto& m : mods)
         if (m.is_object() && m.contains("type") && m["type"].is_string())
           info.st_modules.push_back(m["type"].get<std::string>());
+  }
+  const nlohmann::json cfg = io::read_json_file((root / "config.json").string());
+  if (cfg.is_object() && cfg.contains("model_type") && cfg["model_type"].is_string())
+    info.model_type = cfg["model_type"].get<std::string>();
+  static const std::set<std::string> kBert = {"bert", "roberta", "albert", "electra"};
+  if (!info.model_type.empty() && !kBert.count(info.model_type)) {
+    // Another family: what the registry builds, the config's shape, the weights and tokenizer.
+    info.bert_family = false;
+    info.config_json = cfg.dump();
+    auto model = models::load_pretrained(dir, {}, &info.report);
+    info.architecture = model->architecture();
+    info.parameters = model->num_parameters();
+    for (const char* k : {"num_layers",
+                          "num_decoder_layers",
+                          "num_hidden_layers",
+                          "n_layer",
+                          "encoder_layers",
+                          "decoder_layers",
+                          "d_model",
+                          "hidden_size",
+                          "n_embd",
+                          "num_heads",
+                          "num_attention_heads",
+                          "n_head",
+                          "encoder_attention_heads",
+                          "decoder_attention_heads",
+                          "num_key_value_heads",
+                          "d_kv",
+                          "d_ff",
+                          "intermediate_size",
+                          "encoder_ffn_dim",
+                          "feed_forward_proj",
+                          "activation_function",
+                          "hidden_act",
+                          "vocab_size",
+                          "max_position_embeddings",
+                          "n_positions",
+                          "relative_attention_num_buckets",
+                          "relative_attention_max_distance",
+                          "tie_word_embeddings"})
+      if (cfg.contains(k) && !cfg[k].is_null())
+        info.shape.emplace_back(k, cfg[k].is_string() ? cfg[k].get<std::string>() : cfg[k].dump());
+    read_weights(root, info);
+    info.pooler = "not applicable (model_type " + info.model_type + ")";
+    info.tokenizer = describe_tokenizer(root);
+    return info;
   }
   info.config = models::BertConfig::from_file((root / "config.json").string());
   auto model = models::create_model(dir, {}, &info.report);

@@ -167,10 +167,22 @@ bool load_sentencepiece_folder(const std::filesystem::path& dir, const json& con
   auto model = SentencePiece::from_file(file.string());
   tok.set_model(std::move(model));
   tok.set_decoder(std::make_unique<SentencePieceDecoder>(sp));
+  std::string cls = class_name(config);
+  // T5Tokenizer appends its sentinels <extra_id_N> (extra_ids, default 100) after the pieces in
+  // reverse order, <extra_id_0> last, before any other special token.
+  if (cls.rfind("T5Tokenizer", 0) == 0 && !sp->token_to_id("<extra_id_0>")) {
+    int64_t n = 100;
+    if (auto it = config.find("extra_ids"); it != config.end() && it->is_number_integer())
+      n = it->get<int64_t>();
+    std::vector<AddedToken> sentinels;
+    for (int64_t i = n - 1; i >= 0; --i)
+      sentinels.push_back(
+          {"<extra_id_" + std::to_string(i) + ">", false, false, false, false, true, std::nullopt});
+    tok.add_special_tokens(sentinels);
+  }
   tok.add_special_tokens(specials(config, map));
   // Special tokens the slow tokenizers add: [CLS] A [SEP] (ALBERT), A </s> (T5, Marian),
   // <s> A (LLaMA, add_bos_token / add_eos_token).
-  std::string cls = class_name(config);
   auto piece = [&](std::optional<uint32_t> id) { return sp->id_to_token(*id).value_or(""); };
   json single = json::array(), pair = json::array(), special = json::array();
   auto add_special = [&](const std::string& t) {

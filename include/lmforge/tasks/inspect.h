@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lmforge/models/bert.h"
@@ -18,7 +19,13 @@ struct DTypeCount {
 
 struct ModelInfo {
   std::string dir;
-  models::BertConfig config;
+  std::string model_type;     // config.json's
+  bool bert_family = true;    // false: another registered family (GPT-2, LLaMA, Marian, T5, ...)
+  models::BertConfig config;  // the BERT family's parsed config (bert_family only)
+  // Other families: the config's shape fields present (layers, widths, heads, vocabulary ...) as
+  // "key value" pairs, and the whole config.json for --json.
+  std::vector<std::pair<std::string, std::string>> shape;
+  std::string config_json;
   std::string architecture;  // the HF class lmforge built (config.architectures[0] or the base)
   int64_t parameters = 0;    // each shared (tied) tensor counted once
   std::vector<std::string> weight_files;  // relative to dir

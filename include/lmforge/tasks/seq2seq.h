@@ -12,7 +12,8 @@
 
 namespace lmf::tok {
 class MarianTokenizer;
-}
+class Tokenizer;
+}  // namespace lmf::tok
 
 namespace lmf::tasks {
 
@@ -24,6 +25,10 @@ struct Seq2SeqLM {
   std::string source;  // the folder
   // Marian's tokenizer when the folder has source.spm, target.spm and vocab.json; else null.
   std::shared_ptr<const tok::MarianTokenizer> tokenizer;
+  // Otherwise the folder's own tokenizer (tokenizer.json, or a SentencePiece model such as T5's
+  // spiece.model) when it has one; else null.
+  std::shared_ptr<const tok::Tokenizer> text_tokenizer;
+  bool has_tokenizer() const { return tokenizer || text_tokenizer; }
 };
 // ValueError when the folder holds no encoder-decoder with an LM head (naming what it holds);
 // IoError for missing or corrupt files.
@@ -31,7 +36,7 @@ Seq2SeqLM load_seq2seq_lm(const std::string& dir);
 
 // Text <-> ids with the folder's tokenizer: the source as tokenizer(text) (with </s>), a
 // translation as tokenizer.decode(ids, skip_special_tokens=True). ValueError "this folder has no
-// Marian tokenizer (source.spm/target.spm/vocab.json)" when there is none.
+// tokenizer" when there is none.
 std::vector<int64_t> encode_source_text(const Seq2SeqLM& lm, const std::string& text);
 std::string decode_target_text(const Seq2SeqLM& lm, const std::vector<int64_t>& ids);
 // Token strings for heatmap labels (the vocabulary's pieces; "#<id>" without a tokenizer or for
