@@ -9,6 +9,7 @@
 #include "lmforge/core/runtime.h"
 #include "lmforge/models/registry.h"
 #include "models/decoder_util.h"
+#include "models/encoder_decoder_util.h"
 
 namespace lmf::models {
 
@@ -380,17 +381,6 @@ Seq2SeqSpec MarianModel::spec() const {
 }
 
 namespace {
-void check_ids(const std::string& who, const char* name, const Tensor& ids) {
-  LMF_CHECK(ids.defined() && ids.dim() == 2 && ids.size(1) > 0 && !is_floating(ids.dtype()),
-            ShapeError, "{}: {} must be integer [B, T] with T > 0, got {}", who, name,
-            ids.defined() ? ids.describe() : "undefined");
-}
-void check_mask(const std::string& who, const char* name, const Tensor& mask, int64_t B,
-                int64_t T) {
-  if (mask.defined())
-    LMF_CHECK(mask.dim() == 2 && mask.size(0) == B && mask.size(1) == T, ShapeError,
-              "{}: {} must be [{}, {}], got {}", who, name, B, T, mask.describe());
-}
 // Runs the layers of a stack, skipping each with probability `layerdrop` in training (LayerDrop).
 bool drop_layer(double layerdrop, bool training) {
   return training && layerdrop > 0 && default_generator().uniform() < layerdrop;
@@ -400,9 +390,9 @@ bool drop_layer(double layerdrop, bool training) {
 EncoderOutput MarianModel::encode(const Tensor& input_ids, const Tensor& attention_mask,
                                   bool output_attentions) const {
   const std::string who = architecture();
-  check_ids(who, "input_ids", input_ids);
+  detail::check_seq2seq_ids(who, "input_ids", input_ids);
   const int64_t B = input_ids.size(0), S = input_ids.size(1);
-  check_mask(who, "attention_mask", attention_mask, B, S);
+  detail::check_seq2seq_mask(who, "attention_mask", attention_mask, B, S);
   LMF_CHECK(S <= cfg_.max_position_embeddings, ValueError,
             "{}: the source has {} tokens but the model has max_position_embeddings = {} "
             "(truncate the source)",
@@ -424,29 +414,10 @@ EncoderOutput MarianModel::encode(const Tensor& input_ids, const Tensor& attenti
 Tensor MarianModel::decode(const Seq2SeqInputs& in, const Tensor& ids, const Tensor& enc,
                            Seq2SeqOutput& out) const {
   const std::string who = architecture();
-  check_ids(who, "decoder_input_ids", ids);
-  const int64_t B = ids.size(0), T = ids.size(1);
+  const int64_t past =
+      detail::check_decoder_call(who, in, ids, enc, cfg_.d_model, cfg_.decoder_layers);
+  const int64_t T = ids.size(1);
   Seq2SeqCache* cache = in.cache;
-  const int64_t past = cache ? cache->length() : 0;
-  if (cache) {
-    LMF_CHECK(cache->batch() == B &&
-                  static_cast<int64_t>(cache->cross.size()) == cfg_.decoder_layers &&
-                  cache->self.num_layers() == cfg_.decoder_layers,
-              ShapeError,
-              "{}: the cache holds {} rows and {} layers but decoder_input_ids has {} rows and the "
-              "model {} decoder layers (make it with make_cache)",
-              who, cache->batch(), cache->self.num_layers(), B, cfg_.decoder_layers);
-  }
-  LMF_CHECK(enc.dim() == 3 && enc.size(0) == B && enc.size(2) == cfg_.d_model, ShapeError,
-            "{}: encoder_hidden_states must be [{}, S, {}], got {}", who, B, cfg_.d_model,
-            enc.describe());
-  check_mask(who, "attention_mask", in.attention_mask, B, enc.size(1));
-  if (cache && cache->has_cross())
-    LMF_CHECK(cache->cross[0].k.size(2) == enc.size(1), ValueError,
-              "{}: the cache holds cross-attention keys of a {}-position source but "
-              "encoder_hidden_states has {} positions (reset() the cache for a new source)",
-              who, cache->cross[0].k.size(2), enc.size(1));
-  check_mask(who, "decoder_attention_mask", in.decoder_attention_mask, B, past + T);
   LMF_CHECK(past + T <= cfg_.max_position_embeddings, ValueError,
             "{}: {} target positions ({} cached + {} new) exceed max_position_embeddings = {} "
             "(shorten the target or the generation)",
@@ -481,21 +452,9 @@ Tensor MarianModel::decode(const Seq2SeqInputs& in, const Tensor& ids, const Ten
 
 Seq2SeqOutput MarianModel::forward(const Seq2SeqInputs& in, const Seq2SeqLabels& labels) const {
   const std::string who = architecture();
-  Seq2SeqOutput out;
-  if (in.encoder_hidden_states.defined()) {
-    out.encoder_last_hidden_state = in.encoder_hidden_states;
-  } else {
-    EncoderOutput e = encode(in.input_ids, in.attention_mask, in.output_attentions);
-    out.encoder_last_hidden_state = e.last_hidden_state;
-    out.encoder_attentions = std::move(e.attentions);
-  }
-  Tensor dec_ids = in.decoder_input_ids;
-  if (!dec_ids.defined() && labels.labels.defined())
-    dec_ids = shift_tokens_right(labels.labels, cfg_.pad_token_id.value_or(-1),
-                                 cfg_.decoder_start_token_id);
-  LMF_CHECK(dec_ids.defined(), ValueError,
-            "{}: give decoder_input_ids (start with decoder_start_token_id = {}) or labels", who,
-            cfg_.decoder_start_token_id);
+  Seq2SeqOutput out = detail::seq2seq_encoder_output(*this, in);
+  const Tensor dec_ids = detail::seq2seq_decoder_ids(
+      who, in, labels, cfg_.pad_token_id.value_or(-1), cfg_.decoder_start_token_id);
   out.last_hidden_state = decode(in, dec_ids, out.encoder_last_hidden_state, out);
   if (!lm_head_) {
     LMF_CHECK(!labels.labels.defined(), ValueError,
@@ -508,19 +467,8 @@ Seq2SeqOutput MarianModel::forward(const Seq2SeqInputs& in, const Seq2SeqLabels&
   out.logits =
       lm_head_->forward(keep > 0 && keep < h.size(1) ? h.narrow(1, h.size(1) - keep, keep) : h) +
       *final_logits_bias_;
-  if (labels.labels.defined()) {
-    const Tensor& l = labels.labels;
-    const int64_t B = out.logits.size(0), T = out.logits.size(1), V = out.logits.size(2);
-    LMF_CHECK(keep == 0 || keep >= h.size(1), ValueError,
-              "{}: labels need the logits of every position (logits_to_keep = 0)", who);
-    LMF_CHECK(l.dim() == 2 && l.size(0) == B && l.size(1) == T && !is_floating(l.dtype()),
-              ShapeError,
-              "{}: labels must be integer [B, T] = [{}, {}] like decoder_input_ids, "
-              "got {}",
-              who, B, T, l.describe());
-    out.loss =
-        cross_entropy(out.logits.reshape({B * T, V}), l.reshape({B * T}).to(DType::i64), -100);
-  }
+  if (labels.labels.defined())
+    out.loss = detail::seq2seq_lm_loss(who, out.logits, labels.labels, keep, h.size(1));
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include "lmforge/models/registry.h"
 #include "lmforge/nn/init.h"
 #include "models/decoder_util.h"
+#include "models/encoder_decoder_util.h"
 
 namespace lmf::models {
 
@@ -435,25 +436,12 @@ Seq2SeqSpec T5Model::spec() const {
   return s;
 }
 
-namespace {
-void check_ids(const std::string& who, const char* name, const Tensor& ids) {
-  LMF_CHECK(ids.defined() && ids.dim() == 2 && ids.size(1) > 0 && !is_floating(ids.dtype()),
-            ShapeError, "{}: {} must be integer [B, T] with T > 0, got {}", who, name,
-            ids.defined() ? ids.describe() : "undefined");
-}
-void check_mask(const std::string& who, const char* name, const Tensor& mask, int64_t B,
-                int64_t T) {
-  if (mask.defined())
-    LMF_CHECK(mask.dim() == 2 && mask.size(0) == B && mask.size(1) == T, ShapeError,
-              "{}: {} must be [{}, {}], got {}", who, name, B, T, mask.describe());
-}
-}  // namespace
-
 EncoderOutput T5Model::encode(const Tensor& input_ids, const Tensor& attention_mask,
                               bool output_attentions) const {
   const std::string who = architecture();
-  check_ids(who, "input_ids", input_ids);
-  check_mask(who, "attention_mask", attention_mask, input_ids.size(0), input_ids.size(1));
+  detail::check_seq2seq_ids(who, "input_ids", input_ids);
+  detail::check_seq2seq_mask(who, "attention_mask", attention_mask, input_ids.size(0),
+                             input_ids.size(1));
   EncoderOutput out;
   T5Stack::Inputs si;
   si.key_padding = detail::key_padding_from(attention_mask);
@@ -464,14 +452,7 @@ EncoderOutput T5Model::encode(const Tensor& input_ids, const Tensor& attention_m
 
 Seq2SeqOutput T5Model::forward(const Seq2SeqInputs& in, const Seq2SeqLabels& labels) const {
   const std::string who = architecture();
-  Seq2SeqOutput out;
-  if (in.encoder_hidden_states.defined()) {
-    out.encoder_last_hidden_state = in.encoder_hidden_states;
-  } else {
-    EncoderOutput e = encode(in.input_ids, in.attention_mask, in.output_attentions);
-    out.encoder_last_hidden_state = e.last_hidden_state;
-    out.encoder_attentions = std::move(e.attentions);
-  }
+  Seq2SeqOutput out = detail::seq2seq_encoder_output(*this, in);
   if (!decoder_) {
     LMF_CHECK(!labels.labels.defined() && !in.decoder_input_ids.defined(), ValueError,
               "T5EncoderModel has no decoder (load the folder as T5ForConditionalGeneration or "
@@ -479,41 +460,13 @@ Seq2SeqOutput T5Model::forward(const Seq2SeqInputs& in, const Seq2SeqLabels& lab
     out.last_hidden_state = out.encoder_last_hidden_state;
     return out;
   }
-  Tensor ids = in.decoder_input_ids;
-  if (!ids.defined() && labels.labels.defined()) {
-    LMF_CHECK(cfg_.decoder_start_token_id.has_value(), ValueError,
-              "{}: decoder_start_token_id has to be defined (set it in config.json; T5 uses the "
-              "pad token, 0) to make decoder_input_ids from labels",
-              who);
-    ids = shift_tokens_right(labels.labels, cfg_.pad_token_id.value_or(-1),
-                             *cfg_.decoder_start_token_id);
-  }
-  LMF_CHECK(ids.defined(), ValueError,
-            "{}: give decoder_input_ids (start with decoder_start_token_id, 0 for T5) or labels",
-            who);
-  check_ids(who, "decoder_input_ids", ids);
+  // T5 configs set decoder_start_token_id (0, the pad token); transformers' _shift_right needs it.
+  const Tensor ids = detail::seq2seq_decoder_ids(who, in, labels, cfg_.pad_token_id.value_or(-1),
+                                                 cfg_.decoder_start_token_id.value_or(-1));
   const Tensor& enc = out.encoder_last_hidden_state;
-  const int64_t B = ids.size(0), T = ids.size(1);
+  detail::check_decoder_call(who, in, ids, enc, cfg_.d_model, cfg_.num_decoder_layers);
+  const int64_t T = ids.size(1);
   Seq2SeqCache* cache = in.cache;
-  const int64_t past = cache ? cache->length() : 0;
-  if (cache)
-    LMF_CHECK(cache->batch() == B &&
-                  static_cast<int64_t>(cache->cross.size()) == cfg_.num_decoder_layers &&
-                  cache->self.num_layers() == cfg_.num_decoder_layers,
-              ShapeError,
-              "{}: the cache holds {} rows and {} layers but decoder_input_ids has {} rows and the "
-              "model {} decoder layers (make it with make_cache)",
-              who, cache->batch(), cache->self.num_layers(), B, cfg_.num_decoder_layers);
-  LMF_CHECK(enc.dim() == 3 && enc.size(0) == B && enc.size(2) == cfg_.d_model, ShapeError,
-            "{}: encoder_hidden_states must be [{}, S, {}], got {}", who, B, cfg_.d_model,
-            enc.describe());
-  check_mask(who, "attention_mask", in.attention_mask, B, enc.size(1));
-  check_mask(who, "decoder_attention_mask", in.decoder_attention_mask, B, past + T);
-  if (cache && cache->has_cross())
-    LMF_CHECK(cache->cross[0].k.size(2) == enc.size(1), ValueError,
-              "{}: the cache holds cross-attention keys of a {}-position source but "
-              "encoder_hidden_states has {} positions (reset() the cache for a new source)",
-              who, cache->cross[0].k.size(2), enc.size(1));
   T5Stack::Inputs si;
   si.key_padding = detail::key_padding_from(in.decoder_attention_mask);
   si.encoder_hidden_states = enc;
@@ -536,20 +489,10 @@ Seq2SeqOutput T5Model::forward(const Seq2SeqInputs& in, const Seq2SeqLabels& lab
   LMF_CHECK(keep >= 0, ValueError, "{}: logits_to_keep must be >= 0, got {}", who, keep);
   Tensor h = out.last_hidden_state;
   if (keep > 0 && keep < T) h = h.narrow(1, T - keep, keep);
-  if (cfg_.scale_decoder_outputs) h = h * (1.0 / std::sqrt(static_cast<double>(cfg_.d_model)));
+  if (cfg_.scale_decoder_outputs) h = h * std::pow(static_cast<double>(cfg_.d_model), -0.5);
   out.logits = lm_head_->forward(h);
-  if (labels.labels.defined()) {
-    const Tensor& l = labels.labels;
-    const int64_t V = out.logits.size(2);
-    LMF_CHECK(keep == 0 || keep >= T, ValueError,
-              "{}: labels need the logits of every position (logits_to_keep = 0)", who);
-    LMF_CHECK(l.dim() == 2 && l.size(0) == B && l.size(1) == T && !is_floating(l.dtype()),
-              ShapeError,
-              "{}: labels must be integer [B, T] = [{}, {}] like decoder_input_ids, got {}", who, B,
-              T, l.describe());
-    out.loss =
-        cross_entropy(out.logits.reshape({B * T, V}), l.reshape({B * T}).to(DType::i64), -100);
-  }
+  if (labels.labels.defined())
+    out.loss = detail::seq2seq_lm_loss(who, out.logits, labels.labels, keep, T);
   return out;
 }
 

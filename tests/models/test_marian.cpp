@@ -12,6 +12,7 @@
 #include "lmforge/models/marian.h"
 #include "lmforge/models/registry.h"
 #include "models/decoder_test_util.h"
+#include "models/seq2seq_test_util.h"
 
 namespace lmf::models::test {
 namespace {
@@ -84,53 +85,15 @@ TEST_P(MarianFamily, CachedDecodingEqualsFullForward) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
   m->prepare_inference();
-  NoGradGuard ng;
   const Seq2SeqInputs full = golden_inputs(g);
-  const Tensor ref = m->forward(full).logits;
+  Seq2SeqCache c2 = expect_cached_decoding_equals_full(*m, full, golden_tensor(g.at("logits")));
+  NoGradGuard ng;
   const Tensor enc = m->encode(full.input_ids, full.attention_mask).last_hidden_state;
-  const int64_t B = full.decoder_input_ids.size(0), T = full.decoder_input_ids.size(1);
-  Seq2SeqCache cache = m->make_cache(B, T);
-  EXPECT_FALSE(cache.has_cross());
-  std::vector<Tensor> steps;
-  for (int64_t start = 0; start < T;) {
-    const int64_t n = start == 0 ? 2 : 1;  // a 2-token prefix, then one token per step
-    Seq2SeqInputs in;
-    in.encoder_hidden_states = enc;
-    in.attention_mask = full.attention_mask;
-    in.decoder_input_ids = full.decoder_input_ids.narrow(1, start, n).contiguous();
-    in.cache = &cache;
-    in.logits_to_keep = n == 1 ? 1 : 0;
-    steps.push_back(m->forward(in).logits);
-    start += n;
-    EXPECT_EQ(cache.length(), start);
-    EXPECT_TRUE(cache.has_cross());
-  }
-  const Tensor inc = concat(steps, 1);
-  EXPECT_LE(max_abs(inc, ref), 1e-5);
-  EXPECT_LE(max_abs(inc, golden_tensor(g.at("logits"))), 1e-4);
-  // Beam-style reorder: rows swapped, then one more step gives the swapped rows' logits.
-  Seq2SeqCache c2 = m->make_cache(B, T);
-  Seq2SeqInputs p;
-  p.encoder_hidden_states = enc;
-  p.attention_mask = full.attention_mask;
-  p.decoder_input_ids = full.decoder_input_ids.narrow(1, 0, T - 1).contiguous();
-  p.cache = &c2;
-  m->forward(p);
-  c2.reorder({1, 0});
-  Seq2SeqInputs s;
-  s.encoder_hidden_states = stack({enc.select(0, 1), enc.select(0, 0)}, 0);
-  s.attention_mask = stack({full.attention_mask.select(0, 1), full.attention_mask.select(0, 0)}, 0);
-  const Tensor last = full.decoder_input_ids.narrow(1, T - 1, 1);
-  s.decoder_input_ids = stack({last.select(0, 1), last.select(0, 0)}, 0);
-  s.cache = &c2;
-  const Tensor l = m->forward(s).logits;
-  EXPECT_LE(max_abs(l.select(0, 0).unsqueeze(0), ref.narrow(0, 1, 1).narrow(1, T - 1, 1)), 1e-5);
-  EXPECT_LE(max_abs(l.select(0, 1).unsqueeze(0), ref.narrow(0, 0, 1).narrow(1, T - 1, 1)), 1e-5);
-  // The cache is bounded: one position more than its capacity is refused.
-  EXPECT_THROW(m->forward(s), ValueError);
-  Seq2SeqInputs other = s;
-  other.encoder_hidden_states = s.encoder_hidden_states.narrow(1, 0, 3).contiguous();
-  other.attention_mask = s.attention_mask.narrow(1, 0, 3).contiguous();
+  Seq2SeqInputs other;
+  other.encoder_hidden_states = enc.narrow(1, 0, 3).contiguous();
+  other.attention_mask = full.attention_mask.narrow(1, 0, 3).contiguous();
+  other.decoder_input_ids = full.decoder_input_ids.narrow(1, 0, 1).contiguous();
+  other.cache = &c2;
   c2.self.truncate(1);
   EXPECT_THROW(m->forward(other), ValueError);  // cross keys are of a 7-position source
   c2.reset();
@@ -167,30 +130,10 @@ TEST_P(MarianFamily, GreedyLoopOnTheCacheEqualsTransformersGenerate) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
   m->prepare_inference();
-  NoGradGuard ng;
-  const Seq2SeqSpec sp = m->spec();
   const Tensor want = golden_tensor(g.at("greedy"));
-  const int64_t B = want.size(0), L = want.size(1);
-  Seq2SeqInputs in;
-  in.attention_mask = golden_tensor(g.at("attention_mask"));
-  in.encoder_hidden_states =
-      m->encode(golden_tensor(g.at("input_ids")), in.attention_mask).last_hidden_state;
-  Seq2SeqCache cache = m->make_cache(B, L);
-  in.cache = &cache;
-  in.logits_to_keep = 1;
-  std::vector<int64_t> seq(B * L, sp.pad_token_id), next(B, sp.decoder_start_token_id);
-  std::vector<bool> done(B, false);
-  for (int64_t t = 0; t < L; ++t) {
-    for (int64_t b = 0; b < B; ++b) seq[b * L + t] = next[b];
-    if (t + 1 == L || std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
-    in.decoder_input_ids = Tensor::from_vector(next, {B, 1});
-    const std::vector<int64_t> best = argmax(m->forward(in).logits, -1).to_vector<int64_t>();
-    for (int64_t b = 0; b < B; ++b) {
-      next[b] = done[b] ? sp.pad_token_id : best[b];
-      for (int64_t e : sp.eos_token_ids) done[b] = done[b] || next[b] == e;
-    }
-  }
-  EXPECT_EQ(seq, want.to_vector<int64_t>());
+  EXPECT_EQ(greedy_on_cache(*m, golden_tensor(g.at("input_ids")),
+                            golden_tensor(g.at("attention_mask")), want.size(1)),
+            want.to_vector<int64_t>());
 }
 
 // Training mode: dropout changes the loss (seeded: reproducible), and every parameter the forward

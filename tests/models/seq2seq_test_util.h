@@ -1,0 +1,101 @@
+// Shared checks of the encoder-decoder family tests (Marian, T5): the cached step-by-step decoder
+// against the full forward with a beam-style reorder, and a greedy loop on the cache.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "lmforge/core/autograd.h"
+#include "lmforge/models/encoder_decoder.h"
+#include "models/decoder_test_util.h"
+
+namespace lmf::models::test {
+
+inline double max_abs_all(const Tensor& a, const Tensor& b) {
+  return max_abs_diff_masked(a, b, Tensor::ones({a.size(0), a.size(1)}, DType::i64));
+}
+
+// Decodes full.decoder_input_ids [2, T] on a cache (a 2-token prefix, then one token per step) and
+// compares with the full forward `ref` and the golden logits; then a cache filled with T - 1
+// positions, its rows swapped, gives the swapped rows' last logits; one more position than the
+// capacity is refused. Returns the cache of the reorder check (length T) for further checks.
+inline Seq2SeqCache expect_cached_decoding_equals_full(const EncoderDecoderModel& m,
+                                                       const Seq2SeqInputs& full,
+                                                       const Tensor& golden_logits) {
+  NoGradGuard ng;
+  const Tensor ref = m.forward(full).logits;
+  const Tensor enc = m.encode(full.input_ids, full.attention_mask).last_hidden_state;
+  const int64_t B = full.decoder_input_ids.size(0), T = full.decoder_input_ids.size(1);
+  Seq2SeqCache cache = m.make_cache(B, T);
+  EXPECT_FALSE(cache.has_cross());
+  std::vector<Tensor> steps;
+  for (int64_t start = 0; start < T;) {
+    const int64_t n = start == 0 ? 2 : 1;
+    Seq2SeqInputs in;
+    in.encoder_hidden_states = enc;
+    in.attention_mask = full.attention_mask;
+    in.decoder_input_ids = full.decoder_input_ids.narrow(1, start, n).contiguous();
+    in.cache = &cache;
+    in.logits_to_keep = n == 1 ? 1 : 0;
+    steps.push_back(m.forward(in).logits);
+    start += n;
+    EXPECT_EQ(cache.length(), start);
+    EXPECT_TRUE(cache.has_cross());
+  }
+  const Tensor inc = concat(steps, 1);
+  EXPECT_LE(max_abs_all(inc, ref), 1e-5);
+  EXPECT_LE(max_abs_all(inc, golden_logits), 1e-4);
+  Seq2SeqCache c2 = m.make_cache(B, T);
+  Seq2SeqInputs p;
+  p.encoder_hidden_states = enc;
+  p.attention_mask = full.attention_mask;
+  p.decoder_input_ids = full.decoder_input_ids.narrow(1, 0, T - 1).contiguous();
+  p.cache = &c2;
+  m.forward(p);
+  c2.reorder({1, 0});
+  Seq2SeqInputs s;
+  s.encoder_hidden_states = stack({enc.select(0, 1), enc.select(0, 0)}, 0);
+  s.attention_mask = stack({full.attention_mask.select(0, 1), full.attention_mask.select(0, 0)}, 0);
+  const Tensor last = full.decoder_input_ids.narrow(1, T - 1, 1);
+  s.decoder_input_ids = stack({last.select(0, 1), last.select(0, 0)}, 0);
+  s.cache = &c2;
+  const Tensor l = m.forward(s).logits;
+  EXPECT_LE(max_abs_all(l.select(0, 0).unsqueeze(0), ref.narrow(0, 1, 1).narrow(1, T - 1, 1)),
+            1e-5);
+  EXPECT_LE(max_abs_all(l.select(0, 1).unsqueeze(0), ref.narrow(0, 0, 1).narrow(1, T - 1, 1)),
+            1e-5);
+  EXPECT_THROW(m.forward(s), ValueError);  // past the cache's capacity
+  return c2;
+}
+
+// The API carries a seq2seq greedy loop: encode once, start from decoder_start_token_id, one
+// cached token per step (cross-attention K/V computed on the first); rows that reached eos are
+// padded. Returns [B, L] row-major, as generate()'s sequences.
+inline std::vector<int64_t> greedy_on_cache(const EncoderDecoderModel& m, const Tensor& input_ids,
+                                            const Tensor& attention_mask, int64_t L) {
+  NoGradGuard ng;
+  const Seq2SeqSpec sp = m.spec();
+  const int64_t B = input_ids.size(0);
+  Seq2SeqInputs in;
+  in.attention_mask = attention_mask;
+  in.encoder_hidden_states = m.encode(input_ids, attention_mask).last_hidden_state;
+  Seq2SeqCache cache = m.make_cache(B, L);
+  in.cache = &cache;
+  in.logits_to_keep = 1;
+  std::vector<int64_t> seq(B * L, sp.pad_token_id), next(B, sp.decoder_start_token_id);
+  std::vector<bool> done(B, false);
+  for (int64_t t = 0; t < L; ++t) {
+    for (int64_t b = 0; b < B; ++b) seq[b * L + t] = next[b];
+    if (t + 1 == L || std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+    in.decoder_input_ids = Tensor::from_vector(next, {B, 1});
+    const std::vector<int64_t> best = argmax(m.forward(in).logits, -1).to_vector<int64_t>();
+    for (int64_t b = 0; b < B; ++b) {
+      next[b] = done[b] ? sp.pad_token_id : best[b];
+      for (int64_t e : sp.eos_token_ids) done[b] = done[b] || next[b] == e;
+    }
+  }
+  return seq;
+}
+
+}  // namespace lmf::models::test
