@@ -32,6 +32,11 @@ tokenizer/: a small T5 tokenizer: slow/ holds spiece.model (sentencepiece Unigra
   <extra_id_N> tokens at the end of the vocabulary, <extra_id_0> last); golden.json: for each text
   the ids and tokens of tokenizer(text) and decode(ids) with and without skip_special_tokens, from
   both folders (transformers gives the same for both).
+t5_translate/: a tiny T5ForConditionalGeneration over that tokenizer (vocab 405, relu, tied),
+  briefly trained on TRANSLATE_STEPS copy steps of multi30k English (one thread, seeded), with the
+  tokenizer's fast/ files copied in, for tests/cli/test_t5_cli.sh; translate.json: TEXTS_T5 (task
+  prefixes in the text) as transformers translates them (tokenizer(texts, padding=True) ->
+  generate(max_new_tokens=10) -> decode(skip_special_tokens=True)), greedy and with 2 beams.
 buckets.json: T5Attention._relative_position_bucket for relative positions -300..300 under several
   (bidirectional, num_buckets, max_distance).
 generate.json: {"cases": [...]} in tests/fixtures/seq2seq_generate/golden.json's format (model
@@ -39,7 +44,8 @@ generate.json: {"cases": [...]} in tests/fixtures/seq2seq_generate/golden.json's
   start token cut after eos, beam scores): greedy and beam search, batched and single, per model.
 
 Regenerate with:  nice -n 19 python3 scripts/reference/gen_t5_goldens.py
-(only the tokenizer folders: ... gen_t5_goldens.py tokenizer; the tokenizer needs sentencepiece
+(only the tokenizer folders: ... gen_t5_goldens.py tokenizer; only them and t5_translate/:
+... gen_t5_goldens.py translate; the tokenizer needs sentencepiece
 and protobuf)
 (from the repository root; torch and transformers 5.25; deterministic, seeded, no network).
 """
@@ -225,10 +231,68 @@ def make_tokenizer():
     print("tokenizer", len(tok), "->", d)
 
 
+TRANSLATE_STEPS = 150
+TEXTS_T5 = ["translate English to German: A man is riding a bike.",
+            "summarize: Two dogs play in the snow near a tree."]
+
+
+def make_translate_fixture():
+    tok_dir = os.path.join(ROOT, "tokenizer", "fast")
+    d = os.path.join(ROOT, "t5_translate")
+    shutil.rmtree(d, ignore_errors=True)
+    tok = T.AutoTokenizer.from_pretrained(tok_dir)
+    cfg = T.T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=1,
+                     num_decoder_layers=1, num_heads=4, relative_attention_num_buckets=16,
+                     relative_attention_max_distance=32, feed_forward_proj="relu",
+                     decoder_start_token_id=tok.pad_token_id, pad_token_id=tok.pad_token_id,
+                     eos_token_id=tok.eos_token_id)
+    torch.manual_seed(11)
+    model = T.T5ForConditionalGeneration(cfg)
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(12)
+    with open("/work/shared/data/multi30k/val.en", encoding="utf-8") as f:
+        lines = f.read().splitlines()[:300]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(TRANSLATE_STEPS):
+        idx = torch.randint(0, len(lines), (16,), generator=gen).tolist()
+        b = tok([lines[i] for i in idx], text_target=[lines[i] for i in idx], padding=True,
+                truncation=True, max_length=24, return_tensors="pt")
+        b["labels"][b["labels"] == tok.pad_token_id] = -100
+        loss = model(**b).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    model.save_pretrained(d)
+    for f in os.listdir(tok_dir):
+        shutil.copy(os.path.join(tok_dir, f), d)
+    model = load(d)
+    batch = tok(TEXTS_T5, padding=True, return_tensors="pt")
+    out = {"texts": TEXTS_T5, "source_ids": [tok(t)["input_ids"] for t in TEXTS_T5]}
+    for name, beams in (("greedy", 1), ("beam2", 2)):
+        with torch.no_grad():
+            seqs = model.generate(**batch, num_beams=beams, max_new_tokens=10)
+        rows = []
+        for row in seqs.tolist():
+            row = row[1:]
+            if tok.eos_token_id in row:
+                row = row[:row.index(tok.eos_token_id) + 1]
+            rows.append(row)
+        out[name] = {"output_ids": rows,
+                     "text": [tok.decode(r, skip_special_tokens=True) for r in rows]}
+    with open(os.path.join(d, "translate.json"), "w") as f:
+        json.dump(out, f, ensure_ascii=False)
+    print("t5 translate (loss", loss.item(), ")", out)
+
+
 def main():
     os.makedirs(ROOT, exist_ok=True)
     make_tokenizer()
     if sys.argv[1:] == ["tokenizer"]:
+        return
+    make_translate_fixture()
+    if sys.argv[1:] == ["translate"]:
         return
     cases = []
     for name, (kw, grad_names) in MODELS.items():

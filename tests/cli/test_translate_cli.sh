@@ -81,7 +81,7 @@ expect_error "top-p 1.5" "top_p" "$LMF" translate --model "$M" --do-sample --top
 expect_error "temperature -1" "temperature" "$LMF" translate --model "$M" --temperature -1 "a"
 expect_error "num-return-sequences > beams" "num_return_sequences" "$LMF" translate --model "$M" --num-beams 2 --num-return-sequences 3 "a"
 mkdir "$T/notok" && cp "$M"/config.json "$M"/model.safetensors "$T/notok/"
-expect_error "no tokenizer" "no Marian tokenizer" "$LMF" translate --model "$T/notok" "a"
+expect_error "no tokenizer" "has no tokenizer" "$LMF" translate --model "$T/notok" "a"
 expect_error "bad --source-ids" "source-ids" "$LMF" translate --model "$M" --source-ids "[1,"
 # An empty argument gives an empty translation (its line stays in place).
 "$LMF" translate --model "$M" --max-new-tokens 4 --json "" "${texts[0]}" >"$T/empty.json" 2>/dev/null
