@@ -47,6 +47,27 @@ void print_report(const tasks::ModelInfo& info) {
     print_keys("  renamed legacy keys", info.report.renamed_keys);
 }
 
+void print_weights(const tasks::ModelInfo& info) {
+  fmt::print("parameters     {} ({})\n", human_count(info.parameters), info.parameters);
+  fmt::print("weights        {}: {}\n", info.weight_format, fmt::join(info.weight_files, ", "));
+  for (const auto& [name, d] : info.dtypes)
+    fmt::print("  dtype {:<6} {} tensors, {} values, {}\n", name, d.tensors,
+               human_count(d.elements), human_bytes(d.bytes));
+}
+
+// Parameters, weight files and dtypes, and the load report's keys, as --json lists them.
+void add_weights_json(const tasks::ModelInfo& info, nlohmann::json& j) {
+  j["parameters"] = info.parameters;
+  j["weight_format"] = info.weight_format;
+  j["weight_files"] = info.weight_files;
+  for (const auto& [name, d] : info.dtypes)
+    j["dtypes"][name] = {{"tensors", d.tensors}, {"elements", d.elements}, {"bytes", d.bytes}};
+  j["missing_keys"] = info.report.missing_keys;
+  j["unexpected_keys"] = info.report.unexpected_keys;
+  j["tied_keys"] = info.report.tied_keys;
+  j["renamed_keys"] = info.report.renamed_keys;
+}
+
 // A folder of another family (GPT-2, LLaMA, Marian, T5, ...): its config's shape fields.
 int print_other_family(const tasks::ModelInfo& info, bool json) {
   if (json) {
@@ -55,15 +76,7 @@ int print_other_family(const tasks::ModelInfo& info, bool json) {
     j["model_type"] = info.model_type;
     j["architecture"] = info.architecture;
     j["config"] = nlohmann::json::parse(info.config_json);
-    j["parameters"] = info.parameters;
-    j["weight_format"] = info.weight_format;
-    j["weight_files"] = info.weight_files;
-    for (const auto& [name, d] : info.dtypes)
-      j["dtypes"][name] = {{"tensors", d.tensors}, {"elements", d.elements}, {"bytes", d.bytes}};
-    j["missing_keys"] = info.report.missing_keys;
-    j["unexpected_keys"] = info.report.unexpected_keys;
-    j["tied_keys"] = info.report.tied_keys;
-    j["renamed_keys"] = info.report.renamed_keys;
+    add_weights_json(info, j);
     j["tokenizer"] = info.tokenizer;
     fmt::print("{}\n", j.dump(2));
     return 0;
@@ -73,11 +86,7 @@ int print_other_family(const tasks::ModelInfo& info, bool json) {
   std::vector<std::string> shape;
   for (const auto& [k, v] : info.shape) shape.push_back(k + " " + v);
   fmt::print("shape          {}\n", fmt::join(shape, ", "));
-  fmt::print("parameters     {} ({})\n", human_count(info.parameters), info.parameters);
-  fmt::print("weights        {}: {}\n", info.weight_format, fmt::join(info.weight_files, ", "));
-  for (const auto& [name, d] : info.dtypes)
-    fmt::print("  dtype {:<6} {} tensors, {} values, {}\n", name, d.tensors,
-               human_count(d.elements), human_bytes(d.bytes));
+  print_weights(info);
   fmt::print("tokenizer      {}\n", info.tokenizer);
   print_report(info);
   return 0;
@@ -108,15 +117,7 @@ int run_inspect(const InspectOptions& o) {
     nlohmann::json labels = nlohmann::json::object();
     for (const auto& [id, name] : c.id2label) labels[std::to_string(id)] = name;
     j["config"]["id2label"] = labels;
-    j["parameters"] = info.parameters;
-    j["weight_format"] = info.weight_format;
-    j["weight_files"] = info.weight_files;
-    for (const auto& [name, d] : info.dtypes)
-      j["dtypes"][name] = {{"tensors", d.tensors}, {"elements", d.elements}, {"bytes", d.bytes}};
-    j["missing_keys"] = info.report.missing_keys;
-    j["unexpected_keys"] = info.report.unexpected_keys;
-    j["tied_keys"] = info.report.tied_keys;
-    j["renamed_keys"] = info.report.renamed_keys;
+    add_weights_json(info, j);
     j["pooler_missing"] = info.report.pooler_missing;
     j["pooler"] = info.pooler;
     j["tokenizer"] = info.tokenizer;
@@ -143,11 +144,7 @@ int run_inspect(const InspectOptions& o) {
     for (const auto& [id, name] : c.id2label) l.push_back(fmt::format("{}={}", id, name));
     fmt::print("labels         {}\n", fmt::join(l, ", "));
   }
-  fmt::print("parameters     {} ({})\n", human_count(info.parameters), info.parameters);
-  fmt::print("weights        {}: {}\n", info.weight_format, fmt::join(info.weight_files, ", "));
-  for (const auto& [name, d] : info.dtypes)
-    fmt::print("  dtype {:<6} {} tensors, {} values, {}\n", name, d.tensors,
-               human_count(d.elements), human_bytes(d.bytes));
+  print_weights(info);
   fmt::print("pooler         {}\n", info.pooler);
   fmt::print("tokenizer      {}\n", info.tokenizer);
   if (!info.st_modules.empty())

@@ -16,6 +16,42 @@ inline double max_abs_all(const Tensor& a, const Tensor& b) {
   return max_abs_diff_masked(a, b, Tensor::ones({a.size(0), a.size(1)}, DType::i64));
 }
 
+// input_ids, attention_mask and decoder_input_ids of a family golden.json.
+inline Seq2SeqInputs seq2seq_golden_inputs(const json& g) {
+  Seq2SeqInputs in;
+  in.input_ids = golden_tensor(g.at("input_ids"));
+  in.attention_mask = golden_tensor(g.at("attention_mask"));
+  in.decoder_input_ids = golden_tensor(g.at("decoder_input_ids"));
+  return in;
+}
+
+// Max |a - b| over the attended source rows of a golden's encoder_last_hidden_state.
+inline double seq2seq_encoder_diff(const Tensor& a, const json& g) {
+  return max_abs_diff_masked(a, golden_tensor(g.at("encoder_last_hidden_state")),
+                             golden_tensor(g.at("attention_mask")));
+}
+
+// Logits and encoder states against a golden (source padding), a right-padded target
+// (decoder_attention_mask: causal + padding as transformers), encode() then the decoder on the
+// given states, and the packed inference weights (m is prepared at the end).
+inline void expect_logits_match_golden(EncoderDecoderModel& m, const json& g) {
+  NoGradGuard ng;
+  const Seq2SeqOutput o = m.forward(seq2seq_golden_inputs(g));
+  EXPECT_LE(max_abs_all(o.logits, golden_tensor(g.at("logits"))), 1e-4);
+  EXPECT_LE(seq2seq_encoder_diff(o.encoder_last_hidden_state, g), 1e-4);
+  Seq2SeqInputs padded = seq2seq_golden_inputs(g);
+  padded.decoder_attention_mask = golden_tensor(g.at("decoder_attention_mask"));
+  EXPECT_LE(max_abs_all(m.forward(padded).logits, golden_tensor(g.at("logits_decoder_mask"))),
+            1e-4);
+  Seq2SeqInputs dec = seq2seq_golden_inputs(g);
+  dec.encoder_hidden_states = m.encode(dec.input_ids, dec.attention_mask).last_hidden_state;
+  dec.input_ids = Tensor();
+  EXPECT_LE(max_abs_all(m.forward(dec).logits, o.logits), 1e-6);
+  m.prepare_inference();
+  EXPECT_LE(max_abs_all(m.forward(seq2seq_golden_inputs(g)).logits, golden_tensor(g.at("logits"))),
+            1e-4);
+}
+
 // Decodes full.decoder_input_ids [2, T] on a cache (a 2-token prefix, then one token per step) and
 // compares with the full forward `ref` and the golden logits; then a cache filled with T - 1
 // positions, its rows swapped, gives the swapped rows' last logits; one more position than the

@@ -39,7 +39,9 @@ TEST_P(T5Tokenizer, EncodesAndDecodesAsTransformers) {
     const Encoding e = tok.encode(text);
     const auto ids = c.at("ids").get<std::vector<uint32_t>>();
     EXPECT_EQ(e.ids, ids) << text;
-    EXPECT_EQ(e.tokens, c.at("tokens").get<std::vector<std::string>>()) << text;
+    std::vector<std::string> tokens;  // convert_ids_to_tokens (an unknown piece is <unk>)
+    for (uint32_t id : e.ids) tokens.push_back(tok.id_to_token(id).value_or("?"));
+    EXPECT_EQ(tokens, c.at("tokens").get<std::vector<std::string>>()) << text;
     EXPECT_EQ(tok.decode(ids, false), c.at("decoded").get<std::string>()) << text;
     EXPECT_EQ(tok.decode(ids, true), c.at("decoded_skip").get<std::string>()) << text;
   }
