@@ -135,7 +135,8 @@ ModelInfo inspect_model(const std::string& dir) {
                           "n_positions",
                           "relative_attention_num_buckets",
                           "relative_attention_max_distance",
-                          "tie_word_embeddings"})
+                          "tie_word_embeddings",
+                          "scale_decoder_outputs"})
       if (cfg.contains(k) && !cfg[k].is_null())
         info.shape.emplace_back(k, cfg[k].is_string() ? cfg[k].get<std::string>() : cfg[k].dump());
     read_weights(root, info);
