@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lmforge/core/autograd.h"
+#include "lmforge/core/runtime.h"
 #include "lmforge/models/encoder_decoder.h"
 #include "models/decoder_test_util.h"
 
@@ -50,6 +51,42 @@ inline void expect_logits_match_golden(EncoderDecoderModel& m, const json& g) {
   m.prepare_inference();
   EXPECT_LE(max_abs_all(m.forward(seq2seq_golden_inputs(g)).logits, golden_tensor(g.at("logits"))),
             1e-4);
+}
+
+// The loss for the golden's labels (decoder_input_ids made from them), its logits, backward and
+// the golden "grads" (relative 1e-3).
+inline void expect_loss_and_grads_match_golden(EncoderDecoderModel& m, const json& g) {
+  Seq2SeqInputs in = seq2seq_golden_inputs(g);
+  in.decoder_input_ids = Tensor();  // made from the labels by shift_tokens_right
+  Seq2SeqLabels labels;
+  labels.labels = golden_tensor(g.at("labels"));
+  const Seq2SeqOutput out = m.forward(in, labels);
+  ASSERT_TRUE(out.loss.defined());
+  const double want = g.at("loss").get<double>();
+  EXPECT_LE(std::abs(out.loss.item() - want) / std::abs(want), 1e-5);
+  EXPECT_LE(max_abs_all(out.logits, golden_tensor(g.at("logits"))), 1e-4);
+  out.loss.backward();
+  for (const auto& [name, gj] : g.at("grads").items()) {
+    const Tensor grad = m.parameter(name).grad();
+    ASSERT_TRUE(grad.defined()) << name;
+    EXPECT_LE(rel_diff(grad, golden_tensor(gj)), 1e-3) << name;
+  }
+}
+
+// Training mode: the seeded dropout loss is reproducible and differs from the eval golden's; the
+// output (loss not yet backpropagated) is returned.
+inline Seq2SeqOutput expect_training_dropout(EncoderDecoderModel& m, const json& g) {
+  m.train();
+  Seq2SeqInputs in = seq2seq_golden_inputs(g);
+  in.decoder_input_ids = Tensor();
+  Seq2SeqLabels labels;
+  labels.labels = golden_tensor(g.at("labels"));
+  manual_seed(7);
+  Seq2SeqOutput a = m.forward(in, labels);
+  manual_seed(7);
+  EXPECT_EQ(a.loss.item(), m.forward(in, labels).loss.item());
+  EXPECT_GT(std::abs(a.loss.item() - g.at("loss").get<double>()), 1e-4) << "dropout had no effect";
+  return a;
 }
 
 // Decodes full.decoder_input_ids [2, T] on a cache (a 2-token prefix, then one token per step) and

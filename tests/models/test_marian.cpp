@@ -83,21 +83,7 @@ TEST_P(MarianFamily, CachedDecodingEqualsFullForward) {
 TEST_P(MarianFamily, LossAndGradientsMatchTransformers) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
-  Seq2SeqInputs in = golden_inputs(g);
-  in.decoder_input_ids = Tensor();  // made from the labels by shift_tokens_right
-  Seq2SeqLabels labels;
-  labels.labels = golden_tensor(g.at("labels"));
-  const Seq2SeqOutput out = m->forward(in, labels);
-  ASSERT_TRUE(out.loss.defined());
-  const double want = g.at("loss").get<double>();
-  EXPECT_LE(std::abs(out.loss.item() - want) / std::abs(want), 1e-5);
-  EXPECT_LE(max_abs(out.logits, golden_tensor(g.at("logits"))), 1e-4);
-  out.loss.backward();
-  for (const auto& [name, gj] : g.at("grads").items()) {
-    const Tensor grad = m->parameter(name).grad();
-    ASSERT_TRUE(grad.defined()) << name;
-    EXPECT_LE(rel_diff(grad, golden_tensor(gj)), 1e-3) << name;
-  }
+  expect_loss_and_grads_match_golden(*m, g);
   // The frozen sinusoids and final_logits_bias are buffers: no gradient, not trained.
   for (const auto& [name, t] : m->named_parameters())
     EXPECT_EQ(name.find("embed_positions"), std::string::npos) << name;
@@ -120,17 +106,7 @@ TEST_P(MarianFamily, GreedyLoopOnTheCacheEqualsTransformersGenerate) {
 TEST_P(MarianFamily, TrainingModeDropoutAndGradientsFlow) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
-  m->train();
-  Seq2SeqInputs in = golden_inputs(g);
-  in.decoder_input_ids = Tensor();
-  Seq2SeqLabels labels;
-  labels.labels = golden_tensor(g.at("labels"));
-  manual_seed(7);
-  const Seq2SeqOutput a = m->forward(in, labels);
-  manual_seed(7);
-  const double again = m->forward(in, labels).loss.item();
-  EXPECT_EQ(a.loss.item(), again);
-  EXPECT_GT(std::abs(a.loss.item() - g.at("loss").get<double>()), 1e-4) << "dropout had no effect";
+  const Seq2SeqOutput a = expect_training_dropout(*m, g);
   a.loss.backward();
   const MarianConfig c =
       MarianConfig::from_json(read_text(marian_fixture(GetParam()) + "/config.json"));

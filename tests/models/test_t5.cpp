@@ -92,21 +92,7 @@ TEST_P(T5Family, CachedDecodingEqualsFullForward) {
 TEST_P(T5Family, LossGradientsAndOneAdamWStepMatchPyTorch) {
   const json g = read_t5_golden(GetParam());
   auto m = load_t5(GetParam());
-  Seq2SeqInputs in = golden_inputs(g);
-  in.decoder_input_ids = Tensor();  // from the labels (_shift_right)
-  Seq2SeqLabels labels;
-  labels.labels = golden_tensor(g.at("labels"));
-  const Seq2SeqOutput out = m->forward(in, labels);
-  ASSERT_TRUE(out.loss.defined());
-  const double want = g.at("loss").get<double>();
-  EXPECT_LE(std::abs(out.loss.item() - want) / std::abs(want), 1e-5);
-  EXPECT_LE(max_abs(out.logits, golden_tensor(g.at("logits"))), 1e-4);
-  out.loss.backward();
-  for (const auto& [name, gj] : g.at("grads").items()) {
-    const Tensor grad = m->parameter(name).grad();
-    ASSERT_TRUE(grad.defined()) << name;
-    EXPECT_LE(rel_diff(grad, golden_tensor(gj)), 1e-3) << name;
-  }
+  expect_loss_and_grads_match_golden(*m, g);
   optim::AdamWOptions o;
   o.lr = 1e-2;
   o.weight_decay = 0.01;
@@ -134,16 +120,7 @@ TEST_P(T5Family, GreedyLoopOnTheCacheEqualsTransformersGenerate) {
 TEST_P(T5Family, TrainingModeDropoutAndGradientsFlow) {
   const json g = read_t5_golden(GetParam());
   auto m = load_t5(GetParam());
-  m->train();
-  Seq2SeqInputs in = golden_inputs(g);
-  in.decoder_input_ids = Tensor();
-  Seq2SeqLabels labels;
-  labels.labels = golden_tensor(g.at("labels"));
-  manual_seed(7);
-  const Seq2SeqOutput a = m->forward(in, labels);
-  manual_seed(7);
-  EXPECT_EQ(a.loss.item(), m->forward(in, labels).loss.item());
-  EXPECT_GT(std::abs(a.loss.item() - g.at("loss").get<double>()), 1e-4) << "dropout had no effect";
+  const Seq2SeqOutput a = expect_training_dropout(*m, g);
   a.loss.backward();
   for (const auto& [name, p] : m->named_parameters()) EXPECT_TRUE(p.grad().defined()) << name;
 }
