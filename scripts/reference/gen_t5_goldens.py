@@ -192,6 +192,8 @@ TOKENIZER_TEXTS = [
     "QUICK BROWN FOX jumps; what's \"that\"?",
     "",
     "</s> inside text <pad> and <unk>",
+    # Precompiled (nmt_nfkc) rules on combining sequences and compatibility characters.
+    "Cafe\u0301 a\u0308 \u212b \ufb01ne \u2460 x\u00b2 \u3000wide\u00a0space \u2026 e\u0301\u0301",
 ]
 
 
