@@ -192,7 +192,7 @@ void register_translate_command(CLI::App& app, Commands& out) {
       "not supported");
   sub->add_flag("--truncate", o->truncate,
                 "cut a source longer than the model's positions (keeping its </s>) instead of "
-                "failing");
+                "failing (T5's relative positions have no limit: nothing is cut)");
   sub->add_option("--batch-size", o->batch_size, "sources translated together (default 16)");
   sub->add_option("--source-ids", o->source_ids,
                   "JSON array of source id arrays instead of texts (for tests)")
