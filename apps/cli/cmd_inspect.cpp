@@ -36,8 +36,7 @@ void print_keys(const char* title, const std::vector<std::string>& keys) {
     fmt::print("    ... and {} more (--json lists all)\n", keys.size() - shown);
 }
 
-// The parameter count, weight files, dtypes and load report every family shares.
-void add_weights_json(const tasks::ModelInfo& info, nlohmann::json& j) {
+void add_common_json(const tasks::ModelInfo& info, nlohmann::json& j) {
   j["parameters"] = info.parameters;
   j["weight_format"] = info.weight_format;
   j["weight_files"] = info.weight_files;
@@ -47,8 +46,10 @@ void add_weights_json(const tasks::ModelInfo& info, nlohmann::json& j) {
   j["unexpected_keys"] = info.report.unexpected_keys;
   j["tied_keys"] = info.report.tied_keys;
   j["renamed_keys"] = info.report.renamed_keys;
+  j["tokenizer"] = info.tokenizer;
 }
-void print_weights(const tasks::ModelInfo& info) {
+
+void print_common(const tasks::ModelInfo& info) {
   fmt::print("parameters     {} ({})\n", human_count(info.parameters), info.parameters);
   fmt::print("weights        {}: {}\n", info.weight_format, fmt::join(info.weight_files, ", "));
   for (const auto& [name, d] : info.dtypes)
@@ -56,69 +57,46 @@ void print_weights(const tasks::ModelInfo& info) {
                human_count(d.elements), human_bytes(d.bytes));
 }
 
-void print_report(const models::LoadReport& r) {
+void print_report(const tasks::ModelInfo& info) {
   fmt::print("\nload report:\n");
-  if (!r.prefix_change.empty()) fmt::print("  checkpoint keys: {}\n", r.prefix_change);
-  print_keys("  missing keys (newly initialised)", r.missing_keys);
-  print_keys("  unexpected keys (not used)", r.unexpected_keys);
-  if (!r.tied_keys.empty()) print_keys("  tied keys", r.tied_keys);
-  if (!r.renamed_keys.empty()) print_keys("  renamed legacy keys", r.renamed_keys);
+  if (!info.report.prefix_change.empty())
+    fmt::print("  checkpoint keys: {}\n", info.report.prefix_change);
+  print_keys("  missing keys (newly initialised)", info.report.missing_keys);
+  print_keys("  unexpected keys (not used)", info.report.unexpected_keys);
+  if (!info.report.tied_keys.empty()) print_keys("  tied keys", info.report.tied_keys);
+  if (!info.report.renamed_keys.empty())
+    print_keys("  renamed legacy keys", info.report.renamed_keys);
 }
 
-// A folder of another registered family (decoders, Marian, BART): the config's shape keys, the
-// weights and the load report.
-int print_registry_model(const tasks::ModelInfo& info, bool json) {
-  static const char* kShape[] = {"vocab_size",
-                                 "d_model",
-                                 "hidden_size",
-                                 "n_embd",
-                                 "encoder_layers",
-                                 "decoder_layers",
-                                 "num_hidden_layers",
-                                 "n_layer",
-                                 "encoder_attention_heads",
-                                 "decoder_attention_heads",
-                                 "num_attention_heads",
-                                 "n_head",
-                                 "encoder_ffn_dim",
-                                 "decoder_ffn_dim",
-                                 "intermediate_size",
-                                 "activation_function",
-                                 "hidden_act",
-                                 "max_position_embeddings",
-                                 "n_positions",
-                                 "num_labels"};
-  nlohmann::json shape = nlohmann::json::object();
-  for (const char* k : kShape)
-    if (info.raw_config.contains(k)) shape[k] = info.raw_config[k];
+// Encoder-decoders (Marian, BART, T5) and decoders: the config's shape keys as they are.
+int print_other(const tasks::ModelInfo& info, bool json) {
   if (json) {
     nlohmann::json j;
     j["dir"] = info.dir;
     j["model_type"] = info.model_type;
-    j["architectures"] = info.raw_config.value("architectures", nlohmann::json::array());
     j["architecture"] = info.architecture;
-    j["config"] = shape;
-    add_weights_json(info, j);
-    j["tokenizer"] = info.tokenizer;
+    j["config"] = nlohmann::json::object();
+    for (const auto& [k, v] : info.shape) j["config"][k] = v;
+    add_common_json(info, j);
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
   fmt::print("model folder   {}\n", info.dir);
   fmt::print("architecture   {} (model_type {})\n", info.architecture, info.model_type);
-  std::vector<std::string> parts;
-  for (const auto& [k, v] : shape.items()) parts.push_back(fmt::format("{} {}", k, v.dump()));
-  fmt::print("shape          {}\n", fmt::join(parts, ", "));
-  print_weights(info);
+  std::vector<std::string> shape;
+  for (const auto& [k, v] : info.shape) shape.push_back(fmt::format("{} {}", k, v.dump()));
+  fmt::print("config         {}\n", fmt::join(shape, ", "));
+  print_common(info);
   fmt::print("tokenizer      {}\n", info.tokenizer);
-  print_report(info.report);
+  print_report(info);
   return 0;
 }
 
 int run_inspect(const InspectOptions& o) {
   check_model_dir(o.dir);
   const tasks::ModelInfo info = tasks::inspect_model(o.dir);
+  if (!info.bert_family) return print_other(info, o.json);
   const auto& c = info.config;
-  if (!info.bert_family) return print_registry_model(info, o.json);
   if (o.json) {
     nlohmann::json j;
     j["dir"] = info.dir;
@@ -139,10 +117,9 @@ int run_inspect(const InspectOptions& o) {
     nlohmann::json labels = nlohmann::json::object();
     for (const auto& [id, name] : c.id2label) labels[std::to_string(id)] = name;
     j["config"]["id2label"] = labels;
-    add_weights_json(info, j);
+    add_common_json(info, j);
     j["pooler_missing"] = info.report.pooler_missing;
     j["pooler"] = info.pooler;
-    j["tokenizer"] = info.tokenizer;
     j["sentence_transformers_modules"] = info.st_modules;
     fmt::print("{}\n", j.dump(2));
     return 0;
@@ -166,12 +143,12 @@ int run_inspect(const InspectOptions& o) {
     for (const auto& [id, name] : c.id2label) l.push_back(fmt::format("{}={}", id, name));
     fmt::print("labels         {}\n", fmt::join(l, ", "));
   }
-  print_weights(info);
+  print_common(info);
   fmt::print("pooler         {}\n", info.pooler);
   fmt::print("tokenizer      {}\n", info.tokenizer);
   if (!info.st_modules.empty())
     fmt::print("sentence-transformers modules: {}\n", fmt::join(info.st_modules, ", "));
-  print_report(info.report);
+  print_report(info);
   return 0;
 }
 
@@ -182,7 +159,8 @@ void register_inspect_command(CLI::App& app, Commands& out) {
   auto* sub = app.add_subcommand(
       "inspect",
       "Describe a model folder: config, architecture, parameter count, checkpoint dtypes, the\n"
-      "pooler status, the tokenizer, and the weights that did not load (missing/unexpected keys).");
+      "pooler status, the tokenizer, and the weights that did not load (missing/unexpected keys).\n"
+      "Encoders (BERT family), encoder-decoders (Marian, BART, T5) and decoders (GPT-2, LLaMA).");
   sub->add_option("model_dir", o->dir, "a Hugging Face model folder")->required();
   sub->add_flag("--json", o->json, "print one JSON object (every key listed)");
   sub->footer(
@@ -193,7 +171,8 @@ void register_inspect_command(CLI::App& app, Commands& out) {
       "  0 success; 2 missing folder, malformed config, unknown architecture or bad checkpoint.\n"
       "EXAMPLES\n"
       "  lmforge inspect models/all-MiniLM-L6-v2\n"
-      "  lmforge inspect path/to/bert-mlm --json\n");
+      "  lmforge inspect path/to/bert-mlm --json\n"
+      "  lmforge inspect runs/marian-en-fr\n");
   out.push_back({sub, [o] { return run_inspect(*o); }});
 }
 

@@ -161,8 +161,10 @@ void register_translate_command(CLI::App& app, Commands& out) {
   auto* sub = app.add_subcommand(
       "translate",
       "Translate texts with an encoder-decoder model (a Marian folder: MarianMTModel weights,\n"
-      "config.json, generation_config.json, source.spm/target.spm/vocab.json; or a BART folder:\n"
-      "BartForConditionalGeneration weights with tokenizer.json or vocab.json + merges.txt), as\n"
+      "config.json, generation_config.json, source.spm/target.spm/vocab.json; a BART folder:\n"
+      "BartForConditionalGeneration weights with tokenizer.json or vocab.json + merges.txt; or a\n"
+      "T5 folder with tokenizer.json or spiece.model: give T5's task prefix in the text, e.g.\n"
+      "\"translate English to German: ...\"), as\n"
       "transformers' generate() does for it: the sources are tokenized with their special\n"
       "tokens (</s>; BART: <s> ... </s>), padded into\n"
       "batches and encoded once; the decoder starts from decoder_start_token_id, caches the\n"
@@ -192,7 +194,7 @@ void register_translate_command(CLI::App& app, Commands& out) {
       "not supported");
   sub->add_flag("--truncate", o->truncate,
                 "cut a source longer than the model's positions (keeping its </s>) instead of "
-                "failing");
+                "failing (T5's relative positions have no limit: nothing is cut)");
   sub->add_option("--batch-size", o->batch_size, "sources translated together (default 16)");
   sub->add_option("--source-ids", o->source_ids,
                   "JSON array of source id arrays instead of texts (for tests)")

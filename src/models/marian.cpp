@@ -185,13 +185,8 @@ EncoderOutput MarianModel::encode(const Tensor& input_ids, const Tensor& attenti
 Seq2SeqOutput MarianModel::forward(const Seq2SeqInputs& in, const Seq2SeqLabels& labels) const {
   const std::string who = architecture();
   Seq2SeqOutput out = detail::seq2seq_encoder_output(*this, in);
-  Tensor dec_ids = in.decoder_input_ids;
-  if (!dec_ids.defined() && labels.labels.defined())
-    dec_ids = shift_tokens_right(labels.labels, cfg_.pad_token_id.value_or(-1),
-                                 cfg_.decoder_start_token_id);
-  LMF_CHECK(dec_ids.defined(), ValueError,
-            "{}: give decoder_input_ids (start with decoder_start_token_id = {}) or labels", who,
-            cfg_.decoder_start_token_id);
+  const Tensor dec_ids = detail::seq2seq_decoder_ids(
+      who, in, labels, cfg_.pad_token_id.value_or(-1), cfg_.decoder_start_token_id);
   out.last_hidden_state = detail::decode_stack(cfg_, who, *decoder_, in, dec_ids,
                                                out.encoder_last_hidden_state, is_training(), out);
   if (!lm_head_) {

@@ -15,6 +15,7 @@
 #include "lmforge/models/gpt2.h"
 #include "lmforge/models/llama.h"
 #include "lmforge/models/marian.h"
+#include "lmforge/models/t5.h"
 #include "lmforge/nn/init.h"
 
 namespace lmf::models {
@@ -33,6 +34,7 @@ void register_builtin_families() {
   register_llama_family();
   register_marian_family();
   register_bart_family();
+  register_t5_family();
 }
 
 std::once_flag g_builtin_once;

@@ -70,17 +70,6 @@ Tensor Seq2SeqLayer::forward(const Tensor& x, const Inputs& in) const {
 namespace detail {
 
 namespace {
-void check_ids(const std::string& who, const char* name, const Tensor& ids) {
-  LMF_CHECK(ids.defined() && ids.dim() == 2 && ids.size(1) > 0 && !is_floating(ids.dtype()),
-            ShapeError, "{}: {} must be integer [B, T] with T > 0, got {}", who, name,
-            ids.defined() ? ids.describe() : "undefined");
-}
-void check_mask(const std::string& who, const char* name, const Tensor& mask, int64_t B,
-                int64_t T) {
-  if (mask.defined())
-    LMF_CHECK(mask.dim() == 2 && mask.size(0) == B && mask.size(1) == T, ShapeError,
-              "{}: {} must be [{}, {}], got {}", who, name, B, T, mask.describe());
-}
 // Skips a layer with probability `layerdrop` in training (LayerDrop).
 bool drop_layer(double layerdrop, bool training) {
   return training && layerdrop > 0 && default_generator().uniform() < layerdrop;
@@ -91,9 +80,9 @@ EncoderOutput run_seq2seq_encoder(const Seq2SeqStackShape& s, const nn::ModuleLi
                                   const Seq2SeqEmbed& embed, const Tensor& input_ids,
                                   const Tensor& attention_mask, bool output_attentions,
                                   bool training) {
-  check_ids(s.who, "input_ids", input_ids);
+  check_seq2seq_ids(s.who, "input_ids", input_ids);
   const int64_t B = input_ids.size(0), S = input_ids.size(1);
-  check_mask(s.who, "attention_mask", attention_mask, B, S);
+  check_seq2seq_mask(s.who, "attention_mask", attention_mask, B, S);
   LMF_CHECK(S <= s.max_positions, ValueError,
             "{}: the source has {} tokens but the model has max_position_embeddings = {} "
             "(truncate the source)",
@@ -114,29 +103,9 @@ Tensor run_seq2seq_decoder(const Seq2SeqStackShape& s, const nn::ModuleList& lay
                            const Seq2SeqEmbed& embed, const Seq2SeqInputs& in, const Tensor& ids,
                            const Tensor& enc, bool training, Seq2SeqOutput& out) {
   const std::string& who = s.who;
-  check_ids(who, "decoder_input_ids", ids);
-  const int64_t B = ids.size(0), T = ids.size(1);
+  const int64_t past = check_decoder_call(who, in, ids, enc, s.d_model, s.decoder_layers);
+  const int64_t T = ids.size(1);
   Seq2SeqCache* cache = in.cache;
-  const int64_t past = cache ? cache->length() : 0;
-  if (cache) {
-    LMF_CHECK(cache->batch() == B &&
-                  static_cast<int64_t>(cache->cross.size()) == s.decoder_layers &&
-                  cache->self.num_layers() == s.decoder_layers,
-              ShapeError,
-              "{}: the cache holds {} rows and {} layers but decoder_input_ids has {} rows and the "
-              "model {} decoder layers (make it with make_cache)",
-              who, cache->batch(), cache->self.num_layers(), B, s.decoder_layers);
-  }
-  LMF_CHECK(enc.dim() == 3 && enc.size(0) == B && enc.size(2) == s.d_model, ShapeError,
-            "{}: encoder_hidden_states must be [{}, S, {}], got {}", who, B, s.d_model,
-            enc.describe());
-  check_mask(who, "attention_mask", in.attention_mask, B, enc.size(1));
-  if (cache && cache->has_cross())
-    LMF_CHECK(cache->cross[0].k.size(2) == enc.size(1), ValueError,
-              "{}: the cache holds cross-attention keys of a {}-position source but "
-              "encoder_hidden_states has {} positions (reset() the cache for a new source)",
-              who, cache->cross[0].k.size(2), enc.size(1));
-  check_mask(who, "decoder_attention_mask", in.decoder_attention_mask, B, past + T);
   LMF_CHECK(past + T <= s.max_positions, ValueError,
             "{}: {} target positions ({} cached + {} new) exceed max_position_embeddings = {} "
             "(shorten the target or the generation)",
@@ -167,18 +136,6 @@ Tensor run_seq2seq_decoder(const Seq2SeqStackShape& s, const nn::ModuleList& lay
   return h;
 }
 
-Seq2SeqOutput seq2seq_encoder_output(const EncoderDecoderModel& m, const Seq2SeqInputs& in) {
-  Seq2SeqOutput out;
-  if (in.encoder_hidden_states.defined()) {
-    out.encoder_last_hidden_state = in.encoder_hidden_states;
-  } else {
-    EncoderOutput e = m.encode(in.input_ids, in.attention_mask, in.output_attentions);
-    out.encoder_last_hidden_state = e.last_hidden_state;
-    out.encoder_attentions = std::move(e.attentions);
-  }
-  return out;
-}
-
 void seq2seq_lm_logits(const std::string& who, const nn::Linear& lm_head,
                        const Tensor& final_logits_bias, const Seq2SeqInputs& in,
                        const Seq2SeqLabels& labels, Seq2SeqOutput& out) {
@@ -188,16 +145,8 @@ void seq2seq_lm_logits(const std::string& who, const nn::Linear& lm_head,
   out.logits =
       lm_head.forward(keep > 0 && keep < h.size(1) ? h.narrow(1, h.size(1) - keep, keep) : h) +
       final_logits_bias;
-  if (!labels.labels.defined()) return;
-  const Tensor& l = labels.labels;
-  const int64_t B = out.logits.size(0), T = out.logits.size(1), V = out.logits.size(2);
-  LMF_CHECK(keep == 0 || keep >= h.size(1), ValueError,
-            "{}: labels need the logits of every position (logits_to_keep = 0)", who);
-  LMF_CHECK(l.dim() == 2 && l.size(0) == B && l.size(1) == T && !is_floating(l.dtype()), ShapeError,
-            "{}: labels must be integer [B, T] = [{}, {}] like decoder_input_ids, "
-            "got {}",
-            who, B, T, l.describe());
-  out.loss = cross_entropy(out.logits.reshape({B * T, V}), l.reshape({B * T}).to(DType::i64), -100);
+  if (labels.labels.defined())
+    out.loss = seq2seq_lm_loss(who, out.logits, labels.labels, keep, h.size(1));
 }
 
 LoadReport load_seq2seq(PretrainedModel& m, const nn::StateDict& state, const LoadOptions& opt,

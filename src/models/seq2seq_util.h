@@ -1,6 +1,7 @@
-// Pieces the post-norm encoder-decoder families (Marian, BART) share, internal to src/models:
-// input checks, the encoder and decoder layer loops over a Seq2SeqCache (LayerDrop in training),
-// the LM head with final_logits_bias and its loss.
+// Pieces the encoder-decoder families share, internal to src/models: token id, mask and decoder-call
+// checks, the encoder output, decoder ids and LM loss of a forward (Marian, BART, T5); for the
+// post-norm families (Marian, BART) also the config fields, the encoder and decoder layer loops
+// over a Seq2SeqCache (LayerDrop in training) and the LM head with final_logits_bias.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -16,6 +17,27 @@
 #include "models/decoder_util.h"
 
 namespace lmf::models::detail {
+
+// ids must be integer [B, T] with T > 0 (ShapeError naming `who` and `name`).
+void check_seq2seq_ids(const std::string& who, const char* name, const Tensor& ids);
+// An optional mask must be [B, T].
+void check_seq2seq_mask(const std::string& who, const char* name, const Tensor& mask, int64_t B,
+                        int64_t T);
+// A decoder call on `ids` over `encoder_hidden` [B, S, d_model]: the cache (batch, layers,
+// cross-attention source length), the source mask and the decoder mask over past + T. Returns past.
+int64_t check_decoder_call(const std::string& who, const Seq2SeqInputs& in, const Tensor& ids,
+                           const Tensor& encoder_hidden, int64_t d_model, int64_t decoder_layers);
+// The encoder's output of a forward: in.encoder_hidden_states when given, else m.encode(...).
+Seq2SeqOutput seq2seq_encoder_output(const EncoderDecoderModel& m, const Seq2SeqInputs& in);
+// The decoder's input ids: in.decoder_input_ids, else shift_tokens_right(labels); ValueError
+// naming decoder_start_token_id when there is neither.
+Tensor seq2seq_decoder_ids(const std::string& who, const Seq2SeqInputs& in,
+                           const Seq2SeqLabels& labels, int64_t pad_token_id,
+                           int64_t decoder_start_token_id);
+// The mean cross entropy of logits [B, T, V] over labels [B, T] (-100 ignored); logits_to_keep
+// must have kept every position.
+Tensor seq2seq_lm_loss(const std::string& who, const Tensor& logits, const Tensor& labels,
+                       int64_t logits_to_keep, int64_t T);
 
 // The size, dropout and pad checks of a Marian/BART-shaped config C (its fields carry HF's names);
 // `target_vocab` is the decoder's vocabulary. ValueError naming `origin` and the values.
@@ -224,9 +246,6 @@ Tensor decode_stack(const C& c, const std::string& who, const S& decoder, const 
       [&](const Tensor& ids, int64_t start) { return decoder.embed(ids, start); }, in, decoder_ids,
       encoder_hidden, training, out);
 }
-
-// The encoder's output: in.encoder_hidden_states when given, else encode(input_ids, mask).
-Seq2SeqOutput seq2seq_encoder_output(const EncoderDecoderModel& m, const Seq2SeqInputs& in);
 
 // logits = lm_head(h[last logits_to_keep]) + final_logits_bias; the mean cross entropy over the
 // labels (-100 ignored) when given.

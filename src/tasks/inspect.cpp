@@ -6,6 +6,7 @@
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
 #include "lmforge/models/registry.h"
+#include "lmforge/tokenizers/marian.h"
 #include "lmforge/tokenizers/tokenizer.h"
 
 namespace lmf::tasks {
@@ -66,12 +67,22 @@ void read_weights(const fs::path& dir, ModelInfo& info) {
 }
 
 std::string describe_tokenizer(const fs::path& dir) {
-  if (fs::exists(dir / "source.spm") && fs::exists(dir / "target.spm"))
-    return "Marian source.spm + target.spm + vocab.json";
-  const char* file = fs::exists(dir / "tokenizer.json") ? "tokenizer.json"
-                     : fs::exists(dir / "vocab.txt")    ? "vocab.txt"
-                     : fs::exists(dir / "vocab.json")   ? "vocab.json + merges.txt"
-                                                        : nullptr;
+  if (fs::exists(dir / "source.spm") && fs::exists(dir / "target.spm") &&
+      fs::exists(dir / "vocab.json")) {
+    try {
+      const tok::MarianTokenizer t = tok::MarianTokenizer::from_folder(dir.string());
+      return fmt::format("Marian (source.spm, target.spm, vocab.json: {} tokens)", t.vocab_size());
+    } catch (const Error& e) {
+      return fmt::format("Marian (source.spm, target.spm, vocab.json) fails to load: {}", e.what());
+    }
+  }
+  const char* file = fs::exists(dir / "tokenizer.json")    ? "tokenizer.json"
+                     : fs::exists(dir / "vocab.txt")       ? "vocab.txt"
+                     : fs::exists(dir / "source.spm")      ? "source.spm (Marian)"
+                     : fs::exists(dir / "vocab.json")      ? "vocab.json + merges.txt"
+                     : fs::exists(dir / "spiece.model")    ? "spiece.model"
+                     : fs::exists(dir / "tokenizer.model") ? "tokenizer.model"
+                                                           : nullptr;
   if (file == nullptr) return "none (no tokenizer.json or vocab.txt): the folder can't take text";
   try {
     const tok::Tokenizer t = tok::Tokenizer::from_pretrained(dir);
@@ -79,6 +90,59 @@ std::string describe_tokenizer(const fs::path& dir) {
   } catch (const Error& e) {
     return fmt::format("{} fails to load: {}", file, e.what());
   }
+}
+
+bool is_bert_family(const std::string& model_type) {
+  return model_type == "bert" || model_type == "roberta" || model_type == "albert" ||
+         model_type == "electra";
+}
+
+// The config.json keys that describe a non-BERT model's shape, those present, in this order.
+std::vector<std::pair<std::string, nlohmann::json>> shape_of(const nlohmann::json& c) {
+  static const char* const kKeys[] = {"vocab_size",
+                                      "decoder_vocab_size",
+                                      "d_model",
+                                      "hidden_size",
+                                      "n_embd",
+                                      "encoder_layers",
+                                      "decoder_layers",
+                                      "num_layers",
+                                      "num_decoder_layers",
+                                      "num_hidden_layers",
+                                      "n_layer",
+                                      "encoder_attention_heads",
+                                      "decoder_attention_heads",
+                                      "num_heads",
+                                      "num_attention_heads",
+                                      "n_head",
+                                      "num_key_value_heads",
+                                      "d_kv",
+                                      "encoder_ffn_dim",
+                                      "decoder_ffn_dim",
+                                      "d_ff",
+                                      "intermediate_size",
+                                      "feed_forward_proj",
+                                      "activation_function",
+                                      "hidden_act",
+                                      "max_position_embeddings",
+                                      "n_positions",
+                                      "relative_attention_num_buckets",
+                                      "relative_attention_max_distance",
+                                      "scale_embedding",
+                                      "normalize_before",
+                                      "share_encoder_decoder_embeddings",
+                                      "tie_word_embeddings",
+                                      "pad_token_id",
+                                      "eos_token_id",
+                                      "bos_token_id",
+                                      "decoder_start_token_id",
+                                      "forced_eos_token_id",
+                                      "is_encoder_decoder",
+                                      "num_labels"};
+  std::vector<std::pair<std::string, nlohmann::json>> out;
+  for (const char* k : kKeys)
+    if (c.contains(k) && !c[k].is_null()) out.emplace_back(k, c[k]);
+  return out;
 }
 
 }  // namespace
@@ -96,19 +160,16 @@ ModelInfo inspect_model(const std::string& dir) {
         if (m.is_object() && m.contains("type") && m["type"].is_string())
           info.st_modules.push_back(m["type"].get<std::string>());
   }
-  info.raw_config = io::read_json_file((root / "config.json").string());
-  LMF_CHECK(info.raw_config.is_object(), ValueError, "{}/config.json must be a JSON object", dir);
-  if (auto it = info.raw_config.find("model_type"); it != info.raw_config.end() && it->is_string())
-    info.model_type = it->get<std::string>();
-  static const std::set<std::string> kBert = {"bert", "roberta", "albert", "electra"};
-  if (!info.model_type.empty() && !kBert.count(info.model_type)) {
-    // Another family of the registry (ValueError naming the supported ones when unknown).
+  const nlohmann::json cfg = io::read_json_file((root / "config.json").string());
+  info.model_type = cfg.is_object() ? cfg.value("model_type", std::string()) : std::string();
+  if (!is_bert_family(info.model_type)) {
+    // Encoder-decoders and decoders: built through the registry as load_pretrained does.
     info.bert_family = false;
     auto model = models::load_pretrained(dir, {}, &info.report);
     info.architecture = model->architecture();
     info.parameters = model->num_parameters();
+    info.shape = shape_of(cfg);
     read_weights(root, info);
-    info.pooler = "n/a";
     info.tokenizer = describe_tokenizer(root);
     return info;
   }

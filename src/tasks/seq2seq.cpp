@@ -86,10 +86,13 @@ class Seq2SeqSteps : public detail::Stepper {
 Seq2SeqLM load_seq2seq_lm(const std::string& dir) {
   Seq2SeqLM lm;
   lm.model = models::load_pretrained_as<models::EncoderDecoderModel>(
-      dir, "an encoder-decoder (MarianMTModel, BartForConditionalGeneration, ...)");
+      dir,
+      "an encoder-decoder (MarianMTModel, BartForConditionalGeneration, "
+      "T5ForConditionalGeneration, ...)");
   LMF_CHECK(lm.model->is_seq2seq_lm(), ValueError,
             "{} holds a {} without a language-model head; translation needs a "
-            "*ForConditionalGeneration / MarianMTModel checkpoint",
+            "*ForConditionalGeneration / MarianMTModel checkpoint (T5ForConditionalGeneration, "
+            "not T5Model / T5EncoderModel)",
             dir, lm.model->architecture());
   lm.model->eval();
   lm.model->prepare_inference();
@@ -101,17 +104,19 @@ Seq2SeqLM load_seq2seq_lm(const std::string& dir) {
     lm.tokenizer =
         std::make_shared<const tok::MarianTokenizer>(tok::MarianTokenizer::from_folder(dir));
   else if (std::filesystem::exists(d / "tokenizer.json") ||
-           (std::filesystem::exists(d / "vocab.json") && std::filesystem::exists(d / "merges.txt")))
-    lm.hf_tokenizer = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::from_pretrained(d));
+           (std::filesystem::exists(d / "vocab.json") &&
+            std::filesystem::exists(d / "merges.txt")) ||
+           std::filesystem::exists(d / "spiece.model"))
+    lm.text_tokenizer = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::from_pretrained(d));
   return lm;
 }
 
 namespace {
 void need_tokenizer(const Seq2SeqLM& lm) {
   LMF_CHECK(lm.has_tokenizer(), ValueError,
-            "{}: this folder has no tokenizer (Marian's source.spm/target.spm/vocab.json, or "
-            "tokenizer.json, or vocab.json + merges.txt); give token ids instead or add the "
-            "tokenizer files",
+            "{}: this folder has no tokenizer (Marian's source.spm/target.spm/vocab.json, "
+            "tokenizer.json, vocab.json + merges.txt or spiece.model); give token ids instead or "
+            "add the tokenizer files",
             lm.source);
 }
 }  // namespace
@@ -119,7 +124,7 @@ void need_tokenizer(const Seq2SeqLM& lm) {
 std::vector<int64_t> encode_source_text(const Seq2SeqLM& lm, const std::string& text) {
   need_tokenizer(lm);
   if (lm.tokenizer) return lm.tokenizer->encode_source(text);
-  const std::vector<uint32_t> ids = lm.hf_tokenizer->encode(text).ids;
+  const std::vector<uint32_t> ids = lm.text_tokenizer->encode(text).ids;
   return {ids.begin(), ids.end()};
 }
 
@@ -132,7 +137,7 @@ std::string decode_target_text(const Seq2SeqLM& lm, const std::vector<int64_t>& 
               "decode: token id {} is not a vocabulary id", id);
     u.push_back(static_cast<uint32_t>(id));
   }
-  return lm.hf_tokenizer->decode(u, true);
+  return lm.text_tokenizer->decode(u, true);
 }
 
 std::vector<std::string> token_labels(const Seq2SeqLM& lm, const std::vector<int64_t>& ids) {
@@ -140,8 +145,8 @@ std::vector<std::string> token_labels(const Seq2SeqLM& lm, const std::vector<int
   for (int64_t id : ids) {
     std::optional<std::string> t;
     if (lm.tokenizer) t = lm.tokenizer->id_to_token(id);
-    if (lm.hf_tokenizer && id >= 0 && id <= static_cast<int64_t>(UINT32_MAX))
-      t = lm.hf_tokenizer->id_to_token(static_cast<uint32_t>(id));
+    if (lm.text_tokenizer && id >= 0 && id <= static_cast<int64_t>(UINT32_MAX))
+      t = lm.text_tokenizer->id_to_token(static_cast<uint32_t>(id));
     out.push_back(t ? *t : "#" + std::to_string(id));
   }
   return out;

@@ -1,12 +1,16 @@
-// Shared checks of the encoder-decoder family tests (Marian, BART) on their golden.json files
-// (gen_marian_goldens.py / gen_bart_goldens.py write the same keys): inputs, comparisons, the
-// teacher-forced logits, the cached decoder, and the loss with its gradients.
+// Shared checks of the encoder-decoder family tests (Marian, BART, T5) on their golden.json files
+// (gen_marian_goldens.py / gen_bart_goldens.py / gen_t5_goldens.py write the same keys): inputs,
+// comparisons, the teacher-forced logits, the cached decoder (with a beam-style reorder), a greedy
+// loop on the cache, training mode, and the loss with its gradients.
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "lmforge/core/autograd.h"
+#include "lmforge/core/runtime.h"
 #include "lmforge/models/encoder_decoder.h"
 #include "lmforge/models/registry.h"
 #include "models/decoder_test_util.h"
@@ -52,6 +56,13 @@ inline void expect_golden_logits(const EncoderDecoderModel& m, const json& g) {
   EXPECT_LE(max_abs(m.forward(dec).logits, o.logits), 1e-6);
 }
 
+// The packed inference weights (m is prepared) give the golden logits too.
+inline void expect_prepared_logits(EncoderDecoderModel& m, const json& g) {
+  NoGradGuard ng;
+  m.prepare_inference();
+  EXPECT_LE(max_abs(m.forward(golden_inputs(g)).logits, golden_tensor(g.at("logits"))), 1e-4);
+}
+
 // The decoder over a Seq2SeqCache, a 2-token prefix then one token per step; returns the
 // concatenated logits (compared with the full forward and the golden).
 inline Tensor cached_logits(const EncoderDecoderModel& m, const Seq2SeqInputs& full,
@@ -76,6 +87,40 @@ inline Tensor cached_logits(const EncoderDecoderModel& m, const Seq2SeqInputs& f
   return concat(steps, 1);
 }
 
+// cached_logits against the full forward `ref` and the golden logits; then a cache filled with
+// T - 1 positions, its rows swapped, gives the swapped rows' last logits; one more position than
+// the capacity is refused. Returns the cache of the reorder check (length T) for further checks.
+inline Seq2SeqCache expect_cached_decoding_equals_full(const EncoderDecoderModel& m,
+                                                       const Seq2SeqInputs& full,
+                                                       const Tensor& golden_logits) {
+  NoGradGuard ng;
+  const Tensor ref = m.forward(full).logits;
+  const Tensor enc = m.encode(full.input_ids, full.attention_mask).last_hidden_state;
+  const int64_t B = full.decoder_input_ids.size(0), T = full.decoder_input_ids.size(1);
+  const Tensor inc = cached_logits(m, full, enc);
+  EXPECT_LE(max_abs(inc, ref), 1e-5);
+  EXPECT_LE(max_abs(inc, golden_logits), 1e-4);
+  Seq2SeqCache c2 = m.make_cache(B, T);
+  Seq2SeqInputs p;
+  p.encoder_hidden_states = enc;
+  p.attention_mask = full.attention_mask;
+  p.decoder_input_ids = full.decoder_input_ids.narrow(1, 0, T - 1).contiguous();
+  p.cache = &c2;
+  m.forward(p);
+  c2.reorder({1, 0});
+  Seq2SeqInputs s;
+  s.encoder_hidden_states = stack({enc.select(0, 1), enc.select(0, 0)}, 0);
+  s.attention_mask = stack({full.attention_mask.select(0, 1), full.attention_mask.select(0, 0)}, 0);
+  const Tensor last = full.decoder_input_ids.narrow(1, T - 1, 1);
+  s.decoder_input_ids = stack({last.select(0, 1), last.select(0, 0)}, 0);
+  s.cache = &c2;
+  const Tensor l = m.forward(s).logits;
+  EXPECT_LE(max_abs(l.select(0, 0).unsqueeze(0), ref.narrow(0, 1, 1).narrow(1, T - 1, 1)), 1e-5);
+  EXPECT_LE(max_abs(l.select(0, 1).unsqueeze(0), ref.narrow(0, 0, 1).narrow(1, T - 1, 1)), 1e-5);
+  EXPECT_THROW(m.forward(s), ValueError);  // past the cache's capacity
+  return c2;
+}
+
 // decoder_input_ids made from the labels; loss (relative 1e-5), logits and the golden's
 // parameter gradients (relative 1e-3) after backward().
 inline void expect_golden_loss_and_grads(EncoderDecoderModel& m, const json& g) {
@@ -96,19 +141,25 @@ inline void expect_golden_loss_and_grads(EncoderDecoderModel& m, const json& g) 
   }
 }
 
-// Training mode: seeded dropout is reproducible and changes the loss; every parameter but
-// `unused` gets a gradient.
-inline void expect_training_mode(EncoderDecoderModel& m, const json& g, const std::string& unused) {
+// Training mode: the seeded dropout loss is reproducible and differs from the eval golden's; the
+// output (loss not yet backpropagated) is returned.
+inline Seq2SeqOutput expect_training_dropout(EncoderDecoderModel& m, const json& g) {
   m.train();
   Seq2SeqInputs in = golden_inputs(g);
   in.decoder_input_ids = Tensor();
   Seq2SeqLabels labels;
   labels.labels = golden_tensor(g.at("labels"));
   manual_seed(7);
-  const Seq2SeqOutput a = m.forward(in, labels);
+  Seq2SeqOutput a = m.forward(in, labels);
   manual_seed(7);
   EXPECT_EQ(a.loss.item(), m.forward(in, labels).loss.item());
   EXPECT_GT(std::abs(a.loss.item() - g.at("loss").get<double>()), 1e-4) << "dropout had no effect";
+  return a;
+}
+
+// expect_training_dropout, then every parameter but `unused` gets a gradient.
+inline void expect_training_mode(EncoderDecoderModel& m, const json& g, const std::string& unused) {
+  const Seq2SeqOutput a = expect_training_dropout(m, g);
   a.loss.backward();
   for (const auto& [name, p] : m.named_parameters())
     if (name != unused) EXPECT_TRUE(p.grad().defined()) << name;
@@ -129,6 +180,35 @@ inline void expect_positions_checked(const EncoderDecoderModel& m, int64_t max_p
   in.decoder_input_ids = Tensor::full({1, max_positions + 1}, 5.0, DType::i64);
   EXPECT_THROW(m.forward(in), ValueError);
   EXPECT_THROW(m.make_cache(1, max_positions + 1), ValueError);
+}
+
+// The API carries a seq2seq greedy loop: encode once, start from decoder_start_token_id, one
+// cached token per step (cross-attention K/V computed on the first); rows that reached eos are
+// padded. Returns [B, L] row-major, as generate()'s sequences.
+inline std::vector<int64_t> greedy_on_cache(const EncoderDecoderModel& m, const Tensor& input_ids,
+                                            const Tensor& attention_mask, int64_t L) {
+  NoGradGuard ng;
+  const Seq2SeqSpec sp = m.spec();
+  const int64_t B = input_ids.size(0);
+  Seq2SeqInputs in;
+  in.attention_mask = attention_mask;
+  in.encoder_hidden_states = m.encode(input_ids, attention_mask).last_hidden_state;
+  Seq2SeqCache cache = m.make_cache(B, L);
+  in.cache = &cache;
+  in.logits_to_keep = 1;
+  std::vector<int64_t> seq(B * L, sp.pad_token_id), next(B, sp.decoder_start_token_id);
+  std::vector<bool> done(B, false);
+  for (int64_t t = 0; t < L; ++t) {
+    for (int64_t b = 0; b < B; ++b) seq[b * L + t] = next[b];
+    if (t + 1 == L || std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+    in.decoder_input_ids = Tensor::from_vector(next, {B, 1});
+    const std::vector<int64_t> best = argmax(m.forward(in).logits, -1).to_vector<int64_t>();
+    for (int64_t b = 0; b < B; ++b) {
+      next[b] = done[b] ? sp.pad_token_id : best[b];
+      for (int64_t e : sp.eos_token_ids) done[b] = done[b] || next[b] == e;
+    }
+  }
+  return seq;
 }
 
 }  // namespace lmf::models::test

@@ -44,47 +44,22 @@ TEST_P(MarianFamily, LogitsWithSourcePaddingMatchTransformers) {
   EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
   EXPECT_TRUE(rep.unexpected_keys.empty()) << rep.summary();
   expect_golden_logits(*m, g);
-  NoGradGuard ng;
-  // Packed inference weights give the same numbers.
-  m->prepare_inference();
-  EXPECT_LE(max_abs(m->forward(golden_inputs(g)).logits, golden_tensor(g.at("logits"))), 1e-4);
+  expect_prepared_logits(*m, g);
 }
 
 TEST_P(MarianFamily, CachedDecodingEqualsFullForward) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
   m->prepare_inference();
-  NoGradGuard ng;
   const Seq2SeqInputs full = golden_inputs(g);
-  const Tensor ref = m->forward(full).logits;
+  Seq2SeqCache c2 = expect_cached_decoding_equals_full(*m, full, golden_tensor(g.at("logits")));
+  NoGradGuard ng;
   const Tensor enc = m->encode(full.input_ids, full.attention_mask).last_hidden_state;
-  const int64_t B = full.decoder_input_ids.size(0), T = full.decoder_input_ids.size(1);
-  const Tensor inc = cached_logits(*m, full, enc);
-  EXPECT_LE(max_abs(inc, ref), 1e-5);
-  EXPECT_LE(max_abs(inc, golden_tensor(g.at("logits"))), 1e-4);
-  // Beam-style reorder: rows swapped, then one more step gives the swapped rows' logits.
-  Seq2SeqCache c2 = m->make_cache(B, T);
-  Seq2SeqInputs p;
-  p.encoder_hidden_states = enc;
-  p.attention_mask = full.attention_mask;
-  p.decoder_input_ids = full.decoder_input_ids.narrow(1, 0, T - 1).contiguous();
-  p.cache = &c2;
-  m->forward(p);
-  c2.reorder({1, 0});
-  Seq2SeqInputs s;
-  s.encoder_hidden_states = stack({enc.select(0, 1), enc.select(0, 0)}, 0);
-  s.attention_mask = stack({full.attention_mask.select(0, 1), full.attention_mask.select(0, 0)}, 0);
-  const Tensor last = full.decoder_input_ids.narrow(1, T - 1, 1);
-  s.decoder_input_ids = stack({last.select(0, 1), last.select(0, 0)}, 0);
-  s.cache = &c2;
-  const Tensor l = m->forward(s).logits;
-  EXPECT_LE(max_abs(l.select(0, 0).unsqueeze(0), ref.narrow(0, 1, 1).narrow(1, T - 1, 1)), 1e-5);
-  EXPECT_LE(max_abs(l.select(0, 1).unsqueeze(0), ref.narrow(0, 0, 1).narrow(1, T - 1, 1)), 1e-5);
-  // The cache is bounded: one position more than its capacity is refused.
-  EXPECT_THROW(m->forward(s), ValueError);
-  Seq2SeqInputs other = s;
-  other.encoder_hidden_states = s.encoder_hidden_states.narrow(1, 0, 3).contiguous();
-  other.attention_mask = s.attention_mask.narrow(1, 0, 3).contiguous();
+  Seq2SeqInputs other;
+  other.encoder_hidden_states = enc.narrow(1, 0, 3).contiguous();
+  other.attention_mask = full.attention_mask.narrow(1, 0, 3).contiguous();
+  other.decoder_input_ids = full.decoder_input_ids.narrow(1, 0, 1).contiguous();
+  other.cache = &c2;
   c2.self.truncate(1);
   EXPECT_THROW(m->forward(other), ValueError);  // cross keys are of a 7-position source
   c2.reset();
@@ -107,30 +82,10 @@ TEST_P(MarianFamily, GreedyLoopOnTheCacheEqualsTransformersGenerate) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
   m->prepare_inference();
-  NoGradGuard ng;
-  const Seq2SeqSpec sp = m->spec();
   const Tensor want = golden_tensor(g.at("greedy"));
-  const int64_t B = want.size(0), L = want.size(1);
-  Seq2SeqInputs in;
-  in.attention_mask = golden_tensor(g.at("attention_mask"));
-  in.encoder_hidden_states =
-      m->encode(golden_tensor(g.at("input_ids")), in.attention_mask).last_hidden_state;
-  Seq2SeqCache cache = m->make_cache(B, L);
-  in.cache = &cache;
-  in.logits_to_keep = 1;
-  std::vector<int64_t> seq(B * L, sp.pad_token_id), next(B, sp.decoder_start_token_id);
-  std::vector<bool> done(B, false);
-  for (int64_t t = 0; t < L; ++t) {
-    for (int64_t b = 0; b < B; ++b) seq[b * L + t] = next[b];
-    if (t + 1 == L || std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
-    in.decoder_input_ids = Tensor::from_vector(next, {B, 1});
-    const std::vector<int64_t> best = argmax(m->forward(in).logits, -1).to_vector<int64_t>();
-    for (int64_t b = 0; b < B; ++b) {
-      next[b] = done[b] ? sp.pad_token_id : best[b];
-      for (int64_t e : sp.eos_token_ids) done[b] = done[b] || next[b] == e;
-    }
-  }
-  EXPECT_EQ(seq, want.to_vector<int64_t>());
+  EXPECT_EQ(greedy_on_cache(*m, golden_tensor(g.at("input_ids")),
+                            golden_tensor(g.at("attention_mask")), want.size(1)),
+            want.to_vector<int64_t>());
 }
 
 // Training mode: dropout changes the loss (seeded: reproducible), and every parameter the forward

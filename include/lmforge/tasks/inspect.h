@@ -5,6 +5,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lmforge/models/bert.h"
@@ -19,12 +20,13 @@ struct DTypeCount {
 
 struct ModelInfo {
   std::string dir;
-  // config.json's model_type and the whole object. BERT-family folders (bert, roberta, albert,
-  // electra) also fill `config`, `pooler` and `st_modules`; other registered families (decoders,
-  // Marian, BART) are loaded through the registry and leave them at their defaults.
-  std::string model_type;
-  nlohmann::json raw_config;
+  // The BERT family (bert, roberta, albert, electra) fills `config`; any other model type the
+  // registry builds (encoder-decoders: Marian, BART, T5; decoders: GPT-2, LLaMA) fills `shape`
+  // instead: the config.json values that describe it, in a fixed order (e.g. d_model,
+  // encoder_layers, ...).
   bool bert_family = true;
+  std::string model_type;  // config.json "model_type"
+  std::vector<std::pair<std::string, nlohmann::json>> shape;
   models::BertConfig config;
   std::string architecture;  // the HF class lmforge built (config.architectures[0] or the base)
   int64_t parameters = 0;    // each shared (tied) tensor counted once
@@ -32,7 +34,8 @@ struct ModelInfo {
   std::string weight_format;  // "safetensors", "safetensors (sharded)", "pytorch .bin", ...
   std::map<std::string, DTypeCount> dtypes;  // stored dtype name ("F32", "BF16", ...) -> count
   models::LoadReport report;
-  std::string pooler;     // one line: present and loaded / absent and refused / no pooler
+  std::string pooler;     // one line: present and loaded / absent and refused / no pooler ("" when
+                          // the model has none by design: not the BERT family)
   std::string tokenizer;  // one line: which files, vocabulary size, or why it failed to load
   std::vector<std::string> st_modules;  // sentence-transformers modules.json types, if any
 };

@@ -25,17 +25,17 @@ struct Seq2SeqLM {
   std::string source;  // the folder
   // Marian's tokenizer when the folder has source.spm, target.spm and vocab.json; else null.
   std::shared_ptr<const tok::MarianTokenizer> tokenizer;
-  // Otherwise the folder's Hugging Face tokenizer (tokenizer.json, or vocab.json + merges.txt as
-  // BART's byte-level BPE) when it has one; else null.
-  std::shared_ptr<const tok::Tokenizer> hf_tokenizer;
-  bool has_tokenizer() const { return tokenizer != nullptr || hf_tokenizer != nullptr; }
+  // Otherwise the folder's own tokenizer when it has one: tokenizer.json, BART's byte-level BPE
+  // vocab.json + merges.txt, or a SentencePiece model such as T5's spiece.model; else null.
+  std::shared_ptr<const tok::Tokenizer> text_tokenizer;
+  bool has_tokenizer() const { return tokenizer != nullptr || text_tokenizer != nullptr; }
 };
 // ValueError when the folder holds no encoder-decoder with an LM head (naming what it holds);
 // IoError for missing or corrupt files.
 Seq2SeqLM load_seq2seq_lm(const std::string& dir);
 
 // Text <-> ids with the folder's tokenizer: the source as tokenizer(text) (with its special
-// tokens: Marian's </s>, BART's <s> ... </s>), a translation as tokenizer.decode(ids,
+// tokens: Marian's and T5's </s>, BART's <s> ... </s>), a translation as tokenizer.decode(ids,
 // skip_special_tokens=True). ValueError "this folder has no tokenizer" when there is none.
 std::vector<int64_t> encode_source_text(const Seq2SeqLM& lm, const std::string& text);
 std::string decode_target_text(const Seq2SeqLM& lm, const std::vector<int64_t>& ids);

@@ -155,12 +155,12 @@ void small_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* a,
   small_gemm_nn(m, n, k, alpha, a, lda, bt.data(), n, c, ldc);
 }
 
-// Softmax of each row of s[rows, n] in place; a row whose scores are all -inf becomes zeros.
-// OpenMP simd reductions vectorise the row max / sums without -ffast-math.
+// Softmax of the first n entries of each row of s[rows, ld] in place; a row whose scores are all
+// -inf becomes zeros. OpenMP simd reductions vectorise the row max / sums without -ffast-math.
 __attribute__((target_clones("avx512f", "default"))) void softmax_rows(float* s, int64_t rows,
-                                                                       int64_t n) {
+                                                                       int64_t n, int64_t ld) {
   for (int64_t i = 0; i < rows; ++i) {
-    float* x = s + i * n;
+    float* x = s + i * ld;
     float m = kNegInf;
 #pragma omp simd reduction(max : m)
     for (int64_t j = 0; j < n; ++j) m = x[j] > m ? x[j] : m;
@@ -204,12 +204,14 @@ struct BlockMask {
   int64_t causal_offset = 0;  // Tk - Tq: query i sees keys j <= i + causal_offset
 };
 
-// Applies `m` to the scores s[rows, n] of one block: masked scores become -inf.
+// Applies `m` to the first n scores of each row of s[rows, ld] (one block): masked scores become
+// -inf.
 __attribute__((target_clones("avx512f", "default"))) void apply_mask(float* __restrict s,
                                                                      int64_t rows, int64_t n,
+                                                                     int64_t ld,
                                                                      const BlockMask& m) {
   for (int64_t i = 0; i < rows; ++i) {
-    float* __restrict x = s + i * n;
+    float* __restrict x = s + i * ld;
     if (m.pad_bias) {
       const float* __restrict pb = m.pad_bias;
       for (int64_t j = 0; j < n; ++j) x[j] += pb[j];
@@ -254,34 +256,50 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
   const float keep_scale = dropout ? 1.0f / (1.0f - dropout_p) : 1.0f;
   std::vector<float> pad_bias(mask.key_padding ? d.B * d.Tk : 0);
   for (size_t e = 0; e < pad_bias.size(); ++e) pad_bias[e] = mask.key_padding[e] ? 0.0f : kNegInf;
+  // Work units are (b, h, query block). Causal attention without dropout splits the queries into
+  // blocks of kCausalRows: a block multiplies only the keys its last row can see (its other
+  // scores are exact zeros after the softmax), which skips most of the masked triangle, and the
+  // units spread evenly over the threads (9 heads alone leave one of 2 threads idle 1/9 of the
+  // time). With dropout a unit stays a whole (b, h) block: its keep mask is drawn per (b, h).
+  constexpr int64_t kCausalRows = 32;
+  const int64_t q_rows = mask.causal && !dropout && d.Tq >= 2 * kCausalRows ? kCausalRows : d.Tq;
+  const int64_t q_blocks = d.Tq > 0 ? (d.Tq + q_rows - 1) / q_rows : 1;
 #pragma omp parallel num_threads(num_threads())
   {
     std::vector<float> own(probs ? 0 : tt), dropped(dropout ? tt : 0);
 #pragma omp for schedule(dynamic)
-    for (int64_t bh = 0; bh < blocks; ++bh) {
+    for (int64_t u = 0; u < blocks * q_blocks; ++u) {
+      // The longest (last) query blocks of every head first, the short ones fill in at the end.
+      const int64_t qi = q_blocks - 1 - u / blocks, bh = u % blocks;
       const int64_t b = bh / d.H, h = bh % d.H, hk = h / group;
-      const float* qb = q + b * st.q[0] + h * st.q[1];
+      const int64_t i0 = qi * q_rows, rows = std::min(q_rows, d.Tq - i0);
+      // Keys [0, kn) are visible to some row of the block (all of them without a causal mask).
+      int64_t kn = d.Tk;
+      if (q_rows < d.Tq) kn = std::clamp<int64_t>(i0 + rows + d.Tk - d.Tq, 1, d.Tk);
+      const float* qb = q + b * st.q[0] + h * st.q[1] + i0 * st.q[2];
       const float* kb = k + b * st.k[0] + hk * st.k[1];
       const float* vb = v + b * st.v[0] + hk * st.v[1];
-      float* ob = out + b * st.out[0] + h * st.out[1];
-      const bool small = d.Tq * d.Tk * std::max(d.D, d.Dv) <= kSmallBlock;
-      float* s = probs ? probs + bh * tt : own.data();
+      float* ob = out + b * st.out[0] + h * st.out[1] + i0 * st.out[2];
+      const bool small = rows * kn * std::max(d.D, d.Dv) <= kSmallBlock;
+      float* s = (probs ? probs + bh * tt : own.data()) + i0 * d.Tk;
       if (small)
-        small_gemm_nt(d.Tq, d.Tk, d.D, scale, qb, st.q[2], kb, st.k[2], s, d.Tk);
+        small_gemm_nt(rows, kn, d.D, scale, qb, st.q[2], kb, st.k[2], s, d.Tk);
       else
-        gemm('N', 'T', d.Tq, d.Tk, d.D, scale, qb, st.q[2], kb, st.k[2], s, d.Tk);
+        gemm('N', 'T', rows, kn, d.D, scale, qb, st.q[2], kb, st.k[2], s, d.Tk);
       if (masked) {
-        const int64_t base = b * mask.strides[0] + h * mask.strides[1];
+        const int64_t base = b * mask.strides[0] + h * mask.strides[1] + i0 * mask.strides[2];
         BlockMask bm{mask.key_padding ? pad_bias.data() + b * d.Tk : nullptr,
                      mask.allow ? mask.allow + base : nullptr,
                      mask.bias ? mask.bias + base : nullptr,
                      mask.strides[2],
                      mask.strides[3],
                      mask.causal,
-                     d.Tk - d.Tq};
-        apply_mask(s, d.Tq, d.Tk, bm);
+                     d.Tk - d.Tq + i0};
+        apply_mask(s, rows, kn, d.Tk, bm);
       }
-      softmax_rows(s, d.Tq, d.Tk);
+      softmax_rows(s, rows, kn, d.Tk);
+      if (probs && kn < d.Tk)
+        for (int64_t i = 0; i < rows; ++i) std::fill(s + i * d.Tk + kn, s + (i + 1) * d.Tk, 0.0f);
       const float* p = s;
       if (dropout) {
         Generator gen(seeds[bh]);
@@ -293,9 +311,9 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
         p = dropped.data();
       }
       if (small)
-        small_gemm_nn(d.Tq, d.Dv, d.Tk, 1.0f, p, d.Tk, vb, st.v[2], ob, st.out[2]);
+        small_gemm_nn(rows, d.Dv, kn, 1.0f, p, d.Tk, vb, st.v[2], ob, st.out[2]);
       else
-        gemm('N', 'N', d.Tq, d.Dv, d.Tk, 1.0f, p, d.Tk, vb, st.v[2], ob, st.out[2]);
+        gemm('N', 'N', rows, d.Dv, kn, 1.0f, p, d.Tk, vb, st.v[2], ob, st.out[2]);
     }
   }
 }
@@ -304,7 +322,8 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
 // rows stack into one [group*Tq, .] operand and the sums over the group fall out of the GEMMs.
 void attention_backward(const AttentionDims& d, float scale, const float* q, const float* k,
                         const float* v, const float* probs, const uint8_t* drop_keep,
-                        float dropout_p, const float* dout, float* dq, float* dk, float* dv) {
+                        float dropout_p, const float* dout, float* dq, float* dk, float* dv,
+                        float* dscores) {
   const int64_t blocks = d.B * d.Hkv, group = d.H / d.Hkv;
   const int64_t rows = group * d.Tq, n = rows * d.Tk;
   const bool dropout = dropout_p > 0.0f;
@@ -329,7 +348,14 @@ void attention_backward(const AttentionDims& d, float scale, const float* q, con
       gemm('N', 'T', rows, d.Tk, d.Dv, 1.0f, go, d.Dv, vb, d.Dv, ds.data(), d.Tk);
       if (dropout)
         for (int64_t e = 0; e < n; ++e) ds[e] = keep[e] ? ds[e] * keep_scale : 0.0f;
-      softmax_backward_rows(p, ds.data(), rows, d.Tk, scale);
+      if (dscores) {  // the gradient of an additive bias: before the q.k scale
+        softmax_backward_rows(p, ds.data(), rows, d.Tk, 1.0f);
+        std::copy(ds.begin(), ds.end(), dscores + qoff * d.Tk);
+        if (scale != 1.0f)
+          for (float& e : ds) e *= scale;
+      } else {
+        softmax_backward_rows(p, ds.data(), rows, d.Tk, scale);
+      }
       gemm('N', 'N', rows, d.D, d.Tk, 1.0f, ds.data(), d.Tk, kb, d.D, dq + qoff * d.D, d.D);
       gemm('T', 'N', d.Tk, d.D, rows, 1.0f, ds.data(), d.Tk, q + qoff * d.D, d.D,
            dk + bk * d.Tk * d.D, d.D);
