@@ -1,6 +1,9 @@
 // lmforge pretrain / finetune / evaluate: thin wrappers over lmf::train (objectives + train()).
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "commands.h"
 #include "lmforge/core/error.h"
@@ -9,6 +12,7 @@
 #include "lmforge/train/finetune.h"
 #include "lmforge/train/pretrain.h"
 #include "lmforge/train/translation.h"
+#include "lmforge/train/translation_eval.h"
 #include "train_options.h"
 
 namespace lmf::cli {
@@ -30,6 +34,9 @@ struct FinetuneCli {
   bool no_truncation = false;
   std::string label_kind = "auto";
   bool json = false;
+  // evaluate --task translation
+  std::optional<int64_t> num_beams, max_new_tokens;
+  std::string translations_out;
 };
 
 train::LabelKind parse_label_kind(const std::string& s) {
@@ -166,8 +173,61 @@ int run_finetune(FinetuneCli& o) {
   return report_result(r, o.trainer, o.json, "finetune");
 }
 
+// True when the folder's config.json says it is an encoder-decoder (then evaluate translates).
+bool is_encoder_decoder_folder(const std::string& dir) {
+  std::ifstream f(std::filesystem::path(dir) / "config.json");
+  if (!f) return false;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(f);
+    return j.value("is_encoder_decoder", false) || j.value("model_type", "") == "marian";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+int run_evaluate_translation(FinetuneCli& o) {
+  train::TranslationEvalOptions t;
+  t.model_dir = o.data.model_dir;
+  t.data = o.data.eval_file;
+  t.source_lang = o.translation.source_lang;
+  t.target_lang = o.translation.target_lang;
+  t.num_beams = o.num_beams;
+  t.max_new_tokens = o.max_new_tokens;
+  t.batch_size = o.data.eval_batch_size;
+  t.max_examples = o.data.max_eval_examples;
+  if (t.num_beams)
+    LMF_CHECK(*t.num_beams >= 1, ValueError, "--num-beams {} must be at least 1", *t.num_beams);
+  if (t.max_new_tokens)
+    LMF_CHECK(*t.max_new_tokens >= 1, ValueError, "--max-new-tokens {} must be at least 1",
+              *t.max_new_tokens);
+  const train::TranslationEvalResult r = train::evaluate_translation(t);
+  if (!o.translations_out.empty()) {
+    std::ofstream f(o.translations_out);
+    if (!f) fail<IoError>("cannot write --translations-out '{}'", o.translations_out);
+    for (const std::string& h : r.hypotheses) f << h << '\n';
+    if (!f) fail<IoError>("could not write all of '{}'", o.translations_out);
+  }
+  if (o.json) {
+    nlohmann::json j = metrics_json(r.metrics);
+    j["bleu"] = r.metrics.at("eval_bleu");
+    j["chrf"] = r.metrics.at("eval_chrf");
+    j["bleu_signature"] = r.bleu_signature;
+    j["chrf_signature"] = r.chrf_signature;
+    fmt::print("{}\n", j.dump());
+  } else {
+    fmt::print("{} on {} ({} -> {}):\n", o.data.model_dir, o.data.eval_file, t.source_lang,
+               t.target_lang);
+    for (const auto& [k, v] : r.metrics) fmt::print("  {:<24} {:.4f}\n", k, v);
+    fmt::print("  {}\n  {}\n", r.bleu_signature, r.chrf_signature);
+  }
+  return 0;
+}
+
 int run_evaluate(FinetuneCli& o) {
   if (o.data.eval_file.empty()) throw ValueError("evaluate needs --data FILE");
+  if (o.data.task == "translation" ||
+      (o.data.task.empty() && is_encoder_decoder_folder(o.data.model_dir)))
+    return run_evaluate_translation(o);
   o.data.label_kind = parse_label_kind(o.label_kind);
   const train::Metrics m = train::evaluate_model(o.data);
   if (o.json) {
@@ -351,10 +411,32 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "evaluate",
         "Evaluate a fine-tuned Hugging Face folder on a labelled file with the task's metrics\n"
         "(eval_loss plus accuracy/F1, entity F1, SQuAD EM/F1 or Pearson/Spearman).\n"
-        "Example: lmforge evaluate --model runs/sst2 --data heldout.tsv");
+        "Translation models (encoder-decoder folders, or --task translation): --data is\n"
+        "SRC_FILE,TGT_FILE or JSONL as for finetune; the sources are translated with the\n"
+        "folder's generation defaults (--num-beams, --max-new-tokens override them) and scored\n"
+        "against the targets with\n"
+        "sacrebleu's corpus BLEU (13a, exp smoothing) and chrF2 (eval_bleu, eval_chrf), plus\n"
+        "eval_loss (MarianMTModel) and eval_gen_len.\n"
+        "Examples: lmforge evaluate --model runs/sst2 --data heldout.tsv\n"
+        "          lmforge evaluate --model runs/en-fr --data test.en,test.fr --num-beams 4 "
+        "--json");
     sub->add_option("--model", o->data.model_dir, "fine-tuned Hugging Face folder")->required();
     sub->add_option("--data", o->data.eval_file, "labelled data file")->required();
     sub->add_option("--task", o->data.task, "as for finetune (default: from the architecture)");
+    sub->add_option("--source-lang", o->translation.source_lang,
+                    "translation: source language (the JSONL field)")
+        ->capture_default_str();
+    sub->add_option("--target-lang", o->translation.target_lang,
+                    "translation: target language (the JSONL field)")
+        ->capture_default_str();
+    sub->add_option("--num-beams", o->num_beams,
+                    "translation: beam search with this many beams (default: the folder's)");
+    sub->add_option("--max-new-tokens", o->max_new_tokens,
+                    "translation: new tokens per translation (default: the folder's, else 128)");
+    sub->add_option("--translations-out", o->translations_out,
+                    "translation: write the translations to this file, one per line");
+    sub->add_option("--max-eval-examples", o->data.max_eval_examples,
+                    "use only the first N examples (-1: all)");
     add_column_options(sub, *o);
     sub->add_flag("--json", o->json, "print the metrics as one JSON object");
     out.push_back({sub, [o] { return run_evaluate(*o); }});

@@ -21,7 +21,8 @@ struct TranslateCmd {
   std::string heatmap, source_ids;
 };
 
-// --attention-heatmap OUT.html for input i (0-based): OUT.html for the first, OUT-2.html, ...
+// --attention-heatmap OUT.html|OUT.png for input i (0-based): OUT.html for the first, OUT-2.html,
+// ...
 std::string heatmap_path(const std::string& base, size_t i) {
   if (i == 0) return base;
   const std::filesystem::path p(base);
@@ -189,9 +190,10 @@ void register_translate_command(CLI::App& app, Commands& out) {
   sub->add_option(
       "--attention-heatmap", o->heatmap,
       "write encoder self-, decoder self- and cross-attention of each translation "
-      "(per layer and head, labelled with the tokens) to this HTML file (the 2nd "
-      "input to OUT-2.html, ...); self-contained: inline SVG, no JavaScript or downloads. PNG is "
-      "not supported");
+      "(per layer and head, labelled with the tokens) to this file (the 2nd input to "
+      "OUT-2.html, ...): OUT.html is self-contained (inline SVG, no JavaScript or downloads); "
+      "OUT.png is an image, a grid of panels per attention kind, layer and head with axes "
+      "labelled by token index and a legend listing the tokens");
   sub->add_flag("--truncate", o->truncate,
                 "cut a source longer than the model's positions (keeping its </s>) instead of "
                 "failing (T5's relative positions have no limit: nothing is cut)");

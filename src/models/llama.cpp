@@ -368,8 +368,12 @@ LlamaDecoderLayer::LlamaDecoderLayer(const LlamaConfig& c, int64_t) {
 }
 
 Tensor LlamaDecoderLayer::forward(const Tensor& x, const nn::AttentionInputs& in) const {
-  const Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), in).out;
-  return h + mlp_->forward(post_attention_layernorm_->forward(h));
+  const Tensor a = self_attn_->forward(input_layernorm_->forward(x), in).out;
+  // h = x + a and its norm in one pass (ops::add_rms_norm; add then norm where grads flow).
+  Tensor h;
+  const Tensor n =
+      add_rms_norm(x, a, post_attention_layernorm_->weight(), post_attention_layernorm_->eps(), &h);
+  return h + mlp_->forward(n);
 }
 
 // ---- model --------------------------------------------------------------------------------------

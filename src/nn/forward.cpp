@@ -261,8 +261,33 @@ void MultiHeadAttention::on_prepare_inference(bool prepare) {
 
 Tensor FeedForward::forward(const Tensor& x) const {
   check_last_dim("FeedForward", x, cfg_.dim);
-  if (cfg_.gated) return down_->forward(gate_->forward(x, cfg_.act) * up_->forward(x));
+  if (cfg_.gated) {
+    const Tensor h = fused_gate_up(x);
+    if (h.defined()) return down_->forward(h);
+    return down_->forward(gate_->forward(x, cfg_.act) * up_->forward(x));
+  }
   return down_->forward(up_->forward(x, cfg_.act));
+}
+
+Tensor FeedForward::fused_gate_up(const Tensor& x) const {
+  if (!fuse_allowed_ || is_training() ||
+      !packed_linear_takes(x, {gate_->weight(), up_->weight(), gate_->bias(), up_->bias()}))
+    return Tensor();
+  std::shared_ptr<const PackedLinearWeight> p;
+  {
+    std::lock_guard<std::mutex> lock(fuse_mu_);
+    if (!gate_up_packed_ || !gate_up_packed_->made_from({gate_->weight(), up_->weight()}))
+      gate_up_packed_ = pack_gated_linear_weights(gate_->weight(), up_->weight());
+    p = gate_up_packed_;
+  }
+  if (!p) return Tensor();
+  return gated_linear(x, *p, cfg_.act);
+}
+
+void FeedForward::on_prepare_inference(bool prepare) {
+  std::lock_guard<std::mutex> lock(fuse_mu_);
+  fuse_allowed_ = prepare && cfg_.gated && !gate_->bias().defined() && !up_->bias().defined();
+  gate_up_packed_ = nullptr;
 }
 
 }  // namespace lmf::nn

@@ -311,6 +311,55 @@ std::shared_ptr<const PackedLinearWeight> pack_linear_weights(const std::vector<
   return p;
 }
 
+std::shared_ptr<const PackedLinearWeight> pack_gated_linear_weights(const Tensor& gate,
+                                                                    const Tensor& up) {
+  LMF_CHECK(gate.defined() && up.defined() && gate.dim() == 2 && gate.shape() == up.shape(),
+            ShapeError,
+            "pack_gated_linear_weights: want gate and up weights of one shape [n, in], "
+            "got {} and {}",
+            gate.defined() ? gate.describe() : std::string("undefined"),
+            up.defined() ? up.describe() : std::string("undefined"));
+  if (gate.dtype() != DType::f32 || up.dtype() != DType::f32 || packed_linear_max_rows() == 0)
+    return nullptr;
+  auto p = std::make_shared<PackedLinearWeight>();
+  const int64_t n = gate.size(0), k = gate.size(1);
+  p->out_ = n, p->in_ = k, p->gated_ = true;
+  p->sources_ = {gate.detach(), up.detach()};
+  p->packed_ = Tensor::empty({2 * cpu::packed_floats(n, k)});
+  float* dst = p->packed_.data<float>();
+  const Tensor g = gate.contiguous(), u = up.contiguous();
+  // In slices of whole panels, each slice's mapped source pages released once copied (as
+  // pack_linear_weights does).
+  constexpr int64_t kSliceRows = 32 * cpu::kPackPanel;
+  for (int64_t r = 0; r < n; r += kSliceRows) {
+    const int64_t rows = std::min(kSliceRows, n - r);
+    const float* gs = g.data<float>() + r * k;
+    const float* us = u.data<float>() + r * k;
+    cpu::pack_weight_pair_f32(gs, us, rows, k, k, dst + 2 * r * k);
+    for (const auto& [t, src] : {std::pair{&g, gs}, std::pair{&u, us}})
+      if (t->storage() && t->storage()->file_mapped())
+        Storage::release_pages(src, static_cast<size_t>(rows * k) * 4);
+  }
+  return p;
+}
+
+Tensor gated_linear(const Tensor& x, const PackedLinearWeight& pw, Activation act) {
+  LMF_CHECK(pw.gated(), ValueError, "gated_linear: the weight was not packed as a gate/up pair");
+  const Tensor& gate = pw.sources()[0];
+  const Tensor& up = pw.sources()[1];
+  const int64_t in = pw.in_features(), n = pw.out_features();
+  if (!packed_linear_takes(x, {gate, up}) || x.size(-1) != in)
+    return linear(x, gate, Tensor(), act) * linear(x, up);
+  const int64_t rows = x.numel() / in;
+  Shape out_shape = x.shape();
+  out_shape.back() = n;
+  Tensor x2 = x.reshape({rows, in}).contiguous();
+  Tensor y = Tensor::empty({rows, n});
+  cpu::gemm_packed_gated_f32(rows, n, in, x2.data<float>(), in, pw.packed().data<float>(),
+                             gemm_act(act), y.data<float>(), n);
+  return y.view(out_shape);
+}
+
 Tensor linear(const Tensor& x, const PackedLinearWeight& pw, const Tensor& b, Activation act) {
   const int64_t in = pw.in_features(), out_features = pw.out_features();
   const bool sources_need_grad = std::any_of(pw.sources().begin(), pw.sources().end(),

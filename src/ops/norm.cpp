@@ -142,4 +142,28 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& weight, double eps) {
   return y;
 }
 
+Tensor add_rms_norm(const Tensor& x_in, const Tensor& res_in, const Tensor& weight, double eps,
+                    Tensor* sum) {
+  LMF_CHECK(sum, ValueError, "add_rms_norm: sum must not be null");
+  if (!x_in.defined() || !res_in.defined() || x_in.shape() != res_in.shape() ||
+      x_in.dtype() != res_in.dtype() || needs_grad({x_in, res_in, weight})) {
+    *sum = add(x_in, res_in);
+    return rms_norm(*sum, weight, eps);
+  }
+  check_input("add_rms_norm", x_in);
+  const Tensor w = check_param("add_rms_norm", "weight", weight, x_in);
+  const int64_t cols = x_in.shape().back(), rows = cols == 0 ? 0 : x_in.numel() / cols;
+  const Tensor x = x_in.contiguous(), res = res_in.contiguous();
+  const Tensor wd = w.defined() ? w.detach() : w;
+  Tensor h = Tensor::empty(x.shape(), x.dtype());
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  visit_float(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    kernels::add_rms_norm_fwd(ptr<T>(x), ptr<T>(res), static_cast<T*>(h.data_ptr()), ptr<T>(wd),
+                              static_cast<T*>(y.data_ptr()), rows, cols, static_cast<float>(eps));
+  });
+  *sum = h;
+  return y;
+}
+
 }  // namespace lmf

@@ -4,6 +4,7 @@
 #include "lmforge/tasks/seq2seq.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include "lmforge/core/error.h"
 #include "lmforge/models/registry.h"
 #include "lmforge/ops/ops.h"
+#include "lmforge/tasks/heatmap_png.h"
 #include "lmforge/tasks/markup.h"
 #include "lmforge/tokenizers/marian.h"
 #include "lmforge/tokenizers/tokenizer.h"
@@ -368,10 +370,16 @@ void write_attention_heatmap(const std::string& path, const Seq2SeqAttention& at
                              const std::vector<std::string>& source_tokens,
                              const std::vector<std::string>& target_tokens,
                              const std::string& title) {
-  const std::string html = attention_heatmap_html(att, source_tokens, target_tokens, title);
+  // .png: the image (heatmap_png.h); anything else: the HTML page.
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string content =
+      ext == ".png" ? attention_heatmap_png(att, source_tokens, target_tokens, title)
+                    : attention_heatmap_html(att, source_tokens, target_tokens, title);
   std::ofstream f(path, std::ios::binary);
   LMF_CHECK(f.good(), IoError, "cannot write the attention heatmap to {}", path);
-  f << html;
+  f << content;
   LMF_CHECK(f.good(), IoError, "writing the attention heatmap to {} failed", path);
 }
 

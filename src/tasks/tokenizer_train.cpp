@@ -1,24 +1,68 @@
 // lmforge tokenizer train: SentencePiece models and Marian folders
-// (tokenizers/train_sentencepiece.h).
+// (tokenizers/train_sentencepiece.h), HF tokenizer.json files (tokenizers/train_hf.h).
 #include "lmforge/tasks/tokenizer_train.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "lmforge/core/error.h"
 #include "lmforge/tokenizers/marian.h"
 #include "lmforge/tokenizers/sentencepiece.h"
+#include "lmforge/tokenizers/tokenizer.h"
 
 namespace lmf::tasks {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+TokenizerTrainResult train_hf(const TokenizerTrainRequest& r) {
+  LMF_CHECK(!r.marian && r.target_files.empty(), ValueError,
+            "tokenizer train: --marian / --target-files need --type sentencepiece");
+  LMF_CHECK(r.spm.vocab_size > 0, ValueError, "tokenizer train: --vocab-size must be positive");
+  tok::HfTrainOptions o = r.hf;
+  o.type = r.type;
+  o.vocab_size = static_cast<size_t>(r.spm.vocab_size);
+  // Fail on an unusable output folder before the (possibly long) training.
+  const fs::path dir(r.out_dir), out = dir / "tokenizer.json";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  LMF_CHECK(!ec && fs::is_directory(dir), IoError,
+            "tokenizer train: cannot create the output folder '{}'{}", r.out_dir,
+            ec ? ": " + ec.message() : std::string());
+  const fs::path tmp = dir / "tokenizer.json.part";
+  {
+    std::ofstream probe(tmp, std::ios::binary | std::ios::trunc);
+    LMF_CHECK(probe.good(), IoError, "tokenizer train: cannot write in the output folder '{}'",
+              r.out_dir);
+  }
+  fs::remove(tmp, ec);
+  auto t = tok::train_hf_tokenizer(r.files, o);
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f << t.tokenizer_json;
+    f.close();
+    LMF_CHECK(f.good(), IoError, "tokenizer train: cannot write '{}'", tmp.string());
+  }
+  fs::rename(tmp, out, ec);
+  LMF_CHECK(!ec, IoError, "tokenizer train: cannot write '{}': {}", out.string(), ec.message());
+  // What we wrote must load back.
+  auto loaded = tok::Tokenizer::from_file(out);
+  TokenizerTrainResult res;
+  res.files = {out.string()};
+  res.pieces = loaded.vocab_size(false);
+  res.merges = t.merges;
+  res.words = t.words;
+  res.lines = t.lines;
+  return res;
+}
+
+}  // namespace
+
 TokenizerTrainResult train_tokenizer(const TokenizerTrainRequest& r) {
   LMF_CHECK(!r.out_dir.empty(), ValueError, "tokenizer train: no output folder (-o DIR)");
   if (r.type == "unigram" || r.type == "bpe" || r.type == "byte-bpe" || r.type == "wordpiece")
-    fail<ValueError>(
-        "tokenizer train: --type {} (an HF tokenizer.json trainer) is not implemented yet; use "
-        "--type sentencepiece --model-type {}",
-        r.type, r.type == "unigram" ? "unigram" : "bpe");
+    return train_hf(r);
   LMF_CHECK(r.type == "sentencepiece", ValueError,
             "tokenizer train: unknown --type '{}' (sentencepiece, unigram, bpe, byte-bpe, "
             "wordpiece)",

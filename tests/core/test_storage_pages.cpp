@@ -83,4 +83,18 @@ TEST(StoragePages, ReleasedMappedPagesLeaveRssKeepTheirBytesAndKeepWrites) {
   storage.reset();
   std::filesystem::remove(path);
 }
+
+// Large blocks (>= 4 MiB) start on a 2 MiB boundary for transparent huge pages; small ones keep
+// the 64-byte alignment; both hold what is written (also when a freed block is reused).
+TEST(StoragePages, LargeBlocksAreHugePageAligned) {
+  for (size_t n : {size_t{5} << 20, size_t{4} << 20, size_t{100}, size_t{1} << 20}) {
+    auto s = lmf::Storage::allocate(n);
+    const auto addr = reinterpret_cast<uintptr_t>(s->data());
+    EXPECT_EQ(addr % 64, 0u) << n;
+    if (n >= (size_t{4} << 20)) EXPECT_EQ(addr % (size_t{2} << 20), 0u) << n;
+    auto* b = static_cast<unsigned char*>(s->data());
+    for (size_t i = 0; i < n; i += 4093) b[i] = static_cast<unsigned char>(i);
+    for (size_t i = 0; i < n; i += 4093) ASSERT_EQ(b[i], static_cast<unsigned char>(i));
+  }
+}
 #endif

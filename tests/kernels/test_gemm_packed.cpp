@@ -7,15 +7,16 @@
 
 #include <cmath>
 
+#include "../ops/activation_ref.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/runtime.h"
 #include "lmforge/nn/attention.h"
+#include "lmforge/nn/feed_forward.h"
 #include "lmforge/nn/init.h"
 #include "lmforge/nn/layers.h"
 #include "lmforge/ops/ops.h"
-#include "../ops/activation_ref.h"
 
 namespace {
 
@@ -78,8 +79,8 @@ TEST(GemmPacked, MatchesReferenceOnTailsBlocksAndActivations) {
           ASSERT_LT(max_rel_err(y, x, w, b, Activation::none), 2e-5)
               << "m=" << m << " n=" << n << " k=" << k << " threads=" << threads;
         }
-    for (Activation a : {Activation::relu, Activation::gelu, Activation::gelu_tanh, Activation::silu,
-                         Activation::tanh}) {
+    for (Activation a : {Activation::relu, Activation::gelu, Activation::gelu_tanh,
+                         Activation::silu, Activation::tanh}) {
       const Tensor x = lmf::randn({16, 384});
       const Tensor w = lmf::randn({1536, 384}, 0.0, 0.05);  // big enough for two threads
       const Tensor b = lmf::randn({1536});
@@ -156,7 +157,8 @@ TEST(GemmPacked, PreparedLinearNeverUsesAStaleCopy) {
 
 TEST(GemmPacked, FusedQkvAttentionEqualsThreeProjections) {
   if (!lmf::kernels::cpu_has_avx512()) GTEST_SKIP() << "packed kernel needs AVX-512";
-  for (auto cfg : {lmf::nn::AttentionConfig::bert(48, 4), lmf::nn::AttentionConfig::llama(48, 4, 2)}) {
+  for (auto cfg :
+       {lmf::nn::AttentionConfig::bert(48, 4), lmf::nn::AttentionConfig::llama(48, 4, 2)}) {
     lmf::nn::MultiHeadAttention attn(cfg);
     lmf::nn::init::normal_(attn.q_proj().weight(), 0.0, 0.2);  // non-zero biases matter too
     attn.eval();
@@ -171,3 +173,70 @@ TEST(GemmPacked, FusedQkvAttentionEqualsThreeProjections) {
 }
 
 }  // namespace
+
+// The gate/up pair pack (SwiGLU): act(x Wg^T) * (x Wu^T) against float64 on partial panels,
+// several k blocks, one and two threads; its fallback for inputs the kernel does not take; and a
+// prepared gated FeedForward equal to its unfused form.
+TEST(GemmPacked, GatedPairMatchesReference) {
+  if (!lmf::kernels::cpu_has_avx512()) GTEST_SKIP() << "packed kernel needs AVX-512";
+  Restore restore;
+  lmf::NoGradGuard no_grad;
+  for (int threads : {1, 2}) {
+    lmf::set_num_threads(threads);
+    for (int64_t m : {1, 13, 128})
+      for (int64_t n : {17, 64, 100, 1536})
+        for (int64_t k : {31, 300}) {
+          const Tensor x = lmf::randn({m, k});
+          const Tensor g = lmf::randn({n, k}, 0.0, 0.1), u = lmf::randn({n, k}, 0.0, 0.1);
+          const auto p = lmf::pack_gated_linear_weights(g, u);
+          ASSERT_TRUE(p && p->gated());
+          EXPECT_EQ(p->out_features(), n);
+          for (Activation a : {Activation::silu, Activation::gelu}) {
+            const Tensor y = lmf::gated_linear(x, *p, a);
+            ASSERT_EQ(y.shape(), (lmf::Shape{m, n}));
+            const Tensor xc = x.contiguous();
+            double worst = 0;
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < n; ++j) {
+                double sg = 0, su = 0;
+                for (int64_t q = 0; q < k; ++q) {
+                  sg += double(xc.data<float>()[i * k + q]) * double(g.data<float>()[j * k + q]);
+                  su += double(xc.data<float>()[i * k + q]) * double(u.data<float>()[j * k + q]);
+                }
+                const double want = lmf::test::activation_ref(a, sg) * su;
+                worst = std::max(
+                    worst, std::abs(y.data<float>()[i * n + j] - want) / (1 + std::abs(want)));
+              }
+            ASSERT_LT(worst, 2e-5)
+                << "m=" << m << " n=" << n << " k=" << k << " threads=" << threads;
+          }
+        }
+  }
+  // More rows than the packed bound: the unfused product, same values.
+  lmf::cpu::set_packed_gemm_max_m(4);
+  const Tensor g = lmf::randn({40, 24}), u = lmf::randn({40, 24}), x = lmf::randn({9, 24});
+  const auto p = lmf::pack_gated_linear_weights(g, u);
+  ASSERT_TRUE(p);
+  const Tensor want = lmf::linear(x, g, Tensor(), Activation::silu) * lmf::linear(x, u);
+  EXPECT_LT(max_abs_diff(lmf::gated_linear(x, *p, Activation::silu), want), 1e-6);
+  EXPECT_THROW(lmf::pack_gated_linear_weights(g, lmf::randn({41, 24})), lmf::ShapeError);
+  EXPECT_THROW(lmf::gated_linear(x, *lmf::pack_linear_weight(g), Activation::silu),
+               lmf::ValueError);
+}
+
+TEST(GemmPacked, PreparedGatedFeedForwardEqualsUnfused) {
+  if (!lmf::kernels::cpu_has_avx512()) GTEST_SKIP() << "packed kernel needs AVX-512";
+  lmf::NoGradGuard no_grad;
+  lmf::nn::FeedForward ff(lmf::nn::FeedForwardConfig::swiglu(48, 100));
+  lmf::manual_seed(3);
+  for (auto& [name, t] : ff.named_parameters()) t.copy_(lmf::randn(t.shape(), 0.0, 0.1));
+  ff.eval();
+  const Tensor x = lmf::randn({2, 9, 48});
+  const Tensor want = ff.forward(x);
+  ff.prepare_inference();
+  const Tensor got = ff.forward(x);
+  EXPECT_LT(max_abs_diff(got, want), 1e-5);
+  // Replacing a weight after packing is seen (the pack is remade from the new tensors).
+  ff.release_inference();
+  EXPECT_LT(max_abs_diff(ff.forward(x), want), 1e-6);
+}

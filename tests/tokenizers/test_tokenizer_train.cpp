@@ -182,7 +182,7 @@ TEST(SentencePieceTrain, BadInput) {
   tasks::TokenizerTrainRequest r;
   r.files = {en};
   r.out_dir = tmp.path.string();
-  r.type = "wordpiece";
+  r.type = "wordpiece-ish";  // unknown kind
   EXPECT_THROW(tasks::train_tokenizer(r), ValueError);
   r.type = "sentencepiece";
   r.marian = true;  // no target files

@@ -1,6 +1,8 @@
 // Position-wise feed-forward blocks: the plain MLP down(act(up(x))) (BERT/BART/GPT style, GELU by
 // default) and the gated SwiGLU down(silu(gate(x)) * up(x)) of LLaMA.
 #pragma once
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "lmforge/nn/layers.h"
@@ -28,9 +30,19 @@ class FeedForward : public Module {
   const Linear& down() const { return *down_; }
   const Linear* gate() const { return gate_.get(); }
 
+ protected:
+  // Inference: a gated block without biases packs gate and up as one pair (ops::gated_linear).
+  void on_prepare_inference(bool prepare) override;
+
  private:
+  // act(gate(x)) * up(x) through the pair pack, or undefined where it does not apply.
+  Tensor fused_gate_up(const Tensor& x) const;
+
   FeedForwardConfig cfg_;
   std::shared_ptr<Linear> up_, down_, gate_;
+  bool fuse_allowed_ = false;
+  mutable std::mutex fuse_mu_;
+  mutable std::shared_ptr<const PackedLinearWeight> gate_up_packed_;
 };
 
 }  // namespace lmf::nn

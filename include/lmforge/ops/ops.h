@@ -37,12 +37,17 @@ class PackedLinearWeight {
   // Still a copy of exactly these tensors (same storage and shapes, in order): a weight tensor
   // replaced since (weight tying, a new load) is not.
   bool made_from(std::initializer_list<Tensor> ws) const;
+  // A gate/up pair packed for gated_linear (out_features() is each one's row count).
+  bool gated() const { return gated_; }
 
  private:
   friend std::shared_ptr<const PackedLinearWeight> pack_linear_weights(
       const std::vector<Tensor>& ws);
+  friend std::shared_ptr<const PackedLinearWeight> pack_gated_linear_weights(const Tensor& gate,
+                                                                             const Tensor& up);
   std::vector<Tensor> sources_;
   int64_t out_ = 0, in_ = 0;
+  bool gated_ = false;
   Tensor packed_;
 };
 // Null where packing does not apply (non-f32 weight, no AVX-512, packed path turned off).
@@ -50,6 +55,13 @@ std::shared_ptr<const PackedLinearWeight> pack_linear_weight(const Tensor& w);
 // Several weights [out_i, in] packed as one [sum out_i, in] (fused Q/K/V projections), without
 // keeping a concatenated copy.
 std::shared_ptr<const PackedLinearWeight> pack_linear_weights(const std::vector<Tensor>& ws);
+// A gated FFN's gate and up weights [n, in] packed pairwise (SwiGLU) for gated_linear; null where
+// packing does not apply.
+std::shared_ptr<const PackedLinearWeight> pack_gated_linear_weights(const Tensor& gate,
+                                                                    const Tensor& up);
+// act(x gate^T) * (x up^T) for a pack_gated_linear_weights pack: one pass of the packed kernel
+// where packed_linear_takes(x, sources); otherwise two linears and their product.
+Tensor gated_linear(const Tensor& x, const PackedLinearWeight& w, Activation act);
 // Largest row count the packed kernel takes (LMFORGE_PACKED_GEMM_M, default 128; 0 = never).
 int64_t packed_linear_max_rows();
 // Whether linear(x, packed weight, ...) runs the packed kernel for this input: f32, 1 to
@@ -128,6 +140,11 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 Tensor add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight,
                       const Tensor& bias, double eps = 1e-5);
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
+// rms_norm(x + residual, weight, eps), with x + residual stored in *sum: one pass per row where
+// nothing needs a gradient and x, residual share shape and dtype (a pre-norm block's residual add
+// and the next norm); otherwise add then rms_norm.
+Tensor add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
+                    Tensor* sum);
 
 // ---- indexing, shape and masking ---------------------------------------------------------------
 // weight [V, H], ids integer [...] -> [..., H]; backward scatter-adds into weight. Ids outside

@@ -79,7 +79,8 @@ std::string attention_heatmap_html(const Seq2SeqAttention& att,
                                    const std::vector<std::string>& source_tokens,
                                    const std::vector<std::string>& target_tokens,
                                    const std::string& title = "attention");
-// Writes attention_heatmap_html to `path` (IoError when it cannot be written).
+// Writes attention_heatmap_html to `path`, or attention_heatmap_png (heatmap_png.h) when `path`
+// ends in .png (IoError when it cannot be written).
 void write_attention_heatmap(const std::string& path, const Seq2SeqAttention& att,
                              const std::vector<std::string>& source_tokens,
                              const std::vector<std::string>& target_tokens,

@@ -60,6 +60,14 @@ int64_t packed_gemm_max_m();
 void set_packed_gemm_max_m(int64_t m);
 void gemm_packed_f32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                      const float* packed, const float* bias, GemmAct act, float* c, int64_t ldc);
+// A gated FFN's two projections (SwiGLU) in one pass on the same kernel: gate and up [n, k] packed
+// with their panels interleaved (gate panel q in slot 2q, up panel q in slot 2q + 1;
+// 2 * packed_floats(n, k) floats), C[m, n] = act(A Wg^T) * (A Wu^T). No second [m, n] product is
+// written and read back, and each up tile is multiplied in while it is hot.
+void pack_weight_pair_f32(const float* gate, const float* up, int64_t n, int64_t k, int64_t ldw,
+                          float* dst);
+void gemm_packed_gated_f32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                           const float* packed, GemmAct act, float* c, int64_t ldc);
 
 // oneDNN 2.6 runs f32 C = A B with a row-major B of many columns at a third of its usual rate
 // (and a column-major C on its reference path). When this says so, callers get C faster as

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <utility>
+#include <vector>
 
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
@@ -284,28 +285,54 @@ LMF_TARGET_AVX512 void packed_tile_any(int mr, std::integer_sequence<int, MR...>
   ((mr == MR + 1 ? packed_tile<MR + 1>(a, lda, pw, kc, c, ldc, ncols, accumulate) : void()), ...);
 }
 
+// C[0:m, 0:ncols] = A[0:m, 0:k] x one packed panel [k][32], k-blocked, rows in blocks of <= 12.
+void panel_product(int64_t m, int64_t k, const float* a, int64_t lda, const float* panel, float* c,
+                   int64_t ldc, int ncols) {
+  const int64_t blocks = (m + kMaxMr - 1) / kMaxMr;
+  for (int64_t p0 = 0; p0 < k; p0 += kKc) {
+    const int64_t kc = std::min(kKc, k - p0);
+    for (int64_t b = 0, i0 = 0; b < blocks; ++b) {
+      const int64_t i1 = m * (b + 1) / blocks;
+      packed_tile_any(static_cast<int>(i1 - i0), std::make_integer_sequence<int, kMaxMr>(),
+                      a + i0 * lda + p0, lda, panel + p0 * kPanel, kc, c + i0 * ldc, ldc, ncols,
+                      p0 > 0);
+      i0 = i1;
+    }
+  }
+}
+
 // Panels [q0, q1) of C for all m rows, then bias and activation over those columns.
 void run_panels(int64_t m, int64_t n, int64_t k, int64_t q0, int64_t q1, const float* a,
                 int64_t lda, const float* packed, const float* bias, GemmAct act, float* c,
                 int64_t ldc) {
-  const int64_t blocks = (m + kMaxMr - 1) / kMaxMr;
   for (int64_t q = q0; q < q1; ++q) {
     const int64_t j0 = q * kPanel;
     const int ncols = static_cast<int>(std::min<int64_t>(kPanel, n - j0));
-    const float* panel = packed + q * k * kPanel;
-    for (int64_t p0 = 0; p0 < k; p0 += kKc) {
-      const int64_t kc = std::min(kKc, k - p0);
-      for (int64_t b = 0, i0 = 0; b < blocks; ++b) {
-        const int64_t i1 = m * (b + 1) / blocks;
-        packed_tile_any(static_cast<int>(i1 - i0), std::make_integer_sequence<int, kMaxMr>(),
-                        a + i0 * lda + p0, lda, panel + p0 * kPanel, kc, c + i0 * ldc + j0, ldc,
-                        ncols, p0 > 0);
-        i0 = i1;
-      }
-    }
+    panel_product(m, k, a, lda, packed + q * k * kPanel, c + j0, ldc, ncols);
     if (bias || act != GemmAct::none)
       for (int64_t i = 0; i < m; ++i)
         epilogue(act, c + i * ldc + j0, bias ? bias + j0 : nullptr, ncols);
+  }
+}
+
+// Gated panels [q0, q1): the gate panel's product into C, the up panel's into a per-thread
+// scratch block, then C = act(C) * scratch while both are in L1/L2.
+void run_gated_panels(int64_t m, int64_t n, int64_t k, int64_t q0, int64_t q1, const float* a,
+                      int64_t lda, const float* packed, GemmAct act, float* c, int64_t ldc) {
+  thread_local std::vector<float> up;
+  up.resize(static_cast<size_t>(m * kPanel));
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t j0 = q * kPanel;
+    const int ncols = static_cast<int>(std::min<int64_t>(kPanel, n - j0));
+    panel_product(m, k, a, lda, packed + 2 * q * k * kPanel, c + j0, ldc, ncols);
+    panel_product(m, k, a, lda, packed + (2 * q + 1) * k * kPanel, up.data(), kPanel, ncols);
+    for (int64_t i = 0; i < m; ++i) {
+      float* ci = c + i * ldc + j0;
+      epilogue(act, ci, nullptr, ncols);
+      const float* ui = up.data() + i * kPanel;
+#pragma omp simd
+      for (int j = 0; j < ncols; ++j) ci[j] *= ui[j];
+    }
   }
 }
 
@@ -378,6 +405,32 @@ void pack_weight_f32(const float* w, int64_t n, int64_t k, int64_t ldw, float* d
         for (int64_t p = 0; p < k; ++p) out[p * kPanel + jj] = 0.0f;
       }
     }
+  }
+}
+
+void pack_weight_pair_f32(const float* gate, const float* up, int64_t n, int64_t k, int64_t ldw,
+                          float* dst) {
+  const int64_t panels = panel_count(n);
+  for (int64_t q = 0; q < panels; ++q) {
+    const int64_t rows = std::min(kPanel, n - q * kPanel);
+    pack_weight_f32(gate + q * kPanel * ldw, rows, k, ldw, dst + 2 * q * k * kPanel);
+    pack_weight_f32(up + q * kPanel * ldw, rows, k, ldw, dst + (2 * q + 1) * k * kPanel);
+  }
+}
+
+void gemm_packed_gated_f32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                           const float* packed, GemmAct act, float* c, int64_t ldc) {
+  const int64_t panels = panel_count(n);
+  const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), panels));
+  if (nt <= 1 || !small_gemm_parallel(m, 2 * n, k)) {
+    run_gated_panels(m, n, k, 0, panels, a, lda, packed, act, c, ldc);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n_threads = omp_get_num_threads();
+    run_gated_panels(m, n, k, panels * t / n_threads, panels * (t + 1) / n_threads, a, lda, packed,
+                     act, c, ldc);
   }
 }
 

@@ -13,7 +13,6 @@ namespace lmf::kernels {
 
 namespace {
 
-
 // Mean and variance in one pass: sums of d and d^2 for d = x - x[0], in double (omp simd
 // reductions vectorise them). Shifting by a sample keeps S2/n - (S1/n)^2 free of cancellation
 // when |mean| >> std.
@@ -211,6 +210,24 @@ void rms_norm_fwd(const T* x, const T* w, T* y, float* rstd, int64_t rows, int64
 }
 
 template <class T>
+void add_rms_norm_fwd(const T* x, const T* res, T* h, const T* w, T* y, int64_t rows, int64_t cols,
+                      float eps) {
+  for_range(rows, row_grain(cols), [=](int64_t r) LMF_INLINE_LAMBDA {
+    const T* xr = x + r * cols;
+    const T* rr = res + r * cols;
+    T* hr = h + r * cols;
+    T* yr = y + r * cols;
+    for (int64_t c = 0; c < cols; ++c) st(hr[c], ld(xr[c]) + ld(rr[c]));
+    const float rs = static_cast<float>(1.0 / std::sqrt(row_mean_sq(hr, cols) + eps));
+    for (int64_t c = 0; c < cols; ++c) {
+      T n;
+      st(n, ld(hr[c]) * rs);
+      st(yr[c], w ? ld(w[c]) * ld(n) : ld(n));
+    }
+  });
+}
+
+template <class T>
 void rms_norm_bwd(const T* x, const T* w, const float* rstd, const T* gy, T* gx, float* gw,
                   int64_t rows, int64_t cols) {
   const int nt = rows > row_grain(cols) ? omp_get_max_threads() : 1;
@@ -241,15 +258,17 @@ void rms_norm_bwd(const T* x, const T* w, const float* rstd, const T* gy, T* gx,
   }
 }
 
-#define LMF_INSTANTIATE(T)                                                                       \
-  template void layer_norm_fwd<T>(const T*, const T*, const T*, T*, float*, float*, int64_t,     \
-                                  int64_t, float);                                               \
+#define LMF_INSTANTIATE(T)                                                                        \
+  template void layer_norm_fwd<T>(const T*, const T*, const T*, T*, float*, float*, int64_t,      \
+                                  int64_t, float);                                                \
   template void add_layer_norm_fwd<T>(const T*, const T*, const T*, const T*, T*, float*, float*, \
-                                      int64_t, int64_t, float);                                  \
-  template void layer_norm_bwd<T>(const T*, const T*, const float*, const float*, const T*, T*,  \
-                                  float*, float*, int64_t, int64_t);                             \
-  template void rms_norm_fwd<T>(const T*, const T*, T*, float*, int64_t, int64_t, float);        \
-  template void rms_norm_bwd<T>(const T*, const T*, const float*, const T*, T*, float*, int64_t, \
+                                      int64_t, int64_t, float);                                   \
+  template void layer_norm_bwd<T>(const T*, const T*, const float*, const float*, const T*, T*,   \
+                                  float*, float*, int64_t, int64_t);                              \
+  template void rms_norm_fwd<T>(const T*, const T*, T*, float*, int64_t, int64_t, float);         \
+  template void add_rms_norm_fwd<T>(const T*, const T*, T*, const T*, T*, int64_t, int64_t,       \
+                                    float);                                                       \
+  template void rms_norm_bwd<T>(const T*, const T*, const float*, const T*, T*, float*, int64_t,  \
                                 int64_t);
 LMF_INSTANTIATE(float)
 LMF_INSTANTIATE(bf16_t)

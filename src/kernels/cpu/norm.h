@@ -23,6 +23,11 @@ void layer_norm_bwd(const T* x, const T* w, const float* mean, const float* rstd
 // HF LlamaRMSNorm: y = w * round_T(x * rsqrt(mean(x^2) + eps)); writes rstd per row.
 template <class T>
 void rms_norm_fwd(const T* x, const T* w, T* y, float* rstd, int64_t rows, int64_t cols, float eps);
+// h = x + res (stored; h may alias res) and y = rms_norm(h) in one pass per row, numerically the
+// two ops in turn (the sum is rounded to T before its statistics).
+template <class T>
+void add_rms_norm_fwd(const T* x, const T* res, T* h, const T* w, T* y, int64_t rows, int64_t cols,
+                      float eps);
 template <class T>
 void rms_norm_bwd(const T* x, const T* w, const float* rstd, const T* gy, T* gx, float* gw,
                   int64_t rows, int64_t cols);

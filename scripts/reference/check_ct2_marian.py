@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Checks that CTranslate2 translates an lmforge-saved Marian folder as lmforge does (issue 11):
+converts the folder with ctranslate2.converters.TransformersConverter, translates the first --n
+lines of --sources greedily with both (`lmforge translate --json --source-ids`, the same source
+ids from the folder's MarianTokenizer; CTranslate2 translate_batch, float32) and compares the
+generated token ids.
+
+CTranslate2's Marian conversion drops <pad> from the vocabulary (it can never be generated) and
+starts the decoder from a zero embedding instead of the pad token's row. So lmforge runs with
+Opus-MT's pad suppression (bad_words_ids [[pad]] added to a copy of generation_config.json), and
+the report says whether the folder's pad embedding row is zero (transformers zero-initialises it;
+training a model with tied embeddings moves it a little through the output layer in PyTorch and
+lmforge alike). A difference there can change the first decoder step; --zero-pad-row also runs
+lmforge on a copy with that row zeroed to tell the two causes apart.
+Ids compared: lmforge's output_ids without the end-of-sequence token against CTranslate2's
+hypothesis tokens; a translation that hit --max-new-tokens is compared on its first N - 1 tokens
+(lmforge forces </s> as the last token there, CTranslate2 does not).
+
+Usage: python3 scripts/reference/check_ct2_marian.py --model DIR [--n 50]
+         [--sources ../shared/data/multi30k/test_2016_flickr.en] [--max-new-tokens 64]
+         [--lmforge build/lmforge] [--zero-pad-row]
+Exit status 0 when every compared translation is equal, 1 otherwise. Needs ctranslate2,
+transformers, sentencepiece (pip).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def lmforge_translate(lmf, model, ids, max_new, threads):
+    env = dict(os.environ, LMFORGE_NUM_THREADS=str(threads))
+    cmd = [lmf, "translate", "--model", model, "--json", "--num-beams", "1", "--max-new-tokens",
+           str(max_new), "--source-ids", json.dumps(ids)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"lmforge translate failed: {r.stderr}")
+    return [json.loads(l)["output_ids"] for l in r.stdout.splitlines() if l.strip()]
+
+
+def folder_copy(model, tmp, pad, zero_row):
+    """A copy (links for the big files) with bad_words_ids [[pad]]; optionally the pad row 0."""
+    out = os.path.join(tmp, "zero" if zero_row else "copy")
+    os.makedirs(out)
+    for f in os.listdir(model):
+        src = os.path.join(model, f)
+        if os.path.isfile(src) and f != "generation_config.json" and not (
+                zero_row and f == "model.safetensors"):
+            os.symlink(src, os.path.join(out, f))
+    gpath = os.path.join(model, "generation_config.json")
+    g = json.load(open(gpath)) if os.path.exists(gpath) else {}
+    g["bad_words_ids"] = [[pad]]
+    json.dump(g, open(os.path.join(out, "generation_config.json"), "w"), indent=2)
+    if zero_row:
+        from safetensors.numpy import load_file, save_file
+        w = load_file(os.path.join(model, "model.safetensors"))
+        for k, v in w.items():
+            if k.endswith("shared.weight") or k.endswith("embed_tokens.weight") or \
+                    k == "lm_head.weight":
+                v[pad] = 0
+        save_file(w, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--sources", default=next(
+        (p for p in (os.path.join(ROOT, "..", "shared", "data", "multi30k", "test_2016_flickr.en"),
+                     "/work/shared/data/multi30k/test_2016_flickr.en") if os.path.exists(p)),
+        None))
+    ap.add_argument("--n", type=int, default=50)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lmforge", default=os.path.join(ROOT, "build", "lmforge"))
+    ap.add_argument("--zero-pad-row", action="store_true")
+    a = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import ctranslate2
+    import numpy as np
+    from ctranslate2.converters import TransformersConverter
+    from safetensors.numpy import load_file
+    from transformers import MarianTokenizer
+
+    model = os.path.abspath(a.model)
+    tok = MarianTokenizer.from_pretrained(model)
+    vocab = json.load(open(os.path.join(model, "vocab.json")))
+    inv = {v: k for k, v in vocab.items()}
+    cfg = json.load(open(os.path.join(model, "config.json")))
+    pad, eos = cfg["pad_token_id"], cfg["eos_token_id"]
+    # Sources the model's positions hold (CTranslate2 refuses longer ones), and as many new tokens.
+    max_pos = cfg.get("max_position_embeddings", 512)
+    a.max_new_tokens = min(a.max_new_tokens, max_pos - 1)
+    lines = [l.strip() for l in open(a.sources) if l.strip()]
+    lines = [l for l in lines if len(tok(l)["input_ids"]) <= max_pos][:a.n]
+    ids = [tok(l)["input_ids"] for l in lines]
+    w = load_file(os.path.join(model, "model.safetensors"))
+    emb = next(v for k, v in w.items() if k.endswith("shared.weight") or
+               k.endswith("encoder.embed_tokens.weight"))
+    pad_row_max = float(np.abs(emb[pad]).max())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ct2_dir = os.path.join(tmp, "ct2")
+        TransformersConverter(model).convert(ct2_dir, force=True)
+        tr = ctranslate2.Translator(ct2_dir, device="cpu", compute_type="float32",
+                                    intra_threads=a.threads)
+        res = tr.translate_batch([[inv[i] for i in s] for s in ids], beam_size=1,
+                                 max_decoding_length=a.max_new_tokens, return_end_token=True)
+        ct2_ids = [[vocab[t] for t in r.hypotheses[0]] for r in res]
+        runs = {"as saved": folder_copy(model, tmp, pad, False)}
+        if a.zero_pad_row:
+            runs["pad row zeroed"] = folder_copy(model, tmp, pad, True)
+        report = {"model": model, "sentences": len(ids), "pad_row_max_abs": pad_row_max}
+        ok = True
+        for name, folder in runs.items():
+            lmf = lmforge_translate(a.lmforge, folder, ids, a.max_new_tokens, a.threads)
+            equal, first_diff = 0, None
+            for i, (x, y) in enumerate(zip(lmf, ct2_ids)):
+                xs = x[:-1] if x and x[-1] == eos else x
+                ys = y[:-1] if y and y[-1] == eos else y
+                if len(x) >= a.max_new_tokens:  # hit the cap: lmforge forced </s> last
+                    xs, ys = x[:a.max_new_tokens - 1], y[:a.max_new_tokens - 1]
+                if xs == ys:
+                    equal += 1
+                elif first_diff is None:
+                    first_diff = {"index": i, "source": lines[i], "lmforge": x, "ct2": y}
+            report[name] = {"equal": equal, "of": len(ids), "first_difference": first_diff}
+            ok = ok and (name != "as saved" or equal == len(ids))
+        print(json.dumps(report, indent=1, ensure_ascii=False))
+        print(f"greedy token ids equal (as saved): {report['as saved']['equal']}/{len(ids)}; "
+              f"pad embedding row max |x| = {pad_row_max:.3g}", file=sys.stderr)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
