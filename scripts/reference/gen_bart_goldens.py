@@ -56,7 +56,7 @@ from tokenizers import ByteLevelBPETokenizer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_decoder_goldens import tensor_json  # noqa: E402  (same JSON tensor format)
 from gen_seq2seq_generate_goldens import (  # noqa: E402  (the Marian translate fixture's recipe)
-    TEXTS, train_translator, write_translate_golden)
+    TEXTS, train_copy_task, train_translator, write_translate_golden)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "..", "tests", "fixtures")
@@ -204,23 +204,10 @@ def make_cls():
 # ---- generation -----------------------------------------------------------------------------
 
 def train_copy(model, gen):
-    torch.set_num_threads(1)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(TRAIN_STEPS):
-        srcs = []
-        for _ in range(16):
-            n = int(torch.randint(3, 12, (1,), generator=gen))
-            srcs.append([BOS] + torch.randint(5, 90, (n,), generator=gen).tolist() + [EOS])
-        L = max(map(len, srcs))
-        ids = torch.tensor([s + [PAD] * (L - len(s)) for s in srcs])
-        labels = torch.tensor([s + [-100] * (L - len(s)) for s in srcs])
-        loss = model(input_ids=ids, attention_mask=(ids != PAD).long(), labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    print("toy copy training loss", loss.item())
-    model.eval()
+    def sample(g):
+        n = int(torch.randint(3, 12, (1,), generator=g))
+        return [BOS] + torch.randint(5, 90, (n,), generator=g).tolist() + [EOS]
+    print("toy copy training loss", train_copy_task(model, gen, TRAIN_STEPS, 3e-3, sample, PAD))
 
 
 def gen_sources(n, seed):

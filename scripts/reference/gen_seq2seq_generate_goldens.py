@@ -49,30 +49,32 @@ TRAIN_STEPS = 1000
 TRANSLATE_STEPS = 2000
 
 
-def train(model, gen):
-    """A short deterministic training run on a toy task (target = a copy of the source) so the
-    outputs depend on the source and end at different lengths; stopped early on purpose so beam
-    search has real alternatives."""
+def train_copy_task(model, gen, steps, lr, sample, pad):
+    """A short deterministic training run on a toy task (target = a copy of the source: 16
+    sources a step from sample(gen), padded with `pad`) so the outputs depend on the source and
+    end at different lengths; stopped early on purpose so beam search has real alternatives.
+    Adam on one CPU thread; the model is left in eval mode; returns the last loss."""
     torch.set_num_threads(1)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    for _ in range(TRAIN_STEPS):
-        srcs, tgts = [], []
-        for _ in range(16):
-            n = int(torch.randint(3, 12, (1,), generator=gen))
-            toks = torch.randint(3, 90, (n,), generator=gen).tolist()
-            srcs.append(toks + [EOS])
-            tgts.append(toks + [EOS])
-        S, Tn = max(map(len, srcs)), max(map(len, tgts))
-        ids = torch.tensor([s + [PAD] * (S - len(s)) for s in srcs])
-        mask = (ids != PAD).long()
-        labels = torch.tensor([t + [-100] * (Tn - len(t)) for t in tgts])
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    for _ in range(steps):
+        srcs = [sample(gen) for _ in range(16)]
+        L = max(map(len, srcs))
+        ids = torch.tensor([s + [pad] * (L - len(s)) for s in srcs])
+        labels = torch.tensor([s + [-100] * (L - len(s)) for s in srcs])
+        loss = model(input_ids=ids, attention_mask=(ids != pad).long(), labels=labels).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
-    print("toy training loss", loss.item())
     model.eval()
+    return loss.item()
+
+
+def train(model, gen):
+    def sample(g):
+        n = int(torch.randint(3, 12, (1,), generator=g))
+        return torch.randint(3, 90, (n,), generator=g).tolist() + [EOS]
+    print("toy training loss", train_copy_task(model, gen, TRAIN_STEPS, 3e-3, sample, PAD))
 
 
 def make_model():
@@ -138,7 +140,8 @@ TEXTS = ["A man is riding a bike.", "Two dogs play in the snow near a tree."]
 
 def train_translator(model, tok, src_lines, tgt_lines, steps, gen, max_length, lr=5e-3):
     """A toy translator: `steps` Adam steps (one CPU thread, seeded batches of 16 aligned lines)
-    so that translations depend on the source; the model is left in eval mode."""
+    so that translations depend on the source; the model is left in eval mode; returns the last
+    loss."""
     torch.set_num_threads(1)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
@@ -153,14 +156,16 @@ def train_translator(model, tok, src_lines, tgt_lines, steps, gen, max_length, l
         opt.step()
     print("toy en->fr training loss", loss.item())
     model.eval()
+    return loss.item()
 
 
-def write_translate_golden(model, tok, texts, path):
+def write_translate_golden(model, tok, texts, path, searches=(("greedy", 1), ("beam3", 3))):
     """texts as transformers translates them (tokenizer(texts, padding=True) -> generate() ->
-    decode(skip_special_tokens=True)), greedy and with 3 beams, max_new_tokens 10."""
+    decode(skip_special_tokens=True)), for each (name, num_beams) of `searches` (default greedy
+    and 3 beams), max_new_tokens 10; returns what it wrote."""
     batch = tok(texts, padding=True, return_tensors="pt")
     out = {"texts": texts, "source_ids": [tok(t)["input_ids"] for t in texts]}
-    for name, beams in (("greedy", 1), ("beam3", 3)):
+    for name, beams in searches:
         with torch.no_grad():
             seqs = model.generate(**batch, num_beams=beams, max_new_tokens=10)
         rows = []
@@ -173,6 +178,7 @@ def write_translate_golden(model, tok, texts, path):
                      "text": [tok.decode(r, skip_special_tokens=True) for r in rows]}
     with open(path, "w") as f:
         json.dump(out, f, ensure_ascii=False)
+    return out
     print("translate", out)
 
 

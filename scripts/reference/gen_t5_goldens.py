@@ -60,6 +60,8 @@ import transformers as T  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_decoder_goldens import tensor_json  # noqa: E402  (same JSON tensor format)
+from gen_seq2seq_generate_goldens import (  # noqa: E402  (the toy training and translate.json)
+    train_copy_task, train_translator, write_translate_golden)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..", "tests", "fixtures", "t5")
@@ -109,23 +111,10 @@ def randomize(model, gen, untie):
 
 
 def train(model, gen):
-    torch.set_num_threads(1)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(TRAIN_STEPS):
-        srcs = []
-        for _ in range(16):
-            n = int(torch.randint(3, 10, (1,), generator=gen))
-            srcs.append(torch.randint(2, 60, (n,), generator=gen).tolist() + [EOS])
-        L = max(map(len, srcs))
-        ids = torch.tensor([s + [PAD] * (L - len(s)) for s in srcs])
-        labels = torch.tensor([s + [-100] * (L - len(s)) for s in srcs])
-        loss = model(input_ids=ids, attention_mask=(ids != PAD).long(), labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    return loss.item()
+    def sample(g):
+        n = int(torch.randint(3, 10, (1,), generator=g))
+        return torch.randint(2, 60, (n,), generator=g).tolist() + [EOS]
+    return train_copy_task(model, gen, TRAIN_STEPS, 1e-2, sample, PAD)
 
 
 def inputs(gen):
@@ -250,42 +239,17 @@ def make_translate_fixture():
                      eos_token_id=tok.eos_token_id)
     torch.manual_seed(11)
     model = T.T5ForConditionalGeneration(cfg)
-    torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(12)
     with open("/work/shared/data/multi30k/val.en", encoding="utf-8") as f:
         lines = f.read().splitlines()[:300]
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(TRANSLATE_STEPS):
-        idx = torch.randint(0, len(lines), (16,), generator=gen).tolist()
-        b = tok([lines[i] for i in idx], text_target=[lines[i] for i in idx], padding=True,
-                truncation=True, max_length=24, return_tensors="pt")
-        b["labels"][b["labels"] == tok.pad_token_id] = -100
-        loss = model(**b).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    loss = train_translator(model, tok, lines, lines, TRANSLATE_STEPS, gen, 24, lr=1e-2)
     model.save_pretrained(d)
     for f in os.listdir(tok_dir):
         shutil.copy(os.path.join(tok_dir, f), d)
     model = load(d)
-    batch = tok(TEXTS_T5, padding=True, return_tensors="pt")
-    out = {"texts": TEXTS_T5, "source_ids": [tok(t)["input_ids"] for t in TEXTS_T5]}
-    for name, beams in (("greedy", 1), ("beam2", 2)):
-        with torch.no_grad():
-            seqs = model.generate(**batch, num_beams=beams, max_new_tokens=10)
-        rows = []
-        for row in seqs.tolist():
-            row = row[1:]
-            if tok.eos_token_id in row:
-                row = row[:row.index(tok.eos_token_id) + 1]
-            rows.append(row)
-        out[name] = {"output_ids": rows,
-                     "text": [tok.decode(r, skip_special_tokens=True) for r in rows]}
-    with open(os.path.join(d, "translate.json"), "w") as f:
-        json.dump(out, f, ensure_ascii=False)
-    print("t5 translate (loss", loss.item(), ")", out)
+    out = write_translate_golden(model, tok, TEXTS_T5, os.path.join(d, "translate.json"),
+                                 (("greedy", 1), ("beam2", 2)))
+    print("t5 translate (loss", loss, ")", out)
 
 
 def main():
