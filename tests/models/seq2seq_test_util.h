@@ -13,6 +13,7 @@
 #include "lmforge/core/runtime.h"
 #include "lmforge/models/encoder_decoder.h"
 #include "lmforge/models/registry.h"
+#include "lmforge/tasks/seq2seq.h"
 #include "models/decoder_test_util.h"
 
 namespace lmf::models::test {
@@ -209,6 +210,24 @@ inline std::vector<int64_t> greedy_on_cache(const EncoderDecoderModel& m, const 
     }
   }
   return seq;
+}
+
+// generate_seq2seq on a golden case's "sources" under `cfg`: its "output_ids", and its "scores"
+// (1e-4) unless null, as transformers' generate() returned them. Returns the result.
+inline tasks::GenerationResult expect_generate_case(const EncoderDecoderModel& m, const json& c,
+                                                    const tasks::GenerationConfig& cfg) {
+  const auto src = c.at("sources").get<std::vector<std::vector<int64_t>>>();
+  tasks::GenerationResult r = tasks::generate_seq2seq(m, src, cfg);
+  const auto want = c.at("output_ids").get<std::vector<std::vector<int64_t>>>();
+  EXPECT_EQ(r.sequences.size(), want.size());
+  for (size_t i = 0; i < want.size() && i < r.sequences.size(); ++i) {
+    EXPECT_EQ(r.sequences[i].output_ids, want[i]) << "sequence " << i;
+    if (c.at("scores").is_null()) continue;
+    EXPECT_TRUE(r.sequences[i].score.has_value()) << "sequence " << i;
+    if (r.sequences[i].score)
+      EXPECT_NEAR(*r.sequences[i].score, c.at("scores")[i].get<double>(), 1e-4);
+  }
+  return r;
 }
 
 }  // namespace lmf::models::test

@@ -213,17 +213,7 @@ TEST(Bart, GenerateEqualsTransformersGreedyAndBeam) {
     for (const auto& [k, v] : c.at("kwargs").items())
       if (v.is_null() && k == "forced_bos_token_id") cfg.forced_bos_token_id.reset();
     cfg = tasks::GenerationConfig::from_json(c.at("kwargs"), cfg);
-    const auto src = c.at("sources").get<std::vector<std::vector<int64_t>>>();
-    const tasks::GenerationResult r = tasks::generate_seq2seq(*lm.model, src, cfg);
-    const auto want = c.at("output_ids").get<std::vector<std::vector<int64_t>>>();
-    ASSERT_EQ(r.sequences.size(), want.size());
-    for (size_t i = 0; i < want.size(); ++i) {
-      EXPECT_EQ(r.sequences[i].output_ids, want[i]) << "sequence " << i;
-      if (!c.at("scores").is_null()) {
-        ASSERT_TRUE(r.sequences[i].score.has_value());
-        EXPECT_NEAR(*r.sequences[i].score, c.at("scores")[i].get<double>(), 1e-4);
-      }
-    }
+    expect_generate_case(*lm.model, c, cfg);
   }
 }
 

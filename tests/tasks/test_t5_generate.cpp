@@ -10,6 +10,7 @@
 
 #include "lmforge/models/registry.h"
 #include "lmforge/tasks/seq2seq.h"
+#include "models/seq2seq_test_util.h"
 
 using namespace lmf;
 using namespace lmf::tasks;
@@ -44,17 +45,7 @@ TEST(T5Generate, OutputsEqualTransformersGenerate) {
     const GenerationConfig cfg = GenerationConfig::from_json(
         c.at("kwargs"), GenerationConfig::from_pretrained(fixture(rel)));
     EXPECT_EQ(cfg.decoder_start_token_id, 0);
-    const auto src = c.at("sources").get<std::vector<std::vector<int64_t>>>();
-    const GenerationResult r = generate_seq2seq(*models[rel], src, cfg);
-    const auto want = c.at("output_ids").get<std::vector<std::vector<int64_t>>>();
-    ASSERT_EQ(r.sequences.size(), want.size());
-    for (size_t i = 0; i < want.size(); ++i) {
-      EXPECT_EQ(r.sequences[i].output_ids, want[i]) << "sequence " << i;
-      if (!c.at("scores").is_null()) {
-        ASSERT_TRUE(r.sequences[i].score.has_value());
-        EXPECT_NEAR(*r.sequences[i].score, c.at("scores")[i].get<double>(), 1e-4);
-      }
-    }
+    lmf::models::test::expect_generate_case(*models[rel], c, cfg);
   }
 }
 
