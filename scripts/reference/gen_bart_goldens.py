@@ -56,7 +56,7 @@ from tokenizers import ByteLevelBPETokenizer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_decoder_goldens import tensor_json  # noqa: E402  (same JSON tensor format)
 from gen_seq2seq_generate_goldens import (  # noqa: E402  (the Marian translate fixture's recipe)
-    TEXTS, train_copy_task, train_translator, write_translate_golden)
+    TEXTS, generate_rows, train_copy_task, train_translator, write_translate_golden)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "..", "tests", "fixtures")
@@ -220,21 +220,7 @@ def gen_sources(n, seed):
 
 
 def run_generate(d, kwargs, srcs):
-    model = load(T.BartForConditionalGeneration, d)
-    L = max(len(s) for s in srcs)
-    ids = torch.tensor([s + [PAD] * (L - len(s)) for s in srcs])
-    mask = torch.tensor([[1] * len(s) + [0] * (L - len(s)) for s in srcs])
-    with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=mask, return_dict_in_generate=True,
-                             output_scores=True, **kwargs)
-    rows = []
-    for row in out.sequences.tolist():
-        row = row[1:]
-        if EOS in row:
-            row = row[:row.index(EOS) + 1]
-        rows.append(row)
-    scores = getattr(out, "sequences_scores", None)
-    return rows, (scores.tolist() if scores is not None else None)
+    return generate_rows(load(T.BartForConditionalGeneration, d), srcs, PAD, {EOS}, kwargs)
 
 
 def make_generate():

@@ -110,19 +110,16 @@ def sources(n, seed):
     return out
 
 
-def run(rel, kwargs, srcs):
-    model = T.MarianMTModel.from_pretrained(os.path.join(FIX, rel), attn_implementation="eager",
-                                            dtype=torch.float32)
-    model.eval()
+def generate_rows(model, srcs, pad, eos, kwargs):
+    """model.generate() on the right-padded sources `srcs` with generate()'s `kwargs`: the output
+    rows without the decoder start token, each cut after its first token of `eos` (a set), and
+    the beam scores (None without beams)."""
     S = max(len(s) for s in srcs)
-    pad = model.config.pad_token_id
     ids = torch.tensor([s + [pad] * (S - len(s)) for s in srcs])
     mask = torch.tensor([[1] * len(s) + [0] * (S - len(s)) for s in srcs])
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, return_dict_in_generate=True,
                              output_scores=True, **kwargs)
-    eos = model.generation_config.eos_token_id
-    eos = set(eos if isinstance(eos, list) else [eos])
     rows = []
     for row in out.sequences.tolist():
         row = row[1:]
@@ -133,6 +130,15 @@ def run(rel, kwargs, srcs):
         rows.append(row)
     scores = getattr(out, "sequences_scores", None)
     return rows, (scores.tolist() if scores is not None else None)
+
+
+def run(rel, kwargs, srcs):
+    model = T.MarianMTModel.from_pretrained(os.path.join(FIX, rel), attn_implementation="eager",
+                                            dtype=torch.float32)
+    model.eval()
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    return generate_rows(model, srcs, model.config.pad_token_id, eos, kwargs)
 
 
 TEXTS = ["A man is riding a bike.", "Two dogs play in the snow near a tree."]

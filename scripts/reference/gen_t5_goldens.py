@@ -61,7 +61,7 @@ import transformers as T  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_decoder_goldens import tensor_json  # noqa: E402  (same JSON tensor format)
 from gen_seq2seq_generate_goldens import (  # noqa: E402  (the toy training and translate.json)
-    train_copy_task, train_translator, write_translate_golden)
+    generate_rows, train_copy_task, train_translator, write_translate_golden)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..", "tests", "fixtures", "t5")
@@ -155,20 +155,7 @@ def no_cache(model):
 
 
 def generate_case(model, kwargs, srcs):
-    L = max(len(s) for s in srcs)
-    ids = torch.tensor([s + [PAD] * (L - len(s)) for s in srcs])
-    mask = torch.tensor([[1] * len(s) + [0] * (L - len(s)) for s in srcs])
-    with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=mask, return_dict_in_generate=True,
-                             output_scores=True, **kwargs, **no_cache(model))
-    rows = []
-    for row in out.sequences.tolist():
-        row = row[1:]
-        if EOS in row:
-            row = row[:row.index(EOS) + 1]
-        rows.append(row)
-    scores = getattr(out, "sequences_scores", None)
-    return rows, (scores.tolist() if scores is not None else None)
+    return generate_rows(model, srcs, PAD, {EOS}, dict(kwargs, **no_cache(model)))
 
 
 TOKENIZER_TEXTS = [
