@@ -73,7 +73,10 @@ int main(int argc, char** argv) {
     };
     run(4);  // warm-up: packs the weights, touches the cache
     std::vector<double> prefill_times;
-    for (int64_t r = 0; r < prefill_repeat; ++r) prefill_times.push_back(run(1).first);
+    for (int64_t r = 0; r < prefill_repeat; ++r) {
+      prefill_times.push_back(run(1).first);
+      if (std::getenv("LMF_BENCH_VERBOSE")) std::fprintf(stderr, "prefill %.4f s\n", prefill_times.back());
+    }
     std::sort(prefill_times.begin(), prefill_times.end());
     const double t1 = prefill_times[prefill_times.size() / 2];
     const auto [tn, sn] = run(new_tokens);

@@ -164,7 +164,61 @@ void* allocate_block(size_t capacity) {
   return std::aligned_alloc(64, capacity);
 }
 
+// A 2 MiB-aligned huge-page region that pooled storages are carved from; freed with its last user.
+struct HugePool {
+  void* base = nullptr;
+  size_t size = 0, used = 0;
+  ~HugePool() { std::free(base); }
+};
+
+std::shared_ptr<HugePool> new_pool(size_t size) {
+  auto pool = std::make_shared<HugePool>();
+  pool->size = (size + kHugePage - 1) / kHugePage * kHugePage;
+  if (::posix_memalign(&pool->base, kHugePage, pool->size) != 0) return nullptr;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  ::madvise(pool->base, pool->size, MADV_HUGEPAGE);  // advice only: errors ignored
+#endif
+  return pool;
+}
+
 }  // namespace
+
+std::shared_ptr<Storage> Storage::allocate_pooled(size_t nbytes) {
+  if (!huge_pages_wanted()) return allocate(nbytes);
+  constexpr size_t kPool = size_t{32} << 20;
+  static std::mutex mu;
+  // Live pools, first fit: a buffer that does not fit the newest pool's tail may fit an older
+  // one's, so a pool's unused tail (resident once its first huge page is touched) stays small.
+  static std::vector<std::weak_ptr<HugePool>> pools;
+  const size_t capacity = std::max<size_t>(64, (nbytes + 63) / 64 * 64);
+  std::shared_ptr<HugePool> pool;
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (capacity > kPool / 2) {
+      pool = new_pool(capacity);
+    } else {
+      std::erase_if(pools, [](const std::weak_ptr<HugePool>& w) { return w.expired(); });
+      for (const auto& w : pools) {
+        auto live = w.lock();
+        if (live && live->used + capacity <= live->size) {
+          pool = std::move(live);
+          break;
+        }
+      }
+      if (!pool) {
+        pool = new_pool(kPool);
+        if (pool) pools.push_back(pool);
+      }
+    }
+    if (pool) {
+      p = static_cast<char*>(pool->base) + pool->used;
+      pool->used += capacity;
+    }
+  }
+  if (!pool) fail("out of memory allocating {} bytes", nbytes);
+  return wrap(p, nbytes, [pool] {});
+}
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   LMF_CHECK(device == Device::cpu, Error, "device {} is not built into this lmforge",

@@ -263,6 +263,15 @@ bool PackedLinearWeight::made_from(std::initializer_list<Tensor> ws) const {
   return true;
 }
 
+namespace {
+// A packed weight's f32 buffer: 64-byte aligned, from the huge-page pools
+// (Storage::allocate_pooled).
+Tensor packed_buffer(int64_t floats) {
+  return Tensor::from_blob(Storage::allocate_pooled(static_cast<size_t>(floats) * 4), {floats},
+                           DType::f32);
+}
+}  // namespace
+
 std::shared_ptr<const PackedLinearWeight> pack_linear_weight(const Tensor& w) {
   return pack_linear_weights({w});
 }
@@ -282,7 +291,7 @@ std::shared_ptr<const PackedLinearWeight> pack_linear_weights(const std::vector<
   const int64_t k = ws[0].size(1);
   p->out_ = out, p->in_ = k;
   for (const Tensor& w : ws) p->sources_.push_back(w.detach());
-  p->packed_ = Tensor::empty({cpu::packed_floats(out, k)});  // 64-byte aligned storage
+  p->packed_ = packed_buffer(cpu::packed_floats(out, k));
   float* dst = p->packed_.data<float>();
   // Weights read in place from a checkpoint file need not stay resident beside their packed copy
   // (it would double a decoder's weight memory); inputs the packed kernel does not take read them
@@ -325,7 +334,7 @@ std::shared_ptr<const PackedLinearWeight> pack_gated_linear_weights(const Tensor
   const int64_t n = gate.size(0), k = gate.size(1);
   p->out_ = n, p->in_ = k, p->gated_ = true;
   p->sources_ = {gate.detach(), up.detach()};
-  p->packed_ = Tensor::empty({2 * cpu::packed_floats(n, k)});
+  p->packed_ = packed_buffer(2 * cpu::packed_floats(n, k));
   float* dst = p->packed_.data<float>();
   const Tensor g = gate.contiguous(), u = up.contiguous();
   // In slices of whole panels, each slice's mapped source pages released once copied (as

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -98,3 +99,26 @@ TEST(StoragePages, LargeBlocksAreHugePageAligned) {
   }
 }
 #endif
+
+// Pooled (huge-page) storages: 64-byte aligned, never overlapping, each keeps its bytes after
+// others are freed; one above half a pool gets its own 2 MiB-aligned region.
+TEST(StoragePages, PooledStoragesAreAlignedAndDisjoint) {
+  std::vector<std::shared_ptr<lmf::Storage>> kept;
+  for (size_t n : {size_t{100}, size_t{3} << 20, size_t{1}, size_t{7} << 20, size_t{20} << 20,
+                   size_t{30} << 20, size_t{64}}) {
+    auto s = lmf::Storage::allocate_pooled(n);
+    ASSERT_EQ(s->nbytes(), n);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(s->data()) % 64, 0u) << n;
+    if (n > (size_t{16} << 20))
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(s->data()) % (size_t{2} << 20), 0u) << n;
+    std::memset(s->data(), static_cast<int>(kept.size() + 1), n);
+    kept.push_back(s);
+  }
+  kept.erase(kept.begin() + 1);  // freeing one leaves the others' bytes alone
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const auto* b = static_cast<const unsigned char*>(kept[i]->data());
+    const int want = static_cast<int>(i == 0 ? 1 : i + 2);
+    for (size_t j = 0; j < kept[i]->nbytes(); j += 997) ASSERT_EQ(b[j], want) << i;
+    ASSERT_EQ(b[kept[i]->nbytes() - 1], want) << i;
+  }
+}

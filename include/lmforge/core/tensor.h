@@ -26,6 +26,12 @@ class Storage {
   static std::shared_ptr<Storage> allocate(size_t nbytes, Device device = Device::cpu);
   static std::shared_ptr<Storage> wrap(void* data, size_t nbytes, std::function<void()> release,
                                        Device device = Device::cpu);
+  // CPU bytes for a long-lived buffer that is streamed over and over (packed inference weights):
+  // carved 64-byte aligned from 2 MiB-aligned pools of transparent huge pages (a pool's memory
+  // goes back when its last buffer does), so each layer's weights need not be a whole number of
+  // 2 MiB pages to be read without a page walk every 4 KiB. Buffers above half a pool get a pool
+  // of their own. LMFORGE_HUGEPAGES=0: allocate() instead.
+  static std::shared_ptr<Storage> allocate_pooled(size_t nbytes);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
