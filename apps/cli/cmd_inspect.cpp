@@ -68,7 +68,7 @@ void print_report(const tasks::ModelInfo& info) {
     print_keys("  renamed legacy keys", info.report.renamed_keys);
 }
 
-// Encoder-decoders (Marian, ...) and decoders: the config's shape keys as they are.
+// Encoder-decoders (Marian, BART, T5) and decoders: the config's shape keys as they are.
 int print_other(const tasks::ModelInfo& info, bool json) {
   if (json) {
     nlohmann::json j;
@@ -160,7 +160,7 @@ void register_inspect_command(CLI::App& app, Commands& out) {
       "inspect",
       "Describe a model folder: config, architecture, parameter count, checkpoint dtypes, the\n"
       "pooler status, the tokenizer, and the weights that did not load (missing/unexpected keys).\n"
-      "Encoders (BERT family), encoder-decoders (MarianMTModel, ...) and decoders (GPT-2, LLaMA).");
+      "Encoders (BERT family), encoder-decoders (Marian, BART, T5) and decoders (GPT-2, LLaMA).");
   sub->add_option("model_dir", o->dir, "a Hugging Face model folder")->required();
   sub->add_flag("--json", o->json, "print one JSON object (every key listed)");
   sub->footer(

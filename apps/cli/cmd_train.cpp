@@ -350,7 +350,8 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "  qa              SQuAD v1.1/v2 JSON; windows of --max-length sharing --doc-stride\n"
         "  bi-encoder      sentence pairs: in-batch negatives (MNRL) or cosine loss with scores\n"
         "  cross-encoder   pair classification / regression\n"
-        "  translation     a MarianMTModel (--model DIR, or --config CONFIG.json from scratch) on\n"
+        "  translation     a MarianMTModel or BartForConditionalGeneration (--model DIR, or\n"
+        "                  --config CONFIG.json with model_type marian/bart from scratch) on\n"
         "                  SRC_FILE,TGT_FILE or JSONL {\"en\": ..., \"fr\": ...} pairs\n"
         "                  (--source-lang/--target-lang), optional --label-smoothing\n"
         "Metrics as HF's example scripts: accuracy/F1, seqeval entity F1, SQuAD EM/F1,\n"
@@ -359,7 +360,7 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "           --train sst2.tsv --eval-split 0.05 -o runs/sst2 --epochs 1 --batch-size 32");
     sub->add_option("--model", o->data.model_dir, "Hugging Face folder to start from");
     sub->add_option("--config", o->translation.config_path,
-                    "translation: config.json of a MarianMTModel trained from scratch");
+                    "translation: config.json of a Marian or BART model trained from scratch");
     sub->add_option("--task", o->data.task,
                     "classification | regression | ner | qa | bi-encoder | cross-encoder | "
                     "translation (default: from the model's architecture)");
@@ -375,8 +376,8 @@ void register_train_commands(CLI::App& app, Commands& out) {
                     "translation: target language (the JSONL field)")
         ->capture_default_str();
     sub->add_option("--tokenizer", o->translation.tokenizer_dir,
-                    "translation: Marian tokenizer folder (default: --model's, or --config's "
-                    "folder)");
+                    "translation: tokenizer folder, Marian's or a BART tokenizer.json / "
+                    "vocab.json + merges.txt (default: --model's, or --config's folder)");
     sub->add_option("--label-smoothing", o->translation.label_smoothing,
                     "translation: label smoothing factor (Seq2SeqTrainer's LabelSmoother)")
         ->check(CLI::Range(0.0, 0.999))

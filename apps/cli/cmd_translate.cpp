@@ -1,5 +1,5 @@
-// lmforge translate: encoder-decoder translation (Marian folders) as transformers' generate()
-// does for them, with the decoding flags of generate and an attention heatmap writer.
+// lmforge translate: encoder-decoder translation (Marian, BART folders) as transformers'
+// generate() does for them, with the decoding flags of generate and an attention heatmap writer.
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -116,7 +116,8 @@ int run_translate(const TranslateCmd& o) {
       }
       for (size_t k = 0; k < seqs.size(); ++k) {
         const tasks::GeneratedSequence& s = *seqs[k];
-        const std::string text = lm.tokenizer ? tasks::decode_target_text(lm, s.output_ids) : "";
+        const std::string text =
+            lm.has_tokenizer() ? tasks::decode_target_text(lm, s.output_ids) : "";
         if (o.json) {
           nlohmann::json j{{"index", i},
                            {"source", texts[i]},
@@ -127,7 +128,7 @@ int run_translate(const TranslateCmd& o) {
           if (seqs.size() > 1) j["rank"] = k;
           if (s.score) j["score"] = *s.score;
           fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-        } else if (lm.tokenizer) {
+        } else if (lm.has_tokenizer()) {
           fmt::print("{}\n", text);
         } else {
           fmt::print("{}\n", nlohmann::json(s.output_ids).dump());
@@ -161,8 +162,12 @@ void register_translate_command(CLI::App& app, Commands& out) {
   auto* sub = app.add_subcommand(
       "translate",
       "Translate texts with an encoder-decoder model (a Marian folder: MarianMTModel weights,\n"
-      "config.json, generation_config.json, source.spm/target.spm/vocab.json), as\n"
-      "transformers' generate() does for it: the sources are tokenized with </s>, padded into\n"
+      "config.json, generation_config.json, source.spm/target.spm/vocab.json; a BART folder:\n"
+      "BartForConditionalGeneration weights with tokenizer.json or vocab.json + merges.txt; or a\n"
+      "T5 folder with tokenizer.json or spiece.model: give T5's task prefix in the text, e.g.\n"
+      "\"translate English to German: ...\"), as\n"
+      "transformers' generate() does for it: the sources are tokenized with their special\n"
+      "tokens (</s>; BART: <s> ... </s>), padded into\n"
       "batches and encoded once; the decoder starts from decoder_start_token_id, caches the\n"
       "cross-attention keys/values once and its self-attention per step. The folder's\n"
       "generation_config.json gives the defaults (Opus-MT: 4 beams, pad suppressed through\n"
@@ -191,7 +196,7 @@ void register_translate_command(CLI::App& app, Commands& out) {
       "labelled by token index and a legend listing the tokens");
   sub->add_flag("--truncate", o->truncate,
                 "cut a source longer than the model's positions (keeping its </s>) instead of "
-                "failing");
+                "failing (T5's relative positions have no limit: nothing is cut)");
   sub->add_option("--batch-size", o->batch_size, "sources translated together (default 16)");
   sub->add_option("--source-ids", o->source_ids,
                   "JSON array of source id arrays instead of texts (for tests)")

@@ -49,30 +49,32 @@ TRAIN_STEPS = 1000
 TRANSLATE_STEPS = 2000
 
 
-def train(model, gen):
-    """A short deterministic training run on a toy task (target = a copy of the source) so the
-    outputs depend on the source and end at different lengths; stopped early on purpose so beam
-    search has real alternatives."""
+def train_copy_task(model, gen, steps, lr, sample, pad):
+    """A short deterministic training run on a toy task (target = a copy of the source: 16
+    sources a step from sample(gen), padded with `pad`) so the outputs depend on the source and
+    end at different lengths; stopped early on purpose so beam search has real alternatives.
+    Adam on one CPU thread; the model is left in eval mode; returns the last loss."""
     torch.set_num_threads(1)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    for _ in range(TRAIN_STEPS):
-        srcs, tgts = [], []
-        for _ in range(16):
-            n = int(torch.randint(3, 12, (1,), generator=gen))
-            toks = torch.randint(3, 90, (n,), generator=gen).tolist()
-            srcs.append(toks + [EOS])
-            tgts.append(toks + [EOS])
-        S, Tn = max(map(len, srcs)), max(map(len, tgts))
-        ids = torch.tensor([s + [PAD] * (S - len(s)) for s in srcs])
-        mask = (ids != PAD).long()
-        labels = torch.tensor([t + [-100] * (Tn - len(t)) for t in tgts])
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    for _ in range(steps):
+        srcs = [sample(gen) for _ in range(16)]
+        L = max(map(len, srcs))
+        ids = torch.tensor([s + [pad] * (L - len(s)) for s in srcs])
+        labels = torch.tensor([s + [-100] * (L - len(s)) for s in srcs])
+        loss = model(input_ids=ids, attention_mask=(ids != pad).long(), labels=labels).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
-    print("toy training loss", loss.item())
     model.eval()
+    return loss.item()
+
+
+def train(model, gen):
+    def sample(g):
+        n = int(torch.randint(3, 12, (1,), generator=g))
+        return torch.randint(3, 90, (n,), generator=g).tolist() + [EOS]
+    print("toy training loss", train_copy_task(model, gen, TRAIN_STEPS, 3e-3, sample, PAD))
 
 
 def make_model():
@@ -108,19 +110,16 @@ def sources(n, seed):
     return out
 
 
-def run(rel, kwargs, srcs):
-    model = T.MarianMTModel.from_pretrained(os.path.join(FIX, rel), attn_implementation="eager",
-                                            dtype=torch.float32)
-    model.eval()
+def generate_rows(model, srcs, pad, eos, kwargs):
+    """model.generate() on the right-padded sources `srcs` with generate()'s `kwargs`: the output
+    rows without the decoder start token, each cut after its first token of `eos` (a set), and
+    the beam scores (None without beams)."""
     S = max(len(s) for s in srcs)
-    pad = model.config.pad_token_id
     ids = torch.tensor([s + [pad] * (S - len(s)) for s in srcs])
     mask = torch.tensor([[1] * len(s) + [0] * (S - len(s)) for s in srcs])
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, return_dict_in_generate=True,
                              output_scores=True, **kwargs)
-    eos = model.generation_config.eos_token_id
-    eos = set(eos if isinstance(eos, list) else [eos])
     rows = []
     for row in out.sequences.tolist():
         row = row[1:]
@@ -133,7 +132,60 @@ def run(rel, kwargs, srcs):
     return rows, (scores.tolist() if scores is not None else None)
 
 
+def run(rel, kwargs, srcs):
+    model = T.MarianMTModel.from_pretrained(os.path.join(FIX, rel), attn_implementation="eager",
+                                            dtype=torch.float32)
+    model.eval()
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    return generate_rows(model, srcs, model.config.pad_token_id, eos, kwargs)
+
+
 TEXTS = ["A man is riding a bike.", "Two dogs play in the snow near a tree."]
+
+
+def train_translator(model, tok, src_lines, tgt_lines, steps, gen, max_length, lr=5e-3):
+    """A toy translator: `steps` Adam steps (one CPU thread, seeded batches of 16 aligned lines)
+    so that translations depend on the source; the model is left in eval mode; returns the last
+    loss."""
+    torch.set_num_threads(1)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(src_lines), (16,), generator=gen).tolist()
+        b = tok([src_lines[i] for i in idx], text_target=[tgt_lines[i] for i in idx],
+                padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        b["labels"][b["labels"] == tok.pad_token_id] = -100
+        loss = model(**b).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print("toy en->fr training loss", loss.item())
+    model.eval()
+    return loss.item()
+
+
+def write_translate_golden(model, tok, texts, path, searches=(("greedy", 1), ("beam3", 3))):
+    """texts as transformers translates them (tokenizer(texts, padding=True) -> generate() ->
+    decode(skip_special_tokens=True)), for each (name, num_beams) of `searches` (default greedy
+    and 3 beams), max_new_tokens 10; returns what it wrote."""
+    batch = tok(texts, padding=True, return_tensors="pt")
+    out = {"texts": texts, "source_ids": [tok(t)["input_ids"] for t in texts]}
+    for name, beams in searches:
+        with torch.no_grad():
+            seqs = model.generate(**batch, num_beams=beams, max_new_tokens=10)
+        rows = []
+        for row in seqs.tolist():
+            row = row[1:]
+            if tok.eos_token_id in row:
+                row = row[:row.index(tok.eos_token_id) + 1]
+            rows.append(row)
+        out[name] = {"output_ids": rows,
+                     "text": [tok.decode(r, skip_special_tokens=True) for r in rows]}
+    with open(path, "w") as f:
+        json.dump(out, f, ensure_ascii=False)
+    return out
+    print("translate", out)
 
 
 def make_translate_fixture():
@@ -157,20 +209,7 @@ def make_translate_fixture():
         with open(os.path.join(FIX, "marian_tokenizer", "corpus." + lang), encoding="utf-8") as f:
             return f.read().splitlines()
 
-    src_lines, tgt_lines = corpus("en"), corpus("fr")
-    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
-    model.train()
-    for _ in range(TRANSLATE_STEPS):
-        idx = torch.randint(0, len(src_lines), (16,), generator=gen).tolist()
-        b = tok([src_lines[i] for i in idx], text_target=[tgt_lines[i] for i in idx],
-                padding=True, truncation=True, max_length=30, return_tensors="pt")
-        b["labels"][b["labels"] == pad] = -100
-        loss = model(**b).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    print("toy en->fr training loss", loss.item())
-    model.eval()
+    train_translator(model, tok, corpus("en"), corpus("fr"), TRANSLATE_STEPS, gen, max_length=30)
     model.generation_config = T.GenerationConfig(
         bad_words_ids=[[pad]], decoder_start_token_id=pad, eos_token_id=tok.eos_token_id,
         forced_eos_token_id=tok.eos_token_id, max_length=32, num_beams=2, pad_token_id=pad,
@@ -180,22 +219,7 @@ def make_translate_fixture():
         shutil.copy(os.path.join(tok_dir, f), d)
     model = T.MarianMTModel.from_pretrained(d, attn_implementation="eager", dtype=torch.float32)
     model.eval()
-    batch = tok(TEXTS, padding=True, return_tensors="pt")
-    out = {"texts": TEXTS, "source_ids": [tok(t)["input_ids"] for t in TEXTS]}
-    for name, beams in (("greedy", 1), ("beam3", 3)):
-        with torch.no_grad():
-            seqs = model.generate(**batch, num_beams=beams, max_new_tokens=10)
-        rows = []
-        for row in seqs.tolist():
-            row = row[1:]
-            if tok.eos_token_id in row:
-                row = row[:row.index(tok.eos_token_id) + 1]
-            rows.append(row)
-        out[name] = {"output_ids": rows,
-                     "text": [tok.decode(r, skip_special_tokens=True) for r in rows]}
-    with open(os.path.join(OUT, "translate.json"), "w") as f:
-        json.dump(out, f, ensure_ascii=False)
-    print("translate", out)
+    write_translate_golden(model, tok, TEXTS, os.path.join(OUT, "translate.json"))
 
 
 def main():

@@ -141,6 +141,30 @@ json parse_config_object(const std::string& text, const std::string& origin) {
   return j;
 }
 
+// "forced_eos_token_id": an integer, a list of integers or null.
+void read_id_list(const ConfigReader& r, const char* key, std::vector<int64_t>& ids,
+                  bool& is_list) {
+  auto it = r.j.find(key);
+  if (it == r.j.end()) return;
+  ids.clear();
+  is_list = it->is_array();
+  if (it->is_null()) return;
+  if (it->is_number_integer()) {
+    ids.push_back(it->get<int64_t>());
+    return;
+  }
+  if (!it->is_array()) r.bad(key, "an integer, a list of integers or null");
+  for (const auto& x : *it) {
+    if (!x.is_number_integer()) r.bad(key, "an integer, a list of integers or null");
+    ids.push_back(x.get<int64_t>());
+  }
+}
+
+json id_list_json(const std::vector<int64_t>& ids, bool is_list) {
+  if (is_list) return ids;
+  return ids.empty() ? json(nullptr) : json(ids[0]);
+}
+
 json optional_json(const std::optional<int64_t>& v) {
   return v ? json(*v) : json(nullptr);
 }

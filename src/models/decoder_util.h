@@ -56,6 +56,10 @@ void read_common(const nlohmann::json& j, const std::string& origin,
 std::string finish_config_json(nlohmann::json j, const CommonConfigFields& c,
                                const std::string& architecture);
 nlohmann::json optional_json(const std::optional<int64_t>& v);
+// A key holding an integer, a list of integers or null (forced_eos_token_id): ids (empty for
+// null) and whether it was a list; absent keeps `ids`. id_list_json writes it back.
+void read_id_list(const ConfigReader& r, const char* key, std::vector<int64_t>& ids, bool& is_list);
+nlohmann::json id_list_json(const std::vector<int64_t>& ids, bool is_list);
 
 // config.json text as a JSON object; ValueError naming `origin` when it is not valid JSON or not an
 // object.
@@ -67,6 +71,7 @@ template <class C>
 void read_common_into(const nlohmann::json& j, const std::string& origin,
                       const std::vector<std::string>& modelled, C& c) {
   CommonConfigFields cf;
+  cf.num_labels = c.num_labels;  // the family's default (BART: 3)
   cf.eos_token_ids = c.eos_token_ids;
   cf.eos_set = c.eos_set;
   read_common(j, origin, modelled, cf);

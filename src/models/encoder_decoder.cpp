@@ -1,9 +1,11 @@
 // The family-neutral encoder-decoder pieces: the seq2seq cache, make_cache and
-// shift_tokens_right (see models/encoder_decoder.h).
+// shift_tokens_right (see models/encoder_decoder.h), and the shared checks and loss
+// (models/seq2seq_util.h).
 #include "lmforge/models/encoder_decoder.h"
 
 #include "lmforge/core/autograd.h"
 #include "lmforge/ops/ops.h"
+#include "models/seq2seq_util.h"
 
 namespace lmf::models {
 
@@ -64,5 +66,91 @@ Tensor shift_tokens_right(const Tensor& labels, int64_t pad_token_id,
     if (v == -100) v = pad_token_id;
   return Tensor::from_vector(out, {B, T});
 }
+
+namespace detail {
+
+void check_seq2seq_ids(const std::string& who, const char* name, const Tensor& ids) {
+  LMF_CHECK(ids.defined() && ids.dim() == 2 && ids.size(1) > 0 && !is_floating(ids.dtype()),
+            ShapeError, "{}: {} must be integer [B, T] with T > 0, got {}", who, name,
+            ids.defined() ? ids.describe() : "undefined");
+}
+
+void check_seq2seq_mask(const std::string& who, const char* name, const Tensor& mask, int64_t B,
+                        int64_t T) {
+  if (mask.defined())
+    LMF_CHECK(mask.dim() == 2 && mask.size(0) == B && mask.size(1) == T, ShapeError,
+              "{}: {} must be [{}, {}], got {}", who, name, B, T, mask.describe());
+}
+
+int64_t check_decoder_call(const std::string& who, const Seq2SeqInputs& in, const Tensor& ids,
+                           const Tensor& enc, int64_t d_model, int64_t decoder_layers) {
+  check_seq2seq_ids(who, "decoder_input_ids", ids);
+  const int64_t B = ids.size(0), T = ids.size(1);
+  const Seq2SeqCache* cache = in.cache;
+  const int64_t past = cache ? cache->length() : 0;
+  if (cache) {
+    LMF_CHECK(cache->batch() == B && static_cast<int64_t>(cache->cross.size()) == decoder_layers &&
+                  cache->self.num_layers() == decoder_layers,
+              ShapeError,
+              "{}: the cache holds {} rows and {} layers but decoder_input_ids has {} rows and the "
+              "model {} decoder layers (make it with make_cache)",
+              who, cache->batch(), cache->self.num_layers(), B, decoder_layers);
+  }
+  LMF_CHECK(enc.dim() == 3 && enc.size(0) == B && enc.size(2) == d_model, ShapeError,
+            "{}: encoder_hidden_states must be [{}, S, {}], got {}", who, B, d_model,
+            enc.describe());
+  check_seq2seq_mask(who, "attention_mask", in.attention_mask, B, enc.size(1));
+  if (cache && cache->has_cross())
+    LMF_CHECK(cache->cross[0].k.size(2) == enc.size(1), ValueError,
+              "{}: the cache holds cross-attention keys of a {}-position source but "
+              "encoder_hidden_states has {} positions (reset() the cache for a new source)",
+              who, cache->cross[0].k.size(2), enc.size(1));
+  check_seq2seq_mask(who, "decoder_attention_mask", in.decoder_attention_mask, B, past + T);
+  return past;
+}
+
+Seq2SeqOutput seq2seq_encoder_output(const EncoderDecoderModel& m, const Seq2SeqInputs& in) {
+  Seq2SeqOutput out;
+  if (in.encoder_hidden_states.defined()) {
+    out.encoder_last_hidden_state = in.encoder_hidden_states;
+  } else {
+    EncoderOutput e = m.encode(in.input_ids, in.attention_mask, in.output_attentions);
+    out.encoder_last_hidden_state = e.last_hidden_state;
+    out.encoder_attentions = std::move(e.attentions);
+  }
+  return out;
+}
+
+Tensor seq2seq_decoder_ids(const std::string& who, const Seq2SeqInputs& in,
+                           const Seq2SeqLabels& labels, int64_t pad_token_id,
+                           int64_t decoder_start_token_id) {
+  Tensor ids = in.decoder_input_ids;
+  if (!ids.defined() && labels.labels.defined()) {
+    LMF_CHECK(decoder_start_token_id >= 0, ValueError,
+              "{}: decoder_start_token_id has to be defined (set it in config.json) to make "
+              "decoder_input_ids from labels",
+              who);
+    ids = shift_tokens_right(labels.labels, pad_token_id, decoder_start_token_id);
+  }
+  LMF_CHECK(ids.defined(), ValueError,
+            "{}: give decoder_input_ids (start with decoder_start_token_id = {}) or labels", who,
+            decoder_start_token_id);
+  return ids;
+}
+
+Tensor seq2seq_lm_loss(const std::string& who, const Tensor& logits, const Tensor& l, int64_t keep,
+                       int64_t T) {
+  const int64_t B = logits.size(0), V = logits.size(2);
+  LMF_CHECK(keep == 0 || keep >= T, ValueError,
+            "{}: labels need the logits of every position (logits_to_keep = 0)", who);
+  LMF_CHECK(
+      l.dim() == 2 && l.size(0) == B && l.size(1) == logits.size(1) && !is_floating(l.dtype()),
+      ShapeError, "{}: labels must be integer [B, T] = [{}, {}] like decoder_input_ids, got {}",
+      who, B, logits.size(1), l.describe());
+  return cross_entropy(logits.reshape({B * logits.size(1), V}),
+                       l.reshape({B * logits.size(1)}).to(DType::i64), -100);
+}
+
+}  // namespace detail
 
 }  // namespace lmf::models

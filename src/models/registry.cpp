@@ -10,10 +10,12 @@
 #include "lmforge/core/error.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/json.h"
+#include "lmforge/models/bart.h"
 #include "lmforge/models/bert.h"
 #include "lmforge/models/gpt2.h"
 #include "lmforge/models/llama.h"
 #include "lmforge/models/marian.h"
+#include "lmforge/models/t5.h"
 #include "lmforge/nn/init.h"
 
 namespace lmf::models {
@@ -31,6 +33,8 @@ void register_builtin_families() {
   register_gpt2_family();
   register_llama_family();
   register_marian_family();
+  register_bart_family();
+  register_t5_family();
 }
 
 std::once_flag g_builtin_once;

@@ -94,7 +94,11 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
   }
   mask.causal = o.causal;
 
-  const bool grad = needs_grad({q, k, v});
+  // A floating attn_mask that requires grad (T5's learned relative position bias) gets the
+  // gradient of the scores, summed down to its broadcast shape.
+  const bool bias_grad =
+      o.attn_mask.defined() && o.attn_mask.dtype() != DType::boolean && needs_grad({o.attn_mask});
+  const bool grad = needs_grad({q, k, v}) || bias_grad;
   const bool dropout = o.training && o.dropout_p > 0.0;
   const float p = dropout ? static_cast<float>(o.dropout_p) : 0.0f;
   // Without a backward, q/k/v are read through their strides (views of a fused projection) and
@@ -127,16 +131,26 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
   AttentionResult r;
   if (o.return_probs) r.probs = grad ? probs.clone() : probs;
   if (grad) {
-    record(out, kOp, {q, k, v}, [d, scale, p, qc, kc, vc, probs, keep](const Tensor& g) {
-      const Tensor go = g.to(DType::f32).contiguous();
-      Tensor dq = Tensor::empty(qc.shape()), dk = Tensor::empty(kc.shape()),
-             dv = Tensor::empty(vc.shape());
-      kernels::attention_backward(
-          d, scale, qc.data<float>(), kc.data<float>(), vc.data<float>(), probs.data<float>(),
-          keep.defined() ? keep.data<uint8_t>() : nullptr, p, go.data<float>(), dq.data<float>(),
-          dk.data<float>(), dv.data<float>());
-      return std::vector<Tensor>{dq, dk, dv};
-    });
+    std::vector<Tensor> inputs{q, k, v};
+    if (bias_grad) inputs.push_back(o.attn_mask);
+    const Shape bias_shape = bias_grad ? o.attn_mask.shape() : Shape{};
+    const DType bias_dtype = bias_grad ? o.attn_mask.dtype() : DType::f32;
+    record(out, kOp, std::move(inputs),
+           [d, scale, p, qc, kc, vc, probs, keep, bias_grad, bias_shape, bias_dtype,
+            score_shape](const Tensor& g) {
+             const Tensor go = g.to(DType::f32).contiguous();
+             Tensor dq = Tensor::empty(qc.shape()), dk = Tensor::empty(kc.shape()),
+                    dv = Tensor::empty(vc.shape());
+             Tensor ds = bias_grad ? Tensor::empty(score_shape) : Tensor();
+             kernels::attention_backward(d, scale, qc.data<float>(), kc.data<float>(),
+                                         vc.data<float>(), probs.data<float>(),
+                                         keep.defined() ? keep.data<uint8_t>() : nullptr, p,
+                                         go.data<float>(), dq.data<float>(), dk.data<float>(),
+                                         dv.data<float>(), bias_grad ? ds.data<float>() : nullptr);
+             std::vector<Tensor> grads{dq, dk, dv};
+             if (bias_grad) grads.push_back(sum_to(ds, bias_shape).to(bias_dtype));
+             return grads;
+           });
   }
   r.out = out;
   return r;

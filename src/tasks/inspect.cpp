@@ -76,10 +76,13 @@ std::string describe_tokenizer(const fs::path& dir) {
       return fmt::format("Marian (source.spm, target.spm, vocab.json) fails to load: {}", e.what());
     }
   }
-  const char* file = fs::exists(dir / "tokenizer.json") ? "tokenizer.json"
-                     : fs::exists(dir / "vocab.txt")    ? "vocab.txt"
-                     : fs::exists(dir / "vocab.json")   ? "vocab.json + merges.txt"
-                                                        : nullptr;
+  const char* file = fs::exists(dir / "tokenizer.json")    ? "tokenizer.json"
+                     : fs::exists(dir / "vocab.txt")       ? "vocab.txt"
+                     : fs::exists(dir / "source.spm")      ? "source.spm (Marian)"
+                     : fs::exists(dir / "vocab.json")      ? "vocab.json + merges.txt"
+                     : fs::exists(dir / "spiece.model")    ? "spiece.model"
+                     : fs::exists(dir / "tokenizer.model") ? "tokenizer.model"
+                                                           : nullptr;
   if (file == nullptr) return "none (no tokenizer.json or vocab.txt): the folder can't take text";
   try {
     const tok::Tokenizer t = tok::Tokenizer::from_pretrained(dir);
@@ -113,14 +116,18 @@ std::vector<std::pair<std::string, nlohmann::json>> shape_of(const nlohmann::jso
                                       "num_attention_heads",
                                       "n_head",
                                       "num_key_value_heads",
+                                      "d_kv",
                                       "encoder_ffn_dim",
                                       "decoder_ffn_dim",
                                       "d_ff",
                                       "intermediate_size",
+                                      "feed_forward_proj",
                                       "activation_function",
                                       "hidden_act",
                                       "max_position_embeddings",
                                       "n_positions",
+                                      "relative_attention_num_buckets",
+                                      "relative_attention_max_distance",
                                       "scale_embedding",
                                       "normalize_before",
                                       "share_encoder_decoder_embeddings",
@@ -130,7 +137,8 @@ std::vector<std::pair<std::string, nlohmann::json>> shape_of(const nlohmann::jso
                                       "bos_token_id",
                                       "decoder_start_token_id",
                                       "forced_eos_token_id",
-                                      "is_encoder_decoder"};
+                                      "is_encoder_decoder",
+                                      "num_labels"};
   std::vector<std::pair<std::string, nlohmann::json>> out;
   for (const char* k : kKeys)
     if (c.contains(k) && !c[k].is_null()) out.emplace_back(k, c[k]);

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "lmforge/tasks/heatmap_png.h"
 #include "lmforge/tasks/markup.h"
 #include "lmforge/tokenizers/marian.h"
+#include "lmforge/tokenizers/tokenizer.h"
 
 namespace lmf::tasks {
 
@@ -96,10 +98,13 @@ class Seq2SeqSteps : public detail::Stepper {
 Seq2SeqLM load_seq2seq_lm(const std::string& dir) {
   Seq2SeqLM lm;
   lm.model = models::load_pretrained_as<models::EncoderDecoderModel>(
-      dir, "an encoder-decoder (MarianMTModel, ...)");
+      dir,
+      "an encoder-decoder (MarianMTModel, BartForConditionalGeneration, "
+      "T5ForConditionalGeneration, ...)");
   LMF_CHECK(lm.model->is_seq2seq_lm(), ValueError,
             "{} holds a {} without a language-model head; translation needs a "
-            "*ForConditionalGeneration / MarianMTModel checkpoint",
+            "*ForConditionalGeneration / MarianMTModel checkpoint (T5ForConditionalGeneration, "
+            "not T5Model / T5EncoderModel)",
             dir, lm.model->architecture());
   lm.model->eval();
   lm.model->prepare_inference();
@@ -110,25 +115,41 @@ Seq2SeqLM load_seq2seq_lm(const std::string& dir) {
       std::filesystem::exists(d / "vocab.json"))
     lm.tokenizer =
         std::make_shared<const tok::MarianTokenizer>(tok::MarianTokenizer::from_folder(dir));
+  else if (std::filesystem::exists(d / "tokenizer.json") ||
+           (std::filesystem::exists(d / "vocab.json") &&
+            std::filesystem::exists(d / "merges.txt")) ||
+           std::filesystem::exists(d / "spiece.model"))
+    lm.text_tokenizer = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::from_pretrained(d));
   return lm;
 }
 
 namespace {
-const tok::MarianTokenizer& need_tokenizer(const Seq2SeqLM& lm) {
-  LMF_CHECK(lm.tokenizer != nullptr, ValueError,
-            "{}: this folder has no Marian tokenizer (source.spm/target.spm/vocab.json); give "
-            "token ids instead or add the tokenizer files",
+void need_tokenizer(const Seq2SeqLM& lm) {
+  LMF_CHECK(lm.has_tokenizer(), ValueError,
+            "{}: this folder has no tokenizer (Marian's source.spm/target.spm/vocab.json, "
+            "tokenizer.json, vocab.json + merges.txt or spiece.model); give token ids instead or "
+            "add the tokenizer files",
             lm.source);
-  return *lm.tokenizer;
 }
 }  // namespace
 
 std::vector<int64_t> encode_source_text(const Seq2SeqLM& lm, const std::string& text) {
-  return need_tokenizer(lm).encode_source(text);
+  need_tokenizer(lm);
+  if (lm.tokenizer) return lm.tokenizer->encode_source(text);
+  const std::vector<uint32_t> ids = lm.text_tokenizer->encode(text).ids;
+  return {ids.begin(), ids.end()};
 }
 
 std::string decode_target_text(const Seq2SeqLM& lm, const std::vector<int64_t>& ids) {
-  return need_tokenizer(lm).decode(ids, true);
+  need_tokenizer(lm);
+  if (lm.tokenizer) return lm.tokenizer->decode(ids, true);
+  std::vector<uint32_t> u;
+  for (int64_t id : ids) {
+    LMF_CHECK(id >= 0 && id <= static_cast<int64_t>(UINT32_MAX), ValueError,
+              "decode: token id {} is not a vocabulary id", id);
+    u.push_back(static_cast<uint32_t>(id));
+  }
+  return lm.text_tokenizer->decode(u, true);
 }
 
 std::vector<std::string> token_labels(const Seq2SeqLM& lm, const std::vector<int64_t>& ids) {
@@ -136,6 +157,8 @@ std::vector<std::string> token_labels(const Seq2SeqLM& lm, const std::vector<int
   for (int64_t id : ids) {
     std::optional<std::string> t;
     if (lm.tokenizer) t = lm.tokenizer->id_to_token(id);
+    if (lm.text_tokenizer && id >= 0 && id <= static_cast<int64_t>(UINT32_MAX))
+      t = lm.text_tokenizer->id_to_token(static_cast<uint32_t>(id));
     out.push_back(t ? *t : "#" + std::to_string(id));
   }
   return out;
@@ -169,7 +192,7 @@ GenerationResult generate_seq2seq(const models::EncoderDecoderModel& model,
   for (size_t i = 0; i < source_ids.size(); ++i) {
     std::vector<int64_t> s = source_ids[i];
     LMF_CHECK(!s.empty(), ValueError,
-              "generate_seq2seq: source {} is empty (a Marian source holds at least </s>)", i);
+              "generate_seq2seq: source {} is empty (a tokenized source holds at least </s>)", i);
     for (int64_t t : s)
       LMF_CHECK(t >= 0 && t < spec.source_vocab_size, ValueError,
                 "generate_seq2seq: source {} has token id {} outside the vocabulary [0, {})", i, t,

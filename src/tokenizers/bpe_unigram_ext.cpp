@@ -8,6 +8,7 @@
 #include "lmforge/tokenizers/bpe.h"
 #include "lmforge/tokenizers/byte_level.h"
 #include "lmforge/tokenizers/metaspace.h"
+#include "lmforge/tokenizers/precompiled.h"
 #include "lmforge/tokenizers/sentencepiece.h"
 #include "lmforge/tokenizers/unicode.h"
 #include "lmforge/tokenizers/unigram.h"
@@ -131,7 +132,19 @@ bool load_bpe_folder(const std::filesystem::path& dir, const json& config, const
   tok.set_model(BPE::from_files(vocab.string(), merges.string()));
   tok.set_pre_tokenizer(std::make_unique<ByteLevelPreTokenizer>(prefix, true));
   tok.set_decoder(std::make_unique<ByteLevelDecoder>());
-  auto sp = specials(config, map);
+  // RobertaTokenizer (= BartTokenizer in transformers 5.x) has default special tokens for the
+  // ones tokenizer_config.json leaves out.
+  json cfg = config;
+  if (roberta)
+    for (const auto& [k, v] : {std::pair{"bos_token", "<s>"},
+                               {"eos_token", "</s>"},
+                               {"unk_token", "<unk>"},
+                               {"sep_token", "</s>"},
+                               {"pad_token", "<pad>"},
+                               {"cls_token", "<s>"},
+                               {"mask_token", "<mask>"}})
+      if (!cfg.contains(k) && !map.contains(k)) cfg[k] = v;
+  auto sp = specials(cfg, map);
   tok.add_special_tokens(sp);
   if (roberta) {
     auto id = [&](const char* t) {
@@ -164,13 +177,41 @@ bool load_sentencepiece_folder(const std::filesystem::path& dir, const json& con
   }
   if (file.empty()) return false;
   std::shared_ptr<SentencePiece> sp = SentencePiece::from_file(file.string());
-  auto model = SentencePiece::from_file(file.string());
-  tok.set_model(std::move(model));
-  tok.set_decoder(std::make_unique<SentencePieceDecoder>(sp));
+  std::string cls = class_name(config);
+  const bool t5 = cls.rfind("T5Tokenizer", 0) == 0;
+  if (t5) {
+    // transformers 5.25's T5Tokenizer has no slow form: it converts spiece.model as
+    // T5Converter does (Precompiled normalizer from the model's charsmap, WhitespaceSplit +
+    // Metaspace, Unigram without byte fallback, Metaspace decoder).
+    const std::string charsmap = sp->precompiled_charsmap();
+    if (!charsmap.empty()) tok.set_normalizer(std::make_unique<PrecompiledNormalizer>(charsmap));
+    const json meta = {{"type", "Metaspace"},
+                       {"replacement", "\u2581"},
+                       {"prepend_scheme", "always"},
+                       {"split", true}};
+    tok.set_pre_tokenizer(pre_tokenizer_from_json(
+        {{"type", "Sequence"}, {"pretokenizers", {{{"type", "WhitespaceSplit"}}, meta}}}));
+    tok.set_model(sp->to_unigram());  // T5's spiece.model has no byte pieces: no fallback
+    tok.set_decoder(decoder_from_json(meta));
+  } else {
+    tok.set_model(SentencePiece::from_file(file.string()));
+    tok.set_decoder(std::make_unique<SentencePieceDecoder>(sp));
+  }
+  // T5Tokenizer appends its sentinels <extra_id_N> (extra_ids, default 100) after the pieces in
+  // reverse order, <extra_id_0> last, before any other special token.
+  if (t5 && !sp->token_to_id("<extra_id_0>")) {
+    int64_t n = 100;
+    if (auto it = config.find("extra_ids"); it != config.end() && it->is_number_integer())
+      n = it->get<int64_t>();
+    std::vector<AddedToken> sentinels;
+    for (int64_t i = n - 1; i >= 0; --i)
+      sentinels.push_back(
+          {"<extra_id_" + std::to_string(i) + ">", false, false, false, false, true, std::nullopt});
+    tok.add_special_tokens(sentinels);
+  }
   tok.add_special_tokens(specials(config, map));
   // Special tokens the slow tokenizers add: [CLS] A [SEP] (ALBERT), A </s> (T5, Marian),
   // <s> A (LLaMA, add_bos_token / add_eos_token).
-  std::string cls = class_name(config);
   auto piece = [&](std::optional<uint32_t> id) { return sp->id_to_token(*id).value_or(""); };
   json single = json::array(), pair = json::array(), special = json::array();
   auto add_special = [&](const std::string& t) {
@@ -219,8 +260,13 @@ std::unique_ptr<Model> make_model_ext(std::string_view type, const json& j) {
   return nullptr;
 }
 
-std::unique_ptr<Normalizer> make_normalizer_ext(std::string_view type, const json&) {
+std::unique_ptr<Normalizer> make_normalizer_ext(std::string_view type, const json& j) {
   if (type == "ByteLevel") return std::make_unique<ByteLevelNormalizer>();
+  if (type == "Precompiled") {
+    auto it = j.find("precompiled_charsmap");
+    return PrecompiledNormalizer::from_base64(
+        it != j.end() && it->is_string() ? it->get<std::string>() : std::string());
+  }
   return nullptr;
 }
 

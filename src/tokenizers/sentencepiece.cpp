@@ -100,6 +100,54 @@ std::unique_ptr<Unigram> SentencePiece::to_unigram() const {
                                    unk ? std::optional<size_t>(*unk) : std::nullopt, has_bytes);
 }
 
+namespace {
+// Protocol-buffer wire format: the first length-delimited field `field` of `msg`, or none.
+std::optional<std::string_view> proto_bytes_field(std::string_view msg, uint32_t field) {
+  size_t i = 0;
+  auto varint = [&](uint64_t& v) {
+    v = 0;
+    for (int shift = 0; i < msg.size() && shift < 64; shift += 7) {
+      const auto b = static_cast<unsigned char>(msg[i++]);
+      v |= static_cast<uint64_t>(b & 0x7F) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  };
+  while (i < msg.size()) {
+    uint64_t tag = 0, v = 0;
+    if (!varint(tag)) return std::nullopt;
+    switch (tag & 7) {
+      case 0:
+        if (!varint(v)) return std::nullopt;
+        break;
+      case 1:
+        i += 8;
+        break;
+      case 5:
+        i += 4;
+        break;
+      case 2:
+        if (!varint(v) || v > msg.size() - i) return std::nullopt;
+        if ((tag >> 3) == field) return msg.substr(i, v);
+        i += v;
+        break;
+      default:
+        return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+std::string SentencePiece::precompiled_charsmap() const {
+  const std::string model = impl_->sp.serialized_model_proto();
+  // ModelProto.normalizer_spec (3) -> NormalizerSpec.precompiled_charsmap (2).
+  const auto spec = proto_bytes_field(model, 3);
+  if (!spec) return "";
+  const auto map = proto_bytes_field(*spec, 2);
+  return map ? std::string(*map) : std::string();
+}
+
 std::vector<std::string> SentencePieceDecoder::decode_chain(std::vector<std::string> tokens) const {
   return {sp_->decode_pieces(tokens)};
 }

@@ -15,10 +15,12 @@
 
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/error.h"
+#include "lmforge/models/bart.h"
 #include "lmforge/models/registry.h"
 #include "lmforge/nn/init.h"
 #include "lmforge/ops/ops.h"
 #include "lmforge/tokenizers/marian.h"
+#include "lmforge/tokenizers/tokenizer.h"
 #include "lmforge/train/hf_folder.h"
 
 namespace lmf::train {
@@ -156,12 +158,20 @@ std::vector<std::vector<int64_t>> batches_of(size_t n, int64_t batch) {
   return out;
 }
 
-// GenerationConfig.from_model_config for a Marian config (transformers 5.25's keys).
-std::string generation_config_json(const models::MarianConfig& c) {
+// GenerationConfig.from_model_config for a Marian or BART config (transformers 5.25's keys).
+nlohmann::ordered_json optional_id(int64_t v) {
+  return v;
+}
+nlohmann::ordered_json optional_id(const std::optional<int64_t>& v) {
+  return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
+}
+template <class C>
+std::string generation_config_json(const C& c) {
   nlohmann::ordered_json g;
   g["_from_model_config"] = true;
   if (c.bos_token_id) g["bos_token_id"] = *c.bos_token_id;
-  g["decoder_start_token_id"] = c.decoder_start_token_id;
+  if (const auto start = optional_id(c.decoder_start_token_id); !start.is_null())
+    g["decoder_start_token_id"] = start;
   if (c.eos_set) {
     if (c.eos_is_list)
       g["eos_token_id"] = c.eos_token_ids;
@@ -180,6 +190,29 @@ std::string generation_config_json(const models::MarianConfig& c) {
   g["transformers_version"] = "5.25.0";
   g["use_cache"] = c.use_cache;
   return g.dump(2) + "\n";
+}
+std::string generation_config_json(const models::EncoderDecoderModel& m) {
+  if (const auto* marian = dynamic_cast<const models::MarianModel*>(&m))
+    return generation_config_json(marian->config());
+  if (const auto* bart = dynamic_cast<const models::BartModel*>(&m))
+    return generation_config_json(bart->config());
+  fail<ValueError>("translation: no generation_config.json rule for {}", m.architecture());
+}
+
+// The LM architecture of a from-scratch config by its model_type.
+std::string seq2seq_lm_architecture(const std::string& config_text, const std::string& origin) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(config_text);
+  } catch (const nlohmann::json::exception& e) {
+    fail<ValueError>("{}: not valid JSON: {}", origin, e.what());
+  }
+  const std::string mt = j.is_object() ? j.value("model_type", "") : "";
+  if (mt == "bart") return "BartForConditionalGeneration";
+  LMF_CHECK(mt == "marian", ValueError,
+            "translation: {} has model_type '{}'; from scratch lmforge trains 'marian' or 'bart'",
+            origin, mt);
+  return "MarianMTModel";
 }
 
 std::string read_text_file(const std::string& path) {
@@ -222,26 +255,25 @@ TranslationObjective::TranslationObjective(const TranslationOptions& o,
             "translation: give either --model DIR (a MarianMTModel folder) or --config "
             "CONFIG.json (a model from scratch)");
   if (!o.model_dir.empty()) {
-    auto m =
+    model_ =
         models::load_pretrained_as<models::EncoderDecoderModel>(o.model_dir, "an encoder-decoder");
-    auto* marian = dynamic_cast<models::MarianModel*>(m.get());
-    LMF_CHECK(marian && marian->is_seq2seq_lm(), ValueError,
-              "translation: '{}' holds a {}, not a MarianMTModel", o.model_dir, m->architecture());
-    m.release();
-    model_.reset(marian);
+    LMF_CHECK(model_->is_seq2seq_lm(), ValueError,
+              "translation: '{}' holds a {}, not a MarianMTModel or BartForConditionalGeneration",
+              o.model_dir, model_->architecture());
     if (options_.tokenizer_dir.empty()) options_.tokenizer_dir = o.model_dir;
   } else {
     const std::string text = read_text_file(o.config_path);
     std::unique_ptr<models::PretrainedModel> m;
     {
       nn::init::NoInitGuard no_init;
-      m = models::create_pretrained(text, "MarianMTModel", o.config_path);
+      m = models::create_pretrained(text, seq2seq_lm_architecture(text, o.config_path),
+                                    o.config_path);
     }
-    auto* marian = dynamic_cast<models::MarianModel*>(m.get());
-    LMF_CHECK(marian != nullptr, ValueError,
-              "translation: {} is not a Marian config (model_type 'marian')", o.config_path);
+    auto* ed = dynamic_cast<models::EncoderDecoderModel*>(m.get());
+    LMF_CHECK(ed != nullptr, ValueError, "translation: {} is not an encoder-decoder config",
+              o.config_path);
     m.release();
-    model_.reset(marian);
+    model_.reset(ed);
     // transformers' post_init: _init_weights over every module, seeded.
     const Generator::State outer = default_generator().state();
     manual_seed(o.seed);
@@ -327,8 +359,9 @@ std::vector<TranslationFeature> TranslationObjective::make_features(
       f.labels = p.target_ids;
     } else {
       LMF_CHECK(tokenizer.encode_source && tokenizer.encode_target, ValueError,
-                "{}: text pairs need the model's Marian tokenizer (source.spm, target.spm, "
-                "vocab.json in '{}'), or give token ids in JSONL",
+                "{}: text pairs need the model's tokenizer (Marian's source.spm, target.spm, "
+                "vocab.json, or tokenizer.json / vocab.json + merges.txt in '{}'), or give token "
+                "ids in JSONL",
                 p.where, options_.tokenizer_dir);
       f.input_ids = tokenizer.encode_source(p.source);
       f.labels = tokenizer.encode_target(p.target);
@@ -433,11 +466,11 @@ void TranslationObjective::save_pretrained(const std::string& dir) const {
   if (!options_.model_dir.empty() && fs::is_regular_file(gen_src))
     fs::copy_file(gen_src, gen_dst, fs::copy_options::overwrite_existing);
   else
-    models::write_file_atomically(gen_dst.string(), generation_config_json(model_->config()));
+    models::write_file_atomically(gen_dst.string(), generation_config_json(*model_));
   copy_existing_files(
       options_.tokenizer_dir, dir,
-      {"source.spm", "target.spm", "vocab.json", "target_vocab.json", "tokenizer_config.json",
-       "special_tokens_map.json", "tokenizer.json", "added_tokens.json"});
+      {"source.spm", "target.spm", "vocab.json", "target_vocab.json", "merges.txt",
+       "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "added_tokens.json"});
 }
 
 void TranslationObjective::load_pretrained(const std::string& dir) {
@@ -445,7 +478,29 @@ void TranslationObjective::load_pretrained(const std::string& dir) {
 }
 
 TranslationTokenizer load_translation_tokenizer(const std::string& dir) {
-  if (dir.empty() || !fs::is_regular_file(fs::path(dir) / "source.spm")) return {};
+  if (dir.empty()) return {};
+  const fs::path d(dir);
+  if (!fs::is_regular_file(d / "source.spm")) {
+    // A BART folder: one byte-level BPE for both sides (tokenizer(text) / text_target=...).
+    if (!fs::is_regular_file(d / "tokenizer.json") &&
+        !(fs::is_regular_file(d / "vocab.json") && fs::is_regular_file(d / "merges.txt")))
+      return {};
+    auto t = std::make_shared<tok::Tokenizer>(tok::Tokenizer::from_pretrained(d));
+    TranslationTokenizer out;
+    out.encode_source = [t](std::string_view s) {
+      const std::vector<uint32_t> ids = t->encode(s).ids;
+      return std::vector<int64_t>(ids.begin(), ids.end());
+    };
+    out.encode_target = out.encode_source;
+    auto id = [&](const char* token) {
+      const auto i = t->token_to_id(token);
+      return i ? static_cast<int64_t>(*i) : int64_t{-1};
+    };
+    out.eos_id = id("</s>");
+    out.pad_id = id("<pad>");
+    out.vocab_size = static_cast<int64_t>(t->vocab_size());
+    return out;
+  }
   auto t = std::make_shared<tok::MarianTokenizer>(tok::MarianTokenizer::from_folder(dir));
   TranslationTokenizer out;
   out.encode_source = [t](std::string_view s) { return t->encode_source(s); };

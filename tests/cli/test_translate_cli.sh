@@ -4,7 +4,8 @@
 # --json output_ids and text equal transformers' MarianTokenizer + generate() + decode (greedy and
 # 3 beams), the plain output, stdin and --file input, --attention-heatmap HTML, --source-ids,
 # and bad input (empty line, too-long source, invalid sampling values, folder without a
-# tokenizer) handled with a one-line error and exit status 2 or an empty translation.
+# tokenizer) handled with a one-line error and exit status 2 or an empty translation; a BART
+# folder (tests/fixtures/bart/translate) translated as transformers does and inspected.
 # Usage: test_translate_cli.sh LMFORGE FIXTURES_DIR
 set -u
 LMF=$1
@@ -81,7 +82,7 @@ expect_error "top-p 1.5" "top_p" "$LMF" translate --model "$M" --do-sample --top
 expect_error "temperature -1" "temperature" "$LMF" translate --model "$M" --temperature -1 "a"
 expect_error "num-return-sequences > beams" "num_return_sequences" "$LMF" translate --model "$M" --num-beams 2 --num-return-sequences 3 "a"
 mkdir "$T/notok" && cp "$M"/config.json "$M"/model.safetensors "$T/notok/"
-expect_error "no tokenizer" "no Marian tokenizer" "$LMF" translate --model "$T/notok" "a"
+expect_error "no tokenizer" "has no tokenizer" "$LMF" translate --model "$T/notok" "a"
 expect_error "bad --source-ids" "source-ids" "$LMF" translate --model "$M" --source-ids "[1,"
 # An empty argument gives an empty translation (its line stays in place).
 "$LMF" translate --model "$M" --max-new-tokens 4 --json "" "${texts[0]}" >"$T/empty.json" 2>/dev/null
@@ -97,6 +98,30 @@ printf '%s\n\n%s\n' "${texts[0]}" "${texts[0]}" >"$T/blank.txt"
 [ "$(wc -l <"$T/blank.out")" = 3 ] && [ -z "$(sed -n 2p "$T/blank.out")" ] &&
   [ "$(sed -n 1p "$T/blank.out")" = "$(sed -n 3p "$T/blank.out")" ] && ok "blank lines kept" || bad "blank lines kept"
 "$LMF" translate --help >"$T/help" 2>&1 && grep -q -- "--attention-heatmap" "$T/help" && ! grep -q -- "--source-ids" "$T/help" && ok "--help" || bad "--help"
+
+# --- a BART folder (tests/fixtures/bart/translate, scripts/reference/gen_bart_goldens.py): byte-level
+# BPE tokenizer.json, decoder start </s>, generate() and decode as transformers (greedy, 3 beams).
+BFIX=$2/bart
+for mode in greedy beam3; do
+  beams=1
+  [ "$mode" = beam3 ] && beams=3
+  python3 -c "import json,sys; print('\n'.join(json.load(open(sys.argv[1]))['texts']))" \
+    "$BFIX/translate.json" >"$T/btexts"
+  mapfile -t btexts <"$T/btexts"
+  if "$LMF" translate --model "$BFIX/translate" --num-beams $beams --max-new-tokens 10 --json \
+      "${btexts[@]}" >"$T/bart.json" 2>"$T/err" &&
+    python3 - "$BFIX/translate.json" "$mode" "$T/bart.json" <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1]))
+rows = [json.loads(l) for l in open(sys.argv[3]).read().splitlines()]
+assert [r["source_ids"] for r in rows] == g["source_ids"], [r["source_ids"] for r in rows]
+assert [r["output_ids"] for r in rows] == g[sys.argv[2]]["output_ids"], [r["output_ids"] for r in rows]
+assert [r["text"] for r in rows] == g[sys.argv[2]]["text"], [r["text"] for r in rows]
+PY
+  then ok "BART --json $mode equals transformers"; else bad "BART --json $mode"; cat "$T/err"; fi
+done
+"$LMF" inspect "$BFIX/translate" >"$T/binspect" 2>&1 && grep -q "BartForConditionalGeneration" "$T/binspect" &&
+  ok "inspect a BART folder" || { bad "inspect a BART folder"; cat "$T/binspect"; }
 
 [ $fails = 0 ] && echo "all translate CLI checks passed" || echo "$fails translate CLI checks failed"
 exit $((fails > 0))

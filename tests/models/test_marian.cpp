@@ -12,6 +12,7 @@
 #include "lmforge/models/marian.h"
 #include "lmforge/models/registry.h"
 #include "models/decoder_test_util.h"
+#include "models/seq2seq_test_util.h"
 
 namespace lmf::models::test {
 namespace {
@@ -26,27 +27,7 @@ json read_marian_golden(const std::string& name) {
 std::unique_ptr<EncoderDecoderModel> load_marian(const std::string& name,
                                                  const LoadOptions& opt = {},
                                                  LoadReport* rep = nullptr) {
-  auto m =
-      load_pretrained_as<EncoderDecoderModel>(marian_fixture(name), "an encoder-decoder", opt, rep);
-  m->eval();
-  return m;
-}
-
-Seq2SeqInputs golden_inputs(const json& g) {
-  Seq2SeqInputs in;
-  in.input_ids = golden_tensor(g.at("input_ids"));
-  in.attention_mask = golden_tensor(g.at("attention_mask"));
-  in.decoder_input_ids = golden_tensor(g.at("decoder_input_ids"));
-  return in;
-}
-
-// Max |a - b| at the attended source rows (mask [B, S]).
-double encoder_diff(const Tensor& a, const json& g) {
-  return max_abs_diff_masked(a, golden_tensor(g.at("encoder_last_hidden_state")),
-                             golden_tensor(g.at("attention_mask")));
-}
-double max_abs(const Tensor& a, const Tensor& b) {
-  return max_abs_diff_masked(a, b, Tensor::ones({a.size(0), a.size(1)}, DType::i64));
+  return load_seq2seq(marian_fixture(name), opt, rep);
 }
 
 class MarianFamily : public ::testing::TestWithParam<std::string> {};
@@ -62,75 +43,23 @@ TEST_P(MarianFamily, LogitsWithSourcePaddingMatchTransformers) {
   EXPECT_TRUE(m->is_seq2seq_lm());
   EXPECT_TRUE(rep.missing_keys.empty()) << rep.summary();
   EXPECT_TRUE(rep.unexpected_keys.empty()) << rep.summary();
-  NoGradGuard ng;
-  const Seq2SeqOutput o = m->forward(golden_inputs(g));
-  EXPECT_LE(max_abs(o.logits, golden_tensor(g.at("logits"))), 1e-4);
-  EXPECT_LE(encoder_diff(o.encoder_last_hidden_state, g), 1e-4);
-  // A right-padded target (decoder_attention_mask): causal + padding mask as transformers.
-  Seq2SeqInputs padded = golden_inputs(g);
-  padded.decoder_attention_mask = golden_tensor(g.at("decoder_attention_mask"));
-  EXPECT_LE(max_abs(m->forward(padded).logits, golden_tensor(g.at("logits_decoder_mask"))), 1e-4);
-  // encode() once, then the decoder on the given encoder states: the same logits.
-  Seq2SeqInputs dec = golden_inputs(g);
-  dec.encoder_hidden_states = m->encode(dec.input_ids, dec.attention_mask).last_hidden_state;
-  dec.input_ids = Tensor();
-  EXPECT_LE(max_abs(m->forward(dec).logits, o.logits), 1e-6);
-  // Packed inference weights give the same numbers.
-  m->prepare_inference();
-  EXPECT_LE(max_abs(m->forward(golden_inputs(g)).logits, golden_tensor(g.at("logits"))), 1e-4);
+  expect_golden_logits(*m, g);
+  expect_prepared_logits(*m, g);
 }
 
 TEST_P(MarianFamily, CachedDecodingEqualsFullForward) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
   m->prepare_inference();
-  NoGradGuard ng;
   const Seq2SeqInputs full = golden_inputs(g);
-  const Tensor ref = m->forward(full).logits;
+  Seq2SeqCache c2 = expect_cached_decoding_equals_full(*m, full, golden_tensor(g.at("logits")));
+  NoGradGuard ng;
   const Tensor enc = m->encode(full.input_ids, full.attention_mask).last_hidden_state;
-  const int64_t B = full.decoder_input_ids.size(0), T = full.decoder_input_ids.size(1);
-  Seq2SeqCache cache = m->make_cache(B, T);
-  EXPECT_FALSE(cache.has_cross());
-  std::vector<Tensor> steps;
-  for (int64_t start = 0; start < T;) {
-    const int64_t n = start == 0 ? 2 : 1;  // a 2-token prefix, then one token per step
-    Seq2SeqInputs in;
-    in.encoder_hidden_states = enc;
-    in.attention_mask = full.attention_mask;
-    in.decoder_input_ids = full.decoder_input_ids.narrow(1, start, n).contiguous();
-    in.cache = &cache;
-    in.logits_to_keep = n == 1 ? 1 : 0;
-    steps.push_back(m->forward(in).logits);
-    start += n;
-    EXPECT_EQ(cache.length(), start);
-    EXPECT_TRUE(cache.has_cross());
-  }
-  const Tensor inc = concat(steps, 1);
-  EXPECT_LE(max_abs(inc, ref), 1e-5);
-  EXPECT_LE(max_abs(inc, golden_tensor(g.at("logits"))), 1e-4);
-  // Beam-style reorder: rows swapped, then one more step gives the swapped rows' logits.
-  Seq2SeqCache c2 = m->make_cache(B, T);
-  Seq2SeqInputs p;
-  p.encoder_hidden_states = enc;
-  p.attention_mask = full.attention_mask;
-  p.decoder_input_ids = full.decoder_input_ids.narrow(1, 0, T - 1).contiguous();
-  p.cache = &c2;
-  m->forward(p);
-  c2.reorder({1, 0});
-  Seq2SeqInputs s;
-  s.encoder_hidden_states = stack({enc.select(0, 1), enc.select(0, 0)}, 0);
-  s.attention_mask = stack({full.attention_mask.select(0, 1), full.attention_mask.select(0, 0)}, 0);
-  const Tensor last = full.decoder_input_ids.narrow(1, T - 1, 1);
-  s.decoder_input_ids = stack({last.select(0, 1), last.select(0, 0)}, 0);
-  s.cache = &c2;
-  const Tensor l = m->forward(s).logits;
-  EXPECT_LE(max_abs(l.select(0, 0).unsqueeze(0), ref.narrow(0, 1, 1).narrow(1, T - 1, 1)), 1e-5);
-  EXPECT_LE(max_abs(l.select(0, 1).unsqueeze(0), ref.narrow(0, 0, 1).narrow(1, T - 1, 1)), 1e-5);
-  // The cache is bounded: one position more than its capacity is refused.
-  EXPECT_THROW(m->forward(s), ValueError);
-  Seq2SeqInputs other = s;
-  other.encoder_hidden_states = s.encoder_hidden_states.narrow(1, 0, 3).contiguous();
-  other.attention_mask = s.attention_mask.narrow(1, 0, 3).contiguous();
+  Seq2SeqInputs other;
+  other.encoder_hidden_states = enc.narrow(1, 0, 3).contiguous();
+  other.attention_mask = full.attention_mask.narrow(1, 0, 3).contiguous();
+  other.decoder_input_ids = full.decoder_input_ids.narrow(1, 0, 1).contiguous();
+  other.cache = &c2;
   c2.self.truncate(1);
   EXPECT_THROW(m->forward(other), ValueError);  // cross keys are of a 7-position source
   c2.reset();
@@ -141,21 +70,7 @@ TEST_P(MarianFamily, CachedDecodingEqualsFullForward) {
 TEST_P(MarianFamily, LossAndGradientsMatchTransformers) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
-  Seq2SeqInputs in = golden_inputs(g);
-  in.decoder_input_ids = Tensor();  // made from the labels by shift_tokens_right
-  Seq2SeqLabels labels;
-  labels.labels = golden_tensor(g.at("labels"));
-  const Seq2SeqOutput out = m->forward(in, labels);
-  ASSERT_TRUE(out.loss.defined());
-  const double want = g.at("loss").get<double>();
-  EXPECT_LE(std::abs(out.loss.item() - want) / std::abs(want), 1e-5);
-  EXPECT_LE(max_abs(out.logits, golden_tensor(g.at("logits"))), 1e-4);
-  out.loss.backward();
-  for (const auto& [name, gj] : g.at("grads").items()) {
-    const Tensor grad = m->parameter(name).grad();
-    ASSERT_TRUE(grad.defined()) << name;
-    EXPECT_LE(rel_diff(grad, golden_tensor(gj)), 1e-3) << name;
-  }
+  expect_golden_loss_and_grads(*m, g);
   // The frozen sinusoids and final_logits_bias are buffers: no gradient, not trained.
   for (const auto& [name, t] : m->named_parameters())
     EXPECT_EQ(name.find("embed_positions"), std::string::npos) << name;
@@ -167,30 +82,10 @@ TEST_P(MarianFamily, GreedyLoopOnTheCacheEqualsTransformersGenerate) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
   m->prepare_inference();
-  NoGradGuard ng;
-  const Seq2SeqSpec sp = m->spec();
   const Tensor want = golden_tensor(g.at("greedy"));
-  const int64_t B = want.size(0), L = want.size(1);
-  Seq2SeqInputs in;
-  in.attention_mask = golden_tensor(g.at("attention_mask"));
-  in.encoder_hidden_states =
-      m->encode(golden_tensor(g.at("input_ids")), in.attention_mask).last_hidden_state;
-  Seq2SeqCache cache = m->make_cache(B, L);
-  in.cache = &cache;
-  in.logits_to_keep = 1;
-  std::vector<int64_t> seq(B * L, sp.pad_token_id), next(B, sp.decoder_start_token_id);
-  std::vector<bool> done(B, false);
-  for (int64_t t = 0; t < L; ++t) {
-    for (int64_t b = 0; b < B; ++b) seq[b * L + t] = next[b];
-    if (t + 1 == L || std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
-    in.decoder_input_ids = Tensor::from_vector(next, {B, 1});
-    const std::vector<int64_t> best = argmax(m->forward(in).logits, -1).to_vector<int64_t>();
-    for (int64_t b = 0; b < B; ++b) {
-      next[b] = done[b] ? sp.pad_token_id : best[b];
-      for (int64_t e : sp.eos_token_ids) done[b] = done[b] || next[b] == e;
-    }
-  }
-  EXPECT_EQ(seq, want.to_vector<int64_t>());
+  EXPECT_EQ(greedy_on_cache(*m, golden_tensor(g.at("input_ids")),
+                            golden_tensor(g.at("attention_mask")), want.size(1)),
+            want.to_vector<int64_t>());
 }
 
 // Training mode: dropout changes the loss (seeded: reproducible), and every parameter the forward
@@ -198,25 +93,10 @@ TEST_P(MarianFamily, GreedyLoopOnTheCacheEqualsTransformersGenerate) {
 TEST_P(MarianFamily, TrainingModeDropoutAndGradientsFlow) {
   const json g = read_marian_golden(GetParam());
   auto m = load_marian(GetParam());
-  m->train();
-  Seq2SeqInputs in = golden_inputs(g);
-  in.decoder_input_ids = Tensor();
-  Seq2SeqLabels labels;
-  labels.labels = golden_tensor(g.at("labels"));
-  manual_seed(7);
-  const Seq2SeqOutput a = m->forward(in, labels);
-  manual_seed(7);
-  const double again = m->forward(in, labels).loss.item();
-  EXPECT_EQ(a.loss.item(), again);
-  EXPECT_GT(std::abs(a.loss.item() - g.at("loss").get<double>()), 1e-4) << "dropout had no effect";
-  a.loss.backward();
   const MarianConfig c =
       MarianConfig::from_json(read_text(marian_fixture(GetParam()) + "/config.json"));
-  for (const auto& [name, p] : m->named_parameters()) {
-    // Shared but untied embeddings: model.shared is saved but the forward never reads it.
-    if (name == "model.shared.weight" && !c.tie_word_embeddings) continue;
-    EXPECT_TRUE(p.grad().defined()) << name;
-  }
+  // Shared but untied embeddings: model.shared is saved but the forward never reads it.
+  expect_training_mode(*m, g, c.tie_word_embeddings ? "" : "model.shared.weight");
 }
 
 TEST_P(MarianFamily, ShiftTokensRightAsTransformers) {
@@ -347,18 +227,10 @@ TEST(Marian, SourceLongerThanThePositionsIsAClearError) {
   auto m = load_marian("marian");
   const MarianConfig c =
       MarianConfig::from_json(read_text(marian_fixture("marian") + "/config.json"));
+  expect_positions_checked(*m, c.max_position_embeddings);
   NoGradGuard ng;
-  const Tensor ids = Tensor::full({1, c.max_position_embeddings + 1}, 5.0, DType::i64);
-  try {
-    m->encode(ids);
-    FAIL() << "a source longer than max_position_embeddings was accepted";
-  } catch (const ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos);
-  }
   Seq2SeqInputs in;
   in.input_ids = Tensor::full({1, 3}, 5.0, DType::i64);
-  in.decoder_input_ids = Tensor::full({1, c.max_position_embeddings + 1}, 5.0, DType::i64);
-  EXPECT_THROW(m->forward(in), ValueError);
   in.decoder_input_ids = Tensor();
   EXPECT_THROW(m->forward(in), ValueError);  // neither decoder_input_ids nor labels
   in.decoder_input_ids = Tensor::full({2, 3}, 5.0, DType::i64);  // batch differs from source

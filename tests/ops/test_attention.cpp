@@ -189,6 +189,31 @@ LMF_REGISTER_OP_CASES({
         },
         true),
     attention_case("causal_more_queries_than_keys", 1, 2, 2, 5, 3, 4, 4, {.causal = true}),
+    // A float attn_mask that requires grad (T5's relative position bias) gets the scores'
+    // gradient, summed over its broadcast dims; with scale 1 (T5), another scale and causal.
+    [] {
+      OpCase c =
+          attention_case("float_mask_grad_t5", 2, 2, 2, 4, 5, 4, 4, {.mask = 3, .scale = 1.0}, [] {
+            return std::vector<Tensor>{randn({1, 2, 4, 5})};
+          });
+      c.grad_inputs = {0, 1, 2, 3};
+      return c;
+    }(),
+    [] {
+      OpCase c = attention_case("float_mask_grad_2d_scaled_causal", 2, 2, 2, 4, 4, 4, 4,
+                                {.mask = 3, .causal = true, .scale = 0.3}, [] {
+                                  return std::vector<Tensor>{randn({4, 4})};
+                                });
+      c.grad_inputs = {0, 1, 2, 3};
+      return c;
+    }(),
+    [] {
+      OpCase c = attention_case("float_mask_grad_only_mask", 1, 2, 1, 3, 4, 4, 4, {.mask = 3}, [] {
+        return std::vector<Tensor>{randn({1, 2, 3, 4})};
+      });
+      c.grad_inputs = {3};
+      return c;
+    }(),
     attention_case("permuted_inputs", 2, 3, 3, 4, 5, 4, 4, {.permuted = true}),
     attention_case(
         "probs_gqa_causal_padding", 2, 4, 2, 4, 6, 4, 4, {.kp = 3, .causal = true, .probs = true},

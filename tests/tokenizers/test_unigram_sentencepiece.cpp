@@ -1,9 +1,7 @@
 // SentencePiece .model files through libsentencepiece: ids, pieces and decode identical to the
-// Python sentencepiece package (unigram_spm_goldens.json); the legacy folder loader (T5-style
-// "A </s>") and the HF-style Unigram conversion.
+// Python sentencepiece package (unigram_spm_goldens.json); the legacy folder loader ("A </s>")
+// and the HF-style Unigram conversion.
 #include <gtest/gtest.h>
-
-#include "tokenizers/fixture_json.h"
 
 #include <filesystem>
 #include <fstream>
@@ -14,6 +12,7 @@
 #include "lmforge/tokenizers/sentencepiece.h"
 #include "lmforge/tokenizers/tokenizer.h"
 #include "lmforge/tokenizers/unigram.h"
+#include "tokenizers/fixture_json.h"
 
 namespace lmf::tok {
 namespace {
@@ -52,8 +51,9 @@ TEST(UnigramSentencePiece, LegacyFolderAddsEos) {
   std::filesystem::create_directories(dir);
   std::filesystem::copy_file(kDir + "unigram_spm.model", dir / "spiece.model",
                              std::filesystem::copy_options::overwrite_existing);
-  std::ofstream(dir / "tokenizer_config.json")
-      << R"({"tokenizer_class": "T5Tokenizer", "eos_token": "</s>", "unk_token": "<unk>"})";
+  // No converted class named (a T5Tokenizer folder is converted as transformers 5.25 does, see
+  // test_t5_tokenizer.cpp): libsentencepiece runs the model itself and </s> is appended.
+  std::ofstream(dir / "tokenizer_config.json") << R"({"eos_token": "</s>", "unk_token": "<unk>"})";
   auto tok = Tokenizer::from_pretrained(dir);
   auto sp = SentencePiece::from_file(kDir + "unigram_spm.model");
   auto g = read_fixture("unigram_spm_goldens.json");

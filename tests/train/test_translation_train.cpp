@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "lmforge/core/autograd.h"
@@ -210,6 +211,61 @@ TEST(TranslationTrain, TextPairsThroughTheMarianTokenizer) {
   o.config_path = kDir + "/marian_tiny/config.json";
   EXPECT_THROW(make_translation_objective(o), ValueError);
   fs::remove_all(out);
+}
+
+// finetune --task translation from a BART checkpoint (tests/fixtures/bart/bart, goldens of
+// scripts/reference/gen_bart_goldens.py): the golden's source/label rows as JSONL id pairs give
+// transformers' loss (no label smoothing) and parameter gradients of the padded batch.
+TEST(TranslationTrain, BartCheckpointLossAndGradientsMatchTransformers) {
+  const std::string bart = std::string(LMF_FIXTURES_DIR) + "/bart/bart";
+  std::ifstream gf(bart + "/golden.json");
+  const nlohmann::json g = nlohmann::json::parse(gf);
+  auto rows = [&](const char* key, int64_t drop) {
+    const auto& t = g.at(key);
+    const int64_t B = t.at("shape")[0], T = t.at("shape")[1];
+    std::vector<std::vector<int64_t>> out(B);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = 0; i < T; ++i) {
+        const int64_t v = t.at("data")[b * T + i];
+        const int64_t m = key == std::string("input_ids")
+                              ? g.at("attention_mask").at("data")[b * T + i].get<int64_t>()
+                              : 1;
+        if (v != drop && m) out[b].push_back(v);
+      }
+    return out;
+  };
+  const auto src = rows("input_ids", -1000), tgt = rows("labels", -100);
+  const fs::path d = temp_dir("bart");
+  {
+    std::ofstream f(d / "train.jsonl");
+    for (size_t i = 0; i < src.size(); ++i)
+      f << nlohmann::json{{"en", src[i]}, {"fr", tgt[i]}}.dump() << "\n";
+  }
+  TranslationOptions o;
+  o.model_dir = bart;
+  o.train_data = (d / "train.jsonl").string();
+  o.label_smoothing = 0.0;
+  auto obj = make_translation_objective(o);
+  ASSERT_EQ(obj->num_examples(), 2);
+  EXPECT_EQ(obj->model().architecture(), "BartForConditionalGeneration");
+  obj->set_training(false);  // the golden is eval mode (no dropout)
+  std::vector<int64_t> all = {0, 1};
+  Generator rng(0);
+  const Objective::BatchLoss l = obj->loss(all, rng);
+  const double ref = g.at("loss").get<double>();
+  EXPECT_NEAR(l.loss.item(), ref, 1e-5 * std::abs(ref));
+  l.loss.backward();
+  int checked = 0;
+  for (const auto& [name, t] : obj->parameters()) {
+    if (!g.at("grads").contains(name)) continue;
+    const auto& gj = g.at("grads").at(name);
+    const Tensor want =
+        Tensor::from_vector(gj.at("data").get<std::vector<float>>(), gj.at("shape").get<Shape>());
+    EXPECT_LE(rel(t.grad(), want), 1e-3) << name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(g.at("grads").size()));
+  fs::remove_all(d);
 }
 
 TEST(TranslationTrain, ParallelFilesAndBadInput) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "lmforge/models/encoder_decoder.h"
+#include "lmforge/models/seq2seq_layers.h"
 #include "lmforge/nn/attention.h"
 #include "lmforge/nn/layers.h"
 
@@ -78,32 +79,8 @@ class MarianSinusoidalPositions : public nn::Module {
   Tensor* table_;
 };
 
-// MarianEncoderLayer / MarianDecoderLayer (post-norm): h = LN(x + attn(x)); [decoder:
-// h = LN(h + cross_attn(h, encoder))]; out = LN(h + fc2(act(fc1(h)))).
-class MarianLayer : public nn::Module {
- public:
-  MarianLayer(const MarianConfig& c, bool decoder);
-  struct Inputs {
-    AttentionOptions self_options;              // masks of the self-attention
-    nn::KVCache* self_cache = nullptr;          // decoder: preallocated self-attention cache
-    Tensor encoder_hidden_states;               // decoder: the cross-attention context
-    AttentionOptions cross_options;             // decoder: the source padding
-    nn::KVCache* cross_cache = nullptr;         // decoder: encoder keys/values, filled once
-    std::vector<Tensor>* self_probs = nullptr;  // appended when given
-    std::vector<Tensor>* cross_probs = nullptr;
-  };
-  Tensor forward(const Tensor& x, const Inputs& in) const;
-
- private:
-  bool decoder_;
-  double dropout_, activation_dropout_;
-  Activation act_;
-  std::shared_ptr<nn::MultiHeadAttention> self_attn_, encoder_attn_;
-  std::shared_ptr<nn::LayerNorm> self_attn_layer_norm_, encoder_attn_layer_norm_, final_layer_norm_;
-  std::shared_ptr<nn::Linear> fc1_, fc2_;
-};
-
-// MarianEncoder / MarianDecoder: embed_tokens (shared or own), embed_positions, layers.
+// MarianEncoder / MarianDecoder: embed_tokens (shared or own), embed_positions, layers (the
+// post-norm Seq2SeqLayer BART shares).
 class MarianStack : public nn::Module {
  public:
   // persistent_positions: the sinusoidal table is a state-dict key (MarianModel).
@@ -144,9 +121,6 @@ class MarianModel : public EncoderDecoderModel {
   void tie_weights();  // re-shares the tied tensors as transformers' tie_weights
 
  private:
-  // The decoder over encoder_hidden_states; returns its last hidden state.
-  Tensor decode(const Seq2SeqInputs& in, const Tensor& decoder_ids, const Tensor& encoder_hidden,
-                Seq2SeqOutput& out) const;
   std::string key(const std::string& k) const { return lm_head_ ? "model." + k : k; }
 
   MarianConfig cfg_;

@@ -21,8 +21,9 @@ struct DTypeCount {
 struct ModelInfo {
   std::string dir;
   // The BERT family (bert, roberta, albert, electra) fills `config`; any other model type the
-  // registry builds (encoder-decoders such as Marian, decoders) fills `shape` instead: the
-  // config.json values that describe it, in a fixed order (e.g. d_model, encoder_layers, ...).
+  // registry builds (encoder-decoders: Marian, BART, T5; decoders: GPT-2, LLaMA) fills `shape`
+  // instead: the config.json values that describe it, in a fixed order (e.g. d_model,
+  // encoder_layers, ...).
   bool bert_family = true;
   std::string model_type;  // config.json "model_type"
   std::vector<std::pair<std::string, nlohmann::json>> shape;

@@ -1,4 +1,4 @@
-// Sequence-to-sequence generation with encoder-decoder models (Marian, ...) as transformers'
+// Sequence-to-sequence generation with encoder-decoder models (Marian, BART, ...) as transformers'
 // generate() does for them, on the decoder-only loop's config, processors and searches; and the
 // attention weights of one source/target pair with a self-contained HTML heatmap writer.
 #pragma once
@@ -12,7 +12,8 @@
 
 namespace lmf::tok {
 class MarianTokenizer;
-}
+class Tokenizer;
+}  // namespace lmf::tok
 
 namespace lmf::tasks {
 
@@ -24,14 +25,18 @@ struct Seq2SeqLM {
   std::string source;  // the folder
   // Marian's tokenizer when the folder has source.spm, target.spm and vocab.json; else null.
   std::shared_ptr<const tok::MarianTokenizer> tokenizer;
+  // Otherwise the folder's own tokenizer when it has one: tokenizer.json, BART's byte-level BPE
+  // vocab.json + merges.txt, or a SentencePiece model such as T5's spiece.model; else null.
+  std::shared_ptr<const tok::Tokenizer> text_tokenizer;
+  bool has_tokenizer() const { return tokenizer != nullptr || text_tokenizer != nullptr; }
 };
 // ValueError when the folder holds no encoder-decoder with an LM head (naming what it holds);
 // IoError for missing or corrupt files.
 Seq2SeqLM load_seq2seq_lm(const std::string& dir);
 
-// Text <-> ids with the folder's tokenizer: the source as tokenizer(text) (with </s>), a
-// translation as tokenizer.decode(ids, skip_special_tokens=True). ValueError "this folder has no
-// Marian tokenizer (source.spm/target.spm/vocab.json)" when there is none.
+// Text <-> ids with the folder's tokenizer: the source as tokenizer(text) (with its special
+// tokens: Marian's and T5's </s>, BART's <s> ... </s>), a translation as tokenizer.decode(ids,
+// skip_special_tokens=True). ValueError "this folder has no tokenizer" when there is none.
 std::vector<int64_t> encode_source_text(const Seq2SeqLM& lm, const std::string& text);
 std::string decode_target_text(const Seq2SeqLM& lm, const std::vector<int64_t>& ids);
 // Token strings for heatmap labels (the vocabulary's pieces; "#<id>" without a tokenizer or for

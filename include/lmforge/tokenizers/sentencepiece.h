@@ -40,6 +40,9 @@ class SentencePiece final : public Model {
   std::optional<uint32_t> pad_id() const;
   // The same pieces and scores as an HF-style Unigram model (unk id kept, byte pieces enabled).
   std::unique_ptr<Unigram> to_unigram() const;
+  // The model's normalizer_spec.precompiled_charsmap (raw bytes; empty when it has none), what
+  // transformers' converters put into a Precompiled normalizer.
+  std::string precompiled_charsmap() const;
 
  private:
   SentencePiece();

@@ -48,7 +48,7 @@ struct TranslationTokenizer {
 };
 
 struct TranslationOptions {
-  std::string model_dir;      // a MarianMTModel folder to continue from, or
+  std::string model_dir;      // a MarianMTModel / BartForConditionalGeneration folder, or
   std::string config_path;    // a config.json to start from scratch (initialised as transformers)
   std::string tokenizer_dir;  // tokenizer files copied into saved folders; "": model/config folder
   std::string train_data;     // read_translation_data spec
@@ -78,7 +78,7 @@ class TranslationObjective : public Objective {
  public:
   TranslationObjective(const TranslationOptions& options, const TranslationTokenizer& tokenizer);
 
-  models::MarianModel& model() { return *model_; }
+  models::EncoderDecoderModel& model() { return *model_; }
   const std::vector<TranslationFeature>& train_features() const { return train_; }
   const std::vector<TranslationFeature>& eval_features() const { return eval_; }
   int64_t skipped_empty() const { return skipped_empty_; }
@@ -106,7 +106,7 @@ class TranslationObjective : public Objective {
   std::vector<TranslationFeature> make_features(const TranslationData& data,
                                                 const TranslationTokenizer& tokenizer);
   TranslationOptions options_;
-  std::unique_ptr<models::MarianModel> model_;
+  std::unique_ptr<models::EncoderDecoderModel> model_;
   std::vector<TranslationFeature> train_, eval_;
   int64_t pad_id_ = 0;
   int64_t skipped_empty_ = 0, truncated_ = 0;

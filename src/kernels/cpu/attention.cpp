@@ -322,7 +322,8 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
 // rows stack into one [group*Tq, .] operand and the sums over the group fall out of the GEMMs.
 void attention_backward(const AttentionDims& d, float scale, const float* q, const float* k,
                         const float* v, const float* probs, const uint8_t* drop_keep,
-                        float dropout_p, const float* dout, float* dq, float* dk, float* dv) {
+                        float dropout_p, const float* dout, float* dq, float* dk, float* dv,
+                        float* dscores) {
   const int64_t blocks = d.B * d.Hkv, group = d.H / d.Hkv;
   const int64_t rows = group * d.Tq, n = rows * d.Tk;
   const bool dropout = dropout_p > 0.0f;
@@ -347,7 +348,14 @@ void attention_backward(const AttentionDims& d, float scale, const float* q, con
       gemm('N', 'T', rows, d.Tk, d.Dv, 1.0f, go, d.Dv, vb, d.Dv, ds.data(), d.Tk);
       if (dropout)
         for (int64_t e = 0; e < n; ++e) ds[e] = keep[e] ? ds[e] * keep_scale : 0.0f;
-      softmax_backward_rows(p, ds.data(), rows, d.Tk, scale);
+      if (dscores) {  // the gradient of an additive bias: before the q.k scale
+        softmax_backward_rows(p, ds.data(), rows, d.Tk, 1.0f);
+        std::copy(ds.begin(), ds.end(), dscores + qoff * d.Tk);
+        if (scale != 1.0f)
+          for (float& e : ds) e *= scale;
+      } else {
+        softmax_backward_rows(p, ds.data(), rows, d.Tk, scale);
+      }
       gemm('N', 'N', rows, d.D, d.Tk, 1.0f, ds.data(), d.Tk, kb, d.D, dq + qoff * d.D, d.D);
       gemm('T', 'N', d.Tk, d.D, rows, 1.0f, ds.data(), d.Tk, q + qoff * d.D, d.D,
            dk + bk * d.Tk * d.D, d.D);

@@ -34,9 +34,12 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
                        const AttentionStrides& st);
 
 // Gradients of the forward above from the saved probabilities (and keep mask when dropout_p > 0).
-// dk / dv sum over the query heads that share a kv head. All outputs are fully overwritten.
+// dk / dv sum over the query heads that share a kv head. dscores (optional, [B, H, Tq, Tk]): the
+// gradient of the scores after scaling, i.e. of an additive attention bias (T5's relative
+// positions). All outputs are fully overwritten.
 void attention_backward(const AttentionDims& d, float scale, const float* q, const float* k,
                         const float* v, const float* probs, const uint8_t* drop_keep,
-                        float dropout_p, const float* dout, float* dq, float* dk, float* dv);
+                        float dropout_p, const float* dout, float* dq, float* dk, float* dv,
+                        float* dscores = nullptr);
 
 }  // namespace lmf::kernels
