@@ -152,15 +152,20 @@ bool huge_pages_wanted() {
   return on;
 }
 
-void* allocate_block(size_t capacity) {
+// `size` bytes on a 2 MiB boundary with MADV_HUGEPAGE over the first `advised` bytes (advice
+// only: errors ignored); null when out of memory.
+void* huge_aligned_alloc(size_t size, size_t advised) {
+  void* p = nullptr;
+  if (::posix_memalign(&p, kHugePage, size) != 0) return nullptr;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (capacity >= kHugeBlock && huge_pages_wanted()) {
-    void* p = nullptr;
-    if (::posix_memalign(&p, kHugePage, capacity) != 0) return nullptr;
-    ::madvise(p, capacity / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice only: errors ignored
-    return p;
-  }
+  if (advised > 0) ::madvise(p, advised, MADV_HUGEPAGE);
 #endif
+  return p;
+}
+
+void* allocate_block(size_t capacity) {
+  if (capacity >= kHugeBlock && huge_pages_wanted())
+    return huge_aligned_alloc(capacity, capacity / kHugePage * kHugePage);
   return std::aligned_alloc(64, capacity);
 }
 
@@ -174,11 +179,8 @@ struct HugePool {
 std::shared_ptr<HugePool> new_pool(size_t size) {
   auto pool = std::make_shared<HugePool>();
   pool->size = (size + kHugePage - 1) / kHugePage * kHugePage;
-  if (::posix_memalign(&pool->base, kHugePage, pool->size) != 0) return nullptr;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  ::madvise(pool->base, pool->size, MADV_HUGEPAGE);  // advice only: errors ignored
-#endif
-  return pool;
+  pool->base = huge_aligned_alloc(pool->size, pool->size);
+  return pool->base ? pool : nullptr;
 }
 
 }  // namespace

@@ -270,6 +270,18 @@ Tensor packed_buffer(int64_t floats) {
   return Tensor::from_blob(Storage::allocate_pooled(static_cast<size_t>(floats) * 4), {floats},
                            DType::f32);
 }
+
+// Packing copies a source in slices of this many rows (whole panels) and releases each slice's
+// pages right after when the source is a file mapping (release_mapped_rows): the peak is one
+// slice above the packed copy.
+constexpr int64_t kPackSliceRows = 32 * cpu::kPackPanel;
+
+// Rows [r, r + n) of the contiguous f32 source `c` [rows, k] leave resident memory when `c` is
+// read in place from a checkpoint file.
+void release_mapped_rows(const Tensor& c, int64_t r, int64_t n) {
+  if (c.storage() && c.storage()->file_mapped())
+    Storage::release_pages(c.data<float>() + r * c.size(1), static_cast<size_t>(n * c.size(1)) * 4);
+}
 }  // namespace
 
 std::shared_ptr<const PackedLinearWeight> pack_linear_weight(const Tensor& w) {
@@ -295,25 +307,22 @@ std::shared_ptr<const PackedLinearWeight> pack_linear_weights(const std::vector<
   float* dst = p->packed_.data<float>();
   // Weights read in place from a checkpoint file need not stay resident beside their packed copy
   // (it would double a decoder's weight memory); inputs the packed kernel does not take read them
-  // again from the page cache. Parts are packed in slices of whole panels, each slice's source
-  // pages released as soon as it is copied: the peak is one slice above the packed copy.
+  // again from the page cache (see kPackSliceRows).
   const bool panel_aligned = std::all_of(
       ws.begin(), ws.end() - 1, [](const Tensor& w) { return w.size(0) % cpu::kPackPanel == 0; });
   if (!panel_aligned) {  // e.g. fused q/k/v of odd sizes: one concatenated temporary
     const Tensor all = p->weight().contiguous();
     cpu::pack_weight_f32(all.data<float>(), out, k, k, dst);
   }
-  constexpr int64_t kSliceRows = 32 * cpu::kPackPanel;
   int64_t row0 = 0;
   for (const Tensor& w : ws) {
     const Tensor c = w.contiguous();
-    const bool mapped = c.storage() && c.storage()->file_mapped();
-    for (int64_t r = 0; r < c.size(0); r += kSliceRows) {
-      const int64_t n = std::min(kSliceRows, c.size(0) - r);
-      const float* src = c.data<float>() + r * k;
+    for (int64_t r = 0; r < c.size(0); r += kPackSliceRows) {
+      const int64_t n = std::min(kPackSliceRows, c.size(0) - r);
       // Rows row0 + r... start a panel, which sits at that row times k in the packed layout.
-      if (panel_aligned) cpu::pack_weight_f32(src, n, k, k, dst + (row0 + r) * k);
-      if (mapped) Storage::release_pages(src, static_cast<size_t>(n * k) * 4);
+      if (panel_aligned)
+        cpu::pack_weight_f32(c.data<float>() + r * k, n, k, k, dst + (row0 + r) * k);
+      release_mapped_rows(c, r, n);
     }
     row0 += c.size(0);
   }
@@ -337,17 +346,12 @@ std::shared_ptr<const PackedLinearWeight> pack_gated_linear_weights(const Tensor
   p->packed_ = packed_buffer(2 * cpu::packed_floats(n, k));
   float* dst = p->packed_.data<float>();
   const Tensor g = gate.contiguous(), u = up.contiguous();
-  // In slices of whole panels, each slice's mapped source pages released once copied (as
-  // pack_linear_weights does).
-  constexpr int64_t kSliceRows = 32 * cpu::kPackPanel;
-  for (int64_t r = 0; r < n; r += kSliceRows) {
-    const int64_t rows = std::min(kSliceRows, n - r);
-    const float* gs = g.data<float>() + r * k;
-    const float* us = u.data<float>() + r * k;
-    cpu::pack_weight_pair_f32(gs, us, rows, k, k, dst + 2 * r * k);
-    for (const auto& [t, src] : {std::pair{&g, gs}, std::pair{&u, us}})
-      if (t->storage() && t->storage()->file_mapped())
-        Storage::release_pages(src, static_cast<size_t>(rows * k) * 4);
+  for (int64_t r = 0; r < n; r += kPackSliceRows) {  // slices as pack_linear_weights
+    const int64_t rows = std::min(kPackSliceRows, n - r);
+    cpu::pack_weight_pair_f32(g.data<float>() + r * k, u.data<float>() + r * k, rows, k, k,
+                              dst + 2 * r * k);
+    release_mapped_rows(g, r, rows);
+    release_mapped_rows(u, r, rows);
   }
   return p;
 }

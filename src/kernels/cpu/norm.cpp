@@ -187,6 +187,21 @@ void layer_norm_bwd(const T* x, const T* w, const float* mean, const float* rstd
   }
 }
 
+// y = w * round_T(x * rs) over one row (w null: round_T(x * rs)): HF rounds the normalised value
+// to the input dtype before multiplying by the weight.
+template <class T>
+LMF_ALWAYS_INLINE void rms_scale_row(const T* x, const T* w, T* y, int64_t cols, float rs) {
+  if (w) {
+    for (int64_t c = 0; c < cols; ++c) {
+      T h;
+      st(h, ld(x[c]) * rs);
+      st(y[c], ld(w[c]) * ld(h));
+    }
+  } else {
+    for (int64_t c = 0; c < cols; ++c) st(y[c], ld(x[c]) * rs);
+  }
+}
+
 template <class T>
 void rms_norm_fwd(const T* x, const T* w, T* y, float* rstd, int64_t rows, int64_t cols,
                   float eps) {
@@ -196,16 +211,7 @@ void rms_norm_fwd(const T* x, const T* w, T* y, float* rstd, int64_t rows, int64
     const double ms = row_mean_sq(xr, cols);
     const float rs = static_cast<float>(1.0 / std::sqrt(ms + eps));
     rstd[r] = rs;
-    if (w) {
-      // HF rounds the normalised value to the input dtype before multiplying by the weight.
-      for (int64_t c = 0; c < cols; ++c) {
-        T h;
-        st(h, ld(xr[c]) * rs);
-        st(yr[c], ld(w[c]) * ld(h));
-      }
-    } else {
-      for (int64_t c = 0; c < cols; ++c) st(yr[c], ld(xr[c]) * rs);
-    }
+    rms_scale_row(xr, w, yr, cols, rs);
   });
 }
 
@@ -219,11 +225,7 @@ void add_rms_norm_fwd(const T* x, const T* res, T* h, const T* w, T* y, int64_t 
     T* yr = y + r * cols;
     for (int64_t c = 0; c < cols; ++c) st(hr[c], ld(xr[c]) + ld(rr[c]));
     const float rs = static_cast<float>(1.0 / std::sqrt(row_mean_sq(hr, cols) + eps));
-    for (int64_t c = 0; c < cols; ++c) {
-      T n;
-      st(n, ld(hr[c]) * rs);
-      st(yr[c], w ? ld(w[c]) * ld(n) : ld(n));
-    }
+    rms_scale_row(hr, w, yr, cols, rs);
   });
 }
 
