@@ -239,6 +239,16 @@ int run_evaluate(FinetuneCli& o) {
   return 0;
 }
 
+// --source-lang / --target-lang: the JSONL fields of translation pairs (finetune and evaluate).
+void add_language_options(CLI::App* sub, FinetuneCli& o) {
+  sub->add_option("--source-lang", o.translation.source_lang,
+                  "translation: source language (the JSONL field)")
+      ->capture_default_str();
+  sub->add_option("--target-lang", o.translation.target_lang,
+                  "translation: target language (the JSONL field)")
+      ->capture_default_str();
+}
+
 void add_column_options(CLI::App* sub, FinetuneCli& o) {
   sub->add_option("--text-column", o.data.columns.text,
                   "column (header name or 0-based index) holding the text; default: sentence1, "
@@ -369,12 +379,7 @@ void register_train_commands(CLI::App& app, Commands& out) {
         ->required();
     sub->add_option("--eval,--validation", o->data.eval_file,
                     "held-out data file (translation: as --train)");
-    sub->add_option("--source-lang", o->translation.source_lang,
-                    "translation: source language (the JSONL field)")
-        ->capture_default_str();
-    sub->add_option("--target-lang", o->translation.target_lang,
-                    "translation: target language (the JSONL field)")
-        ->capture_default_str();
+    add_language_options(sub, *o);
     sub->add_option("--tokenizer", o->translation.tokenizer_dir,
                     "translation: tokenizer folder, Marian's or a BART tokenizer.json / "
                     "vocab.json + merges.txt (default: --model's, or --config's folder)");
@@ -423,12 +428,7 @@ void register_train_commands(CLI::App& app, Commands& out) {
     sub->add_option("--model", o->data.model_dir, "fine-tuned Hugging Face folder")->required();
     sub->add_option("--data", o->data.eval_file, "labelled data file")->required();
     sub->add_option("--task", o->data.task, "as for finetune (default: from the architecture)");
-    sub->add_option("--source-lang", o->translation.source_lang,
-                    "translation: source language (the JSONL field)")
-        ->capture_default_str();
-    sub->add_option("--target-lang", o->translation.target_lang,
-                    "translation: target language (the JSONL field)")
-        ->capture_default_str();
+    add_language_options(sub, *o);
     sub->add_option("--num-beams", o->num_beams,
                     "translation: beam search with this many beams (default: the folder's)");
     sub->add_option("--max-new-tokens", o->max_new_tokens,
