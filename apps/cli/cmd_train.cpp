@@ -387,6 +387,12 @@ void register_train_commands(CLI::App& app, Commands& out) {
                     "translation: label smoothing factor (Seq2SeqTrainer's LabelSmoother)")
         ->check(CLI::Range(0.0, 0.999))
         ->capture_default_str();
+    sub->add_flag("--freeze-pad-embedding", o->translation.freeze_pad_embedding,
+                  "translation: keep the <pad> row of the token embeddings fixed (zero when "
+                  "training from --config), as Marian-NMT does: CTranslate2 starts the decoder "
+                  "from a zero vector where transformers embeds <pad>, so only then does the saved "
+                  "folder translate the same in both. Off by default, as transformers (whose tied "
+                  "output layer moves the row)");
     sub->add_option("--max-source-length", o->translation.max_source_length,
                     "translation: source tokens per pair (longer ones are truncated)")
         ->capture_default_str();

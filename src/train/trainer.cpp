@@ -721,6 +721,7 @@ void Trainer::train_step(const std::vector<int64_t>& order, int64_t u) {
       acc_part.second += 1;
     }
   }
+  obj_.before_optimizer_step();
   last_grad_norm_ = optim::clip_grad_norm_(
       params_, o_.max_grad_norm > 0 ? o_.max_grad_norm : std::numeric_limits<double>::infinity());
   last_lr_ = *opt_->param_groups().front().lr;  // the lr this step uses (what HF 5.x logs)

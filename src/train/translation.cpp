@@ -391,6 +391,24 @@ std::vector<TranslationFeature> TranslationObjective::make_features(
   return out;
 }
 
+void TranslationObjective::before_optimizer_step() {
+  if (!options_.freeze_pad_embedding) return;
+  const auto ends_with = [](const std::string& s, std::string_view tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  for (auto& [name, t] : model_->named_parameters()) {
+    if (!(ends_with(name, "shared.weight") || ends_with(name, "embed_tokens.weight") ||
+          ends_with(name, "lm_head.weight")))
+      continue;
+    Tensor g = t.grad();
+    if (!g.defined() || g.dim() != 2 || pad_id_ >= g.size(0)) continue;
+    LMF_CHECK(g.is_contiguous() && g.dtype() == DType::f32, ValueError,
+              "translation: --freeze-pad-embedding needs a contiguous f32 gradient for {}", name);
+    float* row = g.data<float>() + pad_id_ * g.size(1);
+    std::fill(row, row + g.size(1), 0.0f);
+  }
+}
+
 NamedTensors TranslationObjective::parameters() const {
   NamedTensors out;
   for (auto& [name, t] : model_->named_parameters())

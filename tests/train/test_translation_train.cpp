@@ -179,6 +179,39 @@ TEST(TranslationTrain, FromConfigInitialisesAsTransformers) {
   EXPECT_EQ(s.at("lm_head.weight").data_ptr(), shared.data_ptr());
 }
 
+// --freeze-pad-embedding: from a config the pad row starts at zero; training moves it through
+// the tied output layer (as in PyTorch) unless it is frozen, when it stays exactly zero while the
+// other rows train.
+TEST(TranslationTrain, FreezePadEmbeddingKeepsThePadRowZero) {
+  const int64_t pad = 99;
+  for (bool freeze : {false, true}) {
+    TranslationOptions o = options();
+    o.model_dir.clear();
+    o.config_path = kDir + "/marian_tiny/config.json";
+    o.freeze_pad_embedding = freeze;
+    auto obj = make_translation_objective(o);
+    const Tensor shared = obj->model().state_dict().at("model.shared.weight");
+    const auto row0_before = shared.select(0, 5).to_vector<float>();
+    const fs::path out = temp_dir(freeze ? "frozen_pad" : "moving_pad");
+    TrainerOptions t;
+    t.output_dir = out.string();
+    t.max_steps = 2;
+    t.per_device_train_batch_size = 4;
+    t.learning_rate = 1e-2;
+    t.save_steps = 0;
+    t.progress = false;
+    lmf::train::train(*obj, t);
+    double pad_sq = 0;
+    for (float v : shared.select(0, pad).to_vector<float>()) pad_sq += double(v) * v;
+    if (freeze)
+      EXPECT_EQ(pad_sq, 0.0);
+    else
+      EXPECT_GT(pad_sq, 1e-6);
+    EXPECT_NE(shared.select(0, 5).to_vector<float>(), row0_before);
+    fs::remove_all(out);
+  }
+}
+
 // Text pairs through the Marian tokenizer (tests/fixtures/marian_tokenizer/joint, 200 Multi30k
 // lines) into a from-scratch model of the tokenizer's size.
 TEST(TranslationTrain, TextPairsThroughTheMarianTokenizer) {

@@ -59,6 +59,10 @@ class Objective {
   // "eval_accuracy", ...). Empty when there is no held-out data. Runs in evaluation mode.
   virtual Metrics evaluate() { return {}; }
 
+  // Called once per optimizer step after the gradients of the update are accumulated and before
+  // they are clipped: an objective may edit them here (e.g. keep an embedding row frozen).
+  virtual void before_optimizer_step() {}
+
   // Writes the trained model(s) as Hugging Face folder(s) (config.json with architectures and
   // id2label, model.safetensors, tokenizer files) that transformers loads with no missing keys.
   virtual void save_pretrained(const std::string& dir) const = 0;

@@ -62,6 +62,12 @@ struct TranslationOptions {
   uint64_t seed = 42;            // held-out split and the from-scratch initialisation
   int64_t eval_batch_size = 32;
   int64_t max_train_examples = -1, max_eval_examples = -1;  // -1: all
+  // Keep the pad token's rows of the token embeddings (and of an untied output layer) fixed: no
+  // gradient reaches them, so a row that starts at zero (transformers' initialisation from a
+  // config) stays zero. Marian-NMT and CTranslate2 start the decoder from a zero vector where
+  // transformers embeds the pad token, so only then does the saved folder translate the same in
+  // CTranslate2. Off by default, as in transformers (a tied output layer moves the row).
+  bool freeze_pad_embedding = false;
 };
 
 // Token ids of one training example (dynamic padding happens per batch).
@@ -86,6 +92,7 @@ class TranslationObjective : public Objective {
 
   NamedTensors parameters() const override;
   void set_training(bool on) override;
+  void before_optimizer_step() override;
   int64_t num_examples() const override { return static_cast<int64_t>(train_.size()); }
   int64_t example_length(int64_t i) const override { return train_.at(i).length(); }
   BatchLoss loss(std::span<const int64_t> indices, Generator& rng) override;
