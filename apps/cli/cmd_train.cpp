@@ -191,6 +191,7 @@ int run_evaluate_translation(FinetuneCli& o) {
   t.data = o.data.eval_file;
   t.source_lang = o.translation.source_lang;
   t.target_lang = o.translation.target_lang;
+  t.source_prefix = o.translation.source_prefix;
   t.num_beams = o.num_beams;
   t.max_new_tokens = o.max_new_tokens;
   t.batch_size = o.data.eval_batch_size;
@@ -247,6 +248,9 @@ void add_language_options(CLI::App* sub, FinetuneCli& o) {
   sub->add_option("--target-lang", o.translation.target_lang,
                   "translation: target language (the JSONL field)")
       ->capture_default_str();
+  sub->add_option("--source-prefix", o.translation.source_prefix,
+                  "translation: text put before every source text, as run_translation's "
+                  "--source_prefix (T5 checkpoints: \"translate English to French: \")");
 }
 
 void add_column_options(CLI::App* sub, FinetuneCli& o) {
@@ -360,8 +364,9 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "  qa              SQuAD v1.1/v2 JSON; windows of --max-length sharing --doc-stride\n"
         "  bi-encoder      sentence pairs: in-batch negatives (MNRL) or cosine loss with scores\n"
         "  cross-encoder   pair classification / regression\n"
-        "  translation     a MarianMTModel or BartForConditionalGeneration (--model DIR, or\n"
-        "                  --config CONFIG.json with model_type marian/bart from scratch) on\n"
+        "  translation     a MarianMTModel, BartForConditionalGeneration or\n"
+        "                  T5ForConditionalGeneration (--model DIR, or --config CONFIG.json with\n"
+        "                  model_type marian/bart/t5 from scratch) on\n"
         "                  SRC_FILE,TGT_FILE or JSONL {\"en\": ..., \"fr\": ...} pairs\n"
         "                  (--source-lang/--target-lang), optional --label-smoothing\n"
         "Metrics as HF's example scripts: accuracy/F1, seqeval entity F1, SQuAD EM/F1,\n"
@@ -370,7 +375,7 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "           --train sst2.tsv --eval-split 0.05 -o runs/sst2 --epochs 1 --batch-size 32");
     sub->add_option("--model", o->data.model_dir, "Hugging Face folder to start from");
     sub->add_option("--config", o->translation.config_path,
-                    "translation: config.json of a Marian or BART model trained from scratch");
+                    "translation: config.json of a Marian, BART or T5 model trained from scratch");
     sub->add_option("--task", o->data.task,
                     "classification | regression | ner | qa | bi-encoder | cross-encoder | "
                     "translation (default: from the model's architecture)");
@@ -381,7 +386,7 @@ void register_train_commands(CLI::App& app, Commands& out) {
                     "held-out data file (translation: as --train)");
     add_language_options(sub, *o);
     sub->add_option("--tokenizer", o->translation.tokenizer_dir,
-                    "translation: tokenizer folder, Marian's or a BART tokenizer.json / "
+                    "translation: tokenizer folder: Marian's, a BART / T5 tokenizer.json, or BART's "
                     "vocab.json + merges.txt (default: --model's, or --config's folder)");
     sub->add_option("--label-smoothing", o->translation.label_smoothing,
                     "translation: label smoothing factor (Seq2SeqTrainer's LabelSmoother)")

@@ -16,6 +16,7 @@
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/error.h"
 #include "lmforge/models/bart.h"
+#include "lmforge/models/t5.h"
 #include "lmforge/models/registry.h"
 #include "lmforge/nn/init.h"
 #include "lmforge/ops/ops.h"
@@ -144,7 +145,7 @@ bool truncate_ids(std::vector<int64_t>& ids, int64_t max_len, int64_t eos) {
   if (static_cast<int64_t>(ids.size()) <= max_len) return false;
   const bool keep_eos = eos >= 0 && ids.back() == eos;
   ids.resize(max_len);
-  if (keep_eos) ids.back() = eos;
+  if (keep_eos && !ids.empty()) ids.back() = eos;
   return true;
 }
 
@@ -158,7 +159,7 @@ std::vector<std::vector<int64_t>> batches_of(size_t n, int64_t batch) {
   return out;
 }
 
-// GenerationConfig.from_model_config for a Marian or BART config (transformers 5.25's keys).
+// GenerationConfig.from_model_config for a Marian, BART or T5 config (transformers 5.25's keys).
 nlohmann::ordered_json optional_id(int64_t v) {
   return v;
 }
@@ -178,11 +179,13 @@ std::string generation_config_json(const C& c) {
     else if (!c.eos_token_ids.empty())
       g["eos_token_id"] = c.eos_token_ids.front();
   }
-  if (!c.forced_eos_token_ids.empty()) {
-    if (c.forced_eos_is_list)
-      g["forced_eos_token_id"] = c.forced_eos_token_ids;
-    else
-      g["forced_eos_token_id"] = c.forced_eos_token_ids.front();
+  if constexpr (requires { c.forced_eos_token_ids; }) {  // T5Config has none
+    if (!c.forced_eos_token_ids.empty()) {
+      if (c.forced_eos_is_list)
+        g["forced_eos_token_id"] = c.forced_eos_token_ids;
+      else
+        g["forced_eos_token_id"] = c.forced_eos_token_ids.front();
+    }
   }
   g["output_attentions"] = false;
   g["output_hidden_states"] = false;
@@ -196,6 +199,8 @@ std::string generation_config_json(const models::EncoderDecoderModel& m) {
     return generation_config_json(marian->config());
   if (const auto* bart = dynamic_cast<const models::BartModel*>(&m))
     return generation_config_json(bart->config());
+  if (const auto* t5 = dynamic_cast<const models::T5Model*>(&m))
+    return generation_config_json(t5->config());
   fail<ValueError>("translation: no generation_config.json rule for {}", m.architecture());
 }
 
@@ -209,8 +214,10 @@ std::string seq2seq_lm_architecture(const std::string& config_text, const std::s
   }
   const std::string mt = j.is_object() ? j.value("model_type", "") : "";
   if (mt == "bart") return "BartForConditionalGeneration";
+  if (mt == "t5") return "T5ForConditionalGeneration";
   LMF_CHECK(mt == "marian", ValueError,
-            "translation: {} has model_type '{}'; from scratch lmforge trains 'marian' or 'bart'",
+            "translation: {} has model_type '{}'; from scratch lmforge trains 'marian', 'bart' or "
+            "'t5'",
             origin, mt);
   return "MarianMTModel";
 }
@@ -252,13 +259,14 @@ TranslationObjective::TranslationObjective(const TranslationOptions& o,
                                            const TranslationTokenizer& tokenizer)
     : options_(o) {
   LMF_CHECK(o.model_dir.empty() != o.config_path.empty(), ValueError,
-            "translation: give either --model DIR (a MarianMTModel folder) or --config "
-            "CONFIG.json (a model from scratch)");
+            "translation: give either --model DIR (a MarianMTModel, BartForConditionalGeneration "
+            "or T5ForConditionalGeneration folder) or --config CONFIG.json (a model from scratch)");
   if (!o.model_dir.empty()) {
     model_ =
         models::load_pretrained_as<models::EncoderDecoderModel>(o.model_dir, "an encoder-decoder");
     LMF_CHECK(model_->is_seq2seq_lm(), ValueError,
-              "translation: '{}' holds a {}, not a MarianMTModel or BartForConditionalGeneration",
+              "translation: '{}' holds a {}, not a MarianMTModel, BartForConditionalGeneration or "
+              "T5ForConditionalGeneration",
               o.model_dir, model_->architecture());
     if (options_.tokenizer_dir.empty()) options_.tokenizer_dir = o.model_dir;
   } else {
@@ -279,7 +287,7 @@ TranslationObjective::TranslationObjective(const TranslationOptions& o,
     manual_seed(o.seed);
     std::vector<std::string> keys;
     for (const auto& [k, t] : model_->named_parameters()) keys.push_back(k);
-    keys.push_back("final_logits_bias");
+    if (model_->state_dict().count("final_logits_bias")) keys.push_back("final_logits_bias");
     model_->init_missing(keys);
     default_generator().set_state(outer);
     if (options_.tokenizer_dir.empty())
@@ -293,8 +301,11 @@ TranslationObjective::TranslationObjective(const TranslationOptions& o,
                            std::pair{o.max_target_length, "--max-target-length"}})
     LMF_CHECK(len >= 2, ValueError, "{} {} must be at least 2", name, len);
   // Capped by the model's positions (a longer pair is truncated, or refused with --no-truncation).
-  options_.max_source_length = std::min(o.max_source_length, spec.max_source_positions);
-  options_.max_target_length = std::min(o.max_target_length, spec.max_target_positions);
+  // (0 positions: no limit, T5's relative positions.)
+  if (spec.max_source_positions > 0)
+    options_.max_source_length = std::min(o.max_source_length, spec.max_source_positions);
+  if (spec.max_target_positions > 0)
+    options_.max_target_length = std::min(o.max_target_length, spec.max_target_positions);
 
   TranslationData train = read_translation_data(o.train_data, o.source_lang, o.target_lang);
   skipped_empty_ = train.skipped_empty;
@@ -363,7 +374,7 @@ std::vector<TranslationFeature> TranslationObjective::make_features(
                 "vocab.json, or tokenizer.json / vocab.json + merges.txt in '{}'), or give token "
                 "ids in JSONL",
                 p.where, options_.tokenizer_dir);
-      f.input_ids = tokenizer.encode_source(p.source);
+      f.input_ids = tokenizer.encode_source(options_.source_prefix + p.source);
       f.labels = tokenizer.encode_target(p.target);
     }
     for (int64_t id : f.input_ids)

@@ -39,13 +39,15 @@ TranslationEvalResult evaluate_translation(const TranslationEvalOptions& o) {
             "evaluate: '{}' holds no pair with both a {} and a {} side to score", o.data,
             o.source_lang, o.target_lang);
   TranslationEvalResult out;
-  if (o.loss && model_type(o.model_dir) == "marian") {  // teacher-forced loss, as finetune's
+  const std::string type = model_type(o.model_dir);
+  if (o.loss && (type == "marian" || type == "bart" || type == "t5")) {  // as finetune's
     TranslationOptions t;
     t.model_dir = o.model_dir;
     t.train_data = o.data;
     t.eval_data = o.data;
     t.source_lang = o.source_lang;
     t.target_lang = o.target_lang;
+    t.source_prefix = o.source_prefix;
     t.max_train_examples = 1;
     t.max_eval_examples = o.max_examples;
     t.eval_batch_size = o.batch_size;
@@ -77,7 +79,7 @@ TranslationEvalResult evaluate_translation(const TranslationEvalOptions& o) {
       out.sources.push_back(tasks::decode_target_text(lm, p.source_ids));
       out.references.push_back(tasks::decode_target_text(lm, p.target_ids));
     } else {
-      sources.push_back(tasks::encode_source_text(lm, p.source));
+      sources.push_back(tasks::encode_source_text(lm, o.source_prefix + p.source));
       out.sources.push_back(p.source);
       out.references.push_back(p.target);
     }

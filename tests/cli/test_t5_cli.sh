@@ -65,5 +65,29 @@ assert "lm_head.weight" in j["tied_keys"]
 PY
 "$LMF" inspect "$T/slow" 2>/dev/null | grep -q "spiece.model (405 tokens)" && ok "inspect spiece.model" || bad "inspect spiece.model"
 
+# finetune --task translation on T5 with run_translation's --source-prefix, then evaluate the
+# saved folder with the same prefix (teacher-forced eval_loss and BLEU/chrF).
+P="translate English to French: "
+DATA=$2/translation/t5_text.jsonl
+if "$LMF" finetune --task translation --model "$M" --train "$DATA" --source-prefix "$P" \
+    --max-steps 3 --batch-size 2 --lr 1e-3 --save-steps 0 -o "$T/ft" --json >"$T/ft.json" 2>"$T/err" &&
+  python3 - "$T/ft.json" "$T/ft" <<'PY'
+import json, os, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+assert r["global_step"] == 3 and r["train_loss"] > 0, r
+for f in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json"):
+    assert os.path.exists(os.path.join(sys.argv[2], f)), f
+assert json.load(open(os.path.join(sys.argv[2], "config.json")))["architectures"] == ["T5ForConditionalGeneration"]
+PY
+then ok "finetune T5 --source-prefix"; else bad "finetune T5 --source-prefix"; cat "$T/err"; fi
+if "$LMF" evaluate --model "$T/ft" --data "$DATA" --source-prefix "$P" --max-new-tokens 8 --json \
+    >"$T/ev.json" 2>"$T/err" &&
+  python3 - "$T/ev.json" <<'PY'
+import json, sys
+r = json.loads(open(sys.argv[1]).read())
+assert r["eval_loss"] > 0 and 0 <= r["bleu"] <= 100 and "chrf" in r, r
+PY
+then ok "evaluate T5 --source-prefix"; else bad "evaluate T5 --source-prefix"; cat "$T/err" "$T/ev.json"; fi
+
 [ $fails = 0 ] && echo "all T5 CLI checks passed" || echo "$fails T5 CLI checks failed"
 exit $((fails > 0))

@@ -44,6 +44,22 @@ TranslationOptions options() {
   return o;
 }
 
+// The options of the one-step comparisons with the goldens' Trainer step.
+TrainerOptions one_step_options(const fs::path& out, int64_t batch, int64_t accumulation) {
+  TrainerOptions t;
+  t.output_dir = out.string();
+  t.max_steps = 1;
+  t.per_device_train_batch_size = batch;
+  t.gradient_accumulation_steps = accumulation;
+  t.learning_rate = 1e-3;
+  t.weight_decay = 0.01;
+  t.max_grad_norm = 1.0;
+  t.save_steps = 0;
+  t.progress = false;
+  t.logging_steps = 1;
+  return t;
+}
+
 double norm(const Tensor& t) {
   double s = 0;
   for (float v : t.to_vector<float>()) s += double(v) * v;
@@ -103,17 +119,7 @@ TEST_P(TranslationStep, OneTrainerStepMatchesPyTorch) {
   TranslationOptions o = options();
   auto obj = make_translation_objective(o);
   const io::StateDict before = io::load_safetensors(o.model_dir + "/model.safetensors");
-  TrainerOptions t;
-  t.output_dir = out.string();
-  t.max_steps = 1;
-  t.per_device_train_batch_size = 4 / GetParam();
-  t.gradient_accumulation_steps = GetParam();
-  t.learning_rate = 1e-3;
-  t.weight_decay = 0.01;
-  t.max_grad_norm = 1.0;
-  t.save_steps = 0;
-  t.progress = false;
-  t.logging_steps = 1;
+  const TrainerOptions t = one_step_options(out, 4 / GetParam(), GetParam());
   double logged_grad_norm = -1, logged_loss = -1;
   const TrainResult r = lmf::train::train(*obj, t, [&](const Metrics& m) {
     if (m.count("grad_norm")) logged_grad_norm = m.at("grad_norm");
@@ -209,6 +215,102 @@ TEST(TranslationTrain, FreezePadEmbeddingKeepsThePadRowZero) {
       EXPECT_GT(pad_sq, 1e-6);
     EXPECT_NE(shared.select(0, 5).to_vector<float>(), row0_before);
     fs::remove_all(out);
+  }
+}
+
+// T5: one Seq2SeqTrainer step of tests/fixtures/t5's tiny checkpoints (relu with tied, scaled
+// lm_head; gated-gelu untied) with dropout_rate 0 (set in a copy of the folder, as the golden
+// script does), against PyTorch (scripts/reference/gen_translation_train_goldens.py --t5).
+class T5TranslationStep : public ::testing::TestWithParam<std::string> {};
+INSTANTIATE_TEST_SUITE_P(T5, T5TranslationStep,
+                         ::testing::Values("t5_relu_tied", "t5_gated_untied"));
+
+TEST_P(T5TranslationStep, OneTrainerStepMatchesPyTorch) {
+  const std::string name = GetParam();
+  const io::StateDict g = io::load_safetensors(kDir + "/t5_step_" + name + ".safetensors");
+  const fs::path model = temp_dir(name + "_model"), out = temp_dir(name + "_out");
+  fs::copy(std::string(LMF_FIXTURES_DIR) + "/t5/" + name, model,
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  {
+    std::ifstream f(model / "config.json");
+    nlohmann::ordered_json c = nlohmann::ordered_json::parse(f);
+    c["dropout_rate"] = 0.0;
+    std::ofstream(model / "config.json") << c.dump(2);
+  }
+  TranslationOptions o;
+  o.model_dir = model.string();
+  o.train_data = kDir + "/t5_train.jsonl";
+  o.label_smoothing = 0.1;
+  auto obj = make_translation_objective(o);
+  const TrainerOptions t = one_step_options(out, 4, 1);
+  double logged_grad_norm = -1;
+  const TrainResult r = lmf::train::train(*obj, t, [&](const Metrics& m) {
+    if (m.count("grad_norm")) logged_grad_norm = m.at("grad_norm");
+  });
+  const double ref = g.at("loss").to_vector<float>()[0];
+  EXPECT_NEAR(r.train_loss, ref, 1e-4 * std::abs(ref));
+  const double ref_norm = g.at("grad_norm").to_vector<float>()[0];
+  EXPECT_NEAR(logged_grad_norm, ref_norm, 1e-4 * ref_norm);
+  const io::StateDict after = io::load_safetensors((out / "model.safetensors").string());
+  int checked = 0;
+  for (const auto& [key, ref_param] : g) {
+    if (key.rfind("param.", 0) != 0) continue;
+    const std::string pname = key.substr(6);
+    auto p = after.find(pname);
+    ASSERT_NE(p, after.end()) << pname;
+    EXPECT_LE(rel(p->second, ref_param), 1e-3) << pname;
+    ++checked;
+  }
+  EXPECT_GT(checked, 20);
+  // The folder's generation_config.json is copied; the saved folder trains on.
+  EXPECT_TRUE(fs::is_regular_file(out / "generation_config.json"));
+  TranslationOptions back = o;
+  back.model_dir = out.string();
+  EXPECT_NO_THROW(make_translation_objective(back));
+  fs::remove_all(model);
+  fs::remove_all(out);
+}
+
+// T5 from a config: HF's T5 initialisation and GenerationConfig.from_model_config's keys.
+TEST(TranslationTrain, T5FromConfig) {
+  TranslationOptions o;
+  o.config_path = std::string(LMF_FIXTURES_DIR) + "/t5/t5_relu_tied/config.json";
+  o.train_data = kDir + "/t5_train.jsonl";
+  auto obj = make_translation_objective(o);
+  const nn::StateDict s = obj->model().state_dict();
+  EXPECT_EQ(s.at("lm_head.weight").data_ptr(), s.at("shared.weight").data_ptr());
+  for (float v : s.at("encoder.final_layer_norm.weight").to_vector<float>()) EXPECT_EQ(v, 1.0f);
+  // shared ~ normal(0, initializer_factor = 1)
+  const auto w = s.at("shared.weight").to_vector<float>();
+  double sq = 0;
+  for (float v : w) sq += double(v) * v;
+  EXPECT_NEAR(std::sqrt(sq / w.size()), 1.0, 0.1);
+  const fs::path out = temp_dir("t5_from_config");
+  obj->save_pretrained(out.string());
+  std::ifstream f(out / "generation_config.json");
+  const nlohmann::json gen = nlohmann::json::parse(f);
+  EXPECT_EQ(gen.at("decoder_start_token_id"), 0);
+  EXPECT_EQ(gen.at("eos_token_id"), 1);
+  EXPECT_EQ(gen.at("pad_token_id"), 0);
+  EXPECT_FALSE(gen.contains("forced_eos_token_id"));
+  fs::remove_all(out);
+}
+
+// --source-prefix with a T5 tokenizer.json: the features of run_translation --source_prefix
+// (tests/fixtures/translation/t5_text.json from transformers' T5 tokenizer).
+TEST(TranslationTrain, T5SourcePrefixFeaturesMatchRunTranslation) {
+  std::ifstream f(kDir + "/t5_text.json");
+  const nlohmann::json ref = nlohmann::json::parse(f);
+  TranslationOptions o;
+  o.model_dir = std::string(LMF_FIXTURES_DIR) + "/t5/t5_translate";
+  o.train_data = kDir + "/t5_text.jsonl";
+  o.source_prefix = ref.at("prefix").get<std::string>();
+  auto obj = make_translation_objective(o);
+  ASSERT_EQ(obj->train_features().size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(obj->train_features()[i].input_ids,
+              ref.at("input_ids")[i].get<std::vector<int64_t>>());
+    EXPECT_EQ(obj->train_features()[i].labels, ref.at("labels")[i].get<std::vector<int64_t>>());
   }
 }
 

@@ -55,6 +55,9 @@ struct TranslationOptions {
   std::string eval_data;      // "": eval_fraction of the training pairs held out (seeded)
   double eval_fraction = 0.0;
   std::string source_lang = "en", target_lang = "fr";
+  // run_translation's --source_prefix: text put before every source text (not token ids), e.g.
+  // "translate English to French: " for T5 checkpoints.
+  std::string source_prefix;
   // run_translation's --max_*_length; capped by the model's max_position_embeddings
   int64_t max_source_length = 128, max_target_length = 128;
   bool truncate = true;  // false: a longer pair is a ValueError (file:line) instead of truncated
