@@ -42,27 +42,43 @@ void KVCache::reorder(const std::vector<int64_t>& rows) {
   bool identity = nb == batch_;
   for (int64_t b = 0; identity && b < nb; ++b) identity = rows[b] == b;
   if (identity) return;  // beam search often keeps every beam in place
-  for (std::vector<Tensor>* bufs : {&k_, &v_})
-    for (Tensor& buf : *bufs) {
-      // Only the valid positions move; the new buffer keeps the full capacity. A (row, head)
+  for (auto [bufs, spares] : {std::pair{&k_, &spare_k_}, std::pair{&v_, &spare_v_}}) {
+    spares->resize(bufs->size());
+    for (size_t l = 0; l < bufs->size(); ++l) {
+      Tensor& buf = (*bufs)[l];
+      // Only the valid positions move; the destination keeps the full capacity. A (row, head)
       // block's first length_ positions are contiguous in [B, H, capacity, D]: one memcpy each,
-      // spread over the threads.
+      // spread over the threads. The destination is the spare buffer of the last reorder when
+      // its shape fits (beam search: always), and the source becomes the next spare.
       const int64_t H = buf.size(1), D = buf.size(3);
-      Tensor out = Tensor::empty({nb, H, capacity_, D}, buf.dtype());
-      const Tensor src = buf.contiguous();
-      const auto* from = static_cast<const char*>(src.data_ptr());
-      auto* to = static_cast<char*>(out.data_ptr());
-      const int64_t block = capacity_ * D * static_cast<int64_t>(dtype_size(buf.dtype()));
-      const int64_t used = length_ * D * static_cast<int64_t>(dtype_size(buf.dtype()));
+      Tensor& spare = (*spares)[l];
+      const bool reuse = spare.defined() && spare.dtype() == buf.dtype() && spare.dim() == 4 &&
+                         spare.size(0) == nb && spare.size(1) == H &&
+                         spare.size(2) == capacity_ && spare.size(3) == D &&
+                         spare.is_contiguous() && spare.data_ptr() != buf.data_ptr();
+      Tensor out = reuse ? spare : Tensor::empty({nb, H, capacity_, D}, buf.dtype());
+      {
+        const Tensor src = buf.contiguous();
+        const auto* from = static_cast<const char*>(src.data_ptr());
+        auto* to = static_cast<char*>(out.data_ptr());
+        const int64_t block = capacity_ * D * static_cast<int64_t>(dtype_size(buf.dtype()));
+        const int64_t used = length_ * D * static_cast<int64_t>(dtype_size(buf.dtype()));
 #pragma omp parallel for num_threads(num_threads()) if (nb * H * used >= (int64_t{1} << 18))
-      for (int64_t bh = 0; bh < nb * H; ++bh) {
-        const int64_t b = bh / H, h = bh % H;
-        if (used > 0)
-          std::memcpy(to + (b * H + h) * block, from + (rows[b] * H + h) * block,
-                      static_cast<size_t>(used));
+        for (int64_t bh = 0; bh < nb * H; ++bh) {
+          const int64_t b = bh / H, h = bh % H;
+          if (used > 0)
+            std::memcpy(to + (b * H + h) * block, from + (rows[b] * H + h) * block,
+                        static_cast<size_t>(used));
+        }
       }
+      // Recycled only when nothing else holds the old buffer (no other handle, view or storage
+      // user), so no tensor handed out earlier is overwritten later.
+      const bool sole = buf.is_contiguous() && buf.handle_count() == 1 &&
+                        buf.storage().use_count() == 1;
+      spare = sole ? buf : Tensor();
       buf = out;
     }
+  }
   batch_ = nb;
 }
 

@@ -135,6 +135,27 @@ std::vector<int64_t> topk_indices(const float* x, int64_t n, int64_t k) {
   return best;
 }
 
+// The top k of (row[v] + add) over v in [0, n) as topk_indices orders them (value descending,
+// index ascending on ties), written to idx[0..k) / val[0..k); fewer when n < k. Adding `add` in
+// the scan (as beam search's running score) keeps the float sums, so merging these per-row lists
+// equals topk_indices over the summed rows.
+int64_t row_topk(const float* row, int64_t n, float add, int64_t k, int64_t* idx, float* val) {
+  int64_t m = 0;
+  for (int64_t v = 0; v < n; ++v) {
+    const float x = row[v] + add;
+    if (m == k && !(x > val[k - 1])) continue;  // a later index loses ties
+    int64_t i = m < k ? m++ : k - 1;
+    while (i > 0 && x > val[i - 1]) {
+      val[i] = val[i - 1];
+      idx[i] = idx[i - 1];
+      --i;
+    }
+    val[i] = x;
+    idx[i] = v;
+  }
+  return m;
+}
+
 }  // namespace
 
 double GenerationStats::prefill_tokens_per_second() const {
@@ -427,18 +448,32 @@ GenerationResult beam_search(Stepper& st, const GenerationConfig& cfg, const Gen
     log_softmax_rows(logits);
     apply_processors(procs, run_seq, logits);
     const float* x = logits.data<float>();
+    // Deterministic search: each running beam's own top K (score added), in parallel; a prompt's
+    // top K candidates are among its beams' (merged below).
+    std::vector<int64_t> row_idx;
+    std::vector<float> row_val;
+    std::vector<int64_t> row_n;
+    if (!cfg.sampling()) {
+      row_idx.resize(rows * K);
+      row_val.resize(rows * K);
+      row_n.resize(rows);
+#pragma omp parallel for num_threads(num_threads()) schedule(static) if (rows * V >= 65536)
+      for (int64_t r = 0; r < rows; ++r)
+        row_n[r] = row_topk(x + r * V, V, run_scores[r], K, row_idx.data() + r * K,
+                            row_val.data() + r * K);
+    }
     TokenRows cand_seq(B * K);
     std::vector<std::vector<int64_t>> cand_bidx(B * K);
     std::vector<float> cand_lp(B * K);
     std::vector<char> hits(B * K, 0);
     for (int64_t b = 0; b < B; ++b) {
-      for (int64_t j = 0; j < nb; ++j) {
-        const float* row = x + (b * nb + j) * V;
-        const float add = run_scores[b * nb + j];
-        for (int64_t v = 0; v < V; ++v) acc[j * V + v] = row[v] + add;
-      }
       std::vector<int64_t> top;
       if (cfg.sampling()) {
+        for (int64_t j = 0; j < nb; ++j) {
+          const float* row = x + (b * nb + j) * V;
+          const float add = run_scores[b * nb + j];
+          for (int64_t v = 0; v < V; ++v) acc[j * V + v] = row[v] + add;
+        }
         // K draws without replacement from softmax(acc), then sorted by score (descending).
         std::vector<float> w(acc);
         for (int64_t k = 0; k < K; ++k) {
@@ -449,7 +484,27 @@ GenerationResult beam_search(Stepper& st, const GenerationConfig& cfg, const Gen
         std::stable_sort(top.begin(), top.end(),
                          [&](int64_t a, int64_t c) { return acc[a] > acc[c]; });
       } else {
-        top = topk_indices(acc.data(), nb * V, K);
+        // topk_indices over the beams' lists (global index beam * V + token).
+        std::vector<int64_t> gidx;
+        std::vector<float> gval;
+        for (int64_t j = 0; j < nb; ++j) {
+          const int64_t r = b * nb + j;
+          for (int64_t k = 0; k < row_n[r]; ++k) {
+            gidx.push_back(j * V + row_idx[r * K + k]);
+            gval.push_back(row_val[r * K + k]);
+          }
+        }
+        std::vector<int64_t> order(gidx.size());
+        std::iota(order.begin(), order.end(), 0);
+        const int64_t k_top = std::min<int64_t>(K, static_cast<int64_t>(order.size()));
+        std::partial_sort(order.begin(), order.begin() + k_top, order.end(),
+                          [&](int64_t a, int64_t c) {
+                            return gval[a] > gval[c] || (gval[a] == gval[c] && gidx[a] < gidx[c]);
+                          });
+        for (int64_t k = 0; k < k_top; ++k) {
+          top.push_back(gidx[order[k]]);
+          acc[top.back()] = gval[order[k]];  // the summed score, as the sampling branch's acc
+        }
       }
       for (int64_t k = 0; k < K; ++k) {
         const int64_t beam = top[k] / V, tokid = top[k] % V, src = b * nb + beam, c = b * K + k;

@@ -41,6 +41,9 @@ class KVCache {
 
  private:
   std::vector<Tensor> k_, v_;
+  // reorder()'s destination buffers, swapped with k_/v_ after each copy: beam search reorders
+  // every step, and fresh multi-MiB buffers each time cost page faults (and huge-page zeroing).
+  std::vector<Tensor> spare_k_, spare_v_;
   int64_t batch_ = 0, capacity_ = 0, length_ = 0;
 };
 
