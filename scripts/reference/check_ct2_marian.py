@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Checks that CTranslate2 translates an lmforge-saved Marian folder as lmforge does (issue 11):
+"""Checks that CTranslate2 (and with --transformers, transformers) translates an lmforge-saved
+Marian folder as lmforge does (issue 11):
 converts the folder with ctranslate2.converters.TransformersConverter, translates the first --n
 lines of --sources greedily with both (`lmforge translate --json --source-ids`, the same source
 ids from the folder's MarianTokenizer; CTranslate2 translate_batch, float32) and compares the
@@ -16,7 +17,12 @@ Ids compared: lmforge's output_ids without the end-of-sequence token against CTr
 hypothesis tokens; a translation that hit --max-new-tokens is compared on its first N - 1 tokens
 (lmforge forces </s> as the last token there, CTranslate2 does not).
 
-Usage: python3 scripts/reference/check_ct2_marian.py --model DIR [--n 50]
+--transformers also runs MarianMTModel.generate (greedy, or --num-beams B for transformers and
+lmforge only; the same bad_words_ids and max_new_tokens, batches of 16 padded sources) and
+compares its ids (without the decoder start token) with lmforge's exactly.
+
+Usage: python3 scripts/reference/check_ct2_marian.py --model DIR [--n 50] [--transformers]
+         [--num-beams 1]
          [--sources ../shared/data/multi30k/test_2016_flickr.en] [--max-new-tokens 64]
          [--lmforge build/lmforge] [--zero-pad-row]
 Exit status 0 when every compared translation is equal, 1 otherwise. Needs ctranslate2,
@@ -33,9 +39,9 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def lmforge_translate(lmf, model, ids, max_new, threads):
+def lmforge_translate(lmf, model, ids, max_new, threads, beams=1):
     env = dict(os.environ, LMFORGE_NUM_THREADS=str(threads))
-    cmd = [lmf, "translate", "--model", model, "--json", "--num-beams", "1", "--max-new-tokens",
+    cmd = [lmf, "translate", "--model", model, "--json", "--num-beams", str(beams), "--max-new-tokens",
            str(max_new), "--source-ids", json.dumps(ids)]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
@@ -67,6 +73,39 @@ def folder_copy(model, tmp, pad, zero_row):
     return out
 
 
+def compare_transformers(a, model, folder, ids, lines, pad):
+    """lmforge translate vs MarianMTModel.generate, both with bad_words_ids [[pad]]."""
+    import torch
+    from transformers import MarianMTModel
+    torch.set_num_threads(a.threads)
+    m = MarianMTModel.from_pretrained(model).eval()
+    hf = []
+    with torch.no_grad():
+        for b in range(0, len(ids), 16):
+            batch = ids[b:b + 16]
+            width = max(len(s) for s in batch)
+            x = torch.tensor([s + [pad] * (width - len(s)) for s in batch])
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch])
+            out = m.generate(input_ids=x, attention_mask=mask, num_beams=a.num_beams,
+                             do_sample=False, max_new_tokens=a.max_new_tokens,
+                             bad_words_ids=[[pad]])
+            for row in out.tolist():
+                row = row[1:]  # the decoder start token
+                while row and row[-1] == pad:  # padding of shorter hypotheses
+                    row.pop()
+                hf.append(row)
+    lmf = lmforge_translate(a.lmforge, folder, ids, a.max_new_tokens, a.threads, a.num_beams)
+    equal, first_diff = 0, None
+    for i, (x, y) in enumerate(zip(lmf, hf)):
+        if x == y:
+            equal += 1
+        elif first_diff is None:
+            first_diff = {"index": i, "source": lines[i], "lmforge": x, "transformers": y}
+    print(f"token ids equal to transformers (beams {a.num_beams}): {equal}/{len(ids)}",
+          file=sys.stderr)
+    return {"equal": equal, "of": len(ids), "num_beams": a.num_beams, "first_difference": first_diff}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
@@ -79,6 +118,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lmforge", default=os.path.join(ROOT, "build", "lmforge"))
     ap.add_argument("--zero-pad-row", action="store_true")
+    ap.add_argument("--transformers", action="store_true",
+                    help="also compare with transformers' MarianMTModel.generate")
+    ap.add_argument("--num-beams", type=int, default=1,
+                    help="beams for the transformers comparison (CTranslate2: greedy only)")
     a = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import ctranslate2
@@ -131,6 +174,10 @@ def main():
                     first_diff = {"index": i, "source": lines[i], "lmforge": x, "ct2": y}
             report[name] = {"equal": equal, "of": len(ids), "first_difference": first_diff}
             ok = ok and (name != "as saved" or equal == len(ids))
+        if a.transformers:
+            report["transformers"] = compare_transformers(a, model, runs["as saved"], ids, lines,
+                                                          pad)
+            ok = ok and report["transformers"]["equal"] == len(ids)
         print(json.dumps(report, indent=1, ensure_ascii=False))
         print(f"greedy token ids equal (as saved): {report['as saved']['equal']}/{len(ids)}; "
               f"pad embedding row max |x| = {pad_row_max:.3g}", file=sys.stderr)
