@@ -19,7 +19,13 @@ struct TranslateCmd {
   bool json = false, truncate = false;
   int64_t batch_size = 16;
   std::string heatmap, source_ids;
+  std::string target_lang, source_prefix;
 };
+
+// The text put before every source: --source-prefix, then --target-lang's ">>xx<< " token.
+std::string source_prefix(const tasks::Seq2SeqLM& lm, const TranslateCmd& o) {
+  return o.source_prefix + tasks::target_language_prefix(lm, o.target_lang);
+}
 
 // --attention-heatmap OUT.html|OUT.png for input i (0-based): OUT.html for the first, OUT-2.html,
 // ...
@@ -74,11 +80,12 @@ int run_translate(const TranslateCmd& o) {
     texts.assign(ids.size(), "");
   } else {
     texts = read_inputs(o.in, "text");
+    const std::string prefix = source_prefix(lm, o);
     for (size_t i = 0; i < texts.size(); ++i) {
       check_utf8(texts[i], fmt::format("input {}", i + 1));
       // An empty text has nothing to translate: it gives an empty translation.
       ids.push_back(blank(texts[i]) ? std::vector<int64_t>{}
-                                    : tasks::encode_source_text(lm, texts[i]));
+                                    : tasks::encode_source_text(lm, prefix + texts[i]));
     }
   }
   SigintScope sigint;
@@ -197,6 +204,12 @@ void register_translate_command(CLI::App& app, Commands& out) {
   sub->add_flag("--truncate", o->truncate,
                 "cut a source longer than the model's positions (keeping its </s>) instead of "
                 "failing (T5's relative positions have no limit: nothing is cut)");
+  sub->add_option("--target-lang", o->target_lang,
+                  "multilingual Marian folders (e.g. opus-mt-en-ROMANCE): the target language, "
+                  "put before every source as its >>CODE<< token, as those models expect; an "
+                  "unknown code is an error listing the folder's");
+  sub->add_option("--source-prefix", o->source_prefix,
+                  "text put before every source (T5: \"translate English to French: \")");
   sub->add_option("--batch-size", o->batch_size, "sources translated together (default 16)");
   sub->add_option("--source-ids", o->source_ids,
                   "JSON array of source id arrays instead of texts (for tests)")

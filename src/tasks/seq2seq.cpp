@@ -3,6 +3,8 @@
 // and the HTML heatmap writer.
 #include "lmforge/tasks/seq2seq.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -97,6 +99,31 @@ class Seq2SeqSteps : public detail::Stepper {
 };
 
 }  // namespace
+
+std::string target_language_prefix(const Seq2SeqLM& lm, const std::string& lang) {
+  if (lang.empty()) return "";
+  LMF_CHECK(lm.tokenizer != nullptr, ValueError,
+            "--target-lang picks the >>{}<< token of a multilingual Marian folder, but '{}' has "
+            "no Marian tokenizer (source.spm, target.spm, vocab.json); for T5 use --source-prefix",
+            lang, lm.source);
+  const std::vector<std::string>& codes = lm.tokenizer->supported_language_codes();
+  LMF_CHECK(!codes.empty(), ValueError,
+            "'{}' translates into one language only: its vocabulary has no >>xx<< target-language "
+            "tokens; drop --target-lang {}",
+            lm.source, lang);
+  const std::string token = ">>" + lang + "<<";
+  if (std::find(codes.begin(), codes.end(), token) == codes.end()) {
+    std::vector<std::string> shown;
+    for (const std::string& c : codes) {
+      if (shown.size() == 30) break;
+      shown.push_back(c.size() > 4 ? c.substr(2, c.size() - 4) : c);
+    }
+    fail<ValueError>("--target-lang {}: '{}' has no {} token; its {} target languages are {}{}",
+                     lang, lm.source, token, codes.size(), fmt::join(shown, ", "),
+                     codes.size() > shown.size() ? ", ..." : "");
+  }
+  return token + " ";
+}
 
 Seq2SeqLM load_seq2seq_lm(const std::string& dir) {
   Seq2SeqLM lm;

@@ -56,6 +56,28 @@ if "$LMF" translate --model "$M" --max-new-tokens 6 --attention-heatmap "$T/att.
   >/dev/null 2>"$T/err" && grep -q "Cross-attention" "$T/att.html" && grep -q "▁man" "$T/att.html" &&
   ! grep -q "<script src" "$T/att.html"; then ok "--attention-heatmap"; else bad "--attention-heatmap"; cat "$T/err"; fi
 
+# --- --target-lang: a multilingual folder's >>xx<< token put before the source (the same as
+# writing it), an unknown code or a folder without codes is a one-line error naming what to do
+"$LMF" translate --model "$M" --max-new-tokens 6 --json --target-lang de "${texts[0]}" >"$T/tl.json" 2>"$T/err"
+"$LMF" translate --model "$M" --max-new-tokens 6 --json ">>de<< ${texts[0]}" >"$T/tl_manual.json" 2>/dev/null
+if python3 - "$T/tl.json" "$T/tl_manual.json" "$M/vocab.json" <<'PY'
+import json, sys
+a = json.loads(open(sys.argv[1]).read())
+b = json.loads(open(sys.argv[2]).read())
+de = json.load(open(sys.argv[3]))[">>de<<"]
+assert a["source_ids"][0] == de and a["source_ids"] == b["source_ids"], (a, b)
+assert a["output_ids"] == b["output_ids"]
+PY
+then ok "--target-lang de"; else bad "--target-lang de"; cat "$T/err"; fi
+"$LMF" translate --model "$M" --target-lang xx "${texts[0]}" >/dev/null 2>"$T/err"
+rc=$?
+[ $rc = 2 ] && grep -q ">>xx<<" "$T/err" && grep -q "fr" "$T/err" && [ "$(wc -l <"$T/err")" = 1 ] &&
+  ok "--target-lang unknown code" || { bad "--target-lang unknown code (rc $rc)"; cat "$T/err"; }
+"$LMF" translate --model "$2/t5/t5_translate" --target-lang fr "A dog." >/dev/null 2>"$T/err"
+rc=$?
+[ $rc = 2 ] && grep -q "source-prefix" "$T/err" && ok "--target-lang without a Marian tokenizer" ||
+  { bad "--target-lang on T5 (rc $rc)"; cat "$T/err"; }
+
 # --- hidden --source-ids: the same ids as from the text
 ids=$(python3 -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1]))['source_ids']))" "$FIX/translate.json")
 "$LMF" translate --model "$M" --num-beams 1 --max-new-tokens 10 --json --source-ids "$ids" >"$T/ids.json" 2>/dev/null

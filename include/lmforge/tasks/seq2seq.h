@@ -34,6 +34,12 @@ struct Seq2SeqLM {
 // IoError for missing or corrupt files.
 Seq2SeqLM load_seq2seq_lm(const std::string& dir);
 
+// A multilingual Marian folder's target-language token for `lang` followed by a space
+// (">>fr<< "), to put before a source text as Opus-MT's multi-target models expect; "" for an
+// empty `lang`. ValueError naming the folder's codes when it has no such token, and when the
+// folder has no Marian tokenizer or no language tokens at all.
+std::string target_language_prefix(const Seq2SeqLM& lm, const std::string& lang);
+
 // Text <-> ids with the folder's tokenizer: the source as tokenizer(text) (with its special
 // tokens: Marian's and T5's </s>, BART's <s> ... </s>), a translation as tokenizer.decode(ids,
 // skip_special_tokens=True). ValueError "this folder has no tokenizer" when there is none.
