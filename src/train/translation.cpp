@@ -336,11 +336,12 @@ TranslationObjective::TranslationObjective(const TranslationOptions& o,
       tokenizer.encode_source ? tokenizer : load_translation_tokenizer(options_.tokenizer_dir);
   if (tok.encode_source && tok.pad_id >= 0) {
     // A from-scratch config must be sized for its tokenizer; say which fields to set.
+    // Marian configs also size the decoder's vocabulary (decoder_vocab_size).
+    const bool marian = dynamic_cast<const models::MarianModel*>(model_.get()) != nullptr;
     const std::string hint = fmt::format(
-        "; in {} set vocab_size and decoder_vocab_size to {}, pad_token_id and "
-        "decoder_start_token_id to {}",
-        o.config_path.empty() ? o.model_dir + "/config.json" : o.config_path, tok.vocab_size,
-        tok.pad_id);
+        "; in {} set vocab_size{} to {}, pad_token_id and decoder_start_token_id to {}",
+        o.config_path.empty() ? o.model_dir + "/config.json" : o.config_path,
+        marian ? " and decoder_vocab_size" : "", tok.vocab_size, tok.pad_id);
     LMF_CHECK(tok.pad_id == pad_id_, ValueError,
               "translation: the tokenizer in '{}' pads with id {} but the model's pad_token_id is "
               "{}{}",
