@@ -37,20 +37,7 @@ const bool kEnvApplied = [] {
 uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 }  // namespace
 
-thread_local int t_thread_override = 0;  // > 0: ScopedThreadCount on this OS thread
-
-int num_threads() { return t_thread_override > 0 ? t_thread_override : thread_count(); }
-
-ScopedThreadCount::ScopedThreadCount(int n)
-    : prev_override_(t_thread_override), prev_omp_(omp_get_max_threads()) {
-  LMF_CHECK(n > 0, ValueError, "ScopedThreadCount({}): need at least one thread", n);
-  t_thread_override = n;
-  omp_set_num_threads(n);
-}
-ScopedThreadCount::~ScopedThreadCount() {
-  t_thread_override = prev_override_;
-  omp_set_num_threads(prev_omp_);
-}
+int num_threads() { return thread_count(); }
 void set_num_threads(int n) {
   LMF_CHECK(n > 0, ValueError, "set_num_threads({}): need at least one thread", n);
   thread_count() = n;

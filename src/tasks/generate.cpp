@@ -111,17 +111,11 @@ int64_t sample_row(const float* x, int64_t n, Generator& gen) {
   return last;
 }
 
-// The first index of the row's maximum (torch.argmax): a vectorised max, then the first index
-// holding it. A NaN is never picked (as the scalar scan from x[0] that this replaces), unless it
-// is x[0].
 int64_t argmax_row(const float* x, int64_t n) {
-  if (n <= 0 || std::isnan(x[0])) return 0;
-  float m = x[0];
-#pragma omp simd reduction(max : m)
-  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
-  for (int64_t i = 0; i < n; ++i)
-    if (x[i] == m) return i;
-  return 0;
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (x[i] > x[best]) best = i;
+  return best;
 }
 
 // Indices of the k largest values (descending, the lower index first among equals), torch.topk.

@@ -10,16 +10,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <thread>
 
 #include "generate_search.h"
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/error.h"
-#include "lmforge/core/runtime.h"
 #include "lmforge/models/registry.h"
 #include "lmforge/ops/ops.h"
 #include "lmforge/tasks/heatmap_png.h"
@@ -194,14 +191,9 @@ std::vector<std::string> token_labels(const Seq2SeqLM& lm, const std::vector<int
   return out;
 }
 
-namespace {
-
-// generate_seq2seq over sources [first, first + source_ids.size()) of the caller's list (`first`
-// only numbers the sources in errors).
-GenerationResult generate_seq2seq_part(const models::EncoderDecoderModel& model,
-                                       const std::vector<std::vector<int64_t>>& source_ids,
-                                       const GenerationConfig& cfg_in, const GenerateOptions& opt,
-                                       int64_t first) {
+GenerationResult generate_seq2seq(const models::EncoderDecoderModel& model,
+                                  const std::vector<std::vector<int64_t>>& source_ids,
+                                  const GenerationConfig& cfg_in, const GenerateOptions& opt) {
   const GenerationConfig cfg = detail::checked_config(cfg_in);
   LMF_CHECK(model.is_seq2seq_lm(), ValueError,
             "generate_seq2seq: {} has no language-model head; load a *ForConditionalGeneration / "
@@ -227,17 +219,16 @@ GenerationResult generate_seq2seq_part(const models::EncoderDecoderModel& model,
   for (size_t i = 0; i < source_ids.size(); ++i) {
     std::vector<int64_t> s = source_ids[i];
     LMF_CHECK(!s.empty(), ValueError,
-              "generate_seq2seq: source {} is empty (a tokenized source holds at least </s>)",
-              first + static_cast<int64_t>(i));
+              "generate_seq2seq: source {} is empty (a tokenized source holds at least </s>)", i);
     for (int64_t t : s)
       LMF_CHECK(t >= 0 && t < spec.source_vocab_size, ValueError,
-                "generate_seq2seq: source {} has token id {} outside the vocabulary [0, {})",
-                first + static_cast<int64_t>(i), t, spec.source_vocab_size);
+                "generate_seq2seq: source {} has token id {} outside the vocabulary [0, {})", i, t,
+                spec.source_vocab_size);
     if (PS > 0 && static_cast<int64_t>(s.size()) > PS) {
       LMF_CHECK(opt.truncate_left, ValueError,
                 "generate_seq2seq: source {} has {} tokens but the encoder takes at most {} "
                 "positions; shorten it or truncate it (--truncate)",
-                first + static_cast<int64_t>(i), s.size(), PS);
+                i, s.size(), PS);
       const int64_t last = s.back();
       s.resize(PS - 1);
       s.push_back(last);
@@ -287,67 +278,6 @@ GenerationResult generate_seq2seq_part(const models::EncoderDecoderModel& model,
                                            : detail::sample_search(steps, cfg, opt, s);
   for (auto& g : res.sequences) g.prompt_ids = src[g.prompt_index];
   res.stats.prompt_tokens = B * S;
-  return res;
-}
-
-// Batches of at least this many rows (sources x beams) per thread run as one part per thread.
-constexpr int64_t kRowsPerThreadPart = 16;
-
-}  // namespace
-
-// A big batch runs as num_threads() contiguous parts, each on its own OS thread with
-// single-threaded ops, instead of every op split over the threads: a decode step of a small model
-// is many small ops, and their fork/join waits cost more than the parts' imbalance. Each source's
-// translation does not depend on the others in its batch (their padding is masked out exactly),
-// so the parts give the same sequences; sampling (one random stream for the batch) and streaming
-// stay in one part.
-GenerationResult generate_seq2seq(const models::EncoderDecoderModel& model,
-                                  const std::vector<std::vector<int64_t>>& source_ids,
-                                  const GenerationConfig& cfg_in, const GenerateOptions& opt) {
-  const int64_t threads = num_threads();
-  const int64_t B = static_cast<int64_t>(source_ids.size());
-  const GenerationConfig cfg = detail::checked_config(cfg_in);
-  const int64_t parts = std::min<int64_t>(threads, B);
-  if (parts < 2 || cfg.sampling() || opt.on_text ||
-      B * std::max<int64_t>(cfg.num_beams, 1) < kRowsPerThreadPart * parts)
-    return generate_seq2seq_part(model, source_ids, cfg_in, opt, 0);
-  std::vector<GenerationResult> out(parts);
-  std::vector<std::exception_ptr> errors(parts);
-  std::vector<int64_t> first(parts + 1);
-  for (int64_t p = 0; p <= parts; ++p) first[p] = B * p / parts;
-  {
-    std::vector<std::thread> pool;
-    for (int64_t p = 0; p < parts; ++p)
-      pool.emplace_back([&, p] {
-        try {
-          ScopedThreadCount one(1);
-          const std::vector<std::vector<int64_t>> part(source_ids.begin() + first[p],
-                                                       source_ids.begin() + first[p + 1]);
-          out[p] = generate_seq2seq_part(model, part, cfg_in, opt, first[p]);
-        } catch (...) {
-          errors[p] = std::current_exception();
-        }
-      });
-    for (auto& t : pool) t.join();
-  }
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);
-  GenerationResult res;
-  for (int64_t p = 0; p < parts; ++p) {
-    for (auto& g : out[p].sequences) {
-      g.prompt_index += first[p];
-      res.sequences.push_back(std::move(g));
-    }
-    const GenerationStats& st = out[p].stats;
-    res.stats.prompt_tokens += st.prompt_tokens;
-    res.stats.generated_tokens += st.generated_tokens;
-    res.stats.decode_steps = std::max(res.stats.decode_steps, st.decode_steps);
-    res.stats.decode_tokens += st.decode_tokens;
-    res.stats.prefill_seconds = std::max(res.stats.prefill_seconds, st.prefill_seconds);
-    res.stats.decode_seconds = std::max(res.stats.decode_seconds, st.decode_seconds);
-    res.stats.cache_bytes += st.cache_bytes;
-    res.stats.cache_capacity = std::max(res.stats.cache_capacity, st.cache_capacity);
-  }
   return res;
 }
 

@@ -11,7 +11,6 @@
 #include <set>
 
 #include "lmforge/core/error.h"
-#include "lmforge/core/runtime.h"
 #include "lmforge/models/registry.h"
 #include "lmforge/tasks/seq2seq.h"
 #include "models/seq2seq_test_util.h"
@@ -192,46 +191,6 @@ TEST(Seq2SeqGenerate, BadInputIsAClearError) {
   auto base = models::load_pretrained_as<models::EncoderDecoderModel>(fixture("marian/marian_base"),
                                                                       "an encoder-decoder");
   EXPECT_THROW(generate_seq2seq(*base, {{5, 0}}, c), ValueError);
-}
-
-// A big batch runs as one part per thread (each single-threaded): the sequences, their order and
-// prompt indices equal the one-part run's; an error names the source by its index in the whole list.
-TEST(Seq2SeqGenerate, BatchSplitOverThreadsEqualsOnePart) {
-  auto m = load("seq2seq_generate/model");
-  std::vector<std::vector<int64_t>> sources;
-  for (int i = 0; i < 37; ++i) {  // uneven lengths: every part pads differently
-    std::vector<int64_t> s;
-    for (int j = 0; j < 2 + (i * 7) % 9; ++j) s.push_back(1 + (i * 31 + j * 17) % 90);
-    s.push_back(0);
-    sources.push_back(s);
-  }
-  const int saved = num_threads();
-  for (int beams : {1, 2}) {
-    GenerationConfig c = config_for("seq2seq_generate/model", json::object());
-    c.max_new_tokens = 6;
-    c.num_beams = beams;
-    set_num_threads(1);
-    const GenerationResult one = generate_seq2seq(*m, sources, c);
-    set_num_threads(2);
-    const GenerationResult split = generate_seq2seq(*m, sources, c);
-    ASSERT_EQ(one.sequences.size(), split.sequences.size());
-    for (size_t i = 0; i < one.sequences.size(); ++i) {
-      EXPECT_EQ(split.sequences[i].prompt_index, one.sequences[i].prompt_index) << i;
-      EXPECT_EQ(split.sequences[i].prompt_ids, one.sequences[i].prompt_ids) << i;
-      EXPECT_EQ(split.sequences[i].output_ids, one.sequences[i].output_ids) << i;
-      EXPECT_EQ(split.sequences[i].finish_reason, one.sequences[i].finish_reason) << i;
-    }
-    EXPECT_EQ(split.stats.generated_tokens, one.stats.generated_tokens);
-  }
-  auto bad = sources;
-  bad[30] = {5, 100, 0};
-  try {
-    generate_seq2seq(*m, bad, config_for("seq2seq_generate/model", json::object()));
-    ADD_FAILURE() << "no error for an out-of-vocabulary id";
-  } catch (const ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find("source 30 "), std::string::npos) << e.what();
-  }
-  set_num_threads(saved);
 }
 
 TEST(Seq2SeqAttentionHeatmap, ValuesAreTheModelsAndTheHtmlHasTheTokens) {

@@ -12,20 +12,6 @@ namespace lmf {
 int num_threads();
 void set_num_threads(int n);
 
-// Caps the threads of the ops that run on the calling OS thread (num_threads() and OpenMP's
-// nthreads ICV there) while alive; other threads keep the process setting. For work split across
-// std::threads that each run their own part single-threaded (seq2seq generation of big batches).
-class ScopedThreadCount {
- public:
-  explicit ScopedThreadCount(int n);
-  ~ScopedThreadCount();
-  ScopedThreadCount(const ScopedThreadCount&) = delete;
-  ScopedThreadCount& operator=(const ScopedThreadCount&) = delete;
-
- private:
-  int prev_override_, prev_omp_;
-};
-
 // xoshiro256** generator with Box-Muller normals; its whole state can be saved and restored.
 class Generator {
  public:
