@@ -73,6 +73,27 @@ def folder_copy(model, tmp, pad, zero_row):
     return out
 
 
+def ct2_comparable(x, y, eos, max_new):
+    """lmforge's and CTranslate2's ids without the end-of-sequence token; a translation that hit
+    max_new is compared on its first max_new - 1 tokens (lmforge forces </s> last there)."""
+    if len(x) >= max_new:
+        return x[:max_new - 1], y[:max_new - 1]
+    return (x[:-1] if x and x[-1] == eos else x), (y[:-1] if y and y[-1] == eos else y)
+
+
+def compare_ids(lmf, other, other_name, lines, normalise=lambda x, y: (x, y)):
+    """{"equal", "of", "first_difference"} of lmforge's id lists against another engine's, each
+    pair passed through normalise first."""
+    equal, first_diff = 0, None
+    for i, (x, y) in enumerate(zip(lmf, other)):
+        xs, ys = normalise(x, y)
+        if xs == ys:
+            equal += 1
+        elif first_diff is None:
+            first_diff = {"index": i, "source": lines[i], "lmforge": x, other_name: y}
+    return {"equal": equal, "of": len(lmf), "first_difference": first_diff}
+
+
 def compare_transformers(a, model, folder, ids, lines, pad):
     """lmforge translate vs MarianMTModel.generate, both with bad_words_ids [[pad]]."""
     import torch
@@ -95,15 +116,10 @@ def compare_transformers(a, model, folder, ids, lines, pad):
                     row.pop()
                 hf.append(row)
     lmf = lmforge_translate(a.lmforge, folder, ids, a.max_new_tokens, a.threads, a.num_beams)
-    equal, first_diff = 0, None
-    for i, (x, y) in enumerate(zip(lmf, hf)):
-        if x == y:
-            equal += 1
-        elif first_diff is None:
-            first_diff = {"index": i, "source": lines[i], "lmforge": x, "transformers": y}
-    print(f"token ids equal to transformers (beams {a.num_beams}): {equal}/{len(ids)}",
+    r = compare_ids(lmf, hf, "transformers", lines)
+    print(f"token ids equal to transformers (beams {a.num_beams}): {r['equal']}/{len(ids)}",
           file=sys.stderr)
-    return {"equal": equal, "of": len(ids), "num_beams": a.num_beams, "first_difference": first_diff}
+    return dict(r, num_beams=a.num_beams)
 
 
 def main():
@@ -162,18 +178,10 @@ def main():
         ok = True
         for name, folder in runs.items():
             lmf = lmforge_translate(a.lmforge, folder, ids, a.max_new_tokens, a.threads)
-            equal, first_diff = 0, None
-            for i, (x, y) in enumerate(zip(lmf, ct2_ids)):
-                xs = x[:-1] if x and x[-1] == eos else x
-                ys = y[:-1] if y and y[-1] == eos else y
-                if len(x) >= a.max_new_tokens:  # hit the cap: lmforge forced </s> last
-                    xs, ys = x[:a.max_new_tokens - 1], y[:a.max_new_tokens - 1]
-                if xs == ys:
-                    equal += 1
-                elif first_diff is None:
-                    first_diff = {"index": i, "source": lines[i], "lmforge": x, "ct2": y}
-            report[name] = {"equal": equal, "of": len(ids), "first_difference": first_diff}
-            ok = ok and (name != "as saved" or equal == len(ids))
+            report[name] = compare_ids(
+                lmf, ct2_ids, "ct2", lines,
+                lambda x, y: ct2_comparable(x, y, eos, a.max_new_tokens))
+            ok = ok and (name != "as saved" or report[name]["equal"] == len(ids))
         if a.transformers:
             report["transformers"] = compare_transformers(a, model, runs["as saved"], ids, lines,
                                                           pad)

@@ -118,6 +118,11 @@ int64_t argmax_row(const float* x, int64_t n) {
   return best;
 }
 
+// torch.topk's order: the larger value first, the lower index first among equals.
+bool ranks_before(float xa, int64_t a, float xb, int64_t b) {
+  return xa > xb || (xa == xb && a < b);
+}
+
 // Indices of the k largest values (descending, the lower index first among equals), torch.topk.
 // One pass keeping the best k sorted (k is 2 x num_beams, n up to beams x vocabulary): a value
 // enters only if it beats the current k-th, and a later equal value never does (higher index).
@@ -126,7 +131,7 @@ std::vector<int64_t> topk_indices(const float* x, int64_t n, int64_t k) {
   std::vector<int64_t> best;
   if (k <= 0) return best;
   best.reserve(static_cast<size_t>(k) + 1);
-  auto better = [&](int64_t a, int64_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
+  auto better = [&](int64_t a, int64_t b) { return ranks_before(x[a], a, x[b], b); };
   for (int64_t i = 0; i < n; ++i) {
     if (static_cast<int64_t>(best.size()) == k && !better(i, best.back())) continue;
     best.insert(std::upper_bound(best.begin(), best.end(), i, better), i);
@@ -443,7 +448,7 @@ GenerationResult beam_search(Stepper& st, const GenerationConfig& cfg, const Gen
   auto t1 = Clock::now();
   int64_t cur_len = L;
   bool cancelled = false;
-  std::vector<float> acc(nb * V);
+  std::vector<float> acc(cfg.sampling() ? nb * V : 0);  // sampling: the beams' summed scores
   while (true) {
     log_softmax_rows(logits);
     apply_processors(procs, run_seq, logits);
@@ -467,7 +472,8 @@ GenerationResult beam_search(Stepper& st, const GenerationConfig& cfg, const Gen
     std::vector<float> cand_lp(B * K);
     std::vector<char> hits(B * K, 0);
     for (int64_t b = 0; b < B; ++b) {
-      std::vector<int64_t> top;
+      std::vector<int64_t> top;  // beam * V + token, best first
+      std::vector<float> top_lp;  // their summed log-probabilities
       if (cfg.sampling()) {
         for (int64_t j = 0; j < nb; ++j) {
           const float* row = x + (b * nb + j) * V;
@@ -483,6 +489,7 @@ GenerationResult beam_search(Stepper& st, const GenerationConfig& cfg, const Gen
         }
         std::stable_sort(top.begin(), top.end(),
                          [&](int64_t a, int64_t c) { return acc[a] > acc[c]; });
+        for (int64_t i : top) top_lp.push_back(acc[i]);
       } else {
         // topk_indices over the beams' lists (global index beam * V + token).
         std::vector<int64_t> gidx;
@@ -499,16 +506,16 @@ GenerationResult beam_search(Stepper& st, const GenerationConfig& cfg, const Gen
         const int64_t k_top = std::min<int64_t>(K, static_cast<int64_t>(order.size()));
         std::partial_sort(order.begin(), order.begin() + k_top, order.end(),
                           [&](int64_t a, int64_t c) {
-                            return gval[a] > gval[c] || (gval[a] == gval[c] && gidx[a] < gidx[c]);
+                            return ranks_before(gval[a], gidx[a], gval[c], gidx[c]);
                           });
         for (int64_t k = 0; k < k_top; ++k) {
           top.push_back(gidx[order[k]]);
-          acc[top.back()] = gval[order[k]];  // the summed score, as the sampling branch's acc
+          top_lp.push_back(gval[order[k]]);
         }
       }
       for (int64_t k = 0; k < K; ++k) {
         const int64_t beam = top[k] / V, tokid = top[k] % V, src = b * nb + beam, c = b * K + k;
-        cand_lp[c] = acc[top[k]];
+        cand_lp[c] = top_lp[k];
         cand_seq[c] = run_seq[src];
         cand_seq[c].push_back(tokid);
         cand_bidx[c] = run_bidx[src];

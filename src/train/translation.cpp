@@ -405,9 +405,6 @@ std::vector<TranslationFeature> TranslationObjective::make_features(
 
 void TranslationObjective::before_optimizer_step() {
   if (!options_.freeze_pad_embedding) return;
-  const auto ends_with = [](const std::string& s, std::string_view tail) {
-    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-  };
   for (auto& [name, t] : model_->named_parameters()) {
     if (!(ends_with(name, "shared.weight") || ends_with(name, "embed_tokens.weight") ||
           ends_with(name, "lm_head.weight")))
