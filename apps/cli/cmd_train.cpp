@@ -24,6 +24,8 @@ struct PretrainCli {
   train::TrainerOptions trainer;
   int64_t generator_divisor = 4;  // ELECTRA: generator hidden / heads / FFN = discriminator's / N
   double rtd_weight = 50.0;
+  double generator_temperature = train::ElectraRecipeDefaults::temperature;  // softmax(logits / T)
+  bool lr_given = false, warmup_given = false;  // else --recipe electra uses its own defaults
   bool json = false;
 };
 
@@ -114,7 +116,11 @@ int run_pretrain(PretrainCli& o) {
   o.data.seed = o.trainer.seed;
   std::unique_ptr<train::Objective> obj;
   if (o.data.recipe == "electra") {
-    obj = train::make_electra_objective(o.data, o.generator_divisor, o.rtd_weight);
+    if (!o.lr_given) o.trainer.learning_rate = train::ElectraRecipeDefaults::learning_rate;
+    if (!o.warmup_given && o.trainer.warmup_steps == 0)
+      o.trainer.warmup_ratio = train::ElectraRecipeDefaults::warmup_ratio;
+    obj = train::make_electra_objective(o.data, o.generator_divisor, o.rtd_weight,
+                                        o.generator_temperature);
   } else {
     obj = train::make_pretrain_objective(o.data);
   }
@@ -293,8 +299,11 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "  roberta  MLM only on packed full sentences (XForMaskedLM)\n"
         "  electra  replaced-token detection: a small generator (MLM) and the discriminator\n"
         "           sharing embeddings, loss = MLM + 50 x RTD; the discriminator is saved to\n"
-        "           --output-dir, the generator to --output-dir/generator\n"
-        "MLM: 15 % of the non-special tokens, 80 % [MASK] / 10 % random / 10 % unchanged;\n"
+        "           --output-dir, the generator to --output-dir/generator. Its defaults where\n"
+        "           not given: --lr 2e-4 --warmup-ratio 0.1 --generator-temperature 2, masking\n"
+        "           85 % [MASK] / 15 % unchanged (ELECTRA's code); see docs/TRAINING.md\n"
+        "MLM: 15 % of the non-special tokens, 80 % [MASK] / 10 % random / 10 % unchanged\n"
+        "(--mask-replace-prob, --random-replace-prob);\n"
         "--masking dynamic re-masks every time a sequence is served, static masks once per copy.\n"
         "Checkpoints in --output-dir/checkpoint-N are Hugging Face folders plus optimizer and\n"
         "trainer state; --resume continues bit-exactly. Progress on stderr; --json prints the\n"
@@ -324,6 +333,14 @@ void register_train_commands(CLI::App& app, Commands& out) {
     sub->add_option("--mlm-probability", o->data.mlm_probability, "fraction of tokens masked")
         ->check(CLI::Range(0.01, 0.99))
         ->capture_default_str();
+    sub->add_option("--mask-replace-prob", o->data.mask_replace_prob,
+                    "share of the chosen tokens replaced by the mask token (default 0.8, as HF's "
+                    "DataCollatorForLanguageModeling; electra: 0.85)")
+        ->check(CLI::Range(0.0, 1.0));
+    sub->add_option("--random-replace-prob", o->data.random_replace_prob,
+                    "share of the chosen tokens replaced by a random token (default 0.1; electra: "
+                    "0); the rest stay unchanged")
+        ->check(CLI::Range(0.0, 1.0));
     sub->add_option("--masking", o->data.masking, "dynamic | static")
         ->check(CLI::IsMember({"dynamic", "static"}))
         ->capture_default_str();
@@ -345,11 +362,22 @@ void register_train_commands(CLI::App& app, Commands& out) {
                     "discriminator")
         ->check(CLI::Range(1, 64))
         ->capture_default_str();
+    sub->add_option("--generator-temperature", o->generator_temperature,
+                    "ELECTRA: the generator samples replacements from softmax(logits / T) "
+                    "(the reference code's `temperature`); above 1 they are less plausible")
+        ->check(CLI::Range(1e-3, 1e3))
+        ->capture_default_str();
     sub->add_option("--rtd-weight", o->rtd_weight, "ELECTRA: weight of the RTD loss")
         ->capture_default_str();
     add_trainer_options(sub, o->trainer);
     sub->add_flag("--json", o->json, "print the result as one JSON object (no progress bar)");
-    out.push_back({sub, [o] { return run_pretrain(*o); }});
+    CLI::Option* lr = sub->get_option("--lr");
+    CLI::Option* warmup = sub->get_option("--warmup-ratio");
+    out.push_back({sub, [o, lr, warmup] {
+                     o->lr_given = lr->count() > 0;
+                     o->warmup_given = warmup->count() > 0;
+                     return run_pretrain(*o);
+                   }});
   }
   {
     auto o = std::make_shared<FinetuneCli>();

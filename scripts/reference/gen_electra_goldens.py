@@ -12,7 +12,8 @@ Writes tests/fixtures/electra/:
   step.safetensors       "batch.<key>" (original_ids, masked_ids, mlm_labels, attention_mask,
                          token_type_ids), "noise" [M, V] f32 (M masked positions in row-major
                          order), "sampled" [M], "disc_labels" [B, T], "loss"/"mlm_loss"/"rtd_loss"/
-                         "rtd_accuracy" [1], "grad.<name>" f32 and "step.<name>" f16 = (p_new -
+                         "rtd_accuracy"/"rtd_loss_replaced"/"rtd_loss_original" (the RTD
+                         loss over the replaced / the original tokens alone) [1], "grad.<name>" f32 and "step.<name>" f16 = (p_new -
                          p_old) / lr for every parameter of the pair, named "discriminator.<key>" /
                          "generator.<key>" (shared tensors under the discriminator's name);
                          metadata "decay": the names HF Trainer decays.
@@ -114,6 +115,10 @@ def main():
     loss = g_out.loss + RTD_WEIGHT * d_out.loss
     active = batch["attention_mask"] == 1
     acc = ((d_out.logits > 0).long() == disc_labels)[active].double().mean()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        d_out.logits.detach(), disc_labels.double(), reduction="none")
+    rtd_replaced = bce[active & (disc_labels == 1)].mean()
+    rtd_original = bce[active & (disc_labels == 0)].mean()
     loss.backward()
 
     named = list(pair.named_parameters())
@@ -126,7 +131,9 @@ def main():
                     "loss": loss.detach().reshape(1).float(),
                     "mlm_loss": g_out.loss.detach().reshape(1).float(),
                     "rtd_loss": d_out.loss.detach().reshape(1).float(),
-                    "rtd_accuracy": acc.reshape(1).float()})
+                    "rtd_accuracy": acc.reshape(1).float(),
+                    "rtd_loss_replaced": rtd_replaced.reshape(1).float(),
+                    "rtd_loss_original": rtd_original.reshape(1).float()})
     for n, p in named:
         tensors["grad." + n] = p.grad.float().contiguous()
     torch.optim.AdamW(groups, lr=LR).step()

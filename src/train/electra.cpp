@@ -128,6 +128,10 @@ struct ElectraObjective::Pieces {
   std::vector<float> disc_logits;
   std::vector<int64_t> labels, active;
   int64_t masked = 0, tokens = 0, correct = 0;
+  // The RTD loss summed over the replaced and the original (not replaced) tokens apart, and how
+  // many of each: the mean over all tokens hides a discriminator that only learns the base rate.
+  double bce_replaced = 0, bce_original = 0;
+  int64_t replaced = 0;
 };
 
 ElectraObjective::ElectraObjective(std::unique_ptr<models::EncoderModel> generator,
@@ -152,10 +156,12 @@ ElectraObjective::ElectraObjective(std::unique_ptr<models::EncoderModel> generat
             "ELECTRA: padding id {} is outside the vocabulary [0, {})", tokens_.pad, v);
   LMF_CHECK(opt_.mlm_probability > 0 && opt_.mlm_probability <= 1 && opt_.mask_replace_prob >= 0 &&
                 opt_.random_replace_prob >= 0 &&
-                opt_.mask_replace_prob + opt_.random_replace_prob <= 1 && opt_.eval_batch_size > 0,
+                opt_.mask_replace_prob + opt_.random_replace_prob <= 1 && opt_.eval_batch_size > 0 &&
+                std::isfinite(opt_.temperature) && opt_.temperature > 0,
             ValueError,
             "ELECTRA: mlm_probability must lie in (0, 1], mask_replace_prob + "
-            "random_replace_prob in [0, 1], eval_batch_size > 0");
+            "random_replace_prob in [0, 1], eval_batch_size > 0, temperature > 0 (got {})",
+            opt_.temperature);
   never_mask_.assign(static_cast<size_t>(v), 0);
   never_mask_[static_cast<size_t>(tokens_.pad)] = 1;
   for (int64_t id : tokens_.special_ids)
@@ -349,6 +355,7 @@ ElectraObjective::Pieces ElectraObjective::run(const ElectraBatch& batch, const 
     const float* lp = logits.data<float>();
     const float* up = u.data<float>();
     const auto n_pos = static_cast<int64_t>(positions.size());
+    const double inv_t = 1.0 / opt_.temperature;
 #pragma omp parallel for schedule(static) if (n_pos * v > (1 << 16))
     for (int64_t m = 0; m < n_pos; ++m) {
       const float* row = lp + static_cast<size_t>(m * v);
@@ -357,7 +364,7 @@ ElectraObjective::Pieces ElectraObjective::run(const ElectraBatch& batch, const 
       int64_t arg = 0;
       for (int64_t j = 0; j < v; ++j) {
         const double gumbel = -std::log(-std::log(static_cast<double>(un[j]) + 1e-9) + 1e-9);
-        const double score = static_cast<double>(row[j]) + gumbel;
+        const double score = static_cast<double>(row[j]) * inv_t + gumbel;
         if (score > best) {
           best = score;
           arg = j;
@@ -384,7 +391,17 @@ ElectraObjective::Pieces ElectraObjective::run(const ElectraBatch& batch, const 
   for (size_t k = 0; k < p.active.size(); ++k) {
     if (!p.active[k]) continue;
     ++p.tokens;
-    p.correct += (p.disc_logits[k] > 0) == (p.labels[k] == 1);
+    const double x = p.disc_logits[k];
+    p.correct += (x > 0) == (p.labels[k] == 1);
+    // binary cross-entropy with logits, as torch's BCEWithLogitsLoss
+    const double bce =
+        std::max(x, 0.0) - x * static_cast<double>(p.labels[k]) + std::log1p(std::exp(-std::abs(x)));
+    if (p.labels[k]) {
+      ++p.replaced;
+      p.bce_replaced += bce;
+    } else {
+      p.bce_original += bce;
+    }
   }
   return p;
 }
@@ -399,7 +416,15 @@ Objective::BatchLoss ElectraObjective::loss_on(const ElectraBatch& batch, const 
   out.tokens = p.tokens;
   out.parts = {{"mlm_loss", p.mlm_loss.item()},
                {"rtd_loss", p.rtd_loss.item()},
-               {"rtd_accuracy", static_cast<double>(p.correct) / static_cast<double>(p.tokens)}};
+               {"rtd_accuracy", static_cast<double>(p.correct) / static_cast<double>(p.tokens)},
+               {"replaced_fraction",
+                static_cast<double>(p.replaced) / static_cast<double>(p.tokens)}};
+  // A batch without replaced (or original) tokens has no such mean; the trainer averages the
+  // parts it gets over the logging window.
+  if (p.replaced > 0)
+    out.parts["rtd_loss_replaced"] = p.bce_replaced / static_cast<double>(p.replaced);
+  if (p.tokens > p.replaced)
+    out.parts["rtd_loss_original"] = p.bce_original / static_cast<double>(p.tokens - p.replaced);
   return out;
 }
 
@@ -415,8 +440,8 @@ Metrics ElectraObjective::evaluate() {
   const bool was_training = disc_->is_training();
   set_training(false);
   Generator rng(opt_.eval_seed);
-  double mlm_sum = 0, rtd_sum = 0;
-  int64_t masked = 0, tokens = 0, correct = 0;
+  double mlm_sum = 0, rtd_sum = 0, bce_replaced = 0, bce_original = 0;
+  int64_t masked = 0, tokens = 0, correct = 0, replaced = 0;
   std::vector<std::pair<float, uint8_t>> scored;
   const auto n = static_cast<int64_t>(eval_.size());
   try {
@@ -432,6 +457,9 @@ Metrics ElectraObjective::evaluate() {
       masked += p.masked;
       tokens += p.tokens;
       correct += p.correct;
+      replaced += p.replaced;
+      bce_replaced += p.bce_replaced;
+      bce_original += p.bce_original;
       for (size_t k = 0; k < p.active.size(); ++k)
         if (p.active[k]) scored.emplace_back(p.disc_logits[k], static_cast<uint8_t>(p.labels[k]));
     }
@@ -445,6 +473,10 @@ Metrics ElectraObjective::evaluate() {
   m["eval_rtd_loss"] = rtd_sum / static_cast<double>(tokens);
   m["eval_loss"] = m["eval_mlm_loss"] + opt_.rtd_weight * m["eval_rtd_loss"];
   m["eval_rtd_accuracy"] = static_cast<double>(correct) / static_cast<double>(tokens);
+  m["eval_replaced_fraction"] = static_cast<double>(replaced) / static_cast<double>(tokens);
+  if (replaced > 0) m["eval_rtd_loss_replaced"] = bce_replaced / static_cast<double>(replaced);
+  if (tokens > replaced)
+    m["eval_rtd_loss_original"] = bce_original / static_cast<double>(tokens - replaced);
   if (auto auc = roc_auc(scored)) m["eval_rtd_auc"] = *auc;
   return m;
 }
@@ -469,7 +501,8 @@ void ElectraObjective::load_pretrained(const std::string& dir) {
 }
 
 std::unique_ptr<Objective> make_electra_objective(const PretrainOptions& d,
-                                                  int64_t generator_divisor, double rtd_weight) {
+                                                  int64_t generator_divisor, double rtd_weight,
+                                                  double temperature) {
   const std::string tok_dir = pretrain_tokenizer_dir(d);
   tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
   const SpecialTokens sp = SpecialTokens::from_tokenizer(tokenizer);
@@ -491,7 +524,12 @@ std::unique_ptr<Objective> make_electra_objective(const PretrainOptions& d,
   ElectraTokens tokens = ElectraTokens::from_tokenizer(tokenizer);
   ElectraOptions eo;
   eo.mlm_probability = d.mlm_probability;
+  eo.mask_replace_prob =
+      d.mask_replace_prob >= 0 ? d.mask_replace_prob : ElectraRecipeDefaults::mask_replace_prob;
+  eo.random_replace_prob = d.random_replace_prob >= 0 ? d.random_replace_prob
+                                                      : ElectraRecipeDefaults::random_replace_prob;
   eo.rtd_weight = rtd_weight;
+  eo.temperature = temperature;
   eo.tokenizer_dir = tok_dir;
   eo.eval_batch_size = d.eval_batch_size;
   if (!d.model_dir.empty())

@@ -464,6 +464,8 @@ std::unique_ptr<PretrainObjective> make_pretrain_objective(const PretrainOptions
 
   PretrainObjective::Config c;
   c.masking.mlm_probability = o.mlm_probability;
+  if (o.mask_replace_prob >= 0) c.masking.mask_replace_prob = o.mask_replace_prob;
+  if (o.random_replace_prob >= 0) c.masking.random_replace_prob = o.random_replace_prob;
   c.masking.whole_word_mask = o.whole_word_mask;
   c.dynamic_masking = o.masking == "dynamic";
   c.seed = o.seed;

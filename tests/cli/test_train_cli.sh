@@ -85,6 +85,21 @@ PY
 [[ -f "$tmp/el/model.safetensors" && -f "$tmp/el/generator/model.safetensors" ]] \
   || fail "electra did not save discriminator and generator"
 grep -q rtd_loss "$tmp/el/metrics.jsonl" || fail "electra logs have no rtd_loss"
+# --recipe electra's own defaults (lr 2e-4, warm-up 0.1) where --lr / --warmup-ratio are not given
+"$bin" pretrain --config "$tmp/electra.json" --tokenizer "$fx/pipelines/bert_nsp" --recipe electra \
+  --generator-divisor 2 --train "$fx/pretrain/corpus.txt" --eval-split 0.2 --max-seq-length 32 \
+  --batch-size 8 --max-steps 10 --logging-steps 1 --eval-steps 10 -o "$tmp/el2" --json \
+  > "$tmp/el2.json" 2> "$tmp/el2.err" || fail "pretrain electra (defaults) exited $?: $(cat "$tmp/el2.err")"
+python3 - "$tmp/el2/metrics.jsonl" <<'PY' || fail "electra recipe defaults not applied"
+import json, sys
+logs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+lrs = [l["learning_rate"] for l in logs if "learning_rate" in l]
+assert 1e-4 < max(lrs) <= 2e-4 + 1e-12, lrs   # not the generic 1e-4, not above 2e-4
+assert lrs[0] < max(lrs), lrs                  # warm-up: the first step is below the peak
+assert any("rtd_loss_replaced" in l for l in logs), logs[0]
+ev = [l for l in logs if "eval_rtd_loss_original" in l]
+assert ev and "eval_replaced_fraction" in ev[-1], logs[-1]
+PY
 
 # ---- errors: exit status 2 and a message saying what is wrong ------------------------------------
 expect_error() {  # expect_error PATTERN ARGS...

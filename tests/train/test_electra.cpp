@@ -66,6 +66,17 @@ std::vector<std::vector<int32_t>> synthetic_corpus(int n, uint64_t seed, int min
   return out;
 }
 
+// The golden's fixed MLM-masked batch.
+ElectraBatch golden_batch(const io::StateDict& g) {
+  ElectraBatch b;
+  b.original_ids = g.at("batch.original_ids");
+  b.masked_ids = g.at("batch.masked_ids");
+  b.mlm_labels = g.at("batch.mlm_labels");
+  b.attention_mask = g.at("batch.attention_mask");
+  b.token_type_ids = g.at("batch.token_type_ids");
+  return b;
+}
+
 models::BertConfig tiny_config(int64_t hidden, int64_t layers, int64_t heads, int64_t inter) {
   models::BertConfig c = models::BertConfig::defaults(models::EncoderFamily::electra);
   c.vocab_size = 64;
@@ -126,12 +137,7 @@ TEST(Electra, OneStepMatchesPyTorch) {
   auto obj = ElectraObjective::from_pretrained(dir + "/model", {}, {}, tiny_tokens());
   obj->set_training(false);  // dropout off (the golden's probabilities are 0)
 
-  ElectraBatch b;
-  b.original_ids = g.at("batch.original_ids");
-  b.masked_ids = g.at("batch.masked_ids");
-  b.mlm_labels = g.at("batch.mlm_labels");
-  b.attention_mask = g.at("batch.attention_mask");
-  b.token_type_ids = g.at("batch.token_type_ids");
+  const ElectraBatch b = golden_batch(g);
   Tensor corrupted, disc_labels;
   auto out = obj->loss_on(b, g.at("noise"), &corrupted, &disc_labels);
 
@@ -152,6 +158,15 @@ TEST(Electra, OneStepMatchesPyTorch) {
   near(out.parts.at("mlm_loss"), g.at("mlm_loss").item(), "mlm_loss");
   near(out.parts.at("rtd_loss"), g.at("rtd_loss").item(), "rtd_loss");
   EXPECT_NEAR(out.parts.at("rtd_accuracy"), g.at("rtd_accuracy").item(), 1e-6);
+  // The RTD loss over the replaced and the original tokens apart (torch's BCE on each subset).
+  near(out.parts.at("rtd_loss_replaced"), g.at("rtd_loss_replaced").item(), "rtd_loss_replaced");
+  near(out.parts.at("rtd_loss_original"), g.at("rtd_loss_original").item(), "rtd_loss_original");
+  {
+    int64_t tokens = 0, replaced = 0;
+    const auto att = b.attention_mask.to_vector<int64_t>(), dl = g.at("disc_labels").to_vector<int64_t>();
+    for (size_t k = 0; k < att.size(); ++k) tokens += att[k], replaced += att[k] && dl[k];
+    EXPECT_NEAR(out.parts.at("replaced_fraction"), static_cast<double>(replaced) / tokens, 1e-12);
+  }
 
   out.loss.backward();
   // Same parameters under the same names (shared embeddings once, under the discriminator).
@@ -238,15 +253,88 @@ TEST(Electra, OneStepMatchesPyTorch) {
   }
 }
 
+// ELECTRA's `temperature`: samples come from softmax(logits / T). At T = 1000 the logits
+// (|x| < 20 here) move a score by < 0.02, so wherever the Gumbel noise's two best values are
+// further apart than 0.05 the sample is the noise's own argmax; at T = 0.001 the noise (within
+// [-3.1, 20.8]) moves a score by < 0.024, so wherever the generator's two best logits are further
+// apart than 0.05 the sample is the generator's argmax. The two must differ somewhere.
+TEST(Electra, TemperatureScalesTheGeneratorLogits) {
+  const std::string dir = fixtures() + "/electra";
+  io::StateDict g = io::load_safetensors(dir + "/step.safetensors");
+  const ElectraBatch b = golden_batch(g);
+  const Tensor noise = g.at("noise");
+  const int64_t v = noise.size(1);
+  const auto u = noise.to_vector<float>();
+  // best index and margin to the second best of a row
+  auto best2 = [](std::vector<double> x) {
+    auto it = std::max_element(x.begin(), x.end());
+    const auto arg = static_cast<int64_t>(it - x.begin());
+    const double top = *it;
+    *it = -1e300;
+    return std::make_pair(arg, top - *std::max_element(x.begin(), x.end()));
+  };
+  auto samples_at = [&](double t) {
+    ElectraOptions eo;
+    eo.temperature = t;
+    auto obj = ElectraObjective::from_pretrained(dir + "/model", {}, {}, tiny_tokens(), eo);
+    obj->set_training(false);
+    Tensor corrupted;
+    obj->loss_on(b, noise, &corrupted);
+    return std::make_pair(corrupted.to_vector<int64_t>(), std::move(obj));
+  };
+  auto [hot, obj_hot] = samples_at(1000.0);
+  auto [cold, obj_cold] = samples_at(0.001);
+  models::EncoderInputs in;
+  in.input_ids = b.masked_ids;
+  in.attention_mask = b.attention_mask;
+  in.token_type_ids = b.token_type_ids;
+  NoGradGuard ng;
+  const auto logits = obj_cold->generator().forward(in).logits.contiguous().to_vector<float>();
+  const auto labels = b.mlm_labels.to_vector<int64_t>();
+  int checked_hot = 0, checked_cold = 0, differ = 0;
+  for (size_t k = 0, r = 0; k < labels.size(); ++k) {
+    if (labels[k] == -100) continue;
+    std::vector<double> gum(static_cast<size_t>(v)), lg(static_cast<size_t>(v));
+    for (int64_t j = 0; j < v; ++j) {
+      gum[j] = -std::log(-std::log(static_cast<double>(u[r * v + j]) + 1e-9) + 1e-9);
+      lg[j] = logits[k * v + j];
+    }
+    const auto [g_arg, g_margin] = best2(gum);
+    const auto [l_arg, l_margin] = best2(lg);
+    if (g_margin > 0.05) {
+      EXPECT_EQ(hot[k], g_arg) << "T=1000 sample " << r;
+      ++checked_hot;
+    }
+    if (l_margin > 0.05) {
+      EXPECT_EQ(cold[k], l_arg) << "T=0.001 sample " << r;
+      ++checked_cold;
+    }
+    differ += hot[k] != cold[k];
+    ++r;
+  }
+  EXPECT_GT(checked_hot, 0);
+  EXPECT_GT(checked_cold, 0);
+  EXPECT_GT(differ, 0);
+  ElectraOptions bad;
+  bad.temperature = 0.0;
+  EXPECT_THROW(ElectraObjective::from_pretrained(dir + "/model", {}, {}, tiny_tokens(), bad),
+               ValueError);
+}
+
 std::unique_ptr<ElectraObjective> tiny_objective(std::vector<std::vector<int32_t>> train,
                                                  std::vector<std::vector<int32_t>> eval,
-                                                 uint64_t seed = 3) {
+                                                 uint64_t seed = 3, ElectraOptions eo = {}) {
   return ElectraObjective::from_configs(tiny_config(16, 1, 2, 32), tiny_config(32, 2, 4, 64),
-                                        std::move(train), std::move(eval), tiny_tokens(), {}, seed);
+                                        std::move(train), std::move(eval), tiny_tokens(), eo, seed);
 }
 
 TEST(Electra, MaskingFollowsTheCollator) {
-  auto obj = tiny_objective(synthetic_corpus(64, 1, 20, 30), {});
+  ElectraOptions hf;  // DataCollatorForLanguageModeling's 80 / 10 / 10
+  hf.mask_replace_prob = 0.8;
+  hf.random_replace_prob = 0.1;
+  auto obj = ElectraObjective::from_configs(tiny_config(16, 1, 2, 32), tiny_config(32, 2, 4, 64),
+                                            synthetic_corpus(64, 1, 20, 30), {}, tiny_tokens(), hf,
+                                            3);
   Generator rng(5);
   int64_t eligible = 0, chosen = 0, masked = 0, kept = 0, specials_chosen = 0;
   for (int rep = 0; rep < 20; ++rep) {
@@ -275,8 +363,42 @@ TEST(Electra, MaskingFollowsTheCollator) {
   EXPECT_NEAR(static_cast<double>(kept) / chosen, 0.1 + 0.1 / 64, 0.03);
 }
 
+// ELECTRA's own masking (google-research/electra pretrain_helpers.mask), ElectraOptions' default:
+// 85 % [MASK], 15 % unchanged, no random replacement.
+TEST(Electra, MaskingWithoutRandomReplacement) {
+  ElectraOptions eo;
+  EXPECT_EQ(eo.mask_replace_prob, 0.85);
+  EXPECT_EQ(eo.random_replace_prob, 0.0);
+  auto obj = ElectraObjective::from_configs(tiny_config(16, 1, 2, 32), tiny_config(32, 2, 4, 64),
+                                            synthetic_corpus(64, 1, 20, 30), {}, tiny_tokens(), eo,
+                                            3);
+  Generator rng(5);
+  int64_t chosen = 0, masked = 0, kept = 0;
+  for (int rep = 0; rep < 20; ++rep) {
+    std::vector<int64_t> idx(64);
+    for (int i = 0; i < 64; ++i) idx[i] = i;
+    ElectraBatch b = obj->make_batch(idx, rng);
+    const auto ids = b.original_ids.to_vector<int64_t>(), in = b.masked_ids.to_vector<int64_t>(),
+               lab = b.mlm_labels.to_vector<int64_t>();
+    for (size_t k = 0; k < ids.size(); ++k) {
+      if (lab[k] == -100) continue;
+      ++chosen;
+      masked += in[k] == 4;
+      kept += in[k] == ids[k];
+    }
+  }
+  EXPECT_EQ(masked + kept, chosen);  // nothing else: no random ids
+  EXPECT_NEAR(static_cast<double>(masked) / chosen, 0.85, 0.03);
+}
+
+// With `lmforge pretrain --recipe electra`'s defaults (ElectraOptions' masking, the recipe's
+// sampling temperature): at temperature 1 the tiny generator learns the corpus's Zipf frequencies
+// within these 40 steps and its samples become as hard to spot as docs/TRAINING.md's runs show
+// (held-out AUC 0.52 -> 0.39 here).
 TEST(Electra, ShortRunLowersMlmAndRtdLoss) {
-  auto obj = tiny_objective(synthetic_corpus(256, 7, 8, 20), synthetic_corpus(32, 8, 8, 20));
+  ElectraOptions eo;
+  eo.temperature = ElectraRecipeDefaults::temperature;
+  auto obj = tiny_objective(synthetic_corpus(256, 7, 8, 20), synthetic_corpus(32, 8, 8, 20), 3, eo);
   const Metrics before = obj->evaluate();
   ASSERT_TRUE(before.count("eval_rtd_auc"));
   auto params = obj->parameters();
@@ -309,6 +431,14 @@ TEST(Electra, ShortRunLowersMlmAndRtdLoss) {
   EXPECT_LT(after.at("eval_mlm_loss"), before.at("eval_mlm_loss"));
   EXPECT_LT(after.at("eval_rtd_loss"), before.at("eval_rtd_loss"));
   EXPECT_GT(after.at("eval_rtd_auc"), before.at("eval_rtd_auc"));
+  // The held-out RTD loss is the token-weighted mean of its replaced and original parts.
+  for (const Metrics* m : {&before, &after}) {
+    const double f = m->at("eval_replaced_fraction");
+    EXPECT_GT(f, 0.0);
+    EXPECT_LT(f, 0.5);
+    EXPECT_NEAR(f * m->at("eval_rtd_loss_replaced") + (1 - f) * m->at("eval_rtd_loss_original"),
+                m->at("eval_rtd_loss"), 1e-5 * m->at("eval_rtd_loss"));
+  }
   RecordProperty("train", fmt::format("mlm {:.3f}->{:.3f} rtd {:.3f}->{:.3f}", mlm_first, mlm_last,
                                       rtd_first, rtd_last));
   std::printf(

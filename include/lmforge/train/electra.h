@@ -33,11 +33,27 @@ struct ElectraTokens {
   static ElectraTokens from_tokenizer(const tok::Tokenizer& t);
 };
 
+// What `lmforge pretrain --recipe electra` uses where the command line does not say otherwise
+// (docs/TRAINING.md "ELECTRA that learns", issue 18). The masking is ELECTRA's reference code's
+// (google-research/electra pretrain_helpers.mask: 85 % [MASK], 15 % unchanged, no random ids);
+// the learning rate, warm-up and sampling temperature are the study's.
+struct ElectraRecipeDefaults {
+  static constexpr double learning_rate = 2e-4;
+  static constexpr double warmup_ratio = 0.1;
+  static constexpr double mask_replace_prob = 0.85;
+  static constexpr double random_replace_prob = 0.0;
+  static constexpr double temperature = 2.0;
+};
+
 struct ElectraOptions {
-  double mlm_probability = 0.15;     // HF DataCollatorForLanguageModeling
-  double mask_replace_prob = 0.8;    // chosen -> [MASK]
-  double random_replace_prob = 0.1;  // chosen -> a random id; the rest stay unchanged
+  double mlm_probability = 0.15;
+  double mask_replace_prob = ElectraRecipeDefaults::mask_replace_prob;      // chosen -> [MASK]
+  double random_replace_prob = ElectraRecipeDefaults::random_replace_prob;  // chosen -> random id;
+                                                                            // the rest unchanged
   double rtd_weight = 50.0;          // the paper's lambda
+  // The generator's samples come from softmax(logits / temperature) (ELECTRA's reference code
+  // `temperature`, default 1); > 1 flattens them (more implausible replacements).
+  double temperature = 1.0;
   uint64_t eval_seed = 1234;         // masking and sampling of evaluate() (the same every time)
   int64_t eval_batch_size = 16;
   std::string tokenizer_dir;  // when set, save_pretrained copies its tokenizer files
@@ -46,7 +62,7 @@ struct ElectraOptions {
 // One MLM-masked batch ([B, T] each): what the generator sees, and the truth.
 struct ElectraBatch {
   Tensor original_ids;    // i64, padded with ElectraTokens::pad
-  Tensor masked_ids;      // original_ids after 80/10/10 masking
+  Tensor masked_ids;      // original_ids after masking
   Tensor mlm_labels;      // i64: original id at chosen positions, -100 elsewhere
   Tensor attention_mask;  // i64: 1 token, 0 padding
   Tensor token_type_ids;  // i64 zeros (single-segment instances)
@@ -99,7 +115,8 @@ class ElectraObjective : public Objective {
   void load_pretrained(const std::string& dir) override;
 
   // The batch of these instances, padded and masked with `rng` (HF's collator: each non-special
-  // token chosen with mlm_probability, then 80/10/10; at least one token per batch is chosen).
+  // token chosen with mlm_probability, then [MASK] / random / unchanged with mask_replace_prob and
+  // random_replace_prob; at least one token per batch is chosen).
   ElectraBatch make_batch(std::span<const int64_t> indices, Generator& rng,
                           bool eval = false) const;
   // The loss of a given masked batch. `noise` [M, vocab] holds uniform [0, 1) numbers for the M
@@ -126,13 +143,15 @@ class ElectraObjective : public Objective {
 };
 
 // `lmforge pretrain --recipe electra`: instances packed like RoBERTa's full sentences ([CLS] ...
-// [SEP]) from o's corpus and tokenizer, a discriminator from o.model_dir (continued) or
+// [SEP]) from o's corpus and tokenizer, masked as o says (mask_replace_prob / random_replace_prob
+// < 0: ElectraRecipeDefaults'), generator samples at `temperature`, a discriminator from o.model_dir (continued) or
 // o.config_path (an ELECTRA config, from scratch) and, from scratch, a generator
 // `generator_divisor` times narrower (hidden size, heads, FFN) sharing its embeddings. ValueError
 // for another family's config or a divisor that leaves the generator's hidden size not divisible by
 // its heads.
 std::unique_ptr<Objective> make_electra_objective(const PretrainOptions& o,
                                                   int64_t generator_divisor = 4,
-                                                  double rtd_weight = 50.0);
+                                                  double rtd_weight = 50.0,
+                                                  double temperature = 1.0);
 
 }  // namespace lmf::train

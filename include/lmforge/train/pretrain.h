@@ -210,6 +210,10 @@ struct PretrainOptions {
   std::string recipe = "bert";  // bert (MLM+NSP) | albert (MLM+SOP) | roberta (MLM only)
   int64_t max_seq_length = 128;
   double mlm_probability = 0.15;
+  // Of the chosen tokens, the share replaced by the mask token and by a random id (the rest stay
+  // unchanged); < 0: the recipe's default (HF DataCollatorForLanguageModeling's 0.8 / 0.1).
+  double mask_replace_prob = -1;
+  double random_replace_prob = -1;
   std::string masking = "dynamic";  // static | dynamic
   int64_t dup_factor = 1;
   bool whole_word_mask = false;
