@@ -167,11 +167,11 @@ def roc_auc(scores, labels):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", default="")
     p.add_argument("--tokenizer", required=True)
-    p.add_argument("--train", required=True)
+    p.add_argument("--train", default="")
     p.add_argument("--eval", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", default="-")
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--gradient-accumulation-steps", type=int, default=1)
@@ -190,28 +190,40 @@ def main():
     p.add_argument("--generator-temperature", type=float, default=1.0)
     p.add_argument("--eval-batch-size", type=int, default=16)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--eval-only", metavar="DIR",
+                   help="no training: evaluate a saved pair (DIR = ElectraForPreTraining, "
+                        "DIR/generator = ElectraForMaskedLM, e.g. lmforge's output folder) on --eval "
+                        "and print the metrics; --config/--train are then not read")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
 
     tok = BertTokenizerFast.from_pretrained(a.tokenizer)
-    train = pack(read_documents(a.train), tok, a.max_seq_length)
     heldout = pack(read_documents(a.eval), tok, a.max_seq_length)
-    cfg = json.load(open(a.config))
-    dcfg = ElectraConfig(**{k: v for k, v in cfg.items() if k not in ("architectures",)})
-    gcfg = ElectraConfig(**{k: v for k, v in cfg.items() if k not in ("architectures",)})
-    d = a.generator_divisor
-    gcfg.hidden_size = max(dcfg.hidden_size // d, 1)
-    gcfg.num_attention_heads = max(dcfg.num_attention_heads // d, 1)
-    gcfg.intermediate_size = max(dcfg.intermediate_size // d, 1)
-    gcfg.embedding_size = dcfg.embedding_size
-    torch.manual_seed(a.seed)
-    disc = ElectraForPreTraining(dcfg)
-    gen = ElectraForMaskedLM(gcfg)
-    gen.electra.embeddings = disc.electra.embeddings  # shared token/position/type embeddings + LN
-    gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
+    if a.eval_only:
+        disc = ElectraForPreTraining.from_pretrained(a.eval_only)
+        gen = ElectraForMaskedLM.from_pretrained(a.eval_only + "/generator")
+        gen.electra.embeddings = disc.electra.embeddings
+        gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
+        train = []
+    else:
+        train = pack(read_documents(a.train), tok, a.max_seq_length)
+    cfg = json.load(open(a.config)) if not a.eval_only else {}
+    if not a.eval_only:
+        dcfg = ElectraConfig(**{k: v for k, v in cfg.items() if k not in ("architectures",)})
+        gcfg = ElectraConfig(**{k: v for k, v in cfg.items() if k not in ("architectures",)})
+        d = a.generator_divisor
+        gcfg.hidden_size = max(dcfg.hidden_size // d, 1)
+        gcfg.num_attention_heads = max(dcfg.num_attention_heads // d, 1)
+        gcfg.intermediate_size = max(dcfg.intermediate_size // d, 1)
+        gcfg.embedding_size = dcfg.embedding_size
+        torch.manual_seed(a.seed)
+        disc = ElectraForPreTraining(dcfg)
+        gen = ElectraForMaskedLM(gcfg)
+        gen.electra.embeddings = disc.electra.embeddings  # shared token/position/type embeddings
+        gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
 
-    vocab = dcfg.vocab_size
+    vocab = disc.config.vocab_size
     special = torch.zeros(vocab, dtype=torch.bool)
     for i in tok.all_special_ids:
         special[i] = True
@@ -234,7 +246,7 @@ def main():
         else max(0.0, (a.max_steps - s) / max(1, a.max_steps - warmup)))
 
     g = torch.Generator().manual_seed(a.seed + 1)
-    out = open(a.out, "w")
+    out = open(a.out, "w") if a.out != "-" else open("/dev/null", "w")
 
     def evaluate(step):
         gen.eval(), disc.eval()
@@ -267,6 +279,9 @@ def main():
         out.flush()
         print(json.dumps(m), flush=True)
 
+    if a.eval_only:
+        evaluate(0)
+        return
     gen.train(), disc.train()
     order, pos_in_epoch = [], 0
     window = {}
