@@ -299,7 +299,7 @@ def main():
                                            a.generator_temperature)
             (loss / a.gradient_accumulation_steps).backward()
             tokens_seen += st["tokens"]
-            rec = {"loss": float(loss), "mlm_loss": float(mlm), "rtd_loss": float(rtd),
+            rec = {"loss": loss.item(), "mlm_loss": mlm.item(), "rtd_loss": rtd.item(),
                    "rtd_accuracy": st["correct"] / st["tokens"],
                    "replaced_fraction": st["replaced"] / st["tokens"]}
             if st["replaced"]:
