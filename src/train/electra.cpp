@@ -61,6 +61,16 @@ std::optional<double> roc_auc(std::vector<std::pair<float, uint8_t>>& scored) {
   return (rank_sum - pos * (pos + 1) / 2) / (pos * neg);
 }
 
+// `prefix`replaced_fraction and the RTD loss over the replaced / original tokens alone (left out
+// when there are none of that kind), from token counts and summed per-token losses.
+void add_rtd_split(Metrics& m, const std::string& prefix, int64_t tokens, int64_t replaced,
+                   double bce_replaced, double bce_original) {
+  m[prefix + "replaced_fraction"] = static_cast<double>(replaced) / static_cast<double>(tokens);
+  if (replaced > 0) m[prefix + "rtd_loss_replaced"] = bce_replaced / static_cast<double>(replaced);
+  if (tokens > replaced)
+    m[prefix + "rtd_loss_original"] = bce_original / static_cast<double>(tokens - replaced);
+}
+
 Tensor uniform_noise(int64_t rows, int64_t vocab, Generator& rng) {
   Tensor u = Tensor::empty({rows, vocab});
   float* p = u.data<float>();
@@ -388,19 +398,20 @@ ElectraObjective::Pieces ElectraObjective::run(const ElectraBatch& batch, const 
   p.rtd_loss = d.loss;
   p.loss = p.mlm_loss + p.rtd_loss * opt_.rtd_weight;
   p.disc_logits = d.logits.detach().contiguous().to_vector<float>();
+  // The per-token RTD loss (the op ElectraForPreTraining's loss averages), split by label.
+  const auto bce = binary_cross_entropy_with_logits(d.logits.detach(),
+                                                    p.disc_labels.to(DType::f32), Reduction::none)
+                       .contiguous()
+                       .to_vector<float>();
   for (size_t k = 0; k < p.active.size(); ++k) {
     if (!p.active[k]) continue;
     ++p.tokens;
-    const double x = p.disc_logits[k];
-    p.correct += (x > 0) == (p.labels[k] == 1);
-    // binary cross-entropy with logits, as torch's BCEWithLogitsLoss
-    const double bce =
-        std::max(x, 0.0) - x * static_cast<double>(p.labels[k]) + std::log1p(std::exp(-std::abs(x)));
+    p.correct += (p.disc_logits[k] > 0) == (p.labels[k] == 1);
     if (p.labels[k]) {
       ++p.replaced;
-      p.bce_replaced += bce;
+      p.bce_replaced += bce[k];
     } else {
-      p.bce_original += bce;
+      p.bce_original += bce[k];
     }
   }
   return p;
@@ -416,15 +427,10 @@ Objective::BatchLoss ElectraObjective::loss_on(const ElectraBatch& batch, const 
   out.tokens = p.tokens;
   out.parts = {{"mlm_loss", p.mlm_loss.item()},
                {"rtd_loss", p.rtd_loss.item()},
-               {"rtd_accuracy", static_cast<double>(p.correct) / static_cast<double>(p.tokens)},
-               {"replaced_fraction",
-                static_cast<double>(p.replaced) / static_cast<double>(p.tokens)}};
+               {"rtd_accuracy", static_cast<double>(p.correct) / static_cast<double>(p.tokens)}};
   // A batch without replaced (or original) tokens has no such mean; the trainer averages the
   // parts it gets over the logging window.
-  if (p.replaced > 0)
-    out.parts["rtd_loss_replaced"] = p.bce_replaced / static_cast<double>(p.replaced);
-  if (p.tokens > p.replaced)
-    out.parts["rtd_loss_original"] = p.bce_original / static_cast<double>(p.tokens - p.replaced);
+  add_rtd_split(out.parts, "", p.tokens, p.replaced, p.bce_replaced, p.bce_original);
   return out;
 }
 
@@ -473,10 +479,7 @@ Metrics ElectraObjective::evaluate() {
   m["eval_rtd_loss"] = rtd_sum / static_cast<double>(tokens);
   m["eval_loss"] = m["eval_mlm_loss"] + opt_.rtd_weight * m["eval_rtd_loss"];
   m["eval_rtd_accuracy"] = static_cast<double>(correct) / static_cast<double>(tokens);
-  m["eval_replaced_fraction"] = static_cast<double>(replaced) / static_cast<double>(tokens);
-  if (replaced > 0) m["eval_rtd_loss_replaced"] = bce_replaced / static_cast<double>(replaced);
-  if (tokens > replaced)
-    m["eval_rtd_loss_original"] = bce_original / static_cast<double>(tokens - replaced);
+  add_rtd_split(m, "eval_", tokens, replaced, bce_replaced, bce_original);
   if (auto auc = roc_auc(scored)) m["eval_rtd_auc"] = *auc;
   return m;
 }
@@ -524,10 +527,8 @@ std::unique_ptr<Objective> make_electra_objective(const PretrainOptions& d,
   ElectraTokens tokens = ElectraTokens::from_tokenizer(tokenizer);
   ElectraOptions eo;
   eo.mlm_probability = d.mlm_probability;
-  eo.mask_replace_prob =
-      d.mask_replace_prob >= 0 ? d.mask_replace_prob : ElectraRecipeDefaults::mask_replace_prob;
-  eo.random_replace_prob = d.random_replace_prob >= 0 ? d.random_replace_prob
-                                                      : ElectraRecipeDefaults::random_replace_prob;
+  if (d.mask_replace_prob >= 0) eo.mask_replace_prob = d.mask_replace_prob;  // else ElectraOptions'
+  if (d.random_replace_prob >= 0) eo.random_replace_prob = d.random_replace_prob;
   eo.rtd_weight = rtd_weight;
   eo.temperature = temperature;
   eo.tokenizer_dir = tok_dir;

@@ -332,9 +332,7 @@ TEST(Electra, MaskingFollowsTheCollator) {
   ElectraOptions hf;  // DataCollatorForLanguageModeling's 80 / 10 / 10
   hf.mask_replace_prob = 0.8;
   hf.random_replace_prob = 0.1;
-  auto obj = ElectraObjective::from_configs(tiny_config(16, 1, 2, 32), tiny_config(32, 2, 4, 64),
-                                            synthetic_corpus(64, 1, 20, 30), {}, tiny_tokens(), hf,
-                                            3);
+  auto obj = tiny_objective(synthetic_corpus(64, 1, 20, 30), {}, 3, hf);
   Generator rng(5);
   int64_t eligible = 0, chosen = 0, masked = 0, kept = 0, specials_chosen = 0;
   for (int rep = 0; rep < 20; ++rep) {
@@ -369,9 +367,7 @@ TEST(Electra, MaskingWithoutRandomReplacement) {
   ElectraOptions eo;
   EXPECT_EQ(eo.mask_replace_prob, 0.85);
   EXPECT_EQ(eo.random_replace_prob, 0.0);
-  auto obj = ElectraObjective::from_configs(tiny_config(16, 1, 2, 32), tiny_config(32, 2, 4, 64),
-                                            synthetic_corpus(64, 1, 20, 30), {}, tiny_tokens(), eo,
-                                            3);
+  auto obj = tiny_objective(synthetic_corpus(64, 1, 20, 30), {}, 3, eo);
   Generator rng(5);
   int64_t chosen = 0, masked = 0, kept = 0;
   for (int rep = 0; rep < 20; ++rep) {
