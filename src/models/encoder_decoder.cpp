@@ -10,14 +10,22 @@
 namespace lmf::models {
 
 void Seq2SeqCache::reorder(const std::vector<int64_t>& rows) {
+  const int64_t before = self.batch();
   self.reorder(rows);  // checks the rows
   NoGradGuard no_grad;
   for (nn::KVCache& c : cross) {
     if (!c.k.defined()) continue;
+    // Cross keys/values shared by groups of rows (one per source) stay shared while every row
+    // stays in its group; otherwise row r gets its group's own copy.
+    const int64_t group = c.k.size(0) > 0 ? std::max<int64_t>(1, before / c.k.size(0)) : 1;
+    bool within = group > 1 && static_cast<int64_t>(rows.size()) == before;
+    for (size_t i = 0; within && i < rows.size(); ++i)
+      within = rows[i] / group == static_cast<int64_t>(i) / group;
+    if (within) continue;
     std::vector<Tensor> k, v;
     for (int64_t r : rows) {
-      k.push_back(c.k.select(0, r));
-      v.push_back(c.v.select(0, r));
+      k.push_back(c.k.select(0, r / group));
+      v.push_back(c.v.select(0, r / group));
     }
     c.k = stack(k, 0);
     c.v = stack(v, 0);
@@ -96,10 +104,20 @@ int64_t check_decoder_call(const std::string& who, const Seq2SeqInputs& in, cons
               "model {} decoder layers (make it with make_cache)",
               who, cache->batch(), cache->self.num_layers(), B, decoder_layers);
   }
-  LMF_CHECK(enc.dim() == 3 && enc.size(0) == B && enc.size(2) == d_model, ShapeError,
-            "{}: encoder_hidden_states must be [{}, S, {}], got {}", who, B, d_model,
-            enc.describe());
-  check_seq2seq_mask(who, "attention_mask", in.attention_mask, B, enc.size(1));
+  // An encoder row may serve a group of consecutive decoder rows (Seq2SeqInputs).
+  const int64_t g = in.encoder_row_group;
+  LMF_CHECK(g >= 1 && B % g == 0, ValueError,
+            "{}: encoder_row_group {} must be positive and divide the {} decoder rows", who, g, B);
+  LMF_CHECK(enc.dim() == 3 && enc.size(0) == B / g && enc.size(2) == d_model, ShapeError,
+            "{}: encoder_hidden_states must be [{}, S, {}]{}, got {}", who, B / g, d_model,
+            g > 1 ? fmt::format(" (encoder_row_group {})", g) : "", enc.describe());
+  check_seq2seq_mask(who, "attention_mask", in.attention_mask, B / g, enc.size(1));
+  if (cache && cache->has_cross())
+    LMF_CHECK(cache->cross[0].k.size(0) == B / g, ValueError,
+              "{}: the cache holds cross-attention keys for {} rows but encoder_hidden_states has "
+              "{} (encoder_row_group {}); after a reorder across sources pass one encoder row per "
+              "decoder row",
+              who, cache->cross[0].k.size(0), B / g, g);
   if (cache && cache->has_cross())
     LMF_CHECK(cache->cross[0].k.size(2) == enc.size(1), ValueError,
               "{}: the cache holds cross-attention keys of a {}-position source but "

@@ -160,11 +160,15 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
             "MultiHeadAttention: x must be [B, T, {}], got {}", c.dim,
             x.defined() ? x.describe() : "undefined");
   const bool cross = in.context.defined();
+  // A context row may serve several consecutive rows of x (beam search's copies of a source,
+  // inference only): its keys/values are then computed and cached once for them.
   if (cross)
-    LMF_CHECK(in.context.dim() == 3 && in.context.size(0) == x.size(0) &&
-                  in.context.size(2) == c.kv_input_dim,
-              ShapeError, "MultiHeadAttention: context must be [{}, Tk, {}], got {}", x.size(0),
-              c.kv_input_dim, in.context.describe());
+    LMF_CHECK(in.context.dim() == 3 && in.context.size(0) > 0 &&
+                  x.size(0) % in.context.size(0) == 0 && in.context.size(2) == c.kv_input_dim,
+              ShapeError,
+              "MultiHeadAttention: context must be [{}, Tk, {}] (or have a batch dividing {}), got "
+              "{}",
+              x.size(0), c.kv_input_dim, x.size(0), in.context.describe());
   LMF_CHECK(!(cross && in.cache && in.cache->preallocated()), ValueError,
             "MultiHeadAttention: a preallocated KV cache serves self-attention only");
   const int64_t past = in.cache ? in.cache->length() : 0;

@@ -26,8 +26,18 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Atten
             "{}: q, k and v must share one floating dtype, got {}", kOp, s);
   LMF_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, ShapeError,
             "{}: q, k, v must be rank 4 ([B, H, T, D]), got {}", kOp, s);
-  LMF_CHECK(k.size(0) == q.size(0) && v.size(0) == q.size(0), ShapeError,
-            "{}: batch sizes differ, got {}", kOp, s);
+  // Keys/values of one batch row may serve several consecutive query rows (beam search's copies
+  // of a source in cross-attention): k/v batch Bk dividing q's B, inference only.
+  LMF_CHECK(k.size(0) > 0 && q.size(0) % k.size(0) == 0 && v.size(0) == k.size(0), ShapeError,
+            "{}: batch sizes differ (k/v's batch must equal q's or divide it), got {}", kOp, s);
+  if (k.size(0) != q.size(0)) {
+    LMF_CHECK(!needs_grad({q, k, v}) && !(o.training && o.dropout_p > 0) && !o.causal &&
+                  !o.attn_mask.defined(),
+              ValueError,
+              "{}: k/v with fewer batch rows than q (shared by groups of query rows) serve "
+              "inference only: no gradient, dropout, causal or attn_mask; got {}",
+              kOp, s);
+  }
   LMF_CHECK(k.size(3) == q.size(3), ShapeError, "{}: q and k head sizes (dim 3) differ, got {}",
             kOp, s);
   LMF_CHECK(v.size(1) == k.size(1) && v.size(2) == k.size(2), ShapeError,
@@ -43,9 +53,9 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Atten
     LMF_CHECK(!is_floating(m.dtype()), DTypeError,
               "{}: key_padding_mask must be bool or integer (nonzero = attend), got {} with {}",
               kOp, m.describe(), s);
-    LMF_CHECK(m.dim() == 2 && m.size(0) == B && m.size(1) == Tk, ShapeError,
-              "{}: key_padding_mask must be [B, Tk] = [{}, {}], got {} with {}", kOp, B, Tk,
-              m.describe(), s);
+    LMF_CHECK(m.dim() == 2 && m.size(0) == k.size(0) && m.size(1) == Tk, ShapeError,
+              "{}: key_padding_mask must be [Bk, Tk] = [{}, {}] (k's batch), got {} with {}", kOp,
+              k.size(0), Tk, m.describe(), s);
   }
   if (o.attn_mask.defined()) {
     const Tensor& m = o.attn_mask;
@@ -65,13 +75,17 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Atten
 
 AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
                               const AttentionOptions& o) {
-  kernels::AttentionDims d{q.size(0), q.size(1), k.size(1), q.size(2),
+  // Query groups (k/v batch Bk < B): the kernel sees batch Bk with each row's g = B / Bk query
+  // rows stacked, [Bk, H, g * Tq, D] (q and out are read through strides, see below).
+  const int64_t groups = q.size(0) / k.size(0);
+  kernels::AttentionDims d{k.size(0), q.size(1), k.size(1), q.size(2) * groups,
                            k.size(2), q.size(3), v.size(3)};
+  d.q_groups = groups;
   const float scale =
       o.scale != 0.0
           ? static_cast<float>(o.scale)
           : (d.D > 0 ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.D))) : 1.0f);
-  const Shape score_shape{d.B, d.H, d.Tq, d.Tk};
+  const Shape score_shape{d.B, d.H, d.Tq, d.Tk};  // [Bk, H, g * Tq, Tk] with groups
 
   kernels::AttentionMask mask;
   Tensor kp, am;
@@ -107,15 +121,25 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
   auto layout = [grad](const Tensor& t) {
     return grad || t.strides()[3] != 1 ? t.detach().contiguous() : t.detach();
   };
-  const Tensor qc = layout(q), kc = layout(k), vc = layout(v);
-
-  Tensor out = grad ? Tensor::empty({d.B, d.H, d.Tq, d.Dv})
-                    : Tensor::empty({d.B, d.Tq, d.H, d.Dv}).permute({0, 2, 1, 3});
+  Tensor qc = layout(q);
+  const Tensor kc = layout(k), vc = layout(v);
+  const int64_t Tq = q.size(2);
+  // With groups, row b * g + j of q / out is group row j of kernel batch b: that needs q's batch
+  // stride to be Tq times its position stride (true of [B, Tq, H, D] storage, the projections'
+  // layout, and of the output allocated below).
+  if (groups > 1 && qc.strides()[0] != Tq * qc.strides()[2])
+    qc = q.detach().permute({0, 2, 1, 3}).contiguous().permute({0, 2, 1, 3});
+  Tensor out = grad ? Tensor::empty({q.size(0), d.H, Tq, d.Dv})
+                    : Tensor::empty({q.size(0), Tq, d.H, d.Dv}).permute({0, 2, 1, 3});
   kernels::AttentionStrides st;
   const Tensor* ts[4] = {&qc, &kc, &vc, &out};
   int64_t* dst[4] = {st.q, st.k, st.v, st.out};
   for (int i = 0; i < 4; ++i)
     for (int j = 0; j < 3; ++j) dst[i][j] = ts[i]->strides()[j];
+  if (groups > 1) {
+    st.q[0] *= groups;
+    st.out[0] *= groups;
+  }
   Tensor probs, keep;
   if (grad || o.return_probs) probs = Tensor::empty(score_shape);
   std::vector<uint64_t> seeds;
@@ -130,6 +154,10 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
 
   AttentionResult r;
   if (o.return_probs) r.probs = grad ? probs.clone() : probs;
+  if (o.return_probs && groups > 1)  // [Bk, H, g * Tq, Tk] -> [B, H, Tq, Tk]
+    r.probs = probs.reshape({d.B, d.H, groups, Tq, d.Tk})
+                  .permute({0, 2, 1, 3, 4})
+                  .reshape({q.size(0), d.H, Tq, d.Tk});
   if (grad) {
     std::vector<Tensor> inputs{q, k, v};
     if (bias_grad) inputs.push_back(o.attn_mask);

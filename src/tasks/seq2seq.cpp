@@ -28,21 +28,25 @@ namespace lmf::tasks {
 
 namespace {
 
-// The last position's logits [rows, V] as a fresh f32 tensor.
-Tensor last_logits(const models::Seq2SeqOutput& out, int64_t rows, int64_t vocab) {
+// The last position's logits [rows, V] as a fresh f32 tensor (the model's own output when
+// nothing else holds it: a decode step's logits are not copied).
+Tensor last_logits(models::Seq2SeqOutput&& out, int64_t rows, int64_t vocab) {
   LMF_CHECK(out.logits.defined() && out.logits.dim() == 3 && out.logits.size(0) == rows &&
                 out.logits.size(2) == vocab,
             ShapeError, "generate_seq2seq: the model returned logits {} for {} rows and vocab {}",
             out.logits.defined() ? out.logits.describe() : "none", rows, vocab);
-  return out.logits.select(1, out.logits.size(1) - 1).to(DType::f32).contiguous().clone();
+  Tensor last = out.logits.select(1, out.logits.size(1) - 1).to(DType::f32).contiguous();
+  out.logits = Tensor();
+  if (last.handle_count() == 1 && last.storage().use_count() == 1) return last;
+  return last.clone();
 }
 
-// Row r of the result is row r / per of `t` (each source repeated for its beams / draws).
-Tensor repeat_rows(const Tensor& t, int64_t per) {
-  if (!t.defined() || per == 1) return t;
-  std::vector<Tensor> rows;
-  for (int64_t r = 0; r < t.size(0) * per; ++r) rows.push_back(t.select(0, r / per));
-  return stack(rows, 0);
+// Row i of the result is row rows[i] of `t`.
+Tensor pick_rows(const Tensor& t, const std::vector<int64_t>& rows) {
+  if (!t.defined()) return t;
+  std::vector<Tensor> picked;
+  for (int64_t r : rows) picked.push_back(t.select(0, r));
+  return stack(picked, 0);
 }
 
 class Seq2SeqSteps : public detail::Stepper {
@@ -57,10 +61,12 @@ class Seq2SeqSteps : public detail::Stepper {
   }
   Tensor first(const detail::PromptRows& pr, int64_t L) override {
     // The encoder runs once over the B sources; its output and mask serve every copy of a row.
-    const int64_t per = rows_ / src_.size(0);
+    // Each source's row serves its `per` decoder rows as it is (Seq2SeqInputs: grouped encoder
+    // states): the cross-attention keys/values are computed and read once per source.
     const models::EncoderOutput enc = model_.encode(src_, src_mask_);
-    in_.encoder_hidden_states = repeat_rows(enc.last_hidden_state, per);
-    in_.attention_mask = repeat_rows(src_mask_, per);
+    in_.encoder_hidden_states = enc.last_hidden_state;
+    in_.attention_mask = src_mask_;
+    in_.encoder_row_group = rows_ / src_.size(0);
     in_.cache = &cache_;
     in_.logits_to_keep = 1;
     in_.decoder_input_ids = Tensor::from_vector(pr.ids, {rows_, L});
@@ -72,16 +78,26 @@ class Seq2SeqSteps : public detail::Stepper {
     return last_logits(model_.forward(in_), rows_, spec_.vocab_size);
   }
   // Beams only move within their source's rows: the encoder output and mask rows stay valid, and
-  // so do the cross-attention keys/values (made from those rows: equal within a source's group),
-  // so only the self-attention cache moves then.
+  // so do the cross-attention keys/values (one per source), so only the self-attention cache moves
+  // then.
   void reorder(const std::vector<int64_t>& rows) override {
     const int64_t per = src_.size(0) > 0 ? rows_ / src_.size(0) : 0;
     bool within = per > 0 && static_cast<int64_t>(rows.size()) == rows_;
     for (int64_t i = 0; within && i < rows_; ++i) within = rows[i] / per == i / per;
-    if (within)
-      cache_.self.reorder(rows);
-    else
+    if (within) {  // the cross keys/values stay shared (see Seq2SeqCache::reorder)
       cache_.reorder(rows);
+      return;
+    }
+    // Rows leave their source's group: every row gets its own copy of its source's encoder
+    // states, mask and cross keys/values (Seq2SeqCache::reorder maps grouped ones).
+    const int64_t group = in_.encoder_row_group;
+    std::vector<int64_t> src_rows(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) src_rows[i] = rows[i] / group;
+    cache_.reorder(rows);
+    in_.encoder_hidden_states = pick_rows(in_.encoder_hidden_states, src_rows);
+    in_.attention_mask = pick_rows(in_.attention_mask, src_rows);
+    in_.encoder_row_group = 1;
+    rows_ = static_cast<int64_t>(rows.size());
   }
   size_t cache_bytes() const override { return cache_.bytes(); }
   int64_t cache_capacity() const override { return cache_.self.capacity(); }

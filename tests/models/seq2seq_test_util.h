@@ -122,6 +122,73 @@ inline Seq2SeqCache expect_cached_decoding_equals_full(const EncoderDecoderModel
   return c2;
 }
 
+// Grouped encoder rows (Seq2SeqInputs::encoder_row_group, what beam search uses): each of the
+// golden's sources serving 3 decoder rows gives exactly the logits and attention probabilities
+// of the sources repeated 3 times, over a cached prefix, a within-group reorder, one more step,
+// and a reorder that leaves the groups (Seq2SeqCache::reorder maps the shared cross keys).
+inline void expect_grouped_encoder_rows_equal_repeated(const EncoderDecoderModel& m,
+                                                       const Seq2SeqInputs& full) {
+  NoGradGuard ng;
+  const int64_t g = 3, Bs = full.input_ids.size(0), B = Bs * g;
+  const int64_t T = full.decoder_input_ids.size(1);
+  ASSERT_GE(T, 3);
+  const Tensor enc = m.encode(full.input_ids, full.attention_mask).last_hidden_state;
+  std::vector<Tensor> er, mr, ids;
+  for (int64_t r = 0; r < B; ++r) {
+    er.push_back(enc.select(0, r / g));
+    mr.push_back(full.attention_mask.select(0, r / g));
+    ids.push_back(full.decoder_input_ids.select(0, r % Bs));  // rows of a group differ
+  }
+  const Tensor dec_ids = stack(ids, 0);
+  Seq2SeqCache grouped = m.make_cache(B, T), repeated = m.make_cache(B, T);
+  auto run = [&](Seq2SeqCache& cache, bool group, int64_t start, int64_t n) {
+    Seq2SeqInputs in;
+    in.encoder_hidden_states = group ? enc : stack(er, 0);
+    in.attention_mask = group ? full.attention_mask : stack(mr, 0);
+    in.encoder_row_group = group ? g : 1;
+    in.decoder_input_ids = dec_ids.narrow(1, start, n).contiguous();
+    in.cache = &cache;
+    in.output_attentions = true;
+    return m.forward(in);
+  };
+  auto expect_same = [&](const Seq2SeqOutput& a, const Seq2SeqOutput& b, const char* what) {
+    EXPECT_EQ(a.logits.contiguous().to_vector<float>(), b.logits.contiguous().to_vector<float>())
+        << what;
+    ASSERT_EQ(a.cross_attentions.size(), b.cross_attentions.size());
+    for (size_t l = 0; l < a.cross_attentions.size(); ++l)
+      EXPECT_EQ(a.cross_attentions[l].contiguous().to_vector<float>(),
+                b.cross_attentions[l].contiguous().to_vector<float>())
+          << what << " layer " << l;
+  };
+  expect_same(run(grouped, true, 0, 2), run(repeated, false, 0, 2), "prefix");
+  const std::vector<int64_t> within = {1, 1, 0, 3, 5, 4};  // rows stay in their group (g = 3)
+  std::vector<int64_t> order(B);
+  for (int64_t r = 0; r < B; ++r) order[r] = (r / 6) * 6 + within[r % 6];
+  grouped.reorder(order);
+  repeated.reorder(order);
+  expect_same(run(grouped, true, 2, 1), run(repeated, false, 2, 1), "after a within-group reorder");
+  // Leaving the groups: the grouped cross cache becomes one row per decoder row.
+  Seq2SeqCache g2 = m.make_cache(B, T), r2 = m.make_cache(B, T);
+  run(g2, true, 0, 2);
+  run(r2, false, 0, 2);
+  std::vector<int64_t> across(B);
+  for (int64_t r = 0; r < B; ++r) across[r] = B - 1 - r;
+  g2.reorder(across);
+  r2.reorder(across);
+  ASSERT_EQ(g2.cross[0].k.size(0), B);
+  for (size_t l = 0; l < g2.cross.size(); ++l)
+    EXPECT_EQ(g2.cross[l].k.contiguous().to_vector<float>(),
+              r2.cross[l].k.contiguous().to_vector<float>());
+  // Bad groupings are clear errors.
+  Seq2SeqInputs bad;
+  bad.encoder_hidden_states = enc;
+  bad.decoder_input_ids = dec_ids.narrow(1, 0, 1).contiguous();
+  bad.encoder_row_group = 2;  // 2 * Bs rows of encoder states would be needed
+  EXPECT_THROW(m.forward(bad), ShapeError);
+  bad.encoder_row_group = 4;  // does not divide B = 3 * Bs (Bs = 2)
+  if (B % 4 != 0) EXPECT_THROW(m.forward(bad), ValueError);
+}
+
 // decoder_input_ids made from the labels; loss (relative 1e-5), logits and the golden's
 // parameter gradients (relative 1e-3) after backward().
 inline void expect_golden_loss_and_grads(EncoderDecoderModel& m, const json& g) {

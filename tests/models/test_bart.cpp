@@ -68,6 +68,7 @@ TEST_P(BartFamily, CachedDecodingEqualsFullForward) {
   const Tensor inc = cached_logits(*m, full, enc);
   EXPECT_LE(max_abs(inc, ref), 1e-5);
   EXPECT_LE(max_abs(inc, golden_tensor(g.at("logits"))), 1e-4);
+  expect_grouped_encoder_rows_equal_repeated(*m, full);
 }
 
 TEST_P(BartFamily, LossAndGradientsMatchTransformers) {

@@ -271,6 +271,65 @@ TEST(KVCache, PreallocatesAndReordersAndTruncates) {
   EXPECT_EQ(c.length(), 0);
 }
 
+// Beam-search reorders (few rows move: copied in place, overwritten sources saved first; many
+// move: copied into a spare buffer; shrinking) all give row b the old row rows[b], in every layer,
+// for keys and values; a buffer someone else still holds is never written.
+TEST(KVCache, ReorderInPlaceAndByCopyAgreeWithAGather) {
+  manual_seed(5);
+  const int64_t L = 2, B = 8, H = 2, D = 4, cap = 6, len = 5;
+  KVCache c(L, B, H, D, cap);
+  for (int64_t l = 0; l < L; ++l) {
+    c.keys(l).copy_(randn({B, H, cap, D}));
+    c.values(l).copy_(randn({B, H, cap, D}));
+  }
+  c.advance(len);
+  // Row contents as they should be: [layer][k/v][row] -> the first len positions.
+  auto rows_of = [&](KVCache& kv) {
+    std::vector<std::vector<std::vector<std::vector<float>>>> r(L);
+    for (int64_t l = 0; l < L; ++l)
+      for (Tensor* t : {&kv.keys(l), &kv.values(l)}) {
+        std::vector<std::vector<float>> rs;
+        for (int64_t b = 0; b < kv.batch(); ++b)
+          rs.push_back(t->select(0, b).narrow(1, 0, len).contiguous().to_vector<float>());
+        r[l].push_back(rs);
+      }
+    return r;
+  };
+  const std::vector<std::vector<int64_t>> orders = {
+      {0, 0, 2, 3, 4, 5, 6, 7},  // one row moves
+      {1, 0, 2, 3, 4, 5, 6, 7},  // a swap: both sources are overwritten
+      {2, 0, 1, 3, 4, 5, 6, 7},  // a cycle
+      {0, 1, 2, 3, 3, 3, 6, 6},  // duplicates
+      {7, 6, 5, 4, 3, 2, 1, 0},  // everything moves (copy path)
+      {1, 1, 0, 3, 4, 5, 6, 7},
+      {3, 3, 0}};                // shrinking
+  for (const auto& order : orders) {
+    const auto before = rows_of(c);
+    const void* k0 = c.keys(0).data_ptr();
+    c.reorder(order);
+    ASSERT_EQ(c.batch(), static_cast<int64_t>(order.size()));
+    const auto after = rows_of(c);
+    for (int64_t l = 0; l < L; ++l)
+      for (int kv = 0; kv < 2; ++kv)
+        for (size_t b = 0; b < order.size(); ++b)
+          EXPECT_EQ(after[l][kv][b], before[l][kv][order[b]])
+              << "order " << ::testing::PrintToString(order) << " layer " << l << " row " << b;
+    if (order.size() == 8 && order[0] == 0 && order[1] == 0)
+      EXPECT_EQ(c.keys(0).data_ptr(), k0);  // moved in place
+  }
+  // A held buffer: the reorder copies instead of writing into it.
+  KVCache d(1, 4, 1, 2, 3);
+  d.keys(0).copy_(randn({4, 1, 3, 2}));
+  d.values(0).copy_(randn({4, 1, 3, 2}));
+  d.advance(2);
+  const Tensor held = d.keys(0);
+  const std::vector<float> snapshot = held.to_vector<float>();
+  d.reorder({0, 0, 2, 3});
+  EXPECT_EQ(held.to_vector<float>(), snapshot);
+  EXPECT_EQ(d.keys(0).select(0, 1).narrow(1, 0, 2).contiguous().to_vector<float>(),
+            held.select(0, 0).narrow(1, 0, 2).contiguous().to_vector<float>());
+}
+
 // The attention writes the new keys into the preallocated buffers in place and reads them
 // back: the same output as the growing (concatenating) cache.
 TEST(KVCache, PreallocatedAttentionEqualsConcatenatingCache) {

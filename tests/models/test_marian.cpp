@@ -53,6 +53,7 @@ TEST_P(MarianFamily, CachedDecodingEqualsFullForward) {
   m->prepare_inference();
   const Seq2SeqInputs full = golden_inputs(g);
   Seq2SeqCache c2 = expect_cached_decoding_equals_full(*m, full, golden_tensor(g.at("logits")));
+  expect_grouped_encoder_rows_equal_repeated(*m, full);
   NoGradGuard ng;
   const Tensor enc = m->encode(full.input_ids, full.attention_mask).last_hidden_state;
   Seq2SeqInputs other;

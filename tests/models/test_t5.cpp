@@ -72,6 +72,7 @@ TEST_P(T5Family, CachedDecodingEqualsFullForward) {
   auto m = load_t5(GetParam());
   m->prepare_inference();
   expect_cached_decoding_equals_full(*m, golden_inputs(g), golden_tensor(g.at("logits")));
+  expect_grouped_encoder_rows_equal_repeated(*m, golden_inputs(g));
 }
 
 // Loss, gradients (the relative_attention_bias tables included: they get theirs through the

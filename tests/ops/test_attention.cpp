@@ -334,6 +334,61 @@ TEST(Attention, InferencePathEqualsAutogradPathOnStridedViews) {
   }
 }
 
+// k/v with fewer batch rows than q (each serving g consecutive query rows: beam search's copies
+// of a source in cross-attention) give exactly what the k/v rows repeated g times give, outputs
+// and probabilities, for decode steps (Tq 1), several query rows and GQA; gradients, causal masks
+// and attn_mask are refused.
+TEST(Attention, SharedKeyRowsEqualRepeatedRowsExactly) {
+  manual_seed(12);
+  struct Case {
+    int64_t Bk, g, H, Hkv, Tq, Tk, D;
+  };
+  for (const Case& c : {Case{2, 4, 4, 4, 1, 9, 64}, Case{3, 5, 2, 1, 3, 17, 16},
+                        Case{1, 2, 3, 3, 1, 300, 32}}) {
+    const int64_t B = c.Bk * c.g;
+    // q as the projections leave it: [B, Tq, H, D] storage viewed as [B, H, Tq, D].
+    const Tensor q = randn({B, c.Tq, c.H, c.D}).permute({0, 2, 1, 3});
+    const Tensor k = randn({c.Bk, c.Hkv, c.Tk, c.D}), v = randn({c.Bk, c.Hkv, c.Tk, c.D});
+    Tensor pad = Tensor::ones({c.Bk, c.Tk}, DType::i64);
+    pad.narrow(1, c.Tk - 2, 2).select(0, c.Bk - 1).fill_(0);
+    std::vector<Tensor> kr, vr, pr;
+    for (int64_t r = 0; r < B; ++r) {
+      kr.push_back(k.select(0, r / c.g));
+      vr.push_back(v.select(0, r / c.g));
+      pr.push_back(pad.select(0, r / c.g));
+    }
+    NoGradGuard no_grad;
+    AttentionOptions o;
+    o.return_probs = true;
+    o.key_padding_mask = stack(pr, 0);
+    const AttentionResult want = scaled_dot_product_attention(q, stack(kr, 0), stack(vr, 0), o);
+    o.key_padding_mask = pad;
+    const AttentionResult got = scaled_dot_product_attention(q, k, v, o);
+    ASSERT_EQ(got.out.shape(), want.out.shape());
+    ASSERT_EQ(got.probs.shape(), want.probs.shape());
+    EXPECT_EQ(got.out.contiguous().to_vector<float>(), want.out.contiguous().to_vector<float>())
+        << "Bk=" << c.Bk << " g=" << c.g << " Tq=" << c.Tq;
+    EXPECT_EQ(got.probs.contiguous().to_vector<float>(),
+              want.probs.contiguous().to_vector<float>());
+    // A packed [B, H, Tq, D] q (not the projections' layout) is laid out as needed first.
+    EXPECT_EQ(scaled_dot_product_attention(q.contiguous(), k, v, o).out.contiguous().to_vector<float>(),
+              want.out.contiguous().to_vector<float>());
+  }
+  const Tensor q = randn({4, 2, 1, 8}), k = randn({2, 2, 5, 8}), v = randn({2, 2, 5, 8});
+  AttentionOptions causal;
+  causal.causal = true;
+  EXPECT_THROW(scaled_dot_product_attention(q, k, v, causal), ValueError);
+  AttentionOptions masked;
+  masked.attn_mask = Tensor::ones({1, 5}, DType::boolean);
+  EXPECT_THROW(scaled_dot_product_attention(q, k, v, masked), ValueError);
+  EXPECT_THROW(scaled_dot_product_attention(randn({3, 2, 1, 8}), k, v), ShapeError);  // 3 % 2
+  AttentionOptions wrong_pad;
+  wrong_pad.key_padding_mask = Tensor::ones({4, 5}, DType::i64);  // q's batch, not k's
+  EXPECT_THROW(scaled_dot_product_attention(q, k, v, wrong_pad), ShapeError);
+  const Tensor qg = q.clone().set_requires_grad(true);
+  EXPECT_THROW(scaled_dot_product_attention(qg, k, v), ValueError);
+}
+
 TEST(Attention, FullyMaskedRowIsZeroNotNan) {
   Tensor q = randn({1, 1, 2, 4}), k = randn({1, 1, 3, 4}), v = randn({1, 1, 3, 4});
   AttentionOptions o;

@@ -44,7 +44,9 @@ class KVCache {
   // reorder()'s destination buffers, swapped with k_/v_ after each copy: beam search reorders
   // every step, and fresh multi-MiB buffers each time cost page faults (and huge-page zeroing).
   std::vector<Tensor> spare_k_, spare_v_;
+  std::vector<char> scratch_;  // reorder_in_place's saved rows
   int64_t batch_ = 0, capacity_ = 0, length_ = 0;
+  bool reorder_in_place(const std::vector<int64_t>& rows);
 };
 
 struct DecoderInputs {

@@ -35,11 +35,16 @@ struct Seq2SeqInputs {
   // Source tokens [B, S]; unused when encoder_hidden_states is given.
   Tensor input_ids;
   // Source padding [B, S] (1 attend / 0 padding) for the encoder and the cross-attention;
-  // undefined: no padding.
+  // undefined: no padding. With encoder_row_group g, [B / g, S] like encoder_hidden_states.
   Tensor attention_mask;
   // The encoder's last hidden state [B, S, d] from encode(); undefined: the model encodes
-  // input_ids first (one full forward, as training does).
+  // input_ids first (one full forward, as training does). With encoder_row_group g > 1,
+  // [B / g, S, d].
   Tensor encoder_hidden_states;
+  // Inference only: each row of encoder_hidden_states (and attention_mask) serves g consecutive
+  // decoder rows (beam search's copies of one source), whose cross-attention keys/values are then
+  // computed, cached and read once; the results equal those of the rows repeated g times.
+  int64_t encoder_row_group = 1;
   // Target tokens [B, T] after the cache's positions; undefined with labels: made from the labels
   // by shift_tokens_right(labels, pad, decoder_start) as transformers does.
   Tensor decoder_input_ids;

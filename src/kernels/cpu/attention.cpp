@@ -262,58 +262,70 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
   // units spread evenly over the threads (9 heads alone leave one of 2 threads idle 1/9 of the
   // time). With dropout a unit stays a whole (b, h) block: its keep mask is drawn per (b, h).
   constexpr int64_t kCausalRows = 32;
-  const int64_t q_rows = mask.causal && !dropout && d.Tq >= 2 * kCausalRows ? kCausalRows : d.Tq;
+  const int64_t groups = std::max<int64_t>(1, d.q_groups);
+  LMF_CHECK(groups == 1 || (!mask.causal && !dropout && d.Tq % groups == 0), ValueError,
+            "attention: {} query groups need Tq ({}) divisible by them, no causal mask and no "
+            "dropout",
+            groups, d.Tq);
+  int64_t q_rows = mask.causal && !dropout && d.Tq >= 2 * kCausalRows ? kCausalRows : d.Tq;
+  if (groups > 1) q_rows = d.Tq / groups;
   const int64_t q_blocks = d.Tq > 0 ? (d.Tq + q_rows - 1) / q_rows : 1;
+  // Query groups: one unit per (b, h) runs its groups in turn (their keys stay in cache).
+  const int64_t per_unit = groups > 1 ? q_blocks : 1;
+  const int64_t units = blocks * q_blocks / per_unit;
 #pragma omp parallel num_threads(num_threads())
   {
     std::vector<float> own(probs ? 0 : tt), dropped(dropout ? tt : 0);
 #pragma omp for schedule(dynamic)
-    for (int64_t u = 0; u < blocks * q_blocks; ++u) {
-      // The longest (last) query blocks of every head first, the short ones fill in at the end.
-      const int64_t qi = q_blocks - 1 - u / blocks, bh = u % blocks;
-      const int64_t b = bh / d.H, h = bh % d.H, hk = h / group;
-      const int64_t i0 = qi * q_rows, rows = std::min(q_rows, d.Tq - i0);
-      // Keys [0, kn) are visible to some row of the block (all of them without a causal mask).
-      int64_t kn = d.Tk;
-      if (q_rows < d.Tq) kn = std::clamp<int64_t>(i0 + rows + d.Tk - d.Tq, 1, d.Tk);
-      const float* qb = q + b * st.q[0] + h * st.q[1] + i0 * st.q[2];
-      const float* kb = k + b * st.k[0] + hk * st.k[1];
-      const float* vb = v + b * st.v[0] + hk * st.v[1];
-      float* ob = out + b * st.out[0] + h * st.out[1] + i0 * st.out[2];
-      const bool small = rows * kn * std::max(d.D, d.Dv) <= kSmallBlock;
-      float* s = (probs ? probs + bh * tt : own.data()) + i0 * d.Tk;
-      if (small)
-        small_gemm_nt(rows, kn, d.D, scale, qb, st.q[2], kb, st.k[2], s, d.Tk);
-      else
-        gemm('N', 'T', rows, kn, d.D, scale, qb, st.q[2], kb, st.k[2], s, d.Tk);
-      if (masked) {
-        const int64_t base = b * mask.strides[0] + h * mask.strides[1] + i0 * mask.strides[2];
-        BlockMask bm{mask.key_padding ? pad_bias.data() + b * d.Tk : nullptr,
-                     mask.allow ? mask.allow + base : nullptr,
-                     mask.bias ? mask.bias + base : nullptr,
-                     mask.strides[2],
-                     mask.strides[3],
-                     mask.causal,
-                     d.Tk - d.Tq + i0};
-        apply_mask(s, rows, kn, d.Tk, bm);
-      }
-      softmax_rows(s, rows, kn, d.Tk);
-      if (probs && kn < d.Tk)
-        for (int64_t i = 0; i < rows; ++i) std::fill(s + i * d.Tk + kn, s + (i + 1) * d.Tk, 0.0f);
-      const float* p = s;
-      if (dropout) {
-        Generator gen(seeds[bh]);
-        uint8_t* keep = drop_keep + bh * tt;
-        for (int64_t e = 0; e < tt; ++e) {
-          keep[e] = gen.uniform() >= dropout_p;
-          dropped[e] = keep[e] ? s[e] * keep_scale : 0.0f;
+    for (int64_t u = 0; u < units; ++u) {
+      for (int64_t g = 0; g < per_unit; ++g) {
+        // The longest (last) query blocks of every head first, the short ones fill in at the end.
+        const int64_t qi = per_unit > 1 ? g : q_blocks - 1 - u / blocks,
+                      bh = per_unit > 1 ? u : u % blocks;
+        const int64_t b = bh / d.H, h = bh % d.H, hk = h / group;
+        const int64_t i0 = qi * q_rows, rows = std::min(q_rows, d.Tq - i0);
+        // Keys [0, kn) are visible to some row of the block (all of them without a causal mask).
+        int64_t kn = d.Tk;
+        if (mask.causal && q_rows < d.Tq) kn = std::clamp<int64_t>(i0 + rows + d.Tk - d.Tq, 1, d.Tk);
+        const float* qb = q + b * st.q[0] + h * st.q[1] + i0 * st.q[2];
+        const float* kb = k + b * st.k[0] + hk * st.k[1];
+        const float* vb = v + b * st.v[0] + hk * st.v[1];
+        float* ob = out + b * st.out[0] + h * st.out[1] + i0 * st.out[2];
+        const bool small = rows * kn * std::max(d.D, d.Dv) <= kSmallBlock;
+        float* s = (probs ? probs + bh * tt : own.data()) + i0 * d.Tk;
+        if (small)
+          small_gemm_nt(rows, kn, d.D, scale, qb, st.q[2], kb, st.k[2], s, d.Tk);
+        else
+          gemm('N', 'T', rows, kn, d.D, scale, qb, st.q[2], kb, st.k[2], s, d.Tk);
+        if (masked) {
+          const int64_t base = b * mask.strides[0] + h * mask.strides[1] + i0 * mask.strides[2];
+          BlockMask bm{mask.key_padding ? pad_bias.data() + b * d.Tk : nullptr,
+                       mask.allow ? mask.allow + base : nullptr,
+                       mask.bias ? mask.bias + base : nullptr,
+                       mask.strides[2],
+                       mask.strides[3],
+                       mask.causal,
+                       d.Tk - d.Tq + i0};
+          apply_mask(s, rows, kn, d.Tk, bm);
         }
-        p = dropped.data();
+        softmax_rows(s, rows, kn, d.Tk);
+        if (probs && kn < d.Tk)
+          for (int64_t i = 0; i < rows; ++i) std::fill(s + i * d.Tk + kn, s + (i + 1) * d.Tk, 0.0f);
+        const float* p = s;
+        if (dropout) {
+          Generator gen(seeds[bh]);
+          uint8_t* keep = drop_keep + bh * tt;
+          for (int64_t e = 0; e < tt; ++e) {
+            keep[e] = gen.uniform() >= dropout_p;
+            dropped[e] = keep[e] ? s[e] * keep_scale : 0.0f;
+          }
+          p = dropped.data();
+        }
+        if (small)
+          small_gemm_nn(rows, d.Dv, kn, 1.0f, p, d.Tk, vb, st.v[2], ob, st.out[2]);
+        else
+          gemm('N', 'N', rows, d.Dv, kn, 1.0f, p, d.Tk, vb, st.v[2], ob, st.out[2]);
       }
-      if (small)
-        small_gemm_nn(rows, d.Dv, kn, 1.0f, p, d.Tk, vb, st.v[2], ob, st.out[2]);
-      else
-        gemm('N', 'N', rows, d.Dv, kn, 1.0f, p, d.Tk, vb, st.v[2], ob, st.out[2]);
     }
   }
 }

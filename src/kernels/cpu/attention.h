@@ -7,6 +7,11 @@ namespace lmf::kernels {
 
 struct AttentionDims {
   int64_t B, H, Hkv, Tq, Tk, D, Dv;  // q [B,H,Tq,D], k [B,Hkv,Tk,D], v [B,Hkv,Tk,Dv]
+  // Tq rows of a (b, h) block are q_groups independent sets of Tq / q_groups rows (beam search's
+  // copies of one source sharing its keys/values): each set is computed exactly as a call with
+  // that many query rows would compute it (same kernels, same rounding). Not with a causal mask
+  // or dropout.
+  int64_t q_groups = 1;
 };
 
 // Which scores survive. Every pointer is optional; masked scores become -inf before the softmax.
