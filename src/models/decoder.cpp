@@ -42,7 +42,7 @@ void KVCache::reorder(const std::vector<int64_t>& rows) {
   bool identity = nb == batch_;
   for (int64_t b = 0; identity && b < nb; ++b) identity = rows[b] == b;
   if (identity) return;  // beam search often keeps every beam in place
-  if (reorder_in_place(rows)) return;
+  if (relabel(rows)) return;
   for (auto [bufs, spares] : {std::pair{&k_, &spare_k_}, std::pair{&v_, &spare_v_}}) {
     spares->resize(bufs->size());
     for (size_t l = 0; l < bufs->size(); ++l) {
@@ -68,7 +68,7 @@ void KVCache::reorder(const std::vector<int64_t>& rows) {
         for (int64_t bh = 0; bh < nb * H; ++bh) {
           const int64_t b = bh / H, h = bh % H;
           if (used > 0)
-            std::memcpy(to + (b * H + h) * block, from + (rows[b] * H + h) * block,
+            std::memcpy(to + (b * H + h) * block, from + (physical_row(rows[b]) * H + h) * block,
                         static_cast<size_t>(used));
         }
       }
@@ -81,61 +81,58 @@ void KVCache::reorder(const std::vector<int64_t>& rows) {
     }
   }
   batch_ = nb;
+  rows_.clear();  // compacted: row b is buffer row b again
 }
 
-// Beam search keeps most beams where they are: rows with rows[b] == b stay untouched, a moved
-// row copies its source in place, and a source that is itself overwritten is saved first. Taken
-// when that moves fewer rows than a full copy would (and nothing else shares the buffers).
-bool KVCache::reorder_in_place(const std::vector<int64_t>& rows) {
+// Beam search keeps the batch size and mostly shuffles rows: row b becomes a new label for the
+// buffer row that held old row rows[b] (rows_), so only a source taken by several rows is copied,
+// into a buffer row nobody keeps. Not when something else holds the buffers (they are written).
+bool KVCache::relabel(const std::vector<int64_t>& rows) {
   const int64_t nb = static_cast<int64_t>(rows.size());
-  if (nb != batch_ || length_ == 0 || k_.empty()) return false;
-  std::vector<int64_t> moved, saved;
-  std::vector<int64_t> slot(nb, -1);  // old row -> its index in `saved`, or -1
-  for (int64_t b = 0; b < nb; ++b) {
-    if (rows[b] == b) continue;
-    moved.push_back(b);
-    const int64_t r = rows[b];
-    if (rows[r] != r && slot[r] < 0) {
-      slot[r] = static_cast<int64_t>(saved.size());
-      saved.push_back(r);
-    }
-  }
-  if (2 * (moved.size() + saved.size()) > static_cast<size_t>(nb)) return false;
+  if (nb != batch_ || k_.empty()) return false;
   for (const auto* bufs : {&k_, &v_})
     for (const Tensor& buf : *bufs)
       if (!buf.is_contiguous() || buf.handle_count() != 1 || buf.storage().use_count() != 1)
         return false;
-  const int64_t H = k_[0].size(1), D = k_[0].size(3);
-  const size_t esize = dtype_size(k_[0].dtype());
-  const int64_t block = capacity_ * D * static_cast<int64_t>(esize);  // bytes per (row, head)
-  const int64_t used = length_ * D * static_cast<int64_t>(esize);
-  const int64_t layers = static_cast<int64_t>(k_.size());
-  // saved rows: [2 * layers][saved][H][used bytes]
-  const int64_t per_buf = static_cast<int64_t>(saved.size()) * H * used;
-  scratch_.resize(static_cast<size_t>(2 * layers * per_buf));
-  auto buf_of = [&](int64_t i) -> Tensor& { return i < layers ? k_[i] : v_[i - layers]; };
-  const int64_t ns = static_cast<int64_t>(saved.size()), nm = static_cast<int64_t>(moved.size());
-  const bool par = (nm + ns) * H * used * 2 * layers >= (int64_t{1} << 18);
-#pragma omp parallel num_threads(num_threads()) if (par)
-  {
-#pragma omp for collapse(2)
-    for (int64_t i = 0; i < 2 * layers; ++i)
-      for (int64_t e = 0; e < ns * H; ++e) {
-        const auto* from = static_cast<const char*>(buf_of(i).data_ptr());
-        const int64_t r = saved[e / H], h = e % H;
-        std::memcpy(scratch_.data() + i * per_buf + e * used, from + (r * H + h) * block,
-                    static_cast<size_t>(used));
-      }
-#pragma omp for collapse(2)
-    for (int64_t i = 0; i < 2 * layers; ++i)
-      for (int64_t e = 0; e < nm * H; ++e) {
-        auto* base = static_cast<char*>(buf_of(i).data_ptr());
-        const int64_t b = moved[e / H], h = e % H, r = rows[b];
-        const char* from = slot[r] >= 0 ? scratch_.data() + i * per_buf + (slot[r] * H + h) * used
-                                        : base + (r * H + h) * block;
-        std::memcpy(base + (b * H + h) * block, from, static_cast<size_t>(used));
-      }
+  std::vector<char> used(static_cast<size_t>(nb), 0);
+  std::vector<int64_t> next(static_cast<size_t>(nb), -1);
+  std::vector<std::pair<int64_t, int64_t>> copies;  // (from, to) buffer rows
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t p = physical_row(rows[b]);
+    if (!used[p]) {
+      used[p] = 1;
+      next[b] = p;
+    }
   }
+  int64_t free_row = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    if (next[b] >= 0) continue;
+    while (used[free_row]) ++free_row;
+    used[free_row] = 1;
+    next[b] = free_row;
+    copies.emplace_back(physical_row(rows[b]), free_row);
+  }
+  if (!copies.empty() && length_ > 0) {
+    const int64_t H = k_[0].size(1), D = k_[0].size(3);
+    const int64_t es = static_cast<int64_t>(dtype_size(k_[0].dtype()));
+    const int64_t block = capacity_ * D * es, used_bytes = length_ * D * es;
+    const int64_t layers = static_cast<int64_t>(k_.size());
+    const int64_t nc = static_cast<int64_t>(copies.size());
+    const int64_t work = 2 * layers * nc * H;
+#pragma omp parallel for num_threads(num_threads()) if (work * used_bytes >= (int64_t{1} << 18))
+    for (int64_t w = 0; w < work; ++w) {
+      const int64_t i = w / (nc * H), c = (w / H) % nc, h = w % H;
+      auto* base = static_cast<char*>((i < layers ? k_[i] : v_[i - layers]).data_ptr());
+      std::memcpy(base + (copies[c].second * H + h) * block, base + (copies[c].first * H + h) * block,
+                  static_cast<size_t>(used_bytes));
+    }
+  }
+  bool identity = true;
+  for (int64_t b = 0; identity && b < nb; ++b) identity = next[b] == b;
+  if (identity)
+    rows_.clear();
+  else
+    rows_ = std::move(next);
   return true;
 }
 

@@ -1,6 +1,7 @@
 // Forward passes of every nn module, composed from lmf ops (which record autograd). Kept apart
 // from construction so that building and loading module trees never depends on op kernels.
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "lmforge/nn/attention.h"
@@ -97,6 +98,25 @@ namespace {
 Tensor split_heads(const Tensor& x, int64_t heads, int64_t head_dim) {
   return x.reshape({x.size(0), x.size(1), heads, head_dim}).permute({0, 2, 1, 3});
 }
+// src [B, H, T, D] (last dim contiguous) into buf [B', H, capacity, D] at rows[b], positions
+// [past, past + T).
+void scatter_into_cache(const Tensor& src_any, const Tensor& buf, const int64_t* rows,
+                        int64_t past) {
+  const Tensor src = src_any.dtype() == buf.dtype() ? src_any : src_any.to(buf.dtype());
+  const Tensor s = src.strides()[3] == 1 ? src : src.contiguous();
+  const int64_t B = s.size(0), H = s.size(1), T = s.size(2), D = s.size(3);
+  const size_t es = dtype_size(buf.dtype());
+  const auto* from = static_cast<const char*>(s.data_ptr());
+  auto* to = static_cast<char*>(buf.data_ptr());
+  const int64_t cap = buf.size(2);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < T; ++t)
+        std::memcpy(to + (((rows[b] * H + h) * cap) + past + t) * D * es,
+                    from + (b * s.strides()[0] + h * s.strides()[1] + t * s.strides()[2]) * es,
+                    static_cast<size_t>(D) * es);
+}
+
 Tensor default_positions(int64_t past, int64_t length) {
   std::vector<int64_t> pos(length);
   std::iota(pos.begin(), pos.end(), past);
@@ -125,10 +145,13 @@ AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Te
             past, T, kb.size(2));
   Tensor k_slot = kb.narrow(2, past, T), v_slot = cache.v_buffer.narrow(2, past, T);
   const bool grad = needs_grad({q, k, v});
+  LMF_CHECK(!cache.rows || !grad, ValueError,
+            "cached_self_attention: a relabelled KV cache (after a beam reorder) serves "
+            "inference only");
   Tensor qr = q, kr = k;
   if (rope) {
     const Tensor pos = positions.defined() ? positions : default_positions(past, T);
-    if (!grad && q.dtype() == DType::f32) {
+    if (!grad && q.dtype() == DType::f32 && !cache.rows) {
       // q rotated into [B, T, H, D] (the layout the attention output is merged in), k straight
       // into the cache.
       qr = Tensor::empty({B, T, q.size(1), D}).permute({0, 2, 1, 3});
@@ -140,6 +163,14 @@ AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Te
       qr = rotary_embedding(q, pos, rope->inv_freq, rope->attention_scaling, rope->interleaved);
       kr = rotary_embedding(k, pos, rope->inv_freq, rope->attention_scaling, rope->interleaved);
     }
+  }
+  if (cache.rows) {  // row b's positions live in buffer row rows[b]
+    scatter_into_cache(kr.detach(), kb, cache.rows, past);
+    scatter_into_cache(v.detach(), cache.v_buffer, cache.rows, past);
+    AttentionOptions o = options;
+    o.kv_rows = cache.rows;
+    return scaled_dot_product_attention(qr, kb.narrow(2, 0, past + T),
+                                        cache.v_buffer.narrow(2, 0, past + T), o);
   }
   if (kr.defined()) k_slot.copy_(kr.detach());
   v_slot.copy_(v.detach());

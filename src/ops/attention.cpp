@@ -30,6 +30,16 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Atten
   // of a source in cross-attention): k/v batch Bk dividing q's B, inference only.
   LMF_CHECK(k.size(0) > 0 && q.size(0) % k.size(0) == 0 && v.size(0) == k.size(0), ShapeError,
             "{}: batch sizes differ (k/v's batch must equal q's or divide it), got {}", kOp, s);
+  if (o.kv_rows) {
+    LMF_CHECK(!needs_grad({q, k, v}) && k.size(0) == q.size(0), ValueError,
+              "{}: kv_rows (relabelled key/value rows) serve inference only, with k/v's batch "
+              "equal to q's; got {}",
+              kOp, s);
+    for (int64_t b = 0; b < q.size(0); ++b)
+      LMF_CHECK(o.kv_rows[b] >= 0 && o.kv_rows[b] < k.size(0), IndexError,
+                "{}: kv_rows[{}] = {} is outside k's batch of {}", kOp, b, o.kv_rows[b],
+                k.size(0));
+  }
   if (k.size(0) != q.size(0)) {
     LMF_CHECK(!needs_grad({q, k, v}) && !(o.training && o.dropout_p > 0) && !o.causal &&
                   !o.attn_mask.defined(),
@@ -81,6 +91,7 @@ AttentionResult attention_f32(const Tensor& q, const Tensor& k, const Tensor& v,
   kernels::AttentionDims d{k.size(0), q.size(1), k.size(1), q.size(2) * groups,
                            k.size(2), q.size(3), v.size(3)};
   d.q_groups = groups;
+  d.kv_rows = o.kv_rows;
   const float scale =
       o.scale != 0.0
           ? static_cast<float>(o.scale)

@@ -74,8 +74,10 @@ class MockLM : public models::DecoderModel {
     const int64_t cap = keys.size(2);
     EXPECT_LE(past + T, cap);
     float* k = keys.data<float>();
+    // Row b lives in buffer row physical_row(b) (relabelled by beam reorders).
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < T; ++t) k[b * cap + past + t] = static_cast<float>(ids[b * T + t]);
+      for (int64_t t = 0; t < T; ++t)
+        k[c.physical_row(b) * cap + past + t] = static_cast<float>(ids[b * T + t]);
     const int64_t keep = in.logits_to_keep > 0 ? std::min(in.logits_to_keep, T) : T;
     models::DecoderOutput out;
     out.logits = Tensor::zeros({B, keep, vocab_});
@@ -86,7 +88,7 @@ class MockLM : public models::DecoderModel {
         std::vector<int64_t> seq;
         for (int64_t q = 0; q <= pos; ++q)
           if (mask.empty() || mask[b * (past + T) + q])
-            seq.push_back(static_cast<int64_t>(k[b * cap + q]));
+            seq.push_back(static_cast<int64_t>(k[c.physical_row(b) * cap + q]));
         const auto l = mock_logits(seq, vocab_);
         std::copy(l.begin(), l.end(), o + (b * keep + j) * vocab_);
       }

@@ -24,18 +24,25 @@ class KVCache {
   int64_t batch() const { return batch_; }
   int64_t num_layers() const { return static_cast<int64_t>(k_.size()); }
   // Layer `layer`'s buffers [B, n_kv_heads, capacity, head_dim]; positions [0, length) are valid.
+  // Batch row b lives in buffer row physical_row(b) (b until a reorder relabels rows).
   Tensor& keys(int64_t layer) { return k_.at(layer); }
   Tensor& values(int64_t layer) { return v_.at(layer); }
+  int64_t physical_row(int64_t b) const { return rows_.empty() ? b : rows_.at(b); }
   // Called by the model after every layer wrote `n` new positions at [length, length + n).
   void advance(int64_t n);
   // Beam search / batch compaction: row b becomes old row rows[b] (rows.size() may differ from
-  // batch()).
+  // batch()). With the batch size kept, rows are relabelled (physical_row) and only rows taken
+  // twice are copied; a new size compacts the buffers.
   void reorder(const std::vector<int64_t>& rows);
   void truncate(int64_t length);  // forget positions >= length (length <= this->length())
-  void reset() { length_ = 0; }
+  void reset() {
+    length_ = 0;
+    rows_.clear();
+  }
   // Layer `layer`'s buffers as the attention reads and extends them (positions [0, length)).
   nn::KVCache layer(int64_t layer) const {
-    return nn::KVCache{Tensor(), Tensor(), k_.at(layer), v_.at(layer), length_};
+    return nn::KVCache{Tensor(), Tensor(), k_.at(layer), v_.at(layer), length_,
+                       rows_.empty() ? nullptr : rows_.data()};
   }
   size_t bytes() const;
 
@@ -44,9 +51,10 @@ class KVCache {
   // reorder()'s destination buffers, swapped with k_/v_ after each copy: beam search reorders
   // every step, and fresh multi-MiB buffers each time cost page faults (and huge-page zeroing).
   std::vector<Tensor> spare_k_, spare_v_;
-  std::vector<char> scratch_;  // reorder_in_place's saved rows
+  // Buffer row of each batch row after a relabelling reorder; empty: row b is buffer row b.
+  std::vector<int64_t> rows_;
   int64_t batch_ = 0, capacity_ = 0, length_ = 0;
-  bool reorder_in_place(const std::vector<int64_t>& rows);
+  bool relabel(const std::vector<int64_t>& rows);
 };
 
 struct DecoderInputs {

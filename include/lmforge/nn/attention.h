@@ -50,6 +50,9 @@ struct KVCache {
   Tensor k, v;
   Tensor k_buffer, v_buffer;
   int64_t past = 0;
+  // Preallocated form: the buffer row holding batch row b is rows[b] (beam search relabels rows
+  // instead of moving them; see models::KVCache::reorder); null: row b.
+  const int64_t* rows = nullptr;
   bool preallocated() const { return k_buffer.defined(); }
   int64_t length() const { return preallocated() ? past : (k.defined() ? k.size(2) : 0); }
 };

@@ -183,6 +183,9 @@ struct AttentionOptions {
   double dropout_p = 0.0;  // dropout on the probabilities (training only)
   bool training = false;
   bool return_probs = false;  // fill AttentionResult::probs [B, H, Tq, Tk] (for heatmaps)
+  // Inference only: batch row b reads keys/values row kv_rows[b] (B entries, each < k's batch);
+  // null: row b. How a relabelled KV cache (beam search) is read without moving it.
+  const int64_t* kv_rows = nullptr;
 };
 struct AttentionResult {
   Tensor out;    // [B, H, Tq, Dv]

@@ -273,10 +273,18 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
   // Query groups: one unit per (b, h) runs its groups in turn (their keys stay in cache).
   const int64_t per_unit = groups > 1 ? q_blocks : 1;
   const int64_t units = blocks * q_blocks / per_unit;
-#pragma omp parallel num_threads(num_threads())
+  // Units of equal work (no causal blocks: decode steps, encoders) go in runs of consecutive
+  // units, so that a thread streams forward through the keys/values (a decode step's are read
+  // from L3 or memory) instead of hopping between the threads' blocks; causal blocks one at a
+  // time, longest first.
+  const int64_t threads = num_threads();
+  const int64_t chunk = q_blocks == 1 || per_unit > 1
+                            ? std::max<int64_t>(1, units / (4 * std::max<int64_t>(1, threads)))
+                            : 1;
+#pragma omp parallel num_threads(threads)
   {
     std::vector<float> own(probs ? 0 : tt), dropped(dropout ? tt : 0);
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(dynamic, chunk)
     for (int64_t u = 0; u < units; ++u) {
       for (int64_t g = 0; g < per_unit; ++g) {
         // The longest (last) query blocks of every head first, the short ones fill in at the end.
@@ -288,8 +296,9 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
         int64_t kn = d.Tk;
         if (mask.causal && q_rows < d.Tq) kn = std::clamp<int64_t>(i0 + rows + d.Tk - d.Tq, 1, d.Tk);
         const float* qb = q + b * st.q[0] + h * st.q[1] + i0 * st.q[2];
-        const float* kb = k + b * st.k[0] + hk * st.k[1];
-        const float* vb = v + b * st.v[0] + hk * st.v[1];
+        const int64_t kvb = d.kv_rows ? d.kv_rows[b] : b;
+        const float* kb = k + kvb * st.k[0] + hk * st.k[1];
+        const float* vb = v + kvb * st.v[0] + hk * st.v[1];
         float* ob = out + b * st.out[0] + h * st.out[1] + i0 * st.out[2];
         const bool small = rows * kn * std::max(d.D, d.Dv) <= kSmallBlock;
         float* s = (probs ? probs + bh * tt : own.data()) + i0 * d.Tk;

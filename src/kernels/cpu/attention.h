@@ -12,6 +12,8 @@ struct AttentionDims {
   // that many query rows would compute it (same kernels, same rounding). Not with a causal mask
   // or dropout.
   int64_t q_groups = 1;
+  // Batch row b reads k/v row kv_rows[b] (null: row b).
+  const int64_t* kv_rows = nullptr;
 };
 
 // Which scores survive. Every pointer is optional; masked scores become -inf before the softmax.
