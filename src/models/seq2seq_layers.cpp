@@ -142,9 +142,14 @@ void seq2seq_lm_logits(const std::string& who, const nn::Linear& lm_head,
   const Tensor& h = out.last_hidden_state;
   const int64_t keep = in.logits_to_keep;
   LMF_CHECK(keep >= 0, ValueError, "{}: logits_to_keep must be >= 0, got {}", who, keep);
-  out.logits =
-      lm_head.forward(keep > 0 && keep < h.size(1) ? h.narrow(1, h.size(1) - keep, keep) : h) +
-      final_logits_bias;
+  const Tensor hk = keep > 0 && keep < h.size(1) ? h.narrow(1, h.size(1) - keep, keep) : h;
+  // The bias in the GEMM's epilogue (one pass less over [B, T, V]); a bias that learns, or an
+  // lm_head with a bias of its own, adds as transformers writes it.
+  const bool fold = !lm_head.bias().defined() && final_logits_bias.defined() &&
+                    final_logits_bias.numel() == lm_head.out_features() &&
+                    !final_logits_bias.requires_grad();
+  out.logits = fold ? lm_head.forward_with_bias(hk, final_logits_bias)
+                    : lm_head.forward(hk) + final_logits_bias;
   if (labels.labels.defined())
     out.loss = seq2seq_lm_loss(who, out.logits, labels.labels, keep, h.size(1));
 }

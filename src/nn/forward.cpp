@@ -18,9 +18,19 @@ void check_last_dim(const char* who, const Tensor& x, int64_t dim) {
 }
 }  // namespace
 
-Tensor Linear::forward(const Tensor& x, Activation act) const {
+Tensor Linear::forward(const Tensor& x, Activation act) const { return run(x, bias(), act); }
+
+Tensor Linear::forward_with_bias(const Tensor& x, const Tensor& b) const {
+  LMF_CHECK(!bias_, ValueError, "Linear::forward_with_bias: the layer has a bias of its own");
+  LMF_CHECK(b.defined() && b.numel() == out_, ShapeError,
+            "Linear::forward_with_bias: the bias must have {} elements, got {}", out_,
+            b.defined() ? b.describe() : "undefined");
+  return run(x, b.dim() == 1 ? b : b.reshape({out_}), Activation::none);
+}
+
+Tensor Linear::run(const Tensor& x, const Tensor& b, Activation act) const {
   check_last_dim("Linear", x, in_);
-  if (pack_allowed_ && !is_training() && packed_linear_takes(x, {*weight_, bias()})) {
+  if (pack_allowed_ && !is_training() && packed_linear_takes(x, {*weight_, b})) {
     std::shared_ptr<const PackedLinearWeight> p;
     {
       std::lock_guard<std::mutex> lock(pack_mu_);
@@ -28,9 +38,9 @@ Tensor Linear::forward(const Tensor& x, Activation act) const {
       if (!packed_ || !packed_->made_from({*weight_})) packed_ = pack_linear_weight(*weight_);
       p = packed_;
     }
-    if (p) return linear(x, *p, bias(), act);
+    if (p) return linear(x, *p, b, act);
   }
-  return linear(x, *weight_, bias(), act);
+  return linear(x, *weight_, b, act);
 }
 
 bool Linear::is_packed() const {

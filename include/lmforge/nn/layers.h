@@ -16,6 +16,9 @@ class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
   Tensor forward(const Tensor& x, Activation act = Activation::none) const;
+  // For a Linear without a bias of its own: x W^T + b with b [out_features] added in the GEMM's
+  // epilogue (Marian/BART's final_logits_bias), the same values as forward(x) + b.
+  Tensor forward_with_bias(const Tensor& x, const Tensor& b) const;
   Tensor& weight() { return *weight_; }
   const Tensor& weight() const { return *weight_; }
   Tensor bias() const { return bias_ ? *bias_ : Tensor(); }
@@ -27,6 +30,7 @@ class Linear : public Module {
   void on_prepare_inference(bool prepare) override;
 
  private:
+  Tensor run(const Tensor& x, const Tensor& b, Activation act) const;
   int64_t in_, out_;
   Tensor* weight_;
   Tensor* bias_ = nullptr;
