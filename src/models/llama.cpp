@@ -7,6 +7,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "lmforge/core/autograd.h"
 #include "lmforge/models/registry.h"
 #include "models/decoder_util.h"
 
@@ -369,10 +370,12 @@ LlamaDecoderLayer::LlamaDecoderLayer(const LlamaConfig& c, int64_t) {
 
 Tensor LlamaDecoderLayer::forward(const Tensor& x, const nn::AttentionInputs& in) const {
   const Tensor a = self_attn_->forward(input_layernorm_->forward(x), in).out;
+  // in.q_keep: the attention returned the last positions only; so does the rest of the layer.
+  const Tensor xr = a.size(1) < x.size(1) ? x.narrow(1, x.size(1) - a.size(1), a.size(1)) : x;
   // h = x + a and its norm in one pass (ops::add_rms_norm; add then norm where grads flow).
   Tensor h;
-  const Tensor n =
-      add_rms_norm(x, a, post_attention_layernorm_->weight(), post_attention_layernorm_->eps(), &h);
+  const Tensor n = add_rms_norm(xr, a, post_attention_layernorm_->weight(),
+                                post_attention_layernorm_->eps(), &h);
   return h + mlp_->forward(n);
 }
 
@@ -438,6 +441,8 @@ DecoderOutput LlamaModel::forward(const DecoderInputs& in, const DecoderLabels&)
   const Tensor key_padding = detail::key_padding_from(in.attention_mask);
 
   DecoderOutput out;
+  const bool prune = in.prune_last_layer && in.cache && in.logits_to_keep > 0 &&
+                     in.logits_to_keep < T && !in.output_hidden_states && !grad_enabled();
   Tensor h = embed_tokens_->forward(in.input_ids);
   if (in.output_hidden_states) out.hidden_states.push_back(h);
   for (size_t i = 0; i < layers_->size(); ++i) {
@@ -450,6 +455,7 @@ DecoderOutput LlamaModel::forward(const DecoderInputs& in, const DecoderLabels&)
     if (in.cache) {
       layer_cache = in.cache->layer(static_cast<int64_t>(i));
       ai.cache = &layer_cache;
+      if (prune && i + 1 == layers_->size()) ai.q_keep = in.logits_to_keep;
     }
     h = layers_->at<LlamaDecoderLayer>(i)->forward(h, ai);
     if (in.output_hidden_states) out.hidden_states.push_back(h);

@@ -136,7 +136,8 @@ Tensor default_positions(int64_t past, int64_t length) {
 
 AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                       KVCache& cache, const AttentionOptions& options,
-                                      const Tensor& positions, const RopeFrequencies* rope) {
+                                      const Tensor& positions, const RopeFrequencies* rope,
+                                      int64_t q_keep) {
   LMF_CHECK(cache.preallocated() && cache.v_buffer.defined(), ValueError,
             "cached_self_attention: the cache has no preallocated buffers");
   const Tensor& kb = cache.k_buffer;
@@ -177,6 +178,7 @@ AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Te
   if (cache.rows) {  // row b's positions live in buffer row rows[b]
     scatter_into_cache(kr.detach(), kb, cache.rows, past);
     scatter_into_cache(v.detach(), cache.v_buffer, cache.rows, past);
+    if (q_keep > 0 && q_keep < T) qr = qr.narrow(2, T - q_keep, q_keep);
     AttentionOptions o = options;
     o.kv_rows = cache.rows;
     return scaled_dot_product_attention(qr, kb.narrow(2, 0, past + T),
@@ -184,6 +186,10 @@ AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Te
   }
   if (kr.defined()) k_slot.copy_(kr.detach());
   v_slot.copy_(v.detach());
+  if (q_keep > 0 && q_keep < T) {
+    LMF_CHECK(!grad, ValueError, "cached_self_attention: q_keep serves inference only");
+    qr = qr.narrow(2, T - q_keep, q_keep);
+  }
   Tensor keys, values;
   if (grad) {  // gradients flow into the new positions; the cached ones are constants
     keys = past > 0 ? concat({kb.narrow(2, 0, past), kr}, 2) : kr;
@@ -212,6 +218,10 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
               x.size(0), c.kv_input_dim, x.size(0), in.context.describe());
   LMF_CHECK(!(cross && in.cache && in.cache->preallocated()), ValueError,
             "MultiHeadAttention: a preallocated KV cache serves self-attention only");
+  LMF_CHECK(in.q_keep >= 0 && (in.q_keep == 0 || (in.cache && in.cache->preallocated())),
+            ValueError,
+            "MultiHeadAttention: q_keep ({}) needs self-attention over a preallocated KV cache",
+            in.q_keep);
   const int64_t past = in.cache ? in.cache->length() : 0;
   const Tensor qkv = cross ? Tensor() : fused_qkv(x);
   Tensor q, k, v;
@@ -246,7 +256,11 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
       theta_rope.inv_freq = Tensor::from_vector(f, {c.head_dim / 2});
       rope = &theta_rope;
     }
-    r = cached_self_attention(q, k, v, *in.cache, opt, in.positions, rope);
+    const int64_t T = x.size(1);
+    if (in.q_keep > 0 && in.q_keep < T && opt.attn_mask.defined() && opt.attn_mask.dim() >= 2 &&
+        opt.attn_mask.size(opt.attn_mask.dim() - 2) == T)
+      opt.attn_mask = opt.attn_mask.narrow(opt.attn_mask.dim() - 2, T - in.q_keep, in.q_keep);
+    r = cached_self_attention(q, k, v, *in.cache, opt, in.positions, rope, in.q_keep);
   } else {
     if (!cross && (rope || c.rope_theta > 0)) {
       Tensor pos = in.positions.defined() ? in.positions : default_positions(past, x.size(1));
@@ -272,7 +286,7 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
     r = scaled_dot_product_attention(q, k, v, opt);
   }
   Tensor merged =
-      r.out.permute({0, 2, 1, 3}).reshape({x.size(0), x.size(1), c.n_heads * c.head_dim});
+      r.out.permute({0, 2, 1, 3}).reshape({x.size(0), r.out.size(2), c.n_heads * c.head_dim});
   r.out = o_ ? o_->forward(merged) : merged;
   return r;
 }

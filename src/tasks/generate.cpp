@@ -63,6 +63,7 @@ Tensor forward_last(const models::DecoderModel& model, const std::vector<int64_t
   if (!mask.empty()) in.attention_mask = Tensor::from_vector(mask, {rows, total});
   in.cache = &cache;
   in.logits_to_keep = 1;
+  in.prune_last_layer = true;
   models::DecoderOutput out = model.forward(in);
   LMF_CHECK(out.logits.defined() && out.logits.dim() == 3 && out.logits.size(0) == rows &&
                 out.logits.size(2) == model.spec().vocab_size,

@@ -115,6 +115,33 @@ TEST_P(LlamaFamily, CachedDecodingEqualsFullForward) {
   EXPECT_LE(max_abs_diff_masked(l1, ref.narrow(1, S - 1, 1).contiguous(),
                                 Tensor::ones({B, 1}, DType::i64)),
             1e-5);
+  // A pruned last layer (generate's prefill: only the kept positions after the last layer's
+  // keys/values; with Mistral's sliding window the mask rows are narrowed too) gives the same
+  // kept logits and caches the same keys/values: the next step agrees as well.
+  for (const int64_t keep : {int64_t{1}, int64_t{2}}) {
+    KVCache pruned_cache = m->make_cache(B, S), full_cache = m->make_cache(B, S);
+    DecoderInputs p;
+    p.input_ids = full.input_ids.narrow(1, 0, S - 1).contiguous();
+    p.attention_mask = full.attention_mask.narrow(1, 0, S - 1).contiguous();
+    p.logits_to_keep = keep;
+    p.cache = &full_cache;
+    const Tensor want = m->forward(p).logits;
+    p.cache = &pruned_cache;
+    p.prune_last_layer = true;
+    const DecoderOutput got = m->forward(p);
+    ASSERT_EQ(got.logits.shape(), want.shape());
+    EXPECT_EQ(got.last_hidden_state.size(1), keep);
+    EXPECT_LE(max_abs_diff_masked(got.logits, want, Tensor::ones({B, keep}, DType::i64)), 1e-5)
+        << "keep " << keep;
+    DecoderInputs next;
+    next.input_ids = full.input_ids.narrow(1, S - 1, 1).contiguous();
+    next.attention_mask = full.attention_mask;
+    next.cache = &pruned_cache;
+    const Tensor a = m->forward(next).logits;
+    next.cache = &full_cache;
+    EXPECT_LE(max_abs_diff_masked(a, m->forward(next).logits, Tensor::ones({B, 1}, DType::i64)),
+              1e-5);
+  }
 }
 
 TEST_P(LlamaFamily, LossAndGradientsMatchTransformers) {

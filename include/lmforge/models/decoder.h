@@ -68,6 +68,11 @@ struct DecoderInputs {
   KVCache* cache = nullptr;  // read, and extended by T positions; null: no cache
   // Logits only for the last `logits_to_keep` positions (HF's logits_to_keep); 0: all.
   int64_t logits_to_keep = 0;
+  // Inference with a cache and logits_to_keep > 0: the last layer computes only the kept positions
+  // (all positions' keys/values are still cached), as llama.cpp skips unused outputs; the kept
+  // logits are unchanged, last_hidden_state then holds the kept positions only. Used by
+  // generate()'s prefill; families without it (GPT-2) ignore it.
+  bool prune_last_layer = false;
   bool output_hidden_states = false;
 };
 

@@ -64,6 +64,10 @@ struct AttentionInputs {
   KVCache* cache = nullptr;  // incremental decoding: read and extended
   // Rotary frequencies for self-attention (overrides config.rope_theta); null: rope_theta's.
   const RopeFrequencies* rope = nullptr;
+  // Inference, self-attention with a preallocated cache: only the last q_keep positions of x
+  // produce outputs ([B, q_keep, dim]); the keys/values of all of them are cached. 0: all. (A
+  // prompt's last layer needs no more than the positions whose logits are kept.)
+  int64_t q_keep = 0;
 };
 
 // Self-attention of new q [B, H, T, D], k/v [B, Hkv, T, D] (any strides with a contiguous last
@@ -72,10 +76,13 @@ struct AttentionInputs {
 // buffers and attends over [0, past + T). Without gradients the rotated keys are written straight
 // into the cache and nothing but q's rotation and the output is allocated. Shared by
 // MultiHeadAttention and models with their own projections (GPT-2's Conv1D).
+// q_keep > 0: only the last q_keep query positions attend (their outputs alone are returned,
+// [B, H, q_keep, Dv]); all T keys/values are still cached. options.attn_mask, when given, covers
+// the q_keep kept rows.
 AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                       KVCache& cache, const AttentionOptions& options,
                                       const Tensor& positions = Tensor(),
-                                      const RopeFrequencies* rope = nullptr);
+                                      const RopeFrequencies* rope = nullptr, int64_t q_keep = 0);
 
 class MultiHeadAttention : public Module {
  public:
