@@ -185,6 +185,12 @@ Seq2SeqSpec BartModel::spec() const {
   return s;
 }
 
+EncoderOutput BartModel::encode_for_decoder(const Tensor& input_ids,
+                                        const Tensor& attention_mask) const {
+  return detail::encode_stack(cfg_, architecture(), *encoder_, input_ids, attention_mask, false,
+                              is_training(), true);
+}
+
 EncoderOutput BartModel::encode(const Tensor& input_ids, const Tensor& attention_mask,
                                 bool output_attentions) const {
   return detail::encode_stack(cfg_, architecture(), *encoder_, input_ids, attention_mask,

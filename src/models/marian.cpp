@@ -176,6 +176,12 @@ Seq2SeqSpec MarianModel::spec() const {
   return s;
 }
 
+EncoderOutput MarianModel::encode_for_decoder(const Tensor& input_ids,
+                                        const Tensor& attention_mask) const {
+  return detail::encode_stack(cfg_, architecture(), *encoder_, input_ids, attention_mask, false,
+                              is_training(), true);
+}
+
 EncoderOutput MarianModel::encode(const Tensor& input_ids, const Tensor& attention_mask,
                                   bool output_attentions) const {
   return detail::encode_stack(cfg_, architecture(), *encoder_, input_ids, attention_mask,

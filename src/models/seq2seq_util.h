@@ -175,10 +175,12 @@ using Seq2SeqEmbed = std::function<Tensor(const Tensor& ids, int64_t start)>;
 
 // Checks input_ids [B, S] (S <= max_positions: a ValueError saying to truncate) and the mask, then
 // runs embed + the encoder layers (Seq2SeqLayer).
+// skip_padding: inference for a decoder's cross-attention only; padded positions are not
+// computed (zeros in the output; the cross-attention never reads them).
 EncoderOutput run_seq2seq_encoder(const Seq2SeqStackShape& s, const nn::ModuleList& layers,
                                   const Seq2SeqEmbed& embed, const Tensor& input_ids,
                                   const Tensor& attention_mask, bool output_attentions,
-                                  bool training);
+                                  bool training, bool skip_padding = false);
 
 // Checks decoder ids, masks, cache and encoder states, then runs embed (from the cache's length)
 // + the decoder layers over the cache (advanced by T); returns the last hidden state and fills
@@ -231,11 +233,11 @@ Seq2SeqSpec seq2seq_spec(const C& c) {
 template <class C, class S>
 EncoderOutput encode_stack(const C& c, const std::string& who, const S& encoder,
                            const Tensor& input_ids, const Tensor& attention_mask,
-                           bool output_attentions, bool training) {
+                           bool output_attentions, bool training, bool skip_padding = false) {
   return run_seq2seq_encoder(
       seq2seq_stack_shape(c, who), encoder.layers(),
       [&](const Tensor& ids, int64_t start) { return encoder.embed(ids, start); }, input_ids,
-      attention_mask, output_attentions, training);
+      attention_mask, output_attentions, training, skip_padding);
 }
 template <class C, class S>
 Tensor decode_stack(const C& c, const std::string& who, const S& decoder, const Seq2SeqInputs& in,

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "lmforge/core/autograd.h"
 #include "lmforge/nn/attention.h"
 #include "lmforge/nn/feed_forward.h"
 #include "lmforge/nn/layers.h"
@@ -289,6 +290,63 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
       r.out.permute({0, 2, 1, 3}).reshape({x.size(0), r.out.size(2), c.n_heads * c.head_dim});
   r.out = o_ ? o_->forward(merged) : merged;
   return r;
+}
+
+Tensor gather_rows(const Tensor& x_any, const std::vector<int64_t>& rows) {
+  const Tensor x = x_any.contiguous();
+  const int64_t C = x.size(x.dim() - 1), R = x.numel() / std::max<int64_t>(1, C);
+  const int64_t n = static_cast<int64_t>(rows.size());
+  Tensor out = Tensor::empty({n, C}, x.dtype());
+  const size_t bytes = static_cast<size_t>(C) * dtype_size(x.dtype());
+  const auto* from = static_cast<const char*>(x.data_ptr());
+  auto* to = static_cast<char*>(out.data_ptr());
+  for (int64_t i = 0; i < n; ++i) {
+    LMF_CHECK(rows[i] >= 0 && rows[i] < R, IndexError, "gather_rows: row {} of {}", rows[i], R);
+    std::memcpy(to + i * bytes, from + rows[i] * bytes, bytes);
+  }
+  return out;
+}
+
+Tensor scatter_rows(const Tensor& x_any, const std::vector<int64_t>& rows, int64_t R) {
+  const Tensor x = x_any.contiguous();
+  const int64_t C = x.size(x.dim() - 1), n = static_cast<int64_t>(rows.size());
+  LMF_CHECK(x.numel() == n * C, ShapeError, "scatter_rows: {} for {} rows", x.describe(), n);
+  Tensor out = Tensor::zeros({R, C}, x.dtype());
+  const size_t bytes = static_cast<size_t>(C) * dtype_size(x.dtype());
+  const auto* from = static_cast<const char*>(x.data_ptr());
+  auto* to = static_cast<char*>(out.data_ptr());
+  for (int64_t i = 0; i < n; ++i) {
+    LMF_CHECK(rows[i] >= 0 && rows[i] < R, IndexError, "scatter_rows: row {} of {}", rows[i], R);
+    std::memcpy(to + rows[i] * bytes, from + i * bytes, bytes);
+  }
+  return out;
+}
+
+Tensor MultiHeadAttention::forward_packed(const Tensor& x, const PackedRows& p,
+                                          const AttentionOptions& options) const {
+  const AttentionConfig& c = cfg_;
+  const int64_t n = static_cast<int64_t>(p.rows.size());
+  LMF_CHECK(x.defined() && x.dim() == 3 && x.size(0) == 1 && x.size(1) == n && x.size(2) == c.dim,
+            ShapeError, "MultiHeadAttention::forward_packed: x must be [1, {}, {}], got {}", n,
+            c.dim, x.defined() ? x.describe() : "undefined");
+  LMF_CHECK(!is_training() && !grad_enabled() && c.rope_theta == 0, ValueError,
+            "MultiHeadAttention::forward_packed serves inference without rotary embeddings");
+  const int64_t qn = c.n_heads * c.head_dim, kvn = c.n_kv_heads * c.head_dim;
+  Tensor qkv = fused_qkv(x);
+  if (!qkv.defined()) qkv = concat({q_->forward(x), k_->forward(x), v_->forward(x)}, 2);
+  // The kept rows back in the padded layout (padding rows zero: masked out as keys, and their
+  // query rows' outputs are dropped below).
+  const Tensor padded = scatter_rows(qkv, p.rows, p.B * p.S).reshape({p.B, p.S, qn + 2 * kvn});
+  const Tensor q = split_heads(padded.narrow(2, 0, qn), c.n_heads, c.head_dim);
+  const Tensor k = split_heads(padded.narrow(2, qn, kvn), c.n_kv_heads, c.head_dim);
+  const Tensor v = split_heads(padded.narrow(2, qn + kvn, kvn), c.n_kv_heads, c.head_dim);
+  AttentionOptions opt = options;
+  opt.dropout_p = 0.0;
+  opt.training = false;
+  const AttentionResult r = scaled_dot_product_attention(q, k, v, opt);
+  const Tensor merged = gather_rows(r.out.permute({0, 2, 1, 3}).reshape({p.B * p.S, qn}), p.rows)
+                            .reshape({1, n, qn});
+  return o_ ? o_->forward(merged) : merged;
 }
 
 Tensor MultiHeadAttention::fused_qkv(const Tensor& x) const {

@@ -112,11 +112,17 @@ int64_t sample_row(const float* x, int64_t n, Generator& gen) {
   return last;
 }
 
-int64_t argmax_row(const float* x, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;
-  return best;
+// The first index of the largest value (a NaN never wins, except at index 0 as the scan's
+// start), vectorised: the maximum in one pass, then its first position.
+__attribute__((target_clones("avx512f", "default"))) int64_t argmax_row(const float* x,
+                                                                       int64_t n) {
+  if (n <= 0 || std::isnan(x[0])) return 0;
+  float m = x[0];
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+  for (int64_t i = 0; i < n; ++i)
+    if (x[i] == m) return i;
+  return 0;
 }
 
 // torch.topk's order: the larger value first, the lower index first among equals.

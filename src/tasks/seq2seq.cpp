@@ -63,7 +63,7 @@ class Seq2SeqSteps : public detail::Stepper {
     // The encoder runs once over the B sources; its output and mask serve every copy of a row.
     // Each source's row serves its `per` decoder rows as it is (Seq2SeqInputs: grouped encoder
     // states): the cross-attention keys/values are computed and read once per source.
-    const models::EncoderOutput enc = model_.encode(src_, src_mask_);
+    const models::EncoderOutput enc = model_.encode_for_decoder(src_, src_mask_);
     in_.encoder_hidden_states = enc.last_hidden_state;
     in_.attention_mask = src_mask_;
     in_.encoder_row_group = rows_ / src_.size(0);

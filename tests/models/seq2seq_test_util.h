@@ -41,6 +41,8 @@ inline double encoder_diff(const Tensor& a, const json& g) {
                              golden_tensor(g.at("attention_mask")));
 }
 
+inline Tensor dec_ids_source(const json& g) { return golden_tensor(g.at("input_ids")); }
+
 // Logits (with the golden's source padding, and with its decoder_attention_mask) and encoder
 // states; encode() then the decoder on the given states gives the same logits.
 inline void expect_golden_logits(const EncoderDecoderModel& m, const json& g) {
@@ -55,6 +57,17 @@ inline void expect_golden_logits(const EncoderDecoderModel& m, const json& g) {
   dec.encoder_hidden_states = m.encode(dec.input_ids, dec.attention_mask).last_hidden_state;
   dec.input_ids = Tensor();
   EXPECT_LE(max_abs(m.forward(dec).logits, o.logits), 1e-6);
+  // encode_for_decoder (generation's encoder; Marian and BART skip the padded positions): the
+  // attended positions as encode() gives them, and the same logits through the decoder.
+  const Tensor mask = golden_tensor(g.at("attention_mask"));
+  const auto mv = mask.to(DType::i64).to_vector<int64_t>();
+  ASSERT_TRUE(std::count(mv.begin(), mv.end(), 0) > 0) << "the golden has no padding";
+  const Tensor fd = m.encode_for_decoder(dec_ids_source(g), mask).last_hidden_state;
+  EXPECT_LE(max_abs_diff_masked(fd, dec.encoder_hidden_states, mask), 1e-5);
+  Seq2SeqInputs via = golden_inputs(g);
+  via.encoder_hidden_states = fd;
+  via.input_ids = Tensor();
+  EXPECT_LE(max_abs(m.forward(via).logits, o.logits), 1e-5);
 }
 
 // The packed inference weights (m is prepared) give the golden logits too.

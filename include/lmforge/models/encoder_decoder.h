@@ -96,6 +96,12 @@ class EncoderDecoderModel : public PretrainedModel {
   // Runs the encoder once: input_ids [B, S], attention_mask [B, S] or undefined.
   virtual EncoderOutput encode(const Tensor& input_ids, const Tensor& attention_mask = Tensor(),
                                bool output_attentions = false) const = 0;
+  // The encoder output as generation's cross-attention reads it: the attended positions equal
+  // encode()'s; padded ones are unspecified (Marian and BART skip them: zeros).
+  virtual EncoderOutput encode_for_decoder(const Tensor& input_ids,
+                                           const Tensor& attention_mask = Tensor()) const {
+    return encode(input_ids, attention_mask);
+  }
   // Encoder (unless encoder_hidden_states is given) then decoder; runs in the module's mode.
   virtual Seq2SeqOutput forward(const Seq2SeqInputs& in,
                                 const Seq2SeqLabels& labels = {}) const = 0;

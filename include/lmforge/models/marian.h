@@ -113,6 +113,8 @@ class MarianModel : public EncoderDecoderModel {
   LoadReport load(const nn::StateDict& state, const LoadOptions& opt = {},
                   const std::string& origin = "checkpoint") override;
   void init_missing(const std::vector<std::string>& keys) override;
+  EncoderOutput encode_for_decoder(const Tensor& input_ids,
+                                   const Tensor& attention_mask = Tensor()) const override;
   EncoderOutput encode(const Tensor& input_ids, const Tensor& attention_mask = Tensor(),
                        bool output_attentions = false) const override;
   Seq2SeqOutput forward(const Seq2SeqInputs& in, const Seq2SeqLabels& labels = {}) const override;

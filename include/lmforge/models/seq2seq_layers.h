@@ -38,6 +38,10 @@ class Seq2SeqLayer : public nn::Module {
     std::vector<Tensor>* cross_probs = nullptr;
   };
   Tensor forward(const Tensor& x, const Inputs& in) const;
+  // Encoder layer, inference: x [1, n, d] holds the kept rows of a padded batch (see
+  // nn::MultiHeadAttention::forward_packed; self_options: its key padding); returns the same rows.
+  Tensor forward_packed(const Tensor& x, const nn::PackedRows& p,
+                        const AttentionOptions& self_options) const;
 
  private:
   bool decoder_;

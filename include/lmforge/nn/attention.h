@@ -84,12 +84,28 @@ AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Te
                                       const Tensor& positions = Tensor(),
                                       const RopeFrequencies* rope = nullptr, int64_t q_keep = 0);
 
+// A padded batch [B, S] reduced to its real positions: rows[i] = b * S + s of the i-th kept one.
+// Inference of a padded encoder runs its projections and FFNs on the kept rows only.
+struct PackedRows {
+  int64_t B = 0, S = 0;
+  std::vector<int64_t> rows;
+};
+// x [R, C] (any leading dims flattened, contiguous rows) -> [n, C]: the given rows, in order.
+Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& rows);
+// x [n, C] -> [R, C] zeros with row rows[i] = x[i].
+Tensor scatter_rows(const Tensor& x, const std::vector<int64_t>& rows, int64_t R);
+
 class MultiHeadAttention : public Module {
  public:
   explicit MultiHeadAttention(const AttentionConfig& config);
   // x [B, T, dim] -> out [B, T, dim] (or [B, T, n_heads * head_dim] without an output
   // projection); probs [B, n_heads, T, Tk] when options.return_probs.
   AttentionResult forward(const Tensor& x, const AttentionInputs& in = {}) const;
+  // Inference self-attention of a padded batch given as its kept rows, x [1, n, dim] (n =
+  // p.rows.size()): the projections run on the kept rows, the attention on the padded layout
+  // (options: its key padding), the output [1, n, dim] again holds the kept rows only. The kept
+  // rows' values equal forward()'s on the padded batch.
+  Tensor forward_packed(const Tensor& x, const PackedRows& p, const AttentionOptions& options) const;
   const AttentionConfig& config() const { return cfg_; }
   const Linear& q_proj() const { return *q_; }
   const Linear& k_proj() const { return *k_; }
