@@ -292,18 +292,25 @@ AttentionResult MultiHeadAttention::forward(const Tensor& x, const AttentionInpu
   return r;
 }
 
+namespace {
+// Copies rows of `bytes` bytes: row i of the packed side <-> row rows[i] of the other (R rows).
+void move_rows(const Tensor& src, Tensor& dst, const std::vector<int64_t>& rows, int64_t R,
+               size_t bytes, bool gather, const char* who) {
+  const auto* from = static_cast<const char*>(src.data_ptr());
+  auto* to = static_cast<char*>(dst.data_ptr());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    LMF_CHECK(rows[i] >= 0 && rows[i] < R, IndexError, "{}: row {} of {}", who, rows[i], R);
+    const int64_t a = static_cast<int64_t>(i), b = rows[i];
+    std::memcpy(to + (gather ? a : b) * bytes, from + (gather ? b : a) * bytes, bytes);
+  }
+}
+}  // namespace
+
 Tensor gather_rows(const Tensor& x_any, const std::vector<int64_t>& rows) {
   const Tensor x = x_any.contiguous();
   const int64_t C = x.size(x.dim() - 1), R = x.numel() / std::max<int64_t>(1, C);
-  const int64_t n = static_cast<int64_t>(rows.size());
-  Tensor out = Tensor::empty({n, C}, x.dtype());
-  const size_t bytes = static_cast<size_t>(C) * dtype_size(x.dtype());
-  const auto* from = static_cast<const char*>(x.data_ptr());
-  auto* to = static_cast<char*>(out.data_ptr());
-  for (int64_t i = 0; i < n; ++i) {
-    LMF_CHECK(rows[i] >= 0 && rows[i] < R, IndexError, "gather_rows: row {} of {}", rows[i], R);
-    std::memcpy(to + i * bytes, from + rows[i] * bytes, bytes);
-  }
+  Tensor out = Tensor::empty({static_cast<int64_t>(rows.size()), C}, x.dtype());
+  move_rows(x, out, rows, R, static_cast<size_t>(C) * dtype_size(x.dtype()), true, "gather_rows");
   return out;
 }
 
@@ -312,13 +319,8 @@ Tensor scatter_rows(const Tensor& x_any, const std::vector<int64_t>& rows, int64
   const int64_t C = x.size(x.dim() - 1), n = static_cast<int64_t>(rows.size());
   LMF_CHECK(x.numel() == n * C, ShapeError, "scatter_rows: {} for {} rows", x.describe(), n);
   Tensor out = Tensor::zeros({R, C}, x.dtype());
-  const size_t bytes = static_cast<size_t>(C) * dtype_size(x.dtype());
-  const auto* from = static_cast<const char*>(x.data_ptr());
-  auto* to = static_cast<char*>(out.data_ptr());
-  for (int64_t i = 0; i < n; ++i) {
-    LMF_CHECK(rows[i] >= 0 && rows[i] < R, IndexError, "scatter_rows: row {} of {}", rows[i], R);
-    std::memcpy(to + rows[i] * bytes, from + i * bytes, bytes);
-  }
+  move_rows(x, out, rows, R, static_cast<size_t>(C) * dtype_size(x.dtype()), false,
+            "scatter_rows");
   return out;
 }
 
