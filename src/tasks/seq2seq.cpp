@@ -81,16 +81,15 @@ class Seq2SeqSteps : public detail::Stepper {
   // so do the cross-attention keys/values (one per source), so only the self-attention cache moves
   // then.
   void reorder(const std::vector<int64_t>& rows) override {
-    const int64_t per = src_.size(0) > 0 ? rows_ / src_.size(0) : 0;
-    bool within = per > 0 && static_cast<int64_t>(rows.size()) == rows_;
-    for (int64_t i = 0; within && i < rows_; ++i) within = rows[i] / per == i / per;
+    const int64_t group = in_.encoder_row_group;
+    bool within = group > 1 && static_cast<int64_t>(rows.size()) == rows_;
+    for (int64_t i = 0; within && i < rows_; ++i) within = rows[i] / group == i / group;
     if (within) {  // the cross keys/values stay shared (see Seq2SeqCache::reorder)
       cache_.reorder(rows);
       return;
     }
-    // Rows leave their source's group: every row gets its own copy of its source's encoder
-    // states, mask and cross keys/values (Seq2SeqCache::reorder maps grouped ones).
-    const int64_t group = in_.encoder_row_group;
+    // Otherwise every row gets its own copy of its source's encoder states, mask and cross
+    // keys/values (Seq2SeqCache::reorder maps grouped ones).
     std::vector<int64_t> src_rows(rows.size());
     for (size_t i = 0; i < rows.size(); ++i) src_rows[i] = rows[i] / group;
     cache_.reorder(rows);
