@@ -9,6 +9,12 @@
 
 namespace lmf::models {
 
+bool rows_stay_in_groups(const std::vector<int64_t>& rows, int64_t group, int64_t n) {
+  bool within = group > 1 && static_cast<int64_t>(rows.size()) == n;
+  for (int64_t i = 0; within && i < n; ++i) within = rows[i] / group == i / group;
+  return within;
+}
+
 void Seq2SeqCache::reorder(const std::vector<int64_t>& rows) {
   const int64_t before = self.batch();
   self.reorder(rows);  // checks the rows
@@ -18,10 +24,7 @@ void Seq2SeqCache::reorder(const std::vector<int64_t>& rows) {
     // Cross keys/values shared by groups of rows (one per source) stay shared while every row
     // stays in its group; otherwise row r gets its group's own copy.
     const int64_t group = c.k.size(0) > 0 ? std::max<int64_t>(1, before / c.k.size(0)) : 1;
-    bool within = group > 1 && static_cast<int64_t>(rows.size()) == before;
-    for (size_t i = 0; within && i < rows.size(); ++i)
-      within = rows[i] / group == static_cast<int64_t>(i) / group;
-    if (within) continue;
+    if (rows_stay_in_groups(rows, group, before)) continue;
     std::vector<Tensor> k, v;
     for (int64_t r : rows) {
       k.push_back(c.k.select(0, r / group));

@@ -176,10 +176,13 @@ AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Te
       kr = rotary_embedding(k, pos, rope->inv_freq, rope->attention_scaling, rope->interleaved);
     }
   }
+  if (q_keep > 0 && q_keep < T) {
+    LMF_CHECK(!grad, ValueError, "cached_self_attention: q_keep serves inference only");
+    qr = qr.narrow(2, T - q_keep, q_keep);
+  }
   if (cache.rows) {  // row b's positions live in buffer row rows[b]
     scatter_into_cache(kr.detach(), kb, cache.rows, past);
     scatter_into_cache(v.detach(), cache.v_buffer, cache.rows, past);
-    if (q_keep > 0 && q_keep < T) qr = qr.narrow(2, T - q_keep, q_keep);
     AttentionOptions o = options;
     o.kv_rows = cache.rows;
     return scaled_dot_product_attention(qr, kb.narrow(2, 0, past + T),
@@ -187,10 +190,6 @@ AttentionResult cached_self_attention(const Tensor& q, const Tensor& k, const Te
   }
   if (kr.defined()) k_slot.copy_(kr.detach());
   v_slot.copy_(v.detach());
-  if (q_keep > 0 && q_keep < T) {
-    LMF_CHECK(!grad, ValueError, "cached_self_attention: q_keep serves inference only");
-    qr = qr.narrow(2, T - q_keep, q_keep);
-  }
   Tensor keys, values;
   if (grad) {  // gradients flow into the new positions; the cached ones are constants
     keys = past > 0 ? concat({kb.narrow(2, 0, past), kr}, 2) : kr;

@@ -78,21 +78,17 @@ class Seq2SeqSteps : public detail::Stepper {
     return last_logits(model_.forward(in_), rows_, spec_.vocab_size);
   }
   // Beams only move within their source's rows: the encoder output and mask rows stay valid, and
-  // so do the cross-attention keys/values (one per source), so only the self-attention cache moves
-  // then.
+  // so do the cross-attention keys/values (one per source); only the self-attention cache moves
+  // then (Seq2SeqCache::reorder keeps the shared cross keys/values).
   void reorder(const std::vector<int64_t>& rows) override {
     const int64_t group = in_.encoder_row_group;
-    bool within = group > 1 && static_cast<int64_t>(rows.size()) == rows_;
-    for (int64_t i = 0; within && i < rows_; ++i) within = rows[i] / group == i / group;
-    if (within) {  // the cross keys/values stay shared (see Seq2SeqCache::reorder)
-      cache_.reorder(rows);
-      return;
-    }
-    // Otherwise every row gets its own copy of its source's encoder states, mask and cross
-    // keys/values (Seq2SeqCache::reorder maps grouped ones).
+    const bool within = models::rows_stay_in_groups(rows, group, rows_);
+    cache_.reorder(rows);
+    if (within) return;
+    // Otherwise every row gets its own copy of its source's encoder states and mask, as the
+    // cache's cross keys/values did.
     std::vector<int64_t> src_rows(rows.size());
     for (size_t i = 0; i < rows.size(); ++i) src_rows[i] = rows[i] / group;
-    cache_.reorder(rows);
     in_.encoder_hidden_states = pick_rows(in_.encoder_hidden_states, src_rows);
     in_.attention_mask = pick_rows(in_.attention_mask, src_rows);
     in_.encoder_row_group = 1;

@@ -17,13 +17,20 @@ namespace lmf::models {
 // What a decoding loop keeps per batch of sequences: the decoder's self-attention KV cache
 // (preallocated to `capacity` target positions) and each decoder layer's cross-attention keys and
 // values ([B, n_heads, S, head_dim], filled by the first forward that uses the cache).
+// True when `rows` keeps n rows and every row stays in its group of `group` consecutive rows
+// (beam search within a source's beams), with group > 1: what grouped encoder rows and their
+// cross-attention keys/values survive unchanged.
+bool rows_stay_in_groups(const std::vector<int64_t>& rows, int64_t group, int64_t n);
+
 struct Seq2SeqCache {
   KVCache self;
   std::vector<nn::KVCache> cross;                   // one per decoder layer
   int64_t length() const { return self.length(); }  // target positions decoded so far
   int64_t batch() const { return self.batch(); }
   bool has_cross() const { return !cross.empty() && cross[0].k.defined(); }
-  // Beam search / batch compaction: row b becomes old row rows[b] in both caches.
+  // Beam search / batch compaction: row b becomes old row rows[b] in both caches. Cross
+  // keys/values shared by groups of rows stay shared while rows_stay_in_groups; otherwise every
+  // row gets its own copy.
   void reorder(const std::vector<int64_t>& rows);
   // Forgets everything (self-attention positions and the cross-attention keys/values), so the
   // cache serves a new source batch of the same size.
