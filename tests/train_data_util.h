@@ -1,11 +1,15 @@
-// Helpers shared by the pretraining and fine-tuning data tests: input files written to a temp
-// folder, and the message of the lmf::Error a call throws.
+// Helpers shared by the pretraining, fine-tuning and training-step tests: input files written to
+// a temp folder, the message of the lmf::Error a call throws, L2 norms and relative differences of
+// tensors (the goldens' tolerances are relative L2).
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "lmforge/core/error.h"
+#include "lmforge/core/tensor.h"
 
 namespace lmf::test {
 
@@ -28,6 +32,25 @@ std::string error_of(F&& f) {
     return e.what();
   }
   return "";
+}
+
+// ||t|| (L2, in double).
+inline double l2_norm(const lmf::Tensor& t) {
+  double s = 0;
+  for (float v : t.to_vector<float>()) s += double(v) * v;
+  return std::sqrt(s);
+}
+
+// ||a - b|| / ||b|| (L2, in double); a and b must have the same number of elements.
+inline double rel_l2(const lmf::Tensor& a, const lmf::Tensor& b) {
+  const auto x = a.to_vector<float>(), y = b.to_vector<float>();
+  if (x.size() != y.size()) return INFINITY;
+  double d = 0, n = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    d += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+    n += double(y[i]) * y[i];
+  }
+  return std::sqrt(d) / std::max(std::sqrt(n), 1e-30);
 }
 
 }  // namespace lmf::test

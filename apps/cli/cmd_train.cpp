@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "lmforge/core/error.h"
 #include "lmforge/core/runtime.h"
+#include "lmforge/train/clm.h"
 #include "lmforge/train/electra.h"
 #include "lmforge/train/finetune.h"
 #include "lmforge/train/pretrain.h"
@@ -26,6 +27,7 @@ struct PretrainCli {
   double rtd_weight = 50.0;
   double generator_temperature = train::ElectraRecipeDefaults::temperature;  // softmax(logits / T)
   bool lr_given = false, warmup_given = false;  // else --recipe electra uses its own defaults
+  int64_t block_size = 0;                       // --recipe gpt: run_clm's --block_size
   bool json = false;
 };
 
@@ -111,8 +113,41 @@ int report_result(const train::TrainResult& r, const train::TrainerOptions& t, b
   return 0;
 }
 
+int run_pretrain_gpt(PretrainCli& o) {
+  train::ClmOptions c;
+  c.model_dir = o.data.model_dir;
+  c.config_path = o.data.config_path;
+  c.tokenizer_dir = o.data.tokenizer_dir;
+  c.train_files = o.data.train_files;
+  c.eval_files = o.data.eval_files;
+  c.eval_split = o.data.eval_split;
+  c.text_field = o.data.text_field;
+  c.block_size = o.block_size;
+  c.seed = o.trainer.seed;
+  c.eval_batch_size = o.data.eval_batch_size;
+  auto obj = train::make_clm_objective(c);
+  if (!o.json) {
+    print_plan("pretrain", *obj, o.trainer);
+    fmt::print("recipe gpt: causal LM {} ({}), blocks of {} tokens: {} for training, {} held out\n",
+               obj->model().architecture(),
+               c.model_dir.empty() ? "from " + c.config_path : "continued from " + c.model_dir,
+               obj->block_size(), obj->train_blocks().size(), obj->eval_blocks().size());
+    std::fflush(stdout);
+  }
+  o.trainer.progress = o.trainer.progress && !o.json;
+  const train::TrainResult r = train::train(*obj, o.trainer);
+  return report_result(r, o.trainer, o.json, "pretrain");
+}
+
 int run_pretrain(PretrainCli& o) {
   if (o.data.train_files.empty()) throw ValueError("pretrain needs --train FILE (text or JSONL)");
+  if (o.data.recipe == "gpt") return run_pretrain_gpt(o);
+  if (train::is_decoder_config(o.data.model_dir.empty() ? o.data.config_path
+                                                        : o.data.model_dir + "/config.json"))
+    throw ValueError(fmt::format(
+        "'{}' is a decoder (GPT-2 / LLaMA family); the {} recipe pretrains encoders. Use "
+        "--recipe gpt (causal language modelling)",
+        o.data.model_dir.empty() ? o.data.config_path : o.data.model_dir, o.data.recipe));
   o.data.seed = o.trainer.seed;
   std::unique_ptr<train::Objective> obj;
   if (o.data.recipe == "electra") {
@@ -290,9 +325,17 @@ void register_train_commands(CLI::App& app, Commands& out) {
     o->trainer.learning_rate = 1e-4;
     CLI::App* sub = app.add_subcommand(
         "pretrain",
-        "Pretrain an encoder on plain text (one sentence per line, blank line between documents)\n"
-        "or JSONL ({\"text\": ...} per line), from scratch (--config) or continuing from a\n"
-        "Hugging Face folder (--model). Recipes (as the papers and HF's example scripts):\n"
+        "Pretrain an encoder or a decoder on plain text or JSONL ({\"text\": ...} per line),\n"
+        "from scratch (--config) or continuing from a Hugging Face folder (--model). Recipes\n"
+        "(as the papers and HF's example scripts):\n"
+        "  gpt      causal language modelling for GPT-2 / LLaMA / Qwen2 / Mistral models, as\n"
+        "           transformers' run_clm.py: every line (with its line break) is one example,\n"
+        "           tokenized with the tokenizer's special tokens, all concatenated and cut into\n"
+        "           --block-size blocks; --eval-split holds out the FIRST share of the lines (as\n"
+        "           --validation_split_percentage); eval_loss, eval_perplexity, eval_accuracy.\n"
+        "           The saved folder has generation_config.json and the tokenizer, ready for\n"
+        "           `lmforge generate` and transformers' AutoModelForCausalLM\n"
+        "Encoder recipes read one sentence per line with a blank line between documents:\n"
         "  bert     MLM + next-sentence prediction (BertForPreTraining; the pooler is trained and\n"
         "           saved, so pooler_output is deterministic after loading)\n"
         "  albert   MLM + sentence-order prediction (AlbertForPreTraining)\n"
@@ -308,9 +351,11 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "Checkpoints in --output-dir/checkpoint-N are Hugging Face folders plus optimizer and\n"
         "trainer state; --resume continues bit-exactly. Progress on stderr; --json prints the\n"
         "result as one JSON object.\n"
-        "Example: lmforge pretrain --config cfg.json --tokenizer ./models/all-MiniLM-L6-v2 \\\n"
+        "Examples: lmforge pretrain --config cfg.json --tokenizer ./models/all-MiniLM-L6-v2 \\\n"
         "           --train corpus.txt --eval-split 0.05 --recipe bert -o runs/bert --max-steps "
-        "2000");
+        "2000\n"
+        "          lmforge pretrain --recipe gpt --config gpt_config.json --tokenizer tok/ \\\n"
+        "           --train input.txt --eval-split 0.05 --block-size 256 -o runs/gpt --lr 1e-3");
     sub->add_option("--model", o->data.model_dir, "Hugging Face folder to continue from");
     sub->add_option("--config", o->data.config_path, "config.json to start from scratch");
     sub->add_option("--tokenizer", o->data.tokenizer_dir,
@@ -324,9 +369,13 @@ void register_train_commands(CLI::App& app, Commands& out) {
         ->capture_default_str();
     sub->add_option("--text-field", o->data.text_field, "JSONL field holding a document")
         ->capture_default_str();
-    sub->add_option("--recipe", o->data.recipe, "bert | albert | roberta | electra")
-        ->check(CLI::IsMember({"bert", "albert", "roberta", "electra"}))
+    sub->add_option("--recipe", o->data.recipe, "bert | albert | roberta | electra | gpt")
+        ->check(CLI::IsMember({"bert", "albert", "roberta", "electra", "gpt"}))
         ->capture_default_str();
+    sub->add_option("--block-size", o->block_size,
+                    "gpt: tokens per training block (default: min(1024, the model's positions, "
+                    "the tokenizer's model_max_length), as run_clm)")
+        ->check(CLI::Range(2, 1 << 20));
     sub->add_option("--max-seq-length", o->data.max_seq_length, "tokens per training sequence")
         ->check(CLI::Range(8, 1 << 20))
         ->capture_default_str();
@@ -413,9 +462,10 @@ void register_train_commands(CLI::App& app, Commands& out) {
     sub->add_option("--eval,--validation", o->data.eval_file,
                     "held-out data file (translation: as --train)");
     add_language_options(sub, *o);
-    sub->add_option("--tokenizer", o->translation.tokenizer_dir,
-                    "translation: tokenizer folder: Marian's, a BART / T5 tokenizer.json, or BART's "
-                    "vocab.json + merges.txt (default: --model's, or --config's folder)");
+    sub->add_option(
+        "--tokenizer", o->translation.tokenizer_dir,
+        "translation: tokenizer folder: Marian's, a BART / T5 tokenizer.json, or BART's "
+        "vocab.json + merges.txt (default: --model's, or --config's folder)");
     sub->add_option("--label-smoothing", o->translation.label_smoothing,
                     "translation: label smoothing factor (Seq2SeqTrainer's LabelSmoother)")
         ->check(CLI::Range(0.0, 0.999))

@@ -279,7 +279,7 @@ AttentionOptions decoder_attention_options(const Tensor& key_padding, int64_t pa
 }
 
 void init_missing_decoder_weights(nn::Module& m, const std::vector<std::string>& keys,
-                                  double initializer_range) {
+                                  double initializer_range, double c_proj_std, int64_t pad_row) {
   for (const std::string& key : keys) {
     Tensor& t = m.parameter(key);
     const auto ends_with = [&](std::string_view suffix) {
@@ -290,8 +290,13 @@ void init_missing_decoder_weights(nn::Module& m, const std::vector<std::string>&
       nn::init::zeros_(t);
     else if (key.find("norm") != std::string::npos || key.find("ln_") != std::string::npos)
       nn::init::ones_(t);
+    else if (c_proj_std > 0 && ends_with("c_proj.weight"))
+      nn::init::normal_(t, 0.0, c_proj_std);
     else
       nn::init::normal_(t, 0.0, initializer_range);
+    if (pad_row >= 0 && ends_with("embed_tokens.weight") && t.dim() == 2 && pad_row < t.size(0) &&
+        !nn::init::random_init_skipped())
+      t.narrow(0, pad_row, 1).fill_(0.0);
   }
 }
 

@@ -111,10 +111,14 @@ AttentionOptions decoder_attention_options(const Tensor& key_padding, int64_t pa
 // The attention mask as the bool key padding mask, or undefined when every key is attended.
 Tensor key_padding_from(const Tensor& attention_mask);
 
-// HF _init_weights for parameters a checkpoint lacked (a new head): biases 0, norm weights 1,
-// the rest N(0, initializer_range).
+// HF _init_weights for parameters a checkpoint lacked (a new head, or every key of a model from
+// a config): biases 0, norm weights 1, the rest N(0, initializer_range); keys ending in
+// "c_proj.weight" N(0, c_proj_std) when c_proj_std > 0 (GPT-2's scaled residual projections,
+// initializer_range / sqrt(2 n_layer)); row pad_row of "embed_tokens.weight" zero when >= 0
+// (nn.Embedding's padding_idx in the LLaMA family).
 void init_missing_decoder_weights(nn::Module& m, const std::vector<std::string>& keys,
-                                  double initializer_range);
+                                  double initializer_range, double c_proj_std = 0.0,
+                                  int64_t pad_row = -1);
 
 // HF ForCausalLMLoss: labels shifted left inside (the last position predicts nothing), -100
 // ignored, mean over the remaining tokens.

@@ -319,11 +319,18 @@ DecoderOutput GPT2HeadModel::forward(const DecoderInputs& in, const DecoderLabel
   return out;
 }
 
+// GPT2PreTrainedModel._init_weights: the attention and MLP output projections (c_proj) drawn with
+// std initializer_range / sqrt(2 n_layer) (GPT-2 paper's residual scaling).
 void GPT2Model::init_missing(const std::vector<std::string>& keys) {
-  detail::init_missing_decoder_weights(*this, keys, cfg_.initializer_range);
+  detail::init_missing_decoder_weights(
+      *this, keys, cfg_.initializer_range,
+      cfg_.initializer_range / std::sqrt(2.0 * static_cast<double>(cfg_.n_layer)));
 }
 void GPT2HeadModel::init_missing(const std::vector<std::string>& keys) {
-  detail::init_missing_decoder_weights(*this, keys, config().initializer_range);
+  const GPT2Config& c = config();
+  detail::init_missing_decoder_weights(
+      *this, keys, c.initializer_range,
+      c.initializer_range / std::sqrt(2.0 * static_cast<double>(c.n_layer)));
 }
 
 // ---- registration -------------------------------------------------------------------------------

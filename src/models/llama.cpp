@@ -538,13 +538,16 @@ DecoderOutput LlamaForSequenceClassification::forward(const DecoderInputs& in,
 }
 
 void LlamaModel::init_missing(const std::vector<std::string>& keys) {
-  detail::init_missing_decoder_weights(*this, keys, cfg_.initializer_range);
+  detail::init_missing_decoder_weights(*this, keys, cfg_.initializer_range, 0.0,
+                                       cfg_.pad_token_id.value_or(-1));
 }
 void LlamaForCausalLM::init_missing(const std::vector<std::string>& keys) {
-  detail::init_missing_decoder_weights(*this, keys, config().initializer_range);
+  detail::init_missing_decoder_weights(*this, keys, config().initializer_range, 0.0,
+                                       config().pad_token_id.value_or(-1));
 }
 void LlamaForSequenceClassification::init_missing(const std::vector<std::string>& keys) {
-  detail::init_missing_decoder_weights(*this, keys, config().initializer_range);
+  detail::init_missing_decoder_weights(*this, keys, config().initializer_range, 0.0,
+                                       config().pad_token_id.value_or(-1));
 }
 
 // ---- registration -------------------------------------------------------------------------------

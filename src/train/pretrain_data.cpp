@@ -9,21 +9,12 @@
 
 #include "lmforge/core/error.h"
 #include "lmforge/tokenizers/tokenizer.h"
+#include "lmforge/train/hf_folder.h"
 #include "lmforge/train/pretrain.h"
 
 namespace lmf::train {
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  LMF_CHECK(in.good(), IoError, "cannot open '{}' for reading (check the path and permissions)",
-            path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  LMF_CHECK(!in.bad(), IoError, "error while reading '{}'", path);
-  return ss.str();
-}
 
 // Byte offset of the first ill-formed UTF-8 sequence (overlong, surrogate, > U+10FFFF,
 // truncated), or npos.
@@ -117,7 +108,7 @@ void shuffle(std::vector<T>& v, Generator& rng) {
 // ---- reading ------------------------------------------------------------------------------------
 
 std::vector<TextDocument> read_text_documents(const std::string& path) {
-  const std::string text = read_file(path);
+  const std::string text = read_file_bytes(path);
   std::vector<TextDocument> docs(1);
   for_each_line(text, [&](std::string_view line, size_t no) {
     check_utf8(line, path, no);
@@ -134,7 +125,7 @@ std::vector<TextDocument> read_text_documents(const std::string& path) {
 }
 
 std::vector<TextDocument> read_jsonl_documents(const std::string& path, const std::string& field) {
-  const std::string text = read_file(path);
+  const std::string text = read_file_bytes(path);
   std::vector<TextDocument> docs;
   for_each_line(text, [&](std::string_view line, size_t no) {
     check_utf8(line, path, no);

@@ -16,8 +16,8 @@
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/error.h"
 #include "lmforge/models/bart.h"
-#include "lmforge/models/t5.h"
 #include "lmforge/models/registry.h"
+#include "lmforge/models/t5.h"
 #include "lmforge/nn/init.h"
 #include "lmforge/ops/ops.h"
 #include "lmforge/tokenizers/marian.h"
@@ -206,13 +206,7 @@ std::string generation_config_json(const models::EncoderDecoderModel& m) {
 
 // The LM architecture of a from-scratch config by its model_type.
 std::string seq2seq_lm_architecture(const std::string& config_text, const std::string& origin) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(config_text);
-  } catch (const nlohmann::json::exception& e) {
-    fail<ValueError>("{}: not valid JSON: {}", origin, e.what());
-  }
-  const std::string mt = j.is_object() ? j.value("model_type", "") : "";
+  const std::string mt = config_model_type(config_text, origin);
   if (mt == "bart") return "BartForConditionalGeneration";
   if (mt == "t5") return "T5ForConditionalGeneration";
   LMF_CHECK(mt == "marian", ValueError,
@@ -220,12 +214,6 @@ std::string seq2seq_lm_architecture(const std::string& config_text, const std::s
             "'t5'",
             origin, mt);
   return "MarianMTModel";
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  LMF_CHECK(f.good(), IoError, "cannot read '{}'", path);
-  return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 }  // namespace
@@ -270,7 +258,7 @@ TranslationObjective::TranslationObjective(const TranslationOptions& o,
               o.model_dir, model_->architecture());
     if (options_.tokenizer_dir.empty()) options_.tokenizer_dir = o.model_dir;
   } else {
-    const std::string text = read_text_file(o.config_path);
+    const std::string text = read_file_bytes(o.config_path);
     std::unique_ptr<models::PretrainedModel> m;
     {
       nn::init::NoInitGuard no_init;
@@ -338,10 +326,10 @@ TranslationObjective::TranslationObjective(const TranslationOptions& o,
     // A from-scratch config must be sized for its tokenizer; say which fields to set.
     // Marian configs also size the decoder's vocabulary (decoder_vocab_size).
     const bool marian = dynamic_cast<const models::MarianModel*>(model_.get()) != nullptr;
-    const std::string hint = fmt::format(
-        "; in {} set vocab_size{} to {}, pad_token_id and decoder_start_token_id to {}",
-        o.config_path.empty() ? o.model_dir + "/config.json" : o.config_path,
-        marian ? " and decoder_vocab_size" : "", tok.vocab_size, tok.pad_id);
+    const std::string hint =
+        fmt::format("; in {} set vocab_size{} to {}, pad_token_id and decoder_start_token_id to {}",
+                    o.config_path.empty() ? o.model_dir + "/config.json" : o.config_path,
+                    marian ? " and decoder_vocab_size" : "", tok.vocab_size, tok.pad_id);
     LMF_CHECK(tok.pad_id == pad_id_, ValueError,
               "translation: the tokenizer in '{}' pads with id {} but the model's pad_token_id is "
               "{}{}",

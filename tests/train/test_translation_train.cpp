@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "../train_data_util.h"
 #include "lmforge/core/autograd.h"
 #include "lmforge/core/error.h"
 #include "lmforge/io/checkpoint.h"
@@ -60,23 +61,6 @@ TrainerOptions one_step_options(const fs::path& out, int64_t batch, int64_t accu
   return t;
 }
 
-double norm(const Tensor& t) {
-  double s = 0;
-  for (float v : t.to_vector<float>()) s += double(v) * v;
-  return std::sqrt(s);
-}
-// ||a - b|| / ||b||.
-double rel(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector<float>(), y = b.to_vector<float>();
-  EXPECT_EQ(x.size(), y.size());
-  double d = 0, n = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    d += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
-    n += double(y[i]) * y[i];
-  }
-  return std::sqrt(d) / std::max(std::sqrt(n), 1e-30);
-}
-
 TEST(TranslationTrain, LossAndGradientsMatchLabelSmoother) {
   const io::StateDict g = io::load_safetensors(kDir + "/step.safetensors");
   auto obj = make_translation_objective(options());
@@ -95,10 +79,10 @@ TEST(TranslationTrain, LossAndGradientsMatchLabelSmoother) {
   for (const auto& [name, t] : obj->parameters()) {
     const Tensor gr = t.grad();
     if (!gr.defined()) continue;
-    const double n = norm(gr);
+    const double n = lmf::test::l2_norm(gr);
     total += n * n;
     auto it = g.find("grad." + name);
-    if (it != g.end()) EXPECT_LE(rel(gr, it->second), 1e-3) << name;
+    if (it != g.end()) EXPECT_LE(lmf::test::rel_l2(gr, it->second), 1e-3) << name;
     const auto gn = g.find("grad_norm." + name);
     ASSERT_NE(gn, g.end()) << name;
     const double rn = gn->second.to_vector<float>()[0];
@@ -143,14 +127,15 @@ TEST_P(TranslationStep, OneTrainerStepMatchesPyTorch) {
       continue;
     }
     ASSERT_NE(p, g.end()) << name;
-    EXPECT_LE(rel(t_new, p->second), 1e-3) << name;
+    EXPECT_LE(lmf::test::rel_l2(t_new, p->second), 1e-3) << name;
     const auto a = t_new.to_vector<float>(), b = before.at(name).to_vector<float>();
     std::vector<float> step(a.size());
     for (size_t i = 0; i < a.size(); ++i) step[i] = (a[i] - b[i]) / 1e-3f;
     // k_proj biases have a zero gradient in exact arithmetic (softmax is shift-invariant): their
     // Adam step is the sign of rounding noise in both, so only their values are compared.
     if (g.at("grad_norm." + name).to_vector<float>()[0] > 1e-6)
-      EXPECT_LE(rel(Tensor::from_vector(step, t_new.shape()), g.at("update." + name)), 1e-2)
+      EXPECT_LE(lmf::test::rel_l2(Tensor::from_vector(step, t_new.shape()), g.at("update." + name)),
+                1e-2)
           << name;
     ++checked;
   }
@@ -258,7 +243,7 @@ TEST_P(T5TranslationStep, OneTrainerStepMatchesPyTorch) {
     const std::string pname = key.substr(6);
     auto p = after.find(pname);
     ASSERT_NE(p, after.end()) << pname;
-    EXPECT_LE(rel(p->second, ref_param), 1e-3) << pname;
+    EXPECT_LE(lmf::test::rel_l2(p->second, ref_param), 1e-3) << pname;
     ++checked;
   }
   EXPECT_GT(checked, 20);
@@ -396,7 +381,7 @@ TEST(TranslationTrain, BartCheckpointLossAndGradientsMatchTransformers) {
     const auto& gj = g.at("grads").at(name);
     const Tensor want =
         Tensor::from_vector(gj.at("data").get<std::vector<float>>(), gj.at("shape").get<Shape>());
-    EXPECT_LE(rel(t.grad(), want), 1e-3) << name;
+    EXPECT_LE(lmf::test::rel_l2(t.grad(), want), 1e-3) << name;
     ++checked;
   }
   EXPECT_EQ(checked, static_cast<int>(g.at("grads").size()));

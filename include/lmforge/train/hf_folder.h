@@ -1,5 +1,5 @@
-// What every Objective's save_pretrained / load_pretrained shares: copying a model folder's
-// tokenizer files next to the saved weights, and reloading saved weights into live parameters.
+// What the training objectives share: copying a model folder's tokenizer files next to the saved
+// weights, reloading saved weights into live parameters, reading data and config files.
 #pragma once
 #include <initializer_list>
 #include <string>
@@ -12,6 +12,13 @@ namespace lmf::train {
 // when a copy fails. `from` empty: nothing.
 void copy_existing_files(const std::string& from, const std::string& to,
                          std::initializer_list<const char*> names);
+
+// The whole file as bytes; IoError naming it when it cannot be opened or read.
+std::string read_file_bytes(const std::string& path);
+
+// config.json text's "model_type" ("" when absent or not an object); ValueError naming `origin`
+// when the text is not JSON.
+std::string config_model_type(const std::string& config_text, const std::string& origin);
 
 // Loads dir/model.safetensors into `model` strictly, copying into the existing parameter tensors
 // (the optimizer holds them), as Objective::load_pretrained needs for --resume and the best model.

@@ -1,0 +1,107 @@
+// Causal-LM training (`lmforge pretrain --recipe gpt`): pretraining a GPT-2 or LLaMA-family
+// decoder from scratch or continuing from a checkpoint, with data prepared as transformers'
+// examples/pytorch/language-modeling/run_clm.py prepares it (one example per line with its line
+// break, tokenized with the tokenizer's special tokens, concatenated and cut into blocks) and the
+// model's own next-token loss.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lmforge/models/decoder.h"
+#include "lmforge/train/trainer.h"
+
+namespace lmf::tok {
+class Tokenizer;
+}
+
+namespace lmf::train {
+
+// The examples of a text file as run_clm reads them: plain text through datasets' "text" builder
+// with keep_linebreaks (run_clm's default): one example per line, its "\n" kept ("\r\n" and "\r"
+// read as "\n", universal newlines), blank lines included; the last line without a break when the
+// file ends without one. .json / .jsonl: the `field` string of every object (JSON Lines, or one
+// JSON array of objects), as datasets' "json" builder. IoError when unreadable; ValueError naming
+// file:line for invalid UTF-8, malformed JSON, a missing or non-string field, or a file with no
+// text at all.
+std::vector<std::string> read_clm_texts(const std::string& path, const std::string& field = "text");
+
+// run_clm's group_texts: every example's ids concatenated, the remainder that does not fill a
+// block dropped, the rest cut into blocks of block_size (labels = the blocks themselves).
+std::vector<std::vector<int32_t>> group_texts(const std::vector<std::vector<int32_t>>& examples,
+                                              int64_t block_size);
+
+struct ClmOptions {
+  std::string model_dir;      // a decoder folder to continue from (GPT-2, LLaMA, Qwen2, Mistral)
+  std::string config_path;    // or a config.json to start from scratch (initialised as HF)
+  std::string tokenizer_dir;  // "" : model_dir, else the config's folder
+  std::vector<std::string> train_files;
+  std::vector<std::string> eval_files;
+  // No eval files: this share of the training examples (lines) held out, taken from the start of
+  // the data as run_clm's --validation_split_percentage does (train[:p%] / train[p%:]).
+  double eval_split = 0.0;
+  std::string text_field = "text";  // JSON(L) field
+  // Tokens per block (run_clm's --block_size); 0: min(1024, the model's positions, the
+  // tokenizer's model_max_length), as run_clm without the flag.
+  int64_t block_size = 0;
+  uint64_t seed = 42;  // the from-scratch initialisation
+  int64_t eval_batch_size = 8;
+};
+
+// The model's causal-LM loss (labels = input_ids, shifted inside the model) on blocks of equal
+// length: no padding, no attention mask. Tokens per batch: every block token.
+class ClmObjective : public Objective {
+ public:
+  ClmObjective(std::unique_ptr<models::DecoderModel> model, std::vector<std::vector<int32_t>> train,
+               std::vector<std::vector<int32_t>> eval, std::string tokenizer_dir,
+               std::string model_dir, int64_t eval_batch_size);
+  ~ClmObjective() override;
+
+  models::DecoderModel& model() { return *model_; }
+  const std::vector<std::vector<int32_t>>& train_blocks() const { return train_; }
+  const std::vector<std::vector<int32_t>>& eval_blocks() const { return eval_; }
+  int64_t block_size() const;
+
+  NamedTensors parameters() const override;
+  void set_training(bool on) override;
+  int64_t num_examples() const override { return static_cast<int64_t>(train_.size()); }
+  int64_t example_length(int64_t i) const override {
+    return static_cast<int64_t>(train_.at(i).size());
+  }
+  BatchLoss loss(std::span<const int64_t> indices, Generator& rng) override;
+  // Predicted tokens (block length - 1 per block), HF's num_items_in_batch for shifted labels.
+  int64_t loss_items(std::span<const int64_t> indices) const override;
+  // eval_loss (mean next-token loss), eval_perplexity = exp(eval_loss) and eval_accuracy
+  // (argmax prediction equals the next token), as run_clm reports them.
+  Metrics evaluate() override;
+  // config.json, model.safetensors, generation_config.json (the input folder's, else
+  // GenerationConfig.from_model_config) and the tokenizer files.
+  void save_pretrained(const std::string& dir) const override;
+  void load_pretrained(const std::string& dir) override;
+
+  // The loss of blocks[indices] (mean over their predicted tokens), in the current mode.
+  Tensor batch_loss(const std::vector<std::vector<int32_t>>& blocks,
+                    std::span<const int64_t> indices) const;
+
+ private:
+  std::unique_ptr<models::DecoderModel> model_;
+  std::vector<std::vector<int32_t>> train_, eval_;
+  std::string tokenizer_dir_, model_dir_;
+  int64_t eval_batch_size_ = 8;
+};
+
+// The causal-LM head architecture of a decoder config ("GPT2LMHeadModel", "LlamaForCausalLM",
+// "Qwen2ForCausalLM", "MistralForCausalLM"); ValueError naming the supported model types.
+std::string causal_lm_architecture(const std::string& config_text, const std::string& origin);
+
+// True when `config_file` is a readable config.json whose model_type is a decoder lmforge trains
+// as a causal LM (to steer users of the encoder recipes to --recipe gpt).
+bool is_decoder_config(const std::string& config_file);
+
+// Reads and tokenizes the data, builds or loads the model. ValueError naming the option for
+// both or neither of model_dir/config_path, a block size beyond the model's positions, a
+// tokenizer larger than the model's vocabulary, or data too short for one block.
+std::unique_ptr<ClmObjective> make_clm_objective(const ClmOptions& options);
+
+}  // namespace lmf::train

@@ -1,0 +1,457 @@
+// Causal-LM training (train/clm.h): run_clm.py's data preparation and the Objective over a
+// decoder's own next-token loss.
+#include "lmforge/train/clm.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "lmforge/core/autograd.h"
+#include "lmforge/core/error.h"
+#include "lmforge/models/registry.h"
+#include "lmforge/nn/init.h"
+#include "lmforge/tokenizers/tokenizer.h"
+#include "lmforge/tokenizers/unicode.h"
+#include "lmforge/train/hf_folder.h"
+
+namespace lmf::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_suffix(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// 1-based line of byte offset `at` in `text`.
+size_t line_of(std::string_view text, size_t at) {
+  return 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + at, '\n'));
+}
+
+void check_utf8_text(std::string_view text, const std::string& path) {
+  if (tok::is_valid_utf8(text)) return;
+  // Find the first bad line for the message.
+  size_t pos = 0, no = 1;
+  while (pos <= text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    if (!tok::is_valid_utf8(text.substr(pos, end - pos)))
+      fail<ValueError>(
+          "{}:{}: invalid UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)", path,
+          no);
+    pos = end + 1;
+    ++no;
+  }
+  fail<ValueError>("{}: invalid UTF-8; convert the file to UTF-8", path);
+}
+
+std::string json_field(const nlohmann::json& j, const std::string& field, const std::string& path,
+                       size_t no) {
+  LMF_CHECK(j.is_object(), ValueError, "{}:{}: expected a JSON object with a \"{}\" field", path,
+            no, field);
+  auto it = j.find(field);
+  LMF_CHECK(it != j.end(), ValueError,
+            "{}:{}: no \"{}\" field (choose the text field with --text-field)", path, no, field);
+  LMF_CHECK(it->is_string(), ValueError, "{}:{}: field \"{}\" must be a string, not {}", path, no,
+            field, it->type_name());
+  return it->get<std::string>();
+}
+
+// GenerationConfig.from_model_config for a decoder's config.json (transformers 5.25's keys).
+std::string decoder_generation_config(const std::string& config_text) {
+  const nlohmann::json c = nlohmann::json::parse(config_text);
+  nlohmann::ordered_json g;
+  g["_from_model_config"] = true;
+  for (const char* k : {"bos_token_id", "eos_token_id"})
+    if (auto it = c.find(k); it != c.end() && !it->is_null()) g[k] = *it;
+  g["output_attentions"] = false;
+  g["output_hidden_states"] = false;
+  if (auto it = c.find("pad_token_id"); it != c.end() && !it->is_null()) g["pad_token_id"] = *it;
+  g["transformers_version"] = "5.25.0";
+  g["use_cache"] = c.value("use_cache", true);
+  return g.dump(2) + "\n";
+}
+
+// tokenizer_config.json's model_max_length, when the folder sets a real one.
+int64_t tokenizer_model_max_length(const std::string& dir) {
+  std::ifstream f(fs::path(dir) / "tokenizer_config.json");
+  if (!f) return 0;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(f);
+    if (auto it = j.find("model_max_length"); it != j.end() && it->is_number_integer()) {
+      const int64_t v = it->get<int64_t>();
+      if (v > 0 && v < (int64_t{1} << 40)) return v;  // HF's "unset" is a huge number
+    }
+  } catch (const nlohmann::json::exception&) {
+  }
+  return 0;
+}
+
+std::vector<std::vector<int32_t>> tokenize_all(const tok::Tokenizer& t,
+                                               const std::vector<std::string>& texts) {
+  std::vector<std::vector<int32_t>> out;
+  out.reserve(texts.size());
+  const size_t chunk = 4096;
+  for (size_t b = 0; b < texts.size(); b += chunk) {
+    const std::vector<std::string> part(texts.begin() + b,
+                                        texts.begin() + std::min(texts.size(), b + chunk));
+    for (const tok::Encoding& e : t.encode_batch(part, /*add_special_tokens=*/true))
+      out.emplace_back(e.ids.begin(), e.ids.end());
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- data ---------------------------------------------------------------------------------------
+
+std::vector<std::string> read_clm_texts(const std::string& path, const std::string& field) {
+  const std::string raw = read_file_bytes(path);
+  std::vector<std::string> out;
+  if (has_suffix(path, ".json") || has_suffix(path, ".jsonl")) {
+    check_utf8_text(raw, path);
+    const size_t first = raw.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && raw[first] == '[') {  // one JSON array of objects
+      nlohmann::json arr;
+      try {
+        arr = nlohmann::json::parse(raw);
+      } catch (const nlohmann::json::exception& e) {
+        fail<ValueError>("{}: not valid JSON ({})", path, e.what());
+      }
+      for (size_t i = 0; i < arr.size(); ++i)
+        out.push_back(json_field(arr[i], field, path + " record", i + 1));
+    } else {
+      size_t pos = 0, no = 1;
+      while (pos < raw.size()) {
+        size_t end = raw.find('\n', pos);
+        if (end == std::string::npos) end = raw.size();
+        std::string_view line(raw.data() + pos, end - pos);
+        if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
+          nlohmann::json j;
+          try {
+            j = nlohmann::json::parse(line);
+          } catch (const nlohmann::json::exception& e) {
+            fail<ValueError>("{}:{}: not valid JSON ({}); JSONL needs one JSON object per line",
+                             path, no, e.what());
+          }
+          out.push_back(json_field(j, field, path, no));
+        }
+        pos = end + 1;
+        ++no;
+      }
+    }
+  } else {
+    check_utf8_text(raw, path);
+    // Universal newlines: "\r\n" and "\r" read as "\n"; lines keep their "\n".
+    std::string line;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      char c = raw[i];
+      if (c == '\r') {
+        if (i + 1 < raw.size() && raw[i + 1] == '\n') ++i;
+        c = '\n';
+      }
+      line.push_back(c);
+      if (c == '\n') {
+        out.push_back(std::move(line));
+        line.clear();
+      }
+    }
+    if (!line.empty()) out.push_back(std::move(line));
+  }
+  const bool any_text = std::any_of(out.begin(), out.end(), [](const std::string& s) {
+    return s.find_first_not_of(" \t\r\n") != std::string::npos;
+  });
+  LMF_CHECK(any_text, ValueError, "'{}' contains no text", path);
+  return out;
+}
+
+std::vector<std::vector<int32_t>> group_texts(const std::vector<std::vector<int32_t>>& examples,
+                                              int64_t block_size) {
+  LMF_CHECK(block_size >= 2, ValueError, "block_size must be at least 2, got {}", block_size);
+  size_t total = 0;
+  for (const auto& e : examples) total += e.size();
+  const size_t n = total / static_cast<size_t>(block_size);
+  std::vector<std::vector<int32_t>> blocks(n);
+  size_t b = 0, filled = 0;
+  for (const auto& e : examples) {
+    for (int32_t id : e) {
+      if (b == n) return blocks;
+      if (filled == 0) blocks[b].reserve(block_size);
+      blocks[b].push_back(id);
+      if (++filled == static_cast<size_t>(block_size)) {
+        ++b;
+        filled = 0;
+      }
+    }
+  }
+  return blocks;
+}
+
+// ---- objective ----------------------------------------------------------------------------------
+
+ClmObjective::ClmObjective(std::unique_ptr<models::DecoderModel> model,
+                           std::vector<std::vector<int32_t>> train,
+                           std::vector<std::vector<int32_t>> eval, std::string tokenizer_dir,
+                           std::string model_dir, int64_t eval_batch_size)
+    : model_(std::move(model)),
+      train_(std::move(train)),
+      eval_(std::move(eval)),
+      tokenizer_dir_(std::move(tokenizer_dir)),
+      model_dir_(std::move(model_dir)),
+      eval_batch_size_(std::max<int64_t>(1, eval_batch_size)) {
+  LMF_CHECK(model_ && model_->is_causal_lm(), ValueError,
+            "causal-LM training needs a model with a language-modelling head");
+  LMF_CHECK(!train_.empty(), ValueError, "causal-LM training: no training blocks");
+}
+
+ClmObjective::~ClmObjective() = default;
+
+int64_t ClmObjective::block_size() const {
+  return static_cast<int64_t>(train_.front().size());
+}
+
+NamedTensors ClmObjective::parameters() const {
+  NamedTensors out;
+  for (auto& [name, t] : model_->named_parameters())
+    if (t.requires_grad()) out.emplace_back(name, t);
+  return out;
+}
+
+void ClmObjective::set_training(bool on) {
+  model_->train(on);
+}
+
+Tensor ClmObjective::batch_loss(const std::vector<std::vector<int32_t>>& blocks,
+                                std::span<const int64_t> indices) const {
+  const int64_t b = static_cast<int64_t>(indices.size());
+  LMF_CHECK(b > 0, ValueError, "an empty batch");
+  const int64_t t = static_cast<int64_t>(blocks.at(indices[0]).size());
+  std::vector<int64_t> ids(b * t);
+  for (int64_t r = 0; r < b; ++r) {
+    const auto& blk = blocks.at(indices[r]);
+    LMF_CHECK(static_cast<int64_t>(blk.size()) == t, ShapeError,
+              "causal-LM batch: blocks of different lengths ({} and {})", t, blk.size());
+    std::copy(blk.begin(), blk.end(), ids.begin() + r * t);
+  }
+  models::DecoderInputs in;
+  in.input_ids = Tensor::from_vector(ids, {b, t});
+  models::DecoderLabels labels;
+  labels.labels = in.input_ids;
+  return model_->forward(in, labels).loss;
+}
+
+Objective::BatchLoss ClmObjective::loss(std::span<const int64_t> indices, Generator& rng) {
+  (void)rng;  // dropout draws from the default generator, as the other objectives
+  BatchLoss out;
+  out.loss = batch_loss(train_, indices);
+  for (int64_t i : indices) out.tokens += static_cast<int64_t>(train_.at(i).size());
+  return out;
+}
+
+int64_t ClmObjective::loss_items(std::span<const int64_t> indices) const {
+  int64_t n = 0;
+  for (int64_t i : indices)
+    n += std::max<int64_t>(0, static_cast<int64_t>(train_.at(i).size()) - 1);
+  return n;
+}
+
+Metrics ClmObjective::evaluate() {
+  if (eval_.empty()) return {};
+  NoGradGuard no_grad;
+  set_training(false);
+  const int64_t t = static_cast<int64_t>(eval_.front().size());
+  const int64_t vocab = model_->spec().vocab_size;
+  // Rows per forward: the batch size, capped so the [rows, T, V] logits stay near 256 MiB.
+  const int64_t cap = std::max<int64_t>(1, (int64_t{64} << 20) / std::max<int64_t>(1, t * vocab));
+  const int64_t rows = std::min(eval_batch_size_, cap);
+  double loss_sum = 0;
+  int64_t predicted = 0, correct = 0;
+  const int64_t n = static_cast<int64_t>(eval_.size());
+  for (int64_t start = 0; start < n; start += rows) {
+    const int64_t b = std::min(rows, n - start);
+    std::vector<int64_t> ids(b * t);
+    for (int64_t r = 0; r < b; ++r)
+      std::copy(eval_[start + r].begin(), eval_[start + r].end(), ids.begin() + r * t);
+    models::DecoderInputs in;
+    in.input_ids = Tensor::from_vector(ids, {b, t});
+    models::DecoderLabels labels;
+    labels.labels = in.input_ids;
+    const models::DecoderOutput o = model_->forward(in, labels);
+    loss_sum += o.loss.item() * static_cast<double>(b * (t - 1));
+    predicted += b * (t - 1);
+    const Tensor logits = o.logits.contiguous().to(DType::f32);
+    const float* lp = logits.data<float>();
+    const int64_t v = logits.size(2);
+    for (int64_t r = 0; r < b; ++r)
+      for (int64_t p = 0; p + 1 < t; ++p) {
+        const float* row = lp + (r * t + p) * v;
+        const int64_t arg = std::max_element(row, row + v) - row;
+        correct += arg == ids[r * t + p + 1];
+      }
+  }
+  const double loss = loss_sum / static_cast<double>(std::max<int64_t>(1, predicted));
+  return {{"eval_loss", loss},
+          {"eval_perplexity", std::exp(loss)},
+          {"eval_accuracy", static_cast<double>(correct) / std::max<int64_t>(1, predicted)}};
+}
+
+void ClmObjective::save_pretrained(const std::string& dir) const {
+  models::save_pretrained(*model_, dir);
+  const fs::path gen_src = fs::path(model_dir_) / "generation_config.json";
+  const fs::path gen_dst = fs::path(dir) / "generation_config.json";
+  if (!model_dir_.empty() && fs::is_regular_file(gen_src))
+    fs::copy_file(gen_src, gen_dst, fs::copy_options::overwrite_existing);
+  else
+    models::write_file_atomically(gen_dst.string(),
+                                  decoder_generation_config(model_->config_json()));
+  copy_existing_files(
+      tokenizer_dir_, dir,
+      {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+       "merges.txt", "tokenizer.model", "chat_template.jinja", "added_tokens.json"});
+}
+
+void ClmObjective::load_pretrained(const std::string& dir) {
+  load_saved_weights(*model_, dir);
+}
+
+// ---- factory ------------------------------------------------------------------------------------
+
+std::string causal_lm_architecture(const std::string& config_text, const std::string& origin) {
+  const std::string type = config_model_type(config_text, origin);
+  if (type == "gpt2") return "GPT2LMHeadModel";
+  if (type == "llama") return "LlamaForCausalLM";
+  if (type == "qwen2") return "Qwen2ForCausalLM";
+  if (type == "mistral") return "MistralForCausalLM";
+  fail<ValueError>(
+      "{}: model_type '{}' is not a decoder lmforge trains as a causal LM; supported: gpt2, "
+      "llama, qwen2, mistral",
+      origin, type);
+}
+
+bool is_decoder_config(const std::string& config_file) {
+  if (!fs::is_regular_file(config_file)) return false;
+  try {
+    const std::string t = config_model_type(read_file_bytes(config_file), config_file);
+    return t == "gpt2" || t == "llama" || t == "qwen2" || t == "mistral";
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+std::unique_ptr<ClmObjective> make_clm_objective(const ClmOptions& o) {
+  LMF_CHECK(o.model_dir.empty() != o.config_path.empty(), ValueError,
+            "give exactly one of --model DIR (continue from a decoder checkpoint) and --config "
+            "CONFIG.json (a GPT-2 or LLaMA-shaped model from scratch)");
+  LMF_CHECK(!o.train_files.empty(), ValueError, "no training files given (--train FILE)");
+  LMF_CHECK(o.eval_split >= 0 && o.eval_split < 1, ValueError,
+            "eval_split must be in [0, 1), got {}", o.eval_split);
+  LMF_CHECK(o.eval_files.empty() || o.eval_split == 0, ValueError,
+            "give eval files or an eval split, not both");
+  LMF_CHECK(o.block_size == 0 || o.block_size >= 2, ValueError,
+            "--block-size must be at least 2, got {}", o.block_size);
+
+  // The model.
+  const std::string config_file =
+      o.model_dir.empty() ? o.config_path : (fs::path(o.model_dir) / "config.json").string();
+  const std::string config_text = read_file_bytes(config_file);
+  const std::string arch = causal_lm_architecture(config_text, config_file);
+  std::unique_ptr<models::DecoderModel> model;
+  if (!o.model_dir.empty()) {
+    models::LoadOptions lo;
+    lo.architecture = arch;
+    model = models::load_pretrained_as<models::DecoderModel>(o.model_dir, "a decoder to train", lo);
+  } else {
+    std::unique_ptr<models::PretrainedModel> m;
+    {
+      nn::init::NoInitGuard no_init;
+      m = models::create_pretrained(config_text, arch, config_file);
+    }
+    auto* d = dynamic_cast<models::DecoderModel*>(m.get());
+    LMF_CHECK(d != nullptr, ValueError, "{} is not a decoder config", config_file);
+    m.release();
+    model.reset(d);
+    // transformers' post_init: _init_weights over every parameter, seeded.
+    const Generator::State outer = default_generator().state();
+    manual_seed(o.seed);
+    std::vector<std::string> keys;
+    for (const auto& [k, t] : model->named_parameters()) keys.push_back(k);
+    model->init_missing(keys);
+    default_generator().set_state(outer);
+  }
+  const models::DecoderSpec spec = model->spec();
+
+  // The tokenizer.
+  std::string tok_dir = o.tokenizer_dir;
+  if (tok_dir.empty())
+    tok_dir = o.model_dir.empty() ? fs::path(o.config_path).parent_path().string() : o.model_dir;
+  if (tok_dir.empty()) tok_dir = ".";
+  tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
+  tokenizer.set_truncation(std::nullopt);
+  tokenizer.set_padding(std::nullopt);
+  const int64_t tok_vocab = static_cast<int64_t>(tokenizer.vocab_size(true));
+  LMF_CHECK(tok_vocab <= spec.vocab_size, ValueError,
+            "the tokenizer in '{}' has {} tokens but {} has vocab_size {}; use a matching "
+            "tokenizer or a config with a larger vocab_size",
+            tok_dir, tok_vocab, config_file, spec.vocab_size);
+
+  // Block size: run_clm's default, or the flag within the model's positions.
+  int64_t block = o.block_size;
+  if (block == 0) {
+    block = 1024;
+    if (spec.trained_positions > 0) block = std::min(block, spec.trained_positions);
+    if (const int64_t m = tokenizer_model_max_length(tok_dir); m > 0) block = std::min(block, m);
+  }
+  LMF_CHECK(spec.max_positions <= 0 || block <= spec.max_positions, ValueError,
+            "--block-size {} exceeds the model's {} positions ({}); use --block-size {} or less",
+            block, spec.max_positions, config_file, spec.max_positions);
+
+  // The data: every file's examples; the first eval_split share held out (run_clm).
+  std::vector<std::string> train_texts, eval_texts;
+  for (const auto& f : o.train_files) {
+    auto t = read_clm_texts(f, o.text_field);
+    train_texts.insert(train_texts.end(), std::make_move_iterator(t.begin()),
+                       std::make_move_iterator(t.end()));
+  }
+  for (const auto& f : o.eval_files) {
+    auto t = read_clm_texts(f, o.text_field);
+    eval_texts.insert(eval_texts.end(), std::make_move_iterator(t.begin()),
+                      std::make_move_iterator(t.end()));
+  }
+  if (o.eval_split > 0) {
+    // datasets' percent slices round to the closest example (Python's round: ties to even).
+    const auto k =
+        static_cast<size_t>(std::nearbyint(o.eval_split * static_cast<double>(train_texts.size())));
+    LMF_CHECK(k >= 1 && k < train_texts.size(), ValueError,
+              "--eval-split {} of {} examples leaves {} held out; use a larger split, more data or "
+              "--eval FILE",
+              o.eval_split, train_texts.size(), k);
+    eval_texts.assign(std::make_move_iterator(train_texts.begin()),
+                      std::make_move_iterator(train_texts.begin() + k));
+    train_texts.erase(train_texts.begin(), train_texts.begin() + k);
+  }
+  std::vector<std::vector<int32_t>> train =
+      group_texts(tokenize_all(tokenizer, train_texts), block);
+  LMF_CHECK(!train.empty(), ValueError,
+            "the training data holds fewer than --block-size {} tokens: no training block; use "
+            "more text or a smaller --block-size",
+            block);
+  std::vector<std::vector<int32_t>> eval;
+  if (!eval_texts.empty()) {
+    eval = group_texts(tokenize_all(tokenizer, eval_texts), block);
+    LMF_CHECK(!eval.empty(), ValueError,
+              "the held-out data holds fewer than --block-size {} tokens: no evaluation block; "
+              "use a larger --eval-split, more text or a smaller --block-size",
+              block);
+  }
+  return std::make_unique<ClmObjective>(std::move(model), std::move(train), std::move(eval),
+                                        tok_dir, o.model_dir, o.eval_batch_size);
+}
+
+}  // namespace lmf::train

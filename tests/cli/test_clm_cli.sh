@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# lmforge pretrain --recipe gpt end to end on the tiny decoder fixtures: a LLaMA from a config and a
+# GPT-2 continued from its folder (outputs, JSON result, run_clm's eval metrics), the saved folder
+# generates with lmforge and loads in transformers with the same eval loss, --resume after a kill -9
+# equals a straight run byte for byte, and bad input is a one-line error.
+# Usage: test_clm_cli.sh LMFORGE_BINARY FIXTURES_DIR REPO_ROOT
+set -uo pipefail
+bin=$1
+fx=$2
+root=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export OMP_WAIT_POLICY=PASSIVE LMFORGE_NUM_THREADS=2 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+fail() { echo "FAIL: $*" >&2; exit 1; }
+jget() { python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])$2)" "$1"; }
+corpus="$fx/clm/corpus.txt"
+
+# ---- LLaMA from a config ---------------------------------------------------------------------------
+"$bin" pretrain --recipe gpt --config "$fx/decoder/llama/config.json" --tokenizer "$fx/decoder/llama" \
+  --train "$corpus" --eval-split 0.1 --block-size 16 --batch-size 4 --max-steps 6 --lr 3e-3 \
+  --logging-steps 1 --eval-steps 3 -o "$tmp/llama" --json > "$tmp/llama.json" 2> "$tmp/llama.err" \
+  || fail "pretrain --recipe gpt (llama) exited $?: $(cat "$tmp/llama.err")"
+for f in config.json model.safetensors generation_config.json tokenizer.json metrics.jsonl \
+         training_curves.html; do
+  [[ -f "$tmp/llama/$f" ]] || fail "pretrain --recipe gpt did not write $f"
+done
+python3 - "$tmp/llama" "$tmp/llama.json" <<'PY' || fail "llama outputs"
+import json, math, sys
+d, r = sys.argv[1], json.loads(open(sys.argv[2]).read())
+assert r["global_step"] == 6, r
+e = r["final_eval"]
+assert abs(e["eval_perplexity"] - math.exp(e["eval_loss"])) < 1e-6 * e["eval_perplexity"], e
+assert 0 <= e["eval_accuracy"] <= 1, e
+cfg = json.load(open(d + "/config.json"))
+assert cfg["architectures"] == ["LlamaForCausalLM"], cfg["architectures"]
+logs = [json.loads(l) for l in open(d + "/metrics.jsonl")]
+losses = [l["loss"] for l in logs if "loss" in l and "learning_rate" in l]
+assert len(losses) == 6 and losses[-1] < losses[0], losses
+assert sum("eval_loss" in l for l in logs) >= 2, logs
+PY
+# the saved folder generates
+"$bin" generate --model "$tmp/llama" --max-new-tokens 5 "First Citizen:" > "$tmp/gen.txt" \
+  2> "$tmp/gen.err" || fail "generate on the trained folder exited $?: $(cat "$tmp/gen.err")"
+[[ -s "$tmp/gen.txt" ]] || fail "generate printed nothing"
+
+# transformers loads it and gets the same held-out loss (when the reference stack is installed)
+if python3 -c "import torch, transformers" 2>/dev/null; then
+  python3 "$root/scripts/reference/gen_clm_train_goldens.py" --check-folder "$tmp/llama" "$corpus" \
+    0.1 16 "$(jget "$tmp/llama.json" "['final_eval']['eval_loss']")" \
+    || fail "transformers does not load the trained LLaMA folder with the same eval loss"
+elif [[ "${LMF_REQUIRE_REFERENCE:-0}" == 1 ]]; then
+  fail "torch + transformers are required (LMF_REQUIRE_REFERENCE=1)"
+else
+  echo "SKIP: transformers check (no torch + transformers)"
+fi
+
+# ---- GPT-2 continued from its folder; --resume after kill -9 ----------------------------------------
+gpt=(pretrain --recipe gpt --model "$fx/decoder/gpt2" --train "$corpus" --eval-split 0.1
+     --block-size 16 --batch-size 2 --lr 1e-3 --logging-steps 5 --seed 3 --json)
+"$bin" "${gpt[@]}" -o "$tmp/straight" --max-steps 1200 --save-steps 300 --save-total-limit 0 \
+  > "$tmp/straight.json" 2> "$tmp/straight.err" || fail "gpt2 straight run: $(cat "$tmp/straight.err")"
+[[ $(jget "$tmp/straight.json" "['global_step']") == 1200 ]] || fail "gpt2 global_step"
+cfg_arch=$(python3 -c "import json; print(json.load(open('$tmp/straight/config.json'))['architectures'][0])")
+[[ "$cfg_arch" == GPT2LMHeadModel ]] || fail "gpt2 architecture $cfg_arch"
+# kill -9 once a checkpoint exists (when the run is not already over), then resume
+"$bin" "${gpt[@]}" -o "$tmp/killed" --max-steps 1200 --save-steps 300 \
+  --save-total-limit 0 > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 3000); do
+  [[ -f "$tmp/killed/checkpoint-300/trainer_state.json" ]] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.01
+done
+if kill -9 $pid 2>/dev/null; then echo "killed the run after checkpoint-300"; fi
+wait $pid 2>/dev/null
+# as if killed right after checkpoint-300, whatever the race left
+find "$tmp/killed" -maxdepth 1 -name 'checkpoint-*' ! -name checkpoint-300 -exec rm -rf {} +
+rm -f "$tmp/killed/model.safetensors"
+[[ -d "$tmp/killed/checkpoint-300" ]] || fail "no checkpoint-300 before the kill"
+"$bin" "${gpt[@]}" -o "$tmp/killed" --max-steps 1200 --save-steps 300 --save-total-limit 0 --resume \
+  > "$tmp/resume.json" 2> "$tmp/resume.err" || fail "--resume exited $?: $(cat "$tmp/resume.err")"
+cmp -s "$tmp/killed/model.safetensors" "$tmp/straight/model.safetensors" \
+  || fail "resumed GPT-2 differs from the straight run"
+
+# ---- bad input -------------------------------------------------------------------------------------
+expect_error() {  # expect_error PATTERN ARGS...: non-zero exit, one-line error naming PATTERN
+  local pat=$1; shift
+  "$bin" "$@" > "$tmp/out" 2> "$tmp/err" && fail "expected an error for: $*"
+  grep -q -- "$pat" "$tmp/err" || fail "error for '$*' does not mention '$pat': $(cat "$tmp/err")"
+  grep -q "Segmentation\|Aborted\|terminate called" "$tmp/err" && fail "crash for: $*"
+  return 0
+}
+expect_error "recipe gpt" pretrain --recipe bert --model "$fx/decoder/gpt2" --train "$corpus" -o "$tmp/x"
+expect_error "positions" pretrain --recipe gpt --model "$fx/decoder/gpt2" --train "$corpus" \
+  --block-size 200 -o "$tmp/x"
+printf 'ok\ncaf\xe9\n' > "$tmp/latin1.txt"
+expect_error "latin1.txt:2" pretrain --recipe gpt --model "$fx/decoder/gpt2" --train "$tmp/latin1.txt" -o "$tmp/x"
+expect_error "model_type" pretrain --recipe gpt --config "$fx/pipelines/bert_nsp/config.json" \
+  --tokenizer "$fx/pipelines/bert_nsp" --train "$corpus" -o "$tmp/x"
+echo "cli_clm: all checks passed"
