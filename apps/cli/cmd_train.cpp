@@ -12,6 +12,7 @@
 #include "lmforge/train/electra.h"
 #include "lmforge/train/finetune.h"
 #include "lmforge/train/pretrain.h"
+#include "lmforge/train/sft.h"
 #include "lmforge/train/translation.h"
 #include "lmforge/train/translation_eval.h"
 #include "train_options.h"
@@ -35,6 +36,8 @@ struct FinetuneCli {
   train::FinetuneOptions data;
   train::TrainerOptions trainer;
   train::TranslationOptions translation;  // --task translation
+  train::SftOptions sft;                  // --task sft
+  bool max_length_given = false;          // else sft uses TRL's 1024
   bool no_truncation = false;
   std::string label_kind = "auto";
   bool json = false;
@@ -131,7 +134,7 @@ int run_pretrain_gpt(PretrainCli& o) {
     fmt::print("recipe gpt: causal LM {} ({}), blocks of {} tokens: {} for training, {} held out\n",
                obj->model().architecture(),
                c.model_dir.empty() ? "from " + c.config_path : "continued from " + c.model_dir,
-               obj->block_size(), obj->train_blocks().size(), obj->eval_blocks().size());
+               obj->block_size(), obj->train_examples().size(), obj->eval_examples().size());
     std::fflush(stdout);
   }
   o.trainer.progress = o.trainer.progress && !o.json;
@@ -191,9 +194,42 @@ int run_translation(FinetuneCli& o) {
   return report_result(r, o.trainer, o.json, "finetune");
 }
 
+int run_sft(FinetuneCli& o) {
+  train::SftOptions& s = o.sft;
+  s.model_dir = o.data.model_dir;
+  s.train_file = o.data.train_file;
+  s.eval_file = o.data.eval_file;
+  s.eval_split = o.data.eval_fraction;
+  s.seed = o.trainer.seed;
+  if (o.max_length_given) s.max_length = o.data.max_length;
+  s.eval_batch_size = o.data.eval_batch_size;
+  s.max_train_examples = o.data.max_train_examples;
+  s.max_eval_examples = o.data.max_eval_examples;
+  train::SftReport rep;
+  auto obj = train::make_sft_objective(s, &rep);
+  if (!o.json) {
+    print_plan("finetune", *obj, o.trainer);
+    fmt::print(
+        "task sft: {} ({}), {} training / {} held-out examples, loss on {}, {} truncated to {} "
+        "tokens, {} dropped (nothing to learn after truncation), {} malformed records skipped\n",
+        obj->model().architecture(), rep.chat ? "chat template" : "Alpaca prompt text",
+        rep.train_examples, rep.eval_examples,
+        s.completion_only_loss ? "the answers only" : "every token", rep.truncated, s.max_length,
+        rep.dropped, rep.skipped.size());
+    for (size_t i = 0; i < rep.skipped.size() && i < 5; ++i)
+      fmt::print("  skipped {}\n", rep.skipped[i]);
+    if (rep.skipped.size() > 5) fmt::print("  ... and {} more\n", rep.skipped.size() - 5);
+    std::fflush(stdout);
+  }
+  o.trainer.progress = o.trainer.progress && !o.json;
+  const train::TrainResult r = train::train(*obj, o.trainer);
+  return report_result(r, o.trainer, o.json, "finetune");
+}
+
 int run_finetune(FinetuneCli& o) {
   if (o.data.train_file.empty()) throw ValueError("finetune needs --train FILE");
   if (o.data.task == "translation") return run_translation(o);
+  if (o.data.task == "sft") return run_sft(o);
   if (!o.translation.config_path.empty())
     throw ValueError("--config (a model from scratch) is for --task translation only");
   if (o.data.model_dir.empty()) throw ValueError("finetune needs --model DIR");
@@ -307,7 +343,9 @@ void add_column_options(CLI::App* sub, FinetuneCli& o) {
                   "auto | single | multi (a JSON list of labels per row) | regression")
       ->check(CLI::IsMember({"auto", "single", "multi", "regression"}))
       ->capture_default_str();
-  sub->add_option("--max-length", o.data.max_length, "tokens per input (QA: per window)")
+  sub->add_option("--max-length", o.data.max_length,
+                  "tokens per input (QA: per window; sft: per example, default 1024, longer ones "
+                  "keep their start)")
       ->check(CLI::Range(8, 1 << 20))
       ->capture_default_str();
   sub->add_option("--doc-stride", o.data.doc_stride, "QA: tokens shared by consecutive windows")
@@ -446,6 +484,14 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "                  model_type marian/bart/t5 from scratch) on\n"
         "                  SRC_FILE,TGT_FILE or JSONL {\"en\": ..., \"fr\": ...} pairs\n"
         "                  (--source-lang/--target-lang), optional --label-smoothing\n"
+        "  sft             supervised fine-tuning of a decoder (GPT-2 / LLaMA / Qwen2 / Mistral)\n"
+        "                  as TRL's SFTTrainer: Alpaca JSON (instruction/input/output), chat\n"
+        "                  JSONL ({\"messages\": [{role, content}...]}) or prompt/completion\n"
+        "                  records, rendered with the model's chat template (--chat-template\n"
+        "                  FILE to set one; Alpaca records without one use Alpaca's prompt\n"
+        "                  text), loss on the answers only (every assistant turn) unless\n"
+        "                  --no-completion-only-loss, --max-length 1024 keeping the start;\n"
+        "                  malformed records are skipped and listed (--strict-data refuses)\n"
         "Metrics as HF's example scripts: accuracy/F1, seqeval entity F1, SQuAD EM/F1,\n"
         "Pearson/Spearman. Defaults are HF TrainingArguments'.\n"
         "Example: lmforge finetune --model ./models/all-MiniLM-L6-v2 --task classification \\\n"
@@ -455,7 +501,15 @@ void register_train_commands(CLI::App& app, Commands& out) {
                     "translation: config.json of a Marian, BART or T5 model trained from scratch");
     sub->add_option("--task", o->data.task,
                     "classification | regression | ner | qa | bi-encoder | cross-encoder | "
-                    "translation (default: from the model's architecture)");
+                    "translation | sft (default: from the model's architecture)");
+    sub->add_option("--chat-template", o->sft.chat_template_file,
+                    "sft: a Jinja chat template file used instead of the tokenizer's (saved with "
+                    "the model as chat_template.jinja)");
+    sub->add_flag("!--no-completion-only-loss", o->sft.completion_only_loss,
+                  "sft: train on every token, prompts included (default: the answers only, "
+                  "TRL's completion_only_loss)");
+    sub->add_flag("--strict-data", o->sft.strict_data,
+                  "sft: a malformed record is an error (file:line) instead of skipped");
     sub->add_option("--train", o->data.train_file,
                     "training data file (translation: SRC_FILE,TGT_FILE or a .jsonl file)")
         ->required();
@@ -497,7 +551,11 @@ void register_train_commands(CLI::App& app, Commands& out) {
     add_column_options(sub, *o);
     add_trainer_options(sub, o->trainer);
     sub->add_flag("--json", o->json, "print the result as one JSON object (no progress bar)");
-    out.push_back({sub, [o] { return run_finetune(*o); }});
+    CLI::Option* max_length = sub->get_option("--max-length");
+    out.push_back({sub, [o, max_length] {
+                     o->max_length_given = max_length->count() > 0;
+                     return run_finetune(*o);
+                   }});
   }
   {
     auto o = std::make_shared<FinetuneCli>();

@@ -196,25 +196,47 @@ std::vector<std::vector<int32_t>> group_texts(const std::vector<std::vector<int3
 
 // ---- objective ----------------------------------------------------------------------------------
 
+std::vector<LmExample> as_examples(std::vector<std::vector<int32_t>> blocks) {
+  std::vector<LmExample> out(blocks.size());
+  for (size_t i = 0; i < blocks.size(); ++i) out[i].input_ids = std::move(blocks[i]);
+  return out;
+}
+
+struct ClmObjective::Batch {
+  models::DecoderInputs inputs;
+  models::DecoderLabels labels;
+  std::vector<int64_t> label_ids;  // [B * T], -100 where not trained or padding
+  int64_t b = 0, t = 0, tokens = 0;
+};
+
 ClmObjective::ClmObjective(std::unique_ptr<models::DecoderModel> model,
-                           std::vector<std::vector<int32_t>> train,
-                           std::vector<std::vector<int32_t>> eval, std::string tokenizer_dir,
-                           std::string model_dir, int64_t eval_batch_size)
+                           std::vector<LmExample> train, std::vector<LmExample> eval,
+                           int64_t pad_id, std::string tokenizer_dir, std::string model_dir,
+                           int64_t eval_batch_size)
     : model_(std::move(model)),
       train_(std::move(train)),
       eval_(std::move(eval)),
+      pad_id_(pad_id),
       tokenizer_dir_(std::move(tokenizer_dir)),
       model_dir_(std::move(model_dir)),
       eval_batch_size_(std::max<int64_t>(1, eval_batch_size)) {
   LMF_CHECK(model_ && model_->is_causal_lm(), ValueError,
             "causal-LM training needs a model with a language-modelling head");
-  LMF_CHECK(!train_.empty(), ValueError, "causal-LM training: no training blocks");
+  LMF_CHECK(!train_.empty(), ValueError, "causal-LM training: no training examples");
+  for (const auto* set : {&train_, &eval_})
+    for (const LmExample& e : *set) {
+      LMF_CHECK(!e.input_ids.empty(), ValueError, "causal-LM training: an empty example");
+      LMF_CHECK(e.labels.empty() || e.labels.size() == e.input_ids.size(), ShapeError,
+                "causal-LM training: {} labels for {} tokens", e.labels.size(), e.input_ids.size());
+    }
 }
 
 ClmObjective::~ClmObjective() = default;
 
 int64_t ClmObjective::block_size() const {
-  return static_cast<int64_t>(train_.front().size());
+  int64_t n = 0;
+  for (const LmExample& e : train_) n = std::max(n, e.size());
+  return n;
 }
 
 NamedTensors ClmObjective::parameters() const {
@@ -228,37 +250,61 @@ void ClmObjective::set_training(bool on) {
   model_->train(on);
 }
 
-Tensor ClmObjective::batch_loss(const std::vector<std::vector<int32_t>>& blocks,
-                                std::span<const int64_t> indices) const {
-  const int64_t b = static_cast<int64_t>(indices.size());
-  LMF_CHECK(b > 0, ValueError, "an empty batch");
-  const int64_t t = static_cast<int64_t>(blocks.at(indices[0]).size());
-  std::vector<int64_t> ids(b * t);
-  for (int64_t r = 0; r < b; ++r) {
-    const auto& blk = blocks.at(indices[r]);
-    LMF_CHECK(static_cast<int64_t>(blk.size()) == t, ShapeError,
-              "causal-LM batch: blocks of different lengths ({} and {})", t, blk.size());
-    std::copy(blk.begin(), blk.end(), ids.begin() + r * t);
+ClmObjective::Batch ClmObjective::make_batch(const std::vector<LmExample>& examples,
+                                             std::span<const int64_t> indices) const {
+  Batch out;
+  out.b = static_cast<int64_t>(indices.size());
+  LMF_CHECK(out.b > 0, ValueError, "an empty batch");
+  bool padded = false;
+  for (int64_t i : indices) {
+    const int64_t n = examples.at(i).size();
+    padded = padded || (out.t != 0 && n != out.t);
+    out.t = std::max(out.t, n);
   }
-  models::DecoderInputs in;
-  in.input_ids = Tensor::from_vector(ids, {b, t});
-  models::DecoderLabels labels;
-  labels.labels = in.input_ids;
-  return model_->forward(in, labels).loss;
+  const int64_t B = out.b, T = out.t;
+  std::vector<int64_t> ids(B * T, pad_id_), mask(B * T, 0);
+  out.label_ids.assign(B * T, -100);
+  for (int64_t r = 0; r < B; ++r) {
+    const LmExample& e = examples[indices[r]];
+    for (int64_t j = 0; j < e.size(); ++j) {
+      ids[r * T + j] = e.input_ids[j];
+      mask[r * T + j] = 1;
+      out.label_ids[r * T + j] = e.labels.empty() ? e.input_ids[j] : e.labels[j];
+    }
+    out.tokens += e.size();
+  }
+  out.inputs.input_ids = Tensor::from_vector(ids, {B, T});
+  // Right padding: positions are 0..n-1 for every row either way; the mask hides the padding.
+  if (padded) out.inputs.attention_mask = Tensor::from_vector(mask, {B, T});
+  out.labels.labels = Tensor::from_vector(out.label_ids, {B, T});
+  return out;
+}
+
+Tensor ClmObjective::batch_loss(const std::vector<LmExample>& examples,
+                                std::span<const int64_t> indices) const {
+  const Batch b = make_batch(examples, indices);
+  return model_->forward(b.inputs, b.labels).loss;
 }
 
 Objective::BatchLoss ClmObjective::loss(std::span<const int64_t> indices, Generator& rng) {
   (void)rng;  // dropout draws from the default generator, as the other objectives
+  const Batch b = make_batch(train_, indices);
   BatchLoss out;
-  out.loss = batch_loss(train_, indices);
-  for (int64_t i : indices) out.tokens += static_cast<int64_t>(train_.at(i).size());
+  out.loss = model_->forward(b.inputs, b.labels).loss;
+  out.tokens = b.tokens;
   return out;
 }
 
 int64_t ClmObjective::loss_items(std::span<const int64_t> indices) const {
   int64_t n = 0;
-  for (int64_t i : indices)
-    n += std::max<int64_t>(0, static_cast<int64_t>(train_.at(i).size()) - 1);
+  for (int64_t i : indices) {
+    const LmExample& e = train_.at(i);
+    if (e.labels.empty())
+      n += std::max<int64_t>(0, e.size() - 1);
+    else
+      n += std::count_if(e.labels.begin() + std::min<int64_t>(1, e.size()), e.labels.end(),
+                         [](int32_t l) { return l != -100; });
+  }
   return n;
 }
 
@@ -266,35 +312,37 @@ Metrics ClmObjective::evaluate() {
   if (eval_.empty()) return {};
   NoGradGuard no_grad;
   set_training(false);
-  const int64_t t = static_cast<int64_t>(eval_.front().size());
+  int64_t t_max = 0;
+  for (const LmExample& e : eval_) t_max = std::max(t_max, e.size());
   const int64_t vocab = model_->spec().vocab_size;
   // Rows per forward: the batch size, capped so the [rows, T, V] logits stay near 256 MiB.
-  const int64_t cap = std::max<int64_t>(1, (int64_t{64} << 20) / std::max<int64_t>(1, t * vocab));
+  const int64_t cap =
+      std::max<int64_t>(1, (int64_t{64} << 20) / std::max<int64_t>(1, t_max * vocab));
   const int64_t rows = std::min(eval_batch_size_, cap);
   double loss_sum = 0;
   int64_t predicted = 0, correct = 0;
   const int64_t n = static_cast<int64_t>(eval_.size());
+  std::vector<int64_t> idx;
   for (int64_t start = 0; start < n; start += rows) {
-    const int64_t b = std::min(rows, n - start);
-    std::vector<int64_t> ids(b * t);
-    for (int64_t r = 0; r < b; ++r)
-      std::copy(eval_[start + r].begin(), eval_[start + r].end(), ids.begin() + r * t);
-    models::DecoderInputs in;
-    in.input_ids = Tensor::from_vector(ids, {b, t});
-    models::DecoderLabels labels;
-    labels.labels = in.input_ids;
-    const models::DecoderOutput o = model_->forward(in, labels);
-    loss_sum += o.loss.item() * static_cast<double>(b * (t - 1));
-    predicted += b * (t - 1);
+    idx.clear();
+    for (int64_t i = start; i < std::min(n, start + rows); ++i) idx.push_back(i);
+    const Batch b = make_batch(eval_, idx);
+    const models::DecoderOutput o = model_->forward(b.inputs, b.labels);
     const Tensor logits = o.logits.contiguous().to(DType::f32);
     const float* lp = logits.data<float>();
     const int64_t v = logits.size(2);
-    for (int64_t r = 0; r < b; ++r)
-      for (int64_t p = 0; p + 1 < t; ++p) {
-        const float* row = lp + (r * t + p) * v;
-        const int64_t arg = std::max_element(row, row + v) - row;
-        correct += arg == ids[r * t + p + 1];
+    int64_t items = 0;
+    for (int64_t r = 0; r < b.b; ++r)
+      for (int64_t p = 0; p + 1 < b.t; ++p) {
+        const int64_t target = b.label_ids[r * b.t + p + 1];
+        if (target == -100) continue;
+        ++items;
+        const float* row = lp + (r * b.t + p) * v;
+        correct += (std::max_element(row, row + v) - row) == target;
       }
+    if (items == 0) continue;  // the model's loss of a batch without targets is NaN
+    loss_sum += o.loss.item() * static_cast<double>(items);
+    predicted += items;
   }
   const double loss = loss_sum / static_cast<double>(std::max<int64_t>(1, predicted));
   return {{"eval_loss", loss},
@@ -315,6 +363,8 @@ void ClmObjective::save_pretrained(const std::string& dir) const {
       tokenizer_dir_, dir,
       {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
        "merges.txt", "tokenizer.model", "chat_template.jinja", "added_tokens.json"});
+  for (const auto& [name, content] : extra_files)
+    models::write_file_atomically((fs::path(dir) / name).string(), content);
 }
 
 void ClmObjective::load_pretrained(const std::string& dir) {
@@ -345,6 +395,46 @@ bool is_decoder_config(const std::string& config_file) {
   }
 }
 
+std::unique_ptr<models::DecoderModel> load_or_create_causal_lm(const std::string& model_dir,
+                                                               const std::string& config_path,
+                                                               uint64_t seed,
+                                                               std::string* config_file_out) {
+  const std::string config_file =
+      model_dir.empty() ? config_path : (fs::path(model_dir) / "config.json").string();
+  if (config_file_out) *config_file_out = config_file;
+  const std::string config_text = read_file_bytes(config_file);
+  const std::string arch = causal_lm_architecture(config_text, config_file);
+  if (!model_dir.empty()) {
+    models::LoadOptions lo;
+    lo.architecture = arch;
+    return models::load_pretrained_as<models::DecoderModel>(model_dir, "a decoder to train", lo);
+  }
+  std::unique_ptr<models::PretrainedModel> m;
+  {
+    nn::init::NoInitGuard no_init;
+    m = models::create_pretrained(config_text, arch, config_file);
+  }
+  auto* d = dynamic_cast<models::DecoderModel*>(m.get());
+  LMF_CHECK(d != nullptr, ValueError, "{} is not a decoder config", config_file);
+  m.release();
+  std::unique_ptr<models::DecoderModel> model(d);
+  // transformers' post_init: _init_weights over every parameter, seeded.
+  const Generator::State outer = default_generator().state();
+  manual_seed(seed);
+  std::vector<std::string> keys;
+  for (const auto& [k, t] : model->named_parameters()) keys.push_back(k);
+  model->init_missing(keys);
+  default_generator().set_state(outer);
+  return model;
+}
+
+int64_t decoder_pad_id(const models::DecoderModel& model) {
+  const models::DecoderSpec spec = model.spec();
+  if (spec.pad_token_id >= 0) return spec.pad_token_id;
+  if (!spec.eos_token_ids.empty()) return spec.eos_token_ids.front();
+  return 0;
+}
+
 std::unique_ptr<ClmObjective> make_clm_objective(const ClmOptions& o) {
   LMF_CHECK(o.model_dir.empty() != o.config_path.empty(), ValueError,
             "give exactly one of --model DIR (continue from a decoder checkpoint) and --config "
@@ -357,34 +447,9 @@ std::unique_ptr<ClmObjective> make_clm_objective(const ClmOptions& o) {
   LMF_CHECK(o.block_size == 0 || o.block_size >= 2, ValueError,
             "--block-size must be at least 2, got {}", o.block_size);
 
-  // The model.
-  const std::string config_file =
-      o.model_dir.empty() ? o.config_path : (fs::path(o.model_dir) / "config.json").string();
-  const std::string config_text = read_file_bytes(config_file);
-  const std::string arch = causal_lm_architecture(config_text, config_file);
-  std::unique_ptr<models::DecoderModel> model;
-  if (!o.model_dir.empty()) {
-    models::LoadOptions lo;
-    lo.architecture = arch;
-    model = models::load_pretrained_as<models::DecoderModel>(o.model_dir, "a decoder to train", lo);
-  } else {
-    std::unique_ptr<models::PretrainedModel> m;
-    {
-      nn::init::NoInitGuard no_init;
-      m = models::create_pretrained(config_text, arch, config_file);
-    }
-    auto* d = dynamic_cast<models::DecoderModel*>(m.get());
-    LMF_CHECK(d != nullptr, ValueError, "{} is not a decoder config", config_file);
-    m.release();
-    model.reset(d);
-    // transformers' post_init: _init_weights over every parameter, seeded.
-    const Generator::State outer = default_generator().state();
-    manual_seed(o.seed);
-    std::vector<std::string> keys;
-    for (const auto& [k, t] : model->named_parameters()) keys.push_back(k);
-    model->init_missing(keys);
-    default_generator().set_state(outer);
-  }
+  std::string config_file;
+  std::unique_ptr<models::DecoderModel> model =
+      load_or_create_causal_lm(o.model_dir, o.config_path, o.seed, &config_file);
   const models::DecoderSpec spec = model->spec();
 
   // The tokenizer.
@@ -450,8 +515,10 @@ std::unique_ptr<ClmObjective> make_clm_objective(const ClmOptions& o) {
               "use a larger --eval-split, more text or a smaller --block-size",
               block);
   }
-  return std::make_unique<ClmObjective>(std::move(model), std::move(train), std::move(eval),
-                                        tok_dir, o.model_dir, o.eval_batch_size);
+  const int64_t pad = decoder_pad_id(*model);
+  return std::make_unique<ClmObjective>(std::move(model), as_examples(std::move(train)),
+                                        as_examples(std::move(eval)), pad, tok_dir, o.model_dir,
+                                        o.eval_batch_size);
 }
 
 }  // namespace lmf::train

@@ -82,6 +82,37 @@ rm -f "$tmp/killed/model.safetensors"
 cmp -s "$tmp/killed/model.safetensors" "$tmp/straight/model.safetensors" \
   || fail "resumed GPT-2 differs from the straight run"
 
+# ---- finetune --task sft: chat records with a chat template given by file -------------------------
+tokdir="$tmp/sft_tok"
+mkdir -p "$tokdir"
+cp "$fx/decoder/llama/tokenizer.json" "$tokdir/"
+python3 - "$fx/sft/tokenizer_config.json" "$tokdir" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+open(sys.argv[2] + "/chat.jinja", "w").write(c.pop("chat_template"))
+json.dump(c, open(sys.argv[2] + "/tokenizer_config.json", "w"))
+PY
+"$bin" finetune --task sft --model "$fx/decoder/llama" --tokenizer "$tokdir" \
+  --chat-template "$tokdir/chat.jinja" --train "$fx/sft/chat.jsonl" --eval "$fx/sft/alpaca.json" \
+  --batch-size 2 --max-steps 3 --lr 3e-3 --logging-steps 1 -o "$tmp/sft" --json > "$tmp/sft.json" \
+  2> "$tmp/sft.err" || fail "finetune --task sft exited $?: $(cat "$tmp/sft.err")"
+for f in config.json model.safetensors chat_template.jinja tokenizer.json metrics.jsonl; do
+  [[ -f "$tmp/sft/$f" ]] || fail "sft did not write $f"
+done
+python3 - "$tmp/sft.json" <<'PY' || fail "sft result"
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+assert r["global_step"] == 3 and "eval_loss" in r["final_eval"], r
+PY
+"$bin" generate --model "$tmp/sft" --chat --max-new-tokens 4 "Name a fruit." > /dev/null 2> "$tmp/gen.err" \
+  || fail "chat with the SFT folder: $(cat "$tmp/gen.err")"
+expect_error_sft() { "$bin" finetune --task sft --model "$fx/decoder/llama" "$@" -o "$tmp/x" \
+  > /dev/null 2> "$tmp/err" && fail "expected an sft error for: $*"; cat "$tmp/err"; }
+expect_error_sft --tokenizer "$tokdir" --train "$fx/sft/chat.jsonl" | grep -q -- "--chat-template" \
+  || fail "sft without a chat template: $(cat "$tmp/err")"
+expect_error_sft --tokenizer "$tokdir" --chat-template "$tokdir/chat.jinja" --strict-data \
+  --train "$fx/sft/chat.jsonl" | grep -q "chat.jsonl:3" || fail "--strict-data: $(cat "$tmp/err")"
+
 # ---- bad input -------------------------------------------------------------------------------------
 expect_error() {  # expect_error PATTERN ARGS...: non-zero exit, one-line error naming PATTERN
   local pat=$1; shift

@@ -50,6 +50,12 @@ std::vector<std::vector<int32_t>> blocks_of(const json& j) {
   return j.get<std::vector<std::vector<int32_t>>>();
 }
 
+std::vector<std::vector<int32_t>> ids_of(const std::vector<LmExample>& examples) {
+  std::vector<std::vector<int32_t>> out;
+  for (const LmExample& e : examples) out.push_back(e.input_ids);
+  return out;
+}
+
 // A copy of tests/fixtures/decoder/<name> with every dropout 0 (as the goldens' models).
 fs::path model_copy(const std::string& name) {
   const fs::path d = temp_dir("model_" + name);
@@ -137,8 +143,9 @@ TEST(ClmData, BlocksEqualRunClms) {
     o.eval_split = g.at("validation_split_percentage").get<double>() / 100.0;
     o.block_size = g.at("block_size").get<int64_t>();
     auto obj = make_clm_objective(o);
-    EXPECT_EQ(obj->train_blocks(), blocks_of(g.at("train_blocks"))) << tname;
-    EXPECT_EQ(obj->eval_blocks(), blocks_of(g.at("eval_blocks"))) << tname;
+    EXPECT_EQ(ids_of(obj->train_examples()), blocks_of(g.at("train_blocks"))) << tname;
+    EXPECT_EQ(ids_of(obj->eval_examples()), blocks_of(g.at("eval_blocks"))) << tname;
+    for (const LmExample& e : obj->train_examples()) EXPECT_TRUE(e.labels.empty());
     EXPECT_EQ(obj->block_size(), 16);
   }
 }
@@ -180,8 +187,9 @@ TEST_P(ClmStep, OneTrainerStepMatchesPyTorch) {
   const fs::path model_dir = model_copy(c.model);
   auto train = blocks_of(blocks.at("train_blocks"));
   train.resize(4);
-  ClmObjective obj(load_pretrained_decoder_for_test(model_dir.string()), train,
-                   blocks_of(blocks.at("eval_blocks")), model_dir.string(), model_dir.string(), 3);
+  ClmObjective obj(load_pretrained_decoder_for_test(model_dir.string()), as_examples(train),
+                   as_examples(blocks_of(blocks.at("eval_blocks"))), 1, model_dir.string(),
+                   model_dir.string(), 3);
 
   // Loss and gradients of the whole batch.
   {
@@ -251,7 +259,7 @@ TEST_P(ClmGradients, MatchPyTorch) {
   const fs::path model_dir = model_copy(model);
   auto train = blocks_of(blocks.at("train_blocks"));
   train.resize(4);
-  ClmObjective obj(load_pretrained_decoder_for_test(model_dir.string()), train, {},
+  ClmObjective obj(load_pretrained_decoder_for_test(model_dir.string()), as_examples(train), {}, 1,
                    model_dir.string(), model_dir.string(), 8);
   obj.set_training(true);
   std::vector<int64_t> all{0, 1, 2, 3};

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lmforge/models/decoder.h"
@@ -49,47 +50,68 @@ struct ClmOptions {
   int64_t eval_batch_size = 8;
 };
 
-// The model's causal-LM loss (labels = input_ids, shifted inside the model) on blocks of equal
-// length: no padding, no attention mask. Tokens per batch: every block token.
+// One training sequence of a decoder: its tokens and which of them are trained.
+struct LmExample {
+  std::vector<int32_t> input_ids;
+  // Empty: every token is a target (labels = input_ids, run_clm); else the same size, -100 where a
+  // token is not trained (an SFT prompt), the token id elsewhere.
+  std::vector<int32_t> labels;
+  int64_t size() const { return static_cast<int64_t>(input_ids.size()); }
+};
+
+// The model's causal-LM loss (labels shifted inside the model, -100 ignored) on batches of
+// examples right-padded with pad_id (attention mask 0, labels -100 there), as transformers'
+// DataCollatorForLanguageModeling / TRL's collator pad them; equal-length examples need no
+// padding. Tokens per batch: every non-padding token.
 class ClmObjective : public Objective {
  public:
-  ClmObjective(std::unique_ptr<models::DecoderModel> model, std::vector<std::vector<int32_t>> train,
-               std::vector<std::vector<int32_t>> eval, std::string tokenizer_dir,
+  ClmObjective(std::unique_ptr<models::DecoderModel> model, std::vector<LmExample> train,
+               std::vector<LmExample> eval, int64_t pad_id, std::string tokenizer_dir,
                std::string model_dir, int64_t eval_batch_size);
   ~ClmObjective() override;
 
   models::DecoderModel& model() { return *model_; }
-  const std::vector<std::vector<int32_t>>& train_blocks() const { return train_; }
-  const std::vector<std::vector<int32_t>>& eval_blocks() const { return eval_; }
+  const std::vector<LmExample>& train_examples() const { return train_; }
+  const std::vector<LmExample>& eval_examples() const { return eval_; }
+  // The longest training example (the block size for run_clm's blocks).
   int64_t block_size() const;
 
   NamedTensors parameters() const override;
   void set_training(bool on) override;
   int64_t num_examples() const override { return static_cast<int64_t>(train_.size()); }
-  int64_t example_length(int64_t i) const override {
-    return static_cast<int64_t>(train_.at(i).size());
-  }
+  int64_t example_length(int64_t i) const override { return train_.at(i).size(); }
   BatchLoss loss(std::span<const int64_t> indices, Generator& rng) override;
-  // Predicted tokens (block length - 1 per block), HF's num_items_in_batch for shifted labels.
+  // Predicted tokens (labels after the first position that are not -100), HF 5.x's
+  // num_items_in_batch for shifted labels.
   int64_t loss_items(std::span<const int64_t> indices) const override;
-  // eval_loss (mean next-token loss), eval_perplexity = exp(eval_loss) and eval_accuracy
-  // (argmax prediction equals the next token), as run_clm reports them.
+  // eval_loss (mean next-token loss over the trained tokens), eval_perplexity = exp(eval_loss)
+  // and eval_accuracy (the argmax prediction equals the next trained token), as run_clm reports
+  // them for blocks.
   Metrics evaluate() override;
   // config.json, model.safetensors, generation_config.json (the input folder's, else
-  // GenerationConfig.from_model_config) and the tokenizer files.
+  // GenerationConfig.from_model_config) and the tokenizer files; plus extra_files.
   void save_pretrained(const std::string& dir) const override;
   void load_pretrained(const std::string& dir) override;
 
-  // The loss of blocks[indices] (mean over their predicted tokens), in the current mode.
-  Tensor batch_loss(const std::vector<std::vector<int32_t>>& blocks,
-                    std::span<const int64_t> indices) const;
+  // The loss of examples[indices] (mean over their predicted tokens), in the current mode.
+  Tensor batch_loss(const std::vector<LmExample>& examples, std::span<const int64_t> indices) const;
+
+  // Files written next to every saved model (name -> content), e.g. a chat template given on the
+  // command line as chat_template.jinja.
+  std::vector<std::pair<std::string, std::string>> extra_files;
 
  private:
+  struct Batch;
+  Batch make_batch(const std::vector<LmExample>& examples, std::span<const int64_t> indices) const;
   std::unique_ptr<models::DecoderModel> model_;
-  std::vector<std::vector<int32_t>> train_, eval_;
+  std::vector<LmExample> train_, eval_;
+  int64_t pad_id_ = 0;
   std::string tokenizer_dir_, model_dir_;
   int64_t eval_batch_size_ = 8;
 };
+
+// Blocks as examples whose every token is trained.
+std::vector<LmExample> as_examples(std::vector<std::vector<int32_t>> blocks);
 
 // The causal-LM head architecture of a decoder config ("GPT2LMHeadModel", "LlamaForCausalLM",
 // "Qwen2ForCausalLM", "MistralForCausalLM"); ValueError naming the supported model types.
@@ -103,5 +125,17 @@ bool is_decoder_config(const std::string& config_file);
 // both or neither of model_dir/config_path, a block size beyond the model's positions, a
 // tokenizer larger than the model's vocabulary, or data too short for one block.
 std::unique_ptr<ClmObjective> make_clm_objective(const ClmOptions& options);
+
+// For the objectives built on ClmObjective (SFT): a decoder with an LM head from a folder (with its
+// head, or a base model given a new one) or from a config.json (initialised as transformers'
+// _init_weights, seeded); `config_file` receives the config read.
+std::unique_ptr<models::DecoderModel> load_or_create_causal_lm(const std::string& model_dir,
+                                                               const std::string& config_path,
+                                                               uint64_t seed,
+                                                               std::string* config_file = nullptr);
+// The pad id batches use: the model's pad_token_id, else its first EOS id (as TRL pads with EOS
+// when a tokenizer has no pad token), else 0. Padding is masked and never a target, so the value
+// does not change the loss.
+int64_t decoder_pad_id(const models::DecoderModel& model);
 
 }  // namespace lmf::train

@@ -1,0 +1,325 @@
+// Supervised fine-tuning data (train/sft.h): TRL SFTTrainer's record formats, chat-template
+// rendering and completion-only labels, on ClmObjective.
+#include "lmforge/train/sft.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "lmforge/core/error.h"
+#include "lmforge/tokenizers/chat_template.h"
+#include "lmforge/tokenizers/tokenizer.h"
+#include "lmforge/tokenizers/unicode.h"
+#include "lmforge/train/hf_folder.h"
+
+namespace lmf::train {
+
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+// Stanford Alpaca's prompts (with and without an input).
+constexpr const char* kAlpacaWithInput =
+    "Below is an instruction that describes a task, paired with an input that provides further "
+    "context. Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{}\n\n### Input:\n{}\n\n### Response:\n";
+constexpr const char* kAlpacaNoInput =
+    "Below is an instruction that describes a task. Write a response that appropriately completes "
+    "the request.\n\n### Instruction:\n{}\n\n### Response:\n";
+
+bool blank(const std::string& s) {
+  return s.find_first_not_of(" \t\r\n") == std::string::npos;
+}
+
+// The record, or the reason it is malformed ("" when fine).
+std::string parse_record(const ojson& j, SftRecord& r) {
+  if (!j.is_object()) return "not a JSON object";
+  auto str = [&](const char* key, std::string& out) -> std::string {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return fmt::format("no \"{}\" field", key);
+    if (!it->is_string())
+      return fmt::format("\"{}\" must be a string, not {}", key, it->type_name());
+    out = it->get<std::string>();
+    return "";
+  };
+  if (j.contains("messages")) {
+    const ojson& m = j.at("messages");
+    if (!m.is_array() || m.empty())
+      return "\"messages\" must be a non-empty list of {role, content}";
+    for (size_t i = 0; i < m.size(); ++i) {
+      if (!m[i].is_object() || !m[i].contains("role") || !m[i]["role"].is_string() ||
+          !m[i].contains("content") || !m[i]["content"].is_string())
+        return fmt::format("message {} must be an object with string \"role\" and \"content\"",
+                           i + 1);
+    }
+    if (m.back()["role"] != "assistant")
+      return "the conversation does not end with an assistant message (nothing to learn)";
+    if (blank(m.back()["content"].get<std::string>())) return "the assistant's answer is empty";
+    r.messages = m;
+    return "";
+  }
+  if (j.contains("instruction") || j.contains("output")) {
+    if (auto e = str("instruction", r.instruction); !e.empty()) return e;
+    if (auto e = str("output", r.output); !e.empty()) return e;
+    if (j.contains("input") && !j["input"].is_null()) {
+      if (!j["input"].is_string()) return "\"input\" must be a string";
+      r.input = j["input"].get<std::string>();
+    }
+    if (blank(r.instruction)) return "the instruction is empty";
+    if (blank(r.output)) return "the output (answer) is empty";
+    r.alpaca = true;
+    const std::string user = r.instruction + (r.input.empty() ? "" : "\n\n" + r.input);
+    r.messages = ojson::array({ojson{{"role", "user"}, {"content", user}},
+                               ojson{{"role", "assistant"}, {"content", r.output}}});
+    return "";
+  }
+  if (j.contains("prompt") || j.contains("completion")) {
+    if (auto e = str("prompt", r.prompt); !e.empty()) return e;
+    if (auto e = str("completion", r.completion); !e.empty()) return e;
+    if (blank(r.completion)) return "the completion is empty";
+    r.text = true;
+    return "";
+  }
+  return "no \"messages\", \"instruction\"/\"output\" or \"prompt\"/\"completion\" fields (plain "
+         "text is for `lmforge pretrain --recipe gpt`)";
+}
+
+std::vector<int32_t> encode(const tok::Tokenizer& t, const std::string& text, bool special) {
+  const tok::Encoding e = t.encode(text, special);
+  return std::vector<int32_t>(e.ids.begin(), e.ids.end());
+}
+
+size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+
+ojson first_messages(const ojson& m, size_t n) {
+  ojson out = ojson::array();
+  for (size_t i = 0; i < n; ++i) out.push_back(m[i]);
+  return out;
+}
+
+}  // namespace
+
+SftData read_sft_records(const std::string& path, bool strict) {
+  const std::string raw = read_file_bytes(path);
+  LMF_CHECK(tok::is_valid_utf8(raw), ValueError,
+            "{}: invalid UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)", path);
+  SftData out;
+  auto take = [&](const ojson& j, const std::string& where) {
+    SftRecord r;
+    r.where = where;
+    const std::string why = parse_record(j, r);
+    if (why.empty()) {
+      out.records.push_back(std::move(r));
+      return;
+    }
+    LMF_CHECK(!strict, ValueError, "{}: {} (drop --strict-data to skip such records)", where, why);
+    out.skipped.push_back(where + ": " + why);
+  };
+  const size_t first = raw.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && raw[first] == '[') {
+    ojson arr;
+    try {
+      arr = ojson::parse(raw);
+    } catch (const nlohmann::json::exception& e) {
+      fail<ValueError>("{}: not valid JSON ({})", path, e.what());
+    }
+    for (size_t i = 0; i < arr.size(); ++i) take(arr[i], fmt::format("{}: record {}", path, i + 1));
+  } else {
+    size_t pos = 0, no = 1;
+    while (pos < raw.size()) {
+      size_t end = raw.find('\n', pos);
+      if (end == std::string::npos) end = raw.size();
+      const std::string_view line(raw.data() + pos, end - pos);
+      if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
+        ojson j;
+        try {
+          j = ojson::parse(line);
+        } catch (const nlohmann::json::exception& e) {
+          fail<ValueError>("{}:{}: not valid JSON ({}); JSONL needs one JSON object per line", path,
+                           no, e.what());
+        }
+        take(j, fmt::format("{}:{}", path, no));
+      }
+      pos = end + 1;
+      ++no;
+    }
+  }
+  LMF_CHECK(!out.records.empty(), ValueError, "{}: no usable record ({} malformed{}{})", path,
+            out.skipped.size(), out.skipped.empty() ? "" : ", e.g. ",
+            out.skipped.empty() ? "" : out.skipped.front());
+  return out;
+}
+
+LmExample sft_example(const SftRecord& r, const tok::Tokenizer& t, const SftFormat& f) {
+  LmExample ex;
+  if (!r.text && (f.chat_template || !r.alpaca)) {
+    LMF_CHECK(f.chat_template.has_value(), ValueError,
+              "{}: a conversation needs a chat template, and the tokenizer has none; give "
+              "--chat-template FILE (a Jinja template as in tokenizer_config.json)",
+              r.where);
+    const std::string& tpl = *f.chat_template;
+    const ojson& m = r.messages;
+    ex.input_ids = encode(t, tok::apply_chat_template(tpl, m, false, f.special_tokens), false);
+    if (!f.completion_only_loss) return ex;
+    ex.labels.assign(ex.input_ids.size(), -100);
+    for (size_t i = 0; i < m.size(); ++i) {
+      if (m[i]["role"] != "assistant") continue;
+      size_t start = 0;
+      if (i > 0) {
+        const auto p = encode(
+            t, tok::apply_chat_template(tpl, first_messages(m, i), true, f.special_tokens), false);
+        start = common_prefix(p, ex.input_ids);
+      }
+      size_t end = ex.input_ids.size();
+      if (i + 1 < m.size()) {
+        const auto upto = encode(
+            t, tok::apply_chat_template(tpl, first_messages(m, i + 1), false, f.special_tokens),
+            false);
+        end = common_prefix(upto, ex.input_ids);
+      }
+      for (size_t k = start; k < end; ++k) ex.labels[k] = ex.input_ids[k];
+    }
+    return ex;
+  }
+  // Text form: Alpaca's prompt, or a prompt/completion record; EOS appended to the completion.
+  std::string prompt = r.prompt, completion = r.completion;
+  if (r.alpaca) {
+    prompt = r.input.empty() ? fmt::format(kAlpacaNoInput, r.instruction)
+                             : fmt::format(kAlpacaWithInput, r.instruction, r.input);
+    completion = r.output;
+  }
+  if (!f.eos_token.empty() && (completion.size() < f.eos_token.size() ||
+                               completion.compare(completion.size() - f.eos_token.size(),
+                                                  f.eos_token.size(), f.eos_token) != 0))
+    completion += f.eos_token;
+  ex.input_ids = encode(t, prompt + completion, true);
+  if (!f.completion_only_loss) return ex;
+  const size_t start = common_prefix(encode(t, prompt, true), ex.input_ids);
+  ex.labels.assign(ex.input_ids.size(), -100);
+  for (size_t k = start; k < ex.input_ids.size(); ++k) ex.labels[k] = ex.input_ids[k];
+  return ex;
+}
+
+std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport* report) {
+  LMF_CHECK(!o.model_dir.empty(), ValueError,
+            "sft needs --model DIR (a GPT-2 / LLaMA / Qwen2 / Mistral folder)");
+  LMF_CHECK(!o.train_file.empty(), ValueError, "sft needs --train FILE");
+  LMF_CHECK(o.max_length >= 2, ValueError, "--max-length must be at least 2, got {}", o.max_length);
+  LMF_CHECK(o.eval_split >= 0 && o.eval_split < 1, ValueError,
+            "--eval-split must be in [0, 1), got {}", o.eval_split);
+  LMF_CHECK(o.eval_file.empty() || o.eval_split == 0, ValueError,
+            "give --eval FILE or --eval-split, not both");
+  SftReport rep;
+  std::unique_ptr<models::DecoderModel> model = load_or_create_causal_lm(o.model_dir, "", o.seed);
+  const std::string tok_dir = o.tokenizer_dir.empty() ? o.model_dir : o.tokenizer_dir;
+  tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
+  tokenizer.set_truncation(std::nullopt);
+  tokenizer.set_padding(std::nullopt);
+  const int64_t vocab = model->spec().vocab_size;
+  LMF_CHECK(static_cast<int64_t>(tokenizer.vocab_size(true)) <= vocab, ValueError,
+            "the tokenizer in '{}' has {} tokens but the model's vocab_size is {}", tok_dir,
+            tokenizer.vocab_size(true), vocab);
+
+  SftFormat f;
+  f.completion_only_loss = o.completion_only_loss;
+  nlohmann::json tok_config = nlohmann::json::object();
+  if (fs::is_regular_file(fs::path(tok_dir) / "tokenizer_config.json")) {
+    try {
+      tok_config = nlohmann::json::parse(
+          read_file_bytes((fs::path(tok_dir) / "tokenizer_config.json").string()));
+    } catch (const nlohmann::json::exception& e) {
+      fail<ValueError>("{}/tokenizer_config.json: not valid JSON ({})", tok_dir, e.what());
+    }
+  }
+  f.special_tokens = tok::special_tokens_from_config(tok_config);
+  if (f.special_tokens.contains("eos_token") && f.special_tokens["eos_token"].is_string())
+    f.eos_token = f.special_tokens["eos_token"].get<std::string>();
+  std::string template_file_text;
+  if (!o.chat_template_file.empty()) {
+    template_file_text = read_file_bytes(o.chat_template_file);
+    tok::ChatTemplate::parse(template_file_text);  // a syntax error names line:column now
+    f.chat_template = template_file_text;
+  } else {
+    f.chat_template = tok::load_chat_template(tok_dir);
+  }
+  rep.chat = f.chat_template.has_value();
+
+  SftData train = read_sft_records(o.train_file, o.strict_data);
+  rep.skipped = train.skipped;
+  std::vector<SftRecord> eval_records;
+  if (!o.eval_file.empty()) {
+    SftData e = read_sft_records(o.eval_file, o.strict_data);
+    rep.skipped.insert(rep.skipped.end(), e.skipped.begin(), e.skipped.end());
+    eval_records = std::move(e.records);
+  } else if (o.eval_split > 0) {
+    std::vector<size_t> order(train.records.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::mt19937_64 rng(o.seed);
+    std::shuffle(order.begin(), order.end(), rng);
+    const size_t n_eval = std::max<size_t>(1, static_cast<size_t>(o.eval_split * order.size()));
+    LMF_CHECK(n_eval < order.size(), ValueError, "--eval-split {} leaves no training record of {}",
+              o.eval_split, order.size());
+    std::vector<bool> held(order.size(), false);
+    for (size_t i = 0; i < n_eval; ++i) held[order[i]] = true;
+    std::vector<SftRecord> kept;
+    for (size_t i = 0; i < train.records.size(); ++i)
+      (held[i] ? eval_records : kept).push_back(std::move(train.records[i]));
+    train.records = std::move(kept);
+  }
+  auto cap = [](std::vector<SftRecord>& v, int64_t n) {
+    if (n >= 0 && static_cast<int64_t>(v.size()) > n) v.resize(n);
+  };
+  cap(train.records, o.max_train_examples);
+  cap(eval_records, o.max_eval_examples);
+
+  auto tokenize = [&](const std::vector<SftRecord>& records) {
+    std::vector<LmExample> out;
+    out.reserve(records.size());
+    for (const SftRecord& r : records) {
+      LmExample ex = sft_example(r, tokenizer, f);
+      if (ex.size() > o.max_length) {  // TRL's truncation_mode keep_start
+        ex.input_ids.resize(o.max_length);
+        if (!ex.labels.empty()) ex.labels.resize(o.max_length);
+        ++rep.truncated;
+      }
+      const bool trained = ex.labels.empty() ? ex.size() > 1
+                                             : std::any_of(ex.labels.begin(), ex.labels.end(),
+                                                           [](int32_t l) { return l != -100; });
+      if (!trained) {
+        ++rep.dropped;
+        continue;
+      }
+      for (int32_t id : ex.input_ids)
+        LMF_CHECK(id >= 0 && id < vocab, ValueError,
+                  "{}: token id {} is outside the model's vocabulary ({})", r.where, id, vocab);
+      out.push_back(std::move(ex));
+    }
+    return out;
+  };
+  std::vector<LmExample> train_ex = tokenize(train.records);
+  std::vector<LmExample> eval_ex = tokenize(eval_records);
+  LMF_CHECK(!train_ex.empty(), ValueError,
+            "{}: no training example left (every one was malformed or had nothing to learn after "
+            "truncation to --max-length {})",
+            o.train_file, o.max_length);
+  rep.train_examples = static_cast<int64_t>(train_ex.size());
+  rep.eval_examples = static_cast<int64_t>(eval_ex.size());
+  const int64_t pad = decoder_pad_id(*model);
+  auto obj =
+      std::make_unique<ClmObjective>(std::move(model), std::move(train_ex), std::move(eval_ex), pad,
+                                     tok_dir, o.model_dir, o.eval_batch_size);
+  if (!template_file_text.empty())
+    obj->extra_files.emplace_back("chat_template.jinja", template_file_text);
+  if (report) *report = std::move(rep);
+  return obj;
+}
+
+}  // namespace lmf::train

@@ -1,0 +1,199 @@
+// Supervised fine-tuning against TRL 1.16 (scripts/reference/gen_sft_goldens.py,
+// tests/fixtures/sft/): record reading with malformed records skipped and reported, token ids and
+// completion-only labels of Alpaca and chat records with a chat template and of Alpaca records
+// without one, and one Trainer step of a tiny LLaMA on right-padded batches (plain and with
+// gradient accumulation over micro-batches of unequal trained-token counts).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "../train_data_util.h"
+#include "lmforge/core/error.h"
+#include "lmforge/io/checkpoint.h"
+#include "lmforge/tokenizers/chat_template.h"
+#include "lmforge/tokenizers/tokenizer.h"
+#include "lmforge/train/sft.h"
+
+namespace {
+
+using namespace lmf;
+using namespace lmf::train;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const std::string kFix = std::string(LMF_FIXTURES_DIR);
+const std::string kDir = kFix + "/sft";
+
+json read_json(const std::string& path) {
+  std::ifstream f(path);
+  return json::parse(f);
+}
+
+// The goldens' tokenizer folder: the tiny LLaMA's tokenizer.json with sft/tokenizer_config.json
+// (chat template), or without a template.
+std::string tokenizer_folder(bool with_template) {
+  const fs::path d = fs::temp_directory_path() / ("lmf_sft_tok_" + std::to_string(::getpid()) +
+                                                  (with_template ? "_chat" : "_plain"));
+  fs::create_directories(d);
+  fs::copy_file(kFix + "/decoder/llama/tokenizer.json", d / "tokenizer.json",
+                fs::copy_options::overwrite_existing);
+  json cfg = read_json(kDir + "/tokenizer_config.json");
+  if (!with_template) cfg.erase("chat_template");
+  std::ofstream(d / "tokenizer_config.json") << cfg.dump();
+  return d.string();
+}
+
+SftFormat format_of(const std::string& tok_dir, bool with_template, bool completion_only) {
+  SftFormat f;
+  const json cfg = read_json(tok_dir + "/tokenizer_config.json");
+  f.special_tokens = tok::special_tokens_from_config(cfg);
+  f.eos_token = "</s>";
+  if (with_template) f.chat_template = cfg.at("chat_template").get<std::string>();
+  f.completion_only_loss = completion_only;
+  return f;
+}
+
+TEST(SftData, MalformedRecordsAreSkippedWithTheirPlace) {
+  const SftData a = read_sft_records(kDir + "/alpaca.json");
+  ASSERT_EQ(a.records.size(), 4u);
+  EXPECT_TRUE(a.records[0].alpaca);
+  EXPECT_EQ(a.records[1].messages[0]["content"],
+            "Translate the sentence into French.\n\nThe cat sleeps.");
+  ASSERT_EQ(a.skipped.size(), 2u);
+  EXPECT_NE(a.skipped[0].find("alpaca.json: record 3: the output (answer) is empty"),
+            std::string::npos)
+      << a.skipped[0];
+  EXPECT_NE(a.skipped[1].find("record 5: no \"output\" field"), std::string::npos) << a.skipped[1];
+
+  const SftData c = read_sft_records(kDir + "/chat.jsonl");
+  ASSERT_EQ(c.records.size(), 3u);
+  EXPECT_EQ(c.records[2].where, kDir + "/chat.jsonl:7");
+  ASSERT_EQ(c.skipped.size(), 3u);
+  EXPECT_NE(c.skipped[0].find("chat.jsonl:3: the conversation does not end with an assistant"),
+            std::string::npos)
+      << c.skipped[0];
+  EXPECT_NE(c.skipped[1].find("chat.jsonl:5: the assistant's answer is empty"), std::string::npos);
+  EXPECT_NE(c.skipped[2].find("chat.jsonl:6:"), std::string::npos);
+
+  const std::string strict =
+      lmf::test::error_of([] { read_sft_records(kDir + "/chat.jsonl", /*strict=*/true); });
+  EXPECT_NE(strict.find("chat.jsonl:3"), std::string::npos) << strict;
+  const std::string bad_json = lmf::test::error_of([] {
+    read_sft_records(lmf::test::write_temp_file("lmf_sft_bad", "b.jsonl", "{\"messages\": [\n"));
+  });
+  EXPECT_NE(bad_json.find("b.jsonl:1"), std::string::npos) << bad_json;
+  const std::string none = lmf::test::error_of([] {
+    read_sft_records(
+        lmf::test::write_temp_file("lmf_sft_bad", "t.jsonl", "{\"text\": \"plain text\"}\n"));
+  });
+  EXPECT_NE(none.find("--recipe gpt"), std::string::npos) << none;
+}
+
+// Token ids and labels as SFTTrainer's _prepare_dataset makes them (completion-only and all
+// tokens), for the three record kinds.
+TEST(SftData, ExamplesEqualTrls) {
+  const json g = read_json(kDir + "/examples.json");
+  const std::string chat_dir = tokenizer_folder(true), plain_dir = tokenizer_folder(false);
+  const tok::Tokenizer chat_tok = tok::Tokenizer::from_pretrained(chat_dir);
+  const tok::Tokenizer plain_tok = tok::Tokenizer::from_pretrained(plain_dir);
+  struct Case {
+    const char* key;
+    const char* file;
+    bool chat;
+  };
+  for (const Case c : {Case{"alpaca_chat", "alpaca.json", true}, Case{"chat", "chat.jsonl", true},
+                       Case{"alpaca_text", "alpaca.json", false}}) {
+    const SftData d = read_sft_records(kDir + "/" + c.file);
+    const json& want = g.at(c.key);
+    ASSERT_EQ(d.records.size(), want.size()) << c.key;
+    for (size_t i = 0; i < want.size(); ++i) {
+      const tok::Tokenizer& t = c.chat ? chat_tok : plain_tok;
+      const std::string dir = c.chat ? chat_dir : plain_dir;
+      const LmExample only = sft_example(d.records[i], t, format_of(dir, c.chat, true));
+      EXPECT_EQ(only.input_ids, want[i].at("input_ids").get<std::vector<int32_t>>())
+          << c.key << " " << i;
+      EXPECT_EQ(only.labels, want[i].at("labels").get<std::vector<int32_t>>()) << c.key << " " << i;
+      const LmExample all = sft_example(d.records[i], t, format_of(dir, c.chat, false));
+      EXPECT_TRUE(all.labels.empty());
+      EXPECT_EQ(all.input_ids, want[i].at("labels_all").get<std::vector<int32_t>>())
+          << c.key << " " << i;
+    }
+  }
+  // A conversation needs a template.
+  const SftData chat = read_sft_records(kDir + "/chat.jsonl");
+  const std::string err = lmf::test::error_of(
+      [&] { sft_example(chat.records[0], plain_tok, format_of(plain_dir, false, true)); });
+  EXPECT_NE(err.find("--chat-template"), std::string::npos) << err;
+  EXPECT_NE(err.find("chat.jsonl:1"), std::string::npos) << err;
+}
+
+class SftStep : public ::testing::TestWithParam<int> {};
+INSTANTIATE_TEST_SUITE_P(Accumulation, SftStep, ::testing::Values(1, 2));
+
+// One step on the four Alpaca examples, right-padded (and as 2 micro-batches of 2, whose trained
+// token counts differ: HF's num_items_in_batch weighting makes both equal the single batch).
+TEST_P(SftStep, OneTrainerStepMatchesPyTorch) {
+  const io::StateDict g = io::load_safetensors(kDir + "/step.safetensors");
+  SftOptions o;
+  o.model_dir = kFix + "/decoder/llama";
+  o.tokenizer_dir = tokenizer_folder(true);
+  o.train_file = kDir + "/alpaca.json";
+  SftReport rep;
+  auto obj = make_sft_objective(o, &rep);
+  EXPECT_EQ(rep.train_examples, 4);
+  EXPECT_EQ(rep.skipped.size(), 2u);
+  EXPECT_TRUE(rep.chat);
+  const fs::path out = fs::temp_directory_path() /
+                       ("lmf_sft_step_" + std::to_string(::getpid()) + std::to_string(GetParam()));
+  fs::remove_all(out);
+  TrainerOptions t;
+  t.output_dir = out.string();
+  t.max_steps = 1;
+  t.per_device_train_batch_size = 4 / GetParam();
+  t.gradient_accumulation_steps = GetParam();
+  t.learning_rate = 1e-3;
+  t.weight_decay = 0.01;
+  t.max_grad_norm = 1.0;
+  t.save_steps = 0;
+  t.progress = false;
+  t.logging_steps = 1;
+  double logged_grad_norm = -1, logged_loss = -1;
+  lmf::train::train(*obj, t, [&](const Metrics& m) {
+    if (m.count("grad_norm")) logged_grad_norm = m.at("grad_norm");
+    if (m.count("loss")) logged_loss = m.at("loss");
+  });
+  const double ref = g.at("loss").to_vector<float>()[0];
+  EXPECT_NEAR(logged_loss, ref, 1e-4 * ref);
+  const double ref_norm = g.at("grad_norm").to_vector<float>()[0];
+  EXPECT_NEAR(logged_grad_norm, ref_norm, 1e-4 * ref_norm);
+  const io::StateDict after = io::load_safetensors((out / "model.safetensors").string());
+  int checked = 0;
+  for (const auto& [name, t_new] : after) {
+    auto p = g.find("param." + name);
+    ASSERT_NE(p, g.end()) << name;
+    EXPECT_LE(lmf::test::rel_l2(t_new, p->second), 1e-3) << name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 21);
+  fs::remove_all(out);
+}
+
+TEST(SftData, TruncationKeepsTheStartAndDropsUntrainedExamples) {
+  SftOptions o;
+  o.model_dir = kFix + "/decoder/llama";
+  o.tokenizer_dir = tokenizer_folder(true);
+  o.train_file = kDir + "/alpaca.json";
+  o.max_length = 30;  // the prompts are 25-37 tokens: some keep no answer token
+  SftReport rep;
+  auto obj = make_sft_objective(o, &rep);
+  EXPECT_EQ(rep.truncated, 4);
+  EXPECT_GE(rep.dropped, 1);
+  EXPECT_EQ(rep.train_examples + rep.dropped, 4);
+  for (const LmExample& e : obj->train_examples()) EXPECT_EQ(e.size(), 30);
+}
+
+}  // namespace
