@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Python reference stack (PyPI torch + transformers 5.x + safetensors) that the
+# Installs the Python reference stack (PyPI torch + transformers 5.x + safetensors + peft) that the
 # tests comparing lmforge with Hugging Face need (ctest's hf_roundtrip; scripts/reference/*).
 # Idempotent: does nothing when versions in range are already importable. .ci/run calls it, so
 # CI runs those tests instead of skipping them. Set LMF_SKIP_REFERENCE=1 to skip it.
@@ -7,10 +7,10 @@ set -euo pipefail
 [ "${LMF_SKIP_REFERENCE:-0}" = 1 ] && { echo "[reference] skipped (LMF_SKIP_REFERENCE=1)"; exit 0; }
 py=${PYTHON:-python3}
 # Major versions we support; a new major release is a deliberate change here.
-REQS=("torch>=2,<3" "transformers>=5,<6" "safetensors>=0.4,<1" "numpy>=1.26,<3")
+REQS=("torch>=2,<3" "transformers>=5,<6" "safetensors>=0.4,<1" "numpy>=1.26,<3" "peft>=0.17,<1")
 if "$py" - <<'PY' 2>/dev/null; then
 import sys
-import numpy, safetensors, torch, transformers
+import numpy, peft, safetensors, torch, transformers
 ok = transformers.__version__.split(".")[0] == "5" and torch.__version__.split(".")[0] == "2"
 sys.exit(0 if ok else 1)
 PY

@@ -116,6 +116,7 @@ constexpr const char* kDecoderModelHelp =
 
 struct GenerateCmd {
   std::string model = kDefaultDecoder;
+  std::string lora;  // a LoRA adapter folder merged at load
   InputOptions in;
   SamplingFlags flags;
   bool chat = false, json = false, no_stream = false, truncate = false, show_prompt = false;
@@ -123,7 +124,7 @@ struct GenerateCmd {
 };
 
 int run_generate(const GenerateCmd& o) {
-  tasks::CausalLM lm = tasks::load_causal_lm(o.model);
+  tasks::CausalLM lm = tasks::load_causal_lm(o.model, o.lora);
   const tasks::GenerationConfig cfg = apply_flags(lm.generation, o.flags);
   const std::vector<std::string> prompts = read_inputs(o.in, "prompt");
   SigintScope sigint;
@@ -201,12 +202,13 @@ int run_generate(const GenerateCmd& o) {
 
 struct ChatCmd {
   std::string model = kDefaultDecoder;
+  std::string lora;  // a LoRA adapter folder merged at load
   std::string system;
   SamplingFlags flags;
 };
 
 int run_chat(const ChatCmd& o) {
-  tasks::CausalLM lm = tasks::load_causal_lm(o.model);
+  tasks::CausalLM lm = tasks::load_causal_lm(o.model, o.lora);
   const tasks::GenerationConfig cfg = apply_flags(lm.generation, o.flags);
   LMF_CHECK(cfg.num_beams == 1, ValueError, "chat streams its answers: --num-beams must be 1");
   (void)tasks::render_chat(lm,
@@ -272,13 +274,14 @@ int run_chat(const ChatCmd& o) {
 
 struct PerplexityCmd {
   std::string model = kDefaultDecoder;
+  std::string lora;  // a LoRA adapter folder merged at load
   std::string file;
   int64_t stride = 0, max_length = 0;
   bool json = false;
 };
 
 int run_perplexity(const PerplexityCmd& o) {
-  tasks::CausalLM lm = tasks::load_causal_lm(o.model);
+  tasks::CausalLM lm = tasks::load_causal_lm(o.model, o.lora);
   const auto lines = read_text_file(o.file, "text", "text");
   std::string text;
   for (const auto& l : lines) text += (text.empty() ? "" : "\n") + l;
@@ -335,6 +338,10 @@ void register_generate_commands(CLI::App& app, Commands& out) {
         "  lmforge generate --model gpt2-folder --max-new-tokens 40 \"Once upon a time\"\n"
         "  lmforge generate --json --temperature 0.7 --seed 1 --file prompts.txt");
     sub->add_option("--model", o->model, "model folder or .gguf file")->capture_default_str();
+    sub->add_option("--lora", o->lora,
+                    "a LoRA adapter folder (PEFT's adapter_config.json + "
+                    "adapter_model.safetensors, e.g. from finetune --task sft --use-peft) merged "
+                    "into --model (a folder) at load");
     sub->add_option("prompts", o->in.args, "prompts (else --file or standard input)");
     add_input_options(sub, o->in);
     sub->add_flag("--chat", o->chat, "wrap each prompt in the model's chat template");
@@ -362,6 +369,10 @@ void register_generate_commands(CLI::App& app, Commands& out) {
         "current answer (not the program).\n"
         "Example: lmforge chat --system \"You are a concise assistant.\"");
     sub->add_option("--model", o->model, "model folder or .gguf file")->capture_default_str();
+    sub->add_option("--lora", o->lora,
+                    "a LoRA adapter folder (PEFT's adapter_config.json + "
+                    "adapter_model.safetensors, e.g. from finetune --task sft --use-peft) merged "
+                    "into --model (a folder) at load");
     sub->add_option("--system", o->system, "system message at the start of the conversation");
     add_sampling_flags(sub, o->flags);
     sub->footer(std::string(kDecoderModelHelp) + kSamplingHelp);
@@ -376,6 +387,10 @@ void register_generate_commands(CLI::App& app, Commands& out) {
         "--stride tokens, each token scored once with as much left context as the window gives.\n"
         "Example: lmforge perplexity --file wiki.test.raw --stride 512 --json");
     sub->add_option("--model", o->model, "model folder or .gguf file")->capture_default_str();
+    sub->add_option("--lora", o->lora,
+                    "a LoRA adapter folder (PEFT's adapter_config.json + "
+                    "adapter_model.safetensors, e.g. from finetune --task sft --use-peft) merged "
+                    "into --model (a folder) at load");
     sub->add_option("--file", o->file, "the text (one file; '-' for standard input)")->required();
     sub->add_option("--stride", o->stride, "tokens between windows (default: the window)")
         ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));

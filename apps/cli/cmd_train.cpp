@@ -32,12 +32,23 @@ struct PretrainCli {
   bool json = false;
 };
 
+// TRL's ModelConfig defaults for its --use_peft scripts (r 16, alpha 32, dropout 0.05).
+models::LoraConfig trl_lora_defaults() {
+  models::LoraConfig c;
+  c.r = 16;
+  c.lora_alpha = 32;
+  c.lora_dropout = 0.05;
+  return c;
+}
+
 struct FinetuneCli {
   train::FinetuneOptions data;
   train::TrainerOptions trainer;
   train::TranslationOptions translation;  // --task translation
   train::SftOptions sft;                  // --task sft
-  bool max_length_given = false;          // else sft uses TRL's 1024
+  bool use_peft = false;                  // --use-peft / any --lora-* flag
+  models::LoraConfig lora = trl_lora_defaults();
+  bool max_length_given = false;  // else sft uses TRL's 1024
   bool no_truncation = false;
   std::string label_kind = "auto";
   bool json = false;
@@ -205,6 +216,7 @@ int run_sft(FinetuneCli& o) {
   s.eval_batch_size = o.data.eval_batch_size;
   s.max_train_examples = o.data.max_train_examples;
   s.max_eval_examples = o.data.max_eval_examples;
+  if (o.use_peft) s.lora = o.lora;
   train::SftReport rep;
   auto obj = train::make_sft_objective(s, &rep);
   if (!o.json) {
@@ -216,6 +228,13 @@ int run_sft(FinetuneCli& o) {
         rep.train_examples, rep.eval_examples,
         s.completion_only_loss ? "the answers only" : "every token", rep.truncated, s.max_length,
         rep.dropped, rep.skipped.size());
+    if (s.lora)
+      fmt::print(
+          "LoRA r {} alpha {} dropout {} on {} layers ({}): {} trainable of {} parameters "
+          "({:.2f} %); the output folder holds the adapter (PEFT format)\n",
+          s.lora->r, s.lora->lora_alpha, s.lora->lora_dropout, rep.lora_modules.size(),
+          fmt::join(obj->lora->target_modules, ","), rep.trainable_parameters, rep.total_parameters,
+          100.0 * rep.trainable_parameters / std::max<int64_t>(1, rep.total_parameters));
     for (size_t i = 0; i < rep.skipped.size() && i < 5; ++i)
       fmt::print("  skipped {}\n", rep.skipped[i]);
     if (rep.skipped.size() > 5) fmt::print("  ... and {} more\n", rep.skipped.size() - 5);
@@ -510,6 +529,25 @@ void register_train_commands(CLI::App& app, Commands& out) {
                   "TRL's completion_only_loss)");
     sub->add_flag("--strict-data", o->sft.strict_data,
                   "sft: a malformed record is an error (file:line) instead of skipped");
+    sub->add_flag("--use-peft", o->use_peft,
+                  "sft: train LoRA adapters (PEFT) instead of the whole model: the base stays "
+                  "frozen and the output folders are PEFT adapters (adapter_config.json + "
+                  "adapter_model.safetensors) for --lora of generate/chat and merge-lora");
+    sub->add_option("--lora-r", o->lora.r, "sft LoRA: rank (implies --use-peft)")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    sub->add_option("--lora-alpha", o->lora.lora_alpha,
+                    "sft LoRA: alpha; the update is scaled by alpha / r (implies --use-peft)")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    sub->add_option("--lora-dropout", o->lora.lora_dropout,
+                    "sft LoRA: dropout on the adapter's input (implies --use-peft)")
+        ->check(CLI::Range(0.0, 0.99))
+        ->capture_default_str();
+    sub->add_option("--lora-target", o->lora.target_modules,
+                    "sft LoRA: layer names to adapt, e.g. q_proj,k_proj,v_proj,o_proj or GPT-2's "
+                    "c_attn (default: PEFT's for the model: q_proj,v_proj; GPT-2 c_attn)")
+        ->delimiter(',');
     sub->add_option("--train", o->data.train_file,
                     "training data file (translation: SRC_FILE,TGT_FILE or a .jsonl file)")
         ->required();
@@ -552,8 +590,15 @@ void register_train_commands(CLI::App& app, Commands& out) {
     add_trainer_options(sub, o->trainer);
     sub->add_flag("--json", o->json, "print the result as one JSON object (no progress bar)");
     CLI::Option* max_length = sub->get_option("--max-length");
-    out.push_back({sub, [o, max_length] {
+    std::vector<CLI::Option*> lora_opts = {
+        sub->get_option("--lora-r"), sub->get_option("--lora-alpha"),
+        sub->get_option("--lora-dropout"), sub->get_option("--lora-target")};
+    out.push_back({sub, [o, max_length, lora_opts] {
                      o->max_length_given = max_length->count() > 0;
+                     for (CLI::Option* opt : lora_opts)
+                       o->use_peft = o->use_peft || opt->count() > 0;
+                     if (o->use_peft && o->data.task != "sft")
+                       throw ValueError("--use-peft / --lora-* are for --task sft");
                      return run_finetune(*o);
                    }});
   }
@@ -587,6 +632,28 @@ void register_train_commands(CLI::App& app, Commands& out) {
     add_column_options(sub, *o);
     sub->add_flag("--json", o->json, "print the metrics as one JSON object");
     out.push_back({sub, [o] { return run_evaluate(*o); }});
+  }
+  {
+    struct MergeCli {
+      std::string base, adapter, out;
+    };
+    auto o = std::make_shared<MergeCli>();
+    CLI::App* sub = app.add_subcommand(
+        "merge-lora",
+        "Fold a LoRA adapter (PEFT's adapter_config.json + adapter_model.safetensors, e.g. from\n"
+        "finetune --task sft --use-peft) into its base model and write a plain Hugging Face\n"
+        "folder (as PEFT's merge_and_unload + save_pretrained): W += (alpha / r) B A on every\n"
+        "adapted layer; tokenizer files from the adapter folder, else the base's.\n"
+        "Example: lmforge merge-lora --lora runs/sft-lora --model ./smollm2 -o runs/sft-merged");
+    sub->add_option("--lora", o->adapter, "the adapter folder")->required();
+    sub->add_option("--model", o->base,
+                    "the base model folder (default: the adapter's base_model_name_or_path)");
+    sub->add_option("-o,--output-dir", o->out, "the merged folder to write")->required();
+    out.push_back({sub, [o] {
+                     const int64_t n = train::merge_lora_folder(o->base, o->adapter, o->out);
+                     fmt::print("merged {} LoRA layers into {}\n", n, o->out);
+                     return 0;
+                   }});
   }
 }
 

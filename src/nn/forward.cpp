@@ -19,7 +19,16 @@ void check_last_dim(const char* who, const Tensor& x, int64_t dim) {
 }
 }  // namespace
 
-Tensor Linear::forward(const Tensor& x, Activation act) const { return run(x, bias(), act); }
+Tensor LoraBranch::apply(const Tensor& x, bool training) const {
+  const Tensor h = a->forward(dropout > 0 ? lmf::dropout(x, dropout, training) : x);
+  return mul(b->forward(h), scaling);
+}
+
+Tensor Linear::forward(const Tensor& x, Activation act) const {
+  if (!has_lora()) return run(x, bias(), act);
+  const Tensor y = add(run(x, bias(), Activation::none), lora_.apply(x, is_training()));
+  return act == Activation::none ? y : activation(y, act);
+}
 
 Tensor Linear::forward_with_bias(const Tensor& x, const Tensor& b) const {
   LMF_CHECK(!bias_, ValueError, "Linear::forward_with_bias: the layer has a bias of its own");
@@ -57,6 +66,11 @@ void Linear::on_prepare_inference(bool prepare) {
 
 Tensor Conv1D::forward(const Tensor& x, Activation act) const {
   check_last_dim("Conv1D", x, in_);
+  if (has_lora()) {
+    const Tensor y = add(linear(x, weight_->transpose(0, 1), *bias_, Activation::none),
+                         lora_.apply(x, is_training()));
+    return act == Activation::none ? y : activation(y, act);
+  }
   if (pack_allowed_ && !is_training() && packed_linear_takes(x, {*weight_, *bias_})) {
     std::shared_ptr<const PackedLinearWeight> p;
     {
@@ -318,8 +332,7 @@ Tensor scatter_rows(const Tensor& x_any, const std::vector<int64_t>& rows, int64
   const int64_t C = x.size(x.dim() - 1), n = static_cast<int64_t>(rows.size());
   LMF_CHECK(x.numel() == n * C, ShapeError, "scatter_rows: {} for {} rows", x.describe(), n);
   Tensor out = Tensor::zeros({R, C}, x.dtype());
-  move_rows(x, out, rows, R, static_cast<size_t>(C) * dtype_size(x.dtype()), false,
-            "scatter_rows");
+  move_rows(x, out, rows, R, static_cast<size_t>(C) * dtype_size(x.dtype()), false, "scatter_rows");
   return out;
 }
 
@@ -345,13 +358,13 @@ Tensor MultiHeadAttention::forward_packed(const Tensor& x, const PackedRows& p,
   opt.dropout_p = 0.0;
   opt.training = false;
   const AttentionResult r = scaled_dot_product_attention(q, k, v, opt);
-  const Tensor merged = gather_rows(r.out.permute({0, 2, 1, 3}).reshape({p.B * p.S, qn}), p.rows)
-                            .reshape({1, n, qn});
+  const Tensor merged =
+      gather_rows(r.out.permute({0, 2, 1, 3}).reshape({p.B * p.S, qn}), p.rows).reshape({1, n, qn});
   return o_ ? o_->forward(merged) : merged;
 }
 
 Tensor MultiHeadAttention::fused_qkv(const Tensor& x) const {
-  if (!fuse_allowed_ || is_training() ||
+  if (!fuse_allowed_ || is_training() || q_->has_lora() || k_->has_lora() || v_->has_lora() ||
       !packed_linear_takes(
           x, {q_->weight(), k_->weight(), v_->weight(), q_->bias(), k_->bias(), v_->bias()}))
     return Tensor();
@@ -388,7 +401,7 @@ Tensor FeedForward::forward(const Tensor& x) const {
 }
 
 Tensor FeedForward::fused_gate_up(const Tensor& x) const {
-  if (!fuse_allowed_ || is_training() ||
+  if (!fuse_allowed_ || is_training() || gate_->has_lora() || up_->has_lora() ||
       !packed_linear_takes(x, {gate_->weight(), up_->weight(), gate_->bias(), up_->bias()}))
     return Tensor();
   std::shared_ptr<const PackedLinearWeight> p;

@@ -3,6 +3,8 @@
 // not pull in the op kernels.
 #include "lmforge/nn/layers.h"
 
+#include <cmath>
+
 #include "lmforge/nn/init.h"
 
 namespace lmf::nn {
@@ -28,6 +30,34 @@ Conv1D::Conv1D(int64_t in_features, int64_t out_features) : in_(in_features), ou
   weight_ = &register_parameter("weight", Tensor::empty({in_features, out_features}));
   init::normal_(*weight_, 0.0, kDefaultInitStd);
   bias_ = &register_parameter("bias", Tensor::zeros({out_features}));
+}
+
+namespace {
+LoraBranch make_lora(Module& owner, int64_t in, int64_t out, int64_t r, double scaling,
+                     double dropout) {
+  LMF_CHECK(r > 0, ValueError, "LoRA: r must be positive, got {}", r);
+  LMF_CHECK(dropout >= 0 && dropout < 1, ValueError, "LoRA: dropout must be in [0, 1), got {}",
+            dropout);
+  LoraBranch l;
+  l.r = r;
+  l.scaling = scaling;
+  l.dropout = dropout;
+  l.a = owner.register_module("lora_A", std::make_shared<Linear>(in, r, false));
+  l.b = owner.register_module("lora_B", std::make_shared<Linear>(r, out, false));
+  init::kaiming_uniform_(l.a->weight(), std::sqrt(5.0));
+  init::zeros_(l.b->weight());
+  return l;
+}
+}  // namespace
+
+void Linear::attach_lora(int64_t r, double scaling, double dropout) {
+  LMF_CHECK(!has_lora(), ValueError, "Linear: a LoRA adapter is attached already");
+  lora_ = make_lora(*this, in_, out_, r, scaling, dropout);
+}
+
+void Conv1D::attach_lora(int64_t r, double scaling, double dropout) {
+  LMF_CHECK(!has_lora(), ValueError, "Conv1D: a LoRA adapter is attached already");
+  lora_ = make_lora(*this, in_, out_, r, scaling, dropout);
 }
 
 Embedding::Embedding(int64_t num_embeddings, int64_t dim, int64_t padding_idx)

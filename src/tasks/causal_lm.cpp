@@ -11,6 +11,7 @@
 #include "lmforge/io/gguf.h"
 #include "lmforge/io/json.h"
 #include "lmforge/models/llama.h"
+#include "lmforge/models/lora.h"
 #include "lmforge/models/registry.h"
 #include "lmforge/tasks/gguf_convert.h"
 #include "lmforge/tokenizers/chat_template.h"
@@ -119,6 +120,20 @@ CausalLM load_causal_lm(const std::string& path) {
             "'{}' is neither a model folder nor a GGUF file (it does not start with \"GGUF\")",
             path);
   return load_gguf(path);
+}
+
+CausalLM load_causal_lm(const std::string& path, const std::string& lora_dir) {
+  if (lora_dir.empty()) return load_causal_lm(path);
+  LMF_CHECK(fs::is_directory(path), ValueError,
+            "--lora needs the base model as a Hugging Face folder, not '{}'; convert a GGUF file "
+            "first (lmforge convert MODEL.gguf -o DIR)",
+            path);
+  CausalLM lm = load_causal_lm(path);
+  lm.model->release_inference();
+  models::merge_lora(*lm.model, lora_dir);
+  lm.model->prepare_inference();
+  lm.source += " + LoRA " + lora_dir;
+  return lm;
 }
 
 std::vector<int64_t> encode_text(const CausalLM& lm, const std::string& text) {

@@ -79,6 +79,14 @@ std::string decoder_generation_config(const std::string& config_text) {
   return g.dump(2) + "\n";
 }
 
+// A decoder's tokenizer files (those present) from one folder to another.
+void copy_tokenizer_files(const std::string& from, const std::string& to) {
+  copy_existing_files(
+      from, to,
+      {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+       "merges.txt", "tokenizer.model", "chat_template.jinja", "added_tokens.json"});
+}
+
 // tokenizer_config.json's model_max_length, when the folder sets a real one.
 int64_t tokenizer_model_max_length(const std::string& dir) {
   std::ifstream f(fs::path(dir) / "tokenizer_config.json");
@@ -351,24 +359,28 @@ Metrics ClmObjective::evaluate() {
 }
 
 void ClmObjective::save_pretrained(const std::string& dir) const {
-  models::save_pretrained(*model_, dir);
-  const fs::path gen_src = fs::path(model_dir_) / "generation_config.json";
-  const fs::path gen_dst = fs::path(dir) / "generation_config.json";
-  if (!model_dir_.empty() && fs::is_regular_file(gen_src))
-    fs::copy_file(gen_src, gen_dst, fs::copy_options::overwrite_existing);
-  else
-    models::write_file_atomically(gen_dst.string(),
-                                  decoder_generation_config(model_->config_json()));
-  copy_existing_files(
-      tokenizer_dir_, dir,
-      {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-       "merges.txt", "tokenizer.model", "chat_template.jinja", "added_tokens.json"});
+  if (lora) {
+    models::save_lora_adapter(*model_, *lora, dir, lora_base);
+  } else {
+    models::save_pretrained(*model_, dir);
+    const fs::path gen_src = fs::path(model_dir_) / "generation_config.json";
+    const fs::path gen_dst = fs::path(dir) / "generation_config.json";
+    if (!model_dir_.empty() && fs::is_regular_file(gen_src))
+      fs::copy_file(gen_src, gen_dst, fs::copy_options::overwrite_existing);
+    else
+      models::write_file_atomically(gen_dst.string(),
+                                    decoder_generation_config(model_->config_json()));
+  }
+  copy_tokenizer_files(tokenizer_dir_, dir);
   for (const auto& [name, content] : extra_files)
     models::write_file_atomically((fs::path(dir) / name).string(), content);
 }
 
 void ClmObjective::load_pretrained(const std::string& dir) {
-  load_saved_weights(*model_, dir);
+  if (lora)
+    models::load_lora_weights(*model_, dir);
+  else
+    load_saved_weights(*model_, dir);
 }
 
 // ---- factory ------------------------------------------------------------------------------------
@@ -426,6 +438,33 @@ std::unique_ptr<models::DecoderModel> load_or_create_causal_lm(const std::string
   model->init_missing(keys);
   default_generator().set_state(outer);
   return model;
+}
+
+int64_t merge_lora_folder(std::string base_dir, const std::string& adapter_dir,
+                          const std::string& out_dir) {
+  if (base_dir.empty()) {
+    const fs::path cfg = fs::path(adapter_dir) / "adapter_config.json";
+    LMF_CHECK(fs::is_regular_file(cfg), ValueError,
+              "'{}' is not a LoRA adapter folder (no adapter_config.json)", adapter_dir);
+    const nlohmann::json j = nlohmann::json::parse(read_file_bytes(cfg.string()));
+    base_dir = j.value("base_model_name_or_path", "");
+    LMF_CHECK(!base_dir.empty() && fs::is_directory(base_dir), ValueError,
+              "{}: base_model_name_or_path '{}' is not a folder here; give --model BASE_DIR",
+              cfg.string(), base_dir);
+  }
+  auto model = models::load_pretrained_as<models::DecoderModel>(base_dir, "a decoder");
+  const int64_t n = models::merge_lora(*model, adapter_dir);
+  models::save_pretrained(*model, out_dir);
+  const fs::path gen = fs::path(base_dir) / "generation_config.json";
+  if (fs::is_regular_file(gen))
+    fs::copy_file(gen, fs::path(out_dir) / "generation_config.json",
+                  fs::copy_options::overwrite_existing);
+  else
+    models::write_file_atomically((fs::path(out_dir) / "generation_config.json").string(),
+                                  decoder_generation_config(model->config_json()));
+  const bool adapter_has_tokenizer = fs::is_regular_file(fs::path(adapter_dir) / "tokenizer.json");
+  copy_tokenizer_files(adapter_has_tokenizer ? adapter_dir : base_dir, out_dir);
+  return n;
 }
 
 int64_t decoder_pad_id(const models::DecoderModel& model) {

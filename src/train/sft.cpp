@@ -318,6 +318,14 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
                                      tok_dir, o.model_dir, o.eval_batch_size);
   if (!template_file_text.empty())
     obj->extra_files.emplace_back("chat_template.jinja", template_file_text);
+  if (o.lora) {
+    models::LoraConfig lc = *o.lora;
+    rep.lora_modules = models::add_lora(obj->model(), lc);
+    obj->lora = lc;
+    obj->lora_base = o.model_dir;
+  }
+  rep.total_parameters = obj->model().num_parameters(false);
+  rep.trainable_parameters = obj->model().num_parameters(true);
   if (report) *report = std::move(rep);
   return obj;
 }

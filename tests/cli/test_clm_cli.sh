@@ -113,6 +113,31 @@ expect_error_sft --tokenizer "$tokdir" --train "$fx/sft/chat.jsonl" | grep -q --
 expect_error_sft --tokenizer "$tokdir" --chat-template "$tokdir/chat.jinja" --strict-data \
   --train "$fx/sft/chat.jsonl" | grep -q "chat.jsonl:3" || fail "--strict-data: $(cat "$tmp/err")"
 
+# ---- LoRA: sft --use-peft, merge-lora, generate --lora; PEFT loads the adapter ----------------
+"$bin" finetune --task sft --model "$fx/decoder/llama" --tokenizer "$tokdir" \
+  --chat-template "$tokdir/chat.jinja" --train "$fx/sft/alpaca.json" --lora-r 4 --lora-alpha 8 \
+  --lora-target q_proj,v_proj --batch-size 2 --max-steps 3 --lr 1e-2 -o "$tmp/lora" --json \
+  > "$tmp/lora.json" 2> "$tmp/lora.err" || fail "sft --lora-r exited $?: $(cat "$tmp/lora.err")"
+for f in adapter_config.json adapter_model.safetensors tokenizer.json chat_template.jinja; do
+  [[ -f "$tmp/lora/$f" ]] || fail "sft LoRA did not write $f"
+done
+[[ -f "$tmp/lora/model.safetensors" ]] && fail "sft LoRA wrote a full model"
+"$bin" merge-lora --lora "$tmp/lora" --model "$fx/decoder/llama" -o "$tmp/merged" > /dev/null \
+  2> "$tmp/merge.err" || fail "merge-lora exited $?: $(cat "$tmp/merge.err")"
+a=$("$bin" generate --model "$fx/decoder/llama" --lora "$tmp/lora" --max-new-tokens 6 --json "Name a fruit." 2>/dev/null \
+  | python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['output_ids'])")
+b=$("$bin" generate --model "$tmp/merged" --max-new-tokens 6 --json "Name a fruit." 2>/dev/null \
+  | python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['output_ids'])")
+[[ -n "$a" && "$a" == "$b" ]] || fail "generate --lora ($a) differs from the merged folder ($b)"
+if python3 -c "import torch, transformers, peft" 2>/dev/null; then
+  python3 "$root/scripts/reference/gen_lora_goldens.py" --check-adapter "$tmp/lora" \
+    "$fx/decoder/llama" "$tmp/merged" || fail "PEFT does not load the adapter as merged"
+elif [[ "${LMF_REQUIRE_REFERENCE:-0}" == 1 ]]; then
+  fail "torch + transformers + peft are required (LMF_REQUIRE_REFERENCE=1)"
+else
+  echo "SKIP: PEFT check (peft not installed)"
+fi
+
 # ---- bad input -------------------------------------------------------------------------------------
 expect_error() {  # expect_error PATTERN ARGS...: non-zero exit, one-line error naming PATTERN
   local pat=$1; shift

@@ -2,6 +2,7 @@
 // Dropout. Default initialisation follows HF's _init_weights for BERT-family models: weights
 // N(0, 0.02), biases 0, norm weights 1 (models re-initialise with their config's range).
 #pragma once
+#include <memory>
 #include <mutex>
 
 #include "lmforge/nn/module.h"
@@ -12,6 +13,16 @@ namespace lmf::nn {
 inline constexpr double kDefaultInitStd = 0.02;  // HF config.initializer_range default
 
 // y = x W^T + b; weight [out, in], bias [out].
+class Linear;
+
+// The low-rank branch of a LoRA-adapted layer: scaling * B(A(dropout(x))).
+struct LoraBranch {
+  int64_t r = 0;  // 0: no adapter
+  double scaling = 0.0, dropout = 0.0;
+  std::shared_ptr<Linear> a, b;
+  Tensor apply(const Tensor& x, bool training) const;
+};
+
 class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
@@ -26,12 +37,20 @@ class Linear : public Module {
   int64_t out_features() const { return out_; }
   bool is_packed() const;  // holds a packed copy of its weight (see prepare_inference)
 
+  // LoRA (PEFT's lora.Linear): adds children lora_A [r, in] and lora_B [out, r] (Linear, no bias;
+  // A ~ kaiming_uniform(a = sqrt(5)), B = 0, as PEFT's init_lora_weights=True) so the output
+  // becomes W x + b + scaling * B A dropout(x). The weight and bias stay as they are (the caller
+  // freezes them). Once per layer (ValueError otherwise); r > 0.
+  void attach_lora(int64_t r, double scaling, double dropout);
+  bool has_lora() const { return lora_.r > 0; }
+
  protected:
   void on_prepare_inference(bool prepare) override;
 
  private:
   Tensor run(const Tensor& x, const Tensor& b, Activation act) const;
   int64_t in_, out_;
+  LoraBranch lora_;
   Tensor* weight_;
   Tensor* bias_ = nullptr;
   bool pack_allowed_ = false;  // prepare_inference() was called
@@ -50,6 +69,10 @@ class Conv1D : public Module {
   const Tensor& bias() const { return *bias_; }
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
+  // LoRA as Linear's (PEFT's Conv1D adapters have the same lora_A [r, in] / lora_B [out, r]
+  // shapes; only merging transposes, fan_in_fan_out).
+  void attach_lora(int64_t r, double scaling, double dropout);
+  bool has_lora() const { return lora_.r > 0; }
 
  protected:
   void on_prepare_inference(bool prepare) override;
@@ -62,6 +85,7 @@ class Conv1D : public Module {
   mutable std::mutex pack_mu_;
   mutable Tensor packed_source_;  // the weight tensor packed_ was made from
   mutable std::shared_ptr<const PackedLinearWeight> packed_;
+  LoraBranch lora_;
 };
 
 // Lookup table weight [num_embeddings, dim]; padding_idx (>= 0) starts at zero and gets no grad.

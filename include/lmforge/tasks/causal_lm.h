@@ -32,6 +32,10 @@ struct CausalLM {
 // to f32 as transformers' gguf_file= loading does. ValueError when the folder holds no decoder
 // (naming what it holds); IoError for missing/corrupt files.
 CausalLM load_causal_lm(const std::string& path);
+// The same with a LoRA adapter folder (PEFT's adapter_config.json + adapter_model.safetensors)
+// merged into the weights before inference (models::merge_lora); "" : none. ValueError for a GGUF
+// model (convert it to a folder first) or an adapter that does not fit the model.
+CausalLM load_causal_lm(const std::string& path, const std::string& lora_dir);
 
 // The prompt ids of a plain text: tokenizer(text) with the tokenizer's special tokens (what
 // transformers' pipelines feed generate). ValueError for invalid UTF-8 or an empty text.

@@ -6,11 +6,13 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "lmforge/models/decoder.h"
+#include "lmforge/models/lora.h"
 #include "lmforge/train/trainer.h"
 
 namespace lmf::tok {
@@ -99,6 +101,11 @@ class ClmObjective : public Objective {
   // Files written next to every saved model (name -> content), e.g. a chat template given on the
   // command line as chat_template.jinja.
   std::vector<std::pair<std::string, std::string>> extra_files;
+  // Set when the model carries LoRA adapters (models::add_lora): save_pretrained then writes the
+  // adapter as PEFT does (adapter_config.json + adapter_model.safetensors, base_model_name_or_path
+  // = lora_base) instead of the whole model, and load_pretrained reads it back.
+  std::optional<models::LoraConfig> lora;
+  std::string lora_base;
 
  private:
   struct Batch;
@@ -133,6 +140,13 @@ std::unique_ptr<models::DecoderModel> load_or_create_causal_lm(const std::string
                                                                const std::string& config_path,
                                                                uint64_t seed,
                                                                std::string* config_file = nullptr);
+// `lmforge merge-lora`: the base folder (base_dir "" : the adapter's base_model_name_or_path)
+// with the adapter folded into its weights (models::merge_lora), written as a plain Hugging Face
+// folder (config.json, model.safetensors, generation_config.json, and the tokenizer files of the
+// adapter folder when it has them, else the base's). Returns the number of merged layers.
+int64_t merge_lora_folder(std::string base_dir, const std::string& adapter_dir,
+                          const std::string& out_dir);
+
 // The pad id batches use: the model's pad_token_id, else its first EOS id (as TRL pads with EOS
 // when a tokenizer has no pad token), else 0. Padding is masked and never a target, so the value
 // does not change the loss.

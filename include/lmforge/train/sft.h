@@ -77,6 +77,9 @@ struct SftOptions {
   bool strict_data = false;  // refuse malformed records instead of skipping them
   int64_t eval_batch_size = 8;
   int64_t max_train_examples = -1, max_eval_examples = -1;  // -1: all
+  // LoRA (PEFT): when set, adapters on lora->target_modules train and the base stays frozen;
+  // saved folders hold the adapter (adapter_config.json, adapter_model.safetensors).
+  std::optional<models::LoraConfig> lora;
 };
 
 struct SftReport {
@@ -84,7 +87,9 @@ struct SftReport {
   int64_t truncated = 0;             // examples cut to max_length
   int64_t dropped = 0;               // left without a trained token by the truncation (TRL drops)
   int64_t train_examples = 0, eval_examples = 0;
-  bool chat = false;  // rendered with a chat template
+  bool chat = false;                      // rendered with a chat template
+  std::vector<std::string> lora_modules;  // the adapted layers (LoRA)
+  int64_t trainable_parameters = 0, total_parameters = 0;
 };
 
 // Loads the model and tokenizer, reads, splits and tokenizes the data, and returns the objective
