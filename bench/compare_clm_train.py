@@ -17,8 +17,12 @@ tokens = batch x block per step. Reported per side and round:
   peak RSS of the whole process (lmforge: wait4's ru_maxrss; PyTorch: its own ru_maxrss)
 Each round starts fresh processes (lmforge, then PyTorch); medians over rounds.
 
-Usage: python3 bench/compare_clm_train.py [--rounds 3] [--steps 8] [--warmup 2] [--batch 4]
-         [--block 256] [--threads 2] [--json-out FILE]
+With --lora both sides train LoRA adapters instead (PEFT's get_peft_model on the PyTorch side; r 16,
+alpha 32, dropout 0.05 on q_proj, k_proj, v_proj, o_proj; lr 2e-4): the base is frozen, so
+neither computes weight gradients of the base.
+
+Usage: python3 bench/compare_clm_train.py [--lora] [--rounds 3] [--steps 8] [--warmup 2]
+         [--batch 4] [--block 256] [--threads 2] [--json-out FILE]
 """
 import argparse
 import io
@@ -35,6 +39,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_decoder as cd  # noqa: E402
 
+LR = {False: "5e-5", True: "2e-4"}
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 TEXT_CANDIDATES = [os.path.join(cd.ROOT, "..", "shared", "data", "tinyshakespeare", "input.txt"),
                    "/work/shared/data/tinyshakespeare/input.txt"]
 
@@ -55,8 +61,11 @@ def run_lmforge(a, model, text, out_dir):
     shutil.rmtree(out_dir, ignore_errors=True)
     cmd = [cd.LMFORGE, "pretrain", "--recipe", "gpt", "--model", model, "--train", text,
            "--block-size", str(a.block), "--batch-size", str(a.batch), "--max-steps", str(a.steps),
-           "--lr", "5e-5", "--logging-steps", "1", "--save-steps", "0", "-o", out_dir, "--json",
-           "--no-progress"]
+           "--lr", LR[a.lora], "--logging-steps", "1", "--save-steps", "0", "-o", out_dir,
+           "--json", "--no-progress"]
+    if a.lora:
+        cmd += ["--use-peft", "--lora-r", "16", "--lora-alpha", "32", "--lora-dropout", "0.05",
+                "--lora-target", ",".join(LORA_TARGETS)]
     # stdout/stderr to files and wait4() on the pid: the child's own peak RSS
     with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
         p = subprocess.Popen(cmd, env=env, stdout=fo, stderr=fe, text=True)
@@ -86,8 +95,15 @@ def run_torch(a):
         lines = io.StringIO(f.read()).readlines()
     ids = [t for line in lines for t in tok(line)["input_ids"]]
     blocks = [ids[i:i + a.block] for i in range(0, (len(ids) // a.block) * a.block, a.block)]
-    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.0)
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
+    if a.lora:
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
+                                                 target_modules=LORA_TARGETS,
+                                                 task_type="CAUSAL_LM"))
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=float(LR[a.lora]), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / a.steps))
     rng = random.Random(42)
     per_step, losses = [], []
@@ -97,7 +113,7 @@ def run_torch(a):
         x = torch.tensor([blocks[rng.randrange(len(blocks))] for _ in range(a.batch)])
         loss = model(input_ids=x, labels=x).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
@@ -112,6 +128,7 @@ def run_torch(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lora", action="store_true", help="LoRA adapters instead of full training")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2, help="steps left out of 'steady'")
@@ -138,6 +155,8 @@ def main():
             cmd = [sys.executable, os.path.abspath(__file__), "--child", "torch", "--model", hf_dir,
                    "--text", text, "--steps", str(a.steps), "--warmup", str(a.warmup), "--batch",
                    str(a.batch), "--block", str(a.block), "--threads", str(a.threads)]
+            if a.lora:
+                cmd.append("--lora")
             env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), HF_HUB_OFFLINE="1")
             runs["torch"].append(json.loads(cd.sh(cmd, env=env).stdout.strip().splitlines()[-1]))
             for e in runs:
@@ -151,11 +170,12 @@ def main():
     for k in ("overall", "steady"):
         res[f"lmforge_over_torch_{k}"] = res["lmforge"][k] / res["torch"][k]
     res["rss_lmforge_over_torch"] = res["lmforge"]["rss_mb"] / res["torch"]["rss_mb"]
-    summary = {"model": hf_dir, "threads": a.threads, "batch": a.batch, "block": a.block,
+    summary = {"model": hf_dir, "lora": a.lora, "threads": a.threads, "batch": a.batch, "block": a.block,
                "steps": a.steps, "warmup": a.warmup, "rounds": a.rounds,
                "load_average_start": load[0], "load_average_end": load_end[0], "results": res,
                "per_round": runs}
-    print(f"\nSmolLM2-135M full fine-tune (causal LM), batch {a.batch} x {a.block} tokens, "
+    what = "LoRA r 16 on q/k/v/o_proj (PEFT)" if a.lora else "full fine-tune"
+    print(f"\nSmolLM2-135M {what} (causal LM), batch {a.batch} x {a.block} tokens, "
           f"{a.steps} steps, {a.threads} threads, medians of {a.rounds} rounds, load average "
           f"{load[0]:.1f} -> {load_end[0]:.1f}")
     print(f"{'engine':10s} {'overall tok/s':>14s} {'steady tok/s':>13s} {'peak RSS MB':>12s}")

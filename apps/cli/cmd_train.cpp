@@ -29,17 +29,10 @@ struct PretrainCli {
   double generator_temperature = train::ElectraRecipeDefaults::temperature;  // softmax(logits / T)
   bool lr_given = false, warmup_given = false;  // else --recipe electra uses its own defaults
   int64_t block_size = 0;                       // --recipe gpt: run_clm's --block_size
+  bool use_peft = false;                        // --recipe gpt: LoRA
+  models::LoraConfig lora = trl_lora_defaults();
   bool json = false;
 };
-
-// TRL's ModelConfig defaults for its --use_peft scripts (r 16, alpha 32, dropout 0.05).
-models::LoraConfig trl_lora_defaults() {
-  models::LoraConfig c;
-  c.r = 16;
-  c.lora_alpha = 32;
-  c.lora_dropout = 0.05;
-  return c;
-}
 
 struct FinetuneCli {
   train::FinetuneOptions data;
@@ -139,6 +132,7 @@ int run_pretrain_gpt(PretrainCli& o) {
   c.block_size = o.block_size;
   c.seed = o.trainer.seed;
   c.eval_batch_size = o.data.eval_batch_size;
+  if (o.use_peft) c.lora = o.lora;
   auto obj = train::make_clm_objective(c);
   if (!o.json) {
     print_plan("pretrain", *obj, o.trainer);
@@ -429,6 +423,7 @@ void register_train_commands(CLI::App& app, Commands& out) {
     sub->add_option("--recipe", o->data.recipe, "bert | albert | roberta | electra | gpt")
         ->check(CLI::IsMember({"bert", "albert", "roberta", "electra", "gpt"}))
         ->capture_default_str();
+    const std::vector<CLI::Option*> lora_opts = add_lora_options(sub, o->use_peft, o->lora);
     sub->add_option("--block-size", o->block_size,
                     "gpt: tokens per training block (default: min(1024, the model's positions, "
                     "the tokenizer's model_max_length), as run_clm)")
@@ -479,9 +474,13 @@ void register_train_commands(CLI::App& app, Commands& out) {
     sub->add_flag("--json", o->json, "print the result as one JSON object (no progress bar)");
     CLI::Option* lr = sub->get_option("--lr");
     CLI::Option* warmup = sub->get_option("--warmup-ratio");
-    out.push_back({sub, [o, lr, warmup] {
+    out.push_back({sub, [o, lr, warmup, lora_opts] {
                      o->lr_given = lr->count() > 0;
                      o->warmup_given = warmup->count() > 0;
+                     for (CLI::Option* opt : lora_opts)
+                       o->use_peft = o->use_peft || opt->count() > 0;
+                     if (o->use_peft && o->data.recipe != "gpt")
+                       throw ValueError("--use-peft / --lora-* are for --recipe gpt");
                      return run_pretrain(*o);
                    }});
   }
@@ -529,25 +528,7 @@ void register_train_commands(CLI::App& app, Commands& out) {
                   "TRL's completion_only_loss)");
     sub->add_flag("--strict-data", o->sft.strict_data,
                   "sft: a malformed record is an error (file:line) instead of skipped");
-    sub->add_flag("--use-peft", o->use_peft,
-                  "sft: train LoRA adapters (PEFT) instead of the whole model: the base stays "
-                  "frozen and the output folders are PEFT adapters (adapter_config.json + "
-                  "adapter_model.safetensors) for --lora of generate/chat and merge-lora");
-    sub->add_option("--lora-r", o->lora.r, "sft LoRA: rank (implies --use-peft)")
-        ->check(CLI::Range(1, 4096))
-        ->capture_default_str();
-    sub->add_option("--lora-alpha", o->lora.lora_alpha,
-                    "sft LoRA: alpha; the update is scaled by alpha / r (implies --use-peft)")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    sub->add_option("--lora-dropout", o->lora.lora_dropout,
-                    "sft LoRA: dropout on the adapter's input (implies --use-peft)")
-        ->check(CLI::Range(0.0, 0.99))
-        ->capture_default_str();
-    sub->add_option("--lora-target", o->lora.target_modules,
-                    "sft LoRA: layer names to adapt, e.g. q_proj,k_proj,v_proj,o_proj or GPT-2's "
-                    "c_attn (default: PEFT's for the model: q_proj,v_proj; GPT-2 c_attn)")
-        ->delimiter(',');
+    const std::vector<CLI::Option*> lora_opts = add_lora_options(sub, o->use_peft, o->lora);
     sub->add_option("--train", o->data.train_file,
                     "training data file (translation: SRC_FILE,TGT_FILE or a .jsonl file)")
         ->required();
@@ -590,9 +571,6 @@ void register_train_commands(CLI::App& app, Commands& out) {
     add_trainer_options(sub, o->trainer);
     sub->add_flag("--json", o->json, "print the result as one JSON object (no progress bar)");
     CLI::Option* max_length = sub->get_option("--max-length");
-    std::vector<CLI::Option*> lora_opts = {
-        sub->get_option("--lora-r"), sub->get_option("--lora-alpha"),
-        sub->get_option("--lora-dropout"), sub->get_option("--lora-target")};
     out.push_back({sub, [o, max_length, lora_opts] {
                      o->max_length_given = max_length->count() > 0;
                      for (CLI::Option* opt : lora_opts)

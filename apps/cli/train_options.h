@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "lmforge/train/clm.h"
 #include "lmforge/train/trainer.h"
 
 namespace lmf::cli {
@@ -81,6 +82,40 @@ inline void add_trainer_options(CLI::App* sub, train::TrainerOptions& o) {
                 "continue from the newest checkpoint in --output-dir; the result is "
                 "bit-identical to an uninterrupted run");
   sub->add_flag("!--no-progress", o.progress, "no progress bar");
+}
+
+// TRL's ModelConfig defaults for its --use_peft scripts (r 16, alpha 32, dropout 0.05).
+inline models::LoraConfig trl_lora_defaults() {
+  models::LoraConfig c;
+  c.r = 16;
+  c.lora_alpha = 32;
+  c.lora_dropout = 0.05;
+  return c;
+}
+
+// Adds --use-peft, --lora-r, --lora-alpha, --lora-dropout and --lora-target (TRL's names and
+// defaults) bound to `lora`; returns the options whose use implies --use-peft.
+inline std::vector<CLI::Option*> add_lora_options(CLI::App* sub, bool& use_peft,
+                                                  models::LoraConfig& lora) {
+  sub->add_flag("--use-peft", use_peft,
+                "train LoRA adapters (PEFT) instead of the whole model: the base stays frozen and "
+                "the output folders are PEFT adapters (adapter_config.json + "
+                "adapter_model.safetensors) for --lora of generate/chat and merge-lora");
+  return {sub->add_option("--lora-r", lora.r, "LoRA rank (implies --use-peft)")
+              ->check(CLI::Range(1, 4096))
+              ->capture_default_str(),
+          sub->add_option("--lora-alpha", lora.lora_alpha,
+                          "LoRA alpha; the update is scaled by alpha / r (implies --use-peft)")
+              ->check(CLI::PositiveNumber)
+              ->capture_default_str(),
+          sub->add_option("--lora-dropout", lora.lora_dropout,
+                          "LoRA dropout on the adapter's input (implies --use-peft)")
+              ->check(CLI::Range(0.0, 0.99))
+              ->capture_default_str(),
+          sub->add_option("--lora-target", lora.target_modules,
+                          "LoRA: layer names to adapt, e.g. q_proj,k_proj,v_proj,o_proj or GPT-2's "
+                          "c_attn (default: PEFT's for the model: q_proj,v_proj; GPT-2 c_attn)")
+              ->delimiter(',')};
 }
 
 }  // namespace lmf::cli

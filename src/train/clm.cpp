@@ -555,9 +555,18 @@ std::unique_ptr<ClmObjective> make_clm_objective(const ClmOptions& o) {
               block);
   }
   const int64_t pad = decoder_pad_id(*model);
-  return std::make_unique<ClmObjective>(std::move(model), as_examples(std::move(train)),
-                                        as_examples(std::move(eval)), pad, tok_dir, o.model_dir,
-                                        o.eval_batch_size);
+  auto obj = std::make_unique<ClmObjective>(std::move(model), as_examples(std::move(train)),
+                                            as_examples(std::move(eval)), pad, tok_dir, o.model_dir,
+                                            o.eval_batch_size);
+  if (o.lora) {
+    LMF_CHECK(!o.model_dir.empty(), ValueError,
+              "LoRA adapts a trained model: give --model DIR, not --config");
+    models::LoraConfig lc = *o.lora;
+    models::add_lora(obj->model(), lc);
+    obj->lora = lc;
+    obj->lora_base = o.model_dir;
+  }
+  return obj;
 }
 
 }  // namespace lmf::train

@@ -138,6 +138,13 @@ else
   echo "SKIP: PEFT check (peft not installed)"
 fi
 
+# pretrain --recipe gpt with LoRA (continued pretraining of adapters on GPT-2's Conv1D c_attn)
+"$bin" pretrain --recipe gpt --model "$fx/decoder/gpt2" --train "$corpus" --block-size 16 \
+  --batch-size 2 --max-steps 2 --lora-r 2 -o "$tmp/gpt_lora" > /dev/null 2> "$tmp/gl.err" \
+  || fail "pretrain --recipe gpt --lora-r: $(cat "$tmp/gl.err")"
+grep -q '"c_attn"' "$tmp/gpt_lora/adapter_config.json" || fail "GPT-2 adapter targets"
+grep -q '"fan_in_fan_out": true' "$tmp/gpt_lora/adapter_config.json" || fail "GPT-2 fan_in_fan_out"
+
 # ---- bad input -------------------------------------------------------------------------------------
 expect_error() {  # expect_error PATTERN ARGS...: non-zero exit, one-line error naming PATTERN
   local pat=$1; shift
@@ -151,6 +158,10 @@ expect_error "positions" pretrain --recipe gpt --model "$fx/decoder/gpt2" --trai
   --block-size 200 -o "$tmp/x"
 printf 'ok\ncaf\xe9\n' > "$tmp/latin1.txt"
 expect_error "latin1.txt:2" pretrain --recipe gpt --model "$fx/decoder/gpt2" --train "$tmp/latin1.txt" -o "$tmp/x"
+expect_error "adapts a trained model" pretrain --recipe gpt --config "$fx/decoder/gpt2/config.json" \
+  --tokenizer "$fx/decoder/gpt2" --train "$corpus" --block-size 16 --use-peft -o "$tmp/x"
+expect_error "recipe gpt" pretrain --recipe bert --config "$fx/pipelines/bert_nsp/config.json" \
+  --tokenizer "$fx/pipelines/bert_nsp" --train "$corpus" --lora-r 4 -o "$tmp/x"
 expect_error "model_type" pretrain --recipe gpt --config "$fx/pipelines/bert_nsp/config.json" \
   --tokenizer "$fx/pipelines/bert_nsp" --train "$corpus" -o "$tmp/x"
 echo "cli_clm: all checks passed"

@@ -50,6 +50,9 @@ struct ClmOptions {
   int64_t block_size = 0;
   uint64_t seed = 42;  // the from-scratch initialisation
   int64_t eval_batch_size = 8;
+  // LoRA (PEFT): adapters on lora->target_modules train, the base stays frozen, saved folders
+  // hold the adapter.
+  std::optional<models::LoraConfig> lora;
 };
 
 // One training sequence of a decoder: its tokens and which of them are trained.
