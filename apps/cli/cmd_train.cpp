@@ -12,6 +12,7 @@
 #include "lmforge/train/electra.h"
 #include "lmforge/train/finetune.h"
 #include "lmforge/train/pretrain.h"
+#include "lmforge/train/reward.h"
 #include "lmforge/train/sft.h"
 #include "lmforge/train/translation.h"
 #include "lmforge/train/translation_eval.h"
@@ -41,7 +42,8 @@ struct FinetuneCli {
   train::SftOptions sft;                  // --task sft
   bool use_peft = false;                  // --use-peft / any --lora-* flag
   models::LoraConfig lora = trl_lora_defaults();
-  bool max_length_given = false;  // else sft uses TRL's 1024
+  std::optional<double> center_rewards_coefficient;  // --task reward
+  bool max_length_given = false;                     // else sft and reward use TRL's 1024
   bool no_truncation = false;
   std::string label_kind = "auto";
   bool json = false;
@@ -239,8 +241,42 @@ int run_sft(FinetuneCli& o) {
   return report_result(r, o.trainer, o.json, "finetune");
 }
 
+int run_reward(FinetuneCli& o) {
+  train::RewardOptions r;
+  r.model_dir = o.data.model_dir;
+  r.chat_template_file = o.sft.chat_template_file;
+  r.train_file = o.data.train_file;
+  r.eval_file = o.data.eval_file;
+  r.eval_split = o.data.eval_fraction;
+  r.seed = o.trainer.seed;
+  if (o.max_length_given) r.max_length = o.data.max_length;
+  r.strict_data = o.sft.strict_data;
+  r.center_rewards_coefficient = o.center_rewards_coefficient;
+  r.eval_batch_size = o.data.eval_batch_size;
+  r.max_train_examples = o.data.max_train_examples;
+  r.max_eval_examples = o.data.max_eval_examples;
+  train::RewardReport rep;
+  auto obj = train::make_reward_objective(r, &rep);
+  if (!o.json) {
+    print_plan("finetune", *obj, o.trainer);
+    fmt::print(
+        "task reward: {}{}, {} training / {} held-out pairs, {} longer than {} tokens left out, {} "
+        "malformed records skipped\n",
+        obj->model().architecture(), rep.new_head ? " (new score head)" : "", rep.train_examples,
+        rep.eval_examples, rep.filtered, r.max_length, rep.skipped.size());
+    for (size_t i = 0; i < rep.skipped.size() && i < 5; ++i)
+      fmt::print("  skipped {}\n", rep.skipped[i]);
+    if (rep.skipped.size() > 5) fmt::print("  ... and {} more\n", rep.skipped.size() - 5);
+    std::fflush(stdout);
+  }
+  o.trainer.progress = o.trainer.progress && !o.json;
+  const train::TrainResult res = train::train(*obj, o.trainer);
+  return report_result(res, o.trainer, o.json, "finetune");
+}
+
 int run_finetune(FinetuneCli& o) {
   if (o.data.train_file.empty()) throw ValueError("finetune needs --train FILE");
+  if (o.data.task == "reward") return run_reward(o);
   if (o.data.task == "translation") return run_translation(o);
   if (o.data.task == "sft") return run_sft(o);
   if (!o.translation.config_path.empty())
@@ -510,6 +546,11 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "                  text), loss on the answers only (every assistant turn) unless\n"
         "                  --no-completion-only-loss, --max-length 1024 keeping the start;\n"
         "                  malformed records are skipped and listed (--strict-data refuses)\n"
+        "  reward          a reward model as TRL's RewardTrainer: a decoder with a one-output\n"
+        "                  *ForSequenceClassification head scores chosen and rejected answers\n"
+        "                  (JSONL {\"chosen\", \"rejected\"[, \"prompt\", \"margin\"]}, HH-RLHF's\n"
+        "                  layout), loss -log sigmoid(r_chosen - r_rejected), eval_accuracy =\n"
+        "                  pairs ranked right; pairs longer than --max-length are left out\n"
         "Metrics as HF's example scripts: accuracy/F1, seqeval entity F1, SQuAD EM/F1,\n"
         "Pearson/Spearman. Defaults are HF TrainingArguments'.\n"
         "Example: lmforge finetune --model ./models/all-MiniLM-L6-v2 --task classification \\\n"
@@ -519,7 +560,10 @@ void register_train_commands(CLI::App& app, Commands& out) {
                     "translation: config.json of a Marian, BART or T5 model trained from scratch");
     sub->add_option("--task", o->data.task,
                     "classification | regression | ner | qa | bi-encoder | cross-encoder | "
-                    "translation | sft (default: from the model's architecture)");
+                    "translation | sft | reward (default: from the model's architecture)");
+    sub->add_option("--center-rewards-coefficient", o->center_rewards_coefficient,
+                    "reward: add c * mean((r_chosen + r_rejected)^2) to the loss (TRL's "
+                    "center_rewards_coefficient), keeping rewards centred on 0");
     sub->add_option("--chat-template", o->sft.chat_template_file,
                     "sft: a Jinja chat template file used instead of the tokenizer's (saved with "
                     "the model as chat_template.jinja)");

@@ -8,6 +8,7 @@
 
 #include "lmforge/core/error.h"
 #include "lmforge/io/checkpoint.h"
+#include "lmforge/tokenizers/unicode.h"
 
 namespace lmf::train {
 namespace fs = std::filesystem;
@@ -44,6 +45,44 @@ std::string config_model_type(const std::string& config_text, const std::string&
   if (!j.is_object()) return "";
   const auto it = j.find("model_type");
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+void for_each_json_record(
+    const std::string& path,
+    const std::function<void(const nlohmann::ordered_json&, const std::string&)>& fn) {
+  using ojson = nlohmann::ordered_json;
+  const std::string raw = read_file_bytes(path);
+  LMF_CHECK(tok::is_valid_utf8(raw), ValueError,
+            "{}: invalid UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)", path);
+  const size_t first = raw.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && raw[first] == '[') {
+    ojson arr;
+    try {
+      arr = ojson::parse(raw);
+    } catch (const nlohmann::json::exception& e) {
+      fail<ValueError>("{}: not valid JSON ({})", path, e.what());
+    }
+    for (size_t i = 0; i < arr.size(); ++i) fn(arr[i], fmt::format("{}: record {}", path, i + 1));
+    return;
+  }
+  size_t pos = 0, no = 1;
+  while (pos < raw.size()) {
+    size_t end = raw.find('\n', pos);
+    if (end == std::string::npos) end = raw.size();
+    const std::string_view line(raw.data() + pos, end - pos);
+    if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
+      ojson j;
+      try {
+        j = ojson::parse(line);
+      } catch (const nlohmann::json::exception& e) {
+        fail<ValueError>("{}:{}: not valid JSON ({}); JSONL needs one JSON object per line", path,
+                         no, e.what());
+      }
+      fn(j, fmt::format("{}:{}", path, no));
+    }
+    pos = end + 1;
+    ++no;
+  }
 }
 
 void load_saved_weights(models::PretrainedModel& model, const std::string& dir) {

@@ -108,9 +108,6 @@ ojson first_messages(const ojson& m, size_t n) {
 }  // namespace
 
 SftData read_sft_records(const std::string& path, bool strict) {
-  const std::string raw = read_file_bytes(path);
-  LMF_CHECK(tok::is_valid_utf8(raw), ValueError,
-            "{}: invalid UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)", path);
   SftData out;
   auto take = [&](const ojson& j, const std::string& where) {
     SftRecord r;
@@ -123,35 +120,7 @@ SftData read_sft_records(const std::string& path, bool strict) {
     LMF_CHECK(!strict, ValueError, "{}: {} (drop --strict-data to skip such records)", where, why);
     out.skipped.push_back(where + ": " + why);
   };
-  const size_t first = raw.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && raw[first] == '[') {
-    ojson arr;
-    try {
-      arr = ojson::parse(raw);
-    } catch (const nlohmann::json::exception& e) {
-      fail<ValueError>("{}: not valid JSON ({})", path, e.what());
-    }
-    for (size_t i = 0; i < arr.size(); ++i) take(arr[i], fmt::format("{}: record {}", path, i + 1));
-  } else {
-    size_t pos = 0, no = 1;
-    while (pos < raw.size()) {
-      size_t end = raw.find('\n', pos);
-      if (end == std::string::npos) end = raw.size();
-      const std::string_view line(raw.data() + pos, end - pos);
-      if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
-        ojson j;
-        try {
-          j = ojson::parse(line);
-        } catch (const nlohmann::json::exception& e) {
-          fail<ValueError>("{}:{}: not valid JSON ({}); JSONL needs one JSON object per line", path,
-                           no, e.what());
-        }
-        take(j, fmt::format("{}:{}", path, no));
-      }
-      pos = end + 1;
-      ++no;
-    }
-  }
+  for_each_json_record(path, take);
   LMF_CHECK(!out.records.empty(), ValueError, "{}: no usable record ({} malformed{}{})", path,
             out.skipped.size(), out.skipped.empty() ? "" : ", e.g. ",
             out.skipped.empty() ? "" : out.skipped.front());

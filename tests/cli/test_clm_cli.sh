@@ -145,6 +145,26 @@ fi
 grep -q '"c_attn"' "$tmp/gpt_lora/adapter_config.json" || fail "GPT-2 adapter targets"
 grep -q '"fan_in_fan_out": true' "$tmp/gpt_lora/adapter_config.json" || fail "GPT-2 fan_in_fan_out"
 
+# ---- finetune --task reward (RewardTrainer) on hand-written HH-RLHF-style pairs -------------------
+rmdir="$tmp/rm_base"
+mkdir -p "$rmdir"
+cp "$fx/decoder/gpt2/"{config.json,model.safetensors,tokenizer.json} "$rmdir/"
+echo '{"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}' > "$rmdir/tokenizer_config.json"
+"$bin" finetune --task reward --model "$rmdir" --train "$fx/reward/pairs.jsonl" \
+  --eval "$fx/reward/pairs.jsonl" --batch-size 2 --max-steps 2 --lr 1e-3 -o "$tmp/rm" --json \
+  > "$tmp/rm.json" 2> "$tmp/rm.err" || fail "finetune --task reward exited $?: $(cat "$tmp/rm.err")"
+python3 - "$tmp/rm.json" "$tmp/rm/config.json" <<'PY' || fail "reward outputs"
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+e = r["final_eval"]
+assert r["global_step"] == 2 and 0 <= e["eval_accuracy"] <= 1 and "eval_margin" in e, r
+cfg = json.load(open(sys.argv[2]))
+assert cfg["architectures"] == ["GPT2ForSequenceClassification"] and len(cfg["id2label"]) == 1, cfg
+PY
+"$bin" finetune --task reward --model "$rmdir" --train "$fx/reward/pairs.jsonl" --strict-data \
+  -o "$tmp/x" > /dev/null 2> "$tmp/err" && fail "reward --strict-data accepted malformed pairs"
+grep -q "pairs.jsonl:4" "$tmp/err" || fail "reward --strict-data error: $(cat "$tmp/err")"
+
 # ---- bad input -------------------------------------------------------------------------------------
 expect_error() {  # expect_error PATTERN ARGS...: non-zero exit, one-line error naming PATTERN
   local pat=$1; shift

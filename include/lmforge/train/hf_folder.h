@@ -1,7 +1,9 @@
 // What the training objectives share: copying a model folder's tokenizer files next to the saved
 // weights, reloading saved weights into live parameters, reading data and config files.
 #pragma once
+#include <functional>
 #include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "lmforge/models/model.h"
@@ -19,6 +21,13 @@ std::string read_file_bytes(const std::string& path);
 // config.json text's "model_type" ("" when absent or not an object); ValueError naming `origin`
 // when the text is not JSON.
 std::string config_model_type(const std::string& config_text, const std::string& origin);
+
+// Calls fn(record, where) for every record of a JSON file: one array of records ("file: record N")
+// or JSON Lines ("file:line"; blank lines skipped). ValueError for invalid UTF-8 or JSON (naming
+// file:line for JSON Lines); IoError when unreadable.
+void for_each_json_record(
+    const std::string& path,
+    const std::function<void(const nlohmann::ordered_json&, const std::string&)>& fn);
 
 // Loads dir/model.safetensors into `model` strictly, copying into the existing parameter tensors
 // (the optimizer holds them), as Objective::load_pretrained needs for --resume and the best model.
