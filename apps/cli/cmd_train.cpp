@@ -9,6 +9,7 @@
 #include "lmforge/core/error.h"
 #include "lmforge/core/runtime.h"
 #include "lmforge/train/clm.h"
+#include "lmforge/train/dpo.h"
 #include "lmforge/train/electra.h"
 #include "lmforge/train/finetune.h"
 #include "lmforge/train/pretrain.h"
@@ -43,6 +44,7 @@ struct FinetuneCli {
   bool use_peft = false;                  // --use-peft / any --lora-* flag
   models::LoraConfig lora = trl_lora_defaults();
   std::optional<double> center_rewards_coefficient;  // --task reward
+  double beta = 0.1;                                 // --task dpo
   bool max_length_given = false;                     // else sft and reward use TRL's 1024
   bool no_truncation = false;
   std::string label_kind = "auto";
@@ -201,17 +203,31 @@ int run_translation(FinetuneCli& o) {
   return report_result(r, o.trainer, o.json, "finetune");
 }
 
+// The data and model fields sft, reward and dpo options share, from the finetune flags.
+template <class T>
+void fill_decoder_task(T& t, const FinetuneCli& o) {
+  t.model_dir = o.data.model_dir;
+  t.chat_template_file = o.sft.chat_template_file;
+  t.train_file = o.data.train_file;
+  t.eval_file = o.data.eval_file;
+  t.eval_split = o.data.eval_fraction;
+  t.seed = o.trainer.seed;
+  if (o.max_length_given) t.max_length = o.data.max_length;
+  t.strict_data = o.sft.strict_data;
+  t.eval_batch_size = o.data.eval_batch_size;
+  t.max_train_examples = o.data.max_train_examples;
+  t.max_eval_examples = o.data.max_eval_examples;
+}
+
+// The malformed records a task skipped: the first five and how many more.
+void print_skipped(const std::vector<std::string>& skipped) {
+  for (size_t i = 0; i < skipped.size() && i < 5; ++i) fmt::print("  skipped {}\n", skipped[i]);
+  if (skipped.size() > 5) fmt::print("  ... and {} more\n", skipped.size() - 5);
+}
+
 int run_sft(FinetuneCli& o) {
   train::SftOptions& s = o.sft;
-  s.model_dir = o.data.model_dir;
-  s.train_file = o.data.train_file;
-  s.eval_file = o.data.eval_file;
-  s.eval_split = o.data.eval_fraction;
-  s.seed = o.trainer.seed;
-  if (o.max_length_given) s.max_length = o.data.max_length;
-  s.eval_batch_size = o.data.eval_batch_size;
-  s.max_train_examples = o.data.max_train_examples;
-  s.max_eval_examples = o.data.max_eval_examples;
+  fill_decoder_task(s, o);
   if (o.use_peft) s.lora = o.lora;
   train::SftReport rep;
   auto obj = train::make_sft_objective(s, &rep);
@@ -231,9 +247,7 @@ int run_sft(FinetuneCli& o) {
           s.lora->r, s.lora->lora_alpha, s.lora->lora_dropout, rep.lora_modules.size(),
           fmt::join(obj->lora->target_modules, ","), rep.trainable_parameters, rep.total_parameters,
           100.0 * rep.trainable_parameters / std::max<int64_t>(1, rep.total_parameters));
-    for (size_t i = 0; i < rep.skipped.size() && i < 5; ++i)
-      fmt::print("  skipped {}\n", rep.skipped[i]);
-    if (rep.skipped.size() > 5) fmt::print("  ... and {} more\n", rep.skipped.size() - 5);
+    print_skipped(rep.skipped);
     std::fflush(stdout);
   }
   o.trainer.progress = o.trainer.progress && !o.json;
@@ -243,18 +257,8 @@ int run_sft(FinetuneCli& o) {
 
 int run_reward(FinetuneCli& o) {
   train::RewardOptions r;
-  r.model_dir = o.data.model_dir;
-  r.chat_template_file = o.sft.chat_template_file;
-  r.train_file = o.data.train_file;
-  r.eval_file = o.data.eval_file;
-  r.eval_split = o.data.eval_fraction;
-  r.seed = o.trainer.seed;
-  if (o.max_length_given) r.max_length = o.data.max_length;
-  r.strict_data = o.sft.strict_data;
+  fill_decoder_task(r, o);
   r.center_rewards_coefficient = o.center_rewards_coefficient;
-  r.eval_batch_size = o.data.eval_batch_size;
-  r.max_train_examples = o.data.max_train_examples;
-  r.max_eval_examples = o.data.max_eval_examples;
   train::RewardReport rep;
   auto obj = train::make_reward_objective(r, &rep);
   if (!o.json) {
@@ -264,9 +268,30 @@ int run_reward(FinetuneCli& o) {
         "malformed records skipped\n",
         obj->model().architecture(), rep.new_head ? " (new score head)" : "", rep.train_examples,
         rep.eval_examples, rep.filtered, r.max_length, rep.skipped.size());
-    for (size_t i = 0; i < rep.skipped.size() && i < 5; ++i)
-      fmt::print("  skipped {}\n", rep.skipped[i]);
-    if (rep.skipped.size() > 5) fmt::print("  ... and {} more\n", rep.skipped.size() - 5);
+    print_skipped(rep.skipped);
+    std::fflush(stdout);
+  }
+  o.trainer.progress = o.trainer.progress && !o.json;
+  const train::TrainResult res = train::train(*obj, o.trainer);
+  return report_result(res, o.trainer, o.json, "finetune");
+}
+
+int run_dpo(FinetuneCli& o) {
+  train::DpoOptions d;
+  fill_decoder_task(d, o);
+  d.beta = o.beta;
+  if (o.use_peft) d.lora = o.lora;
+  train::DpoReport rep;
+  auto obj = train::make_dpo_objective(d, &rep);
+  if (!o.json) {
+    print_plan("finetune", *obj, o.trainer);
+    fmt::print(
+        "task dpo: {} (beta {}{}), {} training / {} held-out pairs, {} truncated to {} tokens, {} "
+        "dropped (prompt too long), {} malformed records skipped; reference log-probabilities "
+        "computed from the starting weights\n",
+        obj->model().architecture(), d.beta, d.lora ? ", LoRA" : "", rep.train_examples,
+        rep.eval_examples, rep.truncated, d.max_length, rep.dropped, rep.skipped.size());
+    print_skipped(rep.skipped);
     std::fflush(stdout);
   }
   o.trainer.progress = o.trainer.progress && !o.json;
@@ -276,6 +301,7 @@ int run_reward(FinetuneCli& o) {
 
 int run_finetune(FinetuneCli& o) {
   if (o.data.train_file.empty()) throw ValueError("finetune needs --train FILE");
+  if (o.data.task == "dpo") return run_dpo(o);
   if (o.data.task == "reward") return run_reward(o);
   if (o.data.task == "translation") return run_translation(o);
   if (o.data.task == "sft") return run_sft(o);
@@ -551,6 +577,11 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "                  (JSONL {\"chosen\", \"rejected\"[, \"prompt\", \"margin\"]}, HH-RLHF's\n"
         "                  layout), loss -log sigmoid(r_chosen - r_rejected), eval_accuracy =\n"
         "                  pairs ranked right; pairs longer than --max-length are left out\n"
+        "  dpo             direct preference optimisation as TRL's DPOTrainer (sigmoid loss,\n"
+        "                  --beta 0.1) of a causal LM on the same pairs (an implicit prompt is\n"
+        "                  their common prefix); the frozen reference is the starting model,\n"
+        "                  its log-probabilities computed once; logs rewards_chosen/rejected/\n"
+        "                  margin/accuracy; --use-peft trains LoRA adapters\n"
         "Metrics as HF's example scripts: accuracy/F1, seqeval entity F1, SQuAD EM/F1,\n"
         "Pearson/Spearman. Defaults are HF TrainingArguments'.\n"
         "Example: lmforge finetune --model ./models/all-MiniLM-L6-v2 --task classification \\\n"
@@ -560,7 +591,11 @@ void register_train_commands(CLI::App& app, Commands& out) {
                     "translation: config.json of a Marian, BART or T5 model trained from scratch");
     sub->add_option("--task", o->data.task,
                     "classification | regression | ner | qa | bi-encoder | cross-encoder | "
-                    "translation | sft | reward (default: from the model's architecture)");
+                    "translation | sft | reward | dpo (default: from the model's architecture)");
+    sub->add_option("--beta", o->beta,
+                    "dpo: how far the policy may move from the reference (TRL's beta)")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     sub->add_option("--center-rewards-coefficient", o->center_rewards_coefficient,
                     "reward: add c * mean((r_chosen + r_rejected)^2) to the loss (TRL's "
                     "center_rewards_coefficient), keeping rewards centred on 0");
@@ -619,8 +654,8 @@ void register_train_commands(CLI::App& app, Commands& out) {
                      o->max_length_given = max_length->count() > 0;
                      for (CLI::Option* opt : lora_opts)
                        o->use_peft = o->use_peft || opt->count() > 0;
-                     if (o->use_peft && o->data.task != "sft")
-                       throw ValueError("--use-peft / --lora-* are for --task sft");
+                     if (o->use_peft && o->data.task != "sft" && o->data.task != "dpo")
+                       throw ValueError("--use-peft / --lora-* are for --task sft and dpo");
                      return run_finetune(*o);
                    }});
   }

@@ -358,29 +358,43 @@ Metrics ClmObjective::evaluate() {
           {"eval_accuracy", static_cast<double>(correct) / std::max<int64_t>(1, predicted)}};
 }
 
-void ClmObjective::save_pretrained(const std::string& dir) const {
+void save_decoder_folder(const models::DecoderModel& model,
+                         const std::optional<models::LoraConfig>& lora,
+                         const std::string& lora_base, const std::string& model_dir,
+                         const std::string& tokenizer_dir,
+                         const std::vector<std::pair<std::string, std::string>>& extra_files,
+                         const std::string& dir) {
   if (lora) {
-    models::save_lora_adapter(*model_, *lora, dir, lora_base);
+    models::save_lora_adapter(model, *lora, dir, lora_base);
   } else {
-    models::save_pretrained(*model_, dir);
-    const fs::path gen_src = fs::path(model_dir_) / "generation_config.json";
+    models::save_pretrained(model, dir);
+    const fs::path gen_src = fs::path(model_dir) / "generation_config.json";
     const fs::path gen_dst = fs::path(dir) / "generation_config.json";
-    if (!model_dir_.empty() && fs::is_regular_file(gen_src))
+    if (!model_dir.empty() && fs::is_regular_file(gen_src))
       fs::copy_file(gen_src, gen_dst, fs::copy_options::overwrite_existing);
     else
       models::write_file_atomically(gen_dst.string(),
-                                    decoder_generation_config(model_->config_json()));
+                                    decoder_generation_config(model.config_json()));
   }
-  copy_tokenizer_files(tokenizer_dir_, dir);
+  copy_tokenizer_files(tokenizer_dir, dir);
   for (const auto& [name, content] : extra_files)
     models::write_file_atomically((fs::path(dir) / name).string(), content);
 }
 
-void ClmObjective::load_pretrained(const std::string& dir) {
+void load_decoder_folder(models::DecoderModel& model, const std::optional<models::LoraConfig>& lora,
+                         const std::string& dir) {
   if (lora)
-    models::load_lora_weights(*model_, dir);
+    models::load_lora_weights(model, dir);
   else
-    load_saved_weights(*model_, dir);
+    load_saved_weights(model, dir);
+}
+
+void ClmObjective::save_pretrained(const std::string& dir) const {
+  save_decoder_folder(*model_, lora, lora_base, model_dir_, tokenizer_dir_, extra_files, dir);
+}
+
+void ClmObjective::load_pretrained(const std::string& dir) {
+  load_decoder_folder(*model_, lora, dir);
 }
 
 // ---- factory ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 #include "lmforge/core/error.h"
 #include "lmforge/io/checkpoint.h"
+#include "lmforge/tokenizers/chat_template.h"
 #include "lmforge/tokenizers/unicode.h"
 
 namespace lmf::train {
@@ -83,6 +84,22 @@ void for_each_json_record(
     pos = end + 1;
     ++no;
   }
+}
+
+TokenizerSpecials read_tokenizer_specials(const std::string& tokenizer_dir) {
+  TokenizerSpecials out;
+  const fs::path p = fs::path(tokenizer_dir) / "tokenizer_config.json";
+  if (!fs::is_regular_file(p)) return out;
+  nlohmann::json cfg;
+  try {
+    cfg = nlohmann::json::parse(read_file_bytes(p.string()));
+  } catch (const nlohmann::json::exception& e) {
+    fail<ValueError>("{}: not valid JSON ({})", p.string(), e.what());
+  }
+  out.tokens = tok::special_tokens_from_config(cfg);
+  if (out.tokens.contains("eos_token") && out.tokens["eos_token"].is_string())
+    out.eos = out.tokens["eos_token"].get<std::string>();
+  return out;
 }
 
 void load_saved_weights(models::PretrainedModel& model, const std::string& dir) {

@@ -45,6 +45,7 @@ std::string parse_pair(const ojson& j, PreferenceRecord& r) {
     if (!j.contains(k) || j[k].is_null()) return fmt::format("no \"{}\" field", k);
   const ojson &c = j["chosen"], &x = j["rejected"];
   const ojson p = j.contains("prompt") && !j["prompt"].is_null() ? j["prompt"] : ojson();
+  r.explicit_prompt = !p.is_null();
   if (c.is_string() && x.is_string() && (p.is_null() || p.is_string())) {
     r.chosen = c.get<std::string>();
     r.rejected = x.get<std::string>();
@@ -129,7 +130,8 @@ NamedTensors RewardObjective::parameters() const {
 }
 
 void RewardObjective::set_training(bool on) {
-  model_->train(on);
+  // TRL's disable_dropout (on by default for this trainer): training runs without dropout.
+  model_->train(on && !disable_dropout);
 }
 
 RewardObjective::Scores RewardObjective::score(const std::vector<RewardExample>& examples,
@@ -262,19 +264,14 @@ std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& o,
   tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
   tokenizer.set_truncation(std::nullopt);
   tokenizer.set_padding(std::nullopt);
-  nlohmann::json tok_config = nlohmann::json::object();
-  if (fs::is_regular_file(fs::path(tok_dir) / "tokenizer_config.json"))
-    tok_config = nlohmann::json::parse(
-        read_file_bytes((fs::path(tok_dir) / "tokenizer_config.json").string()));
-  const ojson special = tok::special_tokens_from_config(tok_config);
+  const TokenizerSpecials specials = read_tokenizer_specials(tok_dir);
+  const ojson& special = specials.tokens;
+  const std::string& eos = specials.eos;
   auto special_id = [&](const char* key) -> int64_t {
     if (!special.contains(key) || !special[key].is_string()) return -1;
     const auto id = tokenizer.token_to_id(special[key].get<std::string>());
     return id ? static_cast<int64_t>(*id) : -1;
   };
-  const std::string eos = special.contains("eos_token") && special["eos_token"].is_string()
-                              ? special["eos_token"].get<std::string>()
-                              : "";
 
   // The model: the folder as a one-output sequence classifier (a new, seeded score head when the
   // folder is a causal LM), with a pad id for pooling (the tokenizer's pad, else EOS, as TRL).
@@ -335,33 +332,12 @@ std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& o,
     }
   };
 
-  PreferenceData train = read_preference_records(o.train_file, o.strict_data);
-  rep.skipped = train.skipped;
-  std::vector<PreferenceRecord> eval_records;
-  if (!o.eval_file.empty()) {
-    PreferenceData e = read_preference_records(o.eval_file, o.strict_data);
-    rep.skipped.insert(rep.skipped.end(), e.skipped.begin(), e.skipped.end());
-    eval_records = std::move(e.records);
-  } else if (o.eval_split > 0) {
-    std::vector<size_t> order(train.records.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::mt19937_64 rng(o.seed);
-    std::shuffle(order.begin(), order.end(), rng);
-    const size_t n_eval = std::max<size_t>(1, static_cast<size_t>(o.eval_split * order.size()));
-    LMF_CHECK(n_eval < order.size(), ValueError, "--eval-split {} leaves no training pair of {}",
-              o.eval_split, order.size());
-    std::vector<bool> held(order.size(), false);
-    for (size_t i = 0; i < n_eval; ++i) held[order[i]] = true;
-    std::vector<PreferenceRecord> kept;
-    for (size_t i = 0; i < train.records.size(); ++i)
-      (held[i] ? eval_records : kept).push_back(std::move(train.records[i]));
-    train.records = std::move(kept);
-  }
-  if (o.max_train_examples >= 0 &&
-      static_cast<int64_t>(train.records.size()) > o.max_train_examples)
-    train.records.resize(o.max_train_examples);
-  if (o.max_eval_examples >= 0 && static_cast<int64_t>(eval_records.size()) > o.max_eval_examples)
-    eval_records.resize(o.max_eval_examples);
+  auto split = read_train_eval<PreferenceData>(
+      [&](const std::string& f) { return read_preference_records(f, o.strict_data); }, o.train_file,
+      o.eval_file, o.eval_split, o.seed, o.max_train_examples, o.max_eval_examples);
+  rep.skipped = std::move(split.skipped);
+  std::vector<PreferenceRecord>& train_records = split.train;
+  std::vector<PreferenceRecord>& eval_records = split.eval;
   const int64_t vocab = model->spec().vocab_size;
   auto examples_of = [&](const std::vector<PreferenceRecord>& records) {
     std::vector<RewardExample> out;
@@ -382,7 +358,7 @@ std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& o,
     }
     return out;
   };
-  std::vector<RewardExample> train_ex = examples_of(train.records);
+  std::vector<RewardExample> train_ex = examples_of(train_records);
   std::vector<RewardExample> eval_ex = examples_of(eval_records);
   LMF_CHECK(!train_ex.empty(), ValueError,
             "{}: no training pair left (malformed, or longer than --max-length {})", o.train_file,

@@ -199,18 +199,9 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
 
   SftFormat f;
   f.completion_only_loss = o.completion_only_loss;
-  nlohmann::json tok_config = nlohmann::json::object();
-  if (fs::is_regular_file(fs::path(tok_dir) / "tokenizer_config.json")) {
-    try {
-      tok_config = nlohmann::json::parse(
-          read_file_bytes((fs::path(tok_dir) / "tokenizer_config.json").string()));
-    } catch (const nlohmann::json::exception& e) {
-      fail<ValueError>("{}/tokenizer_config.json: not valid JSON ({})", tok_dir, e.what());
-    }
-  }
-  f.special_tokens = tok::special_tokens_from_config(tok_config);
-  if (f.special_tokens.contains("eos_token") && f.special_tokens["eos_token"].is_string())
-    f.eos_token = f.special_tokens["eos_token"].get<std::string>();
+  const TokenizerSpecials specials = read_tokenizer_specials(tok_dir);
+  f.special_tokens = specials.tokens;
+  f.eos_token = specials.eos;
   std::string template_file_text;
   if (!o.chat_template_file.empty()) {
     template_file_text = read_file_bytes(o.chat_template_file);
@@ -221,33 +212,12 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
   }
   rep.chat = f.chat_template.has_value();
 
-  SftData train = read_sft_records(o.train_file, o.strict_data);
-  rep.skipped = train.skipped;
-  std::vector<SftRecord> eval_records;
-  if (!o.eval_file.empty()) {
-    SftData e = read_sft_records(o.eval_file, o.strict_data);
-    rep.skipped.insert(rep.skipped.end(), e.skipped.begin(), e.skipped.end());
-    eval_records = std::move(e.records);
-  } else if (o.eval_split > 0) {
-    std::vector<size_t> order(train.records.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::mt19937_64 rng(o.seed);
-    std::shuffle(order.begin(), order.end(), rng);
-    const size_t n_eval = std::max<size_t>(1, static_cast<size_t>(o.eval_split * order.size()));
-    LMF_CHECK(n_eval < order.size(), ValueError, "--eval-split {} leaves no training record of {}",
-              o.eval_split, order.size());
-    std::vector<bool> held(order.size(), false);
-    for (size_t i = 0; i < n_eval; ++i) held[order[i]] = true;
-    std::vector<SftRecord> kept;
-    for (size_t i = 0; i < train.records.size(); ++i)
-      (held[i] ? eval_records : kept).push_back(std::move(train.records[i]));
-    train.records = std::move(kept);
-  }
-  auto cap = [](std::vector<SftRecord>& v, int64_t n) {
-    if (n >= 0 && static_cast<int64_t>(v.size()) > n) v.resize(n);
-  };
-  cap(train.records, o.max_train_examples);
-  cap(eval_records, o.max_eval_examples);
+  auto split = read_train_eval<SftData>(
+      [&](const std::string& f) { return read_sft_records(f, o.strict_data); }, o.train_file,
+      o.eval_file, o.eval_split, o.seed, o.max_train_examples, o.max_eval_examples);
+  rep.skipped = std::move(split.skipped);
+  std::vector<SftRecord>& train_records = split.train;
+  std::vector<SftRecord>& eval_records = split.eval;
 
   auto tokenize = [&](const std::vector<SftRecord>& records) {
     std::vector<LmExample> out;
@@ -273,7 +243,7 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
     }
     return out;
   };
-  std::vector<LmExample> train_ex = tokenize(train.records);
+  std::vector<LmExample> train_ex = tokenize(train_records);
   std::vector<LmExample> eval_ex = tokenize(eval_records);
   LMF_CHECK(!train_ex.empty(), ValueError,
             "{}: no training example left (every one was malformed or had nothing to learn after "

@@ -165,6 +165,23 @@ PY
   -o "$tmp/x" > /dev/null 2> "$tmp/err" && fail "reward --strict-data accepted malformed pairs"
 grep -q "pairs.jsonl:4" "$tmp/err" || fail "reward --strict-data error: $(cat "$tmp/err")"
 
+# ---- finetune --task dpo (DPOTrainer), full and LoRA --------------------------------------------
+"$bin" finetune --task dpo --model "$rmdir" --train "$fx/dpo/pairs.jsonl" --eval "$fx/dpo/pairs.jsonl" \
+  --batch-size 2 --max-steps 2 --lr 1e-3 --logging-steps 1 -o "$tmp/dpo" --json > "$tmp/dpo.json" \
+  2> "$tmp/dpo.err" || fail "finetune --task dpo exited $?: $(cat "$tmp/dpo.err")"
+python3 - "$tmp/dpo.json" "$tmp/dpo/metrics.jsonl" <<'PY' || fail "dpo outputs"
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+assert r["global_step"] == 2 and "eval_rewards_accuracy" in r["final_eval"], r
+logs = [json.loads(l) for l in open(sys.argv[2])]
+first = next(l for l in logs if "loss" in l and "rewards_margin" in l)
+assert abs(first["loss"] - 0.6931472) < 1e-4, first  # policy = reference at step 1
+PY
+"$bin" finetune --task dpo --model "$rmdir" --train "$fx/dpo/pairs.jsonl" --lora-r 2 \
+  --lora-target c_attn --max-steps 1 -o "$tmp/dpo_lora" > /dev/null 2> "$tmp/dpo.err" \
+  || fail "dpo --lora-r: $(cat "$tmp/dpo.err")"
+[[ -f "$tmp/dpo_lora/adapter_model.safetensors" ]] || fail "dpo LoRA adapter not written"
+
 # ---- bad input -------------------------------------------------------------------------------------
 expect_error() {  # expect_error PATTERN ARGS...: non-zero exit, one-line error naming PATTERN
   local pat=$1; shift

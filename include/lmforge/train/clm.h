@@ -150,6 +150,19 @@ std::unique_ptr<models::DecoderModel> load_or_create_causal_lm(const std::string
 int64_t merge_lora_folder(std::string base_dir, const std::string& adapter_dir,
                           const std::string& out_dir);
 
+// What a decoder objective writes to `dir`: the adapter (PEFT layout) when `lora` is set, else the
+// model (config.json, model.safetensors, generation_config.json copied from model_dir or made from
+// the config); then the tokenizer files of tokenizer_dir and extra_files (name -> content).
+void save_decoder_folder(const models::DecoderModel& model,
+                         const std::optional<models::LoraConfig>& lora,
+                         const std::string& lora_base, const std::string& model_dir,
+                         const std::string& tokenizer_dir,
+                         const std::vector<std::pair<std::string, std::string>>& extra_files,
+                         const std::string& dir);
+// Reads back what save_decoder_folder wrote into the live parameters (for --resume).
+void load_decoder_folder(models::DecoderModel& model, const std::optional<models::LoraConfig>& lora,
+                         const std::string& dir);
+
 // The pad id batches use: the model's pad_token_id, else its first EOS id (as TRL pads with EOS
 // when a tokenizer has no pad token), else 0. Padding is masked and never a target, so the value
 // does not change the loss.

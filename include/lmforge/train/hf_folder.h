@@ -1,11 +1,16 @@
 // What the training objectives share: copying a model folder's tokenizer files next to the saved
 // weights, reloading saved weights into live parameters, reading data and config files.
 #pragma once
+#include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
+#include <vector>
 
+#include "lmforge/core/error.h"
 #include "lmforge/models/model.h"
 
 namespace lmf::train {
@@ -28,6 +33,64 @@ std::string config_model_type(const std::string& config_text, const std::string&
 void for_each_json_record(
     const std::string& path,
     const std::function<void(const nlohmann::ordered_json&, const std::string&)>& fn);
+
+// The named special tokens of a tokenizer folder's tokenizer_config.json as chat templates see them
+// (bos_token, eos_token, ...; empty without the file) and its EOS string ("" when none).
+struct TokenizerSpecials {
+  nlohmann::ordered_json tokens = nlohmann::ordered_json::object();
+  std::string eos;
+};
+TokenizerSpecials read_tokenizer_specials(const std::string& tokenizer_dir);
+
+// Moves a seeded share of `train` (at least one item) to `held_out`, keeping the order of both
+// (a permutation seeded with `seed` picks the items). ValueError when nothing is left to train on.
+template <class T>
+void hold_out_share(std::vector<T>& train, std::vector<T>& held_out, double share, uint64_t seed) {
+  std::vector<size_t> order(train.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  const size_t n =
+      std::max<size_t>(1, static_cast<size_t>(share * static_cast<double>(order.size())));
+  if (n >= order.size())
+    throw ValueError("--eval-split " + std::to_string(share) + " leaves nothing to train on of " +
+                     std::to_string(order.size()) + " examples");
+  std::vector<bool> held(order.size(), false);
+  for (size_t i = 0; i < n; ++i) held[order[i]] = true;
+  std::vector<T> kept;
+  for (size_t i = 0; i < train.size(); ++i)
+    (held[i] ? held_out : kept).push_back(std::move(train[i]));
+  train = std::move(kept);
+}
+
+// The training and held-out records of a task: read(train_file), and read(eval_file) when given,
+// else a seeded share of the training records held out (hold_out_share); then capped at max_train /
+// max_eval records (-1: all). `Data` has `records` and `skipped` (malformed records' places).
+template <class Data>
+struct TrainEvalRecords {
+  decltype(Data::records) train, eval;
+  std::vector<std::string> skipped;
+};
+template <class Data, class Read>
+TrainEvalRecords<Data> read_train_eval(Read read, const std::string& train_file,
+                                       const std::string& eval_file, double eval_split,
+                                       uint64_t seed, int64_t max_train, int64_t max_eval) {
+  TrainEvalRecords<Data> out;
+  Data train = read(train_file);
+  out.train = std::move(train.records);
+  out.skipped = std::move(train.skipped);
+  if (!eval_file.empty()) {
+    Data e = read(eval_file);
+    out.eval = std::move(e.records);
+    out.skipped.insert(out.skipped.end(), e.skipped.begin(), e.skipped.end());
+  } else if (eval_split > 0) {
+    hold_out_share(out.train, out.eval, eval_split, seed);
+  }
+  if (max_train >= 0 && static_cast<int64_t>(out.train.size()) > max_train)
+    out.train.resize(max_train);
+  if (max_eval >= 0 && static_cast<int64_t>(out.eval.size()) > max_eval) out.eval.resize(max_eval);
+  return out;
+}
 
 // Loads dir/model.safetensors into `model` strictly, copying into the existing parameter tensors
 // (the optimizer holds them), as Objective::load_pretrained needs for --resume and the best model.

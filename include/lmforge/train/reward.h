@@ -29,6 +29,7 @@ struct PreferenceRecord {
   bool conversational = false;
   nlohmann::ordered_json prompt_messages, chosen_messages, rejected_messages;
   std::optional<double> margin;  // an optional "margin" field (RewardTrainer subtracts it)
+  bool explicit_prompt = false;  // the record had a "prompt" field
 };
 
 struct PreferenceData {
@@ -103,6 +104,8 @@ class RewardObjective : public Objective {
   Scores score(const std::vector<RewardExample>& examples, std::span<const int64_t> indices) const;
 
   std::vector<std::pair<std::string, std::string>> extra_files;  // e.g. chat_template.jinja
+  // TRL's disable_dropout (default true for DPO and reward models): no dropout while training.
+  bool disable_dropout = true;
 
  private:
   std::unique_ptr<models::DecoderModel> model_;
