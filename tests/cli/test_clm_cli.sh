@@ -161,6 +161,17 @@ assert r["global_step"] == 2 and 0 <= e["eval_accuracy"] <= 1 and "eval_margin" 
 cfg = json.load(open(sys.argv[2]))
 assert cfg["architectures"] == ["GPT2ForSequenceClassification"] and len(cfg["id2label"]) == 1, cfg
 PY
+if python3 -c "import torch, transformers" 2>/dev/null; then
+  python3 - "$tmp/rm" <<'PY' || fail "transformers does not load the reward model"
+import sys, torch, transformers as T
+m, info = T.AutoModelForSequenceClassification.from_pretrained(sys.argv[1], output_loading_info=True)
+bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+assert not bad, bad
+assert m.config.num_labels == 1
+out = m(input_ids=torch.tensor([[5, 17, 250, 2]])).logits
+assert out.shape == (1, 1) and torch.isfinite(out).all(), out
+PY
+fi
 "$bin" finetune --task reward --model "$rmdir" --train "$fx/reward/pairs.jsonl" --strict-data \
   -o "$tmp/x" > /dev/null 2> "$tmp/err" && fail "reward --strict-data accepted malformed pairs"
 grep -q "pairs.jsonl:4" "$tmp/err" || fail "reward --strict-data error: $(cat "$tmp/err")"
@@ -181,6 +192,25 @@ PY
   --lora-target c_attn --max-steps 1 -o "$tmp/dpo_lora" > /dev/null 2> "$tmp/dpo.err" \
   || fail "dpo --lora-r: $(cat "$tmp/dpo.err")"
 [[ -f "$tmp/dpo_lora/adapter_model.safetensors" ]] || fail "dpo LoRA adapter not written"
+
+# ---- --resume equals a straight run for the other objectives (sft with LoRA, reward, dpo) ----------
+resume_check() {  # resume_check NAME FILE ARGS...: 4 steps straight vs 2 + resume, FILE compared
+  local name=$1 file=$2; shift 2
+  "$bin" "$@" --max-steps 4 --save-steps 2 --save-total-limit 0 -o "$tmp/r_$name" > /dev/null \
+    2> "$tmp/r.err" || fail "$name straight run: $(cat "$tmp/r.err")"
+  cp "$tmp/r_$name/$file" "$tmp/r_$name.straight"
+  rm -rf "$tmp/r_$name/checkpoint-4" "$tmp/r_$name/$file"
+  "$bin" "$@" --max-steps 4 --save-steps 2 --save-total-limit 0 -o "$tmp/r_$name" --resume \
+    > /dev/null 2> "$tmp/r.err" || fail "$name --resume: $(cat "$tmp/r.err")"
+  cmp -s "$tmp/r_$name/$file" "$tmp/r_$name.straight" || fail "$name: resumed run differs"
+}
+resume_check sft_lora adapter_model.safetensors finetune --task sft --model "$fx/decoder/llama" \
+  --tokenizer "$tokdir" --chat-template "$tokdir/chat.jinja" --train "$fx/sft/alpaca.json" \
+  --lora-r 4 --lora-dropout 0.1 --batch-size 2 --lr 1e-2
+resume_check reward model.safetensors finetune --task reward --model "$rmdir" \
+  --train "$fx/reward/pairs.jsonl" --batch-size 2 --lr 1e-3
+resume_check dpo model.safetensors finetune --task dpo --model "$rmdir" \
+  --train "$fx/dpo/pairs.jsonl" --batch-size 2 --lr 1e-3
 
 # ---- bad input -------------------------------------------------------------------------------------
 expect_error() {  # expect_error PATTERN ARGS...: non-zero exit, one-line error naming PATTERN
