@@ -22,16 +22,22 @@ BASE="$OUT/base"
 [ -f "$BASE/model.safetensors" ] || "$LMF" convert "$GGUF" -o "$BASE"
 [ -f "$OUT/hh.jsonl" ] || gunzip -c "$GZ" > "$OUT/hh.jsonl"
 COMMON=(--model "$BASE" --train "$OUT/hh.jsonl" --eval-split 0.1 --max-length 512 --seed 42
-        --max-eval-examples "$EVAL_PAIRS" --eval-batch-size 8 --batch-size 8)
+        --max-eval-examples "$EVAL_PAIRS")
 
 # 1. reward model: the new head's held-out accuracy (one step at lr 1e-12), then one epoch
-"$LMF" finetune --task reward "${COMMON[@]}" --max-train-examples 8 --max-steps 1 --lr 1e-12 \
+if [ "${SKIP_RM:-0}" != 1 ]; then
+"$LMF" finetune --task reward "${COMMON[@]}" --batch-size 8 --eval-batch-size 8 \
+  --max-train-examples 8 --max-steps 1 --lr 1e-12 \
   --save-steps 0 -o "$OUT/rm_start" --json | tail -1 > "$OUT/rm_start.json"
-"$LMF" finetune --task reward "${COMMON[@]}" --max-train-examples "$RM_PAIRS" --epochs 1 \
+"$LMF" finetune --task reward "${COMMON[@]}" --batch-size 8 --eval-batch-size 8 \
+  --max-train-examples "$RM_PAIRS" --epochs 1 \
   --lr 1e-5 --warmup-ratio 0.1 --logging-steps 5 --eval-steps 25 --save-steps 0 \
   -o "$OUT/rm" | tee "$OUT/rm.log"
+fi
 
-# 2. DPO with LoRA (the reference is the starting model)
-"$LMF" finetune --task dpo "${COMMON[@]}" --max-train-examples "$DPO_PAIRS" --epochs 1 \
+# 2. DPO with LoRA (the reference is the starting model). Batches of 2 pairs x 4 accumulated:
+#    [4 rows, 512, 49,152] f32 logits are 400 MB a copy (8 pairs per batch ran out of 24 GB).
+"$LMF" finetune --task dpo "${COMMON[@]}" --batch-size 2 --grad-accum 4 --eval-batch-size 2 \
+  --max-train-examples "$DPO_PAIRS" --epochs 1 \
   --beta 0.1 --use-peft --lora-r 16 --lora-alpha 32 --lora-target q_proj,k_proj,v_proj,o_proj \
-  --lr 5e-5 --logging-steps 5 --eval-steps 25 --save-steps 0 -o "$OUT/dpo" | tee "$OUT/dpo.log"
+  --lr 5e-5 --logging-steps 2 --eval-steps 10 --save-steps 0 -o "$OUT/dpo" | tee "$OUT/dpo.log"
