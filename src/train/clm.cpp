@@ -510,9 +510,7 @@ std::unique_ptr<ClmObjective> make_clm_objective(const ClmOptions& o) {
   if (tok_dir.empty())
     tok_dir = o.model_dir.empty() ? fs::path(o.config_path).parent_path().string() : o.model_dir;
   if (tok_dir.empty()) tok_dir = ".";
-  tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
-  tokenizer.set_truncation(std::nullopt);
-  tokenizer.set_padding(std::nullopt);
+  const tok::Tokenizer tokenizer = load_training_tokenizer(tok_dir);
   const int64_t tok_vocab = static_cast<int64_t>(tokenizer.vocab_size(true));
   LMF_CHECK(tok_vocab <= spec.vocab_size, ValueError,
             "the tokenizer in '{}' has {} tokens but {} has vocab_size {}; use a matching "

@@ -24,17 +24,6 @@ using ojson = nlohmann::ordered_json;
 
 namespace {
 
-std::vector<int32_t> encode(const tok::Tokenizer& t, const std::string& text, bool special) {
-  const tok::Encoding e = t.encode(text, special);
-  return std::vector<int32_t>(e.ids.begin(), e.ids.end());
-}
-
-size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
-  size_t n = 0;
-  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
-  return n;
-}
-
 bool continuation_byte(char c) {
   return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
 }
@@ -270,15 +259,12 @@ std::unique_ptr<DpoObjective> make_dpo_objective(const DpoOptions& o, DpoReport*
   DpoReport rep;
   std::unique_ptr<models::DecoderModel> model = load_or_create_causal_lm(o.model_dir, "", o.seed);
   const std::string tok_dir = o.tokenizer_dir.empty() ? o.model_dir : o.tokenizer_dir;
-  tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
-  tokenizer.set_truncation(std::nullopt);
-  tokenizer.set_padding(std::nullopt);
+  const tok::Tokenizer tokenizer = load_training_tokenizer(tok_dir);
   const TokenizerSpecials specials = read_tokenizer_specials(tok_dir);
   const ojson& special = specials.tokens;
   const std::string& eos = specials.eos;
   const std::optional<std::string> chat_template =
-      o.chat_template_file.empty() ? tok::load_chat_template(tok_dir)
-                                   : std::optional(read_file_bytes(o.chat_template_file));
+      task_chat_template(tok_dir, o.chat_template_file);
   rep.chat = chat_template.has_value();
 
   auto split = read_train_eval<PreferenceData>(
@@ -301,24 +287,18 @@ std::unique_ptr<DpoObjective> make_dpo_objective(const DpoOptions& o, DpoReport*
         auto render = [&](const ojson& tail, bool gen) {
           ojson m = r.prompt_messages;
           for (const auto& x : tail) m.push_back(x);
-          return encode(tokenizer, tok::apply_chat_template(*chat_template, m, gen, special),
-                        false);
+          return encode_ids(tokenizer, tok::apply_chat_template(*chat_template, m, gen, special),
+                            false);
         };
         p = render(ojson::array(), true);
         pc = render(r.chosen_messages, false);
         pr = render(r.rejected_messages, false);
       } else {
-        auto with_eos = [&](std::string s) {
-          if (!eos.empty() &&
-              (s.size() < eos.size() || s.compare(s.size() - eos.size(), eos.size(), eos) != 0))
-            s += eos;
-          return s;
-        };
-        p = encode(tokenizer, r.prompt, true);
-        pc = encode(tokenizer, r.prompt + with_eos(r.chosen), true);
-        pr = encode(tokenizer, r.prompt + with_eos(r.rejected), true);
+        p = encode_ids(tokenizer, r.prompt, true);
+        pc = encode_ids(tokenizer, r.prompt + with_eos(r.chosen, eos), true);
+        pr = encode_ids(tokenizer, r.prompt + with_eos(r.rejected, eos), true);
       }
-      const size_t n = std::min(common_prefix(p, pc), common_prefix(p, pr));
+      const size_t n = std::min(common_prefix_length(p, pc), common_prefix_length(p, pr));
       DpoExample e;
       e.prompt.assign(p.begin(), p.begin() + n);
       e.chosen.assign(pc.begin() + n, pc.end());
@@ -331,9 +311,7 @@ std::unique_ptr<DpoObjective> make_dpo_objective(const DpoOptions& o, DpoReport*
           o.max_length)
         ++rep.truncated;
       for (const auto* v : {&e.prompt, &e.chosen, &e.rejected})
-        for (int32_t id : *v)
-          LMF_CHECK(id >= 0 && id < vocab, ValueError,
-                    "{}: token id {} is outside the model's vocabulary ({})", r.where, id, vocab);
+        check_ids_in_vocab(*v, vocab, r.where);
       out.push_back(std::move(e));
     }
     return out;

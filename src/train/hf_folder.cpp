@@ -9,6 +9,7 @@
 #include "lmforge/core/error.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/tokenizers/chat_template.h"
+#include "lmforge/tokenizers/tokenizer.h"
 #include "lmforge/tokenizers/unicode.h"
 
 namespace lmf::train {
@@ -100,6 +101,43 @@ TokenizerSpecials read_tokenizer_specials(const std::string& tokenizer_dir) {
   if (out.tokens.contains("eos_token") && out.tokens["eos_token"].is_string())
     out.eos = out.tokens["eos_token"].get<std::string>();
   return out;
+}
+
+tok::Tokenizer load_training_tokenizer(const std::string& tokenizer_dir) {
+  tok::Tokenizer t = tok::Tokenizer::from_pretrained(tokenizer_dir);
+  t.set_truncation(std::nullopt);
+  t.set_padding(std::nullopt);
+  return t;
+}
+
+std::vector<int32_t> encode_ids(const tok::Tokenizer& t, const std::string& text, bool special) {
+  const tok::Encoding e = t.encode(text, special);
+  return std::vector<int32_t>(e.ids.begin(), e.ids.end());
+}
+
+size_t common_prefix_length(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+
+std::string with_eos(std::string text, const std::string& eos) {
+  if (!eos.empty() &&
+      (text.size() < eos.size() || text.compare(text.size() - eos.size(), eos.size(), eos) != 0))
+    text += eos;
+  return text;
+}
+
+std::optional<std::string> task_chat_template(const std::string& tokenizer_dir,
+                                              const std::string& chat_template_file) {
+  if (chat_template_file.empty()) return tok::load_chat_template(tokenizer_dir);
+  return read_file_bytes(chat_template_file);
+}
+
+void check_ids_in_vocab(const std::vector<int32_t>& ids, int64_t vocab, const std::string& where) {
+  for (int32_t id : ids)
+    LMF_CHECK(id >= 0 && id < vocab, ValueError,
+              "{}: token id {} is outside the model's vocabulary ({})", where, id, vocab);
 }
 
 void load_saved_weights(models::PretrainedModel& model, const std::string& dir) {

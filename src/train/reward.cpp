@@ -69,11 +69,6 @@ std::string parse_pair(const ojson& j, PreferenceRecord& r) {
   return "";
 }
 
-std::vector<int32_t> encode(const tok::Tokenizer& t, const std::string& text, bool special) {
-  const tok::Encoding e = t.encode(text, special);
-  return std::vector<int32_t>(e.ids.begin(), e.ids.end());
-}
-
 }  // namespace
 
 PreferenceData read_preference_records(const std::string& path, bool strict) {
@@ -261,9 +256,7 @@ std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& o,
   LMF_CHECK(o.max_length >= 2, ValueError, "--max-length must be at least 2");
   RewardReport rep;
   const std::string tok_dir = o.tokenizer_dir.empty() ? o.model_dir : o.tokenizer_dir;
-  tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
-  tokenizer.set_truncation(std::nullopt);
-  tokenizer.set_padding(std::nullopt);
+  const tok::Tokenizer tokenizer = load_training_tokenizer(tok_dir);
   const TokenizerSpecials specials = read_tokenizer_specials(tok_dir);
   const ojson& special = specials.tokens;
   const std::string& eos = specials.eos;
@@ -306,9 +299,8 @@ std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& o,
     LMF_CHECK(k.rfind("score.", 0) == 0, ValueError,
               "{}: the checkpoint lacks '{}' (only the score head may be new)", o.model_dir, k);
 
-  std::optional<std::string> chat_template =
-      o.chat_template_file.empty() ? tok::load_chat_template(tok_dir)
-                                   : std::optional(read_file_bytes(o.chat_template_file));
+  const std::optional<std::string> chat_template =
+      task_chat_template(tok_dir, o.chat_template_file);
   auto tokenize = [&](const PreferenceRecord& r, std::vector<int32_t>& out_c,
                       std::vector<int32_t>& out_r) {
     if (r.conversational) {
@@ -318,17 +310,14 @@ std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& o,
       for (int side = 0; side < 2; ++side) {
         ojson m = r.prompt_messages;
         for (const auto& x : side == 0 ? r.chosen_messages : r.rejected_messages) m.push_back(x);
-        (side == 0 ? out_c : out_r) =
-            encode(tokenizer, tok::apply_chat_template(*chat_template, m, false, special), false);
+        (side == 0 ? out_c : out_r) = encode_ids(
+            tokenizer, tok::apply_chat_template(*chat_template, m, false, special), false);
       }
       return;
     }
     for (int side = 0; side < 2; ++side) {
-      std::string text = r.prompt + (side == 0 ? r.chosen : r.rejected);
-      if (!eos.empty() && (text.size() < eos.size() ||
-                           text.compare(text.size() - eos.size(), eos.size(), eos) != 0))
-        text += eos;
-      (side == 0 ? out_c : out_r) = encode(tokenizer, text, true);
+      (side == 0 ? out_c : out_r) = encode_ids(
+          tokenizer, with_eos(r.prompt + (side == 0 ? r.chosen : r.rejected), eos), true);
     }
   };
 
@@ -350,10 +339,7 @@ std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& o,
         ++rep.filtered;  // RewardTrainer drops such pairs
         continue;
       }
-      for (const auto* side : {&e.chosen, &e.rejected})
-        for (int32_t id : *side)
-          LMF_CHECK(id >= 0 && id < vocab, ValueError,
-                    "{}: token id {} is outside the model's vocabulary ({})", r.where, id, vocab);
+      for (const auto* side : {&e.chosen, &e.rejected}) check_ids_in_vocab(*side, vocab, r.where);
       out.push_back(std::move(e));
     }
     return out;

@@ -88,17 +88,6 @@ std::string parse_record(const ojson& j, SftRecord& r) {
          "text is for `lmforge pretrain --recipe gpt`)";
 }
 
-std::vector<int32_t> encode(const tok::Tokenizer& t, const std::string& text, bool special) {
-  const tok::Encoding e = t.encode(text, special);
-  return std::vector<int32_t>(e.ids.begin(), e.ids.end());
-}
-
-size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
-  size_t n = 0;
-  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
-  return n;
-}
-
 ojson first_messages(const ojson& m, size_t n) {
   ojson out = ojson::array();
   for (size_t i = 0; i < n; ++i) out.push_back(m[i]);
@@ -136,23 +125,23 @@ LmExample sft_example(const SftRecord& r, const tok::Tokenizer& t, const SftForm
               r.where);
     const std::string& tpl = *f.chat_template;
     const ojson& m = r.messages;
-    ex.input_ids = encode(t, tok::apply_chat_template(tpl, m, false, f.special_tokens), false);
+    ex.input_ids = encode_ids(t, tok::apply_chat_template(tpl, m, false, f.special_tokens), false);
     if (!f.completion_only_loss) return ex;
     ex.labels.assign(ex.input_ids.size(), -100);
     for (size_t i = 0; i < m.size(); ++i) {
       if (m[i]["role"] != "assistant") continue;
       size_t start = 0;
       if (i > 0) {
-        const auto p = encode(
+        const auto p = encode_ids(
             t, tok::apply_chat_template(tpl, first_messages(m, i), true, f.special_tokens), false);
-        start = common_prefix(p, ex.input_ids);
+        start = common_prefix_length(p, ex.input_ids);
       }
       size_t end = ex.input_ids.size();
       if (i + 1 < m.size()) {
-        const auto upto = encode(
+        const auto upto = encode_ids(
             t, tok::apply_chat_template(tpl, first_messages(m, i + 1), false, f.special_tokens),
             false);
-        end = common_prefix(upto, ex.input_ids);
+        end = common_prefix_length(upto, ex.input_ids);
       }
       for (size_t k = start; k < end; ++k) ex.labels[k] = ex.input_ids[k];
     }
@@ -165,13 +154,10 @@ LmExample sft_example(const SftRecord& r, const tok::Tokenizer& t, const SftForm
                              : fmt::format(kAlpacaWithInput, r.instruction, r.input);
     completion = r.output;
   }
-  if (!f.eos_token.empty() && (completion.size() < f.eos_token.size() ||
-                               completion.compare(completion.size() - f.eos_token.size(),
-                                                  f.eos_token.size(), f.eos_token) != 0))
-    completion += f.eos_token;
-  ex.input_ids = encode(t, prompt + completion, true);
+  completion = with_eos(std::move(completion), f.eos_token);
+  ex.input_ids = encode_ids(t, prompt + completion, true);
   if (!f.completion_only_loss) return ex;
-  const size_t start = common_prefix(encode(t, prompt, true), ex.input_ids);
+  const size_t start = common_prefix_length(encode_ids(t, prompt, true), ex.input_ids);
   ex.labels.assign(ex.input_ids.size(), -100);
   for (size_t k = start; k < ex.input_ids.size(); ++k) ex.labels[k] = ex.input_ids[k];
   return ex;
@@ -189,9 +175,7 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
   SftReport rep;
   std::unique_ptr<models::DecoderModel> model = load_or_create_causal_lm(o.model_dir, "", o.seed);
   const std::string tok_dir = o.tokenizer_dir.empty() ? o.model_dir : o.tokenizer_dir;
-  tok::Tokenizer tokenizer = tok::Tokenizer::from_pretrained(tok_dir);
-  tokenizer.set_truncation(std::nullopt);
-  tokenizer.set_padding(std::nullopt);
+  const tok::Tokenizer tokenizer = load_training_tokenizer(tok_dir);
   const int64_t vocab = model->spec().vocab_size;
   LMF_CHECK(static_cast<int64_t>(tokenizer.vocab_size(true)) <= vocab, ValueError,
             "the tokenizer in '{}' has {} tokens but the model's vocab_size is {}", tok_dir,
@@ -202,14 +186,9 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
   const TokenizerSpecials specials = read_tokenizer_specials(tok_dir);
   f.special_tokens = specials.tokens;
   f.eos_token = specials.eos;
-  std::string template_file_text;
-  if (!o.chat_template_file.empty()) {
-    template_file_text = read_file_bytes(o.chat_template_file);
-    tok::ChatTemplate::parse(template_file_text);  // a syntax error names line:column now
-    f.chat_template = template_file_text;
-  } else {
-    f.chat_template = tok::load_chat_template(tok_dir);
-  }
+  f.chat_template = task_chat_template(tok_dir, o.chat_template_file);
+  if (!o.chat_template_file.empty())
+    tok::ChatTemplate::parse(*f.chat_template);  // a syntax error names line:column now
   rep.chat = f.chat_template.has_value();
 
   auto split = read_train_eval<SftData>(
@@ -236,9 +215,7 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
         ++rep.dropped;
         continue;
       }
-      for (int32_t id : ex.input_ids)
-        LMF_CHECK(id >= 0 && id < vocab, ValueError,
-                  "{}: token id {} is outside the model's vocabulary ({})", r.where, id, vocab);
+      check_ids_in_vocab(ex.input_ids, vocab, r.where);
       out.push_back(std::move(ex));
     }
     return out;
@@ -255,8 +232,8 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
   auto obj =
       std::make_unique<ClmObjective>(std::move(model), std::move(train_ex), std::move(eval_ex), pad,
                                      tok_dir, o.model_dir, o.eval_batch_size);
-  if (!template_file_text.empty())
-    obj->extra_files.emplace_back("chat_template.jinja", template_file_text);
+  if (!o.chat_template_file.empty())
+    obj->extra_files.emplace_back("chat_template.jinja", *f.chat_template);
   if (o.lora) {
     models::LoraConfig lc = *o.lora;
     rep.lora_modules = models::add_lora(obj->model(), lc);

@@ -6,12 +6,17 @@
 #include <functional>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "lmforge/core/error.h"
 #include "lmforge/models/model.h"
+
+namespace lmf::tok {
+class Tokenizer;
+}
 
 namespace lmf::train {
 
@@ -41,6 +46,22 @@ struct TokenizerSpecials {
   std::string eos;
 };
 TokenizerSpecials read_tokenizer_specials(const std::string& tokenizer_dir);
+
+// Helpers the decoder objectives (clm, sft, reward, dpo) share to turn text into training ids.
+// The folder's tokenizer with truncation and padding off (training data is cut by the objective).
+tok::Tokenizer load_training_tokenizer(const std::string& tokenizer_dir);
+// tokenizer(text) ids, with or without the tokenizer's special tokens.
+std::vector<int32_t> encode_ids(const tok::Tokenizer& t, const std::string& text, bool special);
+// How many leading ids a and b share (TRL's common_prefix_length).
+size_t common_prefix_length(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
+// text with `eos` appended unless it already ends with it (TRL's add_eos); eos "" : unchanged.
+std::string with_eos(std::string text, const std::string& eos);
+// The chat template of a task: the file's text when given, else the tokenizer folder's
+// (chat_template.jinja / tokenizer_config.json), else none.
+std::optional<std::string> task_chat_template(const std::string& tokenizer_dir,
+                                              const std::string& chat_template_file);
+// ValueError naming `where` when an id is outside [0, vocab).
+void check_ids_in_vocab(const std::vector<int32_t>& ids, int64_t vocab, const std::string& where);
 
 // Moves a seeded share of `train` (at least one item) to `held_out`, keeping the order of both
 // (a permutation seeded with `seed` picks the items). ValueError when nothing is left to train on.
