@@ -6,10 +6,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "lmforge/core/error.h"
 #include "lmforge/core/tensor.h"
+#include "lmforge/train/trainer.h"
 
 namespace lmf::test {
 
@@ -51,6 +53,43 @@ inline double rel_l2(const lmf::Tensor& a, const lmf::Tensor& b) {
     n += double(y[i]) * y[i];
   }
   return std::sqrt(d) / std::max(std::sqrt(n), 1e-30);
+}
+
+// The options of the one-step comparisons with the goldens' Trainer step: one optimizer step of
+// `batch` x `accumulation` examples, AdamW lr 1e-3 with weight decay 0.01, clipping 1.0, a log
+// line per step, no checkpoints, no progress bar.
+inline lmf::train::TrainerOptions one_step_options(const std::filesystem::path& out, int64_t batch,
+                                                   int64_t accumulation = 1) {
+  lmf::train::TrainerOptions t;
+  t.output_dir = out.string();
+  t.max_steps = 1;
+  t.per_device_train_batch_size = batch;
+  t.gradient_accumulation_steps = accumulation;
+  t.learning_rate = 1e-3;
+  t.weight_decay = 0.01;
+  t.max_grad_norm = 1.0;
+  t.save_steps = 0;
+  t.progress = false;
+  t.logging_steps = 1;
+  return t;
+}
+
+// A fresh copy of the decoder fixture folder `src` in `dst` without golden.json and with every
+// dropout of its config.json at 0 (as the goldens' models run).
+inline void copy_decoder_without_dropout(const std::filesystem::path& src,
+                                         const std::filesystem::path& dst) {
+  namespace fs = std::filesystem;
+  fs::remove_all(dst);
+  fs::create_directories(dst);
+  for (const auto& e : fs::directory_iterator(src))
+    if (e.path().filename() != "golden.json") fs::copy_file(e.path(), dst / e.path().filename());
+  std::ifstream in(dst / "config.json");
+  nlohmann::json c = nlohmann::json::parse(in);
+  in.close();
+  for (const char* k :
+       {"attn_pdrop", "embd_pdrop", "resid_pdrop", "summary_first_dropout", "attention_dropout"})
+    if (c.contains(k)) c[k] = 0.0;
+  std::ofstream(dst / "config.json") << c.dump(2);
 }
 
 }  // namespace lmf::test

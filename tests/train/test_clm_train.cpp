@@ -59,13 +59,7 @@ std::vector<std::vector<int32_t>> ids_of(const std::vector<LmExample>& examples)
 // A copy of tests/fixtures/decoder/<name> with every dropout 0 (as the goldens' models).
 fs::path model_copy(const std::string& name) {
   const fs::path d = temp_dir("model_" + name);
-  for (const auto& e : fs::directory_iterator(kFix + "/decoder/" + name))
-    if (e.path().filename() != "golden.json") fs::copy_file(e.path(), d / e.path().filename());
-  json c = read_json((d / "config.json").string());
-  for (const char* k :
-       {"attn_pdrop", "embd_pdrop", "resid_pdrop", "summary_first_dropout", "attention_dropout"})
-    if (c.contains(k)) c[k] = 0.0;
-  write(d / "config.json", c.dump(2));
+  lmf::test::copy_decoder_without_dropout(kFix + "/decoder/" + name, d);
   return d;
 }
 
@@ -208,17 +202,7 @@ TEST_P(ClmStep, OneTrainerStepMatchesPyTorch) {
   EXPECT_NEAR(m.at("eval_accuracy"), g.at("eval_accuracy").to_vector<float>()[0], 1e-6);
 
   const fs::path out = temp_dir("step_" + c.model + std::to_string(c.accumulation));
-  TrainerOptions t;
-  t.output_dir = out.string();
-  t.max_steps = 1;
-  t.per_device_train_batch_size = 4 / c.accumulation;
-  t.gradient_accumulation_steps = c.accumulation;
-  t.learning_rate = 1e-3;
-  t.weight_decay = 0.01;
-  t.max_grad_norm = 1.0;
-  t.save_steps = 0;
-  t.progress = false;
-  t.logging_steps = 1;
+  const TrainerOptions t = lmf::test::one_step_options(out, 4 / c.accumulation, c.accumulation);
   double logged_grad_norm = -1, logged_loss = -1;
   const TrainResult r = lmf::train::train(obj, t, [&](const Metrics& mm) {
     if (mm.count("grad_norm")) logged_grad_norm = mm.at("grad_norm");

@@ -76,16 +76,7 @@ TEST(DpoTrain, OneTrainerStepMatchesTrl) {
   }
   const fs::path out = fs::temp_directory_path() / ("lmf_dpo_out_" + std::to_string(::getpid()));
   fs::remove_all(out);
-  TrainerOptions t;
-  t.output_dir = out.string();
-  t.max_steps = 1;
-  t.per_device_train_batch_size = 4;
-  t.learning_rate = 1e-3;
-  t.weight_decay = 0.01;
-  t.max_grad_norm = 1.0;
-  t.save_steps = 0;
-  t.progress = false;
-  t.logging_steps = 1;
+  const TrainerOptions t = lmf::test::one_step_options(out, 4);
   double logged_grad_norm = -1, logged_loss = -1, logged_acc = -1;
   lmf::train::train(*obj, t, [&](const Metrics& m) {
     if (m.count("grad_norm")) logged_grad_norm = m.at("grad_norm");

@@ -51,12 +51,7 @@ std::string chat_tokenizer() {
 // A copy of the decoder fixture with dropout 0 (as the goldens' models).
 std::string model_copy(const std::string& name) {
   const fs::path d = temp_dir("model_" + name);
-  for (const auto& e : fs::directory_iterator(kFix + "/decoder/" + name))
-    if (e.path().filename() != "golden.json") fs::copy_file(e.path(), d / e.path().filename());
-  json c = read_json(d / "config.json");
-  for (const char* k : {"attn_pdrop", "embd_pdrop", "resid_pdrop", "summary_first_dropout"})
-    if (c.contains(k)) c[k] = 0.0;
-  std::ofstream(d / "config.json") << c.dump(2);
+  lmf::test::copy_decoder_without_dropout(kFix + "/decoder/" + name, d);
   return d.string();
 }
 
@@ -81,16 +76,7 @@ TEST_P(LoraStep, OneSftStepMatchesPeft) {
   models::load_lora_weights(obj->model(), init);
 
   const fs::path out = temp_dir("out_" + name);
-  TrainerOptions t;
-  t.output_dir = out.string();
-  t.max_steps = 1;
-  t.per_device_train_batch_size = 4;
-  t.learning_rate = 1e-3;
-  t.weight_decay = 0.01;
-  t.max_grad_norm = 1.0;
-  t.save_steps = 0;
-  t.progress = false;
-  t.logging_steps = 1;
+  const TrainerOptions t = lmf::test::one_step_options(out, 4);
   double logged_grad_norm = -1, logged_loss = -1;
   lmf::train::train(*obj, t, [&](const Metrics& m) {
     if (m.count("grad_norm")) logged_grad_norm = m.at("grad_norm");

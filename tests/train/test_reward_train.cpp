@@ -37,13 +37,7 @@ fs::path temp_dir(const std::string& name) {
 // The tiny models' folder with dropout 0 and the goldens' tokenizer_config (eos </s>, pad <pad>).
 std::string model_copy(const std::string& name) {
   const fs::path d = temp_dir(name);
-  for (const auto& e : fs::directory_iterator(kFix + "/decoder/" + name))
-    if (e.path().filename() != "golden.json") fs::copy_file(e.path(), d / e.path().filename());
-  std::ifstream cf(d / "config.json");
-  json c = json::parse(cf);
-  for (const char* k : {"attn_pdrop", "embd_pdrop", "resid_pdrop", "summary_first_dropout"})
-    if (c.contains(k)) c[k] = 0.0;
-  std::ofstream(d / "config.json") << c.dump(2);
+  lmf::test::copy_decoder_without_dropout(kFix + "/decoder/" + name, d);
   std::ofstream(d / "tokenizer_config.json")
       << R"({"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"})";
   return d.string();
@@ -104,16 +98,7 @@ TEST_P(RewardStep, OneTrainerStepMatchesTrl) {
     EXPECT_NEAR(margin / 4, g.at("margin").to_vector<float>()[0], 1e-4);
   }
   const fs::path out = temp_dir("out_" + name);
-  TrainerOptions t;
-  t.output_dir = out.string();
-  t.max_steps = 1;
-  t.per_device_train_batch_size = 4;
-  t.learning_rate = 1e-3;
-  t.weight_decay = 0.01;
-  t.max_grad_norm = 1.0;
-  t.save_steps = 0;
-  t.progress = false;
-  t.logging_steps = 1;
+  const TrainerOptions t = lmf::test::one_step_options(out, 4);
   double logged_grad_norm = -1, logged_loss = -1;
   lmf::train::train(*obj, t, [&](const Metrics& m) {
     if (m.count("grad_norm")) logged_grad_norm = m.at("grad_norm");
