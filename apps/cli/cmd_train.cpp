@@ -124,6 +124,12 @@ int report_result(const train::TrainResult& r, const train::TrainerOptions& t, b
   return 0;
 }
 
+// Trains (no progress bar with --json) and prints the result.
+int train_and_report(train::Objective& obj, train::TrainerOptions& t, bool json, const char* what) {
+  t.progress = t.progress && !json;
+  return report_result(train::train(obj, t), t, json, what);
+}
+
 int run_pretrain_gpt(PretrainCli& o) {
   train::ClmOptions c;
   c.model_dir = o.data.model_dir;
@@ -146,9 +152,7 @@ int run_pretrain_gpt(PretrainCli& o) {
                obj->block_size(), obj->train_examples().size(), obj->eval_examples().size());
     std::fflush(stdout);
   }
-  o.trainer.progress = o.trainer.progress && !o.json;
-  const train::TrainResult r = train::train(*obj, o.trainer);
-  return report_result(r, o.trainer, o.json, "pretrain");
+  return train_and_report(*obj, o.trainer, o.json, "pretrain");
 }
 
 int run_pretrain(PretrainCli& o) {
@@ -172,9 +176,7 @@ int run_pretrain(PretrainCli& o) {
     obj = train::make_pretrain_objective(o.data);
   }
   if (!o.json) print_plan("pretrain", *obj, o.trainer);
-  o.trainer.progress = o.trainer.progress && !o.json;
-  const train::TrainResult r = train::train(*obj, o.trainer);
-  return report_result(r, o.trainer, o.json, "pretrain");
+  return train_and_report(*obj, o.trainer, o.json, "pretrain");
 }
 
 int run_translation(FinetuneCli& o) {
@@ -198,9 +200,7 @@ int run_translation(FinetuneCli& o) {
         obj->truncated(), t.label_smoothing);
     std::fflush(stdout);
   }
-  o.trainer.progress = o.trainer.progress && !o.json;
-  const train::TrainResult r = train::train(*obj, o.trainer);
-  return report_result(r, o.trainer, o.json, "finetune");
+  return train_and_report(*obj, o.trainer, o.json, "finetune");
 }
 
 // The data and model fields sft, reward and dpo options share, from the finetune flags.
@@ -250,9 +250,7 @@ int run_sft(FinetuneCli& o) {
     print_skipped(rep.skipped);
     std::fflush(stdout);
   }
-  o.trainer.progress = o.trainer.progress && !o.json;
-  const train::TrainResult r = train::train(*obj, o.trainer);
-  return report_result(r, o.trainer, o.json, "finetune");
+  return train_and_report(*obj, o.trainer, o.json, "finetune");
 }
 
 int run_reward(FinetuneCli& o) {
@@ -271,9 +269,7 @@ int run_reward(FinetuneCli& o) {
     print_skipped(rep.skipped);
     std::fflush(stdout);
   }
-  o.trainer.progress = o.trainer.progress && !o.json;
-  const train::TrainResult res = train::train(*obj, o.trainer);
-  return report_result(res, o.trainer, o.json, "finetune");
+  return train_and_report(*obj, o.trainer, o.json, "finetune");
 }
 
 int run_dpo(FinetuneCli& o) {
@@ -294,9 +290,7 @@ int run_dpo(FinetuneCli& o) {
     print_skipped(rep.skipped);
     std::fflush(stdout);
   }
-  o.trainer.progress = o.trainer.progress && !o.json;
-  const train::TrainResult res = train::train(*obj, o.trainer);
-  return report_result(res, o.trainer, o.json, "finetune");
+  return train_and_report(*obj, o.trainer, o.json, "finetune");
 }
 
 int run_finetune(FinetuneCli& o) {
@@ -320,9 +314,7 @@ int run_finetune(FinetuneCli& o) {
                    : fmt::format(", labels {}", fmt::join(obj->label_names(), ", ")));
     std::fflush(stdout);
   }
-  o.trainer.progress = o.trainer.progress && !o.json;
-  const train::TrainResult r = train::train(*obj, o.trainer);
-  return report_result(r, o.trainer, o.json, "finetune");
+  return train_and_report(*obj, o.trainer, o.json, "finetune");
 }
 
 // True when the folder's config.json says it is an encoder-decoder (then evaluate translates).
