@@ -12,6 +12,7 @@
 #include "lmforge/train/dpo.h"
 #include "lmforge/train/electra.h"
 #include "lmforge/train/finetune.h"
+#include "lmforge/train/ppo.h"
 #include "lmforge/train/pretrain.h"
 #include "lmforge/train/reward.h"
 #include "lmforge/train/sft.h"
@@ -45,7 +46,10 @@ struct FinetuneCli {
   models::LoraConfig lora = trl_lora_defaults();
   std::optional<double> center_rewards_coefficient;  // --task reward
   double beta = 0.1;                                 // --task dpo
-  bool max_length_given = false;                     // else sft and reward use TRL's 1024
+  train::PpoOptions ppo;                             // --task ppo
+  std::string stop_token = "none";                   // --task ppo: eos | none
+  bool max_grad_norm_given = false, logging_steps_given = false;
+  bool max_length_given = false;  // else sft and reward use TRL's 1024
   bool no_truncation = false;
   std::string label_kind = "auto";
   bool json = false;
@@ -293,8 +297,54 @@ int run_dpo(FinetuneCli& o) {
   return train_and_report(*obj, o.trainer, o.json, "finetune");
 }
 
+int run_ppo(FinetuneCli& o) {
+  train::PpoOptions& p = o.ppo;
+  p.model_dir = o.data.model_dir;
+  p.chat_template_file = o.sft.chat_template_file;
+  p.train_file = o.data.train_file;
+  p.eval_file = o.data.eval_file;
+  p.eval_split = o.data.eval_fraction;
+  p.seed = o.trainer.seed;
+  p.strict_data = o.sft.strict_data;
+  p.eval_batch_size = o.data.eval_batch_size;
+  p.max_train_examples = o.data.max_train_examples;
+  p.max_eval_examples = o.data.max_eval_examples;
+  p.ppo.per_device_train_batch_size = o.trainer.per_device_train_batch_size;
+  p.ppo.gradient_accumulation_steps = o.trainer.gradient_accumulation_steps;
+  // TRL's PPOTrainer never clips gradients and logs every update.
+  if (!o.max_grad_norm_given) o.trainer.max_grad_norm = 0;
+  if (!o.logging_steps_given) o.trainer.logging_steps = 1;
+  train::PpoReport rep;
+  if (o.stop_token == "eos") {
+    if (p.ppo.stop_token_id) throw ValueError("give --stop-token or --stop-token-id, not both");
+    p.stop_at_eos = true;
+  }
+  auto obj = train::make_ppo_objective(p, &rep);
+  if (!o.json) {
+    const train::PpoConfig& c = obj->config();
+    print_plan("finetune", *obj, o.trainer);
+    fmt::print(
+        "task ppo: policy {} (reference: its starting weights), reward model {}, value model {}{}; "
+        "{} training / {} held-out prompts ({}), {} longer than --max-prompt-length {} left out, "
+        "{} malformed records skipped\n"
+        "each update: {} prompts, responses of up to {} tokens at temperature {}{}, then {} PPO "
+        "epochs of {} mini-batches (kl_coef {}, cliprange {}, vf_coef {}, gamma {}, lam {})\n",
+        obj->policy().architecture(), p.reward_model_dir, obj->value_dir,
+        rep.new_value_head ? " (new score head)" : "", rep.train_examples, rep.eval_examples,
+        rep.chat ? "chat template" : "plain text", rep.too_long, p.max_prompt_length,
+        rep.skipped.size(), c.per_device_train_batch_size * c.gradient_accumulation_steps,
+        c.response_length, c.temperature,
+        c.stop_token_id ? fmt::format(", stopping at token {}", *c.stop_token_id) : "",
+        c.num_ppo_epochs, c.num_mini_batches, c.kl_coef, c.cliprange, c.vf_coef, c.gamma, c.lam);
+    print_skipped(rep.skipped);
+    std::fflush(stdout);
+  }
+  return train_and_report(*obj, o.trainer, o.json, "finetune");
+}
+
 int run_finetune(FinetuneCli& o) {
   if (o.data.train_file.empty()) throw ValueError("finetune needs --train FILE");
+  if (o.data.task == "ppo") return run_ppo(o);
   if (o.data.task == "dpo") return run_dpo(o);
   if (o.data.task == "reward") return run_reward(o);
   if (o.data.task == "translation") return run_translation(o);
@@ -574,6 +624,17 @@ void register_train_commands(CLI::App& app, Commands& out) {
         "                  their common prefix); the frozen reference is the starting model,\n"
         "                  its log-probabilities computed once; logs rewards_chosen/rejected/\n"
         "                  margin/accuracy; --use-peft trains LoRA adapters\n"
+        "  ppo             RLHF with proximal policy optimisation as TRL's PPOTrainer (0.23):\n"
+        "                  each update samples responses to --batch-size x --grad-accum prompts\n"
+        "                  (JSONL {\"prompt\"}, {\"messages\"} or HH-RLHF pairs), scores them "
+        "with\n"
+        "                  --reward-model (a finetune --task reward folder), subtracts a "
+        "per-token\n"
+        "                  KL penalty against the frozen starting policy, estimates advantages\n"
+        "                  with GAE from a value model (--value-model, default the reward model)\n"
+        "                  and runs --num-ppo-epochs of clipped policy + value losses; logs\n"
+        "                  objective/scores, objective/kl, entropy, clip fractions per update;\n"
+        "                  the value model is saved in OUTPUT/value_model\n"
         "Metrics as HF's example scripts: accuracy/F1, seqeval entity F1, SQuAD EM/F1,\n"
         "Pearson/Spearman. Defaults are HF TrainingArguments'.\n"
         "Example: lmforge finetune --model ./models/all-MiniLM-L6-v2 --task classification \\\n"
@@ -583,11 +644,75 @@ void register_train_commands(CLI::App& app, Commands& out) {
                     "translation: config.json of a Marian, BART or T5 model trained from scratch");
     sub->add_option("--task", o->data.task,
                     "classification | regression | ner | qa | bi-encoder | cross-encoder | "
-                    "translation | sft | reward | dpo (default: from the model's architecture)");
+                    "translation | sft | reward | dpo | ppo (default: from the model's "
+                    "architecture)");
     sub->add_option("--beta", o->beta,
                     "dpo: how far the policy may move from the reference (TRL's beta)")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    {
+      train::PpoOptions& p = o->ppo;
+      train::PpoConfig& c = p.ppo;
+      sub->add_option("--reward-model", p.reward_model_dir,
+                      "ppo: the reward model folder (one-output *ForSequenceClassification)");
+      sub->add_option("--value-model", p.value_model_dir,
+                      "ppo: the value model's starting folder (default: --reward-model; a causal "
+                      "LM gets a new score head)");
+      sub->add_option("--num-ppo-epochs", c.num_ppo_epochs,
+                      "ppo: passes over each rollout (TRL's num_ppo_epochs)")
+          ->check(CLI::Range(1, 1000))
+          ->capture_default_str();
+      sub->add_option("--num-mini-batches", c.num_mini_batches,
+                      "ppo: optimizer steps per pass over a rollout")
+          ->check(CLI::Range(1, 65536))
+          ->capture_default_str();
+      sub->add_option("--kl-coef", c.kl_coef, "ppo: weight of the per-token KL penalty")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str();
+      sub->add_option("--kl-estimator", c.kl_estimator,
+                      "ppo: k1 (log p - log ref) or k3 ((r - 1) - log r, r = ref / p)")
+          ->check(CLI::IsMember({"k1", "k3"}))
+          ->capture_default_str();
+      sub->add_option("--cliprange", c.cliprange, "ppo: policy ratio clip range")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
+      sub->add_option("--vf-coef", c.vf_coef, "ppo: weight of the value loss")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str();
+      sub->add_option("--cliprange-value", c.cliprange_value, "ppo: value clip range")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
+      sub->add_option("--gamma", c.gamma, "ppo: discount factor")
+          ->check(CLI::Range(0.0, 1.0))
+          ->capture_default_str();
+      sub->add_option("--lam", c.lam, "ppo: GAE lambda")
+          ->check(CLI::Range(0.0, 1.0))
+          ->capture_default_str();
+      sub->add_flag("--whiten-rewards", c.whiten_rewards, "ppo: whiten the rewards of a rollout");
+      sub->add_option("--response-length", c.response_length, "ppo: new tokens per response")
+          ->check(CLI::Range(1, 65536))
+          ->capture_default_str();
+      sub->add_option("--temperature", c.temperature,
+                      "ppo: sampling temperature (also scales every log-probability)")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
+      sub->add_option("--stop-token", o->stop_token,
+                      "ppo: eos: responses end at the tokenizer's EOS (TRL's stop_token); none: "
+                      "every response is --response-length tokens")
+          ->check(CLI::IsMember({"eos", "none"}))
+          ->capture_default_str();
+      sub->add_option("--stop-token-id", c.stop_token_id, "ppo: responses end at this token id");
+      sub->add_option("--missing-eos-penalty", c.missing_eos_penalty,
+                      "ppo: subtracted from the score of a response without EOS");
+      sub->add_option("--local-rollout-forward-batch-size", c.local_rollout_forward_batch_size,
+                      "ppo: rows per no-grad forward pass in a rollout")
+          ->check(CLI::Range(1, 65536))
+          ->capture_default_str();
+      sub->add_option("--max-prompt-length", p.max_prompt_length,
+                      "ppo: prompts longer than this many tokens are left out")
+          ->check(CLI::Range(1, 1 << 20))
+          ->capture_default_str();
+    }
     sub->add_option("--center-rewards-coefficient", o->center_rewards_coefficient,
                     "reward: add c * mean((r_chosen + r_rejected)^2) to the loss (TRL's "
                     "center_rewards_coefficient), keeping rewards centred on 0");
@@ -642,8 +767,12 @@ void register_train_commands(CLI::App& app, Commands& out) {
     add_trainer_options(sub, o->trainer);
     sub->add_flag("--json", o->json, "print the result as one JSON object (no progress bar)");
     CLI::Option* max_length = sub->get_option("--max-length");
-    out.push_back({sub, [o, max_length, lora_opts] {
+    CLI::Option* max_grad_norm = sub->get_option("--max-grad-norm");
+    CLI::Option* logging_steps = sub->get_option("--logging-steps");
+    out.push_back({sub, [o, max_length, lora_opts, max_grad_norm, logging_steps] {
                      o->max_length_given = max_length->count() > 0;
+                     o->max_grad_norm_given = max_grad_norm->count() > 0;
+                     o->logging_steps_given = logging_steps->count() > 0;
                      for (CLI::Option* opt : lora_opts)
                        o->use_peft = o->use_peft || opt->count() > 0;
                      if (o->use_peft && o->data.task != "sft" && o->data.task != "dpo")

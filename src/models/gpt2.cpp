@@ -303,6 +303,12 @@ DecoderOutput GPT2HeadModel::forward(const DecoderInputs& in, const DecoderLabel
       break;
     }
     case GPT2Head::sequence_classification:
+      if (in.score_every_position) {
+        LMF_CHECK(!labels.labels.defined(), ValueError,
+                  "{}: labels need the pooled logits (score_every_position off)", architecture());
+        out.logits = out_->forward(h);
+        break;
+      }
       out.logits =
           detail::pool_last_token(out_->forward(h), in.input_ids, c.pad_token_id, architecture());
       if (labels.labels.defined())

@@ -530,6 +530,12 @@ DecoderOutput LlamaForSequenceClassification::forward(const DecoderInputs& in,
                                                       const DecoderLabels& labels) const {
   DecoderOutput out = model_->forward(in);
   const Tensor logits = score_->forward(out.last_hidden_state);
+  if (in.score_every_position) {
+    LMF_CHECK(!labels.labels.defined(), ValueError,
+              "{}: labels need the pooled logits (score_every_position off)", architecture());
+    out.logits = logits;
+    return out;
+  }
   out.logits = detail::pool_last_token(logits, in.input_ids, config().pad_token_id, architecture());
   if (labels.labels.defined())
     out.loss = detail::sequence_classification_loss(out.logits, labels.labels, config().num_labels,

@@ -247,28 +247,20 @@ std::string sequence_classification_architecture(const std::string& config_text,
       origin, t);
 }
 
-std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& o,
-                                                       RewardReport* report) {
-  LMF_CHECK(!o.model_dir.empty(), ValueError, "reward needs --model DIR (a decoder folder)");
-  LMF_CHECK(!o.train_file.empty(), ValueError, "reward needs --train FILE");
-  LMF_CHECK(o.eval_file.empty() || o.eval_split == 0, ValueError,
-            "give --eval FILE or --eval-split, not both");
-  LMF_CHECK(o.max_length >= 2, ValueError, "--max-length must be at least 2");
-  RewardReport rep;
-  const std::string tok_dir = o.tokenizer_dir.empty() ? o.model_dir : o.tokenizer_dir;
+std::unique_ptr<models::DecoderModel> load_score_model(const std::string& dir,
+                                                       const std::string& tok_dir, uint64_t seed,
+                                                       bool* new_head) {
   const tok::Tokenizer tokenizer = load_training_tokenizer(tok_dir);
   const TokenizerSpecials specials = read_tokenizer_specials(tok_dir);
   const ojson& special = specials.tokens;
-  const std::string& eos = specials.eos;
   auto special_id = [&](const char* key) -> int64_t {
     if (!special.contains(key) || !special[key].is_string()) return -1;
     const auto id = tokenizer.token_to_id(special[key].get<std::string>());
     return id ? static_cast<int64_t>(*id) : -1;
   };
-
-  // The model: the folder as a one-output sequence classifier (a new, seeded score head when the
-  // folder is a causal LM), with a pad id for pooling (the tokenizer's pad, else EOS, as TRL).
-  const std::string config_file = (fs::path(o.model_dir) / "config.json").string();
+  // The folder as a one-output sequence classifier (a new, seeded score head when the folder is
+  // a causal LM), with a pad id for pooling (the tokenizer's pad, else EOS, as TRL).
+  const std::string config_file = (fs::path(dir) / "config.json").string();
   nlohmann::ordered_json cfg = nlohmann::ordered_json::parse(read_file_bytes(config_file));
   const std::string arch = sequence_classification_architecture(cfg.dump(), config_file);
   cfg["id2label"] = {{"0", "LABEL_0"}};
@@ -286,18 +278,36 @@ std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& o,
   lo.architecture = arch;
   models::LoadReport lr;
   const Generator::State outer = default_generator().state();
-  manual_seed(o.seed);
-  std::unique_ptr<models::PretrainedModel> pm = models::load_pretrained(
-      cfg.dump(2), io::load_checkpoint_dir(o.model_dir), lo, &lr, o.model_dir);
+  manual_seed(seed);
+  std::unique_ptr<models::PretrainedModel> pm =
+      models::load_pretrained(cfg.dump(2), io::load_checkpoint_dir(dir), lo, &lr, dir);
   default_generator().set_state(outer);
-  rep.new_head = !lr.missing_keys.empty();
+  if (new_head) *new_head = !lr.missing_keys.empty();
   auto* dm = dynamic_cast<models::DecoderModel*>(pm.get());
-  LMF_CHECK(dm != nullptr, ValueError, "{} is not a decoder", o.model_dir);
+  LMF_CHECK(dm != nullptr, ValueError, "{} is not a decoder", dir);
   pm.release();
   std::unique_ptr<models::DecoderModel> model(dm);
   for (const std::string& k : lr.missing_keys)
     LMF_CHECK(k.rfind("score.", 0) == 0, ValueError,
-              "{}: the checkpoint lacks '{}' (only the score head may be new)", o.model_dir, k);
+              "{}: the checkpoint lacks '{}' (only the score head may be new)", dir, k);
+  return model;
+}
+
+std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& o,
+                                                       RewardReport* report) {
+  LMF_CHECK(!o.model_dir.empty(), ValueError, "reward needs --model DIR (a decoder folder)");
+  LMF_CHECK(!o.train_file.empty(), ValueError, "reward needs --train FILE");
+  LMF_CHECK(o.eval_file.empty() || o.eval_split == 0, ValueError,
+            "give --eval FILE or --eval-split, not both");
+  LMF_CHECK(o.max_length >= 2, ValueError, "--max-length must be at least 2");
+  RewardReport rep;
+  const std::string tok_dir = o.tokenizer_dir.empty() ? o.model_dir : o.tokenizer_dir;
+  const tok::Tokenizer tokenizer = load_training_tokenizer(tok_dir);
+  const TokenizerSpecials specials = read_tokenizer_specials(tok_dir);
+  const ojson& special = specials.tokens;
+  const std::string& eos = specials.eos;
+  std::unique_ptr<models::DecoderModel> model =
+      load_score_model(o.model_dir, tok_dir, o.seed, &rep.new_head);
 
   const std::optional<std::string> chat_template =
       task_chat_template(tok_dir, o.chat_template_file);
@@ -351,7 +361,7 @@ std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& o,
             o.max_length);
   rep.train_examples = static_cast<int64_t>(train_ex.size());
   rep.eval_examples = static_cast<int64_t>(eval_ex.size());
-  const int64_t pad = cfg["pad_token_id"].get<int64_t>();
+  const int64_t pad = model->spec().pad_token_id;
   auto obj = std::make_unique<RewardObjective>(std::move(model), std::move(train_ex),
                                                std::move(eval_ex), pad, tok_dir,
                                                o.center_rewards_coefficient, o.eval_batch_size);

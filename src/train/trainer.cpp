@@ -638,10 +638,21 @@ void Trainer::rotate_checkpoints() {
 
 void Trainer::write_plot() const {
   Series loss{"training loss", {}, {}}, lr{"learning rate", {}, {}};
-  std::map<std::string, Series> evals;
+  std::map<std::string, Series> evals, parts;
+  static const std::set<std::string> kPlain = {"step",      "epoch",         "loss",
+                                               "grad_norm", "learning_rate", "tokens_per_second"};
   for (const Metrics& m : st_.history) {
     auto step = m.find("step");
     if (step == m.end()) continue;
+    // The objective's logged parts (mlm_loss, rewards_margin, PPO's objective/scores ...).
+    if (m.count("loss"))
+      for (const auto& [k, v] : m)
+        if (!kPlain.count(k) && k.rfind("eval_", 0) != 0 && k.rfind("train_", 0) != 0) {
+          Series& s = parts[k];
+          s.name = k;
+          s.x.push_back(step->second);
+          s.y.push_back(v);
+        }
     if (auto l = m.find("loss"); l != m.end())
       loss.x.push_back(step->second), loss.y.push_back(l->second);
     if (auto r = m.find("learning_rate"); r != m.end())
@@ -657,6 +668,7 @@ void Trainer::write_plot() const {
   std::vector<Chart> charts;
   charts.push_back({"Training loss", "step", "loss", {loss}, false});
   charts.push_back({"Learning rate", "step", "learning rate", {lr}, false});
+  for (auto& [k, s] : parts) charts.push_back({k, "step", k, {s}, false});
   for (auto& [k, s] : evals) charts.push_back({k, "step", k, {s}, false});
   std::vector<std::pair<std::string, std::string>> summary = {
       {"global step", std::to_string(st_.global_step)},
@@ -694,7 +706,32 @@ void Trainer::train_step(const std::vector<int64_t>& order, int64_t u) {
         weight.push_back(static_cast<double>(items[m]) / static_cast<double>(total));
   }
   double step_loss = 0;
-  for (int64_t mb = first_batch; mb < last_batch; ++mb) {
+  // An objective that runs its own update (PPO) gets all the update's examples at once.
+  const auto optimizer_step = [&] {
+    obj_.before_optimizer_step();
+    last_grad_norm_ = optim::clip_grad_norm_(
+        params_, o_.max_grad_norm > 0 ? o_.max_grad_norm : std::numeric_limits<double>::infinity());
+    last_lr_ = *opt_->param_groups().front().lr;
+    opt_->step();
+    opt_->zero_grad();
+  };
+  const int64_t lo_all = first_batch * b, hi_all = std::min(n, last_batch * b);
+  std::optional<Objective::UpdateResult> own = obj_.update(
+      std::span<const int64_t>(order.data() + lo_all, static_cast<size_t>(hi_all - lo_all)),
+      batch_rng_, optimizer_step);
+  if (own) {
+    sched_->step();
+    st_.log_tokens += own->tokens;
+    tokens_seen_ += own->tokens;
+    examples_seen_ += hi_all - lo_all;
+    for (const auto& [k, v] : own->parts) {
+      auto& acc_part = st_.log_parts[k];
+      acc_part.first += v;
+      acc_part.second += 1;
+    }
+    step_loss = own->loss;
+  }
+  for (int64_t mb = first_batch; mb < last_batch && !own; ++mb) {
     const int64_t lo = mb * b, hi = std::min(n, lo + b);
     std::span<const int64_t> idx = micro_idx(mb);
     Objective::BatchLoss bl = obj_.loss(idx, batch_rng_);
@@ -721,13 +758,10 @@ void Trainer::train_step(const std::vector<int64_t>& order, int64_t u) {
       acc_part.second += 1;
     }
   }
-  obj_.before_optimizer_step();
-  last_grad_norm_ = optim::clip_grad_norm_(
-      params_, o_.max_grad_norm > 0 ? o_.max_grad_norm : std::numeric_limits<double>::infinity());
-  last_lr_ = *opt_->param_groups().front().lr;  // the lr this step uses (what HF 5.x logs)
-  opt_->step();
-  sched_->step();
-  opt_->zero_grad();
+  if (!own) {
+    optimizer_step();  // logs the lr this step uses (what HF 5.x logs)
+    sched_->step();
+  }
   st_.global_step += 1;
   st_.step_in_epoch = u + 1;
   st_.epoch = static_cast<double>(st_.epoch_index) +

@@ -193,6 +193,36 @@ PY
   || fail "dpo --lora-r: $(cat "$tmp/dpo.err")"
 [[ -f "$tmp/dpo_lora/adapter_model.safetensors" ]] || fail "dpo LoRA adapter not written"
 
+# ---- finetune --task ppo (PPOTrainer) with the reward model above ---------------------------------
+ppo=(finetune --task ppo --model "$rmdir" --reward-model "$tmp/rm" --train "$fx/reward/pairs.jsonl"
+     --batch-size 2 --lr 1e-4 --response-length 6 --stop-token eos --num-ppo-epochs 2)
+"$bin" "${ppo[@]}" --eval "$fx/reward/pairs.jsonl" --max-steps 2 -o "$tmp/ppo" --json \
+  > "$tmp/ppo.json" 2> "$tmp/ppo.err" || fail "finetune --task ppo exited $?: $(cat "$tmp/ppo.err")"
+python3 - "$tmp/ppo.json" "$tmp/ppo/metrics.jsonl" "$tmp/ppo" <<'PY' || fail "ppo outputs"
+import json, math, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+assert r["global_step"] == 2 and "eval_objective/scores" in r["final_eval"], r
+logs = [l for l in map(json.loads, open(sys.argv[2])) if "objective/kl" in l]
+assert len(logs) == 2, logs  # one line per update
+assert abs(logs[0]["objective/kl"]) < 1e-5, logs[0]  # the policy is the reference in update 1
+for l in logs:
+    for k in ("objective/scores", "objective/entropy", "policy/clipfrac_avg", "loss/value_avg"):
+        assert math.isfinite(l[k]), (k, l)
+cfg = json.load(open(sys.argv[3] + "/value_model/config.json"))
+assert cfg["architectures"] == ["GPT2ForSequenceClassification"], cfg
+PY
+if python3 -c "import torch, transformers" 2>/dev/null; then
+  python3 - "$tmp/ppo" <<'PY' || fail "transformers does not load the PPO outputs"
+import sys, torch, transformers as T
+for cls, d in ((T.AutoModelForCausalLM, sys.argv[1]),
+               (T.AutoModelForSequenceClassification, sys.argv[1] + "/value_model")):
+    m, info = cls.from_pretrained(d, output_loading_info=True)
+    bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    assert not bad, (d, bad)
+    assert torch.isfinite(m(input_ids=torch.tensor([[5, 17, 250, 2]])).logits).all()
+PY
+fi
+
 # ---- --resume equals a straight run for the other objectives (sft with LoRA, reward, dpo) ----------
 resume_check() {  # resume_check NAME FILE ARGS...: 4 steps straight vs 2 + resume, FILE compared
   local name=$1 file=$2; shift 2
@@ -211,6 +241,9 @@ resume_check reward model.safetensors finetune --task reward --model "$rmdir" \
   --train "$fx/reward/pairs.jsonl" --batch-size 2 --lr 1e-3
 resume_check dpo model.safetensors finetune --task dpo --model "$rmdir" \
   --train "$fx/dpo/pairs.jsonl" --batch-size 2 --lr 1e-3
+resume_check ppo model.safetensors "${ppo[@]}"
+cmp -s "$tmp/r_ppo/value_model/model.safetensors" "$tmp/r_ppo/checkpoint-4/value_model/model.safetensors" \
+  || fail "ppo: the final value model is not the last checkpoint's"
 
 # ---- bad input -------------------------------------------------------------------------------------
 expect_error() {  # expect_error PATTERN ARGS...: non-zero exit, one-line error naming PATTERN
@@ -231,4 +264,9 @@ expect_error "recipe gpt" pretrain --recipe bert --config "$fx/pipelines/bert_ns
   --tokenizer "$fx/pipelines/bert_nsp" --train "$corpus" --lora-r 4 -o "$tmp/x"
 expect_error "model_type" pretrain --recipe gpt --config "$fx/pipelines/bert_nsp/config.json" \
   --tokenizer "$fx/pipelines/bert_nsp" --train "$corpus" -o "$tmp/x"
+expect_error "not a reward model" finetune --task ppo --model "$rmdir" --reward-model "$rmdir" \
+  --train "$fx/reward/pairs.jsonl" -o "$tmp/x"
+expect_error "reward-model" finetune --task ppo --model "$rmdir" --train "$fx/reward/pairs.jsonl" -o "$tmp/x"
+expect_error "num-mini-batches" finetune --task ppo --model "$rmdir" --reward-model "$tmp/rm" \
+  --train "$fx/reward/pairs.jsonl" --batch-size 3 --num-mini-batches 2 -o "$tmp/x"
 echo "cli_clm: all checks passed"

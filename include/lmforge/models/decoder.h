@@ -41,8 +41,8 @@ class KVCache {
   }
   // Layer `layer`'s buffers as the attention reads and extends them (positions [0, length)).
   nn::KVCache layer(int64_t layer) const {
-    return nn::KVCache{Tensor(), Tensor(), k_.at(layer), v_.at(layer), length_,
-                       rows_.empty() ? nullptr : rows_.data()};
+    return nn::KVCache{Tensor(),     Tensor(), k_.at(layer),
+                       v_.at(layer), length_,  rows_.empty() ? nullptr : rows_.data()};
   }
   size_t bytes() const;
 
@@ -74,6 +74,10 @@ struct DecoderInputs {
   // generate()'s prefill; families without it (GPT-2) ignore it.
   bool prune_last_layer = false;
   bool output_hidden_states = false;
+  // Sequence-classification heads: logits [B, T, L] of every position (the head applied to each
+  // hidden state, as TRL's get_reward and PPO's value model use it) instead of the rightmost
+  // non-pad token's [B, L]. Ignored by LM heads.
+  bool score_every_position = false;
 };
 
 struct DecoderLabels {
@@ -83,10 +87,10 @@ struct DecoderLabels {
 };
 
 struct DecoderOutput {
-  Tensor loss;                        // scalar when labels were given
-  Tensor logits;                      // LM [B, T', V]; sequence classification [B, L];
-                                      // token classification [B, T, L]
-  Tensor last_hidden_state;           // [B, T, H] after the final norm
+  Tensor loss;               // scalar when labels were given
+  Tensor logits;             // LM [B, T', V]; sequence classification [B, L];
+                             // token classification [B, T, L]
+  Tensor last_hidden_state;  // [B, T, H] after the final norm
   // On request: the embeddings output, then each layer's output, the last one replaced by
   // last_hidden_state (after the final norm), as transformers 5.x returns them.
   std::vector<Tensor> hidden_states;

@@ -120,6 +120,13 @@ class RewardObjective : public Objective {
 std::string sequence_classification_architecture(const std::string& config_text,
                                                  const std::string& origin);
 
+// The one-output sequence classifier in `dir` (a reward model; a causal-LM folder gets a new score
+// head, seeded with `seed`, reported through `new_head`), with a pad id for pooling from the
+// tokenizer in `tokenizer_dir` (its pad, else EOS, as TRL) when the config has none.
+std::unique_ptr<models::DecoderModel> load_score_model(const std::string& dir,
+                                                       const std::string& tokenizer_dir,
+                                                       uint64_t seed, bool* new_head = nullptr);
+
 std::unique_ptr<RewardObjective> make_reward_objective(const RewardOptions& options,
                                                        RewardReport* report = nullptr);
 

@@ -38,9 +38,9 @@ class Objective {
   virtual int64_t example_length(int64_t i) const = 0;
 
   struct BatchLoss {
-    Tensor loss;           // scalar f32 with its autograd graph (the mean over the batch)
-    int64_t tokens = 0;    // non-padding tokens in the batch
-    Metrics parts;         // optional components for logging, e.g. {"mlm_loss", "nsp_loss"}
+    Tensor loss;         // scalar f32 with its autograd graph (the mean over the batch)
+    int64_t tokens = 0;  // non-padding tokens in the batch
+    Metrics parts;       // optional components for logging, e.g. {"mlm_loss", "nsp_loss"}
   };
   // The loss of the batch made of these training examples (dynamic padding). `rng` drives any
   // sampling of the batch (dynamic masking, ELECTRA's generator samples); the trainer saves its
@@ -53,6 +53,26 @@ class Objective {
   virtual int64_t loss_items(std::span<const int64_t> indices) const {
     (void)indices;
     return 0;
+  }
+
+  // An objective whose update is a procedure rather than one loss (PPO: a rollout, then several
+  // epochs of optimizer steps on it) overrides update(): it gets the examples of the update
+  // (per_device_train_batch_size x gradient_accumulation_steps of them, in the epoch's order),
+  // accumulates gradients and calls `optimizer_step` (before_optimizer_step, clipping, the AdamW
+  // step at the schedule's current learning rate, zeroed gradients) as often as it needs; the
+  // schedule advances once per update, so global_step counts updates. nullopt (the default): the
+  // trainer runs loss() with its own accumulation.
+  struct UpdateResult {
+    double loss = 0;     // logged as the step's loss
+    int64_t tokens = 0;  // for tokens/s
+    Metrics parts;       // logged averaged over the logging window, as BatchLoss::parts
+  };
+  virtual std::optional<UpdateResult> update(std::span<const int64_t> indices, Generator& rng,
+                                             const std::function<void()>& optimizer_step) {
+    (void)indices;
+    (void)rng;
+    (void)optimizer_step;
+    return std::nullopt;
   }
 
   // Metrics on the held-out data, keys prefixed "eval_" as HF does ("eval_loss",
@@ -74,39 +94,39 @@ class Objective {
 
 // HF TrainingArguments names and defaults where they exist.
 struct TrainerOptions {
-  std::string output_dir;                  // required: checkpoints, metrics.jsonl, plot, final model
+  std::string output_dir;  // required: checkpoints, metrics.jsonl, plot, final model
   double num_train_epochs = 3.0;
-  int64_t max_steps = -1;                  // > 0 overrides num_train_epochs
+  int64_t max_steps = -1;  // > 0 overrides num_train_epochs
   int64_t per_device_train_batch_size = 8;
   int64_t gradient_accumulation_steps = 1;
   double learning_rate = 5e-5;
-  double weight_decay = 0.0;               // not applied to biases and norm weights (as HF)
+  double weight_decay = 0.0;  // not applied to biases and norm weights (as HF)
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
-  double max_grad_norm = 1.0;              // <= 0: no clipping
+  double max_grad_norm = 1.0;                // <= 0: no clipping
   std::string lr_scheduler_type = "linear";  // linear | cosine | constant | constant_with_warmup
   double warmup_ratio = 0.0;
-  int64_t warmup_steps = 0;                // > 0 overrides warmup_ratio
+  int64_t warmup_steps = 0;  // > 0 overrides warmup_ratio
   uint64_t seed = 42;
-  bool group_by_length = false;            // HF LengthGroupedSampler
+  bool group_by_length = false;  // HF LengthGroupedSampler
   int64_t logging_steps = 50;
-  int64_t eval_steps = 0;                  // 0: evaluate at the end of each epoch only
-  int64_t save_steps = 500;                // 0: no step checkpoints (final model still saved)
-  int64_t save_total_limit = 2;            // keep the newest N checkpoints (+ the best); 0: all
+  int64_t eval_steps = 0;        // 0: evaluate at the end of each epoch only
+  int64_t save_steps = 500;      // 0: no step checkpoints (final model still saved)
+  int64_t save_total_limit = 2;  // keep the newest N checkpoints (+ the best); 0: all
   bool load_best_model_at_end = false;
   std::string metric_for_best_model = "eval_loss";
-  std::optional<bool> greater_is_better;   // unset: false for names ending in "loss", else true
-  int64_t early_stopping_patience = 0;     // > 0: stop after N evaluations without improvement
-  bool resume = false;                     // continue from the newest checkpoint in output_dir
-  bool progress = true;                    // progress bar with loss, lr, tokens/s, ETA on stderr
+  std::optional<bool> greater_is_better;  // unset: false for names ending in "loss", else true
+  int64_t early_stopping_patience = 0;    // > 0: stop after N evaluations without improvement
+  bool resume = false;                    // continue from the newest checkpoint in output_dir
+  bool progress = true;                   // progress bar with loss, lr, tokens/s, ETA on stderr
 };
 
 struct TrainResult {
   int64_t global_step = 0;
   double epoch = 0;
-  double train_loss = 0;                   // mean over all steps
-  Metrics final_eval;                      // last evaluate() (empty when none)
+  double train_loss = 0;  // mean over all steps
+  Metrics final_eval;     // last evaluate() (empty when none)
   std::optional<double> best_metric;
-  std::string best_model_checkpoint;       // "" when none
+  std::string best_model_checkpoint;  // "" when none
   double train_runtime_s = 0;
   double train_samples_per_second = 0, train_tokens_per_second = 0;
   bool stopped_early = false;
