@@ -239,11 +239,14 @@ int run_sft(FinetuneCli& o) {
     print_plan("finetune", *obj, o.trainer);
     fmt::print(
         "task sft: {} ({}), {} training / {} held-out examples, loss on {}, {} truncated to {} "
-        "tokens, {} dropped (nothing to learn after truncation), {} malformed records skipped\n",
+        "tokens, {} dropped (nothing to learn after truncation), {} malformed records skipped{}\n",
         obj->model().architecture(), rep.chat ? "chat template" : "Alpaca prompt text",
         rep.train_examples, rep.eval_examples,
         s.completion_only_loss ? "the answers only" : "every token", rep.truncated, s.max_length,
-        rep.dropped, rep.skipped.size());
+        rep.dropped, rep.skipped.size(),
+        s.packing ? fmt::format("; packed ({}) into {} rows of up to {} tokens", s.packing_strategy,
+                                rep.packed_rows, s.max_length)
+                  : "");
     if (s.lora)
       fmt::print(
           "LoRA r {} alpha {} dropout {} on {} layers ({}): {} trainable of {} parameters "
@@ -331,9 +334,10 @@ int run_ppo(FinetuneCli& o) {
         "epochs of {} mini-batches (kl_coef {}, cliprange {}, vf_coef {}, gamma {}, lam {})\n",
         obj->policy().architecture(), p.reward_model_dir, obj->value_dir,
         rep.new_value_head ? " (new score head)" : "", rep.train_examples, rep.eval_examples,
-        rep.chat ? "chat template" : "plain text", rep.too_long, p.max_prompt_length,
-        rep.skipped.size(), c.per_device_train_batch_size * c.gradient_accumulation_steps,
-        c.response_length, c.temperature,
+        rep.chat ? "conversations through the chat template" : "plain text", rep.too_long,
+        p.max_prompt_length, rep.skipped.size(),
+        c.per_device_train_batch_size * c.gradient_accumulation_steps, c.response_length,
+        c.temperature,
         c.stop_token_id ? fmt::format(", stopping at token {}", *c.stop_token_id) : "",
         c.num_ppo_epochs, c.num_mini_batches, c.kl_coef, c.cliprange, c.vf_coef, c.gamma, c.lam);
     print_skipped(rep.skipped);
@@ -722,6 +726,15 @@ void register_train_commands(CLI::App& app, Commands& out) {
     sub->add_flag("!--no-completion-only-loss", o->sft.completion_only_loss,
                   "sft: train on every token, prompts included (default: the answers only, "
                   "TRL's completion_only_loss)");
+    sub->add_flag("--packing", o->sft.packing,
+                  "sft: pack several examples into each row of --max-length tokens (TRL's "
+                  "packing); with bfd, attention and positions stop at each example's end");
+    sub->add_option("--packing-strategy", o->sft.packing_strategy,
+                    "sft --packing: bfd (best-fit decreasing, longer examples cut), bfd_split "
+                    "(longer examples split into pieces) or wrapped (concatenated and cut into "
+                    "rows, across example boundaries)")
+        ->check(CLI::IsMember({"bfd", "bfd_split", "wrapped"}))
+        ->capture_default_str();
     sub->add_flag("--strict-data", o->sft.strict_data,
                   "sft: a malformed record is an error (file:line) instead of skipped");
     const std::vector<CLI::Option*> lora_opts = add_lora_options(sub, o->use_peft, o->lora);

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -241,6 +243,129 @@ ClmObjective::ClmObjective(std::unique_ptr<models::DecoderModel> model,
 
 ClmObjective::~ClmObjective() = default;
 
+int64_t ClmObjective::num_examples() const {
+  return static_cast<int64_t>(groups_.empty() ? train_.size() : groups_.size());
+}
+
+int64_t ClmObjective::example_length(int64_t i) const {
+  if (groups_.empty()) return train_.at(i).size();
+  int64_t n = 0;
+  for (int64_t m : groups_.at(i)) n += train_.at(m).size();
+  return n;
+}
+
+void ClmObjective::set_train_groups(std::vector<std::vector<int64_t>> groups) {
+  for (const auto& g : groups) {
+    LMF_CHECK(!g.empty(), ValueError, "packing: an empty bin");
+    for (int64_t m : g)
+      LMF_CHECK(m >= 0 && m < static_cast<int64_t>(train_.size()), ValueError,
+                "packing: bin member {} outside the {} training examples", m, train_.size());
+  }
+  groups_ = std::move(groups);
+}
+
+std::vector<int64_t> ClmObjective::members(std::span<const int64_t> indices) const {
+  if (groups_.empty()) return {indices.begin(), indices.end()};
+  std::vector<int64_t> out;
+  for (int64_t i : indices) out.insert(out.end(), groups_.at(i).begin(), groups_.at(i).end());
+  return out;
+}
+
+namespace {
+
+// One piece (at most 1000 examples) of TRL's _pack_bfd: bins of example indices.
+void pack_bfd_piece(const std::vector<LmExample>& ex, int64_t lo, int64_t hi, int64_t L,
+                    std::vector<std::vector<int64_t>>& bins) {
+  std::vector<int64_t> order;
+  for (int64_t i = lo; i < hi; ++i)
+    if (ex[i].size() > 0) order.push_back(i);  // empty sequences are filtered out
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return ex[a].size() > ex[b].size(); });
+  // Open bins by remaining room (FIFO per room); the smallest room >= length is the best fit.
+  std::map<int64_t, std::deque<size_t>> room;
+  for (int64_t i : order) {
+    const int64_t len = ex[i].size();
+    auto it = room.lower_bound(len);
+    size_t bin;
+    int64_t space = L;
+    if (it != room.end()) {
+      space = it->first;
+      bin = it->second.front();
+      it->second.pop_front();
+      if (it->second.empty()) room.erase(it);
+    } else {
+      bin = bins.size();
+      bins.emplace_back();
+    }
+    bins[bin].push_back(i);
+    space -= len;
+    if (space > 0) room[space].push_back(bin);
+  }
+}
+
+}  // namespace
+
+std::vector<std::vector<int64_t>> pack_examples(std::vector<LmExample>& ex, int64_t L,
+                                                const std::string& strategy) {
+  LMF_CHECK(L >= 1, ValueError, "packing needs --max-length >= 1, got {}", L);
+  LMF_CHECK(strategy == "bfd" || strategy == "bfd_split" || strategy == "wrapped", ValueError,
+            "unknown packing strategy '{}' (bfd, bfd_split or wrapped)", strategy);
+  constexpr int64_t kPiece = 1000;  // datasets.map(batched=True)'s batch size
+  std::vector<std::vector<int64_t>> bins;
+  if (strategy == "wrapped") {
+    std::vector<LmExample> rows;
+    for (size_t lo = 0; lo < ex.size(); lo += kPiece) {
+      const size_t hi = std::min(ex.size(), lo + kPiece);
+      bool labelled = false;
+      for (size_t i = lo; i < hi; ++i) labelled = labelled || !ex[i].labels.empty();
+      LmExample all;
+      for (size_t i = lo; i < hi; ++i) {
+        all.input_ids.insert(all.input_ids.end(), ex[i].input_ids.begin(), ex[i].input_ids.end());
+        if (labelled) {
+          if (ex[i].labels.empty())
+            all.labels.insert(all.labels.end(), ex[i].input_ids.begin(), ex[i].input_ids.end());
+          else
+            all.labels.insert(all.labels.end(), ex[i].labels.begin(), ex[i].labels.end());
+        }
+      }
+      for (int64_t s = 0; s < all.size(); s += L) {
+        const int64_t e = std::min(all.size(), s + L);
+        LmExample r;
+        r.input_ids.assign(all.input_ids.begin() + s, all.input_ids.begin() + e);
+        if (labelled) r.labels.assign(all.labels.begin() + s, all.labels.begin() + e);
+        rows.push_back(std::move(r));
+      }
+    }
+    ex = std::move(rows);
+    for (size_t i = 0; i < ex.size(); ++i) bins.push_back({static_cast<int64_t>(i)});
+    return bins;
+  }
+  std::vector<LmExample> seqs;  // after truncation or splitting, pieces kept apart
+  std::vector<int64_t> piece_end;
+  for (size_t lo = 0; lo < ex.size(); lo += kPiece) {
+    const size_t hi = std::min(ex.size(), lo + kPiece);
+    for (size_t i = lo; i < hi; ++i) {
+      const LmExample& e = ex[i];
+      for (int64_t s = 0; s < e.size(); s += L) {  // empty sequences are left out
+        const int64_t end = std::min(e.size(), s + L);
+        LmExample r;
+        r.input_ids.assign(e.input_ids.begin() + s, e.input_ids.begin() + end);
+        if (!e.labels.empty()) r.labels.assign(e.labels.begin() + s, e.labels.begin() + end);
+        seqs.push_back(std::move(r));
+        if (strategy == "bfd") break;  // truncate: keep the start
+      }
+    }
+    piece_end.push_back(static_cast<int64_t>(seqs.size()));
+  }
+  ex = std::move(seqs);
+  int64_t lo = 0;
+  for (int64_t hi : piece_end) {
+    pack_bfd_piece(ex, lo, hi, L, bins);
+    lo = hi;
+  }
+  return bins;
+}
+
 int64_t ClmObjective::block_size() const {
   int64_t n = 0;
   for (const LmExample& e : train_) n = std::max(n, e.size());
@@ -296,7 +421,8 @@ Tensor ClmObjective::batch_loss(const std::vector<LmExample>& examples,
 
 Objective::BatchLoss ClmObjective::loss(std::span<const int64_t> indices, Generator& rng) {
   (void)rng;  // dropout draws from the default generator, as the other objectives
-  const Batch b = make_batch(train_, indices);
+  const std::vector<int64_t> rows = members(indices);
+  const Batch b = make_batch(train_, rows);
   BatchLoss out;
   out.loss = model_->forward(b.inputs, b.labels).loss;
   out.tokens = b.tokens;
@@ -305,7 +431,7 @@ Objective::BatchLoss ClmObjective::loss(std::span<const int64_t> indices, Genera
 
 int64_t ClmObjective::loss_items(std::span<const int64_t> indices) const {
   int64_t n = 0;
-  for (int64_t i : indices) {
+  for (int64_t i : members(indices)) {
     const LmExample& e = train_.at(i);
     if (e.labels.empty())
       n += std::max<int64_t>(0, e.size() - 1);

@@ -756,6 +756,7 @@ std::unique_ptr<PpoObjective> make_ppo_objective(const PpoOptions& o, PpoReport*
         e.query = encode_ids(
             tokenizer, tok::apply_chat_template(*chat_template, r.messages, true, specials.tokens),
             false);
+        rep.chat = true;
       } else {
         e.query = encode_ids(tokenizer, r.text, true);
       }
@@ -777,7 +778,6 @@ std::unique_ptr<PpoObjective> make_ppo_objective(const PpoOptions& o, PpoReport*
             o.train_file, o.max_prompt_length);
   rep.train_examples = static_cast<int64_t>(train_ex.size());
   rep.eval_examples = static_cast<int64_t>(eval_ex.size());
-  rep.chat = chat_template.has_value();
 
   const int64_t pad = decoder_pad_id(*policy);
   int64_t eos = -1;

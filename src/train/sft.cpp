@@ -203,10 +203,19 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
     out.reserve(records.size());
     for (const SftRecord& r : records) {
       LmExample ex = sft_example(r, tokenizer, f);
-      if (ex.size() > o.max_length) {  // TRL's truncation_mode keep_start
-        ex.input_ids.resize(o.max_length);
-        if (!ex.labels.empty()) ex.labels.resize(o.max_length);
+      check_ids_in_vocab(ex.input_ids, vocab, r.where);
+      if (ex.size() > o.max_length) {
         ++rep.truncated;
+        if (o.packing) {  // the packer truncates (bfd) or splits (bfd_split), and drops nothing
+          out.push_back(std::move(ex));
+          continue;
+        }
+        ex.input_ids.resize(o.max_length);  // TRL's truncation_mode keep_start
+        if (!ex.labels.empty()) ex.labels.resize(o.max_length);
+      }
+      if (o.packing) {
+        out.push_back(std::move(ex));
+        continue;
       }
       const bool trained = ex.labels.empty() ? ex.size() > 1
                                              : std::any_of(ex.labels.begin(), ex.labels.end(),
@@ -215,13 +224,18 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
         ++rep.dropped;
         continue;
       }
-      check_ids_in_vocab(ex.input_ids, vocab, r.where);
       out.push_back(std::move(ex));
     }
     return out;
   };
   std::vector<LmExample> train_ex = tokenize(train_records);
   std::vector<LmExample> eval_ex = tokenize(eval_records);
+  std::vector<std::vector<int64_t>> bins;
+  if (o.packing && !train_ex.empty()) {
+    bins = pack_examples(train_ex, o.max_length, o.packing_strategy);
+    pack_examples(eval_ex, o.max_length, o.packing_strategy);  // TRL's eval_packing = packing
+    rep.packed_rows = static_cast<int64_t>(bins.size());
+  }
   LMF_CHECK(!train_ex.empty(), ValueError,
             "{}: no training example left (every one was malformed or had nothing to learn after "
             "truncation to --max-length {})",
@@ -232,6 +246,7 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
   auto obj =
       std::make_unique<ClmObjective>(std::move(model), std::move(train_ex), std::move(eval_ex), pad,
                                      tok_dir, o.model_dir, o.eval_batch_size);
+  if (!bins.empty()) obj->set_train_groups(std::move(bins));
   if (!o.chat_template_file.empty())
     obj->extra_files.emplace_back("chat_template.jinja", *f.chat_template);
   if (o.lora) {

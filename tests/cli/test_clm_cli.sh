@@ -106,6 +106,13 @@ assert r["global_step"] == 3 and "eval_loss" in r["final_eval"], r
 PY
 "$bin" generate --model "$tmp/sft" --chat --max-new-tokens 4 "Name a fruit." > /dev/null 2> "$tmp/gen.err" \
   || fail "chat with the SFT folder: $(cat "$tmp/gen.err")"
+# --packing: the Alpaca examples in bins of 64 tokens (TRL's bfd), one optimizer step per 2 bins
+"$bin" finetune --task sft --model "$fx/decoder/llama" --tokenizer "$tokdir" \
+  --chat-template "$tokdir/chat.jinja" --train "$fx/sft/alpaca.json" --packing --max-length 64 \
+  --batch-size 2 --max-steps 1 -o "$tmp/sft_pack" > "$tmp/pack.out" 2> "$tmp/pack.err" \
+  || fail "sft --packing: $(cat "$tmp/pack.err")"
+grep -q "packed (bfd) into [0-9]* rows of up to 64 tokens" "$tmp/pack.out" \
+  || fail "sft --packing report: $(cat "$tmp/pack.out")"
 expect_error_sft() { "$bin" finetune --task sft --model "$fx/decoder/llama" "$@" -o "$tmp/x" \
   > /dev/null 2> "$tmp/err" && fail "expected an sft error for: $*"; cat "$tmp/err"; }
 expect_error_sft --tokenizer "$tokdir" --train "$fx/sft/chat.jsonl" | grep -q -- "--chat-template" \

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -83,8 +84,8 @@ class ClmObjective : public Objective {
 
   NamedTensors parameters() const override;
   void set_training(bool on) override;
-  int64_t num_examples() const override { return static_cast<int64_t>(train_.size()); }
-  int64_t example_length(int64_t i) const override { return train_.at(i).size(); }
+  int64_t num_examples() const override;
+  int64_t example_length(int64_t i) const override;
   BatchLoss loss(std::span<const int64_t> indices, Generator& rng) override;
   // Predicted tokens (labels after the first position that are not -100), HF 5.x's
   // num_items_in_batch for shifted labels.
@@ -97,6 +98,13 @@ class ClmObjective : public Objective {
   // GenerationConfig.from_model_config) and the tokenizer files; plus extra_files.
   void save_pretrained(const std::string& dir) const override;
   void load_pretrained(const std::string& dir) override;
+
+  // Packed training (TRL's packing with the bfd strategies): training example i becomes the group
+  // groups[i] of train_examples() (a bin of pack_bfd); a batch of groups runs every member as its
+  // own row, so attention and positions stop at each sequence's end as in TRL's padding-free
+  // batches, and the loss is the mean over all the batch's predicted tokens, as there.
+  void set_train_groups(std::vector<std::vector<int64_t>> groups);
+  const std::vector<std::vector<int64_t>>& train_groups() const { return groups_; }
 
   // The loss of examples[indices] (mean over their predicted tokens), in the current mode.
   Tensor batch_loss(const std::vector<LmExample>& examples, std::span<const int64_t> indices) const;
@@ -115,10 +123,25 @@ class ClmObjective : public Objective {
   Batch make_batch(const std::vector<LmExample>& examples, std::span<const int64_t> indices) const;
   std::unique_ptr<models::DecoderModel> model_;
   std::vector<LmExample> train_, eval_;
+  std::vector<std::vector<int64_t>> groups_;  // packed bins of train_ (empty: not packed)
+  std::vector<int64_t> members(std::span<const int64_t> indices) const;
   int64_t pad_id_ = 0;
   std::string tokenizer_dir_, model_dir_;
   int64_t eval_batch_size_ = 8;
 };
+
+// TRL's pack_dataset (trl 1.16, data_utils.py) on examples, in pieces of 1000 examples as
+// datasets.map(batched=True) hands them to the packer:
+//   "bfd": each example cut to seq_length (keep_start), then best-fit decreasing: longest first
+//   (ties in order), each into the open bin with the least room that still fits it (the oldest of
+//   those), else a new bin; returns the bins as lists of example indices, in creation order.
+//   "bfd_split": as bfd, but an example longer than seq_length is split into pieces of seq_length
+//   (the last shorter) which are packed as separate sequences (`examples` is rewritten).
+//   "wrapped": the examples of each piece concatenated and cut into rows of seq_length (the last
+//   of a piece shorter), labels carried along; `examples` is rewritten and each row is its own
+//   group.
+std::vector<std::vector<int64_t>> pack_examples(std::vector<LmExample>& examples,
+                                                int64_t seq_length, const std::string& strategy);
 
 // Blocks as examples whose every token is trained.
 std::vector<LmExample> as_examples(std::vector<std::vector<int32_t>> blocks);

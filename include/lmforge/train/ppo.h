@@ -148,7 +148,7 @@ struct PpoReport {
   std::vector<std::string> skipped;
   int64_t too_long = 0;
   int64_t train_examples = 0, eval_examples = 0;
-  bool chat = false;
+  bool chat = false;  // some prompts were conversations rendered with the chat template
   bool new_value_head = false;
 };
 

@@ -74,7 +74,12 @@ struct SftOptions {
   uint64_t seed = 42;
   int64_t max_length = 1024;  // TRL's max_length: longer sequences keep their start
   bool completion_only_loss = true;
-  bool strict_data = false;  // refuse malformed records instead of skipping them
+  // TRL's packing (SFTConfig packing / packing_strategy): training sequences share rows of
+  // max_length tokens (see pack_examples); with packing, truncation is the packer's and examples
+  // left without a trained token are kept, as TRL does.
+  bool packing = false;
+  std::string packing_strategy = "bfd";  // bfd | bfd_split | wrapped
+  bool strict_data = false;              // refuse malformed records instead of skipping them
   int64_t eval_batch_size = 8;
   int64_t max_train_examples = -1, max_eval_examples = -1;  // -1: all
   // LoRA (PEFT): when set, adapters on lora->target_modules train and the base stays frozen;
@@ -87,6 +92,7 @@ struct SftReport {
   int64_t truncated = 0;             // examples cut to max_length
   int64_t dropped = 0;               // left without a trained token by the truncation (TRL drops)
   int64_t train_examples = 0, eval_examples = 0;
+  int64_t packed_rows = 0;                // packing: the training rows (bins) made
   bool chat = false;                      // rendered with a chat template
   std::vector<std::string> lora_modules;  // the adapted layers (LoRA)
   int64_t trainable_parameters = 0, total_parameters = 0;
