@@ -17,6 +17,14 @@ tests/train/test_dpo_train.cpp (tests/fixtures/dpo/):
   and "param.<name>" after clip_grad_norm_(1.0) and AdamW(lr 1e-3, weight decay 0.01 on
   Trainer.get_decay_parameter_names). With the policy equal to the reference the first loss is
   log 2; the step's gradients are not zero.
+- step_gpt2.safetensors: the same step (same pairs, ids.json token ids: the GPT-2 fixture has the
+  same tokenizer.json; same hyper-parameters) of tests/fixtures/decoder/gpt2 (GPT2LMHeadModel,
+  float64), same keys. DPOTrainer disables dropout anyway; the policy and the reference are both
+  loaded with the config's dropout (attn_pdrop, embd_pdrop, resid_pdrop, summary_first_dropout,
+  attention_dropout) set to 0.0, as tests/train_data_util.h's copy_decoder_without_dropout does.
+  lm_head is tied to transformer.wte: named_parameters lists the shared tensor once, as
+  "transformer.wte.weight" (no "param.lm_head.weight"); the Conv1D weights are stored as HF keeps
+  them ([in, out]). The LLaMA models are loaded the same way (attention_dropout already 0.0).
 
 Regenerate with:  python3 scripts/reference/gen_dpo_goldens.py
 (from the repository root; needs torch, transformers 5.x, trl 1.16, datasets, safetensors;
@@ -40,6 +48,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "..", "tests", "fixtures")
 OUT = os.path.join(FIX, "dpo")
 MODEL = os.path.join(FIX, "decoder", "llama")
+GPT2 = os.path.join(FIX, "decoder", "gpt2")
+DROPOUT_KEYS = ("attn_pdrop", "embd_pdrop", "resid_pdrop", "summary_first_dropout",
+                "attention_dropout")  # as tests/train_data_util.h copy_decoder_without_dropout
 LR, WD, MAX_GRAD_NORM, BETA = 1e-3, 0.01, 1.0, 0.1
 
 
@@ -52,22 +63,17 @@ def tokenizer():
     return T.AutoTokenizer.from_pretrained(d)
 
 
-def main():
-    tok = tokenizer()
-    rows = [json.loads(l) for l in open(os.path.join(OUT, "pairs.jsonl")) if l.strip()]
-    args = DPOConfig(output_dir=tempfile.mkdtemp(), report_to=[], bf16=False, use_cpu=True,
-                     beta=BETA)
-    policy = T.AutoModelForCausalLM.from_pretrained(MODEL, attn_implementation="eager")
-    trainer = DPOTrainer(model=policy, args=args, processing_class=tok,
-                         train_dataset=Dataset.from_list(rows))
-    ds = trainer.train_dataset
-    ex = [{k: ds[i][k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")}
-          for i in range(len(ds))]
-    with open(os.path.join(OUT, "ids.json"), "w") as f:
-        json.dump(ex, f)
-        f.write("\n")
-    batch = DataCollatorForPreference(pad_token_id=tok.pad_token_id, max_length=1024)(ex)
+def load_without_dropout(model_dir):
+    """The model (float64, eager attention) with every dropout of its config set to 0.0."""
+    config = T.AutoConfig.from_pretrained(model_dir)
+    for k in DROPOUT_KEYS:
+        if hasattr(config, k):
+            setattr(config, k, 0.0)
+    return T.AutoModelForCausalLM.from_pretrained(model_dir, config=config,
+                                                  attn_implementation="eager").double()
 
+
+def one_step(model_dir, batch, path):
     def seq_logps(model):
         labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -76,10 +82,10 @@ def main():
         lp = torch.gather(logits.log_softmax(-1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         return (lp * mask).sum(1)
 
-    ref = T.AutoModelForCausalLM.from_pretrained(MODEL, attn_implementation="eager").double().eval()
+    ref = load_without_dropout(model_dir).eval()
     with torch.no_grad():
         ref_c, ref_r = seq_logps(ref).chunk(2)
-    model = T.AutoModelForCausalLM.from_pretrained(MODEL, attn_implementation="eager").double()
+    model = load_without_dropout(model_dir)
     model.train()
     pc, pr = seq_logps(model).chunk(2)
     cr, rr = pc - ref_c, pr - ref_r
@@ -99,9 +105,30 @@ def main():
     torch.optim.AdamW(groups, lr=LR).step()
     for k, v in named.items():
         g["param." + k] = v.detach().float().contiguous()
-    save_file(g, os.path.join(OUT, "step_llama.safetensors"))
-    print(f"dpo: {len(ex)} pairs, loss {loss.item():.6f} (log 2 = 0.693147) grad_norm "
-          f"{grad_norm.item():.6f}; prompts {[len(e['prompt_ids']) for e in ex]}")
+    save_file(g, path)
+    return loss.item(), grad_norm.item()
+
+
+def main():
+    tok = tokenizer()
+    rows = [json.loads(l) for l in open(os.path.join(OUT, "pairs.jsonl")) if l.strip()]
+    args = DPOConfig(output_dir=tempfile.mkdtemp(), report_to=[], bf16=False, use_cpu=True,
+                     beta=BETA)
+    policy = T.AutoModelForCausalLM.from_pretrained(MODEL, attn_implementation="eager")
+    trainer = DPOTrainer(model=policy, args=args, processing_class=tok,
+                         train_dataset=Dataset.from_list(rows))
+    ds = trainer.train_dataset
+    ex = [{k: ds[i][k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")}
+          for i in range(len(ds))]
+    with open(os.path.join(OUT, "ids.json"), "w") as f:
+        json.dump(ex, f)
+        f.write("\n")
+    batch = DataCollatorForPreference(pad_token_id=tok.pad_token_id, max_length=1024)(ex)
+
+    for model_dir, name in ((MODEL, "step_llama.safetensors"), (GPT2, "step_gpt2.safetensors")):
+        loss, grad_norm = one_step(model_dir, batch, os.path.join(OUT, name))
+        print(f"dpo {name}: {len(ex)} pairs, loss {loss:.6f} (log 2 = 0.693147) grad_norm "
+              f"{grad_norm:.6f}; prompts {[len(e['prompt_ids']) for e in ex]}")
 
 
 if __name__ == "__main__":

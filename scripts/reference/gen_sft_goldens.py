@@ -26,6 +26,15 @@ for tests/train/test_sft_train.cpp (tests/fixtures/sft/):
   pad token, labels -100): "loss" (the model's loss over the trained tokens), "grad_norm",
   "grad_norm.<name>" and "param.<name>" after clip_grad_norm_(1.0) and AdamW(lr 1e-3, weight
   decay 0.01 on Trainer.get_decay_parameter_names).
+- step_gpt2.safetensors: the same step (same batch, same token ids: the GPT-2 fixture has the same
+  tokenizer.json) of tests/fixtures/decoder/gpt2 (GPT2LMHeadModel, float64), same keys. Its
+  config's dropout (attn_pdrop, embd_pdrop, resid_pdrop, summary_first_dropout) is 0.1 and
+  SFTTrainer leaves dropout on; the golden is computed with those (and attention_dropout) set to
+  0.0, as tests/train_data_util.h's copy_decoder_without_dropout does for the C++ side. lm_head is
+  tied to transformer.wte: named_parameters lists the shared tensor once, as
+  "transformer.wte.weight" (no "param.lm_head.weight" / "grad_norm.lm_head.weight"); the Conv1D
+  weights are stored as HF keeps them ([in, out]). The LLaMA step is also taken through this
+  dropout-free config (its attention_dropout is already 0.0, so nothing changes).
 
 Regenerate with:  python3 scripts/reference/gen_sft_goldens.py
 (from the repository root; needs torch, transformers 5.x, trl 1.16, datasets, safetensors;
@@ -48,6 +57,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "..", "tests", "fixtures")
 OUT = os.path.join(FIX, "sft")
 MODEL = os.path.join(FIX, "decoder", "llama")
+GPT2 = os.path.join(FIX, "decoder", "gpt2")
+DROPOUT_KEYS = ("attn_pdrop", "embd_pdrop", "resid_pdrop", "summary_first_dropout",
+                "attention_dropout")  # as tests/train_data_util.h copy_decoder_without_dropout
 LR, WD, MAX_GRAD_NORM, MAX_LENGTH = 1e-3, 0.01, 1.0, 1024
 TEMPLATE = ("{% for message in messages %}{{ '<s>' + message['role'] + '\\n' + message['content'] + "
             "'</s>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<s>assistant\\n' }}{% endif %}")
@@ -133,6 +145,38 @@ def multi_turn(tok, messages):
     return {"input_ids": ids, "labels": labels}
 
 
+def load_without_dropout(model_dir):
+    """The model (float64, eager attention) with every dropout of its config set to 0.0."""
+    config = T.AutoConfig.from_pretrained(model_dir)
+    for k in DROPOUT_KEYS:
+        if hasattr(config, k):
+            setattr(config, k, 0.0)
+    return T.AutoModelForCausalLM.from_pretrained(model_dir, config=config,
+                                                  attn_implementation="eager").double()
+
+
+def one_step(model_dir, batch, path):
+    model = load_without_dropout(model_dir)
+    model.train()
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                labels=batch["labels"])
+    out.loss.backward()
+    named = dict(model.named_parameters())
+    g = {"loss": torch.tensor([out.loss.item()], dtype=torch.float32)}
+    for k, v in named.items():
+        g["grad_norm." + k] = torch.tensor([v.grad.norm().item()], dtype=torch.float32)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+    g["grad_norm"] = torch.tensor([grad_norm.item()], dtype=torch.float32)
+    decay = set(T.Trainer.get_decay_parameter_names(None, model))
+    groups = [{"params": [p for n, p in named.items() if n in decay], "weight_decay": WD},
+              {"params": [p for n, p in named.items() if n not in decay], "weight_decay": 0.0}]
+    torch.optim.AdamW(groups, lr=LR).step()
+    for k, v in named.items():
+        g["param." + k] = v.detach().float().contiguous()
+    save_file(g, path)
+    return out.loss.item(), grad_norm.item()
+
+
 def main():
     torch.manual_seed(0)
     tok = T.AutoTokenizer.from_pretrained(tokenizer_dir(True))
@@ -171,30 +215,14 @@ def main():
         f.write("\n")
 
     # one step on the four alpaca_chat examples, padded by TRL's collator
-    model = T.AutoModelForCausalLM.from_pretrained(MODEL, attn_implementation="eager").double()
-    model.train()
     collator = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)
     batch = collator([{"input_ids": e["input_ids"], "labels": e["labels"]}
                       for e in golden["alpaca_chat"]])
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                labels=batch["labels"])
-    out.loss.backward()
-    named = dict(model.named_parameters())
-    g = {"loss": torch.tensor([out.loss.item()], dtype=torch.float32)}
-    for k, v in named.items():
-        g["grad_norm." + k] = torch.tensor([v.grad.norm().item()], dtype=torch.float32)
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-    g["grad_norm"] = torch.tensor([grad_norm.item()], dtype=torch.float32)
-    decay = set(T.Trainer.get_decay_parameter_names(None, model))
-    groups = [{"params": [p for n, p in named.items() if n in decay], "weight_decay": WD},
-              {"params": [p for n, p in named.items() if n not in decay], "weight_decay": 0.0}]
-    torch.optim.AdamW(groups, lr=LR).step()
-    for k, v in named.items():
-        g["param." + k] = v.detach().float().contiguous()
-    save_file(g, os.path.join(OUT, "step.safetensors"))
-    print(f"sft: {len(golden['alpaca_chat'])} alpaca, {len(golden['chat'])} chat examples; step loss "
-          f"{out.loss.item():.6f} grad_norm {grad_norm.item():.6f}; padded batch "
-          f"{list(batch['input_ids'].shape)}")
+    for model_dir, name in ((MODEL, "step.safetensors"), (GPT2, "step_gpt2.safetensors")):
+        loss, grad_norm = one_step(model_dir, batch, os.path.join(OUT, name))
+        print(f"sft {name}: {len(golden['alpaca_chat'])} alpaca, {len(golden['chat'])} chat "
+              f"examples; step loss {loss:.6f} grad_norm {grad_norm:.6f}; padded batch "
+              f"{list(batch['input_ids'].shape)}")
 
 
 if __name__ == "__main__":

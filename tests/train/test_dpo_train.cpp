@@ -99,6 +99,45 @@ TEST(DpoTrain, OneTrainerStepMatchesTrl) {
   fs::remove_all(out);
 }
 
+// The same step on the tiny GPT-2 (tied LM head, Conv1D layers).
+TEST(DpoTrain, OneTrainerStepMatchesTrlGpt2) {
+  const io::StateDict g = io::load_safetensors(kDir + "/step_gpt2.safetensors");
+  const fs::path model = fs::temp_directory_path() / ("lmf_dpo_gpt2_" + std::to_string(::getpid()));
+  lmf::test::copy_decoder_without_dropout(kFix + "/decoder/gpt2", model);
+  DpoOptions o;
+  o.model_dir = model.string();
+  o.tokenizer_dir = tokenizer_dir();
+  o.train_file = kDir + "/pairs.jsonl";
+  auto obj = make_dpo_objective(o);
+  const auto ref = g.at("ref_logps").to_vector<float>();
+  const size_t n = obj->train_examples().size();
+  ASSERT_EQ(ref.size(), 2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(obj->train_examples()[i].ref_chosen, ref[i], 1e-4 * std::abs(ref[i])) << i;
+    EXPECT_NEAR(obj->train_examples()[i].ref_rejected, ref[n + i], 1e-4 * std::abs(ref[n + i]));
+  }
+  const fs::path out = model.string() + "_out";
+  fs::remove_all(out);
+  double logged_grad_norm = -1, logged_loss = -1;
+  lmf::train::train(*obj, lmf::test::one_step_options(out, 4), [&](const Metrics& m) {
+    if (m.count("grad_norm")) logged_grad_norm = m.at("grad_norm");
+    if (m.count("loss")) logged_loss = m.at("loss");
+  });
+  EXPECT_NEAR(logged_loss, g.at("loss").to_vector<float>()[0], 1e-5);
+  const double ref_norm = g.at("grad_norm").to_vector<float>()[0];
+  EXPECT_NEAR(logged_grad_norm, ref_norm, 1e-4 * ref_norm);
+  const io::StateDict after = io::load_safetensors((out / "model.safetensors").string());
+  int checked = 0;
+  for (const auto& [key, v] : after) {
+    ASSERT_TRUE(g.count("param." + key)) << key;
+    EXPECT_LE(lmf::test::rel_l2(v, g.at("param." + key)), 1e-3) << key;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 28);
+  fs::remove_all(out);
+  fs::remove_all(model);
+}
+
 TEST(DpoTrain, LoraStartsAtTheReferenceAndSavesAnAdapter) {
   DpoOptions o;
   o.model_dir = kFix + "/decoder/llama";

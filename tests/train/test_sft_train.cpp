@@ -172,6 +172,40 @@ TEST_P(SftStep, OneTrainerStepMatchesPyTorch) {
   fs::remove_all(out);
 }
 
+// The same step on the tiny GPT-2 (tied LM head, Conv1D layers), dropout set to 0 in both.
+TEST(SftStepGpt2, OneTrainerStepMatchesPyTorch) {
+  const io::StateDict g = io::load_safetensors(kDir + "/step_gpt2.safetensors");
+  const fs::path model = fs::temp_directory_path() / ("lmf_sft_gpt2_" + std::to_string(::getpid()));
+  lmf::test::copy_decoder_without_dropout(kFix + "/decoder/gpt2", model);
+  SftOptions o;
+  o.model_dir = model.string();
+  o.tokenizer_dir = tokenizer_folder(true);
+  o.train_file = kDir + "/alpaca.json";
+  auto obj = make_sft_objective(o);
+  const fs::path out = model.string() + "_out";
+  fs::remove_all(out);
+  double logged_grad_norm = -1, logged_loss = -1;
+  lmf::train::train(*obj, lmf::test::one_step_options(out, 4), [&](const Metrics& m) {
+    if (m.count("grad_norm")) logged_grad_norm = m.at("grad_norm");
+    if (m.count("loss")) logged_loss = m.at("loss");
+  });
+  const double ref = g.at("loss").to_vector<float>()[0];
+  EXPECT_NEAR(logged_loss, ref, 1e-4 * ref);
+  const double ref_norm = g.at("grad_norm").to_vector<float>()[0];
+  EXPECT_NEAR(logged_grad_norm, ref_norm, 1e-4 * ref_norm);
+  const io::StateDict after = io::load_safetensors((out / "model.safetensors").string());
+  int checked = 0;
+  for (const auto& [name, t_new] : after) {
+    auto p = g.find("param." + name);
+    ASSERT_NE(p, g.end()) << name;
+    EXPECT_LE(lmf::test::rel_l2(t_new, p->second), 1e-3) << name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 28);
+  fs::remove_all(out);
+  fs::remove_all(model);
+}
+
 TEST(SftData, TruncationKeepsTheStartAndDropsUntrainedExamples) {
   SftOptions o;
   o.model_dir = kFix + "/decoder/llama";
