@@ -18,9 +18,15 @@ export LMFORGE_NUM_THREADS=${LMFORGE_NUM_THREADS:-2}
   echo "run scripts/runs/smollm2_hh_preferences.sh first (it makes $HH/base and $HH/rm)" >&2
   exit 1
 }
-"$LMF" finetune --task ppo --model "$HH/base" --reward-model "$HH/rm" --train "$HH/hh.jsonl" \
-  --eval-split 0.1 --max-train-examples "$PROMPTS" --max-eval-examples "$EVAL_PROMPTS" \
-  --max-prompt-length 128 --response-length 32 --stop-token eos --temperature 0.7 \
-  --batch-size 8 --eval-batch-size 16 --num-ppo-epochs 4 --num-mini-batches 1 \
-  --lr ${LR:-1e-5} --kl-coef 0.05 --epochs 1 --eval-steps "$EVAL_STEPS" --save-steps 12 \
-  --seed 42 -o "$HH/ppo" ${RESUME:+--resume} | tee "$HH/ppo.log"
+COMMON=(finetune --task ppo --model "$HH/base" --reward-model "$HH/rm" --train "$HH/hh.jsonl"
+  --eval-split 0.1 --max-train-examples "$PROMPTS" --max-eval-examples "$EVAL_PROMPTS"
+  --max-prompt-length 128 --response-length 32 --stop-token eos --temperature 0.7
+  --batch-size 8 --eval-batch-size 16 --num-ppo-epochs 4 --num-mini-batches 1 --kl-coef 0.05
+  --seed 42)
+# The starting policy's held-out score: one update at lr 1e-12, then the same evaluation (same
+# prompts, same sampling seeds) as the run's.
+[ -f "$HH/ppo_start.json" ] || "$LMF" "${COMMON[@]}" --lr 1e-12 --max-steps 1 --save-steps 0 \
+  -o "$HH/ppo_start" --json | tail -1 > "$HH/ppo_start.json"
+[ "${START_ONLY:-0}" = 1 ] && exit 0
+"$LMF" "${COMMON[@]}" --lr ${LR:-1e-5} --epochs 1 --eval-steps "$EVAL_STEPS" --save-steps 12 \
+  -o "$HH/ppo" ${RESUME:+--resume} | tee "$HH/ppo.log"

@@ -86,14 +86,27 @@ namespace {
 // left to malloc, the 0.1-1 MB activations of a decoder's prompt pieces fragment its heap (73 MB
 // freed but resident after a SmolLM2 prefill, against ~20 MB of reused blocks here).
 constexpr size_t kLargeBlock = size_t{64} << 10;
-// LMFORGE_BLOCK_CACHE_MB overrides the 1 GiB (0: no cache, every block goes back to malloc).
+// The default limit: a quarter of the physical memory, at least 1 GiB and at most 8 GiB. A training
+// step frees more than 1 GiB of activations (SmolLM2-135M, 4 x 256 tokens: ~2-3 GiB); what the
+// cache cannot keep goes back to malloc, which unmaps it, and the next step faults it in again:
+// measured on the 2-core machine, a full fine-tune step took 5.6-5.9 s with 1 GiB and 4.5 s with
+// 4 GiB (8 GiB: the same), peak RSS +3 %; LoRA 3.7 -> 3.6 s with RSS 4.4 -> 3.7 GB (less
+// fragmentation). The peak is bounded by the step's own peak, since blocks are only cached once
+// freed. LMFORGE_BLOCK_CACHE_MB overrides it (0: no cache, every block goes back to malloc).
 size_t cache_limit() {
   static const size_t limit = [] {
+    size_t fallback = size_t{1} << 30;
+#if defined(__linux__)
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0)
+      fallback = std::clamp<size_t>(static_cast<size_t>(pages) * static_cast<size_t>(page) / 4,
+                                    size_t{1} << 30, size_t{8} << 30);
+#endif
     const char* env = std::getenv("LMFORGE_BLOCK_CACHE_MB");
-    if (env == nullptr || *env == '\0') return size_t{1} << 30;
+    if (env == nullptr || *env == '\0') return fallback;
     char* end = nullptr;
     const unsigned long long mb = std::strtoull(env, &end, 10);
-    return end != nullptr && *end == '\0' ? static_cast<size_t>(mb) << 20 : size_t{1} << 30;
+    return end != nullptr && *end == '\0' ? static_cast<size_t>(mb) << 20 : fallback;
   }();
   return limit;
 }
