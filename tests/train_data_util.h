@@ -2,6 +2,9 @@
 // a temp folder, the message of the lmf::Error a call throws, L2 norms and relative differences of
 // tensors (the goldens' tolerances are relative L2).
 #pragma once
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -11,6 +14,7 @@
 
 #include "lmforge/core/error.h"
 #include "lmforge/core/tensor.h"
+#include "lmforge/io/checkpoint.h"
 #include "lmforge/train/trainer.h"
 
 namespace lmf::test {
@@ -90,6 +94,39 @@ inline void copy_decoder_without_dropout(const std::filesystem::path& src,
        {"attn_pdrop", "embd_pdrop", "resid_pdrop", "summary_first_dropout", "attention_dropout"})
     if (c.contains(k)) c[k] = 0.0;
   std::ofstream(dst / "config.json") << c.dump(2);
+}
+
+// Every tensor of the model.safetensors a one-step run wrote against the golden's
+// "param.<name>": a failure when the golden lacks it, else rel-L2 <= 1e-3 (the goldens' tolerance
+// for updated parameters). Returns how many were compared, for the caller's count check.
+inline int expect_saved_params_match_golden(const std::filesystem::path& model_file,
+                                            const lmf::io::StateDict& golden) {
+  const lmf::io::StateDict after = lmf::io::load_safetensors(model_file.string());
+  int checked = 0;
+  for (const auto& [name, t] : after) {
+    auto p = golden.find("param." + name);
+    if (p == golden.end()) {
+      ADD_FAILURE() << "the golden has no param." << name;
+      continue;
+    }
+    EXPECT_LE(rel_l2(t, p->second), 1e-3) << name;
+    ++checked;
+  }
+  return checked;
+}
+
+// The tiny decoders' tokenizer (fixtures/decoder/llama/tokenizer.json) with <s>, </s>, <pad> and
+// <unk> as its special tokens and no chat template, in <temp dir>/lmf_<tag>_tok_<pid>.
+inline std::string tiny_decoder_tokenizer(const std::string& fixtures, const std::string& tag) {
+  namespace fs = std::filesystem;
+  const fs::path d =
+      fs::temp_directory_path() / ("lmf_" + tag + "_tok_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  fs::copy_file(fixtures + "/decoder/llama/tokenizer.json", d / "tokenizer.json",
+                fs::copy_options::overwrite_existing);
+  std::ofstream(d / "tokenizer_config.json")
+      << R"({"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"})";
+  return d.string();
 }
 
 }  // namespace lmf::test

@@ -207,7 +207,7 @@ int run_translation(FinetuneCli& o) {
   return train_and_report(*obj, o.trainer, o.json, "finetune");
 }
 
-// The data and model fields sft, reward and dpo options share, from the finetune flags.
+// The data and model fields sft, reward, dpo and ppo options share, from the finetune flags.
 template <class T>
 void fill_decoder_task(T& t, const FinetuneCli& o) {
   t.model_dir = o.data.model_dir;
@@ -216,7 +216,8 @@ void fill_decoder_task(T& t, const FinetuneCli& o) {
   t.eval_file = o.data.eval_file;
   t.eval_split = o.data.eval_fraction;
   t.seed = o.trainer.seed;
-  if (o.max_length_given) t.max_length = o.data.max_length;
+  if constexpr (requires { t.max_length; })  // ppo limits prompts with --max-prompt-length
+    if (o.max_length_given) t.max_length = o.data.max_length;
   t.strict_data = o.sft.strict_data;
   t.eval_batch_size = o.data.eval_batch_size;
   t.max_train_examples = o.data.max_train_examples;
@@ -302,16 +303,7 @@ int run_dpo(FinetuneCli& o) {
 
 int run_ppo(FinetuneCli& o) {
   train::PpoOptions& p = o.ppo;
-  p.model_dir = o.data.model_dir;
-  p.chat_template_file = o.sft.chat_template_file;
-  p.train_file = o.data.train_file;
-  p.eval_file = o.data.eval_file;
-  p.eval_split = o.data.eval_fraction;
-  p.seed = o.trainer.seed;
-  p.strict_data = o.sft.strict_data;
-  p.eval_batch_size = o.data.eval_batch_size;
-  p.max_train_examples = o.data.max_train_examples;
-  p.max_eval_examples = o.data.max_eval_examples;
+  fill_decoder_task(p, o);
   p.ppo.per_device_train_batch_size = o.trainer.per_device_train_batch_size;
   p.ppo.gradient_accumulation_steps = o.trainer.gradient_accumulation_steps;
   // TRL's PPOTrainer never clips gradients and logs every update.

@@ -91,8 +91,12 @@ double var_unbiased(const std::vector<double>& v) {
 
 // ---- objective ----------------------------------------------------------------------------------
 
+// Rows of prompt + response as TRL's forward() feeds them: padding as id 0 with mask 0, positions
+// the exclusive cumsum of the mask. `lm`: the policy's inputs, logits kept for positions
+// context - 1 ... end (the response's predictions); `score`: the score heads' inputs, every
+// position's output.
 struct PpoObjective::Batch {
-  Tensor ids, mask, pos;  // [n, context + length]; padding as id 0 / mask 0, exclusive cumsum
+  models::DecoderInputs lm, score;
   int64_t n = 0, T = 0;
 };
 
@@ -217,9 +221,13 @@ PpoObjective::Batch PpoObjective::make_batch(const PpoRollout& r,
       c += m[t];
     }
   }
-  b.ids = Tensor::from_vector(ids, {b.n, b.T});
-  b.mask = Tensor::from_vector(mask, {b.n, b.T});
-  b.pos = Tensor::from_vector(pos, {b.n, b.T});
+  b.score.input_ids = Tensor::from_vector(ids, {b.n, b.T});
+  b.score.attention_mask = Tensor::from_vector(mask, {b.n, b.T});
+  b.score.position_ids = Tensor::from_vector(pos, {b.n, b.T});
+  b.score.score_every_position = true;
+  b.lm = b.score;
+  b.lm.score_every_position = false;
+  b.lm.logits_to_keep = r.length + 1;
   return b;
 }
 
@@ -288,14 +296,9 @@ PpoRollout PpoObjective::rollout(const std::vector<std::vector<int64_t>>& querie
     std::vector<int64_t> rows;
     for (int64_t b = start; b < std::min(B, start + chunk); ++b) rows.push_back(b);
     const Batch batch = make_batch(r, rows);
-    models::DecoderInputs in;
-    in.input_ids = batch.ids;
-    in.attention_mask = batch.mask;
-    in.position_ids = batch.pos;
-    in.logits_to_keep = R + 1;  // positions context - 1 ... end: the response's predictions
     for (int which = 0; which < 2; ++which) {
       const Tensor logits =
-          (which == 0 ? policy_ : ref_)->forward(in).logits.contiguous();  // [n, R + 1, V]
+          (which == 0 ? policy_ : ref_)->forward(batch.lm).logits.contiguous();  // [n, R + 1, V]
       const int64_t V = logits.size(2);
       const float* x = logits.data<float>();
       std::vector<float>& dst = which == 0 ? r.logprobs : r.ref_logprobs;
@@ -311,11 +314,9 @@ PpoRollout PpoObjective::rollout(const std::vector<std::vector<int64_t>>& querie
         }
       }
     }
-    models::DecoderInputs vin = in;
-    vin.logits_to_keep = 0;
-    vin.score_every_position = true;
     {
-      const auto v = value_->forward(vin).logits.contiguous().to_vector<float>();  // [n, T, 1]
+      const auto v =
+          value_->forward(batch.score).logits.contiguous().to_vector<float>();  // [n, T, 1]
       for (int64_t i = 0; i < batch.n; ++i) {
         const int64_t b = rows[i];
         for (int64_t t = 0; t < R; ++t)
@@ -323,7 +324,7 @@ PpoRollout PpoObjective::rollout(const std::vector<std::vector<int64_t>>& querie
       }
     }
     {
-      const auto s = reward_->forward(vin).logits.contiguous().to_vector<float>();
+      const auto s = reward_->forward(batch.score).logits.contiguous().to_vector<float>();
       for (int64_t i = 0; i < batch.n; ++i) {
         const int64_t b = rows[i];
         r.scores[b] = s[i * batch.T + ctx + r.sequence_lengths[b]];
@@ -418,13 +419,8 @@ Metrics PpoObjective::ppo_epochs(const PpoRollout& r, Generator& rng,
         const std::span<const int64_t> rows(perm.data() + us, static_cast<size_t>(ue - us));
         const int64_t n = ue - us;
         const Batch batch = make_batch(r, rows);
-        models::DecoderInputs in;
-        in.input_ids = batch.ids;
-        in.attention_mask = batch.mask;
-        in.position_ids = batch.pos;
-        in.logits_to_keep = R + 1;
         // New log-probabilities with their graph: -CE of the scaled logits at the response tokens.
-        const Tensor logits = policy_->forward(in).logits;  // [n, R + 1, V]
+        const Tensor logits = policy_->forward(batch.lm).logits;  // [n, R + 1, V]
         const int64_t V = logits.size(2);
         const Tensor scaled = div(logits.narrow(1, 0, R), Tensor::scalar(temp, logits.dtype()));
         std::vector<int64_t> targets(n * R);
@@ -435,10 +431,7 @@ Metrics PpoObjective::ppo_epochs(const PpoRollout& r, Generator& rng,
         const Tensor nll =
             cross_entropy(scaled.reshape({n * R, V}), Tensor::from_vector(targets, {n * R}), -100,
                           0.0, Reduction::none);
-        models::DecoderInputs vin = in;
-        vin.logits_to_keep = 0;
-        vin.score_every_position = true;
-        const Tensor vfull = value_->forward(vin).logits;  // [n, T, 1]
+        const Tensor vfull = value_->forward(batch.score).logits;  // [n, T, 1]
         const Tensor vpred_t = vfull.narrow(1, ctx - 1, R).reshape({n * R});
         const auto nll_v = nll.detach().to_vector<float>();
         const auto vp_v = vpred_t.detach().to_vector<float>();
@@ -544,7 +537,6 @@ Metrics PpoObjective::ppo_epochs(const PpoRollout& r, Generator& rng,
   m["val/ratio"] = mean(ratio_s);
   m["val/ratio_var"] = var_unbiased(ratio_s);
   m["val/num_eos_tokens"] = static_cast<double>(r.num_eos_tokens);
-  (void)ctx;
   return m;
 }
 
@@ -619,15 +611,46 @@ struct PromptRecord {
   ojson messages;
 };
 
-// The reason a messages list is unusable, "" when it is fine.
-std::string check_messages(const ojson& m) {
-  if (!m.is_array() || m.empty()) return "\"messages\" is not a non-empty list";
-  for (const auto& x : m) {
-    if (!x.is_object() || !x.contains("role") || !x["role"].is_string() || !x.contains("content") ||
-        !x["content"].is_string())
-      return "a message without string \"role\" and \"content\"";
+struct PromptData {
+  std::vector<PromptRecord> records;
+  std::vector<std::string> skipped;
+};
+
+// Why record j gives no prompt ("" when `r` holds one): a preference pair's extracted prompt, a
+// "prompt" (text or messages), or the "messages" before the first assistant turn.
+std::string parse_prompt_record(const ojson& j, PromptRecord& r) {
+  if (!j.is_object()) return "not a JSON object";
+  if (j.contains("chosen") || j.contains("rejected")) {
+    PreferenceRecord pair;
+    pair.where = r.where;
+    if (std::string why = parse_preference_record(j, pair); !why.empty()) return why;
+    const PreferenceRecord e = extract_prompt(pair);
+    r.chat = e.conversational;
+    r.text = e.prompt;
+    r.messages = e.prompt_messages;
+    return (r.chat ? r.messages.empty() : r.text.empty()) ? "the pair has no common prompt" : "";
   }
-  return "";
+  if (j.contains("prompt")) {
+    const ojson& p = j["prompt"];
+    if (p.is_string()) {
+      r.text = p.get<std::string>();
+      return r.text.empty() ? "an empty \"prompt\"" : "";
+    }
+    r.chat = true;
+    r.messages = p;
+    return is_chat_messages(p) ? "" : "\"prompt\" is neither text nor a list of {role, content}";
+  }
+  if (j.contains("messages")) {
+    if (!is_chat_messages(j["messages"])) return "\"messages\" is not a list of {role, content}";
+    r.chat = true;
+    r.messages = ojson::array();
+    for (const auto& m : j["messages"]) {
+      if (m["role"].get<std::string>() == "assistant") break;
+      r.messages.push_back(m);
+    }
+    return r.messages.empty() ? "the conversation starts with the assistant" : "";
+  }
+  return "no \"prompt\", \"messages\" or \"chosen\"/\"rejected\" field";
 }
 
 }  // namespace
@@ -648,82 +671,11 @@ std::unique_ptr<PpoObjective> make_ppo_objective(const PpoOptions& o, PpoReport*
   const std::optional<std::string> chat_template =
       task_chat_template(tok_dir, o.chat_template_file);
 
-  // Prompts: preference pairs (their extracted prompt) or prompt / messages records.
-  struct PromptData {
-    std::vector<PromptRecord> records;
-    std::vector<std::string> skipped;
-  };
-  auto read = [&](const std::string& path) {
-    PromptData d;
-    bool pairs = false, first = true;
-    for_each_json_record(path, [&](const ojson& j, const std::string&) {
-      if (first) pairs = j.is_object() && j.contains("chosen") && j.contains("rejected");
-      first = false;
-    });
-    if (pairs) {
-      PreferenceData p = read_preference_records(path, o.strict_data);
-      d.skipped = std::move(p.skipped);
-      for (const PreferenceRecord& raw : p.records) {
-        const PreferenceRecord e = extract_prompt(raw);
-        PromptRecord r;
-        r.where = e.where;
-        r.chat = e.conversational;
-        r.text = e.prompt;
-        r.messages = e.prompt_messages;
-        if ((r.chat && r.messages.empty()) || (!r.chat && r.text.empty())) {
-          LMF_CHECK(!o.strict_data, ValueError, "{}: the pair has no common prompt", r.where);
-          d.skipped.push_back(r.where + ": the pair has no common prompt");
-          continue;
-        }
-        d.records.push_back(std::move(r));
-      }
-      return d;
-    }
-    for_each_json_record(path, [&](const ojson& j, const std::string& where) {
-      PromptRecord r;
-      r.where = where;
-      std::string why;
-      if (!j.is_object()) {
-        why = "not a JSON object";
-      } else if (j.contains("prompt")) {
-        const ojson& p = j["prompt"];
-        if (p.is_string()) {
-          r.text = p.get<std::string>();
-          if (r.text.empty()) why = "an empty \"prompt\"";
-        } else {
-          why = check_messages(p);
-          r.chat = true;
-          r.messages = p;
-        }
-      } else if (j.contains("messages")) {
-        why = check_messages(j["messages"]);
-        if (why.empty()) {
-          r.chat = true;
-          r.messages = ojson::array();
-          for (const auto& m : j["messages"]) {
-            if (m["role"].get<std::string>() == "assistant") break;
-            r.messages.push_back(m);
-          }
-          if (r.messages.empty()) why = "the conversation starts with the assistant";
-        }
-      } else {
-        why = "no \"prompt\", \"messages\" or \"chosen\"/\"rejected\" field";
-      }
-      if (!why.empty()) {
-        LMF_CHECK(!o.strict_data, ValueError, "{}: {} (drop --strict-data to skip such records)",
-                  where, why);
-        d.skipped.push_back(where + ": " + why);
-        return;
-      }
-      d.records.push_back(std::move(r));
-    });
-    LMF_CHECK(!d.records.empty(), ValueError, "{}: no usable prompt ({} malformed{}{})", path,
-              d.skipped.size(), d.skipped.empty() ? "" : ", e.g. ",
-              d.skipped.empty() ? "" : d.skipped.front());
-    return d;
-  };
-  auto split = read_train_eval<PromptData>(read, o.train_file, o.eval_file, o.eval_split, o.seed,
-                                           o.max_train_examples, o.max_eval_examples);
+  auto split = read_train_eval<PromptData>(
+      [&](const std::string& f) {
+        return read_usable_records<PromptData>(f, o.strict_data, "prompt", parse_prompt_record);
+      },
+      o.train_file, o.eval_file, o.eval_split, o.seed, o.max_train_examples, o.max_eval_examples);
   rep.skipped = std::move(split.skipped);
 
   std::unique_ptr<models::DecoderModel> policy = load_or_create_causal_lm(o.model_dir, "", o.seed);

@@ -30,7 +30,9 @@ bool blank(const std::string& s) {
   return s.find_first_not_of(" \t\r\n") == std::string::npos;
 }
 
-bool is_messages(const ojson& v) {
+}  // namespace
+
+bool is_chat_messages(const ojson& v) {
   if (!v.is_array() || v.empty()) return false;
   for (const auto& m : v)
     if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
@@ -39,7 +41,7 @@ bool is_messages(const ojson& v) {
   return true;
 }
 
-std::string parse_pair(const ojson& j, PreferenceRecord& r) {
+std::string parse_preference_record(const ojson& j, PreferenceRecord& r) {
   if (!j.is_object()) return "not a JSON object";
   for (const char* k : {"chosen", "rejected"})
     if (!j.contains(k) || j[k].is_null()) return fmt::format("no \"{}\" field", k);
@@ -52,7 +54,7 @@ std::string parse_pair(const ojson& j, PreferenceRecord& r) {
     if (p.is_string()) r.prompt = p.get<std::string>();
     if (blank(r.chosen) || blank(r.rejected)) return "an empty chosen or rejected answer";
     if (r.chosen == r.rejected) return "chosen equals rejected (nothing to prefer)";
-  } else if (is_messages(c) && is_messages(x) && (p.is_null() || is_messages(p))) {
+  } else if (is_chat_messages(c) && is_chat_messages(x) && (p.is_null() || is_chat_messages(p))) {
     r.conversational = true;
     r.chosen_messages = c;
     r.rejected_messages = x;
@@ -69,28 +71,11 @@ std::string parse_pair(const ojson& j, PreferenceRecord& r) {
   return "";
 }
 
-}  // namespace
-
 PreferenceData read_preference_records(const std::string& path, bool strict) {
   LMF_CHECK(path.size() < 3 || path.compare(path.size() - 3, 3, ".gz") != 0, ValueError,
             "{}: compressed; decompress it first (gunzip -k {})", path, path);
-  PreferenceData out;
-  auto take = [&](const ojson& j, const std::string& where) {
-    PreferenceRecord r;
-    r.where = where;
-    const std::string why = parse_pair(j, r);
-    if (why.empty()) {
-      out.records.push_back(std::move(r));
-      return;
-    }
-    LMF_CHECK(!strict, ValueError, "{}: {} (drop --strict-data to skip such records)", where, why);
-    out.skipped.push_back(where + ": " + why);
-  };
-  for_each_json_record(path, take);
-  LMF_CHECK(!out.records.empty(), ValueError, "{}: no usable preference pair ({} malformed{}{})",
-            path, out.skipped.size(), out.skipped.empty() ? "" : ", e.g. ",
-            out.skipped.empty() ? "" : out.skipped.front());
-  return out;
+  return read_usable_records<PreferenceData>(path, strict, "preference pair",
+                                             parse_preference_record);
 }
 
 // ---- objective ----------------------------------------------------------------------------------

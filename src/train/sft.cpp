@@ -97,23 +97,7 @@ ojson first_messages(const ojson& m, size_t n) {
 }  // namespace
 
 SftData read_sft_records(const std::string& path, bool strict) {
-  SftData out;
-  auto take = [&](const ojson& j, const std::string& where) {
-    SftRecord r;
-    r.where = where;
-    const std::string why = parse_record(j, r);
-    if (why.empty()) {
-      out.records.push_back(std::move(r));
-      return;
-    }
-    LMF_CHECK(!strict, ValueError, "{}: {} (drop --strict-data to skip such records)", where, why);
-    out.skipped.push_back(where + ": " + why);
-  };
-  for_each_json_record(path, take);
-  LMF_CHECK(!out.records.empty(), ValueError, "{}: no usable record ({} malformed{}{})", path,
-            out.skipped.size(), out.skipped.empty() ? "" : ", e.g. ",
-            out.skipped.empty() ? "" : out.skipped.front());
-  return out;
+  return read_usable_records<SftData>(path, strict, "record", parse_record);
 }
 
 LmExample sft_example(const SftRecord& r, const tok::Tokenizer& t, const SftFormat& f) {
@@ -203,27 +187,22 @@ std::unique_ptr<ClmObjective> make_sft_objective(const SftOptions& o, SftReport*
     out.reserve(records.size());
     for (const SftRecord& r : records) {
       LmExample ex = sft_example(r, tokenizer, f);
-      check_ids_in_vocab(ex.input_ids, vocab, r.where);
+      // With packing, the packer truncates (bfd) or splits (bfd_split), and nothing is dropped.
       if (ex.size() > o.max_length) {
         ++rep.truncated;
-        if (o.packing) {  // the packer truncates (bfd) or splits (bfd_split), and drops nothing
-          out.push_back(std::move(ex));
-          continue;
+        if (!o.packing) {
+          ex.input_ids.resize(o.max_length);  // TRL's truncation_mode keep_start
+          if (!ex.labels.empty()) ex.labels.resize(o.max_length);
         }
-        ex.input_ids.resize(o.max_length);  // TRL's truncation_mode keep_start
-        if (!ex.labels.empty()) ex.labels.resize(o.max_length);
-      }
-      if (o.packing) {
-        out.push_back(std::move(ex));
-        continue;
       }
       const bool trained = ex.labels.empty() ? ex.size() > 1
                                              : std::any_of(ex.labels.begin(), ex.labels.end(),
                                                            [](int32_t l) { return l != -100; });
-      if (!trained) {
+      if (!trained && !o.packing) {
         ++rep.dropped;
         continue;
       }
+      check_ids_in_vocab(ex.input_ids, vocab, r.where);
       out.push_back(std::move(ex));
     }
     return out;

@@ -687,81 +687,73 @@ void Trainer::train_step(const std::vector<int64_t>& order, int64_t u) {
   const int64_t n = plan_.num_examples;
   const int64_t first_batch = u * acc;
   const int64_t last_batch = std::min(first_batch + acc, plan_.batches_per_epoch);
-  // HF 5.x divides by the number of micro-batches of this update (fewer at the end of an epoch),
-  // or, for an objective that counts its loss items (num_items_in_batch), weights each micro-batch
-  // by its share of the update's items.
-  const int64_t micro = last_batch - first_batch;
-  const auto micro_idx = [&](int64_t mb) {
-    const int64_t lo = mb * b, hi = std::min(n, lo + b);
+  const auto examples = [&](int64_t lo, int64_t hi) {  // order[lo, min(n, hi))
+    hi = std::min(n, hi);
     return std::span<const int64_t>(order.data() + lo, static_cast<size_t>(hi - lo));
   };
-  std::vector<double> weight;  // empty: 1 / micro
-  if (micro > 1) {
-    std::vector<int64_t> items(micro);
-    int64_t total = 0;
-    for (int64_t m = 0; m < micro; ++m)
-      total += items[m] = obj_.loss_items(micro_idx(first_batch + m));
-    if (total > 0 && std::all_of(items.begin(), items.end(), [](int64_t i) { return i > 0; }))
-      for (int64_t m = 0; m < micro; ++m)
-        weight.push_back(static_cast<double>(items[m]) / static_cast<double>(total));
-  }
-  double step_loss = 0;
-  // An objective that runs its own update (PPO) gets all the update's examples at once.
   const auto optimizer_step = [&] {
     obj_.before_optimizer_step();
     last_grad_norm_ = optim::clip_grad_norm_(
         params_, o_.max_grad_norm > 0 ? o_.max_grad_norm : std::numeric_limits<double>::infinity());
-    last_lr_ = *opt_->param_groups().front().lr;
+    last_lr_ = *opt_->param_groups().front().lr;  // the lr this step uses (what HF 5.x logs)
     opt_->step();
     opt_->zero_grad();
   };
-  const int64_t lo_all = first_batch * b, hi_all = std::min(n, last_batch * b);
-  std::optional<Objective::UpdateResult> own = obj_.update(
-      std::span<const int64_t>(order.data() + lo_all, static_cast<size_t>(hi_all - lo_all)),
-      batch_rng_, optimizer_step);
-  if (own) {
-    sched_->step();
-    st_.log_tokens += own->tokens;
-    tokens_seen_ += own->tokens;
-    examples_seen_ += hi_all - lo_all;
-    for (const auto& [k, v] : own->parts) {
+  const auto count = [&](int64_t tokens, size_t batch_examples, const Metrics& parts) {
+    st_.log_tokens += tokens;
+    tokens_seen_ += tokens;
+    examples_seen_ += static_cast<int64_t>(batch_examples);
+    for (const auto& [k, v] : parts) {
       auto& acc_part = st_.log_parts[k];
       acc_part.first += v;
       acc_part.second += 1;
     }
+  };
+  double step_loss = 0;
+  // An objective that runs its own update (PPO) gets all the update's examples at once and calls
+  // optimizer_step itself.
+  const std::span<const int64_t> all = examples(first_batch * b, last_batch * b);
+  if (std::optional<Objective::UpdateResult> own = obj_.update(all, batch_rng_, optimizer_step)) {
+    count(own->tokens, all.size(), own->parts);
     step_loss = own->loss;
-  }
-  for (int64_t mb = first_batch; mb < last_batch && !own; ++mb) {
-    const int64_t lo = mb * b, hi = std::min(n, lo + b);
-    std::span<const int64_t> idx = micro_idx(mb);
-    Objective::BatchLoss bl = obj_.loss(idx, batch_rng_);
-    LMF_CHECK(bl.loss.defined() && bl.loss.numel() == 1, ValueError,
-              "trainer: Objective::loss must return a scalar loss, got {}",
-              bl.loss.defined() ? bl.loss.describe() : "an undefined tensor");
-    const double value = bl.loss.item();
-    Tensor scaled = bl.loss;
-    if (!weight.empty()) {
-      scaled = mul(bl.loss, weight[mb - first_batch]);
-      step_loss += value * weight[mb - first_batch];
-    } else {
-      if (micro > 1)
-        scaled = div(bl.loss, Tensor::scalar(static_cast<double>(micro), bl.loss.dtype()));
-      step_loss += value / static_cast<double>(micro);
+  } else {
+    // HF 5.x divides by the number of micro-batches of this update (fewer at the end of an epoch),
+    // or, for an objective that counts its loss items (num_items_in_batch), weights each
+    // micro-batch by its share of the update's items.
+    const int64_t micro = last_batch - first_batch;
+    const auto micro_idx = [&](int64_t mb) { return examples(mb * b, mb * b + b); };
+    std::vector<double> weight;  // empty: 1 / micro
+    if (micro > 1) {
+      std::vector<int64_t> items(micro);
+      int64_t total = 0;
+      for (int64_t m = 0; m < micro; ++m)
+        total += items[m] = obj_.loss_items(micro_idx(first_batch + m));
+      if (total > 0 && std::all_of(items.begin(), items.end(), [](int64_t i) { return i > 0; }))
+        for (int64_t m = 0; m < micro; ++m)
+          weight.push_back(static_cast<double>(items[m]) / static_cast<double>(total));
     }
-    scaled.backward();
-    st_.log_tokens += bl.tokens;
-    tokens_seen_ += bl.tokens;
-    examples_seen_ += hi - lo;
-    for (const auto& [k, v] : bl.parts) {
-      auto& acc_part = st_.log_parts[k];
-      acc_part.first += v;
-      acc_part.second += 1;
+    for (int64_t mb = first_batch; mb < last_batch; ++mb) {
+      std::span<const int64_t> idx = micro_idx(mb);
+      Objective::BatchLoss bl = obj_.loss(idx, batch_rng_);
+      LMF_CHECK(bl.loss.defined() && bl.loss.numel() == 1, ValueError,
+                "trainer: Objective::loss must return a scalar loss, got {}",
+                bl.loss.defined() ? bl.loss.describe() : "an undefined tensor");
+      const double value = bl.loss.item();
+      Tensor scaled = bl.loss;
+      if (!weight.empty()) {
+        scaled = mul(bl.loss, weight[mb - first_batch]);
+        step_loss += value * weight[mb - first_batch];
+      } else {
+        if (micro > 1)
+          scaled = div(bl.loss, Tensor::scalar(static_cast<double>(micro), bl.loss.dtype()));
+        step_loss += value / static_cast<double>(micro);
+      }
+      scaled.backward();
+      count(bl.tokens, idx.size(), bl.parts);
     }
+    optimizer_step();
   }
-  if (!own) {
-    optimizer_step();  // logs the lr this step uses (what HF 5.x logs)
-    sched_->step();
-  }
+  sched_->step();
   st_.global_step += 1;
   st_.step_in_epoch = u + 1;
   st_.epoch = static_cast<double>(st_.epoch_index) +

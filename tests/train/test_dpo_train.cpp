@@ -26,13 +26,7 @@ const std::string kFix = std::string(LMF_FIXTURES_DIR);
 const std::string kDir = kFix + "/dpo";
 
 std::string tokenizer_dir() {
-  const fs::path d = fs::temp_directory_path() / ("lmf_dpo_tok_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  fs::copy_file(kFix + "/decoder/llama/tokenizer.json", d / "tokenizer.json",
-                fs::copy_options::overwrite_existing);
-  std::ofstream(d / "tokenizer_config.json")
-      << R"({"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"})";
-  return d.string();
+  return lmf::test::tiny_decoder_tokenizer(kFix, "dpo");
 }
 
 TEST(DpoData, ExtractPromptIsTrls) {
@@ -88,13 +82,7 @@ TEST(DpoTrain, OneTrainerStepMatchesTrl) {
   EXPECT_EQ(logged_acc, g.at("rewards_accuracy").to_vector<float>()[0]);
   const double ref_norm = g.at("grad_norm").to_vector<float>()[0];
   EXPECT_NEAR(logged_grad_norm, ref_norm, 1e-4 * ref_norm);
-  const io::StateDict after = io::load_safetensors((out / "model.safetensors").string());
-  int checked = 0;
-  for (const auto& [key, v] : after) {
-    ASSERT_TRUE(g.count("param." + key)) << key;
-    EXPECT_LE(lmf::test::rel_l2(v, g.at("param." + key)), 1e-3) << key;
-    ++checked;
-  }
+  const int checked = lmf::test::expect_saved_params_match_golden(out / "model.safetensors", g);
   EXPECT_EQ(checked, 21);
   fs::remove_all(out);
 }
@@ -126,13 +114,7 @@ TEST(DpoTrain, OneTrainerStepMatchesTrlGpt2) {
   EXPECT_NEAR(logged_loss, g.at("loss").to_vector<float>()[0], 1e-5);
   const double ref_norm = g.at("grad_norm").to_vector<float>()[0];
   EXPECT_NEAR(logged_grad_norm, ref_norm, 1e-4 * ref_norm);
-  const io::StateDict after = io::load_safetensors((out / "model.safetensors").string());
-  int checked = 0;
-  for (const auto& [key, v] : after) {
-    ASSERT_TRUE(g.count("param." + key)) << key;
-    EXPECT_LE(lmf::test::rel_l2(v, g.at("param." + key)), 1e-3) << key;
-    ++checked;
-  }
+  const int checked = lmf::test::expect_saved_params_match_golden(out / "model.safetensors", g);
   EXPECT_EQ(checked, 28);
   fs::remove_all(out);
   fs::remove_all(model);

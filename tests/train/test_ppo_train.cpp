@@ -33,13 +33,7 @@ const std::string kFix = std::string(LMF_FIXTURES_DIR);
 const std::string kDir = kFix + "/ppo";
 
 std::string tokenizer_dir() {
-  const fs::path d = fs::temp_directory_path() / ("lmf_ppo_tok_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  fs::copy_file(kFix + "/decoder/llama/tokenizer.json", d / "tokenizer.json",
-                fs::copy_options::overwrite_existing);
-  std::ofstream(d / "tokenizer_config.json")
-      << R"({"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"})";
-  return d.string();
+  return lmf::test::tiny_decoder_tokenizer(kFix, "ppo");
 }
 
 void set_param(models::DecoderModel& m, const std::string& name, const Tensor& value) {

@@ -39,6 +39,31 @@ void for_each_json_record(
     const std::string& path,
     const std::function<void(const nlohmann::ordered_json&, const std::string&)>& fn);
 
+// The records of a JSON(L) file that `parse(json, record)` accepts (it returns why a record is
+// unusable, "" when it is usable; record.where is "file:line" before the call). Unusable ones are
+// skipped and listed as "where: why" in `skipped`, or with `strict` refused (ValueError naming
+// file:line); a file without a usable record is a ValueError naming `what` ("preference pair").
+// `Data` has `records` (of a type with `where`) and `skipped`.
+template <class Data, class Parse>
+Data read_usable_records(const std::string& path, bool strict, const char* what, Parse parse) {
+  Data out;
+  for_each_json_record(path, [&](const nlohmann::ordered_json& j, const std::string& where) {
+    typename decltype(Data::records)::value_type r;
+    r.where = where;
+    const std::string why = parse(j, r);
+    if (why.empty()) {
+      out.records.push_back(std::move(r));
+      return;
+    }
+    LMF_CHECK(!strict, ValueError, "{}: {} (drop --strict-data to skip such records)", where, why);
+    out.skipped.push_back(where + ": " + why);
+  });
+  LMF_CHECK(!out.records.empty(), ValueError, "{}: no usable {} ({} malformed{}{})", path, what,
+            out.skipped.size(), out.skipped.empty() ? "" : ", e.g. ",
+            out.skipped.empty() ? "" : out.skipped.front());
+  return out;
+}
+
 // The named special tokens of a tokenizer folder's tokenizer_config.json as chat templates see them
 // (bos_token, eos_token, ...; empty without the file) and its EOS string ("" when none).
 struct TokenizerSpecials {

@@ -37,6 +37,12 @@ struct PreferenceData {
   std::vector<std::string> skipped;  // "where: why" of every malformed record
 };
 
+// A non-empty list of {"role": string, "content": string} messages.
+bool is_chat_messages(const nlohmann::ordered_json& v);
+// Fills `r` (whose `where` the caller sets) from one record {"chosen", "rejected"[, "prompt",
+// "margin"]}; returns why the record is unusable, "" when it is usable.
+std::string parse_preference_record(const nlohmann::ordered_json& j, PreferenceRecord& r);
+
 // JSON Lines (or one JSON array) of {"chosen", "rejected"} with an optional "prompt" and
 // "margin"; each side a string or a list of {role, content} messages. Malformed records (a missing
 // or empty side, chosen equal to rejected, mixed strings and messages) are skipped and listed, or
